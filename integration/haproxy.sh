@@ -1,0 +1,216 @@
+#!/usr/bin/env bash
+# Reference HAProxy (fcgi-app) in front of the php-fpm nodes, for benchmarks.
+set -euo pipefail
+
+# shellcheck disable=SC2034 # used by lib.sh
+PROG=haproxy.sh
+HERE=$(cd -P -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd -P)
+# shellcheck source=SCRIPTDIR/lib.sh
+source "$HERE/lib.sh"
+
+usage() {
+    cat <<'EOF'
+usage:
+  haproxy.sh start --dir DIR --listen IP:PORT --backends "ADDR ..." --docroot DOCROOT
+                   [--maxconn N] [--threads N] [--cluster CLUSTER_DIR]
+  haproxy.sh stop   --dir DIR
+  haproxy.sh status --dir DIR
+
+--backends  space separated; IP:PORT, unix:/path or /path, optionally "name=" prefixed
+            (the NODES value of cluster.env can be passed as is).
+--maxconn N per-server maxconn (default: CHILDREN from --cluster, else 4); set it to
+            pm.max_children so HAProxy queues instead of overflowing php-fpm.
+--threads N nbthread (default: HAProxy's default, one per CPU).
+--cluster   take --backends/--docroot/--maxconn defaults from CLUSTER_DIR/cluster.env.
+Files: DIR/haproxy.cfg, DIR/haproxy.pid, DIR/haproxy.sock (stats socket), DIR/haproxy.out.
+EOF
+}
+
+haproxy_bin() { find_bin haproxy; }
+
+cmd_stop() {
+    local dir=$1 pid exe
+    pid=$(read_pidfile "$dir/haproxy.pid")
+    exe=$(readlink -f "$(haproxy_bin)")
+    if [[ -z "$pid" ]]; then
+        info "no haproxy pid recorded in $dir; nothing to stop"
+    else
+        stop_pid haproxy "$pid" "$exe" TERM
+    fi
+    rm -f -- "$dir/haproxy.pid" "$dir/haproxy.sock"
+}
+
+cmd_status() {
+    local dir=$1 pid exe listen=""
+    pid=$(read_pidfile "$dir/haproxy.pid")
+    exe=$(readlink -f "$(haproxy_bin)")
+    [[ -f "$dir/haproxy.listen" ]] && listen=$(cat "$dir/haproxy.listen")
+    if [[ -n "$pid" ]] && pid_alive "$pid" "$exe"; then
+        printf '%-14s %-28s pid %-8s running\n' haproxy "$listen" "$pid"
+    else
+        printf '%-14s %-28s pid %-8s not running\n' haproxy "$listen" "${pid:--}"
+        return 1
+    fi
+}
+
+haproxy_ready() {
+    local pid
+    pid=$(read_pidfile "$1/haproxy.pid")
+    [[ -n "$pid" ]] && pid_alive "$pid" "$2" && is_listening "$3"
+}
+
+cmd_start() {
+    local dir=$1
+    shift
+    local listen="" backends="" docroot="" maxconn="" threads="" cluster=""
+    while (($#)); do
+        case $1 in
+            --listen) listen=${2:?--listen needs IP:PORT}; shift 2 ;;
+            --backends) backends=${2:?--backends needs a list}; shift 2 ;;
+            --docroot) docroot=${2:?--docroot needs a path}; shift 2 ;;
+            --maxconn) maxconn=${2:?--maxconn needs a number}; shift 2 ;;
+            --threads) threads=${2:?--threads needs a number}; shift 2 ;;
+            --cluster) cluster=${2:?--cluster needs a directory}; shift 2 ;;
+            -h | --help) usage; exit 0 ;;
+            *) die "unknown option '$1' (see --help)" ;;
+        esac
+    done
+    if [[ -n "$cluster" ]]; then
+        [[ -f "$cluster/cluster.env" ]] || die "$cluster/cluster.env not found (is the cluster started?)"
+        local NODES DOCROOT CHILDREN
+        # shellcheck disable=SC1091
+        NODES=$(source "$cluster/cluster.env" && printf '%s' "$NODES")
+        # shellcheck disable=SC1091
+        DOCROOT=$(source "$cluster/cluster.env" && printf '%s' "$DOCROOT")
+        # shellcheck disable=SC1091
+        CHILDREN=$(source "$cluster/cluster.env" && printf '%s' "${CHILDREN:-}")
+        [[ -n "$backends" ]] || backends=$NODES
+        [[ -n "$docroot" ]] || docroot=$DOCROOT
+        [[ -n "$maxconn" ]] || maxconn=$CHILDREN
+    fi
+    [[ -n "$maxconn" ]] || maxconn=4
+    [[ -n "$listen" ]] || die "--listen IP:PORT is required"
+    [[ -n "$backends" ]] || die "--backends is required"
+    [[ -n "$docroot" ]] || die "--docroot is required"
+    [[ "$docroot" == /* ]] || die "--docroot must be an absolute path (as seen by the php-fpm nodes)"
+    uint_in "$maxconn" 1 1000000 || die "--maxconn must be a positive number"
+    [[ -z "$threads" ]] || uint_in "$threads" 1 4096 || die "--threads must be 1..4096"
+    split_hostport "$listen"
+
+    local haproxy exe pid
+    haproxy=$(haproxy_bin)
+    exe=$(readlink -f "$haproxy")
+    dir=$(abs_dir "$dir")
+    pid=$(read_pidfile "$dir/haproxy.pid")
+    if [[ -n "$pid" ]] && pid_alive "$pid" "$exe"; then
+        die "haproxy already running in $dir (pid $pid); run: $0 stop --dir $dir"
+    fi
+    rm -f -- "$dir/haproxy.pid"
+
+    local busy
+    if ! busy=$(check_free "$listen"); then
+        printf '%s\n' "$busy" >&2
+        die "cannot listen on $listen; haproxy not started"
+    fi
+
+    local servers="" b addr name i=0
+    for b in $backends; do
+        i=$((i + 1))
+        addr=${b#*=}
+        if [[ "$b" == *=* ]]; then name=${b%%=*}; else name=$(printf 'web%02d' "$i"); fi
+        if [[ "$addr" == unix:* ]]; then
+            addr=${addr#unix:}
+        elif [[ "$addr" != /* ]]; then
+            split_hostport "$addr" # validates
+        fi
+        servers+="    server $name $addr proto fcgi maxconn $maxconn"$'\n'
+    done
+    # Global maxconn: HAProxy needs ~2 fds per connection and refuses to start
+    # if it cannot raise RLIMIT_NOFILE accordingly.
+    local hard gmax
+    hard=$(ulimit -Hn)
+    [[ "$hard" == unlimited ]] && hard=1048576
+    gmax=$(((hard - 200) / 2))
+    ((gmax > 10000)) && gmax=10000
+    ((gmax >= 100)) || die "open file limit too low for haproxy (ulimit -Hn = $hard)"
+    local nbthread=""
+    [[ -n "$threads" ]] && nbthread="    nbthread $threads"
+
+    cat >"$dir/haproxy.cfg" <<EOF
+# generated by integration/haproxy.sh
+global
+    daemon
+    pidfile $dir/haproxy.pid
+    maxconn $gmax
+    stats socket $dir/haproxy.sock mode 600 level admin
+$nbthread
+
+defaults
+    mode http
+    timeout connect 5s
+    timeout client 120s
+    timeout server 120s
+    timeout queue 120s
+
+fcgi-app php
+    docroot $docroot
+    index index.php
+    path-info ^(/.+\.php)(/.*)?$
+    option keep-conn
+
+frontend fe
+    bind $listen
+    default_backend php
+
+backend php
+    use-fcgi-app php
+    http-reuse always
+    balance roundrobin
+$servers
+EOF
+    printf '%s\n' "$listen" >"$dir/haproxy.listen"
+
+    if ! "$haproxy" -c -q -f "$dir/haproxy.cfg" </dev/null >"$dir/haproxy.out" 2>&1; then
+        cat "$dir/haproxy.out" >&2
+        die "haproxy configuration check failed ($dir/haproxy.cfg)"
+    fi
+    if ! "$haproxy" -f "$dir/haproxy.cfg" </dev/null >>"$dir/haproxy.out" 2>&1; then
+        tail_file "$dir/haproxy.out"
+        die "haproxy failed to start"
+    fi
+    if ! wait_for "haproxy pid file and $listen" 10 haproxy_ready "$dir" "$exe" "$listen"; then
+        tail_file "$dir/haproxy.out"
+        cmd_stop "$dir" || true
+        die "haproxy did not come up on $listen"
+    fi
+    info "haproxy listening on http://$listen/ (pid $(read_pidfile "$dir/haproxy.pid"), docroot $docroot, maxconn/server $maxconn)"
+    printf 'HAPROXY_URL="http://%s"\n' "$listen"
+}
+
+(($#)) || { usage >&2; exit 2; }
+cmd=$1
+shift
+dir=""
+args=()
+while (($#)); do
+    case $1 in
+        --dir) dir=${2:?--dir needs a value}; shift 2 ;;
+        -h | --help) usage; exit 0 ;;
+        *) args+=("$1"); shift ;;
+    esac
+done
+[[ -n "$dir" ]] || die "--dir DIR is required"
+[[ "$dir" == /* ]] || dir="$PWD/$dir"
+case $cmd in
+    start) cmd_start "$dir" "${args[@]}" ;;
+    stop)
+        [[ -d "$dir" ]] || { info "$dir does not exist; nothing to stop"; exit 0; }
+        cmd_stop "$(cd -P -- "$dir" && pwd -P)"
+        ;;
+    status)
+        [[ -d "$dir" ]] || { echo "nothing recorded in $dir"; exit 3; }
+        cmd_status "$(cd -P -- "$dir" && pwd -P)"
+        ;;
+    -h | --help | help) usage ;;
+    *) usage >&2; die "unknown command '$cmd'" ;;
+esac

@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# Install the Debian packages the integration scripts need (Debian 12 "bookworm").
+# Fast no-op when everything is present. Never starts system services.
+set -euo pipefail
+
+PROG=install.sh
+ORIG_ARGS=("$@")
+
+usage() {
+    cat <<'EOF'
+usage: install.sh [--with-browser] [--with-tools] [--dry-run]
+  --with-browser  also install chromium
+  --with-tools    also install shellcheck and libfcgi-bin (cgi-fcgi)
+  --dry-run       only report what is missing
+EOF
+}
+
+PACKAGES=(
+    php-fpm php-cli php-memcached php-memcache php-redis
+    memcached redis-server nginx-light haproxy caddy wrk curl
+    iproute2 procps util-linux
+)
+with_browser=0 with_tools=0 dry_run=0
+while (($#)); do
+    case $1 in
+        --with-browser) with_browser=1 ;;
+        --with-tools) with_tools=1 ;;
+        --dry-run) dry_run=1 ;;
+        -h | --help) usage; exit 0 ;;
+        *) usage >&2; echo "$PROG: error: unknown option '$1'" >&2; exit 2 ;;
+    esac
+    shift
+done
+((with_browser)) && PACKAGES+=(chromium)
+((with_tools)) && PACKAGES+=(shellcheck libfcgi-bin)
+
+die() { printf '%s: error: %s\n' "$PROG" "$*" >&2; exit 1; }
+
+if ! command -v dpkg-query >/dev/null 2>&1 || ! command -v apt-get >/dev/null 2>&1; then
+    die "this script needs a Debian-based system (dpkg-query/apt-get not found)"
+fi
+
+# installed PKG: the package is installed, or (for PHP's version-less
+# metapackages such as php-cli) some phpX.Y-... package that provides it is.
+installed() {
+    local pkg=$1 st
+    st=$(dpkg-query -W -f='${db:Status-Status}' "$pkg" 2>/dev/null || true)
+    [[ "$st" == installed ]] && return 0
+    if [[ "$pkg" == php-* ]]; then
+        dpkg-query -W -f='${Package} ${db:Status-Status}\n' "php[0-9]*${pkg#php}" 2>/dev/null |
+            awk '$2 == "installed" { found = 1 } END { exit !found }' && return 0
+    fi
+    return 1
+}
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+    installed "$p" || missing+=("$p")
+done
+
+if ((${#missing[@]} == 0)); then
+    echo "$PROG: all packages present: ${PACKAGES[*]}"
+    exit 0
+fi
+echo "$PROG: missing packages: ${missing[*]}"
+((dry_run)) && exit 1
+
+if [[ $(id -u) -ne 0 ]]; then
+    if command -v sudo >/dev/null 2>&1; then
+        echo "$PROG: not root; re-running with sudo"
+        exec sudo -- "$0" "${ORIG_ARGS[@]}"
+    fi
+    die "must run as root to install: ${missing[*]}"
+fi
+
+# Keep Debian's maintainer scripts from starting system memcached/redis/nginx/
+# php-fpm/haproxy/caddy services, which would take the ports the tests use.
+POLICY=/usr/sbin/policy-rc.d
+created_policy=0
+cleanup() {
+    if ((created_policy)); then
+        rm -f -- "$POLICY"
+    fi
+}
+trap cleanup EXIT
+if [[ ! -e "$POLICY" ]]; then
+    printf '#!/bin/sh\n# temporary, created by fpmlb integration/install.sh\nexit 101\n' >"$POLICY"
+    chmod 755 "$POLICY"
+    created_policy=1
+fi
+
+export DEBIAN_FRONTEND=noninteractive
+apt-get update
+apt-get install -y --no-install-recommends "${missing[@]}"
+
+# Verify the pieces the scripts rely on.
+fpm=$(compgen -G '/usr/sbin/php-fpm[0-9]*' | sort -V | tail -n 1 || true)
+[[ -n "$fpm" ]] || die "php-fpm binary not found after installation"
+mods=$("$fpm" -m 2>/dev/null || true)
+for ext in memcached memcache redis; do
+    grep -qx "$ext" <<<"$mods" || die "PHP extension '$ext' not loaded by $fpm"
+done
+echo "$PROG: installed: ${missing[*]} (php-fpm: $fpm)"

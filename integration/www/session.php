@@ -1,0 +1,15 @@
+<?php
+session_start();
+$new = false;
+if (!isset($_SESSION['TEST'])) {
+    $_SESSION['TEST'] = random_int(1, PHP_INT_MAX);
+    $new = true;
+}
+header('Content-Type: application/json');
+echo json_encode([
+    'node' => getenv('NODE_NAME'),
+    'id' => session_id(),
+    'TEST' => $_SESSION['TEST'],
+    'new' => $new,
+    'handler' => ini_get_all('session')['session.save_handler']['local_value'],
+], JSON_UNESCAPED_SLASHES | JSON_UNESCAPED_UNICODE), "\n";

@@ -1,0 +1,56 @@
+//! The command line: `serve`, `check`, `config test`, `config print-default`.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// Where the config is when `--config` is not given.
+pub const DEFAULT_CONFIG_PATH: &str = "/etc/fpmlb/fpmlb.yaml";
+
+/// A FastCGI load balancer for php-fpm pools that checks they share PHP sessions.
+#[derive(Debug, Parser)]
+#[command(name = "fpmlb", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve HTTP and balance PHP requests over the backends.
+    Serve {
+        #[arg(short, long, default_value = DEFAULT_CONFIG_PATH)]
+        config: PathBuf,
+    },
+    /// Check every backend once (liveness, session config, store, round trip)
+    /// and exit: 0 consistent, 1 a problem found, 2 could not check.
+    Check {
+        #[arg(short, long, default_value = DEFAULT_CONFIG_PATH)]
+        config: PathBuf,
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// Work with the config file.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Parse and validate the config; print every error with key and line.
+    Test {
+        #[arg(short, long, default_value = DEFAULT_CONFIG_PATH)]
+        config: PathBuf,
+    },
+    /// Print the documented default config.
+    PrintDefault,
+}
+
+/// Output format of `check`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Text,
+    Json,
+}

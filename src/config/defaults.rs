@@ -1,0 +1,261 @@
+//! Every default value of the configuration, in one place, each with the reason for its value.
+//!
+//! The validation layer (`validate.rs`) falls back to these constants for keys the operator
+//! left out, and [`DEFAULT_CONFIG`] documents the same values for `fpmlb config print-default`.
+//! A test checks that [`DEFAULT_CONFIG`] parses to exactly these values, so the two cannot drift.
+
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::time::Duration;
+
+use super::{Balance, LogFormat, MismatchAction};
+
+/// `index`: the script appended to a request path ending in `/`, like nginx's `fastcgi_index`.
+pub const INDEX: &str = "index.php";
+
+/// `max_body_size`: 1 MiB, nginx's `client_max_body_size` default; `0` means unlimited.
+pub const MAX_BODY_SIZE: u64 = 1024 * 1024;
+
+/// `body_buffer_size`: 64 KiB keeps typical form posts in memory while large or chunked
+/// uploads spill to a temporary file (nginx uses 8k/16k; memory is cheaper today).
+pub const BODY_BUFFER_SIZE: usize = 64 * 1024;
+
+/// `https`: off, since fpmlb itself speaks plain HTTP; turn it on behind a TLS terminator.
+pub const HTTPS: bool = false;
+
+/// `balance`: weighted smooth round robin, nginx's default upstream algorithm.
+pub const BALANCE: Balance = Balance::RoundRobin;
+
+/// `max_fails`: nginx's default; one failed attempt marks the node down for `fail_timeout`.
+pub const MAX_FAILS: u32 = 1;
+
+/// `fail_timeout`: nginx's default of 10 seconds.
+pub const FAIL_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// `queue_size`: requests that may wait for a connection slot per backend; large enough to
+/// absorb bursts, small enough to bound memory and fail fast when a pool is saturated.
+pub const QUEUE_SIZE: usize = 1024;
+
+/// `resolve_interval`: re-resolve backend hostnames every 30 seconds, so DNS changes are
+/// picked up quickly without hammering the resolver.
+pub const RESOLVE_INTERVAL: Duration = Duration::from_secs(30);
+
+/// `backends[].weight`: every node gets an equal share unless told otherwise.
+pub const WEIGHT: u32 = 1;
+
+/// Largest accepted `backends[].weight`; keeps the smooth round robin arithmetic small and
+/// catches typos such as an extra zero.
+pub const MAX_WEIGHT: u32 = 1000;
+
+/// Connection limit for a backend without `max_conns` whose `pm.max_children` is not known
+/// (yet): php-fpm's own default for `pm.max_children` is 5, typical tuned pools run 8 or more.
+pub const DEFAULT_MAX_CONNS: u32 = 8;
+
+/// `timeouts.connect`: 5 seconds, not nginx's 60s, so a dead node is noticed quickly.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// `timeouts.send`: nginx's `fastcgi_send_timeout` default.
+pub const SEND_TIMEOUT: Duration = Duration::from_secs(60);
+/// `timeouts.read`: nginx's `fastcgi_read_timeout` default.
+pub const READ_TIMEOUT: Duration = Duration::from_secs(60);
+/// `timeouts.queue`: longest wait for a connection slot when a backend is at `max_conns`;
+/// beyond 10 seconds a client is better served by an error it can retry.
+pub const QUEUE_TIMEOUT: Duration = Duration::from_secs(10);
+/// `timeouts.idle`: pooled keep-alive `FastCGI` connections idle longer than 5 seconds are
+/// closed, well below php-fpm's and firewalls' own idle limits.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(5);
+/// `timeouts.client_header`: nginx's `client_header_timeout` default.
+pub const CLIENT_HEADER_TIMEOUT: Duration = Duration::from_secs(60);
+/// `timeouts.client_idle`: nginx's `keepalive_timeout` default.
+pub const CLIENT_IDLE_TIMEOUT: Duration = Duration::from_secs(75);
+/// `timeouts.shutdown_grace`: 30 seconds for in-flight requests on shutdown, the common
+/// container stop grace period.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+
+/// `log.level`: `info` reports state changes of backends without per-request noise.
+pub const LOG_LEVEL: &str = "info";
+/// `log.format`: human readable text; use `json` for log shippers.
+pub const LOG_FORMAT: LogFormat = LogFormat::Text;
+/// `log.access_log`: on, as in nginx.
+pub const ACCESS_LOG: bool = true;
+
+/// `health.interval`: probe every 5 seconds: a dead node is out within `fall` x 5s.
+pub const HEALTH_INTERVAL: Duration = Duration::from_secs(5);
+/// `health.timeout`: a healthy php-fpm answers a ping in milliseconds; 2 seconds is slow.
+pub const HEALTH_TIMEOUT: Duration = Duration::from_secs(2);
+/// `health.rise`: two good probes in a row before a node takes traffic again (as `HAProxy`).
+pub const HEALTH_RISE: u32 = 2;
+/// `health.fall`: three failed probes in a row before a node is taken out (as `HAProxy`).
+pub const HEALTH_FALL: u32 = 3;
+/// `health.ping_response`: php-fpm's default `ping.response`.
+pub const PING_RESPONSE: &str = "pong";
+/// `health.session_interval`: session settings change rarely; every 30 seconds is plenty.
+pub const SESSION_INTERVAL: Duration = Duration::from_secs(30);
+/// `health.on_session_mismatch`: a node that cannot see the shared sessions logs users out,
+/// so it is drained rather than merely reported.
+pub const ON_SESSION_MISMATCH: MismatchAction = MismatchAction::Drain;
+
+/// `admin.listen`: loopback only, so the admin API is not exposed by accident; port 9180 is
+/// unassigned and next to common admin ports.
+pub const ADMIN_LISTEN: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 9180));
+
+/// The documented default configuration, printed by `fpmlb config print-default`.
+///
+/// Every key is present with its default value and one comment line. The keys marked
+/// "required" have no default; they hold an example value so the text parses as is.
+/// `session` defaults to `~`; its keys are `save_handler` and `save_path` (both required
+/// when the section is given).
+pub const DEFAULT_CONFIG: &str = r#"# fpmlb configuration: every key with its default value.
+# Durations: 250ms, 5s, 1m, 1h, 2m30s (nginx style; a bare number means seconds).
+# Sizes: 100 (bytes), 512k, 1m, 1g (nginx style, case-insensitive).
+
+# Required. Address(es) to serve HTTP on: one string or a list; ":8080" means 0.0.0.0:8080.
+listen: ":8080"
+# Required. Document root ON THE PHP-FPM NODES (absolute path); used for SCRIPT_FILENAME.
+document_root: /var/www/html
+# Script appended to request paths ending in "/" (nginx fastcgi_index).
+index: index.php
+# Script that serves every request, e.g. /index.php for frameworks; ~ maps URLs to scripts.
+front_controller: ~
+# Largest accepted request body (nginx client_max_body_size); 0 means unlimited.
+max_body_size: 1m
+# Request bodies larger than this are buffered in a temporary file instead of memory.
+body_buffer_size: 64k
+# SERVER_NAME sent to PHP; ~ uses the host of the request.
+server_name: ~
+# Set HTTPS=on and REQUEST_SCHEME=https (when fpmlb sits behind a TLS terminator).
+https: false
+# Extra FastCGI params sent with every request, in this order, e.g. {APP_ENV: prod}.
+params: {}
+# Load balancing: round_robin (weighted, smooth), least_conn or least_busy.
+balance: round_robin
+# Failed attempts within fail_timeout that mark a backend down (nginx max_fails); 0 disables.
+max_fails: 1
+# Window for max_fails and how long a failed backend stays down (nginx fail_timeout).
+fail_timeout: 10s
+# Requests that may wait for a connection slot, per backend.
+queue_size: 1024
+# How often hostnames in backend addresses are resolved again.
+resolve_interval: 30s
+
+# Timeouts of the client side and the php-fpm side.
+timeouts:
+  # Connecting to a php-fpm node.
+  connect: 5s
+  # Between two writes of the request to php-fpm (nginx fastcgi_send_timeout).
+  send: 60s
+  # Between two reads of the response from php-fpm (nginx fastcgi_read_timeout).
+  read: 60s
+  # Longest wait for a connection slot when a backend is at max_conns.
+  queue: 10s
+  # Pooled keep-alive FastCGI connections idle longer than this are closed.
+  idle: 5s
+  # Reading the request headers of a client (nginx client_header_timeout).
+  client_header: 60s
+  # Idle client keep-alive connections are closed after this (nginx keepalive_timeout).
+  client_idle: 75s
+  # Time in-flight requests get to finish on shutdown.
+  shutdown_grace: 30s
+
+# Logging.
+log:
+  # Log level or filter: trace, debug, info, warn, error (e.g. "info,fpmlb=debug").
+  level: info
+  # Log format: text or json.
+  format: text
+  # Log one line per request.
+  access_log: true
+
+# Required, at least one. The php-fpm pools to balance over.
+backends:
+  # Unique name of the backend: letters, digits, '_', '.', '-'.
+  - name: local
+    # host:port, [ipv6]:port, hostname:port or unix:/path/to/php-fpm.sock.
+    address: 127.0.0.1:9000
+    # Relative share of requests, 1 to 1000.
+    weight: 1
+    # Concurrent connections; ~ uses the pool's pm.max_children once known, else 8.
+    max_conns: ~
+
+# PHP session storage the nodes must use, e.g. {save_handler: memcached, save_path: "10.0.0.51:11211"}; ~ expects what most nodes use.
+session: ~
+
+# Health checks of the backends.
+health:
+  # Time between two health probes of a backend.
+  interval: 5s
+  # A probe not answered within this time fails.
+  timeout: 2s
+  # Consecutive good probes before a down backend takes traffic again.
+  rise: 2
+  # Consecutive failed probes before a backend is taken out.
+  fall: 3
+  # php-fpm ping.path to request, e.g. /fpm-ping; ~ only checks that a connection opens.
+  ping_path: ~
+  # Expected ping answer (php-fpm ping.response).
+  ping_response: pong
+  # php-fpm pm.status_path to read pool metrics from, e.g. /fpm-status; ~ disables.
+  status_path: ~
+  # Absolute path ON THE NODES of fpmlb's probe.php for session checks; ~ disables them.
+  probe_script: ~
+  # Time between two session configuration checks.
+  session_interval: 30s
+  # What to do with a node whose sessions differ: drain or warn.
+  on_session_mismatch: drain
+
+# The admin API of fpmlb.
+admin:
+  # Address of the admin API; off disables it.
+  listen: 127.0.0.1:9180
+  # Bearer token required by the admin API; ~ requires none.
+  token: ~
+"#;
+
+impl Default for super::Timeouts {
+    fn default() -> Self {
+        super::Timeouts {
+            connect: CONNECT_TIMEOUT,
+            send: SEND_TIMEOUT,
+            read: READ_TIMEOUT,
+            queue: QUEUE_TIMEOUT,
+            idle: IDLE_TIMEOUT,
+            client_header: CLIENT_HEADER_TIMEOUT,
+            client_idle: CLIENT_IDLE_TIMEOUT,
+            shutdown_grace: SHUTDOWN_GRACE,
+        }
+    }
+}
+
+impl Default for super::LogConfig {
+    fn default() -> Self {
+        super::LogConfig {
+            level: LOG_LEVEL.to_owned(),
+            format: LOG_FORMAT,
+            access_log: ACCESS_LOG,
+        }
+    }
+}
+
+impl Default for super::HealthConfig {
+    fn default() -> Self {
+        super::HealthConfig {
+            interval: HEALTH_INTERVAL,
+            timeout: HEALTH_TIMEOUT,
+            rise: HEALTH_RISE,
+            fall: HEALTH_FALL,
+            ping_path: None,
+            ping_response: PING_RESPONSE.to_owned(),
+            status_path: None,
+            probe_script: None,
+            session_interval: SESSION_INTERVAL,
+            on_session_mismatch: ON_SESSION_MISMATCH,
+        }
+    }
+}
+
+impl Default for super::AdminConfig {
+    fn default() -> Self {
+        super::AdminConfig {
+            listen: Some(ADMIN_LISTEN),
+            token: None,
+        }
+    }
+}

@@ -1,0 +1,552 @@
+//! The validation layer: raw structs to [`Config`], defaults applied, all errors collected.
+//!
+//! Each check records its error and goes on with the default value, so one run reports every
+//! problem of the file. Errors carry the line of their key, looked up in the [`KeyIndex`].
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use super::defaults as d;
+use super::locate::{KeyIndex, join};
+use super::parse::{parse_duration, parse_listen, parse_size};
+use super::raw::{
+    OneOrMany, Present, RawAdmin, RawBackend, RawConfig, RawHealth, RawLog, RawSession, RawTimeouts,
+};
+use super::{
+    AdminConfig, BackendAddress, BackendConfig, Config, ConfigError, ConfigErrors, HealthConfig,
+    LogConfig, SessionConfig, Timeouts,
+};
+
+/// Validates `raw`, whose keys are located by `index`.
+pub(super) fn validate(raw: RawConfig, index: &KeyIndex) -> Result<Config, ConfigErrors> {
+    let mut v = Validator {
+        index,
+        errors: Vec::new(),
+    };
+    let listen = v.listen(raw.listen);
+    let document_root = v.document_root(raw.document_root);
+    let config = Config {
+        document_root,
+        index: v.index(raw.index),
+        front_controller: v.checked(
+            "front_controller",
+            raw.front_controller,
+            check_front_controller,
+        ),
+        max_body_size: v.size("max_body_size", raw.max_body_size, d::MAX_BODY_SIZE),
+        body_buffer_size: v.body_buffer_size(raw.body_buffer_size),
+        server_name: v.checked("server_name", raw.server_name, check_non_empty),
+        https: raw.https.unwrap_or(d::HTTPS),
+        params: v.params(raw.params.map(|p| p.0).unwrap_or_default()),
+        balance: raw.balance.unwrap_or(d::BALANCE),
+        timeouts: v.timeouts(raw.timeouts.unwrap_or_default()),
+        max_fails: raw.max_fails.unwrap_or(d::MAX_FAILS),
+        fail_timeout: v.duration(
+            "fail_timeout",
+            raw.fail_timeout,
+            d::FAIL_TIMEOUT,
+            Zero::Invalid,
+        ),
+        queue_size: raw.queue_size.unwrap_or(d::QUEUE_SIZE),
+        log: v.log(raw.log.unwrap_or_default()),
+        backends: v.backends(raw.backends),
+        resolve_interval: v.duration(
+            "resolve_interval",
+            raw.resolve_interval,
+            d::RESOLVE_INTERVAL,
+            Zero::Invalid,
+        ),
+        session: raw.session.and_then(|s| v.session(s)),
+        health: v.health(raw.health.unwrap_or_default()),
+        admin: v.admin(raw.admin.unwrap_or_default(), &listen),
+        listen,
+    };
+    if v.errors.is_empty() {
+        Ok(config)
+    } else {
+        // Stable: errors on one line keep the order of the checks.
+        v.errors.sort_by_key(|e| e.line);
+        Err(ConfigErrors(v.errors))
+    }
+}
+
+/// Whether a zero duration is acceptable for a key.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Zero {
+    Valid,
+    Invalid,
+}
+
+/// Collects errors while building the typed values.
+struct Validator<'a> {
+    index: &'a KeyIndex,
+    errors: Vec<ConfigError>,
+}
+
+impl Validator<'_> {
+    /// Records a problem with the key at `key`.
+    fn error(&mut self, key: &str, message: impl Into<String>) {
+        self.errors.push(ConfigError {
+            key: key.to_owned(),
+            line: self.index.line_of(key),
+            message: message.into(),
+        });
+    }
+
+    /// Records that `parent` lacks the required key `field` (at the line of `parent`), or
+    /// that the key is there without a value (`field: ~`, at its own line).
+    fn missing(&mut self, parent: &str, field: &str) {
+        let key = join(parent, field);
+        let (line, message) = match self.index.line_of(&key) {
+            Some(line) => (Some(line), "needs a value"),
+            None => (self.index.line_of(parent), "missing required key"),
+        };
+        self.errors.push(ConfigError {
+            key,
+            line,
+            message: message.to_owned(),
+        });
+    }
+
+    /// Runs `check` on an optional string; `None` if absent or invalid.
+    fn checked(
+        &mut self,
+        key: &str,
+        value: Option<String>,
+        check: fn(&str) -> Result<(), String>,
+    ) -> Option<String> {
+        let value = value?;
+        match check(&value) {
+            Ok(()) => Some(value),
+            Err(message) => {
+                self.error(key, message);
+                None
+            }
+        }
+    }
+
+    fn duration(
+        &mut self,
+        key: &str,
+        value: Option<String>,
+        default: Duration,
+        zero: Zero,
+    ) -> Duration {
+        let Some(text) = value else {
+            return default;
+        };
+        match parse_duration(&text) {
+            Ok(duration) if duration.is_zero() && zero == Zero::Invalid => {
+                self.error(key, format!("must be greater than 0, got {text:?}"));
+                default
+            }
+            Ok(duration) => duration,
+            Err(message) => {
+                self.error(key, message);
+                default
+            }
+        }
+    }
+
+    fn size(&mut self, key: &str, value: Option<String>, default: u64) -> u64 {
+        let Some(text) = value else {
+            return default;
+        };
+        parse_size(&text).unwrap_or_else(|message| {
+            self.error(key, message);
+            default
+        })
+    }
+
+    fn listen(&mut self, value: Option<OneOrMany>) -> Vec<SocketAddr> {
+        let items: Vec<(String, String)> = match value {
+            None => {
+                self.missing("", "listen");
+                return Vec::new();
+            }
+            Some(OneOrMany::One(text)) => vec![("listen".to_owned(), text)],
+            Some(OneOrMany::Many(list)) => list
+                .into_iter()
+                .enumerate()
+                .map(|(i, text)| (format!("listen[{i}]"), text))
+                .collect(),
+        };
+        if items.is_empty() {
+            self.error("listen", "at least one address is required, e.g. \":8080\"");
+        }
+        let mut addrs: Vec<SocketAddr> = Vec::with_capacity(items.len());
+        for (key, text) in items {
+            match parse_listen(&text) {
+                Ok(addr) if addrs.contains(&addr) => {
+                    self.error(&key, format!("address {addr} is listed twice"));
+                }
+                Ok(addr) => addrs.push(addr),
+                Err(message) => self.error(&key, message),
+            }
+        }
+        addrs
+    }
+
+    fn document_root(&mut self, value: Option<String>) -> String {
+        let Some(root) = value else {
+            self.missing("", "document_root");
+            return String::new();
+        };
+        if !root.starts_with('/') {
+            self.error(
+                "document_root",
+                format!("must be an absolute path on the php-fpm nodes, got {root:?}"),
+            );
+        } else if root.contains('\0') {
+            self.error("document_root", "must not contain a NUL byte");
+        }
+        match root.trim_end_matches('/') {
+            "" => "/".to_owned(),
+            trimmed => trimmed.to_owned(),
+        }
+    }
+
+    fn index(&mut self, value: Option<String>) -> String {
+        let Some(index) = value else {
+            return d::INDEX.to_owned();
+        };
+        if index.is_empty() || index.contains(['/', '\0']) {
+            self.error(
+                "index",
+                format!("must be a file name such as index.php, got {index:?}"),
+            );
+        }
+        index
+    }
+
+    fn body_buffer_size(&mut self, value: Option<String>) -> usize {
+        let Some(text) = value else {
+            return d::BODY_BUFFER_SIZE;
+        };
+        match parse_size(&text).map(usize::try_from) {
+            Ok(Ok(0)) => {
+                self.error("body_buffer_size", "must be greater than 0");
+                d::BODY_BUFFER_SIZE
+            }
+            Ok(Ok(size)) => size,
+            Ok(Err(_)) => {
+                self.error(
+                    "body_buffer_size",
+                    format!("{text:?} is too large for this machine"),
+                );
+                d::BODY_BUFFER_SIZE
+            }
+            Err(message) => {
+                self.error("body_buffer_size", message);
+                d::BODY_BUFFER_SIZE
+            }
+        }
+    }
+
+    fn params(&mut self, params: Vec<(String, String)>) -> Vec<(String, String)> {
+        for (name, value) in &params {
+            let key = join("params", name);
+            if name.is_empty() || name.contains(['=', '\0']) {
+                self.error(
+                    &key,
+                    format!(
+                        "invalid parameter name {name:?}: must be non-empty, without '=' or NUL"
+                    ),
+                );
+            }
+            if value.contains('\0') {
+                self.error(&key, "value must not contain a NUL byte");
+            }
+        }
+        params
+    }
+
+    fn timeouts(&mut self, raw: RawTimeouts) -> Timeouts {
+        let mut t = |name: &str, value, default, zero| {
+            self.duration(&join("timeouts", name), value, default, zero)
+        };
+        Timeouts {
+            connect: t("connect", raw.connect, d::CONNECT_TIMEOUT, Zero::Invalid),
+            send: t("send", raw.send, d::SEND_TIMEOUT, Zero::Invalid),
+            read: t("read", raw.read, d::READ_TIMEOUT, Zero::Invalid),
+            queue: t("queue", raw.queue, d::QUEUE_TIMEOUT, Zero::Invalid),
+            idle: t("idle", raw.idle, d::IDLE_TIMEOUT, Zero::Invalid),
+            client_header: t(
+                "client_header",
+                raw.client_header,
+                d::CLIENT_HEADER_TIMEOUT,
+                Zero::Invalid,
+            ),
+            client_idle: t(
+                "client_idle",
+                raw.client_idle,
+                d::CLIENT_IDLE_TIMEOUT,
+                Zero::Invalid,
+            ),
+            shutdown_grace: t(
+                "shutdown_grace",
+                raw.shutdown_grace,
+                d::SHUTDOWN_GRACE,
+                Zero::Valid,
+            ),
+        }
+    }
+
+    fn log(&mut self, raw: RawLog) -> LogConfig {
+        let level = match raw.level {
+            Some(level) if level.trim().is_empty() => {
+                self.error("log.level", "must not be empty (e.g. info)");
+                d::LOG_LEVEL.to_owned()
+            }
+            Some(level) => level,
+            None => d::LOG_LEVEL.to_owned(),
+        };
+        LogConfig {
+            level,
+            format: raw.format.unwrap_or(d::LOG_FORMAT),
+            access_log: raw.access_log.unwrap_or(d::ACCESS_LOG),
+        }
+    }
+
+    fn backends(&mut self, value: Option<Vec<RawBackend>>) -> Vec<BackendConfig> {
+        let Some(raw) = value else {
+            self.missing("", "backends");
+            return Vec::new();
+        };
+        if raw.is_empty() {
+            self.error("backends", "at least one backend is required");
+        }
+        // Name -> line of its first use, for duplicate errors.
+        let mut seen: HashMap<String, Option<usize>> = HashMap::new();
+        let mut backends = Vec::with_capacity(raw.len());
+        for (i, backend) in raw.into_iter().enumerate() {
+            if let Some(backend) = self.backend(&format!("backends[{i}]"), backend, &mut seen) {
+                backends.push(backend);
+            }
+        }
+        backends
+    }
+
+    fn backend(
+        &mut self,
+        path: &str,
+        raw: RawBackend,
+        seen: &mut HashMap<String, Option<usize>>,
+    ) -> Option<BackendConfig> {
+        let errors_before = self.errors.len();
+        let name_key = join(path, "name");
+        let name = match raw.name {
+            None => {
+                self.missing(path, "name");
+                String::new()
+            }
+            Some(name) if !valid_backend_name(&name) => {
+                self.error(
+                    &name_key,
+                    format!("invalid name {name:?}: use letters, digits, '_', '.' and '-'"),
+                );
+                name
+            }
+            Some(name) => {
+                if let Some(first) = seen.get(&name) {
+                    let at = first
+                        .map(|l| format!(" (first on line {l})"))
+                        .unwrap_or_default();
+                    self.error(&name_key, format!("duplicate backend name {name:?}{at}"));
+                } else {
+                    seen.insert(name.clone(), self.index.line_of(&name_key));
+                }
+                name
+            }
+        };
+        let address = match raw.address {
+            None => {
+                self.missing(path, "address");
+                None
+            }
+            Some(text) => text
+                .parse::<BackendAddress>()
+                .map_err(|message| self.error(&join(path, "address"), message))
+                .ok(),
+        };
+        let weight = raw.weight.unwrap_or(d::WEIGHT);
+        if !(1..=d::MAX_WEIGHT).contains(&weight) {
+            self.error(
+                &join(path, "weight"),
+                format!("must be 1 to {}, got {weight}", d::MAX_WEIGHT),
+            );
+        }
+        if raw.max_conns == Some(0) {
+            self.error(
+                &join(path, "max_conns"),
+                "must be at least 1; leave it out to use the pool's pm.max_children",
+            );
+        }
+        let address = address.filter(|_| self.errors.len() == errors_before)?;
+        Some(BackendConfig {
+            name,
+            address,
+            weight,
+            max_conns: raw.max_conns,
+            line: self.index.value_line_of(path).unwrap_or(0),
+        })
+    }
+
+    fn session(&mut self, raw: RawSession) -> Option<SessionConfig> {
+        let save_handler = match raw.save_handler {
+            None => {
+                self.missing("session", "save_handler");
+                None
+            }
+            Some(handler) if handler.trim().is_empty() => {
+                self.error(
+                    "session.save_handler",
+                    "must not be empty (e.g. files, redis, memcached)",
+                );
+                None
+            }
+            Some(handler) => Some(handler),
+        };
+        let save_path = raw.save_path;
+        if save_path.is_none() {
+            self.missing("session", "save_path");
+        }
+        Some(SessionConfig {
+            save_handler: save_handler?,
+            save_path: save_path?,
+        })
+    }
+
+    fn health(&mut self, raw: RawHealth) -> HealthConfig {
+        let mut count = |name: &str, value: Option<u32>, default: u32| match value {
+            Some(0) => {
+                self.error(&join("health", name), "must be at least 1");
+                default
+            }
+            Some(n) => n,
+            None => default,
+        };
+        let rise = count("rise", raw.rise, d::HEALTH_RISE);
+        let fall = count("fall", raw.fall, d::HEALTH_FALL);
+        let ping_response = match raw.ping_response {
+            Some(response) if response.is_empty() => {
+                self.error("health.ping_response", "must not be empty");
+                d::PING_RESPONSE.to_owned()
+            }
+            Some(response) => response,
+            None => d::PING_RESPONSE.to_owned(),
+        };
+        HealthConfig {
+            interval: self.duration(
+                "health.interval",
+                raw.interval,
+                d::HEALTH_INTERVAL,
+                Zero::Invalid,
+            ),
+            timeout: self.duration(
+                "health.timeout",
+                raw.timeout,
+                d::HEALTH_TIMEOUT,
+                Zero::Invalid,
+            ),
+            rise,
+            fall,
+            ping_path: self.checked("health.ping_path", raw.ping_path, check_url_path),
+            ping_response,
+            status_path: self.checked("health.status_path", raw.status_path, check_url_path),
+            probe_script: self.checked("health.probe_script", raw.probe_script, check_absolute),
+            session_interval: self.duration(
+                "health.session_interval",
+                raw.session_interval,
+                d::SESSION_INTERVAL,
+                Zero::Invalid,
+            ),
+            on_session_mismatch: raw.on_session_mismatch.unwrap_or(d::ON_SESSION_MISMATCH),
+        }
+    }
+
+    fn admin(&mut self, raw: RawAdmin, listen: &[SocketAddr]) -> AdminConfig {
+        let addr = match raw.listen {
+            Present::Absent => Some(d::ADMIN_LISTEN),
+            Present::Null => None,
+            Present::Value(text) if ["off", "false"].contains(&text.trim()) => None,
+            Present::Value(text) => match parse_listen(&text) {
+                Ok(addr) => Some(addr),
+                Err(message) => {
+                    self.error("admin.listen", format!("{message}, or off"));
+                    None
+                }
+            },
+        };
+        if let Some(addr) = addr.filter(|a| listen.contains(a)) {
+            self.error("admin.listen", format!("{addr} is also in listen"));
+        }
+        let token = match raw.token {
+            Some(token) if token.trim().is_empty() => {
+                self.error(
+                    "admin.token",
+                    "must not be empty; leave it out to require no token",
+                );
+                None
+            }
+            token => token,
+        };
+        AdminConfig {
+            listen: addr,
+            token,
+        }
+    }
+}
+
+/// `[A-Za-z0-9_.-]+`.
+fn valid_backend_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+}
+
+fn check_non_empty(value: &str) -> Result<(), String> {
+    if value.trim().is_empty() || value.contains(char::is_control) {
+        return Err(format!(
+            "must be a non-empty name without control characters, got {value:?}"
+        ));
+    }
+    Ok(())
+}
+
+/// `/index.php`: a script path starting with `/`, ending in `.php`, without `..`.
+fn check_front_controller(value: &str) -> Result<(), String> {
+    let ok = value.starts_with('/')
+        && value.ends_with(".php")
+        && value.len() > "/.php".len()
+        && !value.contains('\0')
+        && !value.split('/').any(|segment| segment == "..");
+    if !ok {
+        return Err(format!(
+            "must be a script path starting with '/' and ending in \".php\", such as /index.php, got {value:?}"
+        ));
+    }
+    Ok(())
+}
+
+/// A request path such as `/fpm-ping`.
+fn check_url_path(value: &str) -> Result<(), String> {
+    if !value.starts_with('/') || value.contains(char::is_whitespace) || value.contains('\0') {
+        return Err(format!(
+            "must be a path starting with '/', such as /fpm-ping, got {value:?}"
+        ));
+    }
+    Ok(())
+}
+
+/// An absolute file path on the php-fpm nodes.
+fn check_absolute(value: &str) -> Result<(), String> {
+    if !value.starts_with('/') || value.contains('\0') {
+        return Err(format!(
+            "must be an absolute path on the php-fpm nodes, got {value:?}"
+        ));
+    }
+    Ok(())
+}

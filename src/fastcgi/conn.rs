@@ -1,0 +1,173 @@
+//! One FastCGI connection to a php-fpm pool: the socket and its read buffer.
+//!
+//! Owns the I/O the codec in `record` leaves out: connecting (TCP or unix
+//! socket), writing a request head in one call, and reading whole records.
+//! It knows nothing of pooling or HTTP.
+
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::BytesMut;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::net::{TcpStream, UnixStream};
+
+use crate::fastcgi::record::{self, ProtocolError, Record};
+use crate::upstream::backend::Endpoint;
+
+/// How much to make room for before each read: php-fpm writes STDOUT in
+/// records of up to 64 KiB (its output buffer is 8 KiB by default), so this
+/// takes a typical record or several small responses in one read.
+const READ_RESERVE: usize = 16 * 1024;
+
+/// Why reading from a backend failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnError {
+    #[error("{0}")]
+    Io(#[from] io::Error),
+    #[error("backend closed the connection in the middle of a record")]
+    TruncatedRecord,
+    #[error("protocol error: {0}")]
+    Protocol(#[from] ProtocolError),
+}
+
+/// The socket of a backend connection, TCP or unix.
+#[derive(Debug)]
+enum Stream {
+    Tcp(TcpStream),
+    Unix(UnixStream),
+}
+
+impl AsyncRead for Stream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Tcp(s) => Pin::new(s).poll_read(cx, buf),
+            Stream::Unix(s) => Pin::new(s).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Stream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Tcp(s) => Pin::new(s).poll_write(cx, buf),
+            Stream::Unix(s) => Pin::new(s).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Tcp(s) => Pin::new(s).poll_flush(cx),
+            Stream::Unix(s) => Pin::new(s).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Tcp(s) => Pin::new(s).poll_shutdown(cx),
+            Stream::Unix(s) => Pin::new(s).poll_shutdown(cx),
+        }
+    }
+}
+
+/// An open connection to a php-fpm pool.
+#[derive(Debug)]
+pub struct Connection {
+    stream: Stream,
+    read_buf: BytesMut,
+}
+
+impl Connection {
+    /// Connects within `timeout`. TCP connections get TCP_NODELAY: a request
+    /// head and its body go out as they are written, never held by Nagle.
+    pub async fn connect(endpoint: &Endpoint, timeout: Duration) -> io::Result<Connection> {
+        let connect = async {
+            match endpoint {
+                Endpoint::Tcp(addr) => {
+                    let stream = TcpStream::connect(addr).await?;
+                    stream.set_nodelay(true)?;
+                    Ok::<_, io::Error>(Stream::Tcp(stream))
+                }
+                Endpoint::Unix(path) => Ok(Stream::Unix(UnixStream::connect(path).await?)),
+            }
+        };
+        let stream = tokio::time::timeout(timeout, connect)
+            .await
+            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))??;
+        Ok(Connection {
+            stream,
+            read_buf: BytesMut::with_capacity(READ_RESERVE),
+        })
+    }
+
+    /// Writes all of `buf` (a whole request head, or a piece of body).
+    pub async fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        self.stream.write_all(buf).await
+    }
+
+    /// Reads the next whole record. `Ok(None)` is a clean close between records.
+    pub async fn read_record(&mut self) -> Result<Option<(u16, Record)>, ConnError> {
+        loop {
+            if let Some(found) = record::parse(&mut self.read_buf)? {
+                return Ok(Some(found));
+            }
+            self.read_buf.reserve(READ_RESERVE);
+            let n = self.stream.read_buf(&mut self.read_buf).await?;
+            if n == 0 {
+                return if self.read_buf.is_empty() {
+                    Ok(None)
+                } else {
+                    Err(ConnError::TruncatedRecord)
+                };
+            }
+            self.ack_now();
+        }
+    }
+
+    /// Whether a record is already buffered in full (no read needed).
+    pub fn has_buffered_record(&self) -> bool {
+        if self.read_buf.len() < record::HEADER_LEN {
+            return false;
+        }
+        let content = usize::from(u16::from_be_bytes([self.read_buf[4], self.read_buf[5]]));
+        let padding = usize::from(self.read_buf[6]);
+        self.read_buf.len() >= record::HEADER_LEN + content + padding
+    }
+
+    /// php-fpm leaves Nagle on for its sockets. It writes a response's STDOUT,
+    /// then the small END_REQUEST record, which Nagle holds back until our ACK
+    /// for the STDOUT arrives; a delayed ACK (40 ms on Linux) then stalls every
+    /// kept-alive response that spans more than one segment. Asking the kernel
+    /// to ACK at once after each read removes the stall.
+    fn ack_now(&self) {
+        if let Stream::Tcp(stream) = &self.stream {
+            // Best effort: an error here only costs the optimisation.
+            let _ = socket2::SockRef::from(stream).set_tcp_quickack(true);
+        }
+    }
+
+    /// Whether a kept-alive connection taken from the pool can carry a new
+    /// request: php-fpm closes it when a worker exits (pm.max_requests,
+    /// reload), and any byte waiting on it now is left over from an earlier
+    /// exchange. Both make it unusable; checking costs one non-blocking read.
+    pub fn is_reusable(&mut self) -> bool {
+        if !self.read_buf.is_empty() {
+            return false;
+        }
+        let mut probe = [0u8; 1];
+        let result = match &self.stream {
+            Stream::Tcp(s) => s.try_read(&mut probe),
+            Stream::Unix(s) => s.try_read(&mut probe),
+        };
+        matches!(result, Err(e) if e.kind() == io::ErrorKind::WouldBlock)
+    }
+}

@@ -1,0 +1,281 @@
+//! One request and its response over a pooled FastCGI connection.
+//!
+//! The caller drives it in order: `send` the request head (BEGIN_REQUEST and
+//! PARAMS, maybe the whole STDIN), `send_stdin` for a streamed body and
+//! `end_stdin`, then `read_head` for the CGI head, then `next_chunk` until it
+//! returns None, which is the moment END_REQUEST arrived and the connection
+//! goes back to the pool. Anything else (an error, a timeout, the caller
+//! dropping it) closes the connection: its state is unknown, so it is never
+//! reused. A response that ends without END_REQUEST is an error, never a
+//! short body that looks complete.
+//!
+//! STDERR records go to the log with the backend's name, bounded per request
+//! so a script that floods STDERR costs log lines, not memory.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use tokio::time::Instant;
+
+use crate::error::BackendFailure;
+use crate::fastcgi::cgi::{self, CgiHead};
+use crate::fastcgi::record::{self, ProtocolStatus, Record, RecordType};
+use crate::upstream::backend::Backend;
+use crate::upstream::pool::PooledConn;
+
+/// The request id of every exchange: php-fpm does not multiplex, so one
+/// connection carries one request at a time.
+pub const REQUEST_ID: u16 = 1;
+
+/// STDERR records logged per request; the rest are counted in one line.
+const STDERR_LOG_LIMIT: u32 = 20;
+/// Bytes of one STDERR record put in the log.
+const STDERR_LOG_BYTES: usize = 2048;
+
+/// php-fpm's answer when SCRIPT_FILENAME names no file.
+pub const PRIMARY_SCRIPT_UNKNOWN: &[u8] = b"Primary script unknown";
+
+/// The start of a response: the CGI head and the body bytes read with it.
+#[derive(Debug)]
+pub struct ResponseStart {
+    pub head: CgiHead,
+    /// Body bytes already read.
+    pub body: Bytes,
+    /// True when END_REQUEST was read too: `body` is the whole body.
+    pub complete: bool,
+}
+
+/// Timeouts of one exchange (nginx's fastcgi_send_timeout and
+/// fastcgi_read_timeout: the longest pause between two writes or reads, not
+/// the whole exchange).
+#[derive(Debug, Clone, Copy)]
+pub struct ExchangeTimeouts {
+    pub send: Duration,
+    pub read: Duration,
+}
+
+/// An exchange in progress.
+#[derive(Debug)]
+pub struct Exchange {
+    conn: Option<PooledConn>,
+    backend: Arc<Backend>,
+    timeouts: ExchangeTimeouts,
+    buf: BytesMut,
+    /// Some response byte (STDOUT or STDERR) arrived.
+    got_response: bool,
+    stderr_records: u32,
+    /// php-fpm said "Primary script unknown" on STDERR.
+    pub script_unknown: bool,
+    started: Instant,
+    ended: bool,
+}
+
+impl Exchange {
+    pub fn new(conn: PooledConn, backend: Arc<Backend>, timeouts: ExchangeTimeouts) -> Exchange {
+        Exchange {
+            conn: Some(conn),
+            backend,
+            timeouts,
+            buf: BytesMut::new(),
+            got_response: false,
+            stderr_records: 0,
+            script_unknown: false,
+            started: Instant::now(),
+            ended: false,
+        }
+    }
+
+    pub fn backend(&self) -> &Arc<Backend> {
+        &self.backend
+    }
+
+    /// Some byte of the response arrived: from here a retry is unsafe.
+    pub fn got_response(&self) -> bool {
+        self.got_response
+    }
+
+    /// Whether the connection came kept-alive from an earlier exchange.
+    pub fn reused_connection(&self) -> bool {
+        self.conn.as_ref().is_some_and(|c| c.reused)
+    }
+
+    /// Time since the exchange started.
+    pub fn elapsed(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    /// Sends bytes already encoded as records (the request head).
+    pub async fn send(&mut self, bytes: &[u8]) -> Result<(), BackendFailure> {
+        let timeout = self.timeouts.send;
+        let conn = self
+            .conn
+            .as_mut()
+            .and_then(PooledConn::conn)
+            .ok_or(BackendFailure::Closed)?;
+        match tokio::time::timeout(timeout, conn.write_all(bytes)).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(BackendFailure::Send(e)),
+            Err(_) => Err(BackendFailure::SendTimeout(timeout)),
+        }
+    }
+
+    /// Sends a piece of request body as STDIN records.
+    pub async fn send_stdin(&mut self, data: &[u8]) -> Result<(), BackendFailure> {
+        let mut out = std::mem::take(&mut self.buf);
+        out.clear();
+        record::encode_stream(&mut out, RecordType::Stdin, REQUEST_ID, data);
+        let result = self.send(&out).await;
+        self.buf = out;
+        result
+    }
+
+    /// Sends the empty STDIN record that ends the body.
+    pub async fn end_stdin(&mut self) -> Result<(), BackendFailure> {
+        let mut out = BytesMut::with_capacity(record::HEADER_LEN);
+        record::encode_end_of_stream(&mut out, RecordType::Stdin, REQUEST_ID);
+        self.send(&out).await
+    }
+
+    /// Reads records until the CGI head is complete, then takes whatever
+    /// else is already buffered without waiting, so a short response comes
+    /// back whole and gets a Content-Length.
+    pub async fn read_head(&mut self) -> Result<ResponseStart, BackendFailure> {
+        let mut head_buf = BytesMut::new();
+        let (head, first) = loop {
+            match self.next_record().await? {
+                Some(chunk) => {
+                    let parsed = if head_buf.is_empty() {
+                        match cgi::parse_head(&chunk)? {
+                            Some((head, start)) => Some((head, chunk.slice(start..))),
+                            None => {
+                                head_buf.extend_from_slice(&chunk);
+                                None
+                            }
+                        }
+                    } else {
+                        head_buf.extend_from_slice(&chunk);
+                        cgi::parse_head(&head_buf)?
+                            .map(|(head, start)| (head, head_buf.split_off(start).freeze()))
+                    };
+                    if let Some(done) = parsed {
+                        break done;
+                    }
+                }
+                None => {
+                    // END_REQUEST with no complete head. php-fpm sends a head
+                    // for every response it makes, so this is a broken one.
+                    return Err(BackendFailure::BadHead(cgi::CgiError::Incomplete));
+                }
+            }
+        };
+        let mut body = first;
+        let mut complete = false;
+        let mut more: Option<BytesMut> = None;
+        while !self.ended && self.has_buffered_record() {
+            match self.next_record().await? {
+                Some(chunk) => {
+                    let acc = more.get_or_insert_with(|| BytesMut::from(&body[..]));
+                    acc.extend_from_slice(&chunk);
+                }
+                None => complete = true,
+            }
+        }
+        if let Some(acc) = more {
+            body = acc.freeze();
+        }
+        Ok(ResponseStart {
+            head,
+            body,
+            complete,
+        })
+    }
+
+    fn has_buffered_record(&mut self) -> bool {
+        self.conn
+            .as_mut()
+            .and_then(PooledConn::conn)
+            .is_some_and(|c| c.has_buffered_record())
+    }
+
+    /// The next piece of body; None once END_REQUEST arrived (the connection
+    /// is back in the pool then).
+    pub async fn next_chunk(&mut self) -> Result<Option<Bytes>, BackendFailure> {
+        if self.ended {
+            return Ok(None);
+        }
+        self.next_record().await
+    }
+
+    /// Reads records, logging STDERR, until STDOUT data or the end.
+    async fn next_record(&mut self) -> Result<Option<Bytes>, BackendFailure> {
+        loop {
+            let timeout = self.timeouts.read;
+            let conn = self
+                .conn
+                .as_mut()
+                .and_then(PooledConn::conn)
+                .ok_or(BackendFailure::Closed)?;
+            let record = match tokio::time::timeout(timeout, conn.read_record()).await {
+                Ok(Ok(Some((_, record)))) => record,
+                Ok(Ok(None)) => return Err(BackendFailure::Closed),
+                Ok(Err(e)) => return Err(BackendFailure::Read(e)),
+                Err(_) => return Err(BackendFailure::ReadTimeout(timeout)),
+            };
+            match record {
+                Record::Stdout(data) => {
+                    self.got_response = true;
+                    if data.is_empty() {
+                        continue; // end of the STDOUT stream; END_REQUEST follows
+                    }
+                    return Ok(Some(data));
+                }
+                Record::Stderr(data) => {
+                    self.got_response = true;
+                    self.log_stderr(&data);
+                }
+                Record::EndRequest {
+                    protocol_status, ..
+                } => {
+                    return match protocol_status {
+                        ProtocolStatus::RequestComplete => {
+                            self.ended = true;
+                            if let Some(conn) = self.conn.take() {
+                                conn.release();
+                            }
+                            Ok(None)
+                        }
+                        ProtocolStatus::Overloaded => Err(BackendFailure::Refused("overloaded")),
+                        ProtocolStatus::CantMpxConn => {
+                            Err(BackendFailure::Refused("cannot multiplex"))
+                        }
+                        ProtocolStatus::UnknownRole => Err(BackendFailure::Refused("unknown role")),
+                        ProtocolStatus::Other(_) => {
+                            Err(BackendFailure::Refused("unknown protocol status"))
+                        }
+                    };
+                }
+                // Answers to management records we never send on this
+                // connection: ignore rather than fail the request.
+                Record::GetValuesResult(_) | Record::UnknownType(_) => {}
+            }
+        }
+    }
+
+    fn log_stderr(&mut self, data: &[u8]) {
+        if data
+            .windows(PRIMARY_SCRIPT_UNKNOWN.len())
+            .any(|w| w == PRIMARY_SCRIPT_UNKNOWN)
+        {
+            self.script_unknown = true;
+        }
+        self.stderr_records += 1;
+        if self.stderr_records <= STDERR_LOG_LIMIT {
+            let shown = &data[..data.len().min(STDERR_LOG_BYTES)];
+            let text = String::from_utf8_lossy(shown);
+            tracing::warn!(backend = %self.backend.name, "FastCGI sent in stderr: {}", text.trim_end());
+        } else if self.stderr_records == STDERR_LOG_LIMIT + 1 {
+            tracing::warn!(backend = %self.backend.name, "more FastCGI stderr for this request is not logged");
+        }
+    }
+}

@@ -1,0 +1,333 @@
+//! The request body on its way to FCGI_STDIN, in bounded memory.
+//!
+//! php-fpm needs CONTENT_LENGTH before the body, so:
+//! - a body with a Content-Length streams to the backend as it arrives (read
+//!   whole first when it is small, so head and body leave in one write and a
+//!   retry can send it again);
+//! - a body without one (chunked, or HTTP/2 without content-length) is read
+//!   first: in memory up to `buffer_size`, then in an anonymous temp file, up
+//!   to `max_body_size`; over it the client gets 413.
+
+use std::io::SeekFrom;
+
+use bytes::{Bytes, BytesMut};
+use http_body::Body;
+use http_body_util::BodyExt;
+use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
+
+use crate::error::ClientError;
+
+/// How much of a spooled body is read from its temp file per STDIN write.
+const FILE_CHUNK: usize = 64 * 1024;
+
+/// Limits from the config.
+#[derive(Debug, Clone, Copy)]
+pub struct BodyLimits {
+    /// 0 means no limit, as nginx's client_max_body_size 0.
+    pub max_body_size: u64,
+    pub buffer_size: usize,
+}
+
+/// A request body ready to be sent.
+#[derive(Debug)]
+pub enum RequestBody<B> {
+    Empty,
+    /// All of it, in memory.
+    Memory(Bytes),
+    /// All of it, in a temp file (deleted when dropped).
+    File {
+        file: tokio::fs::File,
+        len: u64,
+    },
+    /// Still with the client: sent as it arrives, once.
+    Stream {
+        body: B,
+        len: u64,
+    },
+}
+
+impl<B> RequestBody<B> {
+    /// The CONTENT_LENGTH to declare (None: no body and none declared).
+    pub fn content_length(&self, declared: Option<u64>) -> Option<u64> {
+        match self {
+            RequestBody::Empty => declared,
+            RequestBody::Memory(b) => Some(b.len() as u64),
+            RequestBody::File { len, .. } | RequestBody::Stream { len, .. } => Some(*len),
+        }
+    }
+
+    /// Whether it can be sent again to another backend.
+    pub fn is_replayable(&self) -> bool {
+        !matches!(self, RequestBody::Stream { .. })
+    }
+}
+
+/// The Content-Length header's value, if valid; a malformed one is a 400
+/// (hyper rejects those on HTTP/1 already; HTTP/2 passes them on).
+pub fn declared_length(headers: &http::HeaderMap) -> Result<Option<u64>, ClientError> {
+    match headers.get(http::header::CONTENT_LENGTH) {
+        None => Ok(None),
+        Some(v) => v
+            .to_str()
+            .ok()
+            .and_then(|s| s.trim().parse::<u64>().ok())
+            .map(Some)
+            .ok_or(ClientError::Body("malformed Content-Length".into())),
+    }
+}
+
+/// Takes the body of a request as far as needed before contacting a backend.
+pub async fn prepare<B>(
+    body: B,
+    declared: Option<u64>,
+    limits: BodyLimits,
+) -> Result<RequestBody<B>, ClientError>
+where
+    B: Body<Data = Bytes> + Unpin,
+    B::Error: std::fmt::Display,
+{
+    let over = |n: u64| limits.max_body_size > 0 && n > limits.max_body_size;
+    match declared {
+        Some(n) if over(n) => Err(ClientError::BodyTooLarge {
+            limit: limits.max_body_size,
+        }),
+        Some(0) => Ok(RequestBody::Empty),
+        Some(n) if n <= limits.buffer_size as u64 => {
+            let bytes = read_all_small(body, n).await?;
+            Ok(RequestBody::Memory(bytes))
+        }
+        Some(n) => Ok(RequestBody::Stream { body, len: n }),
+        None if body.is_end_stream() => Ok(RequestBody::Empty),
+        None => spool(body, limits).await,
+    }
+}
+
+async fn read_all_small<B>(mut body: B, declared: u64) -> Result<Bytes, ClientError>
+where
+    B: Body<Data = Bytes> + Unpin,
+    B::Error: std::fmt::Display,
+{
+    let mut first: Option<Bytes> = None;
+    let mut acc: Option<BytesMut> = None;
+    while let Some(data) = next_data(&mut body).await? {
+        match (&mut first, &mut acc) {
+            (None, _) => first = Some(data),
+            (Some(f), None) => {
+                let mut b = BytesMut::with_capacity(usize::try_from(declared).unwrap_or(0));
+                b.extend_from_slice(f);
+                b.extend_from_slice(&data);
+                acc = Some(b);
+            }
+            (Some(_), Some(b)) => b.extend_from_slice(&data),
+        }
+    }
+    let bytes = match acc {
+        Some(b) => b.freeze(),
+        None => first.unwrap_or_default(),
+    };
+    if (bytes.len() as u64) != declared {
+        return Err(ClientError::BodyTruncated);
+    }
+    Ok(bytes)
+}
+
+/// The next data frame (trailers are skipped: CGI has no place for them).
+pub async fn next_data<B>(body: &mut B) -> Result<Option<Bytes>, ClientError>
+where
+    B: Body<Data = Bytes> + Unpin,
+    B::Error: std::fmt::Display,
+{
+    loop {
+        match body.frame().await {
+            None => return Ok(None),
+            Some(Err(e)) => return Err(ClientError::Body(e.to_string())),
+            Some(Ok(frame)) => {
+                if let Ok(data) = frame.into_data()
+                    && !data.is_empty()
+                {
+                    return Ok(Some(data));
+                }
+            }
+        }
+    }
+}
+
+async fn spool<B>(mut body: B, limits: BodyLimits) -> Result<RequestBody<B>, ClientError>
+where
+    B: Body<Data = Bytes> + Unpin,
+    B::Error: std::fmt::Display,
+{
+    let mut memory = BytesMut::new();
+    let mut file: Option<tokio::fs::File> = None;
+    let mut len: u64 = 0;
+    while let Some(data) = next_data(&mut body).await? {
+        len += data.len() as u64;
+        if limits.max_body_size > 0 && len > limits.max_body_size {
+            return Err(ClientError::BodyTooLarge {
+                limit: limits.max_body_size,
+            });
+        }
+        if let Some(f) = file.as_mut() {
+            f.write_all(&data).await.map_err(spool_error)?;
+        } else if memory.len() + data.len() <= limits.buffer_size {
+            memory.extend_from_slice(&data);
+        } else {
+            let std_file = tempfile::tempfile().map_err(spool_error)?;
+            let mut f = tokio::fs::File::from_std(std_file);
+            f.write_all(&memory).await.map_err(spool_error)?;
+            f.write_all(&data).await.map_err(spool_error)?;
+            memory = BytesMut::new();
+            file = Some(f);
+        }
+    }
+    match file {
+        Some(mut f) => {
+            f.flush().await.map_err(spool_error)?;
+            Ok(RequestBody::File { file: f, len })
+        }
+        None if len == 0 => Ok(RequestBody::Empty),
+        None => Ok(RequestBody::Memory(memory.freeze())),
+    }
+}
+
+fn spool_error(e: std::io::Error) -> ClientError {
+    tracing::error!("cannot spool a request body to a temp file: {e}");
+    ClientError::Body(format!("spooling the body: {e}"))
+}
+
+/// Reads a spooled body from the start, a piece at a time, for `each`.
+pub async fn read_file_chunks(
+    file: &mut tokio::fs::File,
+    mut each: impl AsyncChunk,
+) -> Result<(), FileSendError> {
+    file.seek(SeekFrom::Start(0))
+        .await
+        .map_err(FileSendError::Io)?;
+    let mut buf = vec![0u8; FILE_CHUNK];
+    loop {
+        let n = file.read(&mut buf).await.map_err(FileSendError::Io)?;
+        if n == 0 {
+            return Ok(());
+        }
+        each.chunk(&buf[..n]).await.map_err(FileSendError::Sink)?;
+    }
+}
+
+/// Where [`read_file_chunks`] sends each piece.
+pub trait AsyncChunk {
+    fn chunk(
+        &mut self,
+        data: &[u8],
+    ) -> impl std::future::Future<Output = Result<(), crate::error::BackendFailure>>;
+}
+
+/// A spooled body could not be sent: our file or the backend failed.
+#[derive(Debug)]
+pub enum FileSendError {
+    Io(std::io::Error),
+    Sink(crate::error::BackendFailure),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::{Full, StreamBody};
+
+    fn limits(max: u64, buffer: usize) -> BodyLimits {
+        BodyLimits {
+            max_body_size: max,
+            buffer_size: buffer,
+        }
+    }
+
+    type Chunks = StreamBody<
+        futures_util::stream::Iter<std::vec::IntoIter<Result<http_body::Frame<Bytes>, String>>>,
+    >;
+
+    fn chunked(parts: &[&[u8]]) -> Chunks {
+        let frames: Vec<Result<http_body::Frame<Bytes>, String>> = parts
+            .iter()
+            .map(|p| Ok(http_body::Frame::data(Bytes::copy_from_slice(p))))
+            .collect();
+        StreamBody::new(futures_util::stream::iter(frames))
+    }
+
+    #[tokio::test]
+    async fn declared_over_limit_is_413_before_reading() {
+        let r = prepare(
+            Full::new(Bytes::from_static(b"x")),
+            Some(2_000_000),
+            limits(1 << 20, 1024),
+        )
+        .await;
+        assert!(matches!(r, Err(ClientError::BodyTooLarge { .. })));
+    }
+
+    #[tokio::test]
+    async fn small_declared_body_is_read_whole() {
+        let r = prepare(chunked(&[b"ab", b"cd"]), Some(4), limits(1 << 20, 1024))
+            .await
+            .unwrap();
+        assert!(matches!(&r, RequestBody::Memory(b) if &b[..] == b"abcd"));
+        assert!(r.is_replayable());
+    }
+
+    #[tokio::test]
+    async fn short_declared_body_is_an_error() {
+        let r = prepare(chunked(&[b"ab"]), Some(4), limits(1 << 20, 1024)).await;
+        assert!(matches!(r, Err(ClientError::BodyTruncated)));
+    }
+
+    #[tokio::test]
+    async fn large_declared_body_streams() {
+        let r = prepare(chunked(&[b"abcd"]), Some(4), limits(1 << 20, 2))
+            .await
+            .unwrap();
+        assert!(matches!(r, RequestBody::Stream { len: 4, .. }));
+        assert!(!r.is_replayable());
+    }
+
+    #[tokio::test]
+    async fn chunked_body_spills_to_a_file_and_reads_back() {
+        let r = prepare(
+            chunked(&[b"0123", b"4567", b"89"]),
+            None,
+            limits(1 << 20, 6),
+        )
+        .await
+        .unwrap();
+        let RequestBody::File { mut file, len } = r else {
+            panic!("expected a file")
+        };
+        assert_eq!(len, 10);
+        struct Collect(Vec<u8>);
+        impl AsyncChunk for &mut Collect {
+            async fn chunk(&mut self, data: &[u8]) -> Result<(), crate::error::BackendFailure> {
+                self.0.extend_from_slice(data);
+                Ok(())
+            }
+        }
+        let mut got = Collect(Vec::new());
+        read_file_chunks(&mut file, &mut got).await.unwrap();
+        assert_eq!(got.0, b"0123456789");
+        // Replayable: a second read gives the same.
+        let mut again = Collect(Vec::new());
+        read_file_chunks(&mut file, &mut again).await.unwrap();
+        assert_eq!(again.0, b"0123456789");
+    }
+
+    #[tokio::test]
+    async fn chunked_body_over_limit_is_413() {
+        let r = prepare(chunked(&[b"0123", b"4567"]), None, limits(6, 2)).await;
+        assert!(matches!(r, Err(ClientError::BodyTooLarge { limit: 6 })));
+    }
+
+    #[tokio::test]
+    async fn chunked_small_body_stays_in_memory() {
+        let r = prepare(chunked(&[b"ab", b"c"]), None, limits(0, 16))
+            .await
+            .unwrap();
+        assert!(matches!(&r, RequestBody::Memory(b) if &b[..] == b"abc"));
+        assert_eq!(r.content_length(None), Some(3));
+    }
+}

@@ -1,0 +1,338 @@
+//! The life of one HTTP request: route it, take its body, pick a backend,
+//! run the FastCGI exchange, retry on another backend when that is safe,
+//! and turn the outcome into a response (PHP's, or 4xx/5xx of our own).
+
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use http::{HeaderValue, Request, Response, StatusCode};
+use http_body::Body;
+use http_body_util::combinators::UnsyncBoxBody;
+use tokio::time::Instant;
+
+use crate::error::{BackendError, BackendFailure, ClientError, ProxyError, retry_is_safe};
+use crate::fastcgi::exchange::{Exchange, ExchangeTimeouts, REQUEST_ID};
+use crate::fastcgi::record::{self, RecordType};
+use crate::http::body::{self, AsyncChunk, BodyLimits, FileSendError, RequestBody};
+use crate::http::params::{self, ConnInfo, Route, Site};
+use crate::http::response::{self, AccessLog, BodyError, LoggedBody};
+use crate::server::InFlight;
+use crate::upstream::Upstream;
+use crate::upstream::backend::Backend;
+
+/// Everything a request needs, shared by all connections.
+#[derive(Debug)]
+pub struct Proxy {
+    pub site: Site,
+    pub upstream: Arc<Upstream>,
+    pub limits: BodyLimits,
+    pub timeouts: ExchangeTimeouts,
+    pub access_log: bool,
+}
+
+/// How one attempt on one backend failed.
+enum AttemptError {
+    Backend {
+        failure: BackendFailure,
+        got_response: bool,
+    },
+    /// The client's body failed while we streamed it: not the backend's fault.
+    Client(ClientError),
+}
+
+impl From<BackendFailure> for AttemptError {
+    fn from(failure: BackendFailure) -> Self {
+        AttemptError::Backend {
+            failure,
+            got_response: false,
+        }
+    }
+}
+
+type Boxed = UnsyncBoxBody<Bytes, BodyError>;
+
+impl Proxy {
+    /// Answers one request; never fails (errors become responses).
+    pub async fn handle<B>(
+        &self,
+        req: Request<B>,
+        conn: ConnInfo,
+        in_flight: Option<InFlight>,
+    ) -> Response<LoggedBody>
+    where
+        B: Body<Data = Bytes> + Unpin,
+        B::Error: std::fmt::Display,
+    {
+        let (parts, body) = req.into_parts();
+        let mut log = AccessLog {
+            client: conn.remote,
+            method: parts.method.clone(),
+            uri: parts
+                .uri
+                .path_and_query()
+                .map_or_else(|| parts.uri.to_string(), |pq| pq.as_str().to_owned()),
+            version: parts.version,
+            status: 0,
+            backend: None,
+            upstream_time: None,
+            started: Instant::now(),
+            error: None,
+        };
+        let response = match self.proxy(&parts, body, conn, &mut log).await {
+            Ok(response) => response,
+            Err(err) => {
+                match &err {
+                    ProxyError::Client(e) => {
+                        tracing::info!(client = %conn.remote, uri = %log.uri, "{e}")
+                    }
+                    ProxyError::Backend(e) => {
+                        tracing::error!(backend = %e.backend, uri = %log.uri, "{e}")
+                    }
+                    ProxyError::NoBackend => {
+                        tracing::error!(uri = %log.uri, "no backend is up: 503")
+                    }
+                }
+                log.error = Some(err.to_string());
+                response::error_page(err.status())
+            }
+        };
+        log.status = response.status().as_u16();
+        let log = self.access_log.then_some(log);
+        response.map(|b| LoggedBody::new(b, log, in_flight))
+    }
+
+    async fn proxy<B>(
+        &self,
+        parts: &http::request::Parts,
+        body: B,
+        conn: ConnInfo,
+        log: &mut AccessLog,
+    ) -> Result<Response<Boxed>, ProxyError>
+    where
+        B: Body<Data = Bytes> + Unpin,
+        B::Error: std::fmt::Display,
+    {
+        let (script_name, path_info) = match params::route(parts.uri.path(), &self.site) {
+            Route::Script {
+                script_name,
+                path_info,
+            } => (script_name, path_info),
+            Route::NotFound => return Err(ClientError::NotFound.into()),
+            Route::BadRequest(why) => return Err(ClientError::BadPath(why).into()),
+        };
+        let declared = body::declared_length(&parts.headers)?;
+        let mut body = body::prepare(body, declared, self.limits).await?;
+        let params = params::build_params(
+            parts,
+            &script_name,
+            &path_info,
+            body.content_length(declared),
+            conn,
+            &self.site,
+        );
+        let head = encode_head(&params, &body);
+
+        let snapshot = self.upstream.snapshot();
+        let head_only = parts.method == http::Method::HEAD;
+        let mut tried: Vec<Arc<Backend>> = Vec::new();
+        let mut last: Option<BackendError> = None;
+        loop {
+            let Some(backend) = snapshot.pick(Instant::now(), &tried) else {
+                return Err(last.map_or(ProxyError::NoBackend, ProxyError::Backend));
+            };
+            log.backend = Some(Arc::from(backend.name.as_str()));
+            let started = Instant::now();
+            match self.attempt(&backend, &head, &mut body, head_only).await {
+                Ok(response) => {
+                    let elapsed = started.elapsed();
+                    log.upstream_time = Some(elapsed);
+                    backend.record_exchange(response.status().as_u16(), elapsed);
+                    return Ok(response);
+                }
+                Err(AttemptError::Client(e)) => return Err(e.into()),
+                Err(AttemptError::Backend {
+                    failure,
+                    got_response,
+                }) => {
+                    let now = Instant::now();
+                    let retry =
+                        retry_is_safe(&parts.method, &failure, got_response, body.is_replayable());
+                    let counts = failure.counts_as_failure();
+                    let err = BackendError {
+                        backend: backend.name.clone(),
+                        failure,
+                        got_response,
+                    };
+                    if counts && backend.record_failure(now) {
+                        tracing::warn!(backend = %backend.name, "backend out of rotation for fail_timeout after: {err}");
+                    }
+                    if !retry {
+                        return Err(err.into());
+                    }
+                    tracing::warn!(backend = %backend.name, "{err}; trying another backend");
+                    tried.push(backend);
+                    last = Some(err);
+                }
+            }
+        }
+    }
+
+    /// One try on one backend.
+    async fn attempt<B>(
+        &self,
+        backend: &Arc<Backend>,
+        head: &[u8],
+        body: &mut RequestBody<B>,
+        head_only: bool,
+    ) -> Result<Response<Boxed>, AttemptError>
+    where
+        B: Body<Data = Bytes> + Unpin,
+        B::Error: std::fmt::Display,
+    {
+        let conn = backend.pool.acquire().await.map_err(BackendFailure::from)?;
+        let mut ex = Exchange::new(conn, Arc::clone(backend), self.timeouts);
+        let fail = |ex: &Exchange, failure: BackendFailure| AttemptError::Backend {
+            failure,
+            got_response: ex.got_response(),
+        };
+        if let Err(f) = ex.send(head).await {
+            return Err(fail(&ex, f));
+        }
+        match body {
+            RequestBody::Empty | RequestBody::Memory(_) => {}
+            RequestBody::Stream { body, len } => {
+                let mut sent = 0u64;
+                loop {
+                    match body::next_data(body).await {
+                        Ok(Some(data)) => {
+                            sent += data.len() as u64;
+                            if sent > *len {
+                                return Err(AttemptError::Client(ClientError::Body(
+                                    "body longer than Content-Length".into(),
+                                )));
+                            }
+                            if let Err(f) = ex.send_stdin(&data).await {
+                                return Err(fail(&ex, f));
+                            }
+                        }
+                        Ok(None) if sent == *len => break,
+                        Ok(None) => return Err(AttemptError::Client(ClientError::BodyTruncated)),
+                        Err(e) => return Err(AttemptError::Client(e)),
+                    }
+                }
+                if let Err(f) = ex.end_stdin().await {
+                    return Err(fail(&ex, f));
+                }
+            }
+            RequestBody::File { file, .. } => {
+                match body::read_file_chunks(file, &mut ex).await {
+                    Ok(()) => {}
+                    Err(FileSendError::Sink(f)) => return Err(fail(&ex, f)),
+                    Err(FileSendError::Io(e)) => {
+                        tracing::error!("reading a spooled request body: {e}");
+                        return Err(AttemptError::Client(ClientError::Body(format!(
+                            "spooled body: {e}"
+                        ))));
+                    }
+                }
+                if let Err(f) = ex.end_stdin().await {
+                    return Err(fail(&ex, f));
+                }
+            }
+        }
+        let start = match ex.read_head().await {
+            Ok(start) => start,
+            Err(f) => return Err(fail(&ex, f)),
+        };
+        let status = match StatusCode::from_u16(start.head.status) {
+            Ok(s) if s.as_u16() >= 200 => s,
+            _ => {
+                return Err(fail(
+                    &ex,
+                    BackendFailure::Refused("1xx or invalid Status from the script"),
+                ));
+            }
+        };
+        if ex.script_unknown {
+            tracing::warn!(backend = %backend.name, "php-fpm: Primary script unknown");
+        }
+        let mut builder = Response::builder().status(status);
+        // A reason phrase of the script's own ("Status: 404 Gone Fishing")
+        // goes out on HTTP/1.1 as nginx passes it; HTTP/2 has none.
+        if let Some(reason) = start.head.reason.as_deref()
+            && Some(reason) != status.canonical_reason()
+            && let Ok(phrase) = hyper::ext::ReasonPhrase::try_from(reason.as_bytes().to_vec())
+        {
+            builder = builder.extension(phrase);
+        }
+        if let Some(headers) = builder.headers_mut() {
+            headers.reserve(start.head.headers.len());
+            for (name, value) in start.head.headers {
+                headers.append(name, value);
+            }
+        }
+        let body: Boxed = if start.complete {
+            backend.record_success();
+            response::full(start.body)
+        } else if head_only {
+            // Read to the end so the connection can be kept.
+            loop {
+                match ex.next_chunk().await {
+                    Ok(Some(_)) => {}
+                    Ok(None) => break,
+                    Err(f) => return Err(fail(&ex, f)),
+                }
+            }
+            backend.record_success();
+            response::full(Bytes::new())
+        } else {
+            response::streamed(start.body, ex)
+        };
+        let mut response = builder
+            .body(body)
+            .map_err(|_| fail_static(BackendFailure::Refused("unusable response head")))?;
+        if head_only {
+            response
+                .headers_mut()
+                .entry(http::header::CONTENT_LENGTH)
+                .or_insert(HeaderValue::from_static("0"));
+        }
+        Ok(response)
+    }
+}
+
+fn fail_static(failure: BackendFailure) -> AttemptError {
+    AttemptError::Backend {
+        failure,
+        got_response: true,
+    }
+}
+
+impl AsyncChunk for &mut Exchange {
+    async fn chunk(&mut self, data: &[u8]) -> Result<(), BackendFailure> {
+        self.send_stdin(data).await
+    }
+}
+
+/// BEGIN_REQUEST (keep the connection), PARAMS, and the whole STDIN when
+/// the body is already in memory: one buffer, one write.
+fn encode_head<B>(params: &params::ParamList, body: &RequestBody<B>) -> Bytes {
+    let body_len = match body {
+        RequestBody::Memory(b) => b.len(),
+        _ => 0,
+    };
+    let mut head = BytesMut::with_capacity(512 + params.len() * 40 + body_len + body_len / 8);
+    record::encode_begin_request(&mut head, REQUEST_ID, record::FCGI_RESPONDER, true);
+    record::encode_params(&mut head, REQUEST_ID, params.iter());
+    match body {
+        RequestBody::Empty => {
+            record::encode_end_of_stream(&mut head, RecordType::Stdin, REQUEST_ID)
+        }
+        RequestBody::Memory(b) => {
+            record::encode_stream(&mut head, RecordType::Stdin, REQUEST_ID, b);
+            record::encode_end_of_stream(&mut head, RecordType::Stdin, REQUEST_ID);
+        }
+        RequestBody::Stream { .. } | RequestBody::File { .. } => {}
+    }
+    head.freeze()
+}

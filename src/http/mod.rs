@@ -1,0 +1,8 @@
+//! The HTTP front end: `params` maps a request to FastCGI params (pure),
+//! `body` takes request bodies in bounded memory, `handler` runs a request
+//! against the backends, `response` builds what goes back and logs it.
+
+pub mod body;
+pub mod handler;
+pub mod params;
+pub mod response;

@@ -1,0 +1,519 @@
+//! From an HTTP request to the FastCGI params php-fpm sees, as nginx's
+//! `fastcgi_params` + `fastcgi.conf` + Debian's `snippets/fastcgi-php.conf`
+//! build them. Pure functions over bytes: no I/O.
+//!
+//! The path is decoded and normalised first (as nginx's `$uri`): `%XX`
+//! decoded, `//` merged, `.` dropped, `..` resolved; a `..` above the root or
+//! a NUL byte is a bad request, so neither can reach SCRIPT_FILENAME. Then
+//! the script is the path up to the first segment ending in `.php`
+//! (ASCII case-insensitive), PATH_INFO the rest (Debian's
+//! `fastcgi_split_path_info ^(.+?\.php)(/.*)$`).
+
+use std::net::SocketAddr;
+
+use percent_encoding::percent_decode;
+
+/// What the front end knows of the site, from the config.
+#[derive(Debug, Clone)]
+pub struct Site {
+    /// The application's root on the php-fpm nodes, without trailing '/'.
+    pub document_root: String,
+    pub index: String,
+    pub front_controller: Option<String>,
+    pub server_name: Option<String>,
+    pub https: bool,
+    /// Extra params from the config, sent last so they win.
+    pub extra: Vec<(String, String)>,
+}
+
+/// Where a request path leads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Route {
+    /// A PHP script: SCRIPT_NAME and PATH_INFO (both decoded).
+    Script {
+        script_name: Vec<u8>,
+        path_info: Vec<u8>,
+    },
+    /// No PHP script there and no front controller: fpmlb answers 404.
+    NotFound,
+    /// A path that cannot be mapped safely: 400.
+    BadRequest(&'static str),
+}
+
+/// Decodes and normalises a raw request path as nginx does for `$uri`.
+pub fn normalize_path(raw: &str) -> Result<Vec<u8>, &'static str> {
+    if !raw.starts_with('/') {
+        return Err("request path does not start with '/'");
+    }
+    let decoded: Vec<u8> = percent_decode(raw.as_bytes()).collect();
+    if decoded.contains(&0) {
+        return Err("NUL byte in request path");
+    }
+    let mut segments: Vec<&[u8]> = Vec::new();
+    let mut trailing_slash = false;
+    for segment in decoded.split(|&b| b == b'/') {
+        trailing_slash = false;
+        match segment {
+            b"" => trailing_slash = true,
+            b"." => trailing_slash = true,
+            b".." => {
+                if segments.pop().is_none() {
+                    return Err("request path climbs above the document root");
+                }
+                trailing_slash = true;
+            }
+            s => segments.push(s),
+        }
+    }
+    let mut out = Vec::with_capacity(decoded.len() + 1);
+    for s in &segments {
+        out.push(b'/');
+        out.extend_from_slice(s);
+    }
+    if trailing_slash || segments.is_empty() {
+        out.push(b'/');
+    }
+    Ok(out)
+}
+
+/// Where the script part of a normalised path ends: after the first segment
+/// that ends in `.php` and has a name before it (nginx's Debian location
+/// `~ [^/]\.php(/|$)`), or None.
+pub fn split_path_info(uri: &[u8]) -> Option<usize> {
+    let mut start = 0;
+    while start < uri.len() {
+        let end = uri[start + 1..]
+            .iter()
+            .position(|&b| b == b'/')
+            .map_or(uri.len(), |p| start + 1 + p);
+        let segment = &uri[start + 1..end];
+        if segment.len() > 4 && segment[segment.len() - 4..].eq_ignore_ascii_case(b".php") {
+            return Some(end);
+        }
+        start = end;
+    }
+    None
+}
+
+/// Maps a raw request path to a script, as configured.
+pub fn route(raw_path: &str, site: &Site) -> Route {
+    let uri = match normalize_path(raw_path) {
+        Ok(uri) => uri,
+        Err(why) => return Route::BadRequest(why),
+    };
+    if let Some(end) = split_path_info(&uri) {
+        return Route::Script {
+            script_name: uri[..end].to_vec(),
+            path_info: uri[end..].to_vec(),
+        };
+    }
+    if uri.ends_with(b"/") {
+        let mut script_name = uri;
+        script_name.extend_from_slice(site.index.as_bytes());
+        return Route::Script {
+            script_name,
+            path_info: Vec::new(),
+        };
+    }
+    match &site.front_controller {
+        Some(fc) => Route::Script {
+            script_name: fc.as_bytes().to_vec(),
+            path_info: Vec::new(),
+        },
+        None => Route::NotFound,
+    }
+}
+
+/// All params of one request in one buffer (two allocations in all, however
+/// many headers): the pairs are byte ranges into `buf`.
+#[derive(Debug, Default)]
+pub struct ParamList {
+    buf: Vec<u8>,
+    /// (name start, name end, value end): a value starts where its name ends.
+    spans: Vec<(u32, u32, u32)>,
+}
+
+impl ParamList {
+    pub fn with_capacity(bytes: usize, pairs: usize) -> Self {
+        ParamList {
+            buf: Vec::with_capacity(bytes),
+            spans: Vec::with_capacity(pairs),
+        }
+    }
+
+    fn offset(&self) -> u32 {
+        // Request heads are bounded by hyper's header limits, far below 4 GiB.
+        u32::try_from(self.buf.len()).unwrap_or(u32::MAX)
+    }
+
+    pub fn push(&mut self, name: &[u8], value: &[u8]) {
+        let start = self.offset();
+        self.buf.extend_from_slice(name);
+        let mid = self.offset();
+        self.buf.extend_from_slice(value);
+        let end = self.offset();
+        self.spans.push((start, mid, end));
+    }
+
+    /// Pushes `HTTP_` + the header name upper-cased with '-' as '_'.
+    fn push_header(&mut self, header: &str, value: &[u8]) {
+        let start = self.offset();
+        self.buf.extend_from_slice(b"HTTP_");
+        self.buf.extend(header.bytes().map(|b| {
+            if b == b'-' {
+                b'_'
+            } else {
+                b.to_ascii_uppercase()
+            }
+        }));
+        let mid = self.offset();
+        self.buf.extend_from_slice(value);
+        let end = self.offset();
+        self.spans.push((start, mid, end));
+    }
+
+    /// The value of `name`, the last one if given twice (php-fpm keeps the last).
+    pub fn get(&self, name: &str) -> Option<&[u8]> {
+        self.iter()
+            .filter(|(n, _)| *n == name.as_bytes())
+            .last()
+            .map(|(_, v)| v)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
+        self.spans.iter().map(|&(s, m, e)| {
+            (
+                &self.buf[s as usize..m as usize],
+                &self.buf[m as usize..e as usize],
+            )
+        })
+    }
+
+    pub fn len(&self) -> usize {
+        self.spans.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.spans.is_empty()
+    }
+}
+
+/// What the params need to know of the connection a request came on.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnInfo {
+    pub remote: SocketAddr,
+    pub local: SocketAddr,
+}
+
+/// The value of SERVER_SOFTWARE.
+pub const SERVER_SOFTWARE: &str = concat!("fpmlb/", env!("CARGO_PKG_VERSION"));
+
+/// Request headers never passed on as `HTTP_*`: `Proxy` because PHP code
+/// reads HTTP_PROXY as a proxy setting (httpoxy, CVE-2016-5385).
+fn is_blocked_header(name: &str) -> bool {
+    name == "proxy"
+}
+
+/// Builds the params of one request routed to `script_name`/`path_info`.
+/// `content_length` is the body length fpmlb will send (None: no body and no
+/// Content-Length header, sent as an empty CONTENT_LENGTH like nginx).
+pub fn build_params(
+    parts: &http::request::Parts,
+    script_name: &[u8],
+    path_info: &[u8],
+    content_length: Option<u64>,
+    conn: ConnInfo,
+    site: &Site,
+) -> ParamList {
+    let mut p = ParamList::with_capacity(1024, 32 + parts.headers.len());
+    let uri = &parts.uri;
+    let query = uri.query().unwrap_or("");
+    let request_uri = uri.path_and_query().map_or("/", |pq| pq.as_str());
+    let host_header = parts.headers.get(http::header::HOST).map(|h| h.as_bytes());
+    let authority = uri.authority().map(|a| a.as_str().as_bytes());
+    let host = host_header.or(authority).unwrap_or(b"");
+
+    let mut filename = Vec::with_capacity(site.document_root.len() + script_name.len());
+    filename.extend_from_slice(site.document_root.as_bytes());
+    filename.extend_from_slice(script_name);
+    p.push(b"SCRIPT_FILENAME", &filename);
+    p.push(b"QUERY_STRING", query.as_bytes());
+    p.push(b"REQUEST_METHOD", parts.method.as_str().as_bytes());
+    let content_type = parts
+        .headers
+        .get(http::header::CONTENT_TYPE)
+        .map_or(&b""[..], |v| v.as_bytes());
+    p.push(b"CONTENT_TYPE", content_type);
+    let mut num = itoa_buf(content_length);
+    p.push(b"CONTENT_LENGTH", num.as_bytes());
+    p.push(b"SCRIPT_NAME", script_name);
+    p.push(b"REQUEST_URI", request_uri.as_bytes());
+    let mut document_uri = Vec::with_capacity(script_name.len() + path_info.len());
+    document_uri.extend_from_slice(script_name);
+    document_uri.extend_from_slice(path_info);
+    p.push(b"DOCUMENT_URI", &document_uri);
+    p.push(b"DOCUMENT_ROOT", site.document_root.as_bytes());
+    p.push(b"SERVER_PROTOCOL", protocol(parts.version).as_bytes());
+    p.push(
+        b"REQUEST_SCHEME",
+        if site.https { b"https" } else { b"http" },
+    );
+    if site.https {
+        p.push(b"HTTPS", b"on");
+    }
+    p.push(b"GATEWAY_INTERFACE", b"CGI/1.1");
+    p.push(b"SERVER_SOFTWARE", SERVER_SOFTWARE.as_bytes());
+    num = conn.remote.ip().to_string();
+    p.push(b"REMOTE_ADDR", num.as_bytes());
+    num = conn.remote.port().to_string();
+    p.push(b"REMOTE_PORT", num.as_bytes());
+    num = conn.local.ip().to_string();
+    p.push(b"SERVER_ADDR", num.as_bytes());
+    num = conn.local.port().to_string();
+    p.push(b"SERVER_PORT", num.as_bytes());
+    match &site.server_name {
+        Some(name) => p.push(b"SERVER_NAME", name.as_bytes()),
+        None => p.push(b"SERVER_NAME", strip_port(host)),
+    }
+    p.push(b"REDIRECT_STATUS", b"200");
+    p.push(b"PATH_INFO", path_info);
+
+    // HTTP/2 carries the host in :authority, which PHP expects as HTTP_HOST.
+    if host_header.is_none()
+        && let Some(authority) = authority
+    {
+        p.push(b"HTTP_HOST", authority);
+    }
+    push_headers(&mut p, &parts.headers);
+    for (name, value) in &site.extra {
+        p.push(name.as_bytes(), value.as_bytes());
+    }
+    p
+}
+
+/// Request headers as `HTTP_*`, repeated ones joined into one param (", ",
+/// or "; " for Cookie, as nginx 1.23+ does). Names with '_' are dropped, as
+/// nginx does by default (`underscores_in_headers off`): `X-A_B` and `X-A-B`
+/// would otherwise both become HTTP_X_A_B and one could forge the other.
+fn push_headers(p: &mut ParamList, headers: &http::HeaderMap) {
+    for name in headers.keys() {
+        let key = name.as_str();
+        if key.contains('_') || is_blocked_header(key) {
+            continue;
+        }
+        let mut values = headers.get_all(name).iter();
+        let Some(first) = values.next() else { continue };
+        match values.next() {
+            None => p.push_header(key, first.as_bytes()),
+            Some(second) => {
+                let sep: &[u8] = if name == http::header::COOKIE {
+                    b"; "
+                } else {
+                    b", "
+                };
+                let mut joined = first.as_bytes().to_vec();
+                for v in std::iter::once(second).chain(values) {
+                    joined.extend_from_slice(sep);
+                    joined.extend_from_slice(v.as_bytes());
+                }
+                p.push_header(key, &joined);
+            }
+        }
+    }
+}
+
+fn itoa_buf(n: Option<u64>) -> String {
+    n.map(|n| n.to_string()).unwrap_or_default()
+}
+
+fn protocol(version: http::Version) -> &'static str {
+    match version {
+        http::Version::HTTP_09 => "HTTP/0.9",
+        http::Version::HTTP_10 => "HTTP/1.0",
+        http::Version::HTTP_2 => "HTTP/2.0",
+        http::Version::HTTP_3 => "HTTP/3.0",
+        _ => "HTTP/1.1",
+    }
+}
+
+/// The host part of a Host header value ("example.com:8080" -> "example.com",
+/// "[::1]:8080" -> "[::1]").
+fn strip_port(host: &[u8]) -> &[u8] {
+    if host.first() == Some(&b'[') {
+        return match host.iter().position(|&b| b == b']') {
+            Some(end) => &host[..=end],
+            None => host,
+        };
+    }
+    match host.iter().rposition(|&b| b == b':') {
+        Some(colon) => &host[..colon],
+        None => host,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn site(front_controller: Option<&str>) -> Site {
+        Site {
+            document_root: "/var/www/html".into(),
+            index: "index.php".into(),
+            front_controller: front_controller.map(String::from),
+            server_name: None,
+            https: false,
+            extra: vec![("APP_ENV".into(), "prod".into())],
+        }
+    }
+
+    fn script(s: &str, p: &str) -> Route {
+        Route::Script {
+            script_name: s.as_bytes().to_vec(),
+            path_info: p.as_bytes().to_vec(),
+        }
+    }
+
+    #[test]
+    fn normalises_like_nginx_uri() {
+        let n = |s| String::from_utf8(normalize_path(s).unwrap()).unwrap();
+        assert_eq!(n("/"), "/");
+        assert_eq!(n("//a///b"), "/a/b");
+        assert_eq!(n("/a/./b/"), "/a/b/");
+        assert_eq!(n("/a/b/.."), "/a/");
+        assert_eq!(n("/a/%2e%2e/b"), "/b");
+        assert_eq!(n("/a%20b.php"), "/a b.php");
+        assert_eq!(n("/a/b/../../c"), "/c");
+        assert!(normalize_path("/../etc/passwd").is_err());
+        assert!(normalize_path("/a/..%2f..%2fetc").is_err());
+        assert!(normalize_path("/x.php%00.jpg").is_err());
+        assert!(normalize_path("x").is_err());
+    }
+
+    #[test]
+    fn splits_after_first_php_segment() {
+        let s = site(None);
+        assert_eq!(route("/index.php", &s), script("/index.php", ""));
+        assert_eq!(route("/env.php/a/b", &s), script("/env.php", "/a/b"));
+        assert_eq!(route("/a.php/b.php/c", &s), script("/a.php", "/b.php/c"));
+        assert_eq!(route("/sub/page.PHP/x", &s), script("/sub/page.PHP", "/x"));
+        assert_eq!(route("/env.php/a%20b", &s), script("/env.php", "/a b"));
+        assert_eq!(route("/x.phpx/y", &s), Route::NotFound);
+        assert_eq!(route("/.php", &s), Route::NotFound);
+        assert_eq!(route("/upload.php.jpg", &s), Route::NotFound);
+    }
+
+    #[test]
+    fn directories_get_the_index() {
+        let s = site(None);
+        assert_eq!(route("/", &s), script("/index.php", ""));
+        assert_eq!(route("/sub/", &s), script("/sub/index.php", ""));
+        assert_eq!(route("/sub", &s), Route::NotFound);
+    }
+
+    #[test]
+    fn front_controller_takes_what_is_not_php() {
+        let s = site(Some("/index.php"));
+        assert_eq!(route("/users/42", &s), script("/index.php", ""));
+        assert_eq!(route("/style.css", &s), script("/index.php", ""));
+        assert_eq!(route("/env.php/x", &s), script("/env.php", "/x"));
+        assert_eq!(
+            route("/../x", &s),
+            Route::BadRequest("request path climbs above the document root")
+        );
+    }
+
+    fn parts(uri: &str, headers: &[(&str, &str)], version: http::Version) -> http::request::Parts {
+        let mut b = http::Request::builder().uri(uri).version(version);
+        for (k, v) in headers {
+            b = b.header(*k, *v);
+        }
+        b.body(()).unwrap().into_parts().0
+    }
+
+    fn conn() -> ConnInfo {
+        ConnInfo {
+            remote: "127.0.0.9:50000".parse().unwrap(),
+            local: "127.0.0.1:8080".parse().unwrap(),
+        }
+    }
+
+    fn get<'a>(p: &'a ParamList, k: &str) -> &'a str {
+        std::str::from_utf8(p.get(k).unwrap_or_else(|| panic!("no {k}"))).unwrap()
+    }
+
+    #[test]
+    fn params_match_nginx_fastcgi_conf() {
+        let rq = parts(
+            "/env.php/a%20b?x=1&y=%20",
+            &[
+                ("host", "example.com:8080"),
+                ("cookie", "a=1"),
+                ("cookie", "b=2"),
+                ("x-forwarded-for", "1.2.3.4"),
+            ],
+            http::Version::HTTP_11,
+        );
+        let p = build_params(&rq, b"/env.php", b"/a b", None, conn(), &site(None));
+        assert_eq!(get(&p, "SCRIPT_FILENAME"), "/var/www/html/env.php");
+        assert_eq!(get(&p, "SCRIPT_NAME"), "/env.php");
+        assert_eq!(get(&p, "PATH_INFO"), "/a b");
+        assert_eq!(get(&p, "REQUEST_URI"), "/env.php/a%20b?x=1&y=%20");
+        assert_eq!(get(&p, "DOCUMENT_URI"), "/env.php/a b");
+        assert_eq!(get(&p, "QUERY_STRING"), "x=1&y=%20");
+        assert_eq!(get(&p, "CONTENT_LENGTH"), "");
+        assert_eq!(get(&p, "SERVER_PROTOCOL"), "HTTP/1.1");
+        assert_eq!(get(&p, "SERVER_NAME"), "example.com");
+        assert_eq!(get(&p, "REMOTE_ADDR"), "127.0.0.9");
+        assert_eq!(get(&p, "REMOTE_PORT"), "50000");
+        assert_eq!(get(&p, "SERVER_PORT"), "8080");
+        assert_eq!(get(&p, "REDIRECT_STATUS"), "200");
+        assert_eq!(get(&p, "HTTP_COOKIE"), "a=1; b=2");
+        assert_eq!(get(&p, "HTTP_X_FORWARDED_FOR"), "1.2.3.4");
+        assert_eq!(get(&p, "APP_ENV"), "prod");
+        assert!(p.get("HTTPS").is_none());
+    }
+
+    #[test]
+    fn http2_authority_becomes_http_host() {
+        let rq = parts("http://example.org/index.php", &[], http::Version::HTTP_2);
+        let p = build_params(&rq, b"/index.php", b"", Some(0), conn(), &site(None));
+        assert_eq!(get(&p, "HTTP_HOST"), "example.org");
+        assert_eq!(get(&p, "SERVER_PROTOCOL"), "HTTP/2.0");
+        assert_eq!(get(&p, "CONTENT_LENGTH"), "0");
+        assert_eq!(get(&p, "REQUEST_URI"), "/index.php");
+    }
+
+    #[test]
+    fn underscore_and_proxy_headers_are_dropped() {
+        let rq = parts(
+            "/index.php",
+            &[
+                ("x-a_b", "forged"),
+                ("proxy", "http://evil"),
+                ("x-a-b", "real"),
+            ],
+            http::Version::HTTP_11,
+        );
+        let p = build_params(&rq, b"/index.php", b"", None, conn(), &site(None));
+        assert_eq!(get(&p, "HTTP_X_A_B"), "real");
+        assert_eq!(p.iter().filter(|(n, _)| *n == b"HTTP_X_A_B").count(), 1);
+        assert!(p.get("HTTP_PROXY").is_none());
+    }
+
+    #[test]
+    fn https_and_server_name_from_config() {
+        let mut s = site(None);
+        s.https = true;
+        s.server_name = Some("shop.example".into());
+        let rq = parts(
+            "/index.php",
+            &[("host", "[::1]:8443")],
+            http::Version::HTTP_11,
+        );
+        let p = build_params(&rq, b"/index.php", b"", None, conn(), &s);
+        assert_eq!(get(&p, "HTTPS"), "on");
+        assert_eq!(get(&p, "REQUEST_SCHEME"), "https");
+        assert_eq!(get(&p, "SERVER_NAME"), "shop.example");
+        assert_eq!(strip_port(b"[::1]:8443"), b"[::1]");
+    }
+}

@@ -1,0 +1,197 @@
+//! Responses to the client: PHP's response (whole or streamed), fpmlb's own
+//! error pages, and the access log line written when a response is done.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderValue, Response, StatusCode};
+use http_body::{Body, Frame, SizeHint};
+use http_body_util::BodyExt;
+use http_body_util::combinators::UnsyncBoxBody;
+use tokio::time::Instant;
+
+use crate::fastcgi::exchange::Exchange;
+
+/// The error type of response bodies: a backend failing mid-body. hyper
+/// then resets the HTTP/2 stream or closes the HTTP/1.1 connection, so the
+/// client never takes a cut response for a whole one.
+pub type BodyError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The body type of every response fpmlb sends.
+pub type ResponseBody = LoggedBody;
+
+/// Seconds a client is told to wait when no backend is up.
+pub const RETRY_AFTER_SECS: &str = "5";
+
+/// A whole body.
+pub fn full(bytes: Bytes) -> UnsyncBoxBody<Bytes, BodyError> {
+    http_body_util::Full::new(bytes)
+        .map_err(|never| match never {})
+        .boxed_unsync()
+}
+
+/// A body read from the backend as the client takes it.
+pub fn streamed(first: Bytes, exchange: Exchange) -> UnsyncBoxBody<Bytes, BodyError> {
+    let state = (Some(first), Some(exchange));
+    let stream = futures_util::stream::unfold(state, |(first, exchange)| async move {
+        if let Some(first) = first.filter(|b| !b.is_empty()) {
+            return Some((Ok(Frame::data(first)), (None, exchange)));
+        }
+        let mut ex = exchange?;
+        match ex.next_chunk().await {
+            Ok(Some(chunk)) => Some((Ok(Frame::data(chunk)), (None, Some(ex)))),
+            Ok(None) => {
+                ex.backend().record_success();
+                None
+            }
+            Err(failure) => {
+                let backend = ex.backend();
+                if failure.counts_as_failure() {
+                    backend.record_failure(Instant::now());
+                }
+                tracing::error!(backend = %backend.name, "response cut short: {failure}");
+                let err: BodyError = Box::new(crate::error::BackendError {
+                    backend: backend.name.clone(),
+                    failure,
+                    got_response: true,
+                });
+                Some((Err(err), (None, None)))
+            }
+        }
+    });
+    http_body_util::StreamBody::new(stream).boxed_unsync()
+}
+
+/// fpmlb's own short plain-text response for an error.
+pub fn error_page(status: StatusCode) -> Response<UnsyncBoxBody<Bytes, BodyError>> {
+    let text = format!(
+        "{} {}\n",
+        status.as_u16(),
+        status.canonical_reason().unwrap_or("")
+    );
+    let mut resp = Response::new(full(Bytes::from(text)));
+    *resp.status_mut() = status;
+    let headers = resp.headers_mut();
+    headers.insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        headers.insert(
+            http::header::RETRY_AFTER,
+            HeaderValue::from_static(RETRY_AFTER_SECS),
+        );
+    }
+    resp
+}
+
+/// What the access log line says of a request, filled in as it goes.
+#[derive(Debug)]
+pub struct AccessLog {
+    pub client: std::net::SocketAddr,
+    pub method: http::Method,
+    pub uri: String,
+    pub version: http::Version,
+    pub status: u16,
+    pub backend: Option<Arc<str>>,
+    pub upstream_time: Option<Duration>,
+    pub started: Instant,
+    pub error: Option<String>,
+}
+
+/// A response body that counts what it sends and writes the access log line
+/// when it is done or dropped (a client that goes away is logged too).
+pub struct LoggedBody {
+    inner: UnsyncBoxBody<Bytes, BodyError>,
+    bytes: u64,
+    log: Option<AccessLog>,
+    failed: bool,
+    done: bool,
+    /// Released when the response is done: counts requests in flight for
+    /// the connection's idle timer.
+    _in_flight: Option<crate::server::InFlight>,
+}
+
+impl LoggedBody {
+    pub fn new(
+        inner: UnsyncBoxBody<Bytes, BodyError>,
+        log: Option<AccessLog>,
+        in_flight: Option<crate::server::InFlight>,
+    ) -> Self {
+        LoggedBody {
+            inner,
+            bytes: 0,
+            log,
+            failed: false,
+            done: false,
+            _in_flight: in_flight,
+        }
+    }
+}
+
+impl Body for LoggedBody {
+    type Data = Bytes;
+    type Error = BodyError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        let this = &mut *self;
+        let polled = Pin::new(&mut this.inner).poll_frame(cx);
+        match &polled {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    this.bytes += data.len() as u64;
+                }
+            }
+            Poll::Ready(Some(Err(e))) => {
+                this.failed = true;
+                if let Some(log) = this.log.as_mut() {
+                    log.error = Some(e.to_string());
+                }
+            }
+            Poll::Ready(None) => this.done = true,
+            Poll::Pending => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl Drop for LoggedBody {
+    fn drop(&mut self) {
+        let Some(log) = self.log.take() else { return };
+        let complete = !self.failed && (self.done || self.inner.is_end_stream());
+        let upstream_ms = log.upstream_time.map(millis);
+        tracing::info!(
+            target: "fpmlb::access",
+            client = %log.client,
+            method = %log.method,
+            uri = %log.uri,
+            proto = ?log.version,
+            status = log.status,
+            bytes = self.bytes,
+            complete,
+            backend = log.backend.as_deref().unwrap_or("-"),
+            upstream_ms,
+            total_ms = millis(log.started.elapsed()),
+            error = log.error.as_deref(),
+        );
+    }
+}
+
+/// Milliseconds with microsecond precision, for log lines.
+fn millis(d: Duration) -> f64 {
+    (d.as_micros() as f64) / 1000.0
+}

@@ -1,0 +1,16 @@
+//! fpmlb: a FastCGI load balancer for php-fpm pools that checks, all the
+//! time, that every pool shares PHP sessions through the same store.
+//!
+//! How a request flows, and where each part lives: docs/architecture.md.
+
+#![forbid(unsafe_code)]
+
+pub mod cli;
+pub mod config;
+pub mod daemon;
+pub mod error;
+pub mod fastcgi;
+pub mod health;
+pub mod http;
+pub mod server;
+pub mod upstream;

@@ -1,0 +1,121 @@
+//! The fpmlb binary: parse the command line, set up logging, run.
+
+#![forbid(unsafe_code)]
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+
+use fpmlb::cli::{Cli, Command, ConfigCommand};
+use fpmlb::config::{Config, DEFAULT_CONFIG, LogFormat};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Config {
+            command: ConfigCommand::PrintDefault,
+        } => {
+            print!("{DEFAULT_CONFIG}");
+            ExitCode::SUCCESS
+        }
+        Command::Config {
+            command: ConfigCommand::Test { config },
+        } => match Config::load(&config) {
+            Ok(_) => {
+                println!(
+                    "fpmlb: the configuration file {} syntax is ok",
+                    config.display()
+                );
+                println!(
+                    "fpmlb: configuration file {} test is successful",
+                    config.display()
+                );
+                ExitCode::SUCCESS
+            }
+            Err(errors) => {
+                eprintln!(
+                    "fpmlb: configuration file {} test failed:",
+                    config.display()
+                );
+                eprintln!("{errors}");
+                ExitCode::from(1)
+            }
+        },
+        Command::Serve { config } => {
+            let config = match Config::load(&config) {
+                Ok(c) => c,
+                Err(errors) => {
+                    eprintln!(
+                        "fpmlb: configuration file {} has errors:\n{errors}",
+                        config.display()
+                    );
+                    return ExitCode::from(1);
+                }
+            };
+            init_logging(&config);
+            match serve(config) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    tracing::error!("{e:#}");
+                    eprintln!("fpmlb: {e:#}");
+                    ExitCode::from(1)
+                }
+            }
+        }
+        Command::Check { config, format } => {
+            let config = match Config::load(&config) {
+                Ok(c) => c,
+                Err(errors) => {
+                    eprintln!(
+                        "fpmlb: configuration file {} has errors:\n{errors}",
+                        config.display()
+                    );
+                    return ExitCode::from(2);
+                }
+            };
+            init_logging_quiet();
+            let _ = (config, format);
+            eprintln!("fpmlb check: not built yet");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
+fn serve(config: Config) -> anyhow::Result<()> {
+    runtime()?
+        .block_on(fpmlb::daemon::run(config))
+        .context("serve")
+}
+
+/// Logging for `serve`: RUST_LOG wins over the config's level.
+fn init_logging(config: &Config) {
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&config.log.level));
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(ansi)
+        .with_writer(std::io::stderr);
+    match config.log.format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+/// Logging for one-shot commands: warnings and errors only, unless RUST_LOG says more.
+fn init_logging_quiet() {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}

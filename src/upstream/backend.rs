@@ -1,0 +1,204 @@
+//! One php-fpm pool as the balancer sees it: where it is, how much traffic it
+//! takes, whether it may take traffic now, and what it has served.
+//!
+//! "May take traffic" is four separate facts, kept apart on purpose so each
+//! owner can change its own without touching the others:
+//! - `enabled`: the operator's word (admin API drain/enable);
+//! - `alive`: the active liveness checker's verdict (ping over FastCGI);
+//! - `session_ok`: the session checker's verdict (drains a node whose PHP
+//!   sessions would not be shared);
+//! - the passive failure window (`max_fails` within `fail_timeout`).
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::health::passive::FailureWindow;
+use crate::upstream::pool::Pool;
+
+/// Where a backend's FastCGI listener is, resolved.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Endpoint {
+    Tcp(SocketAddr),
+    Unix(PathBuf),
+}
+
+impl fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Endpoint::Tcp(addr) => write!(f, "{addr}"),
+            Endpoint::Unix(path) => write!(f, "unix:{}", path.display()),
+        }
+    }
+}
+
+/// Why a backend is not taking new requests, if it is not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum State {
+    Up,
+    /// Liveness checks or the passive failure window say it is down.
+    Down,
+    /// Drained by the session checker: alive, but its sessions are not shared.
+    DrainedByHealth,
+    /// Drained by an operator through the admin API.
+    DrainedByOperator,
+}
+
+/// Counters kept per backend for logs, the status page and metrics.
+#[derive(Debug, Default)]
+pub struct BackendStats {
+    pub requests: AtomicU64,
+    pub responses_2xx: AtomicU64,
+    pub responses_3xx: AtomicU64,
+    pub responses_4xx: AtomicU64,
+    pub responses_5xx: AtomicU64,
+    /// Failures of the backend itself (connect, reset, timeout, protocol).
+    pub failures: AtomicU64,
+    /// Sum of upstream times in microseconds (with `requests`, gives a mean).
+    pub upstream_micros: AtomicU64,
+}
+
+impl BackendStats {
+    /// Counts a response from this backend by status class.
+    pub fn record_status(&self, status: u16) {
+        let counter = match status {
+            200..=299 => &self.responses_2xx,
+            300..=399 => &self.responses_3xx,
+            400..=499 => &self.responses_4xx,
+            _ => &self.responses_5xx,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// One php-fpm pool behind the balancer.
+#[derive(Debug)]
+pub struct Backend {
+    pub name: String,
+    pub endpoint: Endpoint,
+    pub weight: u32,
+    pub pool: Pool,
+    pub stats: BackendStats,
+    enabled: AtomicBool,
+    alive: AtomicBool,
+    session_ok: AtomicBool,
+    failures: Mutex<FailureWindow>,
+    /// Idle php-fpm workers per the last status poll; -1 while unknown.
+    fpm_idle: AtomicI64,
+}
+
+impl Backend {
+    pub fn new(
+        name: String,
+        endpoint: Endpoint,
+        weight: u32,
+        pool: Pool,
+        failures: FailureWindow,
+    ) -> Self {
+        Backend {
+            name,
+            endpoint,
+            weight,
+            pool,
+            stats: BackendStats::default(),
+            enabled: AtomicBool::new(true),
+            alive: AtomicBool::new(true),
+            session_ok: AtomicBool::new(true),
+            failures: Mutex::new(failures),
+            fpm_idle: AtomicI64::new(-1),
+        }
+    }
+
+    /// The state that decides whether it takes new requests at `now`.
+    pub fn state(&self, now: Instant) -> State {
+        if !self.enabled.load(Ordering::Relaxed) {
+            State::DrainedByOperator
+        } else if !self.alive.load(Ordering::Relaxed) || self.passively_down(now) {
+            State::Down
+        } else if !self.session_ok.load(Ordering::Relaxed) {
+            State::DrainedByHealth
+        } else {
+            State::Up
+        }
+    }
+
+    /// Whether the selector may give it a new request at `now`.
+    pub fn is_available(&self, now: Instant) -> bool {
+        self.state(now) == State::Up
+    }
+
+    pub fn set_enabled(&self, enabled: bool) {
+        self.enabled.store(enabled, Ordering::Relaxed);
+    }
+
+    pub fn is_enabled(&self) -> bool {
+        self.enabled.load(Ordering::Relaxed)
+    }
+
+    pub fn set_alive(&self, alive: bool) {
+        self.alive.store(alive, Ordering::Relaxed);
+    }
+
+    pub fn is_alive(&self) -> bool {
+        self.alive.load(Ordering::Relaxed)
+    }
+
+    pub fn set_session_ok(&self, ok: bool) {
+        self.session_ok.store(ok, Ordering::Relaxed);
+    }
+
+    pub fn is_session_ok(&self) -> bool {
+        self.session_ok.load(Ordering::Relaxed)
+    }
+
+    /// Idle php-fpm workers per the last status poll, if known.
+    pub fn fpm_idle_workers(&self) -> Option<u64> {
+        u64::try_from(self.fpm_idle.load(Ordering::Relaxed)).ok()
+    }
+
+    pub fn set_fpm_idle_workers(&self, idle: Option<u64>) {
+        let v = idle.and_then(|i| i64::try_from(i).ok()).unwrap_or(-1);
+        self.fpm_idle.store(v, Ordering::Relaxed);
+    }
+
+    fn passively_down(&self, now: Instant) -> bool {
+        match self.failures.lock() {
+            Ok(window) => window.is_down(now),
+            Err(poisoned) => poisoned.into_inner().is_down(now),
+        }
+    }
+
+    /// Records a failed attempt (connect error, reset, timeout, garbage).
+    /// Returns true when this failure took the backend out of rotation.
+    pub fn record_failure(&self, now: Instant) -> bool {
+        self.stats.failures.fetch_add(1, Ordering::Relaxed);
+        match self.failures.lock() {
+            Ok(mut window) => window.record_failure(now),
+            Err(poisoned) => poisoned.into_inner().record_failure(now),
+        }
+    }
+
+    /// Records a successful exchange: nginx forgets earlier failures then.
+    pub fn record_success(&self) {
+        match self.failures.lock() {
+            Ok(mut window) => window.record_success(),
+            Err(poisoned) => poisoned.into_inner().record_success(),
+        }
+    }
+
+    /// Counts a finished exchange for the stats.
+    pub fn record_exchange(&self, status: u16, upstream_time: Duration) {
+        self.stats.requests.fetch_add(1, Ordering::Relaxed);
+        self.stats.record_status(status);
+        let micros = u64::try_from(upstream_time.as_micros()).unwrap_or(u64::MAX);
+        self.stats
+            .upstream_micros
+            .fetch_add(micros, Ordering::Relaxed);
+    }
+}

@@ -1,0 +1,356 @@
+//! Kept-alive FastCGI connections to one backend, capped at `max_conns`.
+//!
+//! Why a cap: a php-fpm worker that holds a kept-alive connection serves
+//! nobody else until it is closed, so more connections than the pool's
+//! `pm.max_children` leave requests stuck in php-fpm's listen backlog. Every
+//! open connection (in use or idle) is covered by one permit of `slots`; a
+//! request that finds none free waits, first come first served, for at most
+//! `queue_timeout`, and at most `queue_size` requests wait at once.
+//!
+//! Who holds what: a [`PooledConn`] holds a permit and the connection for one
+//! exchange. `release` puts the connection back on the idle stack and frees
+//! the permit; dropping it instead closes the connection (an exchange that
+//! failed or was abandoned leaves the connection in an unknown state).
+
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::time::Instant;
+
+use crate::fastcgi::conn::Connection;
+use crate::upstream::backend::Endpoint;
+
+/// Timeouts and bounds of a pool, from the config.
+#[derive(Debug, Clone)]
+pub struct PoolSettings {
+    pub max_conns: usize,
+    pub queue_size: usize,
+    pub connect_timeout: Duration,
+    pub queue_timeout: Duration,
+    pub idle_timeout: Duration,
+}
+
+/// Why no connection could be had.
+#[derive(Debug, thiserror::Error)]
+pub enum PoolError {
+    #[error("{waiting} requests already wait for a connection")]
+    QueueFull { waiting: usize },
+    #[error("no connection free within {0:?}")]
+    QueueTimeout(Duration),
+    #[error("connect: {0}")]
+    Connect(std::io::Error),
+}
+
+#[derive(Debug)]
+struct Idle {
+    conn: Connection,
+    since: Instant,
+}
+
+#[derive(Debug)]
+struct Inner {
+    endpoint: Endpoint,
+    settings: PoolSettings,
+    slots: Arc<Semaphore>,
+    /// Permits taken out of `slots` to lower the cap below the configured one.
+    withheld: AtomicUsize,
+    idle: Mutex<Vec<Idle>>,
+    waiting: AtomicUsize,
+    opened: AtomicU64,
+    reused: AtomicU64,
+}
+
+/// The connection pool of one backend. Cheap to clone (shared).
+#[derive(Debug, Clone)]
+pub struct Pool {
+    inner: Arc<Inner>,
+}
+
+impl Pool {
+    pub fn new(endpoint: Endpoint, settings: PoolSettings) -> Pool {
+        let slots = Arc::new(Semaphore::new(settings.max_conns));
+        Pool {
+            inner: Arc::new(Inner {
+                endpoint,
+                settings,
+                slots,
+                withheld: AtomicUsize::new(0),
+                idle: Mutex::new(Vec::new()),
+                waiting: AtomicUsize::new(0),
+                opened: AtomicU64::new(0),
+                reused: AtomicU64::new(0),
+            }),
+        }
+    }
+
+    fn idle(&self) -> MutexGuard<'_, Vec<Idle>> {
+        match self.inner.idle.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+
+    /// A connection for one exchange: an idle one if a live one is kept,
+    /// else a new one. `reused` on the result says which.
+    pub async fn acquire(&self) -> Result<PooledConn, PoolError> {
+        let permit = match Arc::clone(&self.inner.slots).try_acquire_owned() {
+            Ok(permit) => permit,
+            Err(_) => self.wait_for_slot().await?,
+        };
+        let now = Instant::now();
+        loop {
+            let candidate = self.idle().pop();
+            let Some(mut idle) = candidate else { break };
+            if now.duration_since(idle.since) < self.inner.settings.idle_timeout
+                && idle.conn.is_reusable()
+            {
+                self.inner.reused.fetch_add(1, Ordering::Relaxed);
+                return Ok(PooledConn {
+                    conn: Some(idle.conn),
+                    _permit: permit,
+                    pool: self.clone(),
+                    reused: true,
+                });
+            }
+        }
+        let conn = Connection::connect(&self.inner.endpoint, self.inner.settings.connect_timeout)
+            .await
+            .map_err(PoolError::Connect)?;
+        self.inner.opened.fetch_add(1, Ordering::Relaxed);
+        Ok(PooledConn {
+            conn: Some(conn),
+            _permit: permit,
+            pool: self.clone(),
+            reused: false,
+        })
+    }
+
+    async fn wait_for_slot(&self) -> Result<OwnedSemaphorePermit, PoolError> {
+        let waiting = self.inner.waiting.fetch_add(1, Ordering::Relaxed);
+        let _leave = WaitGuard(&self.inner.waiting);
+        if waiting >= self.inner.settings.queue_size {
+            return Err(PoolError::QueueFull { waiting });
+        }
+        let timeout = self.inner.settings.queue_timeout;
+        match tokio::time::timeout(timeout, Arc::clone(&self.inner.slots).acquire_owned()).await {
+            Ok(Ok(permit)) => Ok(permit),
+            // The semaphore is never closed; treat it like a timeout anyway.
+            Ok(Err(_)) | Err(_) => Err(PoolError::QueueTimeout(timeout)),
+        }
+    }
+
+    fn put_back(&self, conn: Connection) {
+        self.idle().push(Idle {
+            conn,
+            since: Instant::now(),
+        });
+    }
+
+    /// Closes idle connections unused for longer than the idle timeout, so
+    /// that php-fpm workers are not held by connections nobody needs.
+    pub fn close_idle(&self, now: Instant) -> usize {
+        let limit = self.inner.settings.idle_timeout;
+        let mut idle = self.idle();
+        let before = idle.len();
+        idle.retain(|i| now.duration_since(i.since) < limit);
+        before - idle.len()
+    }
+
+    /// Closes every idle connection (backend removed, or shutting down).
+    pub fn close_all_idle(&self) {
+        self.idle().clear();
+    }
+
+    /// Lowers or raises the cap, within the configured maximum (used when the
+    /// pool reports a smaller `max children` than configured).
+    pub fn set_cap(&self, cap: usize) {
+        let configured = self.inner.settings.max_conns;
+        let target_withheld = configured.saturating_sub(cap.clamp(1, configured));
+        let current = self.inner.withheld.load(Ordering::Relaxed);
+        if target_withheld > current {
+            let taken = self.inner.slots.forget_permits(target_withheld - current);
+            self.inner.withheld.fetch_add(taken, Ordering::Relaxed);
+        } else if target_withheld < current {
+            self.inner.slots.add_permits(current - target_withheld);
+            self.inner
+                .withheld
+                .fetch_sub(current - target_withheld, Ordering::Relaxed);
+        }
+    }
+
+    /// Current figures for the status page and metrics.
+    pub fn figures(&self) -> PoolFigures {
+        let cap = self.inner.settings.max_conns - self.inner.withheld.load(Ordering::Relaxed);
+        let idle = self.idle().len();
+        let free = self.inner.slots.available_permits();
+        PoolFigures {
+            cap,
+            in_use: cap.saturating_sub(free),
+            idle,
+            waiting: self.inner.waiting.load(Ordering::Relaxed),
+            opened: self.inner.opened.load(Ordering::Relaxed),
+            reused: self.inner.reused.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// A snapshot of a pool's connections.
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+pub struct PoolFigures {
+    /// Most connections it may open now.
+    pub cap: usize,
+    /// Connections carrying an exchange now (or being opened).
+    pub in_use: usize,
+    /// Kept-alive connections waiting for a request.
+    pub idle: usize,
+    /// Requests waiting for a connection slot.
+    pub waiting: usize,
+    /// Connections opened since start.
+    pub opened: u64,
+    /// Exchanges that reused a kept-alive connection.
+    pub reused: u64,
+}
+
+struct WaitGuard<'a>(&'a AtomicUsize);
+
+impl Drop for WaitGuard<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// A connection lent for one exchange, with the permit that covers it.
+#[derive(Debug)]
+pub struct PooledConn {
+    conn: Option<Connection>,
+    _permit: OwnedSemaphorePermit,
+    pool: Pool,
+    /// Whether it was kept alive from an earlier exchange.
+    pub reused: bool,
+}
+
+impl PooledConn {
+    pub fn conn(&mut self) -> Option<&mut Connection> {
+        self.conn.as_mut()
+    }
+
+    /// Gives a connection whose exchange ended cleanly back to the pool.
+    pub fn release(mut self) {
+        if let Some(conn) = self.conn.take() {
+            self.pool.put_back(conn);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::net::TcpListener;
+
+    fn settings(max_conns: usize, queue_size: usize) -> PoolSettings {
+        PoolSettings {
+            max_conns,
+            queue_size,
+            connect_timeout: Duration::from_secs(1),
+            queue_timeout: Duration::from_millis(200),
+            idle_timeout: Duration::from_secs(5),
+        }
+    }
+
+    async fn listener() -> (TcpListener, Endpoint) {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        (l, Endpoint::Tcp(addr))
+    }
+
+    #[tokio::test]
+    async fn reuses_released_connections_and_caps_open_ones() {
+        let (l, ep) = listener().await;
+        let accept = tokio::spawn(async move {
+            let mut kept = Vec::new();
+            while let Ok((s, _)) = l.accept().await {
+                kept.push(s);
+            }
+        });
+        let pool = Pool::new(ep, settings(2, 10));
+        let a = pool.acquire().await.unwrap();
+        let b = pool.acquire().await.unwrap();
+        assert!(!a.reused && !b.reused);
+        // At the cap: the third waits and times out.
+        assert!(matches!(
+            pool.acquire().await,
+            Err(PoolError::QueueTimeout(_))
+        ));
+        a.release();
+        let c = pool.acquire().await.unwrap();
+        assert!(c.reused);
+        assert_eq!(pool.figures().opened, 2);
+        drop(b); // closed, not kept
+        drop(c);
+        assert_eq!(pool.figures().idle, 0);
+        accept.abort();
+    }
+
+    #[tokio::test]
+    async fn a_closed_idle_connection_is_not_reused() {
+        let (l, ep) = listener().await;
+        let pool = Pool::new(ep, settings(1, 10));
+        let conn = pool.acquire().await.unwrap();
+        let (server_side, _) = l.accept().await.unwrap();
+        conn.release();
+        drop(server_side); // php-fpm worker exited
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let accept = tokio::spawn(async move { l.accept().await.map(|_| ()) });
+        let fresh = pool.acquire().await.unwrap();
+        assert!(!fresh.reused);
+        accept.await.unwrap().unwrap();
+    }
+
+    #[tokio::test]
+    async fn queue_is_bounded() {
+        let (l, ep) = listener().await;
+        let _keep = tokio::spawn(async move {
+            let mut kept = Vec::new();
+            while let Ok((s, _)) = l.accept().await {
+                kept.push(s);
+            }
+        });
+        let pool = Pool::new(ep, settings(1, 0));
+        let _held = pool.acquire().await.unwrap();
+        assert!(matches!(
+            pool.acquire().await,
+            Err(PoolError::QueueFull { .. })
+        ));
+    }
+
+    #[tokio::test]
+    async fn cap_can_be_lowered_and_raised() {
+        let (l, ep) = listener().await;
+        let _keep = tokio::spawn(async move {
+            let mut kept = Vec::new();
+            while let Ok((s, _)) = l.accept().await {
+                kept.push(s);
+            }
+        });
+        let pool = Pool::new(ep, settings(4, 10));
+        pool.set_cap(1);
+        assert_eq!(pool.figures().cap, 1);
+        let _one = pool.acquire().await.unwrap();
+        assert!(pool.acquire().await.is_err());
+        pool.set_cap(8); // clamped to the configured 4
+        assert_eq!(pool.figures().cap, 4);
+        let _two = pool.acquire().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn connect_error_is_reported() {
+        let (l, ep) = listener().await;
+        drop(l);
+        let pool = Pool::new(ep, settings(1, 1));
+        assert!(matches!(pool.acquire().await, Err(PoolError::Connect(_))));
+        // The permit came back.
+        assert_eq!(pool.figures().in_use, 0);
+    }
+}
