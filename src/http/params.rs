@@ -248,10 +248,9 @@ pub fn build_params(
     p.push(b"CONTENT_LENGTH", num.as_bytes());
     p.push(b"SCRIPT_NAME", script_name);
     p.push(b"REQUEST_URI", request_uri.as_bytes());
-    let mut document_uri = Vec::with_capacity(script_name.len() + path_info.len());
-    document_uri.extend_from_slice(script_name);
-    document_uri.extend_from_slice(path_info);
-    p.push(b"DOCUMENT_URI", &document_uri);
+    // Debian's snippet runs `try_files $fastcgi_script_name`, which sets
+    // $uri (and so DOCUMENT_URI) to the script, without PATH_INFO.
+    p.push(b"DOCUMENT_URI", script_name);
     p.push(b"DOCUMENT_ROOT", site.document_root.as_bytes());
     p.push(b"SERVER_PROTOCOL", protocol(parts.version).as_bytes());
     p.push(
@@ -458,7 +457,7 @@ mod tests {
         assert_eq!(get(&p, "SCRIPT_NAME"), "/env.php");
         assert_eq!(get(&p, "PATH_INFO"), "/a b");
         assert_eq!(get(&p, "REQUEST_URI"), "/env.php/a%20b?x=1&y=%20");
-        assert_eq!(get(&p, "DOCUMENT_URI"), "/env.php/a b");
+        assert_eq!(get(&p, "DOCUMENT_URI"), "/env.php");
         assert_eq!(get(&p, "QUERY_STRING"), "x=1&y=%20");
         assert_eq!(get(&p, "CONTENT_LENGTH"), "");
         assert_eq!(get(&p, "SERVER_PROTOCOL"), "HTTP/1.1");

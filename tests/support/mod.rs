@@ -6,6 +6,8 @@
 
 #![allow(dead_code)]
 
+pub mod fake_fcgi;
+
 use std::collections::HashMap;
 use std::io::Write;
 use std::net::SocketAddr;
@@ -48,22 +50,29 @@ impl Cluster {
             .output()
             .expect("run cluster.sh");
         // Stop whatever started even when start failed half way.
-        let cluster = Cluster { dir: dir.clone(), net, env: HashMap::new() };
+        let mut cluster = Cluster {
+            dir: dir.clone(),
+            net,
+            env: HashMap::new(),
+        };
         assert!(
             out.status.success(),
             "cluster.sh start failed:\n{}\n{}",
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
-        let env = parse_env(&std::fs::read_to_string(dir.join("cluster.env")).unwrap());
-        Cluster { env, ..cluster }
+        cluster.env = parse_env(&std::fs::read_to_string(dir.join("cluster.env")).unwrap());
+        cluster
     }
 
     /// (name, address) of each node, as in cluster.env's NODES.
     pub fn nodes(&self) -> Vec<(String, String)> {
         self.env["NODES"]
             .split_whitespace()
-            .filter_map(|n| n.split_once('=').map(|(a, b)| (a.to_string(), b.to_string())))
+            .filter_map(|n| {
+                n.split_once('=')
+                    .map(|(a, b)| (a.to_string(), b.to_string()))
+            })
             .collect()
     }
 
@@ -75,15 +84,23 @@ impl Cluster {
     pub fn backends_yaml(&self) -> String {
         let mut s = String::from("backends:\n");
         for (name, addr) in self.nodes() {
-            s.push_str(&format!("  - name: {name}\n    address: \"{addr}\"\n    max_conns: 4\n"));
+            s.push_str(&format!(
+                "  - name: {name}\n    address: \"{addr}\"\n    max_conns: 4\n"
+            ));
         }
         s
     }
 
-    /// Stops one node's php-fpm master (models a node going away).
+    /// Signals one node's php-fpm master: TERM stops it and its workers at
+    /// once (a node going away). Not KILL: the workers would outlive the
+    /// master and keep serving on the inherited socket.
     pub fn kill_node(&self, name: &str, signal: &str) {
         let pid = std::fs::read_to_string(self.dir.join(format!("{name}.pid"))).unwrap();
-        let status = Command::new("kill").arg(format!("-{signal}")).arg(pid.trim()).status().unwrap();
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(pid.trim())
+            .status()
+            .unwrap();
         assert!(status.success());
     }
 
@@ -134,13 +151,22 @@ impl Fpmlb {
             .stderr(logfile)
             .spawn()
             .unwrap();
-        let mut fpmlb = Fpmlb { child, addr, config, log };
+        let mut fpmlb = Fpmlb {
+            child,
+            addr,
+            config,
+            log,
+        };
         let deadline = Instant::now() + Duration::from_secs(20);
         while std::net::TcpStream::connect(addr).is_err() {
             if let Ok(Some(status)) = fpmlb.child.try_wait() {
                 panic!("fpmlb exited with {status}:\n{}", fpmlb.log_text());
             }
-            assert!(Instant::now() < deadline, "fpmlb did not listen on {addr}:\n{}", fpmlb.log_text());
+            assert!(
+                Instant::now() < deadline,
+                "fpmlb did not listen on {addr}:\n{}",
+                fpmlb.log_text()
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
         fpmlb
@@ -151,7 +177,11 @@ impl Fpmlb {
     }
 
     pub fn signal(&self, signal: &str) {
-        let status = Command::new("kill").arg(format!("-{signal}")).arg(self.child.id().to_string()).status().unwrap();
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap();
         assert!(status.success());
     }
 
@@ -189,11 +219,15 @@ impl Resp {
     }
 
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
     }
 }
 
-type Client = hyper_util::client::legacy::Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>;
+type Client = hyper_util::client::legacy::Client<
+    hyper_util::client::legacy::connect::HttpConnector,
+    Full<Bytes>,
+>;
 
 pub fn client(http2: bool) -> Client {
     let mut b = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new());
@@ -204,16 +238,36 @@ pub fn client(http2: bool) -> Client {
 /// Sends a request and reads the whole response (bounded by 60 s).
 pub async fn send(client: &Client, req: http::Request<Full<Bytes>>) -> Result<Resp, String> {
     let fut = async {
-        let resp = client.request(req).await.map_err(|e| format!("request: {e:?}"))?;
+        let resp = client
+            .request(req)
+            .await
+            .map_err(|e| format!("request: {e:?}"))?;
         let (parts, body) = resp.into_parts();
-        let body = body.collect().await.map_err(|e| format!("body: {e:?}"))?.to_bytes();
-        Ok(Resp { status: parts.status.as_u16(), headers: parts.headers, body, version: parts.version })
+        let body = body
+            .collect()
+            .await
+            .map_err(|e| format!("body: {e:?}"))?
+            .to_bytes();
+        Ok(Resp {
+            status: parts.status.as_u16(),
+            headers: parts.headers,
+            body,
+            version: parts.version,
+        })
     };
-    tokio::time::timeout(Duration::from_secs(60), fut).await.map_err(|_| "timed out".to_string())?
+    tokio::time::timeout(Duration::from_secs(60), fut)
+        .await
+        .map_err(|_| "timed out".to_string())?
 }
 
 pub async fn get(client: &Client, url: &str) -> Result<Resp, String> {
-    send(client, http::Request::get(url).body(Full::new(Bytes::new())).unwrap()).await
+    send(
+        client,
+        http::Request::get(url)
+            .body(Full::new(Bytes::new()))
+            .unwrap(),
+    )
+    .await
 }
 
 /// Writes a small text file and returns its path (for configs).

@@ -1,0 +1,392 @@
+//! End to end against real php-fpm nodes started by integration/cluster.sh:
+//! balancing, request mapping compared with nginx + Debian's fastcgi-php.conf,
+//! bodies, large responses, HTTP/2, unix sockets, and a node going away.
+//!
+//! Each test has its own 127.0.N.x network (N = 10..19 here).
+
+mod support;
+
+use std::collections::HashMap;
+use std::process::Command;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use support::{Cluster, Fpmlb, base_yaml, client, get, send};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+fn start_lb(cluster: &Cluster, extra_yaml: &str) -> Fpmlb {
+    let addr = format!("{}:8080", cluster.lb_ip()).parse().unwrap();
+    let yaml = format!(
+        "{}{}{}",
+        base_yaml(addr, &cluster.docroot()),
+        extra_yaml,
+        cluster.backends_yaml()
+    );
+    Fpmlb::start(&cluster.dir, addr, &yaml)
+}
+
+fn node_of(body: &str) -> String {
+    body.trim().trim_start_matches("hello from ").to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn round_robin_spreads_thirty_requests_ten_each() {
+    let cluster = Cluster::start(10, &[]);
+    let lb = start_lb(&cluster, "");
+    let c = client(false);
+    let mut counts: HashMap<String, usize> = HashMap::new();
+    for _ in 0..30 {
+        let r = get(&c, &lb.url("/")).await.unwrap();
+        assert_eq!(r.status, 200, "{}", r.text());
+        *counts.entry(node_of(&r.text())).or_default() += 1;
+    }
+    let expected: HashMap<String, usize> = ["web01", "web02", "web03"]
+        .iter()
+        .map(|n| (n.to_string(), 10))
+        .collect();
+    assert_eq!(counts, expected);
+    // The access log has a line per request naming the backend.
+    let log = lb.log_text();
+    assert!(
+        log.lines()
+            .filter(|l| l.contains("fpmlb::access") && l.contains("backend="))
+            .count()
+            >= 30,
+        "{log}"
+    );
+}
+
+/// The URL table compared with what nginx sends through Debian's snippet.
+const URLS: &[&str] = &[
+    "/env.php",
+    "/env.php?x=1&y=%20z",
+    "/env.php/a/b",
+    "/env.php/a%20b/c?x=1",
+    "/env.php/caf%C3%A9/%7Euser",
+    "/sub/",
+    "/sub/?q=1",
+    "/sub/page.php",
+    "/sub/page.php/x/y.php/z?k=v&k2",
+    "/a%20b.php",
+    "/a%20b.php/p%2Fq",
+    "//env.php//x",
+    "/sub/./page.php",
+    "/sub/../env.php/p",
+    "/env.php?",
+];
+
+const COMPARED: &[&str] = &[
+    "SCRIPT_NAME",
+    "SCRIPT_FILENAME",
+    "PATH_INFO",
+    "PHP_SELF",
+    "REQUEST_URI",
+    "DOCUMENT_URI",
+    "DOCUMENT_ROOT",
+    "QUERY_STRING",
+    "REQUEST_METHOD",
+    "CONTENT_TYPE",
+    "CONTENT_LENGTH",
+    "SERVER_PROTOCOL",
+    "REQUEST_SCHEME",
+    "GATEWAY_INTERFACE",
+    "REDIRECT_STATUS",
+    "SERVER_PORT",
+    "HTTP_HOST",
+    "HTTP_COOKIE",
+    "HTTPS",
+    "PATH_TRANSLATED",
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn params_match_nginx_with_debian_fastcgi_php_conf() {
+    let cluster = Cluster::start(11, &[]);
+    let lb = start_lb(&cluster, "");
+    // nginx on the same port number of another address, so SERVER_PORT matches.
+    let nginx_dir = support::state_dir("nginx11");
+    let nginx_addr = "127.0.11.5:8080";
+    let out = Command::new(support::repo().join("integration/nginx.sh"))
+        .args(["start", "--dir"])
+        .arg(&nginx_dir)
+        .args(["--listen", nginx_addr, "--cluster"])
+        .arg(&cluster.dir)
+        .output()
+        .unwrap();
+    struct StopNginx(std::path::PathBuf);
+    impl Drop for StopNginx {
+        fn drop(&mut self) {
+            let _ = Command::new(support::repo().join("integration/nginx.sh"))
+                .arg("stop")
+                .arg("--dir")
+                .arg(&self.0)
+                .output();
+        }
+    }
+    let _stop = StopNginx(nginx_dir.clone());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let c = client(false);
+    for url in URLS {
+        for method in ["GET", "POST"] {
+            let body = if method == "POST" { "a=1&b=2" } else { "" };
+            let req = |base: &str| {
+                let mut b = http::Request::builder()
+                    .method(method)
+                    .uri(format!("http://{base}{url}"))
+                    .header("host", "shop.example:8080")
+                    .header("cookie", "PHPSESSID=abc");
+                if method == "POST" {
+                    b = b.header("content-type", "application/x-www-form-urlencoded");
+                }
+                b.body(Full::new(Bytes::from(body))).unwrap()
+            };
+            let ours = send(&c, req(&lb.addr.to_string())).await.unwrap();
+            let theirs = send(&c, req(nginx_addr)).await.unwrap();
+            assert_eq!(
+                ours.status, theirs.status,
+                "{method} {url}: status {} vs nginx {}",
+                ours.status, theirs.status
+            );
+            if theirs.status != 200 {
+                continue;
+            }
+            let (a, b) = (ours.json(), theirs.json());
+            for key in COMPARED {
+                assert_eq!(
+                    a.get(key),
+                    b.get(key),
+                    "{method} {url}: {key} differs (fpmlb vs nginx)"
+                );
+            }
+            assert_eq!(a["body_sha256"], b["body_sha256"], "{method} {url}: body");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_bodies_reach_php_intact_and_oversized_ones_get_413() {
+    let cluster = Cluster::start(12, &[]);
+    let lb = start_lb(&cluster, "max_body_size: 1m\nbody_buffer_size: 16k\n");
+    let c = client(false);
+    let post = |body: Vec<u8>| {
+        http::Request::post(lb.url("/upload.php"))
+            .body(Full::new(Bytes::from(body)))
+            .unwrap()
+    };
+    for size in [0usize, 1024, 16 * 1024 + 1, 1024 * 1024] {
+        let body: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
+        let r = send(&c, post(body.clone())).await.unwrap();
+        assert_eq!(r.status, 200, "size {size}: {}", r.text());
+        let j = r.json();
+        assert_eq!(j["len"], size, "size {size}");
+        assert_eq!(
+            j["sha256"].as_str().unwrap(),
+            sha256_hex(&body),
+            "size {size}"
+        );
+    }
+    let r = send(&c, post(vec![b'x'; 1024 * 1024 + 1])).await.unwrap();
+    assert_eq!(r.status, 413);
+
+    // Chunked bodies (no Content-Length): small, spilled to a temp file, over the limit.
+    for (size, expect) in [
+        (1000usize, 200u16),
+        (300 * 1024, 200),
+        (1024 * 1024 + 10, 413),
+    ] {
+        let body: Vec<u8> = (0..size).map(|i| (i % 241) as u8).collect();
+        let (status, text) = raw_chunked_post(&lb.addr.to_string(), "/upload.php", &body).await;
+        assert_eq!(status, expect, "chunked {size}: {text}");
+        if expect == 200 {
+            assert!(text.contains(&sha256_hex(&body)), "chunked {size}: {text}");
+        }
+    }
+}
+
+async fn raw_chunked_post(addr: &str, path: &str, body: &[u8]) -> (u16, String) {
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+    );
+    s.write_all(head.as_bytes()).await.unwrap();
+    for chunk in body.chunks(7000) {
+        s.write_all(format!("{:x}\r\n", chunk.len()).as_bytes())
+            .await
+            .unwrap();
+        if s.write_all(chunk).await.is_err() {
+            break; // a 413 may close the connection before we finish
+        }
+        let _ = s.write_all(b"\r\n").await;
+    }
+    let _ = s.write_all(b"0\r\n\r\n").await;
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(30), s.read_to_end(&mut out)).await;
+    let text = String::from_utf8_lossy(&out).into_owned();
+    let status = text.get(9..12).and_then(|s| s.parse().ok()).unwrap_or(0);
+    (status, text)
+}
+
+fn sha256_hex(data: &[u8]) -> String {
+    use sha2::Digest;
+    let d = sha2::Sha256::digest(data);
+    d.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_responses_arrive_whole_over_http1_and_http2() {
+    let cluster = Cluster::start(13, &[]);
+    let lb = start_lb(&cluster, "");
+    let pattern = b"0123456789abcdef";
+    for http2 in [false, true] {
+        let c = client(http2);
+        for size in [65536usize, 1024 * 1024] {
+            for _ in 0..3 {
+                let r = get(&c, &lb.url(&format!("/big.php?bytes={size}")))
+                    .await
+                    .unwrap();
+                assert_eq!(r.status, 200);
+                assert_eq!(
+                    r.version,
+                    if http2 {
+                        http::Version::HTTP_2
+                    } else {
+                        http::Version::HTTP_11
+                    }
+                );
+                assert_eq!(r.body.len(), size, "http2={http2}");
+                assert!(
+                    r.body.chunks(16).all(|c| c == &pattern[..c.len()]),
+                    "corrupt body, http2={http2}"
+                );
+            }
+        }
+    }
+    // HEAD gets the head only, and the pooled connection stays usable.
+    let c = client(false);
+    let r = send(
+        &c,
+        http::Request::head(lb.url("/big.php?bytes=1000&cl=1"))
+            .body(Full::new(Bytes::new()))
+            .unwrap(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status, 200);
+    assert!(r.body.is_empty());
+    let r = get(&c, &lb.url("/")).await.unwrap();
+    assert_eq!(r.status, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_get_fails_when_a_node_stops_mid_run() {
+    let cluster = Cluster::start(14, &[]);
+    let lb = start_lb(&cluster, "");
+    let c = client(false);
+    let mut served: HashMap<String, usize> = HashMap::new();
+    for i in 0..60 {
+        if i == 20 {
+            cluster.kill_node("web02", "TERM");
+        }
+        let r = get(&c, &lb.url("/")).await.unwrap();
+        assert_eq!(r.status, 200, "request {i}: {}", r.text());
+        *served.entry(node_of(&r.text())).or_default() += 1;
+    }
+    assert!(served.get("web02").copied().unwrap_or(0) <= 7, "{served:?}");
+    assert!(served["web01"] >= 20 && served["web03"] >= 20, "{served:?}");
+    let log = lb.log_text();
+    assert!(
+        log.contains("web02"),
+        "the log names the failed backend:\n{log}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn php_headers_status_and_cookies_pass_through() {
+    let cluster = Cluster::start(15, &["--unix-node", "web03"]);
+    let lb = start_lb(&cluster, "front_controller: /index.php\n");
+    let c = client(false);
+    // Several Set-Cookie headers survive.
+    let r = get(&c, &lb.url("/cookies.php")).await.unwrap();
+    assert_eq!(r.headers.get_all("set-cookie").iter().count(), 3);
+    // Location without Status gives 302, as nginx does.
+    let r = get(&c, &lb.url("/status.php?location=/elsewhere"))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 302);
+    assert_eq!(r.headers["location"], "/elsewhere");
+    let r = get(&c, &lb.url("/status.php?code=418")).await.unwrap();
+    assert_eq!(r.status, 418);
+    // A script that does not exist: php-fpm's 404.
+    let r = get(&c, &lb.url("/missing.php")).await.unwrap();
+    assert_eq!(r.status, 404);
+    // The front controller takes a pretty URL, keeping REQUEST_URI; the unix node serves too.
+    let mut nodes = std::collections::HashSet::new();
+    for _ in 0..3 {
+        let r = get(&c, &lb.url("/users/42?tab=1")).await.unwrap();
+        assert_eq!(r.status, 200);
+        nodes.insert(node_of(&r.text()));
+    }
+    assert!(
+        nodes.contains("web03"),
+        "unix socket node served: {nodes:?}"
+    );
+    // Over HTTP/2 too.
+    let r = get(&client(true), &lb.url("/env.php/x")).await.unwrap();
+    assert_eq!(r.json()["SERVER_PROTOCOL"], "HTTP/2.0");
+    assert_eq!(r.json()["HTTP_HOST"], lb.addr.to_string());
+}
+
+#[test]
+fn config_test_names_the_key_and_line() {
+    let dir = support::state_dir("configtest");
+    let path = support::write_file(
+        &dir,
+        "bad.yaml",
+        "listen: \"127.0.0.1:8080\"\ndocument_root: /var/www\nbackends:\n  - name: web01\n    address: \"10.0.0.7\"\n  - name: web02\n    address: \"10.0.0.8:9000\"\n    wieght: 2\n",
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_fpmlb"))
+        .args(["config", "test", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("line 8") && err.contains("wieght"), "{err}");
+
+    let path = support::write_file(
+        &dir,
+        "bad2.yaml",
+        "listen: \"127.0.0.1:8080\"\ndocument_root: /var/www\nbackends:\n  - name: web01\n    address: \"10.0.0.7\"\n",
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_fpmlb"))
+        .args(["config", "test", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("line 5") && err.contains("backends[0].address"),
+        "{err}"
+    );
+
+    let out = Command::new(env!("CARGO_BIN_EXE_fpmlb"))
+        .args(["config", "print-default"])
+        .output()
+        .unwrap();
+    let default = support::write_file(&dir, "default.yaml", &String::from_utf8_lossy(&out.stdout));
+    let out = Command::new(env!("CARGO_BIN_EXE_fpmlb"))
+        .args(["config", "test", "--config"])
+        .arg(&default)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
