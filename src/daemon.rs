@@ -24,6 +24,9 @@ use crate::upstream::backend::{Backend, Endpoint};
 use crate::upstream::pool::{Pool, PoolSettings};
 use crate::upstream::{BackendSet, Upstream};
 
+/// PHP's default session.name, until the session checker learns the real one.
+pub const DEFAULT_SESSION_NAME: &str = "PHPSESSID";
+
 /// How often idle pooled connections are looked at for closing.
 const IDLE_SWEEP: Duration = Duration::from_secs(1);
 
@@ -110,7 +113,11 @@ pub async fn build_backends(config: &Config) -> Result<Vec<Arc<Backend>>, Daemon
 }
 
 /// The request handler's settings from the config.
-pub fn build_proxy(config: &Config, upstream: Arc<Upstream>) -> Proxy {
+pub fn build_proxy(
+    config: &Config,
+    upstream: Arc<Upstream>,
+    session_cookie: Arc<ArcSwap<String>>,
+) -> Proxy {
     Proxy {
         site: Site {
             document_root: config.document_root.clone(),
@@ -130,6 +137,7 @@ pub fn build_proxy(config: &Config, upstream: Arc<Upstream>) -> Proxy {
             read: config.timeouts.read,
         },
         access_log: config.log.access_log,
+        session_cookie,
     }
 }
 
@@ -140,10 +148,9 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
         tracing::info!(backend = %b.name, address = %b.endpoint, weight = b.weight, "backend");
     }
     let upstream = Arc::new(Upstream::new(BackendSet::new(backends, config.balance)));
-    let proxy = Arc::new(ArcSwap::from_pointee(build_proxy(
-        &config,
-        Arc::clone(&upstream),
-    )));
+    let session_cookie = Arc::new(ArcSwap::from_pointee(DEFAULT_SESSION_NAME.to_string()));
+    let proxy = build_proxy(&config, Arc::clone(&upstream), Arc::clone(&session_cookie));
+    let proxy = Arc::new(ArcSwap::from_pointee(proxy));
 
     let mut listeners = Vec::new();
     for &addr in &config.listen {

@@ -20,6 +20,7 @@ use tokio::time::Instant;
 
 use crate::error::BackendFailure;
 use crate::fastcgi::cgi::{self, CgiHead};
+use crate::fastcgi::params::ParamList;
 use crate::fastcgi::record::{self, ProtocolStatus, Record, RecordType};
 use crate::upstream::backend::Backend;
 use crate::upstream::pool::PooledConn;
@@ -184,6 +185,19 @@ impl Exchange {
         if let Some(acc) = more {
             body = acc.freeze();
         }
+        // When the head says the body is all here (its Content-Length has
+        // arrived, or a status that has no body), the client would take the
+        // response as done at once: wait for END_REQUEST first, so that a
+        // backend dying now gives a 502 rather than a response that looks
+        // whole, and the connection can go back to the pool.
+        if !complete && body_already_whole(&head, body.len()) {
+            let mut acc = BytesMut::from(&body[..]);
+            while let Some(chunk) = self.next_record().await? {
+                acc.extend_from_slice(&chunk);
+            }
+            body = acc.freeze();
+            complete = true;
+        }
         Ok(ResponseStart {
             head,
             body,
@@ -278,4 +292,71 @@ impl Exchange {
             tracing::warn!(backend = %self.backend.name, "more FastCGI stderr for this request is not logged");
         }
     }
+}
+
+/// BEGIN_REQUEST (keep the connection), PARAMS, and the whole STDIN when
+/// `stdin` is given (a body already in memory, maybe empty): one buffer, so
+/// one write. With `stdin` None the caller streams the body after it.
+pub fn encode_request_head(params: &ParamList, stdin: Option<&[u8]>) -> Bytes {
+    let body_len = stdin.map_or(0, <[u8]>::len);
+    let mut head = BytesMut::with_capacity(512 + params.len() * 40 + body_len + body_len / 8);
+    record::encode_begin_request(&mut head, REQUEST_ID, record::FCGI_RESPONDER, true);
+    record::encode_params(&mut head, REQUEST_ID, params.iter());
+    if let Some(body) = stdin {
+        record::encode_stream(&mut head, RecordType::Stdin, REQUEST_ID, body);
+        record::encode_end_of_stream(&mut head, RecordType::Stdin, REQUEST_ID);
+    }
+    head.freeze()
+}
+
+/// A whole, small response to one of fpmlb's own requests.
+#[derive(Debug)]
+pub struct SmallResponse {
+    pub head: CgiHead,
+    pub body: Bytes,
+    /// php-fpm said "Primary script unknown": SCRIPT_FILENAME names no file.
+    pub script_unknown: bool,
+}
+
+/// Runs one request of fpmlb's own (ping, status page, session probe) on a
+/// pooled connection of `backend`, waiting at most `acquire` for a slot, and
+/// reads the whole response, refusing one over `max_body` bytes.
+pub async fn small_request(
+    backend: &Arc<Backend>,
+    params: &ParamList,
+    body: &[u8],
+    acquire: Duration,
+    timeouts: ExchangeTimeouts,
+    max_body: usize,
+) -> Result<SmallResponse, BackendFailure> {
+    let conn = backend.pool.acquire_within(acquire).await?;
+    let mut ex = Exchange::new(conn, Arc::clone(backend), timeouts);
+    ex.send(&encode_request_head(params, Some(body))).await?;
+    let start = ex.read_head().await?;
+    let mut out = BytesMut::from(&start.body[..]);
+    if !start.complete {
+        while let Some(chunk) = ex.next_chunk().await? {
+            if out.len() + chunk.len() > max_body {
+                return Err(BackendFailure::Refused("response larger than expected"));
+            }
+            out.extend_from_slice(&chunk);
+        }
+    }
+    Ok(SmallResponse {
+        head: start.head,
+        body: out.freeze(),
+        script_unknown: ex.script_unknown,
+    })
+}
+
+/// Whether `received` body bytes are all the body `head` announces.
+fn body_already_whole(head: &CgiHead, received: usize) -> bool {
+    if matches!(head.status, 204 | 304) {
+        return true;
+    }
+    head.headers
+        .iter()
+        .find(|(name, _)| name == http::header::CONTENT_LENGTH)
+        .and_then(|(_, v)| v.to_str().ok()?.trim().parse::<usize>().ok())
+        .is_some_and(|declared| received >= declared)
 }

@@ -5,4 +5,5 @@
 pub mod cgi;
 pub mod conn;
 pub mod exchange;
+pub mod params;
 pub mod record;

@@ -1,4 +1,8 @@
 //! Backend health: `passive` counts failures of real traffic (nginx's
-//! max_fails / fail_timeout).
+//! max_fails / fail_timeout), `counter` is the rise/fall hysteresis of
+//! active checks, `liveness` checks that a pool answers, and `runner` runs
+//! the checks periodically and applies their verdicts.
 
+pub mod counter;
+pub mod liveness;
 pub mod passive;

@@ -3,19 +3,21 @@
 //! and turn the outcome into a response (PHP's, or 4xx/5xx of our own).
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use http::{HeaderValue, Request, Response, StatusCode};
 use http_body::Body;
 use http_body_util::combinators::UnsyncBoxBody;
 use tokio::time::Instant;
 
 use crate::error::{BackendError, BackendFailure, ClientError, ProxyError, retry_is_safe};
-use crate::fastcgi::exchange::{Exchange, ExchangeTimeouts, REQUEST_ID};
-use crate::fastcgi::record::{self, RecordType};
+use crate::fastcgi::exchange::{Exchange, ExchangeTimeouts, encode_request_head};
+use crate::fastcgi::params::ParamList;
 use crate::http::body::{self, AsyncChunk, BodyLimits, FileSendError, RequestBody};
 use crate::http::params::{self, ConnInfo, Route, Site};
 use crate::http::response::{self, AccessLog, BodyError, LoggedBody};
+use crate::http::session_watch;
 use crate::server::InFlight;
 use crate::upstream::Upstream;
 use crate::upstream::backend::Backend;
@@ -28,13 +30,18 @@ pub struct Proxy {
     pub limits: BodyLimits,
     pub timeouts: ExchangeTimeouts,
     pub access_log: bool,
+    /// The session cookie's name (PHP's session.name, as the session checker
+    /// learns it), for the passive session watch.
+    pub session_cookie: Arc<arc_swap::ArcSwap<String>>,
 }
 
 /// How one attempt on one backend failed.
 enum AttemptError {
+    /// `reused`: it ran on a kept-alive connection.
     Backend {
         failure: BackendFailure,
         got_response: bool,
+        reused: bool,
     },
     /// The client's body failed while we streamed it: not the backend's fault.
     Client(ClientError),
@@ -45,8 +52,16 @@ impl From<BackendFailure> for AttemptError {
         AttemptError::Backend {
             failure,
             got_response: false,
+            reused: false,
         }
     }
+}
+
+fn is_safe_method(method: &http::Method) -> bool {
+    matches!(
+        *method,
+        http::Method::GET | http::Method::HEAD | http::Method::OPTIONS
+    )
 }
 
 type Boxed = UnsyncBoxBody<Bytes, BodyError>;
@@ -134,15 +149,42 @@ impl Proxy {
 
         let snapshot = self.upstream.snapshot();
         let head_only = parts.method == http::Method::HEAD;
+        let cookie_name = self.session_cookie.load();
+        let session_id = session_watch::request_session_id(&parts.headers, &cookie_name);
         let mut tried: Vec<Arc<Backend>> = Vec::new();
         let mut last: Option<BackendError> = None;
+        // Whether any backend was reached at all: when none was (every one
+        // refused or was out), the cluster is down for this request: 503.
+        let mut reached_any = false;
+        let mut fresh_retry: Option<Arc<Backend>> = None;
         loop {
-            let Some(backend) = snapshot.pick(Instant::now(), &tried) else {
-                return Err(last.map_or(ProxyError::NoBackend, ProxyError::Backend));
+            let fresh = fresh_retry.take();
+            let picked = fresh
+                .clone()
+                .or_else(|| snapshot.pick(Instant::now(), &tried));
+            let Some(backend) = picked else {
+                return Err(match last {
+                    Some(err) if reached_any => ProxyError::Backend(err),
+                    Some(err) => {
+                        tracing::error!(backend = %err.backend, "{err}");
+                        ProxyError::NoBackend
+                    }
+                    None => ProxyError::NoBackend,
+                });
             };
             log.backend = Some(Arc::from(backend.name.as_str()));
             let started = Instant::now();
-            match self.attempt(&backend, &head, &mut body, head_only).await {
+            let outcome = self
+                .attempt(
+                    &backend,
+                    &head,
+                    &mut body,
+                    head_only,
+                    session_id,
+                    fresh.is_some(),
+                )
+                .await;
+            match outcome {
                 Ok(response) => {
                     let elapsed = started.elapsed();
                     log.upstream_time = Some(elapsed);
@@ -153,7 +195,28 @@ impl Proxy {
                 Err(AttemptError::Backend {
                     failure,
                     got_response,
+                    reused,
                 }) => {
+                    // A kept-alive connection php-fpm closed just as the
+                    // request went out (a worker leaving at pm.max_requests,
+                    // a reload): once more on a new connection to the same
+                    // backend, not held against it. Only where the request
+                    // cannot have run twice: a safe method, or a failed write.
+                    let stale = reused
+                        && !got_response
+                        && body.is_replayable()
+                        && (matches!(failure, BackendFailure::Send(_))
+                            || (is_safe_method(&parts.method)
+                                && matches!(
+                                    failure,
+                                    BackendFailure::Closed | BackendFailure::Read(_)
+                                )));
+                    if stale && fresh.is_none() {
+                        tracing::debug!(backend = %backend.name, "kept-alive connection died under the request ({failure}); retrying on a new one");
+                        fresh_retry = Some(backend);
+                        continue;
+                    }
+                    reached_any |= !failure.never_reached_backend();
                     let now = Instant::now();
                     let retry =
                         retry_is_safe(&parts.method, &failure, got_response, body.is_replayable());
@@ -184,16 +247,25 @@ impl Proxy {
         head: &[u8],
         body: &mut RequestBody<B>,
         head_only: bool,
+        session_id: Option<&[u8]>,
+        fresh: bool,
     ) -> Result<Response<Boxed>, AttemptError>
     where
         B: Body<Data = Bytes> + Unpin,
         B::Error: std::fmt::Display,
     {
-        let conn = backend.pool.acquire().await.map_err(BackendFailure::from)?;
+        let conn = if fresh {
+            backend.pool.acquire_fresh().await
+        } else {
+            backend.pool.acquire().await
+        };
+        let conn = conn.map_err(BackendFailure::from)?;
         let mut ex = Exchange::new(conn, Arc::clone(backend), self.timeouts);
+        let reused = ex.reused_connection();
         let fail = |ex: &Exchange, failure: BackendFailure| AttemptError::Backend {
             failure,
             got_response: ex.got_response(),
+            reused,
         };
         if let Err(f) = ex.send(head).await {
             return Err(fail(&ex, f));
@@ -270,6 +342,15 @@ impl Proxy {
             for (name, value) in start.head.headers {
                 headers.append(name, value);
             }
+            if let Some(sent) = session_id {
+                backend
+                    .stats
+                    .session_requests
+                    .fetch_add(1, Ordering::Relaxed);
+                if session_watch::resets_session(headers, &self.session_cookie.load(), sent) {
+                    backend.stats.session_resets.fetch_add(1, Ordering::Relaxed);
+                }
+            }
         }
         let body: Boxed = if start.complete {
             backend.record_success();
@@ -305,6 +386,7 @@ fn fail_static(failure: BackendFailure) -> AttemptError {
     AttemptError::Backend {
         failure,
         got_response: true,
+        reused: false,
     }
 }
 
@@ -314,25 +396,11 @@ impl AsyncChunk for &mut Exchange {
     }
 }
 
-/// BEGIN_REQUEST (keep the connection), PARAMS, and the whole STDIN when
-/// the body is already in memory: one buffer, one write.
-fn encode_head<B>(params: &params::ParamList, body: &RequestBody<B>) -> Bytes {
-    let body_len = match body {
-        RequestBody::Memory(b) => b.len(),
-        _ => 0,
-    };
-    let mut head = BytesMut::with_capacity(512 + params.len() * 40 + body_len + body_len / 8);
-    record::encode_begin_request(&mut head, REQUEST_ID, record::FCGI_RESPONDER, true);
-    record::encode_params(&mut head, REQUEST_ID, params.iter());
+/// The request head; the whole body goes with it when it is in memory.
+fn encode_head<B>(params: &ParamList, body: &RequestBody<B>) -> Bytes {
     match body {
-        RequestBody::Empty => {
-            record::encode_end_of_stream(&mut head, RecordType::Stdin, REQUEST_ID)
-        }
-        RequestBody::Memory(b) => {
-            record::encode_stream(&mut head, RecordType::Stdin, REQUEST_ID, b);
-            record::encode_end_of_stream(&mut head, RecordType::Stdin, REQUEST_ID);
-        }
-        RequestBody::Stream { .. } | RequestBody::File { .. } => {}
+        RequestBody::Empty => encode_request_head(params, Some(&[])),
+        RequestBody::Memory(b) => encode_request_head(params, Some(b)),
+        RequestBody::Stream { .. } | RequestBody::File { .. } => encode_request_head(params, None),
     }
-    head.freeze()
 }

@@ -1,8 +1,10 @@
 //! The HTTP front end: `params` maps a request to FastCGI params (pure),
 //! `body` takes request bodies in bounded memory, `handler` runs a request
-//! against the backends, `response` builds what goes back and logs it.
+//! against the backends, `response` builds what goes back and logs it, `session_watch` spots
+//! backends that hand out new sessions to clients that had one.
 
 pub mod body;
 pub mod handler;
 pub mod params;
 pub mod response;
+pub mod session_watch;

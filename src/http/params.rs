@@ -13,6 +13,8 @@ use std::net::SocketAddr;
 
 use percent_encoding::percent_decode;
 
+use crate::fastcgi::params::ParamList;
+
 /// What the front end knows of the site, from the config.
 #[derive(Debug, Clone)]
 pub struct Site {
@@ -121,80 +123,6 @@ pub fn route(raw_path: &str, site: &Site) -> Route {
             path_info: Vec::new(),
         },
         None => Route::NotFound,
-    }
-}
-
-/// All params of one request in one buffer (two allocations in all, however
-/// many headers): the pairs are byte ranges into `buf`.
-#[derive(Debug, Default)]
-pub struct ParamList {
-    buf: Vec<u8>,
-    /// (name start, name end, value end): a value starts where its name ends.
-    spans: Vec<(u32, u32, u32)>,
-}
-
-impl ParamList {
-    pub fn with_capacity(bytes: usize, pairs: usize) -> Self {
-        ParamList {
-            buf: Vec::with_capacity(bytes),
-            spans: Vec::with_capacity(pairs),
-        }
-    }
-
-    fn offset(&self) -> u32 {
-        // Request heads are bounded by hyper's header limits, far below 4 GiB.
-        u32::try_from(self.buf.len()).unwrap_or(u32::MAX)
-    }
-
-    pub fn push(&mut self, name: &[u8], value: &[u8]) {
-        let start = self.offset();
-        self.buf.extend_from_slice(name);
-        let mid = self.offset();
-        self.buf.extend_from_slice(value);
-        let end = self.offset();
-        self.spans.push((start, mid, end));
-    }
-
-    /// Pushes `HTTP_` + the header name upper-cased with '-' as '_'.
-    fn push_header(&mut self, header: &str, value: &[u8]) {
-        let start = self.offset();
-        self.buf.extend_from_slice(b"HTTP_");
-        self.buf.extend(header.bytes().map(|b| {
-            if b == b'-' {
-                b'_'
-            } else {
-                b.to_ascii_uppercase()
-            }
-        }));
-        let mid = self.offset();
-        self.buf.extend_from_slice(value);
-        let end = self.offset();
-        self.spans.push((start, mid, end));
-    }
-
-    /// The value of `name`, the last one if given twice (php-fpm keeps the last).
-    pub fn get(&self, name: &str) -> Option<&[u8]> {
-        self.iter()
-            .filter(|(n, _)| *n == name.as_bytes())
-            .last()
-            .map(|(_, v)| v)
-    }
-
-    pub fn iter(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
-        self.spans.iter().map(|&(s, m, e)| {
-            (
-                &self.buf[s as usize..m as usize],
-                &self.buf[m as usize..e as usize],
-            )
-        })
-    }
-
-    pub fn len(&self) -> usize {
-        self.spans.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.spans.is_empty()
     }
 }
 

@@ -62,6 +62,10 @@ pub struct BackendStats {
     pub failures: AtomicU64,
     /// Sum of upstream times in microseconds (with `requests`, gives a mean).
     pub upstream_micros: AtomicU64,
+    /// Requests that carried the session cookie.
+    pub session_requests: AtomicU64,
+    /// ... and got a new session id back: the backend did not find the session.
+    pub session_resets: AtomicU64,
 }
 
 impl BackendStats {

@@ -95,25 +95,35 @@ impl Pool {
     /// A connection for one exchange: an idle one if a live one is kept,
     /// else a new one. `reused` on the result says which.
     pub async fn acquire(&self) -> Result<PooledConn, PoolError> {
+        self.acquire_within(self.inner.settings.queue_timeout).await
+    }
+
+    /// As `acquire`, but always a new connection (after a kept-alive one
+    /// died under a request).
+    pub async fn acquire_fresh(&self) -> Result<PooledConn, PoolError> {
+        self.acquire_with(self.inner.settings.queue_timeout, false)
+            .await
+    }
+
+    /// As `acquire`, waiting at most `wait` for a slot (health checks wait
+    /// less than requests).
+    pub async fn acquire_within(&self, wait: Duration) -> Result<PooledConn, PoolError> {
+        self.acquire_with(wait, true).await
+    }
+
+    async fn acquire_with(&self, wait: Duration, reuse: bool) -> Result<PooledConn, PoolError> {
         let permit = match Arc::clone(&self.inner.slots).try_acquire_owned() {
             Ok(permit) => permit,
-            Err(_) => self.wait_for_slot().await?,
+            Err(_) => self.wait_for_slot(wait).await?,
         };
-        let now = Instant::now();
-        loop {
-            let candidate = self.idle().pop();
-            let Some(mut idle) = candidate else { break };
-            if now.duration_since(idle.since) < self.inner.settings.idle_timeout
-                && idle.conn.is_reusable()
-            {
-                self.inner.reused.fetch_add(1, Ordering::Relaxed);
-                return Ok(PooledConn {
-                    conn: Some(idle.conn),
-                    _permit: permit,
-                    pool: self.clone(),
-                    reused: true,
-                });
-            }
+        if reuse && let Some(conn) = self.take_idle(Instant::now()) {
+            self.inner.reused.fetch_add(1, Ordering::Relaxed);
+            return Ok(PooledConn {
+                conn: Some(conn),
+                _permit: permit,
+                pool: self.clone(),
+                reused: true,
+            });
         }
         let conn = Connection::connect(&self.inner.endpoint, self.inner.settings.connect_timeout)
             .await
@@ -127,18 +137,35 @@ impl Pool {
         })
     }
 
-    async fn wait_for_slot(&self) -> Result<OwnedSemaphorePermit, PoolError> {
+    /// The most recently used idle connection that is young and still open;
+    /// the others popped on the way are closed.
+    fn take_idle(&self, now: Instant) -> Option<Connection> {
+        loop {
+            let mut idle = self.idle().pop()?;
+            if now.duration_since(idle.since) < self.inner.settings.idle_timeout
+                && idle.conn.is_reusable()
+            {
+                return Some(idle.conn);
+            }
+        }
+    }
+
+    async fn wait_for_slot(&self, timeout: Duration) -> Result<OwnedSemaphorePermit, PoolError> {
         let waiting = self.inner.waiting.fetch_add(1, Ordering::Relaxed);
         let _leave = WaitGuard(&self.inner.waiting);
         if waiting >= self.inner.settings.queue_size {
             return Err(PoolError::QueueFull { waiting });
         }
-        let timeout = self.inner.settings.queue_timeout;
         match tokio::time::timeout(timeout, Arc::clone(&self.inner.slots).acquire_owned()).await {
             Ok(Ok(permit)) => Ok(permit),
             // The semaphore is never closed; treat it like a timeout anyway.
             Ok(Err(_)) | Err(_) => Err(PoolError::QueueTimeout(timeout)),
         }
+    }
+
+    /// Where the pool connects to.
+    pub fn endpoint(&self) -> &Endpoint {
+        &self.inner.endpoint
     }
 
     fn put_back(&self, conn: Connection) {

@@ -11,6 +11,7 @@ use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -36,6 +37,10 @@ pub enum Behavior {
     /// STDERR records (if any), STDOUT records, the empty STDOUT record,
     /// END_REQUEST; the connection is kept when the request asked for it.
     Respond { stdout: Vec<u8>, stderr: Vec<u8> },
+    /// Like `Respond` (no STDERR), but END_REQUEST follows the STDOUT
+    /// records after `pause`, in a write of its own (as php-fpm's Nagle
+    /// delay can make it).
+    RespondLateEnd { stdout: Vec<u8>, pause: Duration },
     /// Writes these raw bytes, then closes.
     Garbage(Vec<u8>),
     /// Never answers; keeps the socket open until the peer closes it.
@@ -162,6 +167,15 @@ impl FakeFcgi {
         self.shared.connections.load(Ordering::SeqCst)
     }
 
+    /// Connections that carried at least one request (a bare connect, as a
+    /// health check makes, is not counted).
+    pub fn request_connections(&self) -> usize {
+        let mut conns: Vec<usize> = lock(&self.shared.requests).iter().map(|r| r.conn).collect();
+        conns.sort_unstable();
+        conns.dedup();
+        conns.len()
+    }
+
     /// Requests read in full so far.
     pub fn request_count(&self) -> usize {
         lock(&self.shared.requests).len()
@@ -217,8 +231,11 @@ async fn serve_conn(mut stream: TcpStream, conn: usize, shared: Arc<Shared>) {
     let mut close_idle = shared.close_idle.subscribe();
     loop {
         // Idle between requests: wait for the next one or for close_idle.
+        // (peek, not readable(): tokio keeps a stale read readiness until a
+        // read would block, so readable() may return with nothing to read.)
+        let mut first = [0u8; 1];
         tokio::select! {
-            ready = stream.readable() => if ready.is_err() { return },
+            peeked = stream.peek(&mut first) => if peeked.is_err() { return },
             _ = close_idle.changed() => {
                 drop(stream);
                 shared.idle_closed.fetch_add(1, Ordering::SeqCst);
@@ -256,6 +273,16 @@ async fn answer(stream: &mut TcpStream, id: u16, behavior: Behavior) -> std::io:
         Behavior::Respond { stdout, stderr } => {
             put_stream(&mut out, STDERR, id, &stderr);
             put_stream(&mut out, STDOUT, id, &stdout);
+            put_record(&mut out, STDOUT, id, &[]);
+            put_end_request(&mut out, id, REQUEST_COMPLETE);
+            stream.write_all(&out).await?;
+            Ok(true)
+        }
+        Behavior::RespondLateEnd { stdout, pause } => {
+            put_stream(&mut out, STDOUT, id, &stdout);
+            stream.write_all(&out).await?;
+            tokio::time::sleep(pause).await;
+            out.clear();
             put_record(&mut out, STDOUT, id, &[]);
             put_end_request(&mut out, id, REQUEST_COMPLETE);
             stream.write_all(&out).await?;
@@ -340,7 +367,12 @@ fn put_stream(out: &mut Vec<u8>, kind: u8, id: u16, data: &[u8]) {
 }
 
 fn put_end_request(out: &mut Vec<u8>, id: u16, protocol_status: u8) {
-    put_record(out, END_REQUEST, id, &[0, 0, 0, 0, protocol_status, 0, 0, 0]);
+    put_record(
+        out,
+        END_REQUEST,
+        id,
+        &[0, 0, 0, 0, protocol_status, 0, 0, 0],
+    );
 }
 
 /// (type, request id, content) of the next record; None on a clean EOF
@@ -366,7 +398,11 @@ async fn read_record(stream: &mut TcpStream) -> std::io::Result<Option<(u8, u16,
     let mut content = vec![0u8; len + usize::from(header[6])];
     stream.read_exact(&mut content).await?;
     content.truncate(len);
-    Ok(Some((header[1], u16::from_be_bytes([header[2], header[3]]), content)))
+    Ok(Some((
+        header[1],
+        u16::from_be_bytes([header[2], header[3]]),
+        content,
+    )))
 }
 
 /// BEGIN_REQUEST, PARAMS until the empty one, STDIN until the empty one.
@@ -401,7 +437,12 @@ async fn read_request(stream: &mut TcpStream) -> std::io::Result<Option<Request>
                 true => stdin_done = true,
                 false => req.stdin.extend_from_slice(&content),
             },
-            _ => return bad(format!("unexpected record type {kind} ({} bytes)", content.len())),
+            _ => {
+                return bad(format!(
+                    "unexpected record type {kind} ({} bytes)",
+                    content.len()
+                ));
+            }
         }
     }
     match decode_pairs(&params) {

@@ -1,0 +1,115 @@
+//! Is a pool alive? One active check of one backend.
+//!
+//! With `ping_path` set, a FastCGI request for php-fpm's ping page over a
+//! pooled connection, expecting `ping_response` ("pong"); without it, a
+//! connect. A busy pool is not a dead pool: when every connection slot is
+//! taken (all workers busy with our requests), a ping would wait behind them
+//! and time out, which HAProxy takes for death. So a saturated pool is judged
+//! by what it is doing instead: requests completing since the last check, or
+//! else its listener accepting a connection at the kernel level.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::error::BackendFailure;
+use crate::fastcgi::conn::Connection;
+use crate::fastcgi::exchange::{ExchangeTimeouts, small_request};
+use crate::fastcgi::params::ParamList;
+use crate::upstream::backend::Backend;
+use crate::upstream::pool::PoolError;
+
+/// What a liveness check needs from the config.
+#[derive(Debug, Clone)]
+pub struct LivenessCheck {
+    pub ping_path: Option<String>,
+    pub ping_response: String,
+    pub timeout: Duration,
+}
+
+/// The outcome of one check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Alive,
+    /// Every slot busy, but requests complete or the listener accepts.
+    Busy,
+    Dead(String),
+}
+
+impl Outcome {
+    pub fn is_alive(&self) -> bool {
+        !matches!(self, Outcome::Dead(_))
+    }
+}
+
+/// The params of a request for a php-fpm status or ping page (matched by
+/// php-fpm on SCRIPT_NAME, before any script is looked up).
+pub fn fpm_page_params(path: &str, query: &str) -> ParamList {
+    let mut p = ParamList::with_capacity(256, 10);
+    p.push(b"SCRIPT_FILENAME", path.as_bytes());
+    p.push(b"SCRIPT_NAME", path.as_bytes());
+    let uri = if query.is_empty() {
+        path.to_string()
+    } else {
+        format!("{path}?{query}")
+    };
+    p.push(b"REQUEST_URI", uri.as_bytes());
+    p.push(b"QUERY_STRING", query.as_bytes());
+    p.push(b"REQUEST_METHOD", b"GET");
+    p.push(b"SERVER_PROTOCOL", b"HTTP/1.1");
+    p.push(b"GATEWAY_INTERFACE", b"CGI/1.1");
+    p.push(
+        b"SERVER_SOFTWARE",
+        crate::http::params::SERVER_SOFTWARE.as_bytes(),
+    );
+    p.push(b"REMOTE_ADDR", b"127.0.0.1");
+    p
+}
+
+impl LivenessCheck {
+    /// Checks `backend` once. `completed_since_last`: real requests finished
+    /// on it since the previous check.
+    pub async fn run(&self, backend: &Arc<Backend>, completed_since_last: bool) -> Outcome {
+        let Some(path) = &self.ping_path else {
+            return self.connect_check(backend).await;
+        };
+        let timeouts = ExchangeTimeouts {
+            send: self.timeout,
+            read: self.timeout,
+        };
+        let params = fpm_page_params(path, "");
+        match small_request(backend, &params, b"", self.timeout, timeouts, 4096).await {
+            Ok(resp)
+                if resp.head.status == 200
+                    && resp.body.trim_ascii() == self.ping_response.as_bytes() =>
+            {
+                Outcome::Alive
+            }
+            Ok(resp) => {
+                let body = String::from_utf8_lossy(&resp.body[..resp.body.len().min(80)])
+                    .trim()
+                    .to_string();
+                Outcome::Dead(format!(
+                    "ping {path} answered {}: {body:?}",
+                    resp.head.status
+                ))
+            }
+            Err(BackendFailure::Pool(PoolError::QueueTimeout(_) | PoolError::QueueFull { .. })) => {
+                if completed_since_last {
+                    return Outcome::Busy;
+                }
+                match self.connect_check(backend).await {
+                    Outcome::Alive => Outcome::Busy,
+                    dead => dead,
+                }
+            }
+            Err(e) => Outcome::Dead(format!("ping {path}: {e}")),
+        }
+    }
+
+    async fn connect_check(&self, backend: &Backend) -> Outcome {
+        match Connection::connect(backend.pool.endpoint(), self.timeout).await {
+            Ok(_) => Outcome::Alive,
+            Err(e) => Outcome::Dead(format!("connect: {e}")),
+        }
+    }
+}
