@@ -15,7 +15,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{BackendAddress, BackendConfig, Config, DEFAULT_MAX_CONNS};
 use crate::fastcgi::exchange::ExchangeTimeouts;
+use crate::health::liveness::LivenessCheck;
 use crate::health::passive::FailureWindow;
+use crate::health::runner::{LivenessSettings, run_liveness};
 use crate::http::body::BodyLimits;
 use crate::http::handler::Proxy;
 use crate::http::params::Site;
@@ -173,6 +175,11 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
         tokio::spawn(Arc::clone(&http).accept_loop(listener, CancellationToken::new()));
     }
     tokio::spawn(sweep_idle(Arc::clone(&upstream), shutdown.clone()));
+    tokio::spawn(run_liveness(
+        Arc::clone(&upstream),
+        liveness_settings(&config),
+        shutdown.clone(),
+    ));
 
     wait_for_shutdown_signal().await?;
     tracing::info!(grace = ?config.timeouts.shutdown_grace, "shutting down: no new connections, finishing requests in flight");
@@ -189,6 +196,20 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The liveness checker's settings from the config.
+pub fn liveness_settings(config: &Config) -> LivenessSettings {
+    LivenessSettings {
+        check: LivenessCheck {
+            ping_path: config.health.ping_path.clone(),
+            ping_response: config.health.ping_response.clone(),
+            timeout: config.health.timeout,
+        },
+        interval: config.health.interval,
+        rise: config.health.rise,
+        fall: config.health.fall,
+    }
 }
 
 /// Closes pooled connections idle longer than the idle timeout.

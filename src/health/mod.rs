@@ -6,3 +6,4 @@
 pub mod counter;
 pub mod liveness;
 pub mod passive;
+pub mod runner;

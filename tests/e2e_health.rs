@@ -1,0 +1,115 @@
+//! Liveness against real php-fpm: a frozen node leaves rotation and comes
+//! back by itself; a pool saturated by slow scripts is busy, not dead.
+//!
+//! Nets 20..24 here (bench uses 20 only when `make bench` runs alone).
+
+mod support;
+
+use std::time::Duration;
+
+use support::{Cluster, Fpmlb, base_yaml, client, get};
+
+fn start_lb(cluster: &Cluster, extra_yaml: &str) -> Fpmlb {
+    let addr = format!("{}:8080", cluster.lb_ip()).parse().unwrap();
+    let yaml = format!(
+        "{}{}{}",
+        base_yaml(addr, &cluster.docroot()),
+        extra_yaml,
+        cluster.backends_yaml()
+    );
+    Fpmlb::start(&cluster.dir, addr, &yaml)
+}
+
+/// Polls fpmlb's log until `pred` holds, for at most `secs` seconds.
+async fn wait_log(lb: &Fpmlb, secs: u64, pred: impl Fn(&str) -> bool) -> bool {
+    for _ in 0..secs * 10 {
+        if pred(&lb.log_text()) {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
+}
+
+const HEALTH: &str = "health:\n  interval: 200ms\n  timeout: 300ms\n  rise: 2\n  fall: 2\n  ping_path: /fpm-ping\nmax_fails: 0\n";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frozen_node_leaves_rotation_and_comes_back() {
+    let cluster = Cluster::start(21, &[]);
+    let lb = start_lb(&cluster, HEALTH);
+    cluster.kill_node("web02", "STOP");
+    // Workers keep running but the master is frozen: freeze them all.
+    freeze_workers(&cluster, "web02", "STOP");
+    assert!(
+        wait_log(&lb, 20, |l| l.contains("web02")
+            && l.contains("backend DOWN"))
+        .await,
+        "web02 never went down:\n{}",
+        lb.log_text()
+    );
+    let c = client(false);
+    for _ in 0..9 {
+        let r = get(&c, &lb.url("/")).await.unwrap();
+        assert_eq!(r.status, 200);
+        assert!(!r.text().contains("web02"), "a down node got traffic");
+    }
+    freeze_workers(&cluster, "web02", "CONT");
+    cluster.kill_node("web02", "CONT");
+    assert!(
+        wait_log(&lb, 20, |l| l.contains("web02") && l.contains("backend UP")).await,
+        "web02 never came back:\n{}",
+        lb.log_text()
+    );
+    let mut saw_web02 = false;
+    for _ in 0..6 {
+        let r = get(&c, &lb.url("/")).await.unwrap();
+        saw_web02 |= r.text().contains("web02");
+    }
+    assert!(saw_web02);
+}
+
+fn freeze_workers(cluster: &Cluster, node: &str, signal: &str) {
+    let pid = std::fs::read_to_string(cluster.dir.join(format!("{node}.pid"))).unwrap();
+    let status = std::process::Command::new("pkill")
+        .arg(format!("-{signal}"))
+        .arg("-P")
+        .arg(pid.trim())
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_saturated_pool_is_busy_not_dead() {
+    // One node with 2 workers, both kept busy by slow scripts longer than
+    // fall x interval: the ping cannot get a slot, but the pool is alive.
+    let cluster = Cluster::start(22, &["--nodes", "1", "--children", "2"]);
+    let addr: std::net::SocketAddr = format!("{}:8080", cluster.lb_ip()).parse().unwrap();
+    let (name, node) = cluster.nodes().remove(0);
+    let yaml = format!(
+        "{}{HEALTH}backends:\n  - name: {name}\n    address: \"{node}\"\n    max_conns: 2\n",
+        base_yaml(addr, &cluster.docroot())
+    );
+    let lb = Fpmlb::start(&cluster.dir, addr, &yaml);
+    let c = client(false);
+    let slow: Vec<_> = (0..4)
+        .map(|_| {
+            let c = c.clone();
+            let url = lb.url("/slow.php?ms=1500");
+            tokio::spawn(async move { get(&c, &url).await })
+        })
+        .collect();
+    for s in slow {
+        let r = s.await.unwrap().unwrap();
+        assert_eq!(r.status, 200, "{}", r.text());
+    }
+    let log = lb.log_text();
+    assert!(
+        !log.contains("backend DOWN"),
+        "a busy pool was marked down:\n{log}"
+    );
+    assert!(
+        log.contains("pool saturated"),
+        "the checker saw no saturation:\n{log}"
+    );
+}
