@@ -17,11 +17,13 @@ use crate::config::{BackendAddress, BackendConfig, Config, DEFAULT_MAX_CONNS};
 use crate::fastcgi::exchange::ExchangeTimeouts;
 use crate::health::liveness::LivenessCheck;
 use crate::health::passive::FailureWindow;
-use crate::health::runner::{LivenessSettings, run_liveness};
+use crate::health::runner::{LivenessSettings, SessionLoop, run_liveness};
 use crate::http::body::BodyLimits;
 use crate::http::handler::Proxy;
 use crate::http::params::Site;
 use crate::server::{self, ClientTimeouts, HttpServer};
+use crate::session::check::SessionChecker;
+use crate::session::probe::Probe;
 use crate::upstream::backend::{Backend, Endpoint};
 use crate::upstream::pool::{Pool, PoolSettings};
 use crate::upstream::{BackendSet, Upstream};
@@ -180,6 +182,18 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
         liveness_settings(&config),
         shutdown.clone(),
     ));
+    let latest_report = Arc::new(ArcSwap::from_pointee(None));
+    if let Some(checker) = session_checker(&config) {
+        let sessions = SessionLoop {
+            upstream: Arc::clone(&upstream),
+            checker,
+            interval: config.health.session_interval,
+            action: config.health.on_session_mismatch,
+            session_cookie: Arc::clone(&session_cookie),
+            latest: Arc::clone(&latest_report),
+        };
+        tokio::spawn(sessions.run(shutdown.clone()));
+    }
 
     wait_for_shutdown_signal().await?;
     tracing::info!(grace = ?config.timeouts.shutdown_grace, "shutting down: no new connections, finishing requests in flight");
@@ -210,6 +224,22 @@ pub fn liveness_settings(config: &Config) -> LivenessSettings {
         rise: config.health.rise,
         fall: config.health.fall,
     }
+}
+
+/// The session checker, when `health.probe_script` is set.
+pub fn session_checker(config: &Config) -> Option<SessionChecker> {
+    let script = config.health.probe_script.clone()?;
+    Some(SessionChecker {
+        probe: Probe {
+            script,
+            timeout: config.health.timeout,
+        },
+        expected: config
+            .session
+            .as_ref()
+            .map(|s| (s.save_handler.clone(), s.save_path.clone())),
+        store_timeout: config.health.timeout,
+    })
 }
 
 /// Closes pooled connections idle longer than the idle timeout.

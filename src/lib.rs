@@ -5,6 +5,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod check;
 pub mod cli;
 pub mod config;
 pub mod daemon;
@@ -13,4 +14,5 @@ pub mod fastcgi;
 pub mod health;
 pub mod http;
 pub mod server;
+pub mod session;
 pub mod upstream;

@@ -8,7 +8,7 @@ use anyhow::Context;
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
-use fpmlb::cli::{Cli, Command, ConfigCommand};
+use fpmlb::cli::{Cli, Command, ConfigCommand, Format};
 use fpmlb::config::{Config, DEFAULT_CONFIG, LogFormat};
 
 fn main() -> ExitCode {
@@ -76,9 +76,30 @@ fn main() -> ExitCode {
                 }
             };
             init_logging_quiet();
-            let _ = (config, format);
-            eprintln!("fpmlb check: not built yet");
-            ExitCode::from(2)
+            let report = match runtime()
+                .and_then(|rt| rt.block_on(fpmlb::check::run(&config)).context("check"))
+            {
+                Ok(report) => report,
+                Err(e) => {
+                    eprintln!("fpmlb check: could not check: {e:#}");
+                    return ExitCode::from(2);
+                }
+            };
+            match format {
+                Format::Text => print!("{}", fpmlb::session::render::text(&report)),
+                Format::Json => match serde_json::to_string_pretty(&report) {
+                    Ok(json) => println!("{json}"),
+                    Err(e) => {
+                        eprintln!("fpmlb check: {e}");
+                        return ExitCode::from(2);
+                    }
+                },
+            }
+            if report.is_ok() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            }
         }
     }
 }

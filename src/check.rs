@@ -1,0 +1,44 @@
+//! `fpmlb check`: one run of every check, without serving, for cron, CI and
+//! monitoring. Exit status: 0 consistent, 1 a problem found, 2 could not
+//! check (a config error is caught before this runs).
+
+use std::sync::Arc;
+
+use futures_util::future::join_all;
+
+use crate::config::Config;
+use crate::daemon::{self, DaemonError};
+use crate::health::liveness::Outcome;
+use crate::session::check::{NodeInput, SessionChecker};
+use crate::session::verdict::ClusterReport;
+
+/// Runs liveness on every backend, then the session check.
+pub async fn run(config: &Config) -> Result<ClusterReport, DaemonError> {
+    let backends = daemon::build_backends(config).await?;
+    let liveness = daemon::liveness_settings(config).check;
+    let checks = backends.iter().map(|b| {
+        let liveness = liveness.clone();
+        let b = Arc::clone(b);
+        async move {
+            let outcome = liveness.run(&b, false).await;
+            NodeInput {
+                backend: b,
+                down: if let Outcome::Dead(why) = outcome {
+                    Some(why)
+                } else {
+                    None
+                },
+            }
+        }
+    });
+    let nodes = join_all(checks).await;
+    let Some(checker) = daemon::session_checker(config) else {
+        // Liveness only: no probe script configured.
+        let mut report = SessionChecker::liveness_only(&nodes);
+        report
+            .notes
+            .push("health.probe_script is not set: only liveness was checked".to_string());
+        return Ok(report);
+    };
+    Ok(checker.check(&nodes).await)
+}

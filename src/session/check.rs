@@ -1,0 +1,548 @@
+//! One full session check of the cluster: probe every node's effective
+//! config, decide what is expected, compare, check the store from fpmlb,
+//! then the manual test automated: write a session through one node, read
+//! it through the next (round the ring, so every node writes once and reads
+//! once), read the key straight from the store, destroy it.
+//!
+//! Used by `fpmlb check` (once) and by `serve` (every `session_interval`).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::future::join_all;
+
+use crate::session::config::{self, Expected, Handler, NodeConfig, StoreSpec};
+use crate::session::probe::{Probe, ProbeError};
+use crate::session::store::{self, ServerCheck, StoreAddr, StoreKind, StoreTarget};
+use crate::session::verdict::{ClusterReport, ExpectedSummary, NodeReport, SessionResets, Verdict};
+use crate::upstream::backend::Backend;
+
+/// PHP's default session cookie name.
+const DEFAULT_SESSION_NAME: &str = "PHPSESSID";
+
+/// A backend's passive session-reset figures stand out when at least this
+/// many resets were seen...
+const RESETS_MIN: u64 = 5;
+/// ... and its reset rate is at least this share of its session requests.
+const RESETS_MIN_RATE: f64 = 0.2;
+
+/// What the checker needs from the config.
+#[derive(Debug, Clone)]
+pub struct SessionChecker {
+    pub probe: Probe,
+    /// `session:` from the config: (save_handler, save_path), with secrets.
+    pub expected: Option<(String, String)>,
+    pub store_timeout: Duration,
+}
+
+/// A node as the checker sees it at the start of a check.
+pub struct NodeInput {
+    pub backend: Arc<Backend>,
+    /// Why it is down, if liveness says so.
+    pub down: Option<String>,
+}
+
+impl SessionChecker {
+    /// A report with liveness alone, when no probe script is configured.
+    pub fn liveness_only(nodes: &[NodeInput]) -> ClusterReport {
+        let reports: Vec<NodeReport> = nodes
+            .iter()
+            .map(|n| {
+                let mut r = NodeReport::new(&n.backend.name, &n.backend.endpoint.to_string());
+                if let Some(why) = &n.down {
+                    r.worsen(Verdict::Down);
+                    r.problems.push(format!("down: {why}"));
+                }
+                r
+            })
+            .collect();
+        let ok = reports.iter().all(|r| !r.verdict.fails());
+        ClusterReport {
+            verdict: if ok { "ok" } else { "fail" },
+            expected: None,
+            store: Vec::new(),
+            nodes: reports,
+            notes: Vec::new(),
+        }
+    }
+
+    /// Runs one check over `nodes`.
+    pub async fn check(&self, nodes: &[NodeInput]) -> ClusterReport {
+        let mut reports: Vec<NodeReport> = nodes
+            .iter()
+            .map(|n| NodeReport::new(&n.backend.name, &n.backend.endpoint.to_string()))
+            .collect();
+        let mut notes = Vec::new();
+
+        // 1. Effective config, from inside each pool.
+        let probes = nodes.iter().map(|n| async move {
+            match &n.down {
+                Some(_) => None,
+                None => Some(self.probe.config(&n.backend).await),
+            }
+        });
+        let answers = join_all(probes).await;
+        let mut configs: Vec<Option<NodeConfig>> = Vec::with_capacity(nodes.len());
+        for ((node, report), answer) in nodes.iter().zip(reports.iter_mut()).zip(answers) {
+            configs.push(None);
+            if let Some(why) = &node.down {
+                report.worsen(Verdict::Down);
+                report.problems.push(format!("down: {why}"));
+                continue;
+            }
+            match answer {
+                None => {}
+                Some(Ok(json)) => match serde_json::from_value::<NodeConfig>(json) {
+                    Ok(cfg) => {
+                        report.php_version = Some(cfg.php_version.clone());
+                        report.save_handler = Some(cfg.save_handler().to_string());
+                        report.save_path = Some(cfg.effective_save_path().to_string());
+                        if let Some(slot) = configs.last_mut() {
+                            *slot = Some(cfg);
+                        }
+                    }
+                    Err(e) => {
+                        report.worsen(Verdict::ProbeMissing);
+                        report
+                            .problems
+                            .push(format!("probe answer not understood: {e}"));
+                    }
+                },
+                Some(Err(ProbeError::Missing(path))) => {
+                    report.worsen(Verdict::ProbeMissing);
+                    report.problems.push(format!(
+                        "probe script {path} missing on this node (php-fpm: Primary script unknown): deploy conf/probe.php there"
+                    ));
+                }
+                Some(Err(ProbeError::Busy(why))) => {
+                    report.worsen(Verdict::Unknown);
+                    report.problems.push(format!("not checked: {why}"));
+                }
+                Some(Err(ProbeError::Backend(e))) => {
+                    report.worsen(Verdict::Down);
+                    report.problems.push(format!("probe request failed: {e}"));
+                }
+                Some(Err(e @ ProbeError::BadAnswer { .. })) => {
+                    report.worsen(Verdict::ProbeMissing);
+                    report.problems.push(format!("probe: {e}"));
+                }
+            }
+        }
+
+        // 2. What every node must use.
+        let known: Vec<NodeConfig> = configs.iter().flatten().cloned().collect();
+        let expected = match self.expected_config(&known) {
+            Ok(e) => e,
+            Err(why) => {
+                notes.push(why);
+                None
+            }
+        };
+        let Some(expected) = expected else {
+            if known.is_empty() {
+                notes.push("no node could be probed: nothing to compare".to_string());
+            }
+            return finish(None, Vec::new(), reports, notes);
+        };
+        notes.extend(config::warnings(&expected.spec));
+
+        // 3. Compare.
+        let files_nodes = known
+            .iter()
+            .filter(|c| c.save_handler() == Handler::Files)
+            .count();
+        for (report, cfg) in reports.iter_mut().zip(&configs) {
+            let Some(cfg) = cfg else { continue };
+            let differences = config::compare(&expected, cfg);
+            if !differences.is_empty() {
+                report.worsen(Verdict::Mismatch);
+                report.differences = differences;
+            }
+            if cfg.save_handler() == Handler::Files && files_nodes > 1 {
+                report.warnings.push(format!(
+                    "{files_nodes} nodes keep sessions in files: shared only through a common mount"
+                ));
+            }
+        }
+
+        // 4. The store, from fpmlb itself.
+        let target = self.store_target(&expected.spec, &mut notes);
+        let store_checks = match &target {
+            Some(t) => store::check_servers(t, self.store_timeout).await,
+            None => Vec::new(),
+        };
+        for check in store_checks.iter().filter(|c| !c.ok) {
+            notes.push(format!(
+                "store server {} does not answer fpmlb: {}",
+                check.server, check.detail
+            ));
+        }
+
+        // 5. The round trip.
+        let ring: Vec<usize> = (0..nodes.len()).filter(|&i| configs[i].is_some()).collect();
+        let session_name = expected
+            .ini
+            .get("session.name")
+            .and_then(|v| v.clone())
+            .unwrap_or_else(|| DEFAULT_SESSION_NAME.to_string());
+        for k in 0..ring.len() {
+            let (w, r) = (ring[k], ring[(k + 1) % ring.len()]);
+            let leg = self
+                .round_trip(
+                    &nodes[w].backend,
+                    &nodes[r].backend,
+                    &session_name,
+                    &expected,
+                    configs[w].as_ref(),
+                    target.as_ref(),
+                )
+                .await;
+            apply_leg(&mut reports, w, r, leg);
+        }
+        if expected.spec.handler == Handler::Files {
+            for report in reports.iter_mut().filter(|r| r.verdict == Verdict::Ok) {
+                report.worsen(Verdict::Warning);
+                report
+                    .warnings
+                    .push("sessions in files passed the round trip: a shared mount".to_string());
+            }
+        }
+        for report in reports.iter_mut() {
+            if report.verdict == Verdict::Ok && !report.warnings.is_empty() {
+                report.verdict = Verdict::Warning;
+            }
+        }
+        let summary = ExpectedSummary {
+            save_handler: expected.spec.handler.to_string(),
+            save_path: self
+                .expected
+                .as_ref()
+                .map(|(h, p)| config::redact_save_path(h, p))
+                .unwrap_or_else(|| expected.spec.servers_text()),
+            source: expected.reason.clone(),
+            session_name: session_name.clone(),
+        };
+        finish(Some(summary), store_checks, reports, notes)
+    }
+
+    /// The expected config: the config's `session:` section, or the
+    /// majority of the nodes.
+    fn expected_config(&self, known: &[NodeConfig]) -> Result<Option<Expected>, String> {
+        let majority = config::majority(known);
+        match &self.expected {
+            Some((handler, path)) => {
+                let reference = majority
+                    .as_ref()
+                    .and_then(|m| m.reference.as_ref())
+                    .and_then(|name| known.iter().find(|c| &c.node == name));
+                config::expected_from_config(handler, path, reference)
+                    .map(Some)
+                    .map_err(|e| format!("session: in the config: {e}"))
+            }
+            None => Ok(majority),
+        }
+    }
+
+    /// The store to check from fpmlb, when the handler has one.
+    fn store_target(&self, spec: &StoreSpec, notes: &mut Vec<String>) -> Option<StoreTarget> {
+        let kind = StoreKind::for_handler(spec.handler.name())?;
+        let servers = spec
+            .servers
+            .iter()
+            .filter_map(|s| match (s.scheme.as_str(), s.port) {
+                ("unix", _) => Some(StoreAddr::Unix(s.host.clone().into())),
+                (_, Some(port)) => Some(StoreAddr::Tcp {
+                    host: s.host.clone(),
+                    port,
+                }),
+                _ => None,
+            })
+            .collect();
+        let database = spec.options.get("database").and_then(|d| d.parse().ok());
+        let password = self
+            .expected
+            .as_ref()
+            .and_then(|(_, path)| query_param(path, "auth"));
+        if password.is_none() && spec.options.contains_key("auth") {
+            notes.push(
+                "the store needs a password fpmlb does not know: write session.save_path (with auth) in fpmlb's config to check it"
+                    .to_string(),
+            );
+        }
+        Some(StoreTarget {
+            kind,
+            servers,
+            database,
+            password,
+            username: None,
+        })
+    }
+
+    async fn round_trip(
+        &self,
+        writer: &Arc<Backend>,
+        reader: &Arc<Backend>,
+        session_name: &str,
+        expected: &Expected,
+        writer_cfg: Option<&NodeConfig>,
+        target: Option<&StoreTarget>,
+    ) -> Leg {
+        let token = format!("{:032x}", rand::random::<u128>());
+        let wrote = match self.probe.write(writer, &token).await {
+            Ok(a) if a.ok => a,
+            Ok(a) => {
+                let why = a.error.unwrap_or_else(|| "no error given".into());
+                return Leg::WriteFailed(format!(
+                    "session write through {} failed: {why}",
+                    writer.name
+                ));
+            }
+            Err(e) => return Leg::Skipped(format!("session write through {}: {e}", writer.name)),
+        };
+        let Some(id) = wrote.session_id.clone() else {
+            return Leg::WriteFailed(format!(
+                "session write through {} gave no session id",
+                writer.name
+            ));
+        };
+        let name = wrote
+            .session_name
+            .clone()
+            .unwrap_or_else(|| session_name.to_string());
+        let read = self.probe.read(reader, &name, &id).await;
+        let in_store = match target {
+            Some(t) => {
+                let memcached_prefix =
+                    writer_cfg.and_then(|c| c.ini_value("memcached.sess_prefix"));
+                let redis_prefix = expected.spec.options.get("prefix").map(String::as_str);
+                let key = store::session_key(
+                    expected.spec.handler.name(),
+                    &id,
+                    memcached_prefix,
+                    redis_prefix,
+                );
+                match store::read_key(t, &key, self.store_timeout).await {
+                    Ok(Some((server, value))) => Some(
+                        contains(&value, token.as_bytes())
+                            .then_some(server)
+                            .ok_or("holds another value"),
+                    ),
+                    Ok(None) => Some(Err("not in the store")),
+                    Err(_) => None,
+                }
+            }
+            None => None,
+        };
+        let _ = self.probe.destroy(writer, &name, &id).await;
+        let read_ok =
+            matches!(&read, Ok(a) if a.found && a.value.as_deref() == Some(token.as_str()));
+        let detail = match &read {
+            Ok(a) if !a.found => "not found".to_string(),
+            Ok(a) if a.value.as_deref() != Some(token.as_str()) => {
+                "found with another value".to_string()
+            }
+            Ok(_) => "found".to_string(),
+            Err(e) => e.to_string(),
+        };
+        match (read_ok, in_store) {
+            (true, Some(Ok(server))) => Leg::Ok(format!(
+                "{} → {}: read back; in the store on {server}",
+                writer.name, reader.name
+            )),
+            (true, _) => Leg::Ok(format!("{} → {}: read back", writer.name, reader.name)),
+            (false, Some(Ok(server))) => Leg::ReaderFailed(format!(
+                "{} did not read the session written through {} ({detail}), though it is in the store on {server}",
+                reader.name, writer.name
+            )),
+            (false, Some(Err(why))) => Leg::WriterFailed(format!(
+                "the session written through {} is {why}; {} read: {detail}",
+                writer.name, reader.name
+            )),
+            (false, None) => Leg::BothFailed(format!(
+                "session written through {} not read through {} ({detail})",
+                writer.name, reader.name
+            )),
+        }
+    }
+}
+
+/// One leg of the ring, and whom it blames.
+enum Leg {
+    Ok(String),
+    Skipped(String),
+    WriteFailed(String),
+    WriterFailed(String),
+    ReaderFailed(String),
+    BothFailed(String),
+}
+
+fn apply_leg(reports: &mut [NodeReport], w: usize, r: usize, leg: Leg) {
+    match leg {
+        Leg::Ok(text) => {
+            reports[w].round_trip.push(text.clone());
+            if r != w {
+                reports[r].round_trip.push(text);
+            }
+        }
+        Leg::Skipped(text) => reports[w]
+            .warnings
+            .push(format!("round trip not run: {text}")),
+        Leg::WriteFailed(text) => {
+            reports[w].worsen(Verdict::StoreUnreachable);
+            reports[w].problems.push(text);
+        }
+        Leg::WriterFailed(text) => {
+            reports[w].worsen(Verdict::RoundTripFailed);
+            reports[w].problems.push(text);
+        }
+        Leg::ReaderFailed(text) => {
+            reports[r].worsen(Verdict::RoundTripFailed);
+            reports[r].problems.push(text);
+        }
+        Leg::BothFailed(text) => {
+            reports[w].worsen(Verdict::RoundTripFailed);
+            reports[w].problems.push(text.clone());
+            reports[r].worsen(Verdict::RoundTripFailed);
+            reports[r].problems.push(text);
+        }
+    }
+}
+
+fn finish(
+    expected: Option<ExpectedSummary>,
+    store: Vec<ServerCheck>,
+    nodes: Vec<NodeReport>,
+    notes: Vec<String>,
+) -> ClusterReport {
+    let ok = expected.is_some()
+        && store.iter().all(|s| s.ok)
+        && nodes.iter().all(|n| !n.verdict.fails());
+    ClusterReport {
+        verdict: if ok { "ok" } else { "fail" },
+        expected,
+        store,
+        nodes,
+        notes,
+    }
+}
+
+/// Adds the passive watch's figures and flags backends whose session reset
+/// rate stands out from the others'.
+pub fn annotate_resets(report: &mut ClusterReport, figures: &HashMap<String, SessionResets>) {
+    let rates: Vec<f64> = figures
+        .values()
+        .filter(|f| f.with_cookie > 0)
+        .map(|f| f.resets as f64 / f.with_cookie as f64)
+        .collect();
+    for node in report.nodes.iter_mut() {
+        let Some(f) = figures.get(&node.name).copied() else {
+            continue;
+        };
+        node.session_resets = Some(f);
+        if f.with_cookie == 0 || f.resets < RESETS_MIN {
+            continue;
+        }
+        let rate = f.resets as f64 / f.with_cookie as f64;
+        let others: Vec<f64> = rates
+            .iter()
+            .copied()
+            .filter(|r| (*r - rate).abs() > f64::EPSILON)
+            .collect();
+        let typical = median(&others).unwrap_or(0.0);
+        if rate >= RESETS_MIN_RATE && rate > 3.0 * typical {
+            node.warnings.push(format!(
+                "{} of {} requests that brought a session cookie got a new session back ({:.0}%, others {:.0}%): the application may switch handlers at run time",
+                f.resets,
+                f.with_cookie,
+                rate * 100.0,
+                typical * 100.0
+            ));
+            if node.verdict == Verdict::Ok {
+                node.verdict = Verdict::Warning;
+            }
+        }
+    }
+}
+
+fn median(values: &[f64]) -> Option<f64> {
+    let mut v: Vec<f64> = values.to_vec();
+    v.sort_by(|a, b| a.total_cmp(b));
+    v.get(v.len() / 2).copied()
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// The value of query parameter `name` anywhere in a save path.
+fn query_param(path: &str, name: &str) -> Option<String> {
+    path.split(['?', '&', ','])
+        .filter_map(|kv| kv.split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| {
+            percent_encoding::percent_decode_str(v)
+                .decode_utf8_lossy()
+                .into_owned()
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn resets(with_cookie: u64, resets: u64) -> SessionResets {
+        SessionResets {
+            with_cookie,
+            resets,
+        }
+    }
+
+    #[test]
+    fn a_backend_whose_resets_stand_out_is_flagged() {
+        let mut report = finish(
+            None,
+            Vec::new(),
+            ["a", "b", "c"]
+                .iter()
+                .map(|n| NodeReport::new(n, "x"))
+                .collect(),
+            vec![],
+        );
+        let figures: HashMap<String, SessionResets> = [
+            ("a".to_string(), resets(100, 1)),
+            ("b".to_string(), resets(100, 60)),
+            ("c".to_string(), resets(100, 0)),
+        ]
+        .into_iter()
+        .collect();
+        annotate_resets(&mut report, &figures);
+        assert_eq!(report.nodes[1].verdict, Verdict::Warning);
+        assert!(report.nodes[1].warnings[0].contains("60 of 100"));
+        assert_eq!(report.nodes[0].verdict, Verdict::Ok);
+        assert_eq!(report.nodes[2].verdict, Verdict::Ok);
+    }
+
+    #[test]
+    fn few_resets_are_not_flagged() {
+        let mut report = finish(None, Vec::new(), vec![NodeReport::new("a", "x")], vec![]);
+        let figures = [("a".to_string(), resets(4, 4))].into_iter().collect();
+        annotate_resets(&mut report, &figures);
+        assert_eq!(report.nodes[0].verdict, Verdict::Ok);
+    }
+
+    #[test]
+    fn auth_is_found_in_a_save_path() {
+        assert_eq!(
+            query_param("tcp://10.0.0.5:6379?auth=s%40cret&database=2", "auth").as_deref(),
+            Some("s@cret")
+        );
+        assert_eq!(query_param("10.0.0.5:11211", "auth"), None);
+    }
+
+    #[test]
+    fn a_cluster_without_expectation_fails() {
+        let report = finish(None, Vec::new(), vec![NodeReport::new("a", "x")], vec![]);
+        assert!(!report.is_ok());
+    }
+}

@@ -1,0 +1,188 @@
+//! Talking to `conf/probe.php` on a node, over FastCGI.
+//!
+//! Only a request into the pool tells the truth about PHP's session config
+//! (pool `php_value` lines beat php.ini), so fpmlb runs its probe script
+//! there. The script answers only when the FastCGI param `FPMLB_PROBE` is
+//! present: a client cannot forge it (request headers only ever become
+//! `HTTP_*` params), and the public front end never routes to the probe,
+//! which lives outside every document root.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::error::BackendFailure;
+use crate::fastcgi::exchange::{ExchangeTimeouts, small_request};
+use crate::fastcgi::params::ParamList;
+use crate::upstream::backend::Backend;
+use crate::upstream::pool::PoolError;
+
+/// Largest probe answer read (the config report is a few KiB).
+const MAX_ANSWER: usize = 256 * 1024;
+
+/// Why the probe gave no usable answer.
+#[derive(Debug, thiserror::Error)]
+pub enum ProbeError {
+    /// php-fpm answered "Primary script unknown": not deployed on this node.
+    #[error("probe script {0} is missing on this node (php-fpm: Primary script unknown)")]
+    Missing(String),
+    /// Every connection slot is busy with traffic: not a verdict on the node.
+    #[error("pool busy, probe not run: {0}")]
+    Busy(String),
+    #[error("{0}")]
+    Backend(BackendFailure),
+    #[error("probe answered {status}: {detail}")]
+    BadAnswer { status: u16, detail: String },
+}
+
+impl From<BackendFailure> for ProbeError {
+    fn from(f: BackendFailure) -> Self {
+        match f {
+            BackendFailure::Pool(PoolError::QueueTimeout(_) | PoolError::QueueFull { .. }) => {
+                ProbeError::Busy(f.to_string())
+            }
+            other => ProbeError::Backend(other),
+        }
+    }
+}
+
+/// The probe script's answer to `write`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct WriteAnswer {
+    #[serde(default)]
+    pub ok: bool,
+    #[serde(default)]
+    pub session_id: Option<String>,
+    #[serde(default)]
+    pub session_name: Option<String>,
+    #[serde(default)]
+    pub save_handler: Option<String>,
+    #[serde(default)]
+    pub error: Option<String>,
+}
+
+/// The probe script's answer to `read`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ReadAnswer {
+    #[serde(default)]
+    pub ok: bool,
+    #[serde(default)]
+    pub found: bool,
+    #[serde(default)]
+    pub value: Option<String>,
+    #[serde(default)]
+    pub save_handler: Option<String>,
+    #[serde(default)]
+    pub error: Option<String>,
+}
+
+/// Runs probe actions on nodes.
+#[derive(Debug, Clone)]
+pub struct Probe {
+    /// Path of probe.php on the nodes.
+    pub script: String,
+    pub timeout: Duration,
+}
+
+impl Probe {
+    fn params(&self, action: &str) -> ParamList {
+        let mut p = ParamList::with_capacity(512, 14);
+        p.push(b"SCRIPT_FILENAME", self.script.as_bytes());
+        p.push(b"SCRIPT_NAME", b"/fpmlb-probe.php");
+        p.push(b"REQUEST_URI", b"/fpmlb-probe.php");
+        p.push(b"DOCUMENT_URI", b"/fpmlb-probe.php");
+        p.push(b"QUERY_STRING", b"");
+        p.push(b"REQUEST_METHOD", b"GET");
+        p.push(b"SERVER_PROTOCOL", b"HTTP/1.1");
+        p.push(b"GATEWAY_INTERFACE", b"CGI/1.1");
+        p.push(
+            b"SERVER_SOFTWARE",
+            crate::http::params::SERVER_SOFTWARE.as_bytes(),
+        );
+        p.push(b"REMOTE_ADDR", b"127.0.0.1");
+        p.push(b"REDIRECT_STATUS", b"200");
+        p.push(b"FPMLB_PROBE", b"1");
+        p.push(b"FPMLB_PROBE_ACTION", action.as_bytes());
+        p
+    }
+
+    async fn call(
+        &self,
+        backend: &Arc<Backend>,
+        params: &ParamList,
+    ) -> Result<serde_json::Value, ProbeError> {
+        let timeouts = ExchangeTimeouts {
+            send: self.timeout,
+            read: self.timeout,
+        };
+        let resp = small_request(backend, params, b"", self.timeout, timeouts, MAX_ANSWER).await?;
+        if resp.script_unknown {
+            return Err(ProbeError::Missing(self.script.clone()));
+        }
+        let status = resp.head.status;
+        match serde_json::from_slice::<serde_json::Value>(&resp.body) {
+            Ok(v) if status == 200 => Ok(v),
+            Ok(v) => Err(ProbeError::BadAnswer {
+                status,
+                detail: v.to_string(),
+            }),
+            Err(e) => {
+                let shown = String::from_utf8_lossy(&resp.body[..resp.body.len().min(200)])
+                    .trim()
+                    .to_string();
+                Err(ProbeError::BadAnswer {
+                    status,
+                    detail: format!("not JSON ({e}): {shown:?}"),
+                })
+            }
+        }
+    }
+
+    fn decode<T: for<'de> Deserialize<'de>>(value: serde_json::Value) -> Result<T, ProbeError> {
+        serde_json::from_value(value.clone()).map_err(|e| ProbeError::BadAnswer {
+            status: 200,
+            detail: format!("unexpected answer ({e}): {value}"),
+        })
+    }
+
+    /// The node's effective session settings, as JSON (see session::config).
+    pub async fn config(&self, backend: &Arc<Backend>) -> Result<serde_json::Value, ProbeError> {
+        self.call(backend, &self.params("config")).await
+    }
+
+    /// Starts a session holding `token` on this node.
+    pub async fn write(
+        &self,
+        backend: &Arc<Backend>,
+        token: &str,
+    ) -> Result<WriteAnswer, ProbeError> {
+        let mut p = self.params("write");
+        p.push(b"FPMLB_PROBE_TOKEN", token.as_bytes());
+        Self::decode(self.call(backend, &p).await?)
+    }
+
+    /// Reads session `id` (cookie `name`) on this node.
+    pub async fn read(
+        &self,
+        backend: &Arc<Backend>,
+        name: &str,
+        id: &str,
+    ) -> Result<ReadAnswer, ProbeError> {
+        let mut p = self.params("read");
+        p.push(b"HTTP_COOKIE", format!("{name}={id}").as_bytes());
+        Self::decode(self.call(backend, &p).await?)
+    }
+
+    /// Destroys session `id` on this node (best effort: the probe's own).
+    pub async fn destroy(
+        &self,
+        backend: &Arc<Backend>,
+        name: &str,
+        id: &str,
+    ) -> Result<(), ProbeError> {
+        let mut p = self.params("destroy");
+        p.push(b"HTTP_COOKIE", format!("{name}={id}").as_bytes());
+        self.call(backend, &p).await.map(|_| ())
+    }
+}

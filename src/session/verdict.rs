@@ -1,0 +1,138 @@
+//! Verdicts: what fpmlb concludes about each node and the cluster, in a form
+//! both `fpmlb check` (text, JSON) and the status page show.
+
+use serde::Serialize;
+
+use crate::session::config::Difference;
+use crate::session::store::ServerCheck;
+
+/// One node's verdict, worst first when several apply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    /// Liveness failed: no answer from the pool.
+    Down,
+    /// The probe script is not deployed (php-fpm: Primary script unknown).
+    ProbeMissing,
+    /// Its session config differs from the expected one.
+    Mismatch,
+    /// PHP on the node cannot reach the store.
+    StoreUnreachable,
+    /// The write-here, read-there round trip failed.
+    RoundTripFailed,
+    /// Could not be checked this time (pool busy with traffic): no change.
+    Unknown,
+    /// Consistent, with something worth a look.
+    Warning,
+    Ok,
+}
+
+impl Verdict {
+    /// Whether this verdict fails the node (drains it in `serve`).
+    pub fn fails(self) -> bool {
+        !matches!(self, Verdict::Ok | Verdict::Warning | Verdict::Unknown)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Down => "down",
+            Verdict::ProbeMissing => "probe_missing",
+            Verdict::Mismatch => "mismatch",
+            Verdict::StoreUnreachable => "store_unreachable",
+            Verdict::RoundTripFailed => "round_trip_failed",
+            Verdict::Unknown => "unknown",
+            Verdict::Warning => "warning",
+            Verdict::Ok => "ok",
+        }
+    }
+}
+
+/// What was found about one node.
+#[derive(Debug, Clone, Serialize)]
+pub struct NodeReport {
+    pub name: String,
+    pub address: String,
+    pub verdict: Verdict,
+    /// Effective settings reported by the probe.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub php_version: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub save_handler: Option<String>,
+    /// As PHP has it, credentials replaced by digests.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub save_path: Option<String>,
+    /// Each differing setting, expected vs found.
+    pub differences: Vec<Difference>,
+    /// Failures in words (a round trip that failed, the store unreachable...).
+    pub problems: Vec<String>,
+    pub warnings: Vec<String>,
+    /// The round trip this node took part in, in words.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub round_trip: Vec<String>,
+    /// Requests that carried a session cookie and got a new session back.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub session_resets: Option<SessionResets>,
+}
+
+impl NodeReport {
+    pub fn new(name: &str, address: &str) -> NodeReport {
+        NodeReport {
+            name: name.to_string(),
+            address: address.to_string(),
+            verdict: Verdict::Ok,
+            php_version: None,
+            save_handler: None,
+            save_path: None,
+            differences: Vec::new(),
+            problems: Vec::new(),
+            warnings: Vec::new(),
+            round_trip: Vec::new(),
+            session_resets: None,
+        }
+    }
+
+    /// Lowers the verdict to `v` if `v` is worse.
+    pub fn worsen(&mut self, v: Verdict) {
+        if v < self.verdict {
+            self.verdict = v;
+        }
+    }
+}
+
+/// The passive watch's figures for a node.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct SessionResets {
+    pub with_cookie: u64,
+    pub resets: u64,
+}
+
+/// Where the expected session config came from.
+#[derive(Debug, Clone, Serialize)]
+pub struct ExpectedSummary {
+    pub save_handler: String,
+    pub save_path: String,
+    /// Why this is expected: the config, or which nodes make the majority.
+    pub source: String,
+    /// The session cookie's name (session.name) every node should use.
+    pub session_name: String,
+}
+
+/// The whole cluster's verdict.
+#[derive(Debug, Clone, Serialize)]
+pub struct ClusterReport {
+    /// "ok" when every node is consistent and the store answers, else "fail".
+    pub verdict: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expected: Option<ExpectedSummary>,
+    /// The store's servers as fpmlb itself sees them.
+    pub store: Vec<ServerCheck>,
+    pub nodes: Vec<NodeReport>,
+    /// Cluster-wide remarks.
+    pub notes: Vec<String>,
+}
+
+impl ClusterReport {
+    pub fn is_ok(&self) -> bool {
+        self.verdict == "ok"
+    }
+}
