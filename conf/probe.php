@@ -16,7 +16,7 @@
 //            session_write_close(), then reads it back on this node ("readback"); returns
 //            the session id (also in Set-Cookie).
 //   read     with the session cookie (HTTP_COOKIE "<session.name>=<id>"): reads the
-//            session with read_and_close without creating one (session.use_strict_mode is
+//            session without creating one (session.use_strict_mode is
 //            turned off for the request so an unknown id is not replaced; if it cannot be,
 //            the replacement session is destroyed again; for "files" the session file is
 //            looked up first), returns found/value.
@@ -423,8 +423,12 @@ function fpmlb_action_write(): never
         if ($closed && $writeErrors === []) {
             try {
                 @session_id($id);
-                if (@session_start(['read_and_close' => true])) {
+                // Not read_and_close: pecl-memcache then keeps its lock key
+                // and the next session_start() of this id waits for
+                // memcache.lock_timeout (15 s); only a write releases it.
+                if (@session_start()) {
                     $readback = ($_SESSION[FPMLB_PROBE_KEY] ?? null) === $token;
+                    @session_write_close();
                 } else {
                     $readback = false;
                 }
@@ -473,7 +477,10 @@ function fpmlb_action_read(): never
     $started = false;
     try {
         @session_id($want);
-        $started = @session_start(['read_and_close' => true]);
+        // Not read_and_close (see the write action): pecl-memcache would keep
+        // its lock. The data is written back unchanged, or, when the id was
+        // unknown, the empty session PHP started is destroyed again.
+        $started = @session_start();
     } catch (Throwable $e) {
         $GLOBALS['fpmlb_errors'][] = $e->getMessage();
     }
@@ -481,6 +488,17 @@ function fpmlb_action_read(): never
     $got = (string) session_id();
     $found = $started && is_array($_SESSION ?? null) && array_key_exists(FPMLB_PROBE_KEY, $_SESSION);
     $value = $found ? $_SESSION[FPMLB_PROBE_KEY] : null;
+    if ($started && $got === $want) {
+        try {
+            if (($_SESSION ?? []) === []) {
+                @session_destroy();
+            } else {
+                @session_write_close();
+            }
+        } catch (Throwable $e) {
+        }
+        fpmlb_take_errors();
+    }
     $cleaned = false;
     if ($started && $got !== '' && $got !== $want) {
         // Strict mode could not be turned off and PHP replaced the unknown id with a

@@ -116,12 +116,15 @@ impl SessionLoop {
     pub async fn run(self, shutdown: CancellationToken) {
         let mut tick = tokio::time::interval(self.interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut round: u64 = 0;
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => return,
                 _ = tick.tick() => {}
             }
+            round += 1;
             let report = self.check_once().await;
+            tracing::info!(round, verdict = report.verdict, "session check done");
             self.latest.store(Arc::new(Some(report)));
         }
     }

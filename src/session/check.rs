@@ -378,6 +378,22 @@ enum Leg {
 }
 
 fn apply_leg(reports: &mut [NodeReport], w: usize, r: usize, leg: Leg) {
+    // A failed leg between a node whose config differs and one whose does
+    // not is the differing node's doing, wherever the store has the key (with
+    // several servers, a node hashing differently writes to the wrong one).
+    let differs = |i: usize| !reports[i].differences.is_empty();
+    let leg = match leg {
+        Leg::WriterFailed(t) | Leg::ReaderFailed(t) | Leg::BothFailed(t)
+            if differs(w) != differs(r) =>
+        {
+            if differs(w) {
+                Leg::WriterFailed(t)
+            } else {
+                Leg::ReaderFailed(t)
+            }
+        }
+        other => other,
+    };
     match leg {
         Leg::Ok(text) => {
             reports[w].round_trip.push(text.clone());
