@@ -28,6 +28,10 @@ use crate::upstream::backend::{Backend, Endpoint};
 use crate::upstream::pool::{Pool, PoolSettings};
 use crate::upstream::{BackendSet, Upstream};
 
+/// Most connections a backend without `max_conns` may get when its status
+/// page reports a larger `pm = static` pool.
+const AUTO_CAP_CEILING: usize = 256;
+
 /// PHP's default session.name, until the session checker learns the real one.
 pub const DEFAULT_SESSION_NAME: &str = "PHPSESSID";
 
@@ -90,19 +94,25 @@ pub fn build_backend(
     name: String,
     endpoint: Endpoint,
 ) -> Arc<Backend> {
-    let max_conns = cfg
-        .max_conns
-        .map_or(DEFAULT_MAX_CONNS as usize, |m| m as usize);
+    // With max_conns set, that is the cap. Without it, the pool may grow to
+    // AUTO_CAP_CEILING but starts at DEFAULT_MAX_CONNS, until php-fpm's
+    // status page tells its pm.max_children.
+    let ceiling = cfg.max_conns.map_or(AUTO_CAP_CEILING, |m| m as usize);
     let settings = PoolSettings {
-        max_conns,
+        max_conns: ceiling,
         queue_size: config.queue_size,
         connect_timeout: config.timeouts.connect,
         queue_timeout: config.timeouts.queue,
         idle_timeout: config.timeouts.idle,
     };
     let pool = Pool::new(endpoint.clone(), settings);
+    if cfg.max_conns.is_none() {
+        pool.set_cap(DEFAULT_MAX_CONNS as usize);
+    }
     let failures = FailureWindow::new(config.max_fails, config.fail_timeout);
-    Arc::new(Backend::new(name, endpoint, cfg.weight, pool, failures))
+    let mut backend = Backend::new(name, endpoint, cfg.weight, pool, failures);
+    backend.auto_cap = cfg.max_conns.is_none();
+    Arc::new(backend)
 }
 
 /// Resolves and builds every configured backend.
@@ -217,6 +227,7 @@ pub fn liveness_settings(config: &Config) -> LivenessSettings {
     LivenessSettings {
         check: LivenessCheck {
             ping_path: config.health.ping_path.clone(),
+            status_path: config.health.status_path.clone(),
             ping_response: config.health.ping_response.clone(),
             timeout: config.health.timeout,
         },

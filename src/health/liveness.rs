@@ -15,6 +15,7 @@ use crate::error::BackendFailure;
 use crate::fastcgi::conn::Connection;
 use crate::fastcgi::exchange::{ExchangeTimeouts, small_request};
 use crate::fastcgi::params::ParamList;
+use crate::health::fpm_status::FpmStatus;
 use crate::upstream::backend::Backend;
 use crate::upstream::pool::PoolError;
 
@@ -22,6 +23,8 @@ use crate::upstream::pool::PoolError;
 #[derive(Debug, Clone)]
 pub struct LivenessCheck {
     pub ping_path: Option<String>,
+    /// php-fpm's pm.status_path, polled after each good check.
+    pub status_path: Option<String>,
     pub ping_response: String,
     pub timeout: Duration,
 }
@@ -103,6 +106,43 @@ impl LivenessCheck {
                 }
             }
             Err(e) => Outcome::Dead(format!("ping {path}: {e}")),
+        }
+    }
+
+    /// Reads the pool's status page (JSON) and records it on the backend;
+    /// adjusts the connection cap to `pm.max_children` where php-fpm tells it.
+    pub async fn poll_status(&self, backend: &Arc<Backend>) {
+        let Some(path) = &self.status_path else {
+            return;
+        };
+        let timeouts = ExchangeTimeouts {
+            send: self.timeout,
+            read: self.timeout,
+        };
+        let params = fpm_page_params(path, "json");
+        let status =
+            match small_request(backend, &params, b"", self.timeout, timeouts, 64 * 1024).await {
+                Ok(resp) if resp.head.status == 200 => FpmStatus::parse(&resp.body),
+                Ok(resp) => Err(format!("status page {path} answered {}", resp.head.status)),
+                Err(e) => Err(format!("status page {path}: {e}")),
+            };
+        match status {
+            Ok(status) => {
+                if backend.auto_cap
+                    && let Some(max) = status.known_max_children()
+                {
+                    let cap = usize::try_from(max).unwrap_or(usize::MAX);
+                    if backend.pool.figures().cap != cap {
+                        tracing::info!(backend = %backend.name, cap, "connection cap follows the pool's pm.max_children");
+                    }
+                    backend.pool.set_cap(cap);
+                }
+                backend.set_fpm_status(Some(status));
+            }
+            Err(why) => {
+                tracing::debug!(backend = %backend.name, "{why}");
+                backend.set_fpm_status(None);
+            }
         }
     }
 

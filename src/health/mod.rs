@@ -4,6 +4,7 @@
 //! the checks periodically and applies their verdicts.
 
 pub mod counter;
+pub mod fpm_status;
 pub mod liveness;
 pub mod passive;
 pub mod runner;

@@ -68,6 +68,9 @@ pub async fn run_liveness(
             let backend = Arc::clone(b);
             async move {
                 let outcome = check.run(&backend, completed).await;
+                if outcome == Outcome::Alive {
+                    check.poll_status(&backend).await;
+                }
                 (backend, outcome)
             }
         });

@@ -12,12 +12,15 @@
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
+
+use arc_swap::ArcSwapOption;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::time::Instant;
 
+use crate::health::fpm_status::FpmStatus;
 use crate::health::passive::FailureWindow;
 use crate::upstream::pool::Pool;
 
@@ -66,6 +69,49 @@ pub struct BackendStats {
     pub session_requests: AtomicU64,
     /// ... and got a new session id back: the backend did not find the session.
     pub session_resets: AtomicU64,
+    /// Upstream time of exchanges (time to the response head).
+    pub latency: LatencyHistogram,
+}
+
+/// Upper bounds of the latency buckets, in seconds (Prometheus' defaults:
+/// they fit PHP pages from a ping to a slow report).
+pub const LATENCY_BUCKETS: [f64; 11] = [
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// A lock-free histogram of upstream times with fixed buckets.
+#[derive(Debug, Default)]
+pub struct LatencyHistogram {
+    /// Observations per bucket (not cumulative); the last slot is +Inf.
+    counts: [AtomicU64; LATENCY_BUCKETS.len() + 1],
+    sum_micros: AtomicU64,
+}
+
+impl LatencyHistogram {
+    pub fn observe(&self, d: Duration) {
+        let secs = d.as_secs_f64();
+        let i = LATENCY_BUCKETS
+            .iter()
+            .position(|&b| secs <= b)
+            .unwrap_or(LATENCY_BUCKETS.len());
+        self.counts[i].fetch_add(1, Ordering::Relaxed);
+        let micros = u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
+        self.sum_micros.fetch_add(micros, Ordering::Relaxed);
+    }
+
+    /// Cumulative counts per bucket bound (Prometheus' `le`), the +Inf
+    /// count last, and the sum in seconds.
+    pub fn snapshot(&self) -> (Vec<(f64, u64)>, u64, f64) {
+        let mut acc = 0;
+        let mut buckets = Vec::with_capacity(LATENCY_BUCKETS.len());
+        for (i, bound) in LATENCY_BUCKETS.iter().enumerate() {
+            acc += self.counts[i].load(Ordering::Relaxed);
+            buckets.push((*bound, acc));
+        }
+        acc += self.counts[LATENCY_BUCKETS.len()].load(Ordering::Relaxed);
+        let sum = self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
+        (buckets, acc, sum)
+    }
 }
 
 impl BackendStats {
@@ -85,6 +131,9 @@ impl BackendStats {
 #[derive(Debug)]
 pub struct Backend {
     pub name: String,
+    /// Whether the connection cap follows the pool's reported size (no
+    /// `max_conns` in the config).
+    pub auto_cap: bool,
     pub endpoint: Endpoint,
     pub weight: u32,
     pub pool: Pool,
@@ -95,6 +144,8 @@ pub struct Backend {
     failures: Mutex<FailureWindow>,
     /// Idle php-fpm workers per the last status poll; -1 while unknown.
     fpm_idle: AtomicI64,
+    /// The pool's last status page, if polled.
+    fpm_status: ArcSwapOption<FpmStatus>,
 }
 
 impl Backend {
@@ -107,6 +158,7 @@ impl Backend {
     ) -> Self {
         Backend {
             name,
+            auto_cap: false,
             endpoint,
             weight,
             pool,
@@ -116,6 +168,7 @@ impl Backend {
             session_ok: AtomicBool::new(true),
             failures: Mutex::new(failures),
             fpm_idle: AtomicI64::new(-1),
+            fpm_status: ArcSwapOption::empty(),
         }
     }
 
@@ -161,6 +214,17 @@ impl Backend {
         self.session_ok.load(Ordering::Relaxed)
     }
 
+    /// The pool's last status page, if polled.
+    pub fn fpm_status(&self) -> Option<Arc<FpmStatus>> {
+        self.fpm_status.load_full()
+    }
+
+    /// Records a fresh status page (None: the poll failed).
+    pub fn set_fpm_status(&self, status: Option<FpmStatus>) {
+        self.set_fpm_idle_workers(status.as_ref().map(|s| s.idle_processes));
+        self.fpm_status.store(status.map(Arc::new));
+    }
+
     /// Idle php-fpm workers per the last status poll, if known.
     pub fn fpm_idle_workers(&self) -> Option<u64> {
         u64::try_from(self.fpm_idle.load(Ordering::Relaxed)).ok()
@@ -204,5 +268,24 @@ impl Backend {
         self.stats
             .upstream_micros
             .fetch_add(micros, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn latency_histogram_is_cumulative() {
+        let h = LatencyHistogram::default();
+        h.observe(Duration::from_millis(3));
+        h.observe(Duration::from_millis(30));
+        h.observe(Duration::from_secs(20));
+        let (buckets, count, sum) = h.snapshot();
+        assert_eq!(buckets[0], (0.005, 1));
+        assert_eq!(buckets[3], (0.05, 2));
+        assert_eq!(buckets.last().copied(), Some((10.0, 2)));
+        assert_eq!(count, 3);
+        assert!((sum - 20.033).abs() < 1e-6);
     }
 }
