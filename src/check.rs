@@ -11,10 +11,12 @@ use crate::daemon::{self, DaemonError};
 use crate::health::liveness::Outcome;
 use crate::session::check::{NodeInput, SessionChecker};
 use crate::session::verdict::ClusterReport;
+use crate::upstream::discovery;
 
 /// Runs liveness on every backend, then the session check.
 pub async fn run(config: &Config) -> Result<ClusterReport, DaemonError> {
-    let backends = daemon::build_backends(config).await?;
+    let (set, _) = discovery::build_set(config, None).await?;
+    let backends = set.backends;
     let liveness = daemon::liveness_settings(config).check;
     let checks = backends.iter().map(|b| {
         let liveness = liveness.clone();

@@ -5,7 +5,9 @@
 //! (a port that cannot be bound fails start-up, before anything is served),
 //! then start the accept loops and background tasks.
 
-use std::net::{IpAddr, SocketAddr};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,10 +15,9 @@ use arc_swap::ArcSwap;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{BackendAddress, BackendConfig, Config, DEFAULT_MAX_CONNS};
+use crate::config::Config;
 use crate::fastcgi::exchange::ExchangeTimeouts;
 use crate::health::liveness::LivenessCheck;
-use crate::health::passive::FailureWindow;
 use crate::health::runner::{LivenessSettings, SessionLoop, run_liveness};
 use crate::http::body::BodyLimits;
 use crate::http::handler::Proxy;
@@ -24,13 +25,9 @@ use crate::http::params::Site;
 use crate::server::{self, ClientTimeouts, HttpServer};
 use crate::session::check::SessionChecker;
 use crate::session::probe::Probe;
-use crate::upstream::backend::{Backend, Endpoint};
-use crate::upstream::pool::{Pool, PoolSettings};
-use crate::upstream::{BackendSet, Upstream};
-
-/// Most connections a backend without `max_conns` may get when its status
-/// page reports a larger `pm = static` pool.
-const AUTO_CAP_CEILING: usize = 256;
+use crate::session::verdict::ClusterReport;
+use crate::upstream::Upstream;
+use crate::upstream::discovery::{self, ResolveError};
 
 /// PHP's default session.name, until the session checker learns the real one.
 pub const DEFAULT_SESSION_NAME: &str = "PHPSESSID";
@@ -46,84 +43,10 @@ pub enum DaemonError {
         addr: SocketAddr,
         source: std::io::Error,
     },
-    #[error("backend {name}: cannot resolve {address}: {source}")]
-    Resolve {
-        name: String,
-        address: String,
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Resolve(#[from] ResolveError),
     #[error("cannot install signal handlers: {0}")]
     Signals(std::io::Error),
-}
-
-/// The endpoints of one configured backend, with their names: a hostname
-/// that resolves to several addresses gives one backend each, `host#ip`.
-pub async fn resolve(cfg: &BackendConfig) -> Result<Vec<(String, Endpoint)>, DaemonError> {
-    match &cfg.address {
-        BackendAddress::Unix(path) => Ok(vec![(cfg.name.clone(), Endpoint::Unix(path.clone()))]),
-        BackendAddress::Tcp { host, port } => {
-            let literal = host.trim_start_matches('[').trim_end_matches(']');
-            if let Ok(ip) = literal.parse::<IpAddr>() {
-                return Ok(vec![(
-                    cfg.name.clone(),
-                    Endpoint::Tcp(SocketAddr::new(ip, *port)),
-                )]);
-            }
-            let found = tokio::net::lookup_host((host.as_str(), *port))
-                .await
-                .map_err(|source| DaemonError::Resolve {
-                    name: cfg.name.clone(),
-                    address: cfg.address.to_string(),
-                    source,
-                })?;
-            let mut addrs: Vec<SocketAddr> = found.collect();
-            addrs.sort();
-            addrs.dedup();
-            Ok(addrs
-                .into_iter()
-                .map(|a| (format!("{}#{}", cfg.name, a.ip()), Endpoint::Tcp(a)))
-                .collect())
-        }
-    }
-}
-
-/// Builds one backend from its config and resolved endpoint.
-pub fn build_backend(
-    config: &Config,
-    cfg: &BackendConfig,
-    name: String,
-    endpoint: Endpoint,
-) -> Arc<Backend> {
-    // With max_conns set, that is the cap. Without it, the pool may grow to
-    // AUTO_CAP_CEILING but starts at DEFAULT_MAX_CONNS, until php-fpm's
-    // status page tells its pm.max_children.
-    let ceiling = cfg.max_conns.map_or(AUTO_CAP_CEILING, |m| m as usize);
-    let settings = PoolSettings {
-        max_conns: ceiling,
-        queue_size: config.queue_size,
-        connect_timeout: config.timeouts.connect,
-        queue_timeout: config.timeouts.queue,
-        idle_timeout: config.timeouts.idle,
-    };
-    let pool = Pool::new(endpoint.clone(), settings);
-    if cfg.max_conns.is_none() {
-        pool.set_cap(DEFAULT_MAX_CONNS as usize);
-    }
-    let failures = FailureWindow::new(config.max_fails, config.fail_timeout);
-    let mut backend = Backend::new(name, endpoint, cfg.weight, pool, failures);
-    backend.auto_cap = cfg.max_conns.is_none();
-    Arc::new(backend)
-}
-
-/// Resolves and builds every configured backend.
-pub async fn build_backends(config: &Config) -> Result<Vec<Arc<Backend>>, DaemonError> {
-    let mut out = Vec::new();
-    for cfg in &config.backends {
-        for (name, endpoint) in resolve(cfg).await? {
-            out.push(build_backend(config, cfg, name, endpoint));
-        }
-    }
-    Ok(out)
 }
 
 /// The request handler's settings from the config.
@@ -155,23 +78,39 @@ pub fn build_proxy(
     }
 }
 
-/// Runs the daemon until a shutdown signal, then drains within the grace period.
-pub async fn run(config: Config) -> Result<(), DaemonError> {
-    let backends = build_backends(&config).await?;
-    for b in &backends {
-        tracing::info!(backend = %b.name, address = %b.endpoint, weight = b.weight, "backend");
+/// The running parts that a reload replaces.
+struct Daemon {
+    config_path: PathBuf,
+    config: Config,
+    upstream: Arc<Upstream>,
+    proxy: Arc<ArcSwap<Proxy>>,
+    http: Arc<HttpServer>,
+    session_cookie: Arc<ArcSwap<String>>,
+    latest_report: Arc<ArcSwap<Option<ClusterReport>>>,
+    /// One token per listening address: cancelled when a reload drops it.
+    listeners: HashMap<SocketAddr, CancellationToken>,
+    /// Cancels the health, session and discovery loops (restarted on reload).
+    loops: CancellationToken,
+    shutdown: CancellationToken,
+}
+
+/// Runs the daemon until a shutdown signal, then drains within the grace
+/// period. SIGHUP reloads `config_path`.
+pub async fn run(config: Config, config_path: PathBuf) -> Result<(), DaemonError> {
+    let (set, _) = discovery::build_set(&config, None).await?;
+    for b in &set.backends {
+        tracing::info!(backend = %b.name, address = %b.endpoint, weight = b.weight(), "backend");
     }
-    let upstream = Arc::new(Upstream::new(BackendSet::new(backends, config.balance)));
+    let upstream = Arc::new(Upstream::new(set));
     let session_cookie = Arc::new(ArcSwap::from_pointee(DEFAULT_SESSION_NAME.to_string()));
     let proxy = build_proxy(&config, Arc::clone(&upstream), Arc::clone(&session_cookie));
     let proxy = Arc::new(ArcSwap::from_pointee(proxy));
 
-    let mut listeners = Vec::new();
+    let mut bound = Vec::new();
     for &addr in &config.listen {
         let listener = server::bind(addr).map_err(|source| DaemonError::Bind { addr, source })?;
-        listeners.push((addr, listener));
+        bound.push((addr, listener));
     }
-
     let shutdown = CancellationToken::new();
     let timeouts = ClientTimeouts {
         header: config.timeouts.client_header,
@@ -182,44 +121,206 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
         timeouts,
         shutdown.clone(),
     ));
-    for (addr, listener) in listeners {
-        tracing::info!(%addr, "listening");
-        tokio::spawn(Arc::clone(&http).accept_loop(listener, CancellationToken::new()));
+    let mut daemon = Daemon {
+        config_path,
+        config,
+        upstream,
+        proxy,
+        http,
+        session_cookie,
+        latest_report: Arc::new(ArcSwap::from_pointee(None)),
+        listeners: HashMap::new(),
+        loops: shutdown.child_token(),
+        shutdown,
+    };
+    for (addr, listener) in bound {
+        daemon.serve_listener(addr, listener);
     }
-    tokio::spawn(sweep_idle(Arc::clone(&upstream), shutdown.clone()));
-    tokio::spawn(run_liveness(
-        Arc::clone(&upstream),
-        liveness_settings(&config),
-        shutdown.clone(),
+    tokio::spawn(sweep_idle(
+        Arc::clone(&daemon.upstream),
+        daemon.shutdown.clone(),
     ));
-    let latest_report = Arc::new(ArcSwap::from_pointee(None));
-    if let Some(checker) = session_checker(&config) {
-        let sessions = SessionLoop {
-            upstream: Arc::clone(&upstream),
-            checker,
-            interval: config.health.session_interval,
-            action: config.health.on_session_mismatch,
-            session_cookie: Arc::clone(&session_cookie),
-            latest: Arc::clone(&latest_report),
-        };
-        tokio::spawn(sessions.run(shutdown.clone()));
+    daemon.start_loops();
+
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).map_err(DaemonError::Signals)?;
+    let mut int = signal(SignalKind::interrupt()).map_err(DaemonError::Signals)?;
+    let mut hup = signal(SignalKind::hangup()).map_err(DaemonError::Signals)?;
+    loop {
+        tokio::select! {
+            _ = term.recv() => { tracing::info!("SIGTERM"); break; }
+            _ = int.recv() => { tracing::info!("SIGINT"); break; }
+            _ = hup.recv() => daemon.reload().await,
+        }
+    }
+    daemon.stop().await;
+    Ok(())
+}
+
+impl Daemon {
+    fn serve_listener(&mut self, addr: SocketAddr, listener: tokio::net::TcpListener) {
+        tracing::info!(%addr, "listening");
+        let token = self.shutdown.child_token();
+        self.listeners.insert(addr, token.clone());
+        tokio::spawn(Arc::clone(&self.http).accept_loop(listener, token));
     }
 
-    wait_for_shutdown_signal().await?;
-    tracing::info!(grace = ?config.timeouts.shutdown_grace, "shutting down: no new connections, finishing requests in flight");
-    shutdown.cancel();
-    http.tracker.close();
-    if tokio::time::timeout(config.timeouts.shutdown_grace, http.tracker.wait())
-        .await
-        .is_err()
-    {
-        tracing::warn!("grace period over with connections still open; exiting");
+    /// (Re)starts the loops that depend on the config.
+    fn start_loops(&mut self) {
+        self.loops.cancel();
+        self.loops = self.shutdown.child_token();
+        let config = &self.config;
+        tokio::spawn(run_liveness(
+            Arc::clone(&self.upstream),
+            liveness_settings(config),
+            self.loops.clone(),
+        ));
+        if let Some(checker) = session_checker(config) {
+            let sessions = SessionLoop {
+                upstream: Arc::clone(&self.upstream),
+                checker,
+                interval: config.health.session_interval,
+                action: config.health.on_session_mismatch,
+                session_cookie: Arc::clone(&self.session_cookie),
+                latest: Arc::clone(&self.latest_report),
+            };
+            tokio::spawn(sessions.run(self.loops.clone()));
+        } else {
+            // No session checks: nothing may stay drained by an old verdict.
+            for b in &self.upstream.snapshot().backends {
+                b.set_session_ok(true);
+            }
+            self.latest_report.store(Arc::new(None));
+        }
+        if discovery::has_hostnames(config) {
+            tokio::spawn(rediscover(
+                Arc::clone(&self.upstream),
+                config.clone(),
+                self.loops.clone(),
+            ));
+        }
     }
-    for b in &upstream.snapshot().backends {
-        b.pool.close_all_idle();
+
+    /// SIGHUP: read and validate the config again; apply it if valid, else
+    /// keep running as before and say why, with key and line.
+    async fn reload(&mut self) {
+        tracing::info!(path = %self.config_path.display(), "SIGHUP: reloading the config");
+        let config = match Config::load(&self.config_path) {
+            Ok(c) => c,
+            Err(errors) => {
+                for e in &errors.0 {
+                    tracing::error!("reload refused, running config kept: {e}");
+                }
+                return;
+            }
+        };
+        let current = self.upstream.snapshot();
+        let (set, changes) = match discovery::build_set(&config, Some(&current)).await {
+            Ok(built) => built,
+            Err(e) => {
+                tracing::error!("reload refused, running config kept: {e}");
+                return;
+            }
+        };
+        // Bind new listeners before changing anything, so a port in use
+        // refuses the whole reload.
+        let mut bound = Vec::new();
+        for &addr in config
+            .listen
+            .iter()
+            .filter(|a| !self.listeners.contains_key(a))
+        {
+            match server::bind(addr) {
+                Ok(l) => bound.push((addr, l)),
+                Err(e) => {
+                    tracing::error!(
+                        "reload refused, running config kept: cannot listen on {addr}: {e}"
+                    );
+                    return;
+                }
+            }
+        }
+        self.upstream.replace(set);
+        let proxy = build_proxy(
+            &config,
+            Arc::clone(&self.upstream),
+            Arc::clone(&self.session_cookie),
+        );
+        self.proxy.store(Arc::new(proxy));
+        for (addr, listener) in bound {
+            self.serve_listener(addr, listener);
+        }
+        let dropped: Vec<SocketAddr> = self
+            .listeners
+            .keys()
+            .filter(|a| !config.listen.contains(a))
+            .copied()
+            .collect();
+        for addr in dropped {
+            if let Some(token) = self.listeners.remove(&addr) {
+                token.cancel();
+                tracing::info!(%addr, "listener removed; its open connections finish");
+            }
+        }
+        if config.timeouts.client_header != self.config.timeouts.client_header
+            || config.timeouts.client_idle != self.config.timeouts.client_idle
+        {
+            tracing::warn!(
+                "timeouts.client_header and timeouts.client_idle take effect at restart only"
+            );
+        }
+        self.config = config;
+        self.start_loops();
+        tracing::info!(
+            added = ?changes.added,
+            removed = ?changes.removed,
+            kept = changes.kept,
+            "config reloaded"
+        );
     }
-    tracing::info!("stopped");
-    Ok(())
+
+    async fn stop(self) {
+        let grace = self.config.timeouts.shutdown_grace;
+        tracing::info!(
+            ?grace,
+            "shutting down: no new connections, finishing requests in flight"
+        );
+        self.shutdown.cancel();
+        self.http.tracker.close();
+        if tokio::time::timeout(grace, self.http.tracker.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("grace period over with connections still open; exiting");
+        }
+        for b in &self.upstream.snapshot().backends {
+            b.pool.close_all_idle();
+        }
+        tracing::info!("stopped");
+    }
+}
+
+/// Resolves backend hostnames every `resolve_interval`; installs a new
+/// table when the answers change.
+async fn rediscover(upstream: Arc<Upstream>, config: Config, stop: CancellationToken) {
+    let mut tick = tokio::time::interval(config.resolve_interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await; // the first tick is now: the table was just built
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let current = upstream.snapshot();
+        match discovery::build_set(&config, Some(&current)).await {
+            Ok((set, changes)) if !changes.is_empty() => {
+                tracing::info!(added = ?changes.added, removed = ?changes.removed, "DNS answers changed: backends updated");
+                upstream.replace(set);
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!("{e}"),
+        }
+    }
 }
 
 /// The liveness checker's settings from the config.
@@ -266,15 +367,4 @@ async fn sweep_idle(upstream: Arc<Upstream>, shutdown: CancellationToken) {
             b.pool.close_idle(now);
         }
     }
-}
-
-async fn wait_for_shutdown_signal() -> Result<(), DaemonError> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).map_err(DaemonError::Signals)?;
-    let mut int = signal(SignalKind::interrupt()).map_err(DaemonError::Signals)?;
-    tokio::select! {
-        _ = term.recv() => tracing::info!("SIGTERM"),
-        _ = int.recv() => tracing::info!("SIGINT"),
-    }
-    Ok(())
 }

@@ -44,18 +44,19 @@ fn main() -> ExitCode {
             }
         },
         Command::Serve { config } => {
-            let config = match Config::load(&config) {
+            let config_path = config;
+            let config = match Config::load(&config_path) {
                 Ok(c) => c,
                 Err(errors) => {
                     eprintln!(
                         "fpmlb: configuration file {} has errors:\n{errors}",
-                        config.display()
+                        config_path.display()
                     );
                     return ExitCode::from(1);
                 }
             };
             init_logging(&config);
-            match serve(config) {
+            match serve(config, config_path) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     tracing::error!("{e:#}");
@@ -111,9 +112,9 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .context("starting the async runtime")
 }
 
-fn serve(config: Config) -> anyhow::Result<()> {
+fn serve(config: Config, path: std::path::PathBuf) -> anyhow::Result<()> {
     runtime()?
-        .block_on(fpmlb::daemon::run(config))
+        .block_on(fpmlb::daemon::run(config, path))
         .context("serve")
 }
 

@@ -24,6 +24,14 @@ impl Hysteresis {
         }
     }
 
+    /// Starts in a known state (a reload keeps what was learnt).
+    pub fn with_state(rise: u32, fall: u32, up: bool) -> Self {
+        Hysteresis {
+            up,
+            ..Hysteresis::new(rise, fall)
+        }
+    }
+
     pub fn is_up(&self) -> bool {
         self.up
     }

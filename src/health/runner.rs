@@ -57,7 +57,7 @@ pub async fn run_liveness(
         let set = upstream.snapshot();
         let checks = set.backends.iter().map(|b| {
             let track = tracks.entry(b.name.clone()).or_insert_with(|| Track {
-                hysteresis: Hysteresis::new(settings.rise, settings.fall),
+                hysteresis: Hysteresis::with_state(settings.rise, settings.fall, b.is_alive()),
                 requests_seen: b.stats.requests.load(Ordering::Relaxed),
                 last_outcome: None,
             });

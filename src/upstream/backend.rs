@@ -15,7 +15,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwapOption;
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -134,8 +134,11 @@ pub struct Backend {
     /// Whether the connection cap follows the pool's reported size (no
     /// `max_conns` in the config).
     pub auto_cap: bool,
+    /// What it was built from, to tell on reload whether it can be kept.
+    pub shape: Option<crate::upstream::discovery::BackendShape>,
     pub endpoint: Endpoint,
-    pub weight: u32,
+    /// Share of requests; changed in place by a reload.
+    weight: AtomicU32,
     pub pool: Pool,
     pub stats: BackendStats,
     enabled: AtomicBool,
@@ -159,8 +162,9 @@ impl Backend {
         Backend {
             name,
             auto_cap: false,
+            shape: None,
             endpoint,
-            weight,
+            weight: AtomicU32::new(weight),
             pool,
             stats: BackendStats::default(),
             enabled: AtomicBool::new(true),
@@ -170,6 +174,14 @@ impl Backend {
             fpm_idle: AtomicI64::new(-1),
             fpm_status: ArcSwapOption::empty(),
         }
+    }
+
+    pub fn weight(&self) -> u32 {
+        self.weight.load(Ordering::Relaxed)
+    }
+
+    pub fn set_weight(&self, weight: u32) {
+        self.weight.store(weight, Ordering::Relaxed);
     }
 
     /// The state that decides whether it takes new requests at `now`.

@@ -6,6 +6,7 @@
 //! whole on reload so a request sees one consistent table from start to end.
 
 pub mod backend;
+pub mod discovery;
 pub mod pool;
 pub mod select;
 
@@ -20,7 +21,7 @@ use select::{Candidate, LeastBusy, LeastConn, RoundRobin, Selector, SmoothWeight
 
 impl Candidate for Backend {
     fn weight(&self) -> u32 {
-        self.weight
+        Backend::weight(self)
     }
     fn in_flight(&self) -> usize {
         let figures = self.pool.figures();
@@ -40,7 +41,7 @@ pub struct BackendSet {
 
 impl BackendSet {
     pub fn new(backends: Vec<Arc<Backend>>, balance: Balance) -> BackendSet {
-        let equal_weights = backends.windows(2).all(|w| w[0].weight == w[1].weight);
+        let equal_weights = backends.windows(2).all(|w| w[0].weight() == w[1].weight());
         let selector: Box<dyn Selector> = match balance {
             Balance::RoundRobin if equal_weights => Box::new(RoundRobin::default()),
             Balance::RoundRobin => Box::new(SmoothWeighted::new(backends.len())),

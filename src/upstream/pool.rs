@@ -23,7 +23,7 @@ use crate::fastcgi::conn::Connection;
 use crate::upstream::backend::Endpoint;
 
 /// Timeouts and bounds of a pool, from the config.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PoolSettings {
     pub max_conns: usize,
     pub queue_size: usize,

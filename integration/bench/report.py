@@ -1,0 +1,349 @@
+#!/usr/bin/env python3
+"""Helper of integration/bench.sh: records one wrk run, prints the tables.
+
+  report.py add    --db RUNS.jsonl --balancer B --script S --conc N --wrk WRK_OUTPUT
+                   --ticks-before T --ticks-after T --clk HZ --rss-kb K [--note TEXT]...
+  report.py case   --db RUNS.jsonl --script S --conc N      (Markdown table of one case)
+  report.py final  --db RUNS.jsonl --meta META.json --json OUT.json --md OUT.md
+
+The wrk output must come from a run with integration/bench/wrk-report.lua, which
+prints one `BENCHJSON {...}` line from wrk's done() hook; the human readable
+wrk text is parsed as a fallback (and kept in the raw results).
+"""
+
+import argparse
+import json
+import os
+import re
+import sys
+
+BALANCER_ORDER = ["fpmlb", "nginx", "nginx-ka", "haproxy"]
+BALANCER_LABEL = {
+    "fpmlb": "fpmlb",
+    "nginx": "nginx (conn/request)",
+    "nginx-ka": "nginx (keepalive 32)",
+    "haproxy": "HAProxy (keep-conn)",
+}
+SCRIPT_ORDER = ["hello", "session", "64k", "1m"]
+SCRIPT_LABEL = {
+    "hello": "hello (/hello.php)",
+    "session": "session (/session.php, new session per request)",
+    "64k": "64 KiB (/big.php?bytes=65536)",
+    "1m": "1 MiB (/big.php?bytes=1048576)",
+}
+
+
+# ------------------------------------------------------------------ parsing
+
+UNIT_US = {"us": 1.0, "ms": 1000.0, "s": 1e6, "m": 60e6, "h": 3600e6}
+
+
+def to_us(text):
+    m = re.fullmatch(r"([0-9.]+)(us|ms|s|m|h)", text.strip())
+    if not m:
+        return None
+    return float(m.group(1)) * UNIT_US[m.group(2)]
+
+
+def parse_wrk(text):
+    """Numbers of one wrk run: from the BENCHJSON line, else from the text."""
+    res = None
+    for line in text.splitlines():
+        if line.startswith("BENCHJSON "):
+            try:
+                res = json.loads(line[len("BENCHJSON "):])
+            except ValueError:
+                res = None
+    if res is not None:
+        res["source"] = "lua"
+        return res
+    # Fallback: wrk's text output.
+    res = {"source": "text", "requests": 0, "duration_us": 0, "bytes": 0,
+           "connect": 0, "read": 0, "write": 0, "status": 0, "timeout": 0,
+           "p50_us": None, "p90_us": None, "p99_us": None, "max_us": None, "mean_us": None}
+    m = re.search(r"(\d+) requests in ([0-9.]+)(us|ms|s|m)", text)
+    if m:
+        res["requests"] = int(m.group(1))
+        res["duration_us"] = to_us(m.group(2) + m.group(3))
+    m = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text)
+    if m:
+        for k, v in zip(("connect", "read", "write", "timeout"), m.groups()):
+            res[k] = int(v)
+    m = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
+    if m:
+        res["status"] = int(m.group(1))
+    for pct, key in (("50", "p50_us"), ("90", "p90_us"), ("99", "p99_us")):
+        m = re.search(r"^\s+%s%%\s+(\S+)" % pct, text, re.M)
+        if m:
+            res[key] = to_us(m.group(1))
+    return res
+
+
+# ------------------------------------------------------------------ commands
+
+def load_db(path):
+    runs = []
+    if os.path.exists(path):
+        with open(path) as f:
+            for line in f:
+                line = line.strip()
+                if line:
+                    runs.append(json.loads(line))
+    return runs
+
+
+def cmd_add(a):
+    with open(a.wrk, errors="replace") as f:
+        text = f.read()
+    w = parse_wrk(text)
+    secs = (w.get("duration_us") or 0) / 1e6
+    reqs = int(w.get("requests") or 0)
+    errors = sum(int(w.get(k) or 0) for k in ("connect", "read", "write", "status", "timeout"))
+    # wrk counts a timeout only when the late response finally arrives; a request
+    # still unanswered when the run ends is counted nowhere. Little's law tells
+    # how many connections were busy on average: requests x mean latency / time.
+    busy = None
+    stalled = 0
+    if secs > 0 and reqs and w.get("mean_us") is not None:
+        busy = reqs * (w["mean_us"] / 1e6) / secs
+        if busy < 0.9 * a.conc:
+            stalled = int(round(a.conc - busy))
+    cpu_s = (a.ticks_after - a.ticks_before) / float(a.clk) if a.ticks_after >= 0 and a.ticks_before >= 0 else None
+    run = {
+        "balancer": a.balancer,
+        "script": a.script,
+        "path": a.path,
+        "concurrency": a.conc,
+        "requests": reqs,
+        "duration_s": round(secs, 3),
+        "rps": round(reqs / secs, 1) if secs > 0 else 0.0,
+        "p50_ms": None if w.get("p50_us") is None else round(w["p50_us"] / 1000.0, 3),
+        "p90_ms": None if w.get("p90_us") is None else round(w["p90_us"] / 1000.0, 3),
+        "p99_ms": None if w.get("p99_us") is None else round(w["p99_us"] / 1000.0, 3),
+        "max_ms": None if w.get("max_us") is None else round(w["max_us"] / 1000.0, 3),
+        "mean_ms": None if w.get("mean_us") is None else round(w["mean_us"] / 1000.0, 3),
+        "errors": errors,
+        "busy_connections_est": None if busy is None else round(busy, 1),
+        "stalled_connections_est": stalled,
+        "errors_detail": {k: int(w.get(k) or 0) for k in ("status", "connect", "read", "write", "timeout")},
+        "bytes": int(w.get("bytes") or 0),
+        "bytes_per_response": round(int(w.get("bytes") or 0) / reqs, 1) if reqs else None,
+        "cpu_s": None if cpu_s is None else round(cpu_s, 2),
+        "cpu_s_per_100k": round(cpu_s / reqs * 100000, 3) if cpu_s is not None and reqs else None,
+        "peak_rss_kib": a.rss_kb if a.rss_kb >= 0 else None,
+        "loadavg_before": a.load,
+        "notes": a.note or [],
+        "parsed_from": w.get("source"),
+        "wrk_output": text,
+    }
+    with open(a.db, "a") as f:
+        f.write(json.dumps(run) + "\n")
+    if stalled:
+        run["notes"].append("~%d of %d connections got no response for most of the run (requests x mean "
+                            "latency / duration = %.1f busy connections); wrk counts them nowhere"
+                            % (stalled, a.conc, busy))
+    print("  %s: %.0f req/s, p50 %s ms, p99 %s ms, errors %d%s, cpu %s s/100k, rss %s KiB"
+          % (a.balancer, run["rps"], run["p50_ms"], run["p99_ms"], errors,
+             " (+~%d stalled connections)" % stalled if stalled else "",
+             run["cpu_s_per_100k"], run["peak_rss_kib"]))
+
+
+def best_peer(rows):
+    peers = [r for r in rows if r["balancer"] != "fpmlb" and r["requests"] > 0]
+    if not peers:
+        return None
+    clean = [r for r in peers if r["errors"] == 0 and not r.get("stalled_connections_est")]
+    pool = clean or peers  # "best peer": highest req/s among the clean ones, else overall
+    return max(pool, key=lambda r: r["rps"])
+
+
+def ratio(a, b):
+    if a is None or b is None or b == 0:
+        return None
+    return a / b
+
+
+def fmt(v, nd=1):
+    if v is None:
+        return "-"
+    return "%.*f" % (nd, v)
+
+
+def fmt_ratio(v):
+    if v is None:
+        return "-"
+    return "%.2f" % v if v >= 0.1 else "%.3f" % v
+
+
+def fmt_errors(r):
+    stalled = r.get("stalled_connections_est") or 0
+    tail = " +~%d stalled conns" % stalled if stalled else ""
+    if r["errors"] == 0:
+        return "0" + tail
+    d = r["errors_detail"]
+    parts = []
+    names = {"status": "non-2xx", "connect": "connect", "read": "read", "write": "write", "timeout": "timeout"}
+    for k in ("status", "timeout", "connect", "read", "write"):
+        if d.get(k):
+            parts.append("%s %d" % (names[k], d[k]))
+    return "%d (%s)%s" % (r["errors"], ", ".join(parts), tail)
+
+
+def case_rows(runs, script, conc):
+    rows = [r for r in runs if r["script"] == script and r["concurrency"] == conc]
+    rows.sort(key=lambda r: BALANCER_ORDER.index(r["balancer"]) if r["balancer"] in BALANCER_ORDER else 99)
+    return rows
+
+
+def comparison(rows):
+    fp = next((r for r in rows if r["balancer"] == "fpmlb"), None)
+    bp = best_peer(rows)
+    if fp is None or bp is None:
+        return None
+    return {
+        "best_peer": bp["balancer"],
+        "rps_ratio": ratio(fp["rps"], bp["rps"]),
+        "p99_ratio": ratio(fp["p99_ms"], bp["p99_ms"]),
+        "cpu_ratio": ratio(fp["cpu_s_per_100k"], bp["cpu_s_per_100k"]),
+    }
+
+
+def case_markdown(runs, script, conc):
+    rows = case_rows(runs, script, conc)
+    if not rows:
+        return ""
+    cmp_ = comparison(rows)
+    out = ["### %s, %d connections" % (SCRIPT_LABEL.get(script, script), conc), ""]
+    out.append("| balancer | req/s | p50 ms | p99 ms | errors | CPU s/100k req | peak RSS MiB "
+               "| req/s ratio | p99 ratio | CPU ratio |")
+    out.append("|---|---:|---:|---:|---|---:|---:|---:|---:|---:|")
+    for r in rows:
+        name = BALANCER_LABEL.get(r["balancer"], r["balancer"])
+        if cmp_ and r["balancer"] == cmp_["best_peer"]:
+            name += " (best peer)"
+        rss = None if r["peak_rss_kib"] is None else r["peak_rss_kib"] / 1024.0
+        if cmp_ and r["balancer"] == "fpmlb":
+            rat = [fmt_ratio(cmp_["rps_ratio"]), fmt_ratio(cmp_["p99_ratio"]), fmt_ratio(cmp_["cpu_ratio"])]
+        else:
+            rat = ["", "", ""]
+        out.append("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
+            name, fmt(r["rps"], 0), fmt(r["p50_ms"], 2), fmt(r["p99_ms"], 2), fmt_errors(r),
+            fmt(r["cpu_s_per_100k"], 2), fmt(rss, 1), rat[0], rat[1], rat[2]))
+    notes = [(r["balancer"], n) for r in rows for n in r.get("notes") or []]
+    if notes:
+        out.append("")
+        for b, n in notes:
+            out.append("* %s: %s" % (b, n))
+    out.append("")
+    return "\n".join(out)
+
+
+def cases_in(runs):
+    seen = []
+    for r in runs:
+        k = (r["script"], r["concurrency"])
+        if k not in seen:
+            seen.append(k)
+    seen.sort(key=lambda k: (SCRIPT_ORDER.index(k[0]) if k[0] in SCRIPT_ORDER else 99, k[1]))
+    return seen
+
+
+def summary_markdown(runs):
+    out = ["### fpmlb against the best peer (highest req/s without errors or stalls)", "",
+           "| case | best peer | fpmlb req/s | peer req/s | req/s ratio | p99 ratio | CPU ratio |",
+           "|---|---|---:|---:|---:|---:|---:|"]
+    any_row = False
+    for script, conc in cases_in(runs):
+        rows = case_rows(runs, script, conc)
+        c = comparison(rows)
+        if not c:
+            continue
+        any_row = True
+        fp = next(r for r in rows if r["balancer"] == "fpmlb")
+        bp = next(r for r in rows if r["balancer"] == c["best_peer"])
+        out.append("| %s @%d | %s | %s | %s | %s | %s | %s |" % (
+            script, conc, BALANCER_LABEL.get(bp["balancer"], bp["balancer"]), fmt(fp["rps"], 0), fmt(bp["rps"], 0),
+            fmt_ratio(c["rps_ratio"]), fmt_ratio(c["p99_ratio"]), fmt_ratio(c["cpu_ratio"])))
+    out.append("")
+    return "\n".join(out) if any_row else ""
+
+
+def cmd_case(a):
+    print(case_markdown(load_db(a.db), a.script, a.conc))
+
+
+def cmd_final(a):
+    runs = load_db(a.db)
+    meta = {}
+    if a.meta and os.path.exists(a.meta):
+        with open(a.meta) as f:
+            meta = json.load(f)
+    parts = ["## fpmlb benchmark", ""]
+    if meta:
+        parts.append("%s; wrk -t2 -d%ss --timeout 5s; php-fpm: %s nodes x %s children (pm static), "
+                     "sessions in memcached; balancers: 2 threads/workers each; host: %s CPUs."
+                     % (meta.get("date", "?"), meta.get("seconds", "?"), meta.get("nodes", "?"),
+                        meta.get("children", "?"), meta.get("cpus", "?")))
+        parts.append("%s, %s, %s, %s." % (meta.get("fpmlb_version", "?"), meta.get("nginx_version", "?"),
+                                               meta.get("haproxy_version", "?"), meta.get("wrk_version", "?")))
+        parts.append("errors = non-2xx + socket errors (incl. timeouts); \"stalled conns\": connections that got no "
+                     "answer for most of the run (estimated: connections - requests x mean latency / duration), which "
+                     "wrk does not count; a peer with stalls is not \"clean\" when picking the best peer.")
+        parts.append("CPU = utime+stime of the balancer's processes during the measured run; "
+                     "ratios are fpmlb / best peer (req/s: higher is better; p99, CPU: lower is better).")
+        parts.append("")
+    for script, conc in cases_in(runs):
+        parts.append(case_markdown(runs, script, conc))
+    parts.append(summary_markdown(runs))
+    if meta.get("total_seconds") is not None:
+        parts.append("Total run time: %d s." % meta["total_seconds"])
+        parts.append("")
+    md = "\n".join(parts)
+    with open(a.md, "w") as f:
+        f.write(md)
+    cases = []
+    for script, conc in cases_in(runs):
+        rows = case_rows(runs, script, conc)
+        c = comparison(rows)
+        cases.append({"script": script, "concurrency": conc, "runs": rows,
+                      "fpmlb_vs_best_peer": c})
+    with open(a.json, "w") as f:
+        json.dump({"meta": meta, "cases": cases}, f, indent=2)
+        f.write("\n")
+    print(md)
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="cmd", required=True)
+    s = sub.add_parser("add")
+    s.add_argument("--db", required=True)
+    s.add_argument("--balancer", required=True)
+    s.add_argument("--script", required=True)
+    s.add_argument("--path", default="")
+    s.add_argument("--conc", type=int, required=True)
+    s.add_argument("--wrk", required=True)
+    s.add_argument("--ticks-before", type=int, default=-1)
+    s.add_argument("--ticks-after", type=int, default=-1)
+    s.add_argument("--clk", type=int, default=100)
+    s.add_argument("--rss-kb", type=int, default=-1)
+    s.add_argument("--load", default="")
+    s.add_argument("--note", action="append")
+    s.set_defaults(func=cmd_add)
+    s = sub.add_parser("case")
+    s.add_argument("--db", required=True)
+    s.add_argument("--script", required=True)
+    s.add_argument("--conc", type=int, required=True)
+    s.set_defaults(func=cmd_case)
+    s = sub.add_parser("final")
+    s.add_argument("--db", required=True)
+    s.add_argument("--meta")
+    s.add_argument("--json", required=True)
+    s.add_argument("--md", required=True)
+    s.set_defaults(func=cmd_final)
+    a = p.parse_args()
+    a.func(a)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
