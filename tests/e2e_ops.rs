@@ -202,3 +202,44 @@ async fn a_hostname_backend_becomes_one_backend_per_address() {
     let lb = Fpmlb::start(&cluster.dir, addr, &yaml);
     assert!(wait_log(&lb, "dns#127.0.0.1").await, "{}", lb.log_text());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_lets_requests_in_flight_finish_then_exits_0() {
+    let cluster = Cluster::start(65, &["--nodes", "1"]);
+    let addr = format!("{}:8080", cluster.lb_ip()).parse().unwrap();
+    let yaml = format!(
+        "{}timeouts:\n  shutdown_grace: 10s\n{}",
+        base_yaml(addr, &cluster.docroot()),
+        cluster.backends_yaml()
+    );
+    let mut lb = Fpmlb::start(&cluster.dir, addr, &yaml);
+    let c = client(false);
+    let slow = {
+        let (c, url) = (c.clone(), lb.url("/slow.php?ms=1500"));
+        tokio::spawn(async move { get(&c, &url).await })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    lb.signal("TERM");
+    assert!(wait_log(&lb, "shutting down").await, "{}", lb.log_text());
+    // No new connections once shutting down.
+    let mut refused = false;
+    for _ in 0..50 {
+        if tokio::net::TcpStream::connect(addr).await.is_err() {
+            refused = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(refused, "still accepting after SIGTERM");
+    let r = slow.await.unwrap().unwrap();
+    assert_eq!(r.status, 200, "the request in flight finished");
+    let mut status = None;
+    for _ in 0..100 {
+        if let Ok(Some(s)) = lb.child.try_wait() {
+            status = Some(s);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(status.and_then(|s| s.code()), Some(0), "{}", lb.log_text());
+}
