@@ -147,11 +147,16 @@ pub fn retry_is_safe(
         failure,
         BackendFailure::Send(_) | BackendFailure::Read(_) | BackendFailure::Closed
     );
-    resets
-        && matches!(
-            *method,
-            http::Method::GET | http::Method::HEAD | http::Method::OPTIONS
-        )
+    resets && is_safe_method(method)
+}
+
+/// Methods whose request may run twice without harm, for retries: nginx's
+/// non-idempotent rule kept strict.
+pub fn is_safe_method(method: &http::Method) -> bool {
+    matches!(
+        *method,
+        http::Method::GET | http::Method::HEAD | http::Method::OPTIONS
+    )
 }
 
 #[cfg(test)]

@@ -11,7 +11,9 @@ use http_body::Body;
 use http_body_util::combinators::UnsyncBoxBody;
 use tokio::time::Instant;
 
-use crate::error::{BackendError, BackendFailure, ClientError, ProxyError, retry_is_safe};
+use crate::error::{
+    BackendError, BackendFailure, ClientError, ProxyError, is_safe_method, retry_is_safe,
+};
 use crate::fastcgi::exchange::{Exchange, ExchangeTimeouts, encode_request_head};
 use crate::fastcgi::params::ParamList;
 use crate::http::body::{self, AsyncChunk, BodyLimits, FileSendError, RequestBody};
@@ -55,13 +57,6 @@ impl From<BackendFailure> for AttemptError {
             reused: false,
         }
     }
-}
-
-fn is_safe_method(method: &http::Method) -> bool {
-    matches!(
-        *method,
-        http::Method::GET | http::Method::HEAD | http::Method::OPTIONS
-    )
 }
 
 type Boxed = UnsyncBoxBody<Bytes, BodyError>;
