@@ -7,18 +7,7 @@ mod support;
 
 use std::time::Duration;
 
-use support::{Cluster, Fpmlb, base_yaml, client, get};
-
-fn start_lb(cluster: &Cluster, extra_yaml: &str) -> Fpmlb {
-    let addr = format!("{}:8080", cluster.lb_ip()).parse().unwrap();
-    let yaml = format!(
-        "{}{}{}",
-        base_yaml(addr, &cluster.docroot()),
-        extra_yaml,
-        cluster.backends_yaml()
-    );
-    Fpmlb::start(&cluster.dir, addr, &yaml)
-}
+use support::{Cluster, Fpmlb, base_yaml, client, get, start_lb};
 
 /// Polls fpmlb's log until `pred` holds, for at most `secs` seconds.
 async fn wait_log(lb: &Fpmlb, secs: u64, pred: impl Fn(&str) -> bool) -> bool {

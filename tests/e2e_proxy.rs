@@ -11,19 +11,8 @@ use std::process::Command;
 
 use bytes::Bytes;
 use http_body_util::Full;
-use support::{Cluster, Fpmlb, base_yaml, client, get, send};
+use support::{Cluster, client, get, send, start_lb};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-fn start_lb(cluster: &Cluster, extra_yaml: &str) -> Fpmlb {
-    let addr = format!("{}:8080", cluster.lb_ip()).parse().unwrap();
-    let yaml = format!(
-        "{}{}{}",
-        base_yaml(addr, &cluster.docroot()),
-        extra_yaml,
-        cluster.backends_yaml()
-    );
-    Fpmlb::start(&cluster.dir, addr, &yaml)
-}
 
 fn node_of(body: &str) -> String {
     body.trim().trim_start_matches("hello from ").to_string()

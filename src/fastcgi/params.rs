@@ -76,3 +76,30 @@ impl ParamList {
         self.spans.is_empty()
     }
 }
+
+/// The params of one of fpmlb's own GET requests (ping, status page,
+/// session probe): `script_filename` on the node, seen by PHP as
+/// `script_name` with `query`, from 127.0.0.1.
+pub fn internal_get(script_filename: &str, script_name: &str, query: &str) -> ParamList {
+    let mut p = ParamList::with_capacity(512, 16);
+    p.push(b"SCRIPT_FILENAME", script_filename.as_bytes());
+    p.push(b"SCRIPT_NAME", script_name.as_bytes());
+    let uri = if query.is_empty() {
+        script_name.to_string()
+    } else {
+        format!("{script_name}?{query}")
+    };
+    p.push(b"REQUEST_URI", uri.as_bytes());
+    p.push(b"DOCUMENT_URI", script_name.as_bytes());
+    p.push(b"QUERY_STRING", query.as_bytes());
+    p.push(b"REQUEST_METHOD", b"GET");
+    p.push(b"SERVER_PROTOCOL", b"HTTP/1.1");
+    p.push(b"GATEWAY_INTERFACE", b"CGI/1.1");
+    p.push(
+        b"SERVER_SOFTWARE",
+        crate::http::params::SERVER_SOFTWARE.as_bytes(),
+    );
+    p.push(b"REMOTE_ADDR", b"127.0.0.1");
+    p.push(b"REDIRECT_STATUS", b"200");
+    p
+}

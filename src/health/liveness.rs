@@ -14,7 +14,7 @@ use std::time::Duration;
 use crate::error::BackendFailure;
 use crate::fastcgi::conn::Connection;
 use crate::fastcgi::exchange::{ExchangeTimeouts, small_request};
-use crate::fastcgi::params::ParamList;
+use crate::fastcgi::params::{self, ParamList};
 use crate::health::fpm_status::FpmStatus;
 use crate::upstream::backend::Backend;
 use crate::upstream::pool::PoolError;
@@ -47,25 +47,7 @@ impl Outcome {
 /// The params of a request for a php-fpm status or ping page (matched by
 /// php-fpm on SCRIPT_NAME, before any script is looked up).
 pub fn fpm_page_params(path: &str, query: &str) -> ParamList {
-    let mut p = ParamList::with_capacity(256, 10);
-    p.push(b"SCRIPT_FILENAME", path.as_bytes());
-    p.push(b"SCRIPT_NAME", path.as_bytes());
-    let uri = if query.is_empty() {
-        path.to_string()
-    } else {
-        format!("{path}?{query}")
-    };
-    p.push(b"REQUEST_URI", uri.as_bytes());
-    p.push(b"QUERY_STRING", query.as_bytes());
-    p.push(b"REQUEST_METHOD", b"GET");
-    p.push(b"SERVER_PROTOCOL", b"HTTP/1.1");
-    p.push(b"GATEWAY_INTERFACE", b"CGI/1.1");
-    p.push(
-        b"SERVER_SOFTWARE",
-        crate::http::params::SERVER_SOFTWARE.as_bytes(),
-    );
-    p.push(b"REMOTE_ADDR", b"127.0.0.1");
-    p
+    params::internal_get(path, path, query)
 }
 
 impl LivenessCheck {

@@ -14,7 +14,7 @@ use serde::Deserialize;
 
 use crate::error::BackendFailure;
 use crate::fastcgi::exchange::{ExchangeTimeouts, small_request};
-use crate::fastcgi::params::ParamList;
+use crate::fastcgi::params::{self, ParamList};
 use crate::upstream::backend::Backend;
 use crate::upstream::pool::PoolError;
 
@@ -87,21 +87,7 @@ pub struct Probe {
 
 impl Probe {
     fn params(&self, action: &str) -> ParamList {
-        let mut p = ParamList::with_capacity(512, 14);
-        p.push(b"SCRIPT_FILENAME", self.script.as_bytes());
-        p.push(b"SCRIPT_NAME", b"/fpmlb-probe.php");
-        p.push(b"REQUEST_URI", b"/fpmlb-probe.php");
-        p.push(b"DOCUMENT_URI", b"/fpmlb-probe.php");
-        p.push(b"QUERY_STRING", b"");
-        p.push(b"REQUEST_METHOD", b"GET");
-        p.push(b"SERVER_PROTOCOL", b"HTTP/1.1");
-        p.push(b"GATEWAY_INTERFACE", b"CGI/1.1");
-        p.push(
-            b"SERVER_SOFTWARE",
-            crate::http::params::SERVER_SOFTWARE.as_bytes(),
-        );
-        p.push(b"REMOTE_ADDR", b"127.0.0.1");
-        p.push(b"REDIRECT_STATUS", b"200");
+        let mut p = params::internal_get(&self.script, "/fpmlb-probe.php", "");
         p.push(b"FPMLB_PROBE", b"1");
         p.push(b"FPMLB_PROBE_ACTION", action.as_bytes());
         p

@@ -208,6 +208,19 @@ pub fn base_yaml(addr: SocketAddr, docroot: &str) -> String {
     )
 }
 
+/// Starts fpmlb on the cluster's 127.0.N.1:8080 over all its nodes, with
+/// `extra_yaml` between the common head and the backends.
+pub fn start_lb(cluster: &Cluster, extra_yaml: &str) -> Fpmlb {
+    let addr = format!("{}:8080", cluster.lb_ip()).parse().unwrap();
+    let yaml = format!(
+        "{}{}{}",
+        base_yaml(addr, &cluster.docroot()),
+        extra_yaml,
+        cluster.backends_yaml()
+    );
+    Fpmlb::start(&cluster.dir, addr, &yaml)
+}
+
 /// A response read whole.
 #[derive(Debug)]
 pub struct Resp {

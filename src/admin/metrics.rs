@@ -1,0 +1,319 @@
+//! `/metrics`: Prometheus metrics in the OpenMetrics text format.
+//!
+//! One custom collector reads the live counters of the backends in the
+//! current table at scrape time: the table changes on reload, so nothing is
+//! registered per backend.
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use arc_swap::ArcSwap;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::registry::{Registry, Unit};
+use tokio::time::Instant;
+
+use crate::health::fpm_status::FpmStatus;
+use crate::session::verdict::ClusterReport;
+use crate::upstream::Upstream;
+use crate::upstream::backend::{Backend, State};
+
+/// What the encoder writes, and so the Content-Type to send with it.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// Reads the live figures of every backend at scrape time.
+#[derive(Debug)]
+pub struct UpstreamCollector {
+    pub upstream: Arc<Upstream>,
+    pub latest_report: Arc<ArcSwap<Option<ClusterReport>>>,
+    pub started: Instant,
+}
+
+/// The registry with our collector; encode it per scrape.
+pub fn registry(collector: UpstreamCollector) -> Registry {
+    let mut registry = Registry::default();
+    registry.register_collector(Box::new(collector));
+    registry
+}
+
+/// One scrape, OpenMetrics text (ends with `# EOF`).
+pub fn render(registry: &Registry) -> Result<String, fmt::Error> {
+    let mut out = String::new();
+    prometheus_client::encoding::text::encode(&mut out, registry)?;
+    Ok(out)
+}
+
+/// A counter family over backends: `value` reads one backend's figure.
+fn counter_family(
+    enc: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    backends: &[Arc<Backend>],
+    value: impl Fn(&Backend) -> u64,
+) -> fmt::Result {
+    let mut m = enc.encode_descriptor(name, help, None, MetricType::Counter)?;
+    for b in backends {
+        let labels = [("backend", b.name.as_str())];
+        ConstCounter::new(value(b)).encode(m.encode_family(&labels)?)?;
+    }
+    Ok(())
+}
+
+/// A gauge family over backends; backends for which `value` is None are left out.
+fn gauge_family(
+    enc: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    backends: &[Arc<Backend>],
+    value: impl Fn(&Backend) -> Option<i64>,
+) -> fmt::Result {
+    let values: Vec<(&str, i64)> = backends
+        .iter()
+        .filter_map(|b| value(b).map(|v| (b.name.as_str(), v)))
+        .collect();
+    if values.is_empty() {
+        return Ok(());
+    }
+    let mut m = enc.encode_descriptor(name, help, None, MetricType::Gauge)?;
+    for (backend, v) in values {
+        let labels = [("backend", backend)];
+        ConstGauge::new(v).encode(m.encode_family(&labels)?)?;
+    }
+    Ok(())
+}
+
+fn flag(b: bool) -> Option<i64> {
+    Some(i64::from(b))
+}
+
+fn int<T: TryInto<i64>>(v: T) -> i64 {
+    v.try_into().unwrap_or(i64::MAX)
+}
+
+fn load(c: &AtomicU64) -> u64 {
+    c.load(Ordering::Relaxed)
+}
+
+/// A php-fpm status figure, for backends whose status page was read.
+fn fpm(b: &Backend, f: impl Fn(&FpmStatus) -> u64) -> Option<i64> {
+    b.fpm_status().map(|s| int(f(&s)))
+}
+
+impl Collector for UpstreamCollector {
+    fn encode(&self, mut enc: DescriptorEncoder) -> fmt::Result {
+        let set = self.upstream.snapshot();
+        let backends = &set.backends;
+        let now = Instant::now();
+
+        {
+            let mut m = enc.encode_descriptor(
+                "fpmlb_requests",
+                "Responses from php-fpm, by backend and status class.",
+                None,
+                MetricType::Counter,
+            )?;
+            for b in backends {
+                let s = &b.stats;
+                for (class, c) in [
+                    ("2xx", &s.responses_2xx),
+                    ("3xx", &s.responses_3xx),
+                    ("4xx", &s.responses_4xx),
+                    ("5xx", &s.responses_5xx),
+                ] {
+                    let labels = [("backend", b.name.as_str()), ("class", class)];
+                    ConstCounter::new(load(c)).encode(m.encode_family(&labels)?)?;
+                }
+            }
+        }
+        counter_family(
+            &mut enc,
+            "fpmlb_backend_failures",
+            "Failures of the backend itself: connect errors, resets, timeouts, protocol errors.",
+            backends,
+            |b| load(&b.stats.failures),
+        )?;
+        {
+            let mut m = enc.encode_descriptor(
+                "fpmlb_upstream_latency",
+                "Upstream time of exchanges with php-fpm, to the response head.",
+                Some(&Unit::Seconds),
+                MetricType::Histogram,
+            )?;
+            for b in backends {
+                let (cumulative, count, sum) = b.stats.latency.snapshot();
+                // The encoder wants per-bucket counts and accumulates itself.
+                let mut buckets = Vec::with_capacity(cumulative.len() + 1);
+                let mut below = 0;
+                for (bound, acc) in cumulative {
+                    buckets.push((bound, acc.saturating_sub(below)));
+                    below = acc;
+                }
+                buckets.push((f64::INFINITY, count.saturating_sub(below)));
+                let labels = [("backend", b.name.as_str())];
+                m.encode_family(&labels)?
+                    .encode_histogram::<prometheus_client::encoding::NoLabelSet>(
+                        sum, count, &buckets, None,
+                    )?;
+            }
+        }
+        gauge_family(
+            &mut enc,
+            "fpmlb_backend_up",
+            "1 when the backend takes new requests (enabled, alive, session ok, not failing).",
+            backends,
+            |b| flag(b.state(now) == State::Up),
+        )?;
+        gauge_family(
+            &mut enc,
+            "fpmlb_backend_alive",
+            "1 when liveness checks pass.",
+            backends,
+            |b| flag(b.is_alive()),
+        )?;
+        gauge_family(
+            &mut enc,
+            "fpmlb_backend_session_ok",
+            "1 unless the session checker drained the backend.",
+            backends,
+            |b| flag(b.is_session_ok()),
+        )?;
+        gauge_family(
+            &mut enc,
+            "fpmlb_backend_enabled",
+            "1 unless an operator drained the backend through the admin API.",
+            backends,
+            |b| flag(b.is_enabled()),
+        )?;
+        gauge_family(
+            &mut enc,
+            "fpmlb_backend_weight",
+            "Share of requests the balancer gives the backend.",
+            backends,
+            |b| Some(i64::from(b.weight())),
+        )?;
+        {
+            let mut m = enc.encode_descriptor(
+                "fpmlb_pool_connections",
+                "FastCGI connections to the backend: carrying a request, kept idle, or requests waiting for one.",
+                None,
+                MetricType::Gauge,
+            )?;
+            for b in backends {
+                let f = b.pool.figures();
+                for (state, v) in [
+                    ("in_use", f.in_use),
+                    ("idle", f.idle),
+                    ("waiting", f.waiting),
+                ] {
+                    let labels = [("backend", b.name.as_str()), ("state", state)];
+                    ConstGauge::new(int(v)).encode(m.encode_family(&labels)?)?;
+                }
+            }
+        }
+        gauge_family(
+            &mut enc,
+            "fpmlb_pool_connection_cap",
+            "Most FastCGI connections the backend may have open now.",
+            backends,
+            |b| Some(int(b.pool.figures().cap)),
+        )?;
+        counter_family(
+            &mut enc,
+            "fpmlb_pool_connections_opened",
+            "FastCGI connections opened to the backend.",
+            backends,
+            |b| b.pool.figures().opened,
+        )?;
+        counter_family(
+            &mut enc,
+            "fpmlb_pool_connections_reused",
+            "Exchanges that reused a kept-alive FastCGI connection.",
+            backends,
+            |b| b.pool.figures().reused,
+        )?;
+        for (name, help, field) in FPM_GAUGES {
+            gauge_family(&mut enc, name, help, backends, |b| fpm(b, field))?;
+        }
+        counter_family(
+            &mut enc,
+            "fpmlb_session_requests",
+            "Requests that carried the session cookie.",
+            backends,
+            |b| load(&b.stats.session_requests),
+        )?;
+        counter_family(
+            &mut enc,
+            "fpmlb_session_resets",
+            "Requests that carried the session cookie and got a new session id back: the backend did not find the session.",
+            backends,
+            |b| load(&b.stats.session_resets),
+        )?;
+        if let Some(report) = self.latest_report.load().as_ref() {
+            let m = enc.encode_descriptor(
+                "fpmlb_session_cluster_ok",
+                "1 when the latest session check found every node consistent and the store answering.",
+                None,
+                MetricType::Gauge,
+            )?;
+            ConstGauge::new(i64::from(report.is_ok())).encode(m)?;
+        }
+        let m = enc.encode_descriptor(
+            "fpmlb_uptime",
+            "Time since fpmlb started.",
+            Some(&Unit::Seconds),
+            MetricType::Gauge,
+        )?;
+        ConstGauge::new(self.started.elapsed().as_secs_f64()).encode(m)?;
+        Ok(())
+    }
+}
+
+type FpmField = fn(&FpmStatus) -> u64;
+
+/// php-fpm's own pool figures, as gauges (they reset when php-fpm restarts).
+const FPM_GAUGES: [(&str, &str, FpmField); 8] = [
+    (
+        "fpmlb_fpm_active_processes",
+        "php-fpm workers serving a request (php-fpm status page).",
+        |s| s.active_processes,
+    ),
+    (
+        "fpmlb_fpm_idle_processes",
+        "php-fpm workers waiting for a request.",
+        |s| s.idle_processes,
+    ),
+    (
+        "fpmlb_fpm_total_processes",
+        "php-fpm workers, active and idle.",
+        |s| s.total_processes,
+    ),
+    (
+        "fpmlb_fpm_listen_queue",
+        "Connections waiting in the pool's listen backlog.",
+        |s| s.listen_queue,
+    ),
+    (
+        "fpmlb_fpm_max_listen_queue",
+        "Most connections ever waiting in the pool's listen backlog since php-fpm started.",
+        |s| s.max_listen_queue,
+    ),
+    (
+        "fpmlb_fpm_max_children_reached",
+        "Times php-fpm hit pm.max_children since it started.",
+        |s| s.max_children_reached,
+    ),
+    (
+        "fpmlb_fpm_slow_requests",
+        "Requests slower than request_slowlog_timeout since php-fpm started.",
+        |s| s.slow_requests,
+    ),
+    (
+        "fpmlb_fpm_accepted_connections",
+        "Connections the pool accepted since php-fpm started.",
+        |s| s.accepted_conn,
+    ),
+];

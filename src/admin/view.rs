@@ -1,0 +1,174 @@
+//! One snapshot of everything the status page and `/status.json` show, read
+//! from the live backends and the latest session report. The page and the
+//! JSON are two renderings of this one struct, so they cannot disagree.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use serde::Serialize;
+use tokio::time::Instant;
+
+use crate::health::fpm_status::FpmStatus;
+use crate::session::config::Difference;
+use crate::session::verdict::{ClusterReport, NodeReport, Verdict};
+use crate::upstream::backend::{Backend, State};
+use crate::upstream::pool::PoolFigures;
+
+/// The whole status document (`/status.json`).
+#[derive(Debug, Serialize)]
+pub struct StatusDoc<'a> {
+    pub version: &'static str,
+    pub uptime_seconds: u64,
+    pub backends: Vec<BackendView<'a>>,
+    /// The latest session check of the cluster; null before the first one
+    /// or when session checks are off (no `health.probe_script`).
+    pub session: Option<&'a ClusterReport>,
+}
+
+/// One backend as shown.
+#[derive(Debug, Serialize)]
+pub struct BackendView<'a> {
+    pub name: String,
+    pub address: String,
+    /// `up`, `down` or `drained`.
+    pub state: &'static str,
+    /// Who drained it: `operator` (admin API) or `health` (session check).
+    pub drained_by: Option<&'static str>,
+    /// The four facts behind `state`.
+    pub enabled: bool,
+    pub alive: bool,
+    pub session_ok: bool,
+    pub weight: u32,
+    /// Exchanges that got a response from php-fpm.
+    pub requests: u64,
+    /// 5xx responses plus failures of the backend itself.
+    pub errors: u64,
+    /// Connect errors, resets, timeouts, protocol errors.
+    pub failures: u64,
+    pub responses: Responses,
+    /// Mean upstream time (to the response head); null before any request.
+    pub latency_mean_ms: Option<f64>,
+    /// Our FastCGI connections to the pool.
+    pub connections: PoolFigures,
+    /// This node's part of the latest session check.
+    pub session: Option<NodeSession<'a>>,
+    /// The pool's own figures from php-fpm's status page, when polled.
+    pub pool: Option<FpmStatus>,
+    pub session_resets: SessionFigures,
+}
+
+/// Responses by status class.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Responses {
+    #[serde(rename = "2xx")]
+    pub s2xx: u64,
+    #[serde(rename = "3xx")]
+    pub s3xx: u64,
+    #[serde(rename = "4xx")]
+    pub s4xx: u64,
+    #[serde(rename = "5xx")]
+    pub s5xx: u64,
+}
+
+/// The passive session watch's counters.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct SessionFigures {
+    /// Requests that carried the session cookie.
+    pub with_cookie: u64,
+    /// ... and got a new session id back.
+    pub resets: u64,
+}
+
+/// A node's session verdict, from the latest cluster report.
+#[derive(Debug, Serialize)]
+pub struct NodeSession<'a> {
+    pub verdict: Verdict,
+    pub differences: &'a [Difference],
+    pub problems: &'a [String],
+    pub warnings: &'a [String],
+}
+
+impl<'a> NodeSession<'a> {
+    fn of(node: &'a NodeReport) -> Self {
+        NodeSession {
+            verdict: node.verdict,
+            differences: &node.differences,
+            problems: &node.problems,
+            warnings: &node.warnings,
+        }
+    }
+}
+
+/// `state` and `drained_by` as named in the JSON.
+pub fn state_names(state: State) -> (&'static str, Option<&'static str>) {
+    match state {
+        State::Up => ("up", None),
+        State::Down => ("down", None),
+        State::DrainedByHealth => ("drained", Some("health")),
+        State::DrainedByOperator => ("drained", Some("operator")),
+    }
+}
+
+impl<'a> BackendView<'a> {
+    pub fn of(b: &Backend, report: Option<&'a ClusterReport>, now: Instant) -> Self {
+        let (state, drained_by) = state_names(b.state(now));
+        let s = &b.stats;
+        let load = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
+        let requests = load(&s.requests);
+        let responses = Responses {
+            s2xx: load(&s.responses_2xx),
+            s3xx: load(&s.responses_3xx),
+            s4xx: load(&s.responses_4xx),
+            s5xx: load(&s.responses_5xx),
+        };
+        let failures = load(&s.failures);
+        let latency_mean_ms = (requests > 0).then(|| {
+            let ms = load(&s.upstream_micros) as f64 / requests as f64 / 1000.0;
+            (ms * 1000.0).round() / 1000.0
+        });
+        let session = report
+            .and_then(|r| r.nodes.iter().find(|n| n.name == b.name))
+            .map(NodeSession::of);
+        BackendView {
+            name: b.name.clone(),
+            address: b.endpoint.to_string(),
+            state,
+            drained_by,
+            enabled: b.is_enabled(),
+            alive: b.is_alive(),
+            session_ok: b.is_session_ok(),
+            weight: b.weight(),
+            requests,
+            errors: responses.s5xx + failures,
+            failures,
+            responses,
+            latency_mean_ms,
+            connections: b.pool.figures(),
+            session,
+            pool: b.fpm_status().map(|p| FpmStatus::clone(&p)),
+            session_resets: SessionFigures {
+                with_cookie: load(&s.session_requests),
+                resets: load(&s.session_resets),
+            },
+        }
+    }
+}
+
+impl<'a> StatusDoc<'a> {
+    pub fn build(
+        backends: &[Arc<Backend>],
+        report: Option<&'a ClusterReport>,
+        uptime_seconds: u64,
+        now: Instant,
+    ) -> Self {
+        StatusDoc {
+            version: env!("CARGO_PKG_VERSION"),
+            uptime_seconds,
+            backends: backends
+                .iter()
+                .map(|b| BackendView::of(b, report, now))
+                .collect(),
+            session: report,
+        }
+    }
+}
