@@ -631,7 +631,11 @@ async fn kept_connection_is_reused_and_a_closed_one_is_noticed() {
         // All on one connection (not necessarily the first: the liveness
         // check's connect may come first).
         let first = fake.requests()[0].conn;
-        assert!(fake.requests().iter().all(|r| r.keep_conn && r.conn == first));
+        assert!(
+            fake.requests()
+                .iter()
+                .all(|r| r.keep_conn && r.conn == first)
+        );
 
         // The backend closes its idle connection (a php-fpm worker exiting).
         fake.close_idle_connections();
