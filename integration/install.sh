@@ -9,7 +9,7 @@ ORIG_ARGS=("$@")
 usage() {
     cat <<'EOF'
 usage: install.sh [--with-browser] [--with-tools] [--dry-run]
-  --with-browser  also install chromium
+  --with-browser  accepted for compatibility: chromium is now always installed
   --with-tools    also install shellcheck and libfcgi-bin (cgi-fcgi)
   --dry-run       only report what is missing
 EOF
@@ -19,6 +19,9 @@ PACKAGES=(
     php-fpm php-cli php-memcached php-memcache php-redis
     memcached redis-server nginx-light haproxy caddy wrk curl
     iproute2 procps util-linux
+    # tests/e2e_admin.rs: the status page in a headless browser, and /metrics
+    # read by the Python client's OpenMetrics parser (Debian's python3).
+    chromium python3-prometheus-client
 )
 with_browser=0 with_tools=0 dry_run=0
 while (($#)); do
@@ -31,7 +34,8 @@ while (($#)); do
     esac
     shift
 done
-((with_browser)) && PACKAGES+=(chromium)
+# chromium is in PACKAGES already; --with-browser is kept so old calls work.
+: "$with_browser"
 ((with_tools)) && PACKAGES+=(shellcheck libfcgi-bin)
 
 die() { printf '%s: error: %s\n' "$PROG" "$*" >&2; exit 1; }
@@ -100,4 +104,6 @@ mods=$("$fpm" -m 2>/dev/null || true)
 for ext in memcached memcache redis; do
     grep -qx "$ext" <<<"$mods" || die "PHP extension '$ext' not loaded by $fpm"
 done
+/usr/bin/python3 -c 'import prometheus_client.openmetrics.parser' 2>/dev/null ||
+    die "python3-prometheus-client installed but /usr/bin/python3 cannot import its OpenMetrics parser"
 echo "$PROG: installed: ${missing[*]} (php-fpm: $fpm)"

@@ -15,6 +15,7 @@ use arc_swap::ArcSwap;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::admin::{self, AdminState};
 use crate::config::Config;
 use crate::fastcgi::exchange::ExchangeTimeouts;
 use crate::health::liveness::LivenessCheck;
@@ -97,6 +98,7 @@ struct Daemon {
 /// Runs the daemon until a shutdown signal, then drains within the grace
 /// period. SIGHUP reloads `config_path`.
 pub async fn run(config: Config, config_path: PathBuf) -> Result<(), DaemonError> {
+    let started = Instant::now();
     let (set, _) = discovery::build_set(&config, None).await?;
     for b in &set.backends {
         tracing::info!(backend = %b.name, address = %b.endpoint, weight = b.weight(), "backend");
@@ -111,6 +113,14 @@ pub async fn run(config: Config, config_path: PathBuf) -> Result<(), DaemonError
         let listener = server::bind(addr).map_err(|source| DaemonError::Bind { addr, source })?;
         bound.push((addr, listener));
     }
+    let admin_listener = match config.admin.listen {
+        Some(addr) => {
+            let listener =
+                server::bind(addr).map_err(|source| DaemonError::Bind { addr, source })?;
+            Some((addr, listener))
+        }
+        None => None,
+    };
     let shutdown = CancellationToken::new();
     let timeouts = ClientTimeouts {
         header: config.timeouts.client_header,
@@ -141,6 +151,16 @@ pub async fn run(config: Config, config_path: PathBuf) -> Result<(), DaemonError
         daemon.shutdown.clone(),
     ));
     daemon.start_loops();
+    if let Some((addr, listener)) = admin_listener {
+        tracing::info!(%addr, "admin API listening");
+        let state = Arc::new(AdminState {
+            upstream: Arc::clone(&daemon.upstream),
+            latest_report: Arc::clone(&daemon.latest_report),
+            token: daemon.config.admin.token.clone(),
+            started,
+        });
+        tokio::spawn(admin::serve(listener, state, daemon.shutdown.clone()));
+    }
 
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = signal(SignalKind::terminate()).map_err(DaemonError::Signals)?;

@@ -280,6 +280,7 @@ impl Backend {
         self.stats
             .upstream_micros
             .fetch_add(micros, Ordering::Relaxed);
+        self.stats.latency.observe(upstream_time);
     }
 }
 
