@@ -289,6 +289,9 @@ impl Daemon {
                 "timeouts.client_header and timeouts.client_idle take effect at restart only"
             );
         }
+        if config.admin != self.config.admin {
+            tracing::warn!("admin.listen and admin.token take effect at restart only");
+        }
         self.config = config;
         self.start_loops();
         tracing::info!(
