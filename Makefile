@@ -34,7 +34,7 @@ fmt:
 # php-fpm, memcached and Redis (each test starts its own cluster on its own
 # 127.0.N.x addresses and stops it).
 test: install-deps lint
-	$(CARGO) test --no-fail-fast -- --test-threads=$(JOBS)
+	$(CARGO) nextest run --no-fail-fast --test-threads $(JOBS)
 
 demo: install-deps release
 	integration/demo.sh
