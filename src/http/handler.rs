@@ -37,6 +37,19 @@ pub struct Proxy {
     pub session_cookie: Arc<arc_swap::ArcSwap<String>>,
 }
 
+/// How to run one attempt.
+#[derive(Clone, Copy)]
+struct Attempt<'a> {
+    /// A HEAD request: read the body to the end, send none.
+    head_only: bool,
+    /// The session id the request brought, for the passive session watch.
+    session_id: Option<&'a [u8]>,
+    /// On a new connection (a kept-alive one died under the request).
+    fresh: bool,
+    /// "Primary script unknown" is not an answer: the route has a fallback.
+    fallback_on_unknown: bool,
+}
+
 /// How one attempt on one backend failed.
 enum AttemptError {
     /// `reused`: it ran on a kept-alive connection.
@@ -47,6 +60,8 @@ enum AttemptError {
     },
     /// The client's body failed while we streamed it: not the backend's fault.
     Client(ClientError),
+    /// php-fpm found no script there, and the route has a fallback.
+    ScriptUnknown,
 }
 
 impl From<BackendFailure> for AttemptError {
@@ -122,14 +137,16 @@ impl Proxy {
         B: Body<Data = Bytes> + Unpin,
         B::Error: std::fmt::Display,
     {
-        let (script_name, path_info) = match params::route(parts.uri.path(), &self.site) {
-            Route::Script {
-                script_name,
-                path_info,
-            } => (script_name, path_info),
-            Route::NotFound => return Err(ClientError::NotFound.into()),
-            Route::BadRequest(why) => return Err(ClientError::BadPath(why).into()),
-        };
+        let (script_name, path_info, mut fallback) =
+            match params::route(parts.uri.path(), &self.site) {
+                Route::Script {
+                    script_name,
+                    path_info,
+                    fallback,
+                } => (script_name, path_info, fallback),
+                Route::NotFound => return Err(ClientError::NotFound.into()),
+                Route::BadRequest(why) => return Err(ClientError::BadPath(why).into()),
+            };
         let declared = body::declared_length(&parts.headers)?;
         let mut body = body::prepare(body, declared, self.limits).await?;
         let params = params::build_params(
@@ -140,7 +157,10 @@ impl Proxy {
             conn,
             &self.site,
         );
-        let head = encode_head(&params, &body);
+        let mut head = encode_head(&params, &body);
+        if !body.is_replayable() {
+            fallback = None; // the body cannot be sent a second time
+        }
 
         let snapshot = self.upstream.snapshot();
         let head_only = parts.method == http::Method::HEAD;
@@ -169,16 +189,13 @@ impl Proxy {
             };
             log.backend = Some(Arc::from(backend.name.as_str()));
             let started = Instant::now();
-            let outcome = self
-                .attempt(
-                    &backend,
-                    &head,
-                    &mut body,
-                    head_only,
-                    session_id,
-                    fresh.is_some(),
-                )
-                .await;
+            let how = Attempt {
+                head_only,
+                session_id,
+                fresh: fresh.is_some(),
+                fallback_on_unknown: fallback.is_some(),
+            };
+            let outcome = self.attempt(&backend, &head, &mut body, how).await;
             match outcome {
                 Ok(response) => {
                     let elapsed = started.elapsed();
@@ -187,6 +204,16 @@ impl Proxy {
                     return Ok(response);
                 }
                 Err(AttemptError::Client(e)) => return Err(e.into()),
+                Err(AttemptError::ScriptUnknown) => {
+                    // The directory has no index: the front controller
+                    // takes the request, REQUEST_URI unchanged.
+                    let Some(fc) = fallback.take() else { continue };
+                    let content_length = body.content_length(declared);
+                    let params =
+                        params::build_params(parts, &fc, b"", content_length, conn, &self.site);
+                    head = encode_head(&params, &body);
+                    continue;
+                }
                 Err(AttemptError::Backend {
                     failure,
                     got_response,
@@ -241,14 +268,18 @@ impl Proxy {
         backend: &Arc<Backend>,
         head: &[u8],
         body: &mut RequestBody<B>,
-        head_only: bool,
-        session_id: Option<&[u8]>,
-        fresh: bool,
+        how: Attempt<'_>,
     ) -> Result<Response<Boxed>, AttemptError>
     where
         B: Body<Data = Bytes> + Unpin,
         B::Error: std::fmt::Display,
     {
+        let Attempt {
+            head_only,
+            session_id,
+            fresh,
+            fallback_on_unknown,
+        } = how;
         let conn = if fresh {
             backend.pool.acquire_fresh().await
         } else {
@@ -321,6 +352,9 @@ impl Proxy {
             }
         };
         if ex.script_unknown {
+            if fallback_on_unknown && start.complete {
+                return Err(AttemptError::ScriptUnknown);
+            }
             tracing::warn!(backend = %backend.name, "php-fpm: Primary script unknown");
         }
         let mut builder = Response::builder().status(status);

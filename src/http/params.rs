@@ -35,6 +35,10 @@ pub enum Route {
     Script {
         script_name: Vec<u8>,
         path_info: Vec<u8>,
+        /// For a directory's index with a front controller: the script to
+        /// run instead when php-fpm finds no index there (nginx's
+        /// `try_files $uri $uri/ /index.php`).
+        fallback: Option<Vec<u8>>,
     },
     /// No PHP script there and no front controller: fpmlb answers 404.
     NotFound,
@@ -107,20 +111,27 @@ pub fn route(raw_path: &str, site: &Site) -> Route {
         return Route::Script {
             script_name: uri[..end].to_vec(),
             path_info: uri[end..].to_vec(),
+            fallback: None,
         };
     }
     if uri.ends_with(b"/") {
         let mut script_name = uri;
         script_name.extend_from_slice(site.index.as_bytes());
+        let fallback = site
+            .front_controller
+            .as_ref()
+            .map(|fc| fc.as_bytes().to_vec());
         return Route::Script {
             script_name,
             path_info: Vec::new(),
+            fallback,
         };
     }
     match &site.front_controller {
         Some(fc) => Route::Script {
             script_name: fc.as_bytes().to_vec(),
             path_info: Vec::new(),
+            fallback: None,
         },
         None => Route::NotFound,
     }
@@ -297,6 +308,7 @@ mod tests {
         Route::Script {
             script_name: s.as_bytes().to_vec(),
             path_info: p.as_bytes().to_vec(),
+            fallback: None,
         }
     }
 
@@ -343,6 +355,17 @@ mod tests {
         assert_eq!(route("/users/42", &s), script("/index.php", ""));
         assert_eq!(route("/style.css", &s), script("/index.php", ""));
         assert_eq!(route("/env.php/x", &s), script("/env.php", "/x"));
+        // A directory tries its index first, then the front controller.
+        let Route::Script {
+            script_name,
+            fallback,
+            ..
+        } = route("/wp-admin/", &s)
+        else {
+            panic!("not a script")
+        };
+        assert_eq!(script_name, b"/wp-admin/index.php");
+        assert_eq!(fallback.as_deref(), Some(&b"/index.php"[..]));
         assert_eq!(
             route("/../x", &s),
             Route::BadRequest("request path climbs above the document root")
