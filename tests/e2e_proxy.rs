@@ -329,35 +329,37 @@ async fn php_headers_status_and_cookies_pass_through() {
     assert_eq!(r.json()["HTTP_HOST"], lb.addr.to_string());
 }
 
+/// Runs `fpmlb config test` on `yaml`; the exit code and stderr.
+fn config_test(dir: &std::path::Path, name: &str, yaml: &str) -> (Option<i32>, String) {
+    let path = support::write_file(dir, name, yaml);
+    let out = Command::new(env!("CARGO_BIN_EXE_fpmlb"))
+        .args(["config", "test", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 #[test]
 fn config_test_names_the_key_and_line() {
     let dir = support::state_dir("configtest");
-    let path = support::write_file(
+    let (code, err) = config_test(
         &dir,
         "bad.yaml",
         "listen: \"127.0.0.1:8080\"\ndocument_root: /var/www\nbackends:\n  - name: web01\n    address: \"10.0.0.7\"\n  - name: web02\n    address: \"10.0.0.8:9000\"\n    wieght: 2\n",
     );
-    let out = Command::new(env!("CARGO_BIN_EXE_fpmlb"))
-        .args(["config", "test", "--config"])
-        .arg(&path)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(code, Some(1));
     assert!(err.contains("line 8") && err.contains("wieght"), "{err}");
 
-    let path = support::write_file(
+    let (code, err) = config_test(
         &dir,
         "bad2.yaml",
         "listen: \"127.0.0.1:8080\"\ndocument_root: /var/www\nbackends:\n  - name: web01\n    address: \"10.0.0.7\"\n",
     );
-    let out = Command::new(env!("CARGO_BIN_EXE_fpmlb"))
-        .args(["config", "test", "--config"])
-        .arg(&path)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(code, Some(1));
     assert!(
         err.contains("line 5") && err.contains("backends[0].address"),
         "{err}"
@@ -367,15 +369,7 @@ fn config_test_names_the_key_and_line() {
         .args(["config", "print-default"])
         .output()
         .unwrap();
-    let default = support::write_file(&dir, "default.yaml", &String::from_utf8_lossy(&out.stdout));
-    let out = Command::new(env!("CARGO_BIN_EXE_fpmlb"))
-        .args(["config", "test", "--config"])
-        .arg(&default)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (code, err) = config_test(&dir, "default.yaml", &String::from_utf8_lossy(&out.stdout));
+    assert_eq!(code, Some(0), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
 }
