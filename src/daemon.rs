@@ -75,6 +75,7 @@ pub fn build_proxy(
             read: config.timeouts.read,
         },
         access_log: config.log.access_log,
+        queue_timeout: config.timeouts.queue,
         session_cookie,
     }
 }

@@ -23,6 +23,7 @@ use crate::http::session_watch;
 use crate::server::InFlight;
 use crate::upstream::Upstream;
 use crate::upstream::backend::Backend;
+use crate::upstream::pool::Slot;
 
 /// Everything a request needs, shared by all connections.
 #[derive(Debug)]
@@ -32,6 +33,8 @@ pub struct Proxy {
     pub limits: BodyLimits,
     pub timeouts: ExchangeTimeouts,
     pub access_log: bool,
+    /// Longest wait for a connection slot (timeouts.queue).
+    pub queue_timeout: std::time::Duration,
     /// The session cookie's name (PHP's session.name, as the session checker
     /// learns it), for the passive session watch.
     pub session_cookie: Arc<arc_swap::ArcSwap<String>>,
@@ -174,10 +177,27 @@ impl Proxy {
         let mut fresh_retry: Option<Arc<Backend>> = None;
         loop {
             let fresh = fresh_retry.take();
-            let picked = fresh
-                .clone()
-                .or_else(|| snapshot.pick(Instant::now(), &tried));
-            let Some(backend) = picked else {
+            let picked = match &fresh {
+                Some(b) => Some((Arc::clone(b), None)),
+                None => match snapshot
+                    .pick_slot(Instant::now(), &tried, self.queue_timeout)
+                    .await
+                {
+                    Ok(found) => found.map(|(b, slot)| (b, Some(slot))),
+                    Err((backend, e)) => {
+                        // Every pool it may use stayed full: the cluster is
+                        // saturated, and another try would only wait again.
+                        let failure = BackendFailure::Pool(e);
+                        return Err(BackendError {
+                            backend: backend.name.clone(),
+                            failure,
+                            got_response: false,
+                        }
+                        .into());
+                    }
+                },
+            };
+            let Some((backend, slot)) = picked else {
                 return Err(match last {
                     Some(err) if reached_any => ProxyError::Backend(err),
                     Some(err) => {
@@ -195,7 +215,7 @@ impl Proxy {
                 fresh: fresh.is_some(),
                 fallback_on_unknown: fallback.is_some(),
             };
-            let outcome = self.attempt(&backend, &head, &mut body, how).await;
+            let outcome = self.attempt(&backend, slot, &head, &mut body, how).await;
             match outcome {
                 Ok(response) => {
                     let elapsed = started.elapsed();
@@ -266,6 +286,7 @@ impl Proxy {
     async fn attempt<B>(
         &self,
         backend: &Arc<Backend>,
+        slot: Option<Slot>,
         head: &[u8],
         body: &mut RequestBody<B>,
         how: Attempt<'_>,
@@ -280,10 +301,9 @@ impl Proxy {
             fresh,
             fallback_on_unknown,
         } = how;
-        let conn = if fresh {
-            backend.pool.acquire_fresh().await
-        } else {
-            backend.pool.acquire().await
+        let conn = match slot {
+            Some(slot) => slot.connect(!fresh).await,
+            None => backend.pool.acquire_fresh().await,
         };
         let conn = conn.map_err(BackendFailure::from)?;
         let mut ex = Exchange::new(conn, Arc::clone(backend), self.timeouts);

@@ -11,12 +11,14 @@ pub mod pool;
 pub mod select;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use tokio::time::Instant;
 
 use crate::config::Balance;
 use backend::Backend;
+use pool::{PoolError, Slot};
 use select::{Candidate, LeastBusy, LeastConn, RoundRobin, Selector, SmoothWeighted};
 
 impl Candidate for Backend {
@@ -37,6 +39,8 @@ impl Candidate for Backend {
 pub struct BackendSet {
     pub backends: Vec<Arc<Backend>>,
     selector: Box<dyn Selector>,
+    /// Round robin waits in one queue for the whole table (see `pick_slot`).
+    shared_queue: bool,
 }
 
 impl BackendSet {
@@ -48,7 +52,12 @@ impl BackendSet {
             Balance::LeastConn => Box::new(LeastConn::default()),
             Balance::LeastBusy => Box::new(LeastBusy::default()),
         };
-        BackendSet { backends, selector }
+        let shared_queue = balance == Balance::RoundRobin;
+        BackendSet {
+            backends,
+            selector,
+            shared_queue,
+        }
     }
 
     /// The next backend for a request, among those up at `now` and not in
@@ -66,6 +75,71 @@ impl BackendSet {
         self.selector
             .select(&table, &eligible)
             .map(|i| Arc::clone(&self.backends[i]))
+    }
+
+    /// Picks a backend for a request and takes a connection slot in it,
+    /// waiting at most `wait`:
+    /// - the policy's choice, when it has a free slot (the common case);
+    /// - with round robin, when that pool is busy: another eligible pool
+    ///   with a free slot, else the first slot to free in any eligible pool.
+    ///   One queue for the cluster, as HAProxy's: a request does not wait
+    ///   behind a slow pool while another frees up first;
+    /// - with the other policies, a slot in the chosen pool.
+    ///
+    /// `Ok(None)`: no backend eligible. `Err`: no slot within `wait` (or
+    /// every queue full), with the backend the policy had chosen.
+    pub async fn pick_slot(
+        &self,
+        now: Instant,
+        tried: &[Arc<Backend>],
+        wait: Duration,
+    ) -> Result<Option<(Arc<Backend>, Slot)>, (Arc<Backend>, PoolError)> {
+        let Some(chosen) = self.pick(now, tried) else {
+            return Ok(None);
+        };
+        if let Some(slot) = chosen.pool.try_slot() {
+            return Ok(Some((chosen, slot)));
+        }
+        let eligible: Vec<&Arc<Backend>> = if self.shared_queue {
+            let start = self
+                .backends
+                .iter()
+                .position(|b| Arc::ptr_eq(b, &chosen))
+                .unwrap_or(0);
+            let n = self.backends.len();
+            (0..n)
+                .map(|k| &self.backends[(start + k) % n])
+                .filter(|b| b.is_available(now) && !tried.iter().any(|t| Arc::ptr_eq(t, b)))
+                .collect()
+        } else {
+            vec![&chosen]
+        };
+        for b in &eligible {
+            if let Some(slot) = b.pool.try_slot() {
+                return Ok(Some((Arc::clone(b), slot)));
+            }
+        }
+        let waits = eligible
+            .iter()
+            .map(|b| Box::pin(async move { (Arc::clone(b), b.pool.slot().await) }));
+        let first = async move {
+            let mut pending: Vec<_> = waits.collect();
+            let mut last_err = None;
+            while !pending.is_empty() {
+                let ((backend, result), _, rest) = futures_util::future::select_all(pending).await;
+                match result {
+                    Ok(slot) => return Ok((backend, slot)),
+                    Err(e) => last_err = Some((backend, e)),
+                }
+                pending = rest;
+            }
+            Err(last_err)
+        };
+        match tokio::time::timeout(wait, first).await {
+            Ok(Ok(found)) => Ok(Some(found)),
+            Ok(Err(Some(err))) => Err(err),
+            Ok(Err(None)) | Err(_) => Err((chosen, PoolError::QueueTimeout(wait))),
+        }
     }
 
     pub fn find(&self, name: &str) -> Option<&Arc<Backend>> {
@@ -95,5 +169,83 @@ impl Upstream {
     /// Installs a new table; requests already running keep the old one.
     pub fn replace(&self, set: BackendSet) {
         self.current.store(Arc::new(set));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::health::passive::FailureWindow;
+    use crate::upstream::backend::Endpoint;
+    use crate::upstream::pool::{Pool, PoolSettings};
+
+    fn backend(name: &str, port: u16) -> Arc<Backend> {
+        let endpoint = Endpoint::Tcp(([127, 0, 0, 1], port).into());
+        let settings = PoolSettings {
+            max_conns: 1,
+            queue_size: 8,
+            connect_timeout: Duration::from_secs(1),
+            queue_timeout: Duration::from_secs(1),
+            idle_timeout: Duration::from_secs(1),
+        };
+        let pool = Pool::new(endpoint.clone(), settings);
+        Arc::new(Backend::new(
+            name.into(),
+            endpoint,
+            1,
+            pool,
+            FailureWindow::new(0, Duration::from_secs(1)),
+        ))
+    }
+
+    #[tokio::test]
+    async fn round_robin_waits_in_one_queue_for_the_first_free_pool() {
+        let (a, b) = (backend("a", 1), backend("b", 2));
+        let set = BackendSet::new(vec![Arc::clone(&a), Arc::clone(&b)], Balance::RoundRobin);
+        let now = Instant::now();
+        let held_a = a.pool.try_slot().unwrap();
+        let held_b = b.pool.try_slot().unwrap();
+        // Both full: the next request waits for whichever frees first; b does.
+        let waiter = tokio::spawn(async move {
+            let picked = set.pick_slot(now, &[], Duration::from_secs(5)).await;
+            picked.map(|found| found.map(|(backend, _)| backend.name.clone()))
+        });
+        tokio::task::yield_now().await;
+        drop(held_b);
+        let got = waiter.await.unwrap();
+        assert!(
+            matches!(got.as_ref(), Ok(Some(name)) if name == "b"),
+            "{got:?}"
+        );
+        drop(held_a);
+    }
+
+    #[tokio::test]
+    async fn a_busy_chosen_pool_spills_to_a_free_one_and_times_out_when_all_stay_full() {
+        let (a, b) = (backend("a", 1), backend("b", 2));
+        let set = BackendSet::new(vec![Arc::clone(&a), Arc::clone(&b)], Balance::RoundRobin);
+        let now = Instant::now();
+        let _held_a = a.pool.try_slot().unwrap();
+        // Round robin starts at a, which is full: b's free slot is taken.
+        let (picked, slot) = set
+            .pick_slot(now, &[], Duration::from_millis(50))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(picked.name, "b");
+        let err = set.pick_slot(now, &[], Duration::from_millis(50)).await;
+        assert!(matches!(err, Err((_, PoolError::QueueTimeout(_)))));
+        drop(slot);
+    }
+
+    #[tokio::test]
+    async fn least_conn_waits_only_for_its_choice() {
+        let (a, b) = (backend("a", 1), backend("b", 2));
+        let set = BackendSet::new(vec![Arc::clone(&a), Arc::clone(&b)], Balance::LeastConn);
+        let now = Instant::now();
+        let _held_a = a.pool.try_slot().unwrap();
+        let _held_b = b.pool.try_slot().unwrap();
+        let err = set.pick_slot(now, &[], Duration::from_millis(50)).await;
+        assert!(matches!(err, Err((_, PoolError::QueueTimeout(_)))));
     }
 }

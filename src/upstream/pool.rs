@@ -112,29 +112,42 @@ impl Pool {
     }
 
     async fn acquire_with(&self, wait: Duration, reuse: bool) -> Result<PooledConn, PoolError> {
-        let permit = match Arc::clone(&self.inner.slots).try_acquire_owned() {
-            Ok(permit) => permit,
-            Err(_) => self.wait_for_slot(wait).await?,
+        let slot = match self.try_slot() {
+            Some(slot) => slot,
+            None => match tokio::time::timeout(wait, self.slot()).await {
+                Ok(slot) => slot?,
+                Err(_) => return Err(PoolError::QueueTimeout(wait)),
+            },
         };
-        if reuse && let Some(conn) = self.take_idle(Instant::now()) {
-            self.inner.reused.fetch_add(1, Ordering::Relaxed);
-            return Ok(PooledConn {
-                conn: Some(conn),
-                _permit: permit,
-                pool: self.clone(),
-                reused: true,
-            });
-        }
-        let conn = Connection::connect(&self.inner.endpoint, self.inner.settings.connect_timeout)
-            .await
-            .map_err(PoolError::Connect)?;
-        self.inner.opened.fetch_add(1, Ordering::Relaxed);
-        Ok(PooledConn {
-            conn: Some(conn),
-            _permit: permit,
+        slot.connect(reuse).await
+    }
+
+    /// A connection slot, if one is free now.
+    pub fn try_slot(&self) -> Option<Slot> {
+        let permit = Arc::clone(&self.inner.slots).try_acquire_owned().ok()?;
+        Some(Slot {
+            permit,
             pool: self.clone(),
-            reused: false,
         })
+    }
+
+    /// Waits for a connection slot, first come first served, as one of at
+    /// most `queue_size` waiters. Cancel-safe: dropping the future leaves
+    /// the queue (the caller bounds the wait).
+    pub async fn slot(&self) -> Result<Slot, PoolError> {
+        let waiting = self.inner.waiting.fetch_add(1, Ordering::Relaxed);
+        let _leave = WaitGuard(&self.inner.waiting);
+        if waiting >= self.inner.settings.queue_size {
+            return Err(PoolError::QueueFull { waiting });
+        }
+        match Arc::clone(&self.inner.slots).acquire_owned().await {
+            Ok(permit) => Ok(Slot {
+                permit,
+                pool: self.clone(),
+            }),
+            // The semaphore is never closed; treat it as a timeout anyway.
+            Err(_) => Err(PoolError::QueueTimeout(Duration::ZERO)),
+        }
     }
 
     /// The most recently used idle connection that is young and still open;
@@ -147,19 +160,6 @@ impl Pool {
             {
                 return Some(idle.conn);
             }
-        }
-    }
-
-    async fn wait_for_slot(&self, timeout: Duration) -> Result<OwnedSemaphorePermit, PoolError> {
-        let waiting = self.inner.waiting.fetch_add(1, Ordering::Relaxed);
-        let _leave = WaitGuard(&self.inner.waiting);
-        if waiting >= self.inner.settings.queue_size {
-            return Err(PoolError::QueueFull { waiting });
-        }
-        match tokio::time::timeout(timeout, Arc::clone(&self.inner.slots).acquire_owned()).await {
-            Ok(Ok(permit)) => Ok(permit),
-            // The semaphore is never closed; treat it like a timeout anyway.
-            Ok(Err(_)) | Err(_) => Err(PoolError::QueueTimeout(timeout)),
         }
     }
 
@@ -245,6 +245,46 @@ struct WaitGuard<'a>(&'a AtomicUsize);
 impl Drop for WaitGuard<'_> {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// A connection slot of a pool, taken but not yet used: the right to open
+/// (or reuse) one connection.
+#[derive(Debug)]
+pub struct Slot {
+    permit: OwnedSemaphorePermit,
+    pool: Pool,
+}
+
+impl Slot {
+    /// Whether this slot belongs to `pool`.
+    pub fn is_of(&self, pool: &Pool) -> bool {
+        Arc::ptr_eq(&self.pool.inner, &pool.inner)
+    }
+
+    /// Turns the slot into a connection: a kept-alive one if `reuse` and a
+    /// live one is idle, else a new one.
+    pub async fn connect(self, reuse: bool) -> Result<PooledConn, PoolError> {
+        let Slot { permit, pool } = self;
+        if reuse && let Some(conn) = pool.take_idle(Instant::now()) {
+            pool.inner.reused.fetch_add(1, Ordering::Relaxed);
+            return Ok(PooledConn {
+                conn: Some(conn),
+                _permit: permit,
+                pool,
+                reused: true,
+            });
+        }
+        let conn = Connection::connect(&pool.inner.endpoint, pool.inner.settings.connect_timeout)
+            .await
+            .map_err(PoolError::Connect)?;
+        pool.inner.opened.fetch_add(1, Ordering::Relaxed);
+        Ok(PooledConn {
+            conn: Some(conn),
+            _permit: permit,
+            pool,
+            reused: false,
+        })
     }
 }
 
