@@ -140,9 +140,11 @@ async fn least_busy_sends_fewer_requests_to_a_busy_pool() {
     let cluster = Cluster::start(63, &["--nodes", "2", "--children", "4"]);
     let addr = format!("{}:8080", cluster.lb_ip()).parse().unwrap();
     let nodes = cluster.nodes();
+    // The admin API on, to see what fpmlb knows of the pools.
+    let head =
+        base_yaml(addr, &cluster.docroot()).replace("listen: off", "listen: \"127.0.63.1:9180\"");
     let yaml = format!(
-        "{}balance: least_busy\nhealth:\n  interval: 200ms\n  status_path: /fpm-status\n{}",
-        base_yaml(addr, &cluster.docroot()),
+        "{head}balance: least_busy\nhealth:\n  interval: 200ms\n  status_path: /fpm-status\n{}",
         backends_yaml(&nodes)
     );
     let lb = Fpmlb::start(&cluster.dir, addr, &yaml);
@@ -173,7 +175,28 @@ async fn least_busy_sends_fewer_requests_to_a_busy_pool() {
     // Wait until fpmlb's status poll sees web01 busy (bounded).
     let c = client(false);
     let mut counts: HashMap<String, usize> = HashMap::new();
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    let mut seen_busy = false;
+    for _ in 0..200 {
+        if let Ok(r) = get(&c, "http://127.0.63.1:9180/status.json").await {
+            let j = r.json();
+            let web01 = j["backends"]
+                .as_array()
+                .and_then(|a| a.iter().find(|b| b["name"] == "web01").cloned());
+            if web01
+                .and_then(|b| b["pool"]["idle_processes"].as_u64())
+                .is_some_and(|idle| idle <= 1)
+            {
+                seen_busy = true;
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        seen_busy,
+        "fpmlb never saw web01's workers busy:\n{}",
+        lb.log_text()
+    );
     for _ in 0..20 {
         let r = get(&c, &lb.url("/")).await.unwrap();
         assert_eq!(r.status, 200);
