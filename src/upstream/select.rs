@@ -39,13 +39,13 @@ impl Selector for RoundRobin {
             return None;
         }
         let start = self.next.fetch_add(1, Ordering::Relaxed);
-        let first = (0..n).map(|k| (start + k) % n).find(|&i| eligible(i))?;
-        if first == start % n {
-            return Some(first); // the common case: everyone eligible
-        }
-        // Some are out: take the k-th eligible one, so the others share the
-        // load evenly instead of the next one in line taking a double share.
+        // The k-th eligible backend: with some out, the others still
+        // alternate evenly (a plain "next one up" would give the backend
+        // after a drained one a double share).
         let count = (0..n).filter(|&i| eligible(i)).count();
+        if count == 0 {
+            return None;
+        }
         (0..n).filter(|&i| eligible(i)).nth(start % count)
     }
 }
@@ -200,9 +200,10 @@ mod tests {
         let got = picks(&rr, &table, 4, &|i| i != 1);
         assert!(got.iter().all(|&i| i != 1));
         assert_eq!(got.iter().filter(|&&i| i == 0).count(), 2);
-        // With one of three out, the other two share evenly.
+        // With one of three out, the other two alternate.
         let got = picks(&rr, &table, 300, &|i| i != 2);
         assert_eq!(got.iter().filter(|&&i| i == 0).count(), 150);
+        assert!(got.windows(2).all(|w| w[0] != w[1]), "{got:?}");
         assert_eq!(picks(&rr, &table, 3, &|_| false), Vec::<usize>::new());
     }
 
