@@ -196,7 +196,8 @@ impl Admin {
         }
     }
 
-    fn doc_json(&self) -> serde_json::Result<Vec<u8>> {
+    /// Runs `f` on one snapshot of what the status page and status.json show.
+    fn with_doc<R>(&self, f: impl FnOnce(&StatusDoc<'_>) -> R) -> R {
         let set = self.state.upstream.snapshot();
         let report = self.state.latest_report.load();
         let doc = StatusDoc::build(
@@ -205,7 +206,11 @@ impl Admin {
             self.state.started.elapsed().as_secs(),
             Instant::now(),
         );
-        serde_json::to_vec_pretty(&doc)
+        f(&doc)
+    }
+
+    fn doc_json(&self) -> serde_json::Result<Vec<u8>> {
+        self.with_doc(|doc| serde_json::to_vec_pretty(doc))
     }
 
     fn status_json(&self) -> Response<Body> {
@@ -216,19 +221,8 @@ impl Admin {
     }
 
     fn status_page(&self, host: Option<&str>) -> Response<Body> {
-        let set = self.state.upstream.snapshot();
-        let report = self.state.latest_report.load();
-        let doc = StatusDoc::build(
-            &set.backends,
-            report.as_ref().as_ref(),
-            self.state.started.elapsed().as_secs(),
-            Instant::now(),
-        );
-        let mut resp = respond(
-            StatusCode::OK,
-            "text/html; charset=utf-8",
-            page::render(&doc, host),
-        );
+        let html = self.with_doc(|doc| page::render(doc, host));
+        let mut resp = respond(StatusCode::OK, "text/html; charset=utf-8", html);
         let h = resp.headers_mut();
         h.insert(
             "content-security-policy",

@@ -122,8 +122,9 @@ impl<'a> BackendView<'a> {
             s5xx: load(&s.responses_5xx),
         };
         let failures = load(&s.failures);
-        let latency_mean_ms = (requests > 0).then(|| {
-            let ms = load(&s.upstream_micros) as f64 / requests as f64 / 1000.0;
+        let (_, observed, latency_sum) = s.latency.snapshot();
+        let latency_mean_ms = (observed > 0).then(|| {
+            let ms = latency_sum * 1000.0 / observed as f64;
             (ms * 1000.0).round() / 1000.0
         });
         let session = report

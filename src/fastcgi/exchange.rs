@@ -16,7 +16,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use tokio::time::Instant;
 
 use crate::error::BackendFailure;
 use crate::fastcgi::cgi::{self, CgiHead};
@@ -68,7 +67,6 @@ pub struct Exchange {
     stderr_records: u32,
     /// php-fpm said "Primary script unknown" on STDERR.
     pub script_unknown: bool,
-    started: Instant,
     ended: bool,
 }
 
@@ -82,7 +80,6 @@ impl Exchange {
             got_response: false,
             stderr_records: 0,
             script_unknown: false,
-            started: Instant::now(),
             ended: false,
         }
     }
@@ -99,11 +96,6 @@ impl Exchange {
     /// Whether the connection came kept-alive from an earlier exchange.
     pub fn reused_connection(&self) -> bool {
         self.conn.as_ref().is_some_and(|c| c.reused)
-    }
-
-    /// Time since the exchange started.
-    pub fn elapsed(&self) -> Duration {
-        self.started.elapsed()
     }
 
     /// Sends bytes already encoded as records (the request head).

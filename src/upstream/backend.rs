@@ -63,8 +63,6 @@ pub struct BackendStats {
     pub responses_5xx: AtomicU64,
     /// Failures of the backend itself (connect, reset, timeout, protocol).
     pub failures: AtomicU64,
-    /// Sum of upstream times in microseconds (with `requests`, gives a mean).
-    pub upstream_micros: AtomicU64,
     /// Requests that carried the session cookie.
     pub session_requests: AtomicU64,
     /// ... and got a new session id back: the backend did not find the session.
@@ -276,10 +274,6 @@ impl Backend {
     pub fn record_exchange(&self, status: u16, upstream_time: Duration) {
         self.stats.requests.fetch_add(1, Ordering::Relaxed);
         self.stats.record_status(status);
-        let micros = u64::try_from(upstream_time.as_micros()).unwrap_or(u64::MAX);
-        self.stats
-            .upstream_micros
-            .fetch_add(micros, Ordering::Relaxed);
         self.stats.latency.observe(upstream_time);
     }
 }

@@ -257,11 +257,6 @@ pub struct Slot {
 }
 
 impl Slot {
-    /// Whether this slot belongs to `pool`.
-    pub fn is_of(&self, pool: &Pool) -> bool {
-        Arc::ptr_eq(&self.pool.inner, &pool.inner)
-    }
-
     /// Turns the slot into a connection: a kept-alive one if `reuse` and a
     /// live one is idle, else a new one.
     pub async fn connect(self, reuse: bool) -> Result<PooledConn, PoolError> {
