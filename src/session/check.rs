@@ -12,7 +12,9 @@ use std::time::Duration;
 
 use futures_util::future::join_all;
 
-use crate::session::config::{self, Expected, Handler, NodeConfig, StoreSpec};
+use crate::save_path::{self, Handler, StoreSpec};
+use crate::session::compare::{self, Expected};
+use crate::session::node::NodeConfig;
 use crate::session::probe::{Probe, ProbeError};
 use crate::session::store::{self, ServerCheck, StoreAddr, StoreKind, StoreTarget};
 use crate::session::verdict::{ClusterReport, ExpectedSummary, NodeReport, SessionResets, Verdict};
@@ -145,7 +147,7 @@ impl SessionChecker {
             }
             return finish(None, Vec::new(), reports, notes);
         };
-        notes.extend(config::warnings(&expected.spec));
+        notes.extend(save_path::warnings(&expected.spec));
 
         // 3. Compare.
         let files_nodes = known
@@ -154,7 +156,7 @@ impl SessionChecker {
             .count();
         for (report, cfg) in reports.iter_mut().zip(&configs) {
             let Some(cfg) = cfg else { continue };
-            let differences = config::compare(&expected, cfg);
+            let differences = compare::compare(&expected, cfg);
             if !differences.is_empty() {
                 report.worsen(Verdict::Mismatch);
                 report.differences = differences;
@@ -218,7 +220,7 @@ impl SessionChecker {
             save_path: self
                 .expected
                 .as_ref()
-                .map(|(h, p)| config::redact_save_path(h, p))
+                .map(|(h, p)| save_path::redact_save_path(h, p))
                 .unwrap_or_else(|| expected.spec.servers_text()),
             source: expected.reason.clone(),
             session_name: session_name.clone(),
@@ -229,14 +231,14 @@ impl SessionChecker {
     /// The expected config: the config's `session:` section, or the
     /// majority of the nodes.
     fn expected_config(&self, known: &[NodeConfig]) -> Result<Option<Expected>, String> {
-        let majority = config::majority(known);
+        let majority = compare::majority(known);
         match &self.expected {
             Some((handler, path)) => {
                 let reference = majority
                     .as_ref()
                     .and_then(|m| m.reference.as_ref())
                     .and_then(|name| known.iter().find(|c| &c.node == name));
-                config::expected_from_config(handler, path, reference)
+                compare::expected_from_config(handler, path, reference)
                     .map(Some)
                     .map_err(|e| format!("session: in the config: {e}"))
             }
