@@ -24,7 +24,7 @@ use crate::http::body::BodyLimits;
 use crate::http::handler::Proxy;
 use crate::http::params::Site;
 use crate::server::{self, ClientTimeouts, HttpServer};
-use crate::session::check::SessionChecker;
+use crate::session::round_trip::SessionChecker;
 use crate::session::probe::Probe;
 use crate::session::verdict::ClusterReport;
 use crate::upstream::Upstream;

@@ -3,7 +3,7 @@
 //! [`expected_from_config`] takes the store from fpmlb's `session:` section, [`majority`] from
 //! the nodes themselves; [`compare`] lists, in words an operator can act on, what differs on
 //! one node. Whether sessions really are shared is proven elsewhere, by a write on one node and
-//! a read on another (the round trip of `session::check`); this module explains *why* a node
+//! a read on another (the round trip of `session::round_trip`); this module explains *why* a node
 //! would not see them.
 
 use std::fmt;

@@ -4,16 +4,16 @@
 //! answer (the node's effective session settings); `compare` decides what
 //! every node is expected to use and what differs (pure; save paths are
 //! parsed by `crate::save_path`); `store` asks memcached/Redis directly;
-//! `check` runs a whole cluster check (probe, compare, store, cross-node
-//! round trip); `verdict` holds its results and `render` prints them for
-//! people.
+//! `round_trip` runs a whole cluster check (probe, compare, store, and the
+//! cross-node round trip it is built around); `verdict` holds its results
+//! and `render` prints them for people.
 
-pub mod check;
 pub mod compare;
 #[cfg(test)]
 mod fixtures;
 pub mod node;
 pub mod probe;
 pub mod render;
+pub mod round_trip;
 pub mod store;
 pub mod verdict;

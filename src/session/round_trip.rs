@@ -1,4 +1,5 @@
-//! One full session check of the cluster: probe every node's effective
+//! The cross-node round trip, and the whole session check of the cluster
+//! built around it ([`SessionChecker`]): probe every node's effective
 //! config, decide what is expected, compare, check the store from fpmlb,
 //! then the manual test automated: write a session through one node, read
 //! it through the next (round the ring, so every node writes once and reads
