@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use fpmlb::save_path::Handler;
 use fpmlb::session::store::{
     StoreAddr, StoreError, StoreKind, StoreTarget, check_servers, read_key, session_key,
 };
@@ -198,7 +199,7 @@ async fn sessions_written_by_php_fpm_are_read_from_the_store() {
             (s.node.as_str(), s.handler.as_str()),
             ("web02", "memcached")
         );
-        let key = session_key("memcached", &s.id, None, None);
+        let key = session_key(&Handler::Memcached, &s.id, None, None);
         assert!(key.starts_with(b"memc.sess.key."));
         let (server, value) = read_key(&mc, &key, TIMEOUT)
             .await
@@ -220,7 +221,7 @@ async fn sessions_written_by_php_fpm_are_read_from_the_store() {
     // pecl-memcache: the bare id, on one or both servers (session_redundancy).
     let s = php_session(&cluster, &node("web03"));
     assert_eq!(s.handler, "memcache");
-    let key = session_key("memcache", &s.id, None, None);
+    let key = session_key(&Handler::Memcache, &s.id, None, None);
     assert_eq!(key, s.id.as_bytes());
     let (server, value) = read_key(&mc, &key, TIMEOUT).await.unwrap().unwrap();
     assert!(
@@ -232,19 +233,24 @@ async fn sessions_written_by_php_fpm_are_read_from_the_store() {
     // phpredis: PHPREDIS_SESSION: + id.
     let s = php_session(&cluster, &node("web01"));
     assert_eq!(s.handler, "redis");
-    let key = session_key("redis", &s.id, None, None);
+    let key = session_key(&Handler::Redis, &s.id, None, None);
     assert!(key.starts_with(b"PHPREDIS_SESSION:"));
     let (server, value) = read_key(&rd, &key, TIMEOUT).await.unwrap().unwrap();
     assert_eq!(server, "127.0.38.1:6379");
     assert_eq!(String::from_utf8_lossy(&value), s.stored());
     // Not under the other handlers' keys.
-    let other = session_key("memcached", &s.id, None, None);
+    let other = session_key(&Handler::Memcached, &s.id, None, None);
     assert!(read_key(&rd, &other, TIMEOUT).await.unwrap().is_none());
 
     // A key nobody has.
-    let missing = session_key("memcached", "nosuchsession0123456789abc", None, None);
+    let missing = session_key(
+        &Handler::Memcached,
+        "nosuchsession0123456789abc",
+        None,
+        None,
+    );
     assert!(read_key(&mc, &missing, TIMEOUT).await.unwrap().is_none());
-    let missing = session_key("redis", "nosuchsession0123456789abc", None, None);
+    let missing = session_key(&Handler::Redis, "nosuchsession0123456789abc", None, None);
     assert!(read_key(&rd, &missing, TIMEOUT).await.unwrap().is_none());
 
     // A password the server does not expect: a clear error, naming the server.
@@ -280,7 +286,12 @@ async fn sessions_written_by_php_fpm_are_read_from_the_store() {
         checks.iter().map(|c| c.ok).collect::<Vec<_>>(),
         [true, true, false]
     );
-    let missing = session_key("memcached", "nosuchsession0123456789abc", None, None);
+    let missing = session_key(
+        &Handler::Memcached,
+        "nosuchsession0123456789abc",
+        None,
+        None,
+    );
     let err = read_key(&with_absent, &missing, TIMEOUT).await.unwrap_err();
     assert!(
         matches!(&err, StoreError::Incomplete { answered: 2, failed } if failed.len() == 1),
@@ -292,7 +303,7 @@ async fn sessions_written_by_php_fpm_are_read_from_the_store() {
     );
     // ... but a key found on a server that answered is found.
     let s = php_session(&cluster, &node("web03"));
-    let key = session_key("memcache", &s.id, None, None);
+    let key = session_key(&Handler::Memcache, &s.id, None, None);
     assert!(
         read_key(&with_absent, &key, TIMEOUT)
             .await
@@ -497,7 +508,7 @@ async fn redis_cluster_sessions_written_by_phpredis() {
             String::from_utf8_lossy(&php.stderr)
         );
 
-        let key = session_key("rediscluster", id, None, None);
+        let key = session_key(&Handler::RedisCluster, id, None, None);
         assert_eq!(key, format!("PHPREDIS_CLUSTER_SESSION:{id}").into_bytes());
         let (owner, value) = read_key(&store, &key, TIMEOUT)
             .await
@@ -517,6 +528,11 @@ async fn redis_cluster_sessions_written_by_phpredis() {
             "{owner}"
         );
     }
-    let missing = session_key("rediscluster", "nosuchsession0123456789abc", None, None);
+    let missing = session_key(
+        &Handler::RedisCluster,
+        "nosuchsession0123456789abc",
+        None,
+        None,
+    );
     assert!(read_key(&store, &missing, TIMEOUT).await.unwrap().is_none());
 }

@@ -1,11 +1,9 @@
 //! The save path syntaxes of php-memcached (`memcached`) and pecl-memcache (`memcache`).
 
+use super::handler::Handler;
 use super::php::{leading_number, parse_query, parse_url, split_entries, translate_unix};
 use super::secret::redact_entry;
 use super::spec::{Server, StoreSpec, positive_weight};
-
-/// Default memcached port of libmemcached (pecl-memcache sessions have none: port 0).
-const MEMCACHED_PORT: u16 = 11211;
 
 /// `memcached`: libmemcached's `memcached_servers_parse`, as php-memcached 3 calls it.
 pub(super) fn parse_memcached(save_path: &str, spec: &mut StoreSpec) -> Result<(), String> {
@@ -84,7 +82,7 @@ fn memcached_server(entry: &str) -> Result<Server, String> {
         return Err(format!("memcached: '{entry}': no host"));
     }
     let port = match port {
-        0 => MEMCACHED_PORT,
+        0 => Handler::Memcached.default_port(),
         p => u16::try_from(p).map_err(|_| format!("memcached: '{entry}': port out of range"))?,
     };
     Ok(Server::tcp(host, port, weight))
@@ -118,7 +116,7 @@ pub(super) fn parse_memcache(save_path: &str, spec: &mut StoreSpec) -> Result<()
                     redact_entry(entry)
                 ));
             };
-            let port = url.port.unwrap_or(0);
+            let port = url.port.unwrap_or(Handler::Memcache.default_port());
             if port == 0 {
                 spec.notes.push(format!(
                     "{}: no port: pecl-memcache connects to port 0 and fails (write :11211)",

@@ -52,7 +52,7 @@ mod spec;
 #[cfg(test)]
 pub(crate) mod testing;
 
-pub use handler::Handler;
+pub use handler::{Handler, StoreKind};
 pub(crate) use php::parse_bool;
 pub use secret::{digest_secret, redact_save_path};
 pub(crate) use spec::same_servers;

@@ -1,19 +1,13 @@
 //! The save path syntaxes of phpredis: `redis` (a list of URLs) and `rediscluster` (one query
 //! string of seeds).
 
+use super::handler::Handler;
 use super::php::{
     lossy, parse_query, parse_url, php_float, php_int, query_get, split_entries, split_host_port,
     translate_unix,
 };
 use super::secret::{redact_entry, secret_digest};
 use super::spec::{Server, StoreSpec, positive_weight};
-
-/// Default Redis port of phpredis.
-const REDIS_PORT: u16 = 6379;
-/// Key prefix of phpredis' `redis` session handler when the path has no `prefix`.
-const REDIS_PREFIX: &str = "PHPREDIS_SESSION:";
-/// Key prefix of phpredis' `rediscluster` session handler when the path has no `prefix`.
-const REDIS_CLUSTER_PREFIX: &str = "PHPREDIS_CLUSTER_SESSION:";
 
 /// `redis`: phpredis' PS_OPEN_FUNC(redis), URLs separated by commas or whitespace.
 pub(super) fn parse_redis(save_path: &str, spec: &mut StoreSpec) -> Result<(), String> {
@@ -39,7 +33,10 @@ pub(super) fn parse_redis(save_path: &str, spec: &mut StoreSpec) -> Result<(), S
                     "tls" | "ssl" => "tls".to_string(),
                     other => other.to_string(),
                 };
-                let port = url.port.filter(|p| *p != 0).unwrap_or(REDIS_PORT);
+                let port = url
+                    .port
+                    .filter(|p| *p != 0)
+                    .unwrap_or(Handler::Redis.default_port());
                 let mut server = Server::tcp(host, port, weight);
                 server.scheme = scheme;
                 server
@@ -59,7 +56,8 @@ pub(super) fn parse_redis(save_path: &str, spec: &mut StoreSpec) -> Result<(), S
         server
             .options
             .insert("database".to_string(), database.to_string());
-        let prefix = query_get(&params, "prefix").map_or(REDIS_PREFIX.into(), lossy);
+        let prefix =
+            query_get(&params, "prefix").map_or(Handler::Redis.default_key_prefix().into(), lossy);
         server.options.insert("prefix".to_string(), prefix);
         if let Some(auth) = auth_option(&params, &shown, &mut spec.notes) {
             server.options.insert("auth".to_string(), auth);
@@ -100,7 +98,8 @@ pub(super) fn parse_rediscluster(save_path: &str, spec: &mut StoreSpec) -> Resul
     }
     spec.servers.sort();
     spec.servers.dedup();
-    let prefix = query_get(&params, "prefix").map_or(REDIS_CLUSTER_PREFIX.into(), lossy);
+    let prefix = query_get(&params, "prefix")
+        .map_or(Handler::RedisCluster.default_key_prefix().into(), lossy);
     spec.options.insert("prefix".to_string(), prefix);
     if let Some(auth) = auth_option(&params, "rediscluster save_path", &mut spec.notes) {
         spec.options.insert("auth".to_string(), auth);

@@ -17,7 +17,7 @@ use crate::save_path::{self, Handler, StoreSpec};
 use crate::session::compare::{self, Expected};
 use crate::session::node::NodeConfig;
 use crate::session::probe::{Probe, ProbeError};
-use crate::session::store::{self, ServerCheck, StoreAddr, StoreKind, StoreTarget};
+use crate::session::store::{self, ServerCheck, StoreAddr, StoreTarget};
 use crate::session::verdict::{ClusterReport, ExpectedSummary, NodeReport, SessionResets, Verdict};
 use crate::upstream::backend::Backend;
 
@@ -249,7 +249,7 @@ impl SessionChecker {
 
     /// The store to check from fpmlb, when the handler has one.
     fn store_target(&self, spec: &StoreSpec, notes: &mut Vec<String>) -> Option<StoreTarget> {
-        let kind = StoreKind::for_handler(spec.handler.name())?;
+        let kind = spec.handler.store_kind()?;
         let servers = spec
             .servers
             .iter()
@@ -319,12 +319,8 @@ impl SessionChecker {
                 let memcached_prefix =
                     writer_cfg.and_then(|c| c.ini_value("memcached.sess_prefix"));
                 let redis_prefix = expected.spec.options.get("prefix").map(String::as_str);
-                let key = store::session_key(
-                    expected.spec.handler.name(),
-                    &id,
-                    memcached_prefix,
-                    redis_prefix,
-                );
+                let key =
+                    store::session_key(&expected.spec.handler, &id, memcached_prefix, redis_prefix);
                 match store::read_key(t, &key, self.store_timeout).await {
                     Ok(Some((server, value))) => Some(
                         contains(&value, token.as_bytes())

@@ -39,56 +39,13 @@ use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, ConnectionAddr, ConnectionInfo, IntoConnectionInfo};
 use redis::{RedisConnectionInfo, RedisError, Value};
 
-/// Default `memcached.sess_prefix` of php-memcached.
-pub const MEMCACHED_SESSION_PREFIX: &str = "memc.sess.key.";
-/// Default `prefix` of phpredis' `redis` session handler.
-pub const REDIS_SESSION_PREFIX: &str = "PHPREDIS_SESSION:";
-/// Default `prefix` of phpredis' `rediscluster` session handler.
-pub const REDIS_CLUSTER_SESSION_PREFIX: &str = "PHPREDIS_CLUSTER_SESSION:";
+use crate::save_path::Handler;
+pub use crate::save_path::StoreKind;
 
 /// Longest key memcached accepts.
 const MEMCACHED_MAX_KEY: usize = 250;
 /// Smallest timeout handed to the clients (some of them refuse zero).
 const MIN_TIMEOUT: Duration = Duration::from_millis(1);
-
-/// The kind of session store.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
-pub enum StoreKind {
-    /// One or more memcached servers (php-memcached or pecl-memcache).
-    Memcached,
-    /// One or more stand-alone Redis servers (phpredis `redis` handler).
-    Redis,
-    /// A Redis Cluster, named by seed nodes (phpredis `rediscluster` handler).
-    RedisCluster,
-}
-
-impl StoreKind {
-    /// The store kind behind a PHP `session.save_handler`, if it is one of
-    /// the handlers fpmlb knows (`memcached`, `memcache`, `redis`,
-    /// `rediscluster`; case-insensitive).
-    pub fn for_handler(handler: &str) -> Option<StoreKind> {
-        let handler = handler.trim();
-        if handler.eq_ignore_ascii_case("memcached") || handler.eq_ignore_ascii_case("memcache") {
-            Some(StoreKind::Memcached)
-        } else if handler.eq_ignore_ascii_case("redis") {
-            Some(StoreKind::Redis)
-        } else if handler.eq_ignore_ascii_case("rediscluster") {
-            Some(StoreKind::RedisCluster)
-        } else {
-            None
-        }
-    }
-}
-
-impl fmt::Display for StoreKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            StoreKind::Memcached => "memcached",
-            StoreKind::Redis => "redis",
-            StoreKind::RedisCluster => "redis cluster",
-        })
-    }
-}
 
 /// One server of the store, as the session config names it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -266,35 +223,30 @@ fn incomplete_message(answered: usize, failed: &[StoreError]) -> String {
 /// The key PHP stores session `id` under, per `session.save_handler`:
 ///
 /// * `memcached` (php-memcached): `memcached.sess_prefix` + id; the prefix
-///   defaults to [`MEMCACHED_SESSION_PREFIX`] (`memc.sess.key.`), and an empty
-///   prefix means the bare id.
+///   defaults to the handler's ([`Handler::default_key_prefix`],
+///   `memc.sess.key.`), and an empty prefix means the bare id.
 /// * `memcache` (pecl-memcache): the bare id; `memcached_prefix` is not
 ///   applied (it is php-memcached's setting, and nodes often load both
 ///   extensions). With pecl-memcache's rarely used
 ///   `memcache.session_prefix_static_key` / `session_prefix_host_key`, pass
 ///   the prefixed id as `id`.
 /// * `redis` (phpredis): the save_path `prefix` parameter + id, default
-///   [`REDIS_SESSION_PREFIX`] (`PHPREDIS_SESSION:`).
+///   `PHPREDIS_SESSION:`.
 /// * `rediscluster` (phpredis): the save_path `prefix` parameter + id,
-///   default [`REDIS_CLUSTER_SESSION_PREFIX`] (`PHPREDIS_CLUSTER_SESSION:`).
+///   default `PHPREDIS_CLUSTER_SESSION:`.
 /// * any other handler: the bare id.
-///
-/// Handler names are matched case-insensitively.
 pub fn session_key(
-    handler: &str,
+    handler: &Handler,
     id: &str,
     memcached_prefix: Option<&str>,
     redis_prefix: Option<&str>,
 ) -> Vec<u8> {
-    let handler = handler.trim();
-    let prefix = if handler.eq_ignore_ascii_case("memcached") {
-        memcached_prefix.unwrap_or(MEMCACHED_SESSION_PREFIX)
-    } else if handler.eq_ignore_ascii_case("redis") {
-        redis_prefix.unwrap_or(REDIS_SESSION_PREFIX)
-    } else if handler.eq_ignore_ascii_case("rediscluster") {
-        redis_prefix.unwrap_or(REDIS_CLUSTER_SESSION_PREFIX)
-    } else {
-        ""
+    let prefix = match handler {
+        Handler::Memcached => memcached_prefix.unwrap_or(handler.default_key_prefix()),
+        Handler::Redis | Handler::RedisCluster => {
+            redis_prefix.unwrap_or(handler.default_key_prefix())
+        }
+        Handler::Memcache | Handler::Files | Handler::Other(_) => handler.default_key_prefix(),
     };
     let mut key = Vec::with_capacity(prefix.len() + id.len());
     key.extend_from_slice(prefix.as_bytes());
@@ -1083,58 +1035,51 @@ mod tests {
     fn session_keys_per_handler() {
         let id = "2staq50mi8it7f2bi436c08b46";
         assert_eq!(
-            session_key("memcached", id, None, None),
+            session_key(&Handler::from_name("memcached"), id, None, None),
             b"memc.sess.key.2staq50mi8it7f2bi436c08b46"
         );
         assert_eq!(
-            session_key("memcached", id, Some("app."), None),
+            session_key(&Handler::from_name("memcached"), id, Some("app."), None),
             b"app.2staq50mi8it7f2bi436c08b46"
         );
-        assert_eq!(session_key("memcached", id, Some(""), None), id.as_bytes());
-        assert_eq!(session_key("memcache", id, None, Some("x")), id.as_bytes());
         assert_eq!(
-            session_key("memcache", id, Some("memc.sess.key."), None),
+            session_key(&Handler::from_name("memcached"), id, Some(""), None),
             id.as_bytes()
         );
         assert_eq!(
-            session_key("redis", id, Some("ignored"), None),
+            session_key(&Handler::from_name("memcache"), id, None, Some("x")),
+            id.as_bytes()
+        );
+        assert_eq!(
+            session_key(
+                &Handler::from_name("memcache"),
+                id,
+                Some("memc.sess.key."),
+                None
+            ),
+            id.as_bytes()
+        );
+        assert_eq!(
+            session_key(&Handler::from_name("redis"), id, Some("ignored"), None),
             b"PHPREDIS_SESSION:2staq50mi8it7f2bi436c08b46"
         );
         assert_eq!(
-            session_key("redis", id, None, Some("s:")),
+            session_key(&Handler::from_name("redis"), id, None, Some("s:")),
             b"s:2staq50mi8it7f2bi436c08b46"
         );
         assert_eq!(
-            session_key("rediscluster", id, None, None),
+            session_key(&Handler::from_name("rediscluster"), id, None, None),
             b"PHPREDIS_CLUSTER_SESSION:2staq50mi8it7f2bi436c08b46"
         );
         assert_eq!(
-            session_key(" Redis ", id, None, None),
+            session_key(&Handler::from_name(" Redis "), id, None, None),
             b"PHPREDIS_SESSION:2staq50mi8it7f2bi436c08b46"
         );
         assert_eq!(
-            session_key("files", id, Some("a"), Some("b")),
+            session_key(&Handler::from_name("files"), id, Some("a"), Some("b")),
             id.as_bytes()
         );
-        assert_eq!(session_key("", "", None, None), b"");
-    }
-
-    #[test]
-    fn handler_kinds() {
-        assert_eq!(
-            StoreKind::for_handler("memcached"),
-            Some(StoreKind::Memcached)
-        );
-        assert_eq!(
-            StoreKind::for_handler("memcache"),
-            Some(StoreKind::Memcached)
-        );
-        assert_eq!(StoreKind::for_handler("REDIS"), Some(StoreKind::Redis));
-        assert_eq!(
-            StoreKind::for_handler("rediscluster"),
-            Some(StoreKind::RedisCluster)
-        );
-        assert_eq!(StoreKind::for_handler("files"), None);
+        assert_eq!(session_key(&Handler::from_name(""), "", None, None), b"");
     }
 
     #[test]
