@@ -54,6 +54,7 @@ pub(crate) mod testing;
 
 pub use handler::{Handler, StoreKind};
 pub(crate) use php::parse_bool;
+pub use redis::{RedisAuth, redis_auth};
 pub use secret::{digest_secret, redact_save_path};
 pub(crate) use spec::same_servers;
 pub use spec::{Ini, Server, StoreSpec, parse_save_path, parse_with, warnings};

@@ -133,6 +133,37 @@ fn auth_option(
     context: &str,
     notes: &mut Vec<String>,
 ) -> Option<String> {
+    match auth_values(params) {
+        Auth::None => None,
+        Auth::Password(pass) => Some(secret_digest(pass)),
+        Auth::UserPassword(user, pass) => Some(format!(
+            "user {} password {}",
+            secret_digest(user),
+            secret_digest(pass)
+        )),
+        Auth::Ignored => {
+            notes.push(format!(
+                "{context}: phpredis ignores an auth array that is not [password] or [user, password]"
+            ));
+            None
+        }
+    }
+}
+
+/// The `auth` of a phpredis query string, in clear.
+enum Auth<'a> {
+    /// No `auth`.
+    None,
+    /// `auth=pass`, `auth[]=pass`.
+    Password(&'a [u8]),
+    /// `auth[]=user&auth[]=pass`, `auth[user]=..&auth[pass]=..`.
+    UserPassword(&'a [u8], &'a [u8]),
+    /// An array phpredis does not log in with.
+    Ignored,
+}
+
+/// phpredis' reading of `auth` among `params` (see [`auth_option`]).
+fn auth_values(params: &[(String, Vec<u8>)]) -> Auth<'_> {
     // As with PHP's query parsing, the last scalar `auth` or a later array wins.
     let last_scalar = params.iter().rposition(|(k, _)| k == "auth");
     let start = last_scalar.map_or(0, |i| i + 1);
@@ -157,8 +188,10 @@ fn auth_option(
         }
     }
     if array.is_empty() {
-        let i = last_scalar?;
-        return Some(secret_digest(&params[i].1));
+        return match last_scalar {
+            Some(i) => Auth::Password(&params[i].1),
+            None => Auth::None,
+        };
     }
     let find = |name: &str| array.iter().find(|(k, _)| k == name).map(|(_, v)| *v);
     let n = array.len();
@@ -169,25 +202,55 @@ fn auth_option(
     };
     let pass = find("pass").or_else(|| find(&(n - 1).to_string()));
     match (n, user, pass) {
-        (1, _, Some(pass)) => Some(secret_digest(pass)),
-        (2, Some(user), Some(pass)) => Some(format!(
-            "user {} password {}",
-            secret_digest(user),
-            secret_digest(pass)
-        )),
-        _ => {
-            notes.push(format!(
-                "{context}: phpredis ignores an auth array that is not [password] or [user, password]"
-            ));
-            None
-        }
+        (1, _, Some(pass)) => Auth::Password(pass),
+        (2, Some(user), Some(pass)) => Auth::UserPassword(user, pass),
+        _ => Auth::Ignored,
+    }
+}
+
+/// Credentials phpredis logs in with, in clear: for fpmlb's own connection to the store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RedisAuth {
+    /// The ACL user, when `auth` names one.
+    pub username: Option<String>,
+    /// The password.
+    pub password: String,
+}
+
+/// The credentials phpredis logs in with for `save_path` of `handler`, read with the same
+/// query parser as [`parse_save_path`](super::parse_save_path): the first server entry with
+/// an `auth` for `redis`, the path's for `rediscluster`. `None` for other handlers, without
+/// `auth`, or with an `auth` array phpredis ignores. Meant for fpmlb's own configuration,
+/// where credentials are written in clear.
+pub fn redis_auth(handler: &Handler, save_path: &str) -> Option<RedisAuth> {
+    let clear = |auth: Auth<'_>| match auth {
+        Auth::Password(pass) => Some(RedisAuth {
+            username: None,
+            password: lossy(pass),
+        }),
+        Auth::UserPassword(user, pass) => Some(RedisAuth {
+            username: Some(lossy(user)),
+            password: lossy(pass),
+        }),
+        Auth::None | Auth::Ignored => None,
+    };
+    match handler {
+        Handler::RedisCluster => clear(auth_values(&parse_query(save_path.trim()))),
+        Handler::Redis => split_entries(save_path).find_map(|entry| {
+            let url = parse_url(&translate_unix(entry)).ok()?;
+            clear(auth_values(&parse_query(
+                url.query.as_deref().unwrap_or(""),
+            )))
+        }),
+        _ => None,
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use crate::save_path::parse_save_path;
+    use super::{RedisAuth, redis_auth};
     use crate::save_path::testing::{opts, servers, spec};
+    use crate::save_path::{Handler, parse_save_path};
 
     #[test]
     fn clear_and_digested_credentials_compare_equal() {
@@ -287,5 +350,44 @@ mod tests {
         ] {
             assert!(parse_save_path("redis", p).is_err(), "{p}");
         }
+    }
+
+    #[test]
+    fn auth_is_found_in_a_save_path() {
+        let password = |h: &str, p: &str| redis_auth(&Handler::from_name(h), p).map(|a| a.password);
+        assert_eq!(
+            password("redis", "tcp://10.0.0.5:6379?auth=s%40cret&database=2").as_deref(),
+            Some("s@cret")
+        );
+        assert_eq!(password("redis", "10.0.0.5:11211"), None);
+        assert_eq!(password("memcached", "10.0.0.5:11211"), None);
+    }
+
+    #[test]
+    fn auth_is_read_like_phpredis() {
+        let auth = |h: &str, p: &str| redis_auth(&Handler::from_name(h), p);
+        let pass = |p: &str| {
+            Some(RedisAuth {
+                username: None,
+                password: p.to_string(),
+            })
+        };
+        // The same PHP query parsing as the comparison: `+` is a space, the last `auth` wins.
+        assert_eq!(auth("redis", "tcp://h?auth=a+b%2B"), pass("a b+"));
+        assert_eq!(auth("redis", "tcp://h?auth[]=x&auth=pw"), pass("pw"));
+        assert_eq!(auth("redis", "tcp://a, tcp://b?auth=pw"), pass("pw"));
+        assert_eq!(
+            auth("redis", "tcp://h?auth[user]=bob&auth[pass]=pw"),
+            Some(RedisAuth {
+                username: Some("bob".to_string()),
+                password: "pw".to_string(),
+            })
+        );
+        assert_eq!(auth("redis", "tcp://h?auth[]=a&auth[]=b&auth[]=c"), None);
+        assert_eq!(
+            auth("rediscluster", "seed[]=h:7000&auth=s%40cret"),
+            pass("s@cret")
+        );
+        assert_eq!(auth("memcache", "tcp://h:11211?auth=pw"), None);
     }
 }

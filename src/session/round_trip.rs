@@ -17,7 +17,7 @@ use crate::save_path::{self, Handler, StoreSpec};
 use crate::session::compare::{self, Expected};
 use crate::session::node::NodeConfig;
 use crate::session::probe::{Probe, ProbeError};
-use crate::session::store::{self, ServerCheck, StoreAddr, StoreTarget};
+use crate::session::store::{self, ServerCheck, StoreTarget};
 use crate::session::verdict::{ClusterReport, ExpectedSummary, NodeReport, SessionResets, Verdict};
 use crate::upstream::backend::Backend;
 
@@ -249,37 +249,17 @@ impl SessionChecker {
 
     /// The store to check from fpmlb, when the handler has one.
     fn store_target(&self, spec: &StoreSpec, notes: &mut Vec<String>) -> Option<StoreTarget> {
-        let kind = spec.handler.store_kind()?;
-        let servers = spec
-            .servers
-            .iter()
-            .filter_map(|s| match (s.scheme.as_str(), s.port) {
-                ("unix", _) => Some(StoreAddr::Unix(s.host.clone().into())),
-                (_, Some(port)) => Some(StoreAddr::Tcp {
-                    host: s.host.clone(),
-                    port,
-                }),
-                _ => None,
-            })
-            .collect();
-        let database = spec.options.get("database").and_then(|d| d.parse().ok());
-        let password = self
+        let auth = self
             .expected
             .as_ref()
-            .and_then(|(_, path)| query_param(path, "auth"));
-        if password.is_none() && spec.options.contains_key("auth") {
+            .and_then(|(handler, path)| save_path::redis_auth(&Handler::from_name(handler), path));
+        if auth.is_none() && spec.options.contains_key("auth") {
             notes.push(
                 "the store needs a password fpmlb does not know: write session.save_path (with auth) in fpmlb's config to check it"
                     .to_string(),
             );
         }
-        Some(StoreTarget {
-            kind,
-            servers,
-            database,
-            password,
-            username: None,
-        })
+        StoreTarget::from_spec(spec, auth)
     }
 
     async fn round_trip(
@@ -490,18 +470,6 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
 }
 
-/// The value of query parameter `name` anywhere in a save path.
-fn query_param(path: &str, name: &str) -> Option<String> {
-    path.split(['?', '&', ','])
-        .filter_map(|kv| kv.split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| {
-            percent_encoding::percent_decode_str(v)
-                .decode_utf8_lossy()
-                .into_owned()
-        })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -544,15 +512,6 @@ mod tests {
         let figures = [("a".to_string(), resets(4, 4))].into_iter().collect();
         annotate_resets(&mut report, &figures);
         assert_eq!(report.nodes[0].verdict, Verdict::Ok);
-    }
-
-    #[test]
-    fn auth_is_found_in_a_save_path() {
-        assert_eq!(
-            query_param("tcp://10.0.0.5:6379?auth=s%40cret&database=2", "auth").as_deref(),
-            Some("s@cret")
-        );
-        assert_eq!(query_param("10.0.0.5:11211", "auth"), None);
     }
 
     #[test]

@@ -39,8 +39,8 @@ use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, ConnectionAddr, ConnectionInfo, IntoConnectionInfo};
 use redis::{RedisConnectionInfo, RedisError, Value};
 
-use crate::save_path::Handler;
 pub use crate::save_path::StoreKind;
+use crate::save_path::{Handler, RedisAuth, StoreSpec};
 
 /// Longest key memcached accepts.
 const MEMCACHED_MAX_KEY: usize = 250;
@@ -87,6 +87,39 @@ pub struct StoreTarget {
     pub password: Option<String>,
     /// Redis ACL user, or memcached SASL user (with `password`).
     pub username: Option<String>,
+}
+
+impl StoreTarget {
+    /// The store of `spec`, as fpmlb reaches it, when the handler has one it can read
+    /// (`None` for `files` and unknown handlers); `auth` logs in to Redis (see
+    /// [`redis_auth`](crate::save_path::redis_auth)). Servers without a port are left out.
+    pub fn from_spec(spec: &StoreSpec, auth: Option<RedisAuth>) -> Option<StoreTarget> {
+        let kind = spec.handler.store_kind()?;
+        let servers = spec
+            .servers
+            .iter()
+            .filter_map(|s| match (s.scheme.as_str(), s.port) {
+                ("unix", _) => Some(StoreAddr::Unix(s.host.clone().into())),
+                (_, Some(port)) => Some(StoreAddr::Tcp {
+                    host: s.host.clone(),
+                    port,
+                }),
+                _ => None,
+            })
+            .collect();
+        let database = spec.options.get("database").and_then(|d| d.parse().ok());
+        let (username, password) = match auth {
+            Some(a) => (a.username, Some(a.password)),
+            None => (None, None),
+        };
+        Some(StoreTarget {
+            kind,
+            servers,
+            database,
+            password,
+            username,
+        })
+    }
 }
 
 /// The answer of one server.
@@ -1096,6 +1129,42 @@ mod tests {
             StoreAddr::Unix(PathBuf::from("/run/memcached/memcached.sock")).to_string(),
             "unix:/run/memcached/memcached.sock"
         );
+    }
+
+    #[test]
+    fn targets_from_specs() {
+        let spec = crate::save_path::parse_save_path(
+            "redis",
+            "tcp://R1:6380?database=2&auth=pw, unix:///run/redis.sock?database=2&auth=pw",
+        )
+        .unwrap();
+        let auth = RedisAuth {
+            username: Some("bob".to_string()),
+            password: "pw".to_string(),
+        };
+        let t = StoreTarget::from_spec(&spec, Some(auth)).unwrap();
+        assert_eq!(t.kind, StoreKind::Redis);
+        assert_eq!(
+            t.servers,
+            [
+                StoreAddr::Tcp {
+                    host: "r1".to_string(),
+                    port: 6380
+                },
+                StoreAddr::Unix(PathBuf::from("/run/redis.sock"))
+            ]
+        );
+        assert_eq!(t.database, Some(2));
+        assert_eq!(
+            (t.username.as_deref(), t.password.as_deref()),
+            (Some("bob"), Some("pw"))
+        );
+        let spec = crate::save_path::parse_save_path("memcache", "tcp://mc:11211").unwrap();
+        let t = StoreTarget::from_spec(&spec, None).unwrap();
+        assert_eq!(t.kind, StoreKind::Memcached);
+        assert_eq!((t.database, t.password), (None, None));
+        let files = crate::save_path::parse_save_path("files", "/var/lib/php/sessions").unwrap();
+        assert!(StoreTarget::from_spec(&files, None).is_none());
     }
 
     #[test]
