@@ -15,7 +15,8 @@ use std::time::{Duration, Instant};
 
 use fpmlb::save_path::Handler;
 use fpmlb::session::store::{
-    StoreAddr, StoreError, StoreKind, StoreTarget, check_servers, read_key, session_key,
+    StoreAddr, StoreError, StoreKind, StoreTarget, check_servers, cluster_slot, read_key,
+    session_key,
 };
 
 const TIMEOUT: Duration = Duration::from_secs(2);
@@ -483,6 +484,41 @@ async fn redis_cluster_sessions_written_by_phpredis() {
         !checks[0].ok && checks[0].detail.contains("Redis Cluster node"),
         "{checks:?}"
     );
+
+    // fpmlb names the owner of a key by its slot: the one the cluster itself gives
+    // (CLUSTER KEYSLOT), hash tags included.
+    let mut keys: Vec<String> = [
+        "",
+        "123456789",
+        "{user1000}.following",
+        "foo{}{bar}",
+        "foo{{bar}}zap",
+        "foo{bar}{zap}",
+        "{",
+        "}{",
+        "{}",
+        "a{b",
+        "x{a}y",
+        "PHPREDIS_CLUSTER_SESSION:clustersessaaaaaaaaaaaaaaaa",
+    ]
+    .iter()
+    .map(|k| k.to_string())
+    .collect();
+    keys.extend((0..40u32).map(|i| format!("PHPREDIS_CLUSTER_SESSION:{:026x}", i * 7919)));
+    for key in &keys {
+        let out = Command::new("redis-cli")
+            .args(["-h", "127.0.39.1", "-p", "7000", "CLUSTER", "KEYSLOT"])
+            .arg(key)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run redis-cli CLUSTER KEYSLOT");
+        let answer = String::from_utf8_lossy(&out.stdout);
+        let slot: u16 = answer
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("CLUSTER KEYSLOT {key:?} answered {answer:?}"));
+        assert_eq!(cluster_slot(key.as_bytes()), slot, "{key:?}");
+    }
 
     // phpredis' rediscluster handler writes PHPREDIS_CLUSTER_SESSION: + id.
     for id in [

@@ -39,6 +39,8 @@ use crate::save_path::{Handler, RedisAuth, StoreSpec};
 mod memcached;
 mod redis;
 
+pub use self::redis::cluster_slot;
+
 /// Smallest timeout handed to the clients (some of them refuse zero).
 const MIN_TIMEOUT: Duration = Duration::from_millis(1);
 

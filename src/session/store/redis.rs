@@ -269,8 +269,8 @@ pub(super) async fn read_cluster(
 }
 
 /// The Redis Cluster slot of `key` (CRC16/XMODEM of the key or of its
-/// `{hash tag}`, modulo 16384).
-fn cluster_slot(key: &[u8]) -> u16 {
+/// `{hash tag}`, modulo 16384), as `CLUSTER KEYSLOT` gives it.
+pub fn cluster_slot(key: &[u8]) -> u16 {
     let hashed = key
         .iter()
         .position(|&b| b == b'{')
@@ -349,16 +349,23 @@ mod tests {
 
     #[test]
     fn cluster_slots() {
-        // Reference values from the Redis Cluster specification / CLUSTER KEYSLOT.
+        // 0x31c3 is CRC16/XMODEM's published check value for "123456789" (the Redis
+        // Cluster specification's reference); the others are what `CLUSTER KEYSLOT` of
+        // redis-server 7 answers for the hash tag examples of that specification.
+        // tests/store.rs compares with a live cluster too.
         assert_eq!(cluster_slot(b"123456789"), 0x31c3);
         assert_eq!(cluster_slot(b"foo"), 12182);
         assert_eq!(cluster_slot(b"bar"), 5061);
+        assert_eq!(cluster_slot(b"user1000"), 3443);
         assert_eq!(
             cluster_slot(b"{user1000}.following"),
             cluster_slot(b"user1000")
         );
-        assert_eq!(cluster_slot(b"foo{}{bar}"), cluster_slot(b"foo{}{bar}"));
+        // An empty tag hashes the whole key; only the first tag counts.
+        assert_eq!(cluster_slot(b"foo{}{bar}"), 8363);
         assert_ne!(cluster_slot(b"foo{}{bar}"), cluster_slot(b"bar"));
+        assert_eq!(cluster_slot(b"foo{bar}{zap}"), 5061);
+        assert_eq!(cluster_slot(b"foo{{bar}}zap"), 4015);
         assert_eq!(cluster_slot(b"foo{{bar}}zap"), cluster_slot(b"{bar"));
         assert_eq!(cluster_slot(b""), 0);
 
