@@ -1,7 +1,9 @@
 //! The save path syntaxes of php-memcached (`memcached`) and pecl-memcache (`memcache`).
 
 use super::handler::Handler;
-use super::php::{leading_number, parse_query, parse_url, split_entries, translate_unix};
+use super::php::{
+    is_scheme, leading_number, parse_query, parse_url, split_entries, translate_unix,
+};
 use super::secret::redact_entry;
 use super::spec::{Server, StoreSpec, positive_weight};
 
@@ -35,6 +37,17 @@ pub(super) fn parse_memcached(save_path: &str, spec: &mut StoreSpec) -> Result<(
         let mut entry = raw.trim();
         if entry.is_empty() {
             continue;
+        }
+        if let Some((scheme, _)) = entry.split_once("://")
+            && is_scheme(scheme)
+        {
+            // libmemcached reads "tcp://h:11211" as the host "tcp" (port 0, then the default):
+            // a URL copied from a memcache or redis save path, never a working server.
+            return Err(format!(
+                "memcached: '{}': php-memcached takes host:port or /path/to.sock, not a URL \
+                 (it would look for a host named '{scheme}')",
+                redact_entry(entry)
+            ));
         }
         if let Some((_, host)) = entry.rsplit_once('@') {
             spec.notes.push(format!(
@@ -219,6 +232,24 @@ mod tests {
         ] {
             assert!(parse_save_path("memcached", p).is_err(), "{p:?}");
         }
+    }
+
+    #[test]
+    fn memcached_refuses_urls() {
+        // libmemcached would look for a host named "tcp": never what was meant.
+        for p in [
+            "tcp://",
+            "tcp://10.0.0.1:11211",
+            "10.0.0.1:11211, udp://10.0.0.2:11211",
+            "unix:///run/mc.sock",
+            "tcp://bob:hunter2@10.0.0.1:11211",
+        ] {
+            let err = parse_save_path("memcached", p).unwrap_err();
+            assert!(err.contains("not a URL"), "{p:?}: {err}");
+            assert!(!err.contains("hunter2"), "{err}");
+        }
+        // The same paths are fine for pecl-memcache, which takes URLs.
+        assert!(parse_save_path("memcache", "tcp://10.0.0.1:11211").is_ok());
     }
 
     #[test]
