@@ -9,7 +9,7 @@ use futures_util::future::join_all;
 use crate::config::Config;
 use crate::daemon::{self, DaemonError};
 use crate::health::liveness::Outcome;
-use crate::session::check::{NodeInput, SessionChecker};
+use crate::session::round_trip::{NodeInput, SessionChecker};
 use crate::session::verdict::ClusterReport;
 use crate::upstream::discovery;
 

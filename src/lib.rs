@@ -14,6 +14,7 @@ pub mod error;
 pub mod fastcgi;
 pub mod health;
 pub mod http;
+pub mod save_path;
 pub mod server;
 pub mod session;
 pub mod upstream;

@@ -365,6 +365,18 @@ fn config_test_names_the_key_and_line() {
         "{err}"
     );
 
+    // A save path the session checker could not use is refused too, at its key and line.
+    let (code, err) = config_test(
+        &dir,
+        "bad3.yaml",
+        "listen: \"127.0.0.1:8080\"\ndocument_root: /var/www\nbackends:\n  - name: web01\n    address: \"10.0.0.7:9000\"\nsession: {save_handler: memcached, save_path: \"tcp://\"}\n",
+    );
+    assert_eq!(code, Some(1));
+    assert!(
+        err.contains("line 6: session.save_path: memcached: 'tcp://'") && err.contains("not a URL"),
+        "{err}"
+    );
+
     let out = Command::new(env!("CARGO_BIN_EXE_fpmlb"))
         .args(["config", "print-default"])
         .output()

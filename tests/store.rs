@@ -13,8 +13,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use fpmlb::save_path::Handler;
 use fpmlb::session::store::{
-    StoreAddr, StoreError, StoreKind, StoreTarget, check_servers, read_key, session_key,
+    StoreAddr, StoreError, StoreKind, StoreTarget, check_servers, cluster_slot, read_key,
+    session_key,
 };
 
 const TIMEOUT: Duration = Duration::from_secs(2);
@@ -198,7 +200,7 @@ async fn sessions_written_by_php_fpm_are_read_from_the_store() {
             (s.node.as_str(), s.handler.as_str()),
             ("web02", "memcached")
         );
-        let key = session_key("memcached", &s.id, None, None);
+        let key = session_key(&Handler::Memcached, &s.id, None, None);
         assert!(key.starts_with(b"memc.sess.key."));
         let (server, value) = read_key(&mc, &key, TIMEOUT)
             .await
@@ -220,7 +222,7 @@ async fn sessions_written_by_php_fpm_are_read_from_the_store() {
     // pecl-memcache: the bare id, on one or both servers (session_redundancy).
     let s = php_session(&cluster, &node("web03"));
     assert_eq!(s.handler, "memcache");
-    let key = session_key("memcache", &s.id, None, None);
+    let key = session_key(&Handler::Memcache, &s.id, None, None);
     assert_eq!(key, s.id.as_bytes());
     let (server, value) = read_key(&mc, &key, TIMEOUT).await.unwrap().unwrap();
     assert!(
@@ -232,19 +234,24 @@ async fn sessions_written_by_php_fpm_are_read_from_the_store() {
     // phpredis: PHPREDIS_SESSION: + id.
     let s = php_session(&cluster, &node("web01"));
     assert_eq!(s.handler, "redis");
-    let key = session_key("redis", &s.id, None, None);
+    let key = session_key(&Handler::Redis, &s.id, None, None);
     assert!(key.starts_with(b"PHPREDIS_SESSION:"));
     let (server, value) = read_key(&rd, &key, TIMEOUT).await.unwrap().unwrap();
     assert_eq!(server, "127.0.38.1:6379");
     assert_eq!(String::from_utf8_lossy(&value), s.stored());
     // Not under the other handlers' keys.
-    let other = session_key("memcached", &s.id, None, None);
+    let other = session_key(&Handler::Memcached, &s.id, None, None);
     assert!(read_key(&rd, &other, TIMEOUT).await.unwrap().is_none());
 
     // A key nobody has.
-    let missing = session_key("memcached", "nosuchsession0123456789abc", None, None);
+    let missing = session_key(
+        &Handler::Memcached,
+        "nosuchsession0123456789abc",
+        None,
+        None,
+    );
     assert!(read_key(&mc, &missing, TIMEOUT).await.unwrap().is_none());
-    let missing = session_key("redis", "nosuchsession0123456789abc", None, None);
+    let missing = session_key(&Handler::Redis, "nosuchsession0123456789abc", None, None);
     assert!(read_key(&rd, &missing, TIMEOUT).await.unwrap().is_none());
 
     // A password the server does not expect: a clear error, naming the server.
@@ -280,7 +287,12 @@ async fn sessions_written_by_php_fpm_are_read_from_the_store() {
         checks.iter().map(|c| c.ok).collect::<Vec<_>>(),
         [true, true, false]
     );
-    let missing = session_key("memcached", "nosuchsession0123456789abc", None, None);
+    let missing = session_key(
+        &Handler::Memcached,
+        "nosuchsession0123456789abc",
+        None,
+        None,
+    );
     let err = read_key(&with_absent, &missing, TIMEOUT).await.unwrap_err();
     assert!(
         matches!(&err, StoreError::Incomplete { answered: 2, failed } if failed.len() == 1),
@@ -292,7 +304,7 @@ async fn sessions_written_by_php_fpm_are_read_from_the_store() {
     );
     // ... but a key found on a server that answered is found.
     let s = php_session(&cluster, &node("web03"));
-    let key = session_key("memcache", &s.id, None, None);
+    let key = session_key(&Handler::Memcache, &s.id, None, None);
     assert!(
         read_key(&with_absent, &key, TIMEOUT)
             .await
@@ -473,6 +485,41 @@ async fn redis_cluster_sessions_written_by_phpredis() {
         "{checks:?}"
     );
 
+    // fpmlb names the owner of a key by its slot: the one the cluster itself gives
+    // (CLUSTER KEYSLOT), hash tags included.
+    let mut keys: Vec<String> = [
+        "",
+        "123456789",
+        "{user1000}.following",
+        "foo{}{bar}",
+        "foo{{bar}}zap",
+        "foo{bar}{zap}",
+        "{",
+        "}{",
+        "{}",
+        "a{b",
+        "x{a}y",
+        "PHPREDIS_CLUSTER_SESSION:clustersessaaaaaaaaaaaaaaaa",
+    ]
+    .iter()
+    .map(|k| k.to_string())
+    .collect();
+    keys.extend((0..40u32).map(|i| format!("PHPREDIS_CLUSTER_SESSION:{:026x}", i * 7919)));
+    for key in &keys {
+        let out = Command::new("redis-cli")
+            .args(["-h", "127.0.39.1", "-p", "7000", "CLUSTER", "KEYSLOT"])
+            .arg(key)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run redis-cli CLUSTER KEYSLOT");
+        let answer = String::from_utf8_lossy(&out.stdout);
+        let slot: u16 = answer
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("CLUSTER KEYSLOT {key:?} answered {answer:?}"));
+        assert_eq!(cluster_slot(key.as_bytes()), slot, "{key:?}");
+    }
+
     // phpredis' rediscluster handler writes PHPREDIS_CLUSTER_SESSION: + id.
     for id in [
         "clustersessaaaaaaaaaaaaaaaa",
@@ -497,7 +544,7 @@ async fn redis_cluster_sessions_written_by_phpredis() {
             String::from_utf8_lossy(&php.stderr)
         );
 
-        let key = session_key("rediscluster", id, None, None);
+        let key = session_key(&Handler::RedisCluster, id, None, None);
         assert_eq!(key, format!("PHPREDIS_CLUSTER_SESSION:{id}").into_bytes());
         let (owner, value) = read_key(&store, &key, TIMEOUT)
             .await
@@ -517,6 +564,11 @@ async fn redis_cluster_sessions_written_by_phpredis() {
             "{owner}"
         );
     }
-    let missing = session_key("rediscluster", "nosuchsession0123456789abc", None, None);
+    let missing = session_key(
+        &Handler::RedisCluster,
+        "nosuchsession0123456789abc",
+        None,
+        None,
+    );
     assert!(read_key(&store, &missing, TIMEOUT).await.unwrap().is_none());
 }

@@ -9,7 +9,7 @@ use super::*;
 use crate::config::Balance;
 use crate::health::fpm_status::FpmStatus;
 use crate::health::passive::FailureWindow;
-use crate::session::config::Difference;
+use crate::session::compare::Difference;
 use crate::session::verdict::{ClusterReport, ExpectedSummary, NodeReport, Verdict};
 use crate::upstream::backend::Endpoint;
 use crate::upstream::pool::{Pool, PoolSettings};

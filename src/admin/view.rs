@@ -9,7 +9,7 @@ use serde::Serialize;
 use tokio::time::Instant;
 
 use crate::health::fpm_status::FpmStatus;
-use crate::session::config::Difference;
+use crate::session::compare::Difference;
 use crate::session::verdict::{ClusterReport, NodeReport, Verdict};
 use crate::upstream::backend::{Backend, State};
 use crate::upstream::pool::PoolFigures;

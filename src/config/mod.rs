@@ -168,7 +168,9 @@ pub enum BackendAddress {
 pub struct SessionConfig {
     /// Expected `session.save_handler`, e.g. `memcached` (non-empty).
     pub save_handler: String,
-    /// Expected `session.save_path`, e.g. `10.0.0.51:11211` (may be empty).
+    /// Expected `session.save_path`, e.g. `10.0.0.51:11211`: one the handler's extension would
+    /// accept, parsed by [`crate::save_path`] as the session checker parses it (may be empty
+    /// for `files` and unknown handlers).
     pub save_path: String,
 }
 

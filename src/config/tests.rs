@@ -374,7 +374,7 @@ fn all_keys_set() {
         "  address: unix:/run/php/php8.2-fpm.sock",
         "  weight: 1000",
         "  max_conns: 16",
-        "session: {save_handler: redis, save_path: \"\"}",
+        "session: {save_handler: files, save_path: \"\"}",
         "health:",
         "  interval: 1s",
         "  timeout: 500ms",
@@ -438,7 +438,7 @@ fn all_keys_set() {
     assert_eq!(
         c.session,
         Some(SessionConfig {
-            save_handler: "redis".to_owned(),
+            save_handler: "files".to_owned(),
             save_path: String::new(),
         })
     );
@@ -866,6 +866,54 @@ fn session_rules() {
         Some(6),
         "missing required key",
     );
+}
+
+#[test]
+fn session_save_path_is_parsed_like_the_checker() {
+    // The issue's example: a URL where php-memcached wants host:port.
+    let error = single_error(
+        &with(&["session: {save_handler: memcached, save_path: \"tcp://\"}"]),
+        "session.save_path",
+        Some(6),
+        "not a URL",
+    );
+    assert_eq!(
+        error.to_string(),
+        "line 6: session.save_path: memcached: 'tcp://': php-memcached takes host:port or \
+         /path/to.sock, not a URL (it would look for a host named 'tcp')"
+    );
+    single_error(
+        &with(&["session:", "  save_handler: redis", "  save_path: \"\""]),
+        "session.save_path",
+        Some(8),
+        "no server in save_path",
+    );
+    // Credentials stay out of the message.
+    let error = single_error(
+        &with(&[
+            "session:",
+            "  save_handler: Redis",
+            "  save_path: \"tcp://10.0.0.5:99999?auth=hunter2\"",
+        ]),
+        "session.save_path",
+        Some(8),
+        "out of range",
+    );
+    assert!(!error.message.contains("hunter2"), "{error}");
+    for (handler, path) in [
+        ("memcached", "10.0.0.51:11211, 10.0.0.52:11211"),
+        ("memcache", "tcp://10.0.0.51:11211?weight=2"),
+        ("redis", "tcp://10.0.0.5:6379?auth=s3cret&database=2"),
+        ("rediscluster", "seed[]=10.0.0.5:7000&seed[]=10.0.0.6:7000"),
+        ("files", "/var/lib/php/sessions"),
+        ("user", ""),
+    ] {
+        let yaml = with(&[&format!(
+            "session: {{save_handler: {handler}, save_path: \"{path}\"}}"
+        )]);
+        let c = Config::from_yaml(&yaml).unwrap_or_else(|e| panic!("{yaml}: {e}"));
+        assert_eq!(c.session.map(|s| s.save_path).as_deref(), Some(path));
+    }
 }
 
 #[test]

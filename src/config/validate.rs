@@ -17,6 +17,7 @@ use super::{
     AdminConfig, BackendAddress, BackendConfig, Config, ConfigError, ConfigErrors, HealthConfig,
     LogConfig, SessionConfig, Timeouts,
 };
+use crate::save_path::parse_save_path;
 
 /// Validates `raw`, whose keys are located by `index`.
 pub(super) fn validate(raw: RawConfig, index: &KeyIndex) -> Result<Config, ConfigErrors> {
@@ -412,9 +413,15 @@ impl Validator<'_> {
         if save_path.is_none() {
             self.missing("session", "save_path");
         }
+        let (save_handler, save_path) = (save_handler?, save_path?);
+        // The session checker's own parser: a path it could not use is refused here.
+        if let Err(e) = parse_save_path(&save_handler, &save_path) {
+            self.error("session.save_path", e);
+            return None;
+        }
         Some(SessionConfig {
-            save_handler: save_handler?,
-            save_path: save_path?,
+            save_handler,
+            save_path,
         })
     }
 

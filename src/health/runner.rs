@@ -16,7 +16,7 @@ use futures_util::future::join_all;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::MismatchAction;
-use crate::session::check::{NodeInput, SessionChecker, annotate_resets};
+use crate::session::round_trip::{NodeInput, SessionChecker, annotate_resets};
 use crate::session::verdict::{ClusterReport, NodeReport, SessionResets, Verdict};
 use crate::upstream::backend::Backend;
 

@@ -132,7 +132,7 @@ impl Probe {
         })
     }
 
-    /// The node's effective session settings, as JSON (see session::config).
+    /// The node's effective session settings, as JSON (see session::node).
     pub async fn config(&self, backend: &Arc<Backend>) -> Result<serde_json::Value, ProbeError> {
         self.call(backend, &self.params("config")).await
     }

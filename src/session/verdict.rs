@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use crate::session::config::Difference;
+use crate::session::compare::Difference;
 use crate::session::store::ServerCheck;
 
 /// One node's verdict, worst first when several apply.

@@ -1,4 +1,5 @@
-//! One full session check of the cluster: probe every node's effective
+//! The cross-node round trip, and the whole session check of the cluster
+//! built around it ([`SessionChecker`]): probe every node's effective
 //! config, decide what is expected, compare, check the store from fpmlb,
 //! then the manual test automated: write a session through one node, read
 //! it through the next (round the ring, so every node writes once and reads
@@ -12,9 +13,11 @@ use std::time::Duration;
 
 use futures_util::future::join_all;
 
-use crate::session::config::{self, Expected, Handler, NodeConfig, StoreSpec};
+use crate::save_path::{self, Handler, StoreSpec};
+use crate::session::compare::{self, Expected};
+use crate::session::node::NodeConfig;
 use crate::session::probe::{Probe, ProbeError};
-use crate::session::store::{self, ServerCheck, StoreAddr, StoreKind, StoreTarget};
+use crate::session::store::{self, ServerCheck, StoreTarget};
 use crate::session::verdict::{ClusterReport, ExpectedSummary, NodeReport, SessionResets, Verdict};
 use crate::upstream::backend::Backend;
 
@@ -145,7 +148,7 @@ impl SessionChecker {
             }
             return finish(None, Vec::new(), reports, notes);
         };
-        notes.extend(config::warnings(&expected.spec));
+        notes.extend(save_path::warnings(&expected.spec));
 
         // 3. Compare.
         let files_nodes = known
@@ -154,7 +157,7 @@ impl SessionChecker {
             .count();
         for (report, cfg) in reports.iter_mut().zip(&configs) {
             let Some(cfg) = cfg else { continue };
-            let differences = config::compare(&expected, cfg);
+            let differences = compare::compare(&expected, cfg);
             if !differences.is_empty() {
                 report.worsen(Verdict::Mismatch);
                 report.differences = differences;
@@ -218,7 +221,7 @@ impl SessionChecker {
             save_path: self
                 .expected
                 .as_ref()
-                .map(|(h, p)| config::redact_save_path(h, p))
+                .map(|(h, p)| save_path::redact_save_path(h, p))
                 .unwrap_or_else(|| expected.spec.servers_text()),
             source: expected.reason.clone(),
             session_name: session_name.clone(),
@@ -229,14 +232,14 @@ impl SessionChecker {
     /// The expected config: the config's `session:` section, or the
     /// majority of the nodes.
     fn expected_config(&self, known: &[NodeConfig]) -> Result<Option<Expected>, String> {
-        let majority = config::majority(known);
+        let majority = compare::majority(known);
         match &self.expected {
             Some((handler, path)) => {
                 let reference = majority
                     .as_ref()
                     .and_then(|m| m.reference.as_ref())
                     .and_then(|name| known.iter().find(|c| &c.node == name));
-                config::expected_from_config(handler, path, reference)
+                compare::expected_from_config(handler, path, reference)
                     .map(Some)
                     .map_err(|e| format!("session: in the config: {e}"))
             }
@@ -246,37 +249,17 @@ impl SessionChecker {
 
     /// The store to check from fpmlb, when the handler has one.
     fn store_target(&self, spec: &StoreSpec, notes: &mut Vec<String>) -> Option<StoreTarget> {
-        let kind = StoreKind::for_handler(spec.handler.name())?;
-        let servers = spec
-            .servers
-            .iter()
-            .filter_map(|s| match (s.scheme.as_str(), s.port) {
-                ("unix", _) => Some(StoreAddr::Unix(s.host.clone().into())),
-                (_, Some(port)) => Some(StoreAddr::Tcp {
-                    host: s.host.clone(),
-                    port,
-                }),
-                _ => None,
-            })
-            .collect();
-        let database = spec.options.get("database").and_then(|d| d.parse().ok());
-        let password = self
+        let auth = self
             .expected
             .as_ref()
-            .and_then(|(_, path)| query_param(path, "auth"));
-        if password.is_none() && spec.options.contains_key("auth") {
+            .and_then(|(handler, path)| save_path::redis_auth(&Handler::from_name(handler), path));
+        if auth.is_none() && spec.options.contains_key("auth") {
             notes.push(
                 "the store needs a password fpmlb does not know: write session.save_path (with auth) in fpmlb's config to check it"
                     .to_string(),
             );
         }
-        Some(StoreTarget {
-            kind,
-            servers,
-            database,
-            password,
-            username: None,
-        })
+        StoreTarget::from_spec(spec, auth)
     }
 
     async fn round_trip(
@@ -316,12 +299,8 @@ impl SessionChecker {
                 let memcached_prefix =
                     writer_cfg.and_then(|c| c.ini_value("memcached.sess_prefix"));
                 let redis_prefix = expected.spec.options.get("prefix").map(String::as_str);
-                let key = store::session_key(
-                    expected.spec.handler.name(),
-                    &id,
-                    memcached_prefix,
-                    redis_prefix,
-                );
+                let key =
+                    store::session_key(&expected.spec.handler, &id, memcached_prefix, redis_prefix);
                 match store::read_key(t, &key, self.store_timeout).await {
                     Ok(Some((server, value))) => Some(
                         contains(&value, token.as_bytes())
@@ -491,18 +470,6 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
 }
 
-/// The value of query parameter `name` anywhere in a save path.
-fn query_param(path: &str, name: &str) -> Option<String> {
-    path.split(['?', '&', ','])
-        .filter_map(|kv| kv.split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| {
-            percent_encoding::percent_decode_str(v)
-                .decode_utf8_lossy()
-                .into_owned()
-        })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -545,15 +512,6 @@ mod tests {
         let figures = [("a".to_string(), resets(4, 4))].into_iter().collect();
         annotate_resets(&mut report, &figures);
         assert_eq!(report.nodes[0].verdict, Verdict::Ok);
-    }
-
-    #[test]
-    fn auth_is_found_in_a_save_path() {
-        assert_eq!(
-            query_param("tcp://10.0.0.5:6379?auth=s%40cret&database=2", "auth").as_deref(),
-            Some("s@cret")
-        );
-        assert_eq!(query_param("10.0.0.5:11211", "auth"), None);
     }
 
     #[test]
