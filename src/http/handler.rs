@@ -16,11 +16,11 @@ use crate::error::{
 };
 use crate::fastcgi::exchange::{Exchange, ExchangeTimeouts, encode_request_head};
 use crate::fastcgi::params::ParamList;
+use crate::http::activity::InFlight;
 use crate::http::body::{self, AsyncChunk, BodyLimits, FileSendError, RequestBody};
 use crate::http::params::{self, ConnInfo, Route, Site};
 use crate::http::response::{self, AccessLog, BodyError, LoggedBody};
 use crate::http::session_watch;
-use crate::server::InFlight;
 use crate::upstream::Upstream;
 use crate::upstream::backend::Backend;
 use crate::upstream::pool::Slot;

@@ -112,14 +112,14 @@ pub struct LoggedBody {
     done: bool,
     /// Released when the response is done: counts requests in flight for
     /// the connection's idle timer.
-    _in_flight: Option<crate::server::InFlight>,
+    _in_flight: Option<crate::http::activity::InFlight>,
 }
 
 impl LoggedBody {
     pub fn new(
         inner: UnsyncBoxBody<Bytes, BodyError>,
         log: Option<AccessLog>,
-        in_flight: Option<crate::server::InFlight>,
+        in_flight: Option<crate::http::activity::InFlight>,
     ) -> Self {
         LoggedBody {
             inner,
