@@ -175,8 +175,8 @@ impl Upstream {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fastcgi::conn::Endpoint;
     use crate::health::passive::FailureWindow;
-    use crate::upstream::backend::Endpoint;
     use crate::upstream::pool::{Pool, PoolSettings};
 
     fn backend(name: &str, port: u16) -> Arc<Backend> {
