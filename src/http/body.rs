@@ -15,7 +15,7 @@ use http_body::Body;
 use http_body_util::BodyExt;
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 
-use crate::error::ClientError;
+use crate::http::error::ClientError;
 
 /// How much of a spooled body is read from its temp file per STDIN write.
 const FILE_CHUNK: usize = 64 * 1024;

@@ -11,13 +11,12 @@ use http_body::Body;
 use http_body_util::combinators::UnsyncBoxBody;
 use tokio::time::Instant;
 
-use crate::error::{
-    BackendError, BackendFailure, ClientError, ProxyError, is_safe_method, retry_is_safe,
-};
+use crate::error::BackendFailure;
 use crate::fastcgi::exchange::{Exchange, ExchangeTimeouts, encode_request_head};
 use crate::fastcgi::params::ParamList;
 use crate::http::activity::InFlight;
 use crate::http::body::{self, AsyncChunk, BodyLimits, FileSendError, RequestBody};
+use crate::http::error::{BackendError, ClientError, ProxyError, is_safe_method, retry_is_safe};
 use crate::http::params::{self, ConnInfo, Route, Site};
 use crate::http::response::{self, AccessLog, BodyError, LoggedBody};
 use crate::http::session_watch;

@@ -53,7 +53,7 @@ pub fn streamed(first: Bytes, exchange: Exchange) -> UnsyncBoxBody<Bytes, BodyEr
                     backend.record_failure(Instant::now());
                 }
                 tracing::error!(backend = %backend.name, "response cut short: {failure}");
-                let err: BodyError = Box::new(crate::error::BackendError {
+                let err: BodyError = Box::new(crate::http::error::BackendError {
                     backend: backend.name.clone(),
                     failure,
                     got_response: true,
