@@ -11,12 +11,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::error::BackendFailure;
 use crate::fastcgi::conn::Connection;
-use crate::fastcgi::exchange::{ExchangeTimeouts, small_request};
+use crate::fastcgi::exchange::ExchangeTimeouts;
 use crate::fastcgi::params::{self, ParamList};
 use crate::health::fpm_status::FpmStatus;
 use crate::upstream::backend::Backend;
+use crate::upstream::exchange::{BackendFailure, small_request};
 use crate::upstream::pool::PoolError;
 
 /// What a liveness check needs from the config.

@@ -9,7 +9,8 @@
 
 use http::StatusCode;
 
-use crate::error::BackendFailure;
+use crate::fastcgi::exchange::ExchangeError;
+use crate::upstream::exchange::BackendFailure;
 use crate::upstream::pool::PoolError;
 
 /// The client sent something fpmlb will not pass on.
@@ -47,10 +48,10 @@ impl BackendFailure {
             BackendFailure::Pool(PoolError::QueueFull { .. } | PoolError::QueueTimeout(_)) => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
-            BackendFailure::Refused(_) => StatusCode::SERVICE_UNAVAILABLE,
-            BackendFailure::SendTimeout(_) | BackendFailure::ReadTimeout(_) => {
-                StatusCode::GATEWAY_TIMEOUT
-            }
+            BackendFailure::Exchange(ExchangeError::Refused(_)) => StatusCode::SERVICE_UNAVAILABLE,
+            BackendFailure::Exchange(
+                ExchangeError::SendTimeout(_) | ExchangeError::ReadTimeout(_),
+            ) => StatusCode::GATEWAY_TIMEOUT,
             BackendFailure::Pool(PoolError::Connect(e))
                 if e.kind() == std::io::ErrorKind::TimedOut =>
             {
@@ -110,7 +111,9 @@ pub fn retry_is_safe(
     }
     let resets = matches!(
         failure,
-        BackendFailure::Send(_) | BackendFailure::Read(_) | BackendFailure::Closed
+        BackendFailure::Exchange(
+            ExchangeError::Send(_) | ExchangeError::Read(_) | ExchangeError::Closed
+        )
     );
     resets && is_safe_method(method)
 }
@@ -131,7 +134,7 @@ mod tests {
     use super::*;
 
     fn reset() -> BackendFailure {
-        BackendFailure::Closed
+        ExchangeError::Closed.into()
     }
 
     #[test]
@@ -153,7 +156,7 @@ mod tests {
 
     #[test]
     fn timeouts_are_504_and_not_retried() {
-        let f = BackendFailure::ReadTimeout(Duration::from_secs(60));
+        let f = BackendFailure::from(ExchangeError::ReadTimeout(Duration::from_secs(60)));
         assert_eq!(f.status(), StatusCode::GATEWAY_TIMEOUT);
         assert!(!retry_is_safe(&http::Method::GET, &f, false, true));
     }

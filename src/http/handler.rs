@@ -11,8 +11,7 @@ use http_body::Body;
 use http_body_util::combinators::UnsyncBoxBody;
 use tokio::time::Instant;
 
-use crate::error::BackendFailure;
-use crate::fastcgi::exchange::{Exchange, ExchangeTimeouts, encode_request_head};
+use crate::fastcgi::exchange::{ExchangeError, ExchangeTimeouts, encode_request_head};
 use crate::fastcgi::params::ParamList;
 use crate::http::activity::InFlight;
 use crate::http::body::{self, AsyncChunk, BodyLimits, FileSendError, RequestBody};
@@ -22,6 +21,7 @@ use crate::http::response::{self, AccessLog, BodyError, LoggedBody};
 use crate::http::session_watch;
 use crate::upstream::Upstream;
 use crate::upstream::backend::Backend;
+use crate::upstream::exchange::{self, BackendFailure, Exchange};
 use crate::upstream::pool::Slot;
 
 /// Everything a request needs, shared by all connections.
@@ -246,11 +246,13 @@ impl Proxy {
                     let stale = reused
                         && !got_response
                         && body.is_replayable()
-                        && (matches!(failure, BackendFailure::Send(_))
+                        && (matches!(failure, BackendFailure::Exchange(ExchangeError::Send(_)))
                             || (is_safe_method(&parts.method)
                                 && matches!(
                                     failure,
-                                    BackendFailure::Closed | BackendFailure::Read(_)
+                                    BackendFailure::Exchange(
+                                        ExchangeError::Closed | ExchangeError::Read(_)
+                                    )
                                 )));
                     if stale && fresh.is_none() {
                         tracing::debug!(backend = %backend.name, "kept-alive connection died under the request ({failure}); retrying on a new one");
@@ -305,10 +307,10 @@ impl Proxy {
             None => backend.pool.acquire_fresh().await,
         };
         let conn = conn.map_err(BackendFailure::from)?;
-        let mut ex = Exchange::new(conn, Arc::clone(backend), self.timeouts);
-        let reused = ex.reused_connection();
-        let fail = |ex: &Exchange, failure: BackendFailure| AttemptError::Backend {
-            failure,
+        let reused = conn.reused;
+        let mut ex = exchange::begin(conn, Arc::clone(backend), self.timeouts);
+        let fail = |ex: &Exchange, failure: ExchangeError| AttemptError::Backend {
+            failure: failure.into(),
             got_response: ex.got_response(),
             reused,
         };
@@ -366,7 +368,7 @@ impl Proxy {
             _ => {
                 return Err(fail(
                     &ex,
-                    BackendFailure::Refused("1xx or invalid Status from the script"),
+                    ExchangeError::Refused("1xx or invalid Status from the script"),
                 ));
             }
         };
@@ -415,11 +417,11 @@ impl Proxy {
             backend.record_success();
             response::full(Bytes::new())
         } else {
-            response::streamed(start.body, ex)
+            response::streamed(start.body, ex, Arc::clone(backend))
         };
         let mut response = builder
             .body(body)
-            .map_err(|_| fail_static(BackendFailure::Refused("unusable response head")))?;
+            .map_err(|_| fail_static(ExchangeError::Refused("unusable response head").into()))?;
         if head_only {
             response
                 .headers_mut()
@@ -439,7 +441,7 @@ fn fail_static(failure: BackendFailure) -> AttemptError {
 }
 
 impl AsyncChunk for &mut Exchange {
-    async fn chunk(&mut self, data: &[u8]) -> Result<(), BackendFailure> {
+    async fn chunk(&mut self, data: &[u8]) -> Result<(), ExchangeError> {
         self.send_stdin(data).await
     }
 }

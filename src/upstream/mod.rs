@@ -1,12 +1,15 @@
 //! The backends and how requests are spread over them.
 //!
 //! `backend` is one php-fpm pool and its state, `pool` its kept-alive
-//! connections (mechanism), `select` the balancing policies (policy). This
-//! module holds the current table of backends with its policy, swapped as a
-//! whole on reload so a request sees one consistent table from start to end.
+//! connections (mechanism), `exchange` one request over one of them,
+//! `select` the balancing policies (policy), `discovery` builds the table
+//! from the config. This module holds the current table of backends with its
+//! policy, swapped as a whole on reload so a request sees one consistent
+//! table from start to end.
 
 pub mod backend;
 pub mod discovery;
+pub mod exchange;
 pub mod pool;
 pub mod select;
 
