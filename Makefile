@@ -2,7 +2,7 @@
 #   make demo   a local cluster (3 php-fpm nodes, memcached) with fpmlb in front
 #   make test   install what the tests need, lint, unit and end-to-end tests
 #   make bench  fpmlb side by side with nginx and HAProxy on the same pools
-#   make lint   rustfmt + clippy, warnings are errors
+#   make lint   rustfmt + clippy, warnings are errors, and make deps
 #   make deps   the module graph; fails if a use runs against docs/architecture.md's order
 
 SHELL := /bin/bash
@@ -24,7 +24,7 @@ release:
 install-deps:
 	integration/install.sh
 
-lint:
+lint: deps
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --all-targets -- -D warnings
 
