@@ -22,15 +22,15 @@ use crate::health::fpm_status::FpmStatus;
 use crate::health::passive::FailureWindow;
 use crate::upstream::pool::Pool;
 
-/// Why a backend is not taking new requests, if it is not.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
+/// Why a backend is not taking new requests, if it is not (named in the
+/// admin API by `admin::view::state_names`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum State {
     Up,
     /// Liveness checks or the passive failure window say it is down.
     Down,
     /// Drained by the session checker: alive, but its sessions are not shared.
-    DrainedByHealth,
+    DrainedBySession,
     /// Drained by an operator through the admin API.
     DrainedByOperator,
 }
@@ -171,7 +171,7 @@ impl Backend {
         } else if !self.alive.load(Ordering::Relaxed) || self.passively_down(now) {
             State::Down
         } else if !self.session_ok.load(Ordering::Relaxed) {
-            State::DrainedByHealth
+            State::DrainedBySession
         } else {
             State::Up
         }
