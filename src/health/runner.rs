@@ -21,13 +21,13 @@ use crate::session::verdict::{ClusterReport, NodeReport, SessionResets, Verdict}
 use crate::upstream::backend::Backend;
 
 use crate::health::counter::Hysteresis;
-use crate::health::liveness::{LivenessCheck, Outcome};
+use crate::health::liveness::{LivenessProbe, Outcome};
 use crate::upstream::Upstream;
 
 /// Liveness settings from the config.
 #[derive(Debug, Clone)]
 pub struct LivenessSettings {
-    pub check: LivenessCheck,
+    pub probe: LivenessProbe,
     pub interval: Duration,
     pub rise: u32,
     pub fall: u32,
@@ -64,12 +64,12 @@ pub async fn run_liveness(
             let now_requests = b.stats.requests.load(Ordering::Relaxed);
             let completed = now_requests > track.requests_seen;
             track.requests_seen = now_requests;
-            let check = settings.check.clone();
+            let probe = settings.probe.clone();
             let backend = Arc::clone(b);
             async move {
-                let outcome = check.run(&backend, completed).await;
+                let outcome = probe.run(&backend, completed).await;
                 if outcome == Outcome::Alive {
-                    check.poll_status(&backend).await;
+                    probe.poll_status(&backend).await;
                 }
                 (backend, outcome)
             }
