@@ -15,7 +15,9 @@ use crate::fastcgi::exchange::{ExchangeError, ExchangeTimeouts, encode_request_h
 use crate::fastcgi::params::ParamList;
 use crate::http::activity::InFlight;
 use crate::http::body::{self, AsyncChunk, BodyLimits, FileSendError, RequestBody};
-use crate::http::error::{BackendError, ClientError, ProxyError, is_safe_method, retry_is_safe};
+use crate::http::error::{
+    BackendError, ClientError, FailedAttempt, Next, ProxyError, after_failure,
+};
 use crate::http::params::{self, ConnInfo, Route, Site};
 use crate::http::response::{self, AccessLog, BodyError, LoggedBody};
 use crate::http::session_watch;
@@ -238,41 +240,30 @@ impl Proxy {
                     got_response,
                     reused,
                 }) => {
-                    // A kept-alive connection php-fpm closed just as the
-                    // request went out (a worker leaving at pm.max_requests,
-                    // a reload): once more on a new connection to the same
-                    // backend, not held against it. Only where the request
-                    // cannot have run twice: a safe method, or a failed write.
-                    let stale = reused
-                        && !got_response
-                        && body.is_replayable()
-                        && (matches!(failure, BackendFailure::Exchange(ExchangeError::Send(_)))
-                            || (is_safe_method(&parts.method)
-                                && matches!(
-                                    failure,
-                                    BackendFailure::Exchange(
-                                        ExchangeError::Closed | ExchangeError::Read(_)
-                                    )
-                                )));
-                    if stale && fresh.is_none() {
+                    let decision = after_failure(&FailedAttempt {
+                        method: &parts.method,
+                        failure: &failure,
+                        got_response,
+                        reused,
+                        on_fresh_connection: fresh.is_some(),
+                        body_replayable: body.is_replayable(),
+                    });
+                    if decision.next == Next::FreshConnection {
                         tracing::debug!(backend = %backend.name, "kept-alive connection died under the request ({failure}); retrying on a new one");
                         fresh_retry = Some(backend);
                         continue;
                     }
                     reached_any |= !failure.never_reached_backend();
                     let now = Instant::now();
-                    let retry =
-                        retry_is_safe(&parts.method, &failure, got_response, body.is_replayable());
-                    let counts = failure.counts_as_failure();
                     let err = BackendError {
                         backend: backend.name.clone(),
                         failure,
                         got_response,
                     };
-                    if counts && backend.record_failure(now) {
+                    if decision.counts_as_failure && backend.record_failure(now) {
                         tracing::warn!(backend = %backend.name, "backend out of rotation for fail_timeout after: {err}");
                     }
-                    if !retry {
+                    if decision.next == Next::GiveUp {
                         return Err(err.into());
                     }
                     tracing::warn!(backend = %backend.name, "{err}; trying another backend");
