@@ -2,7 +2,8 @@
 #   make demo   a local cluster (3 php-fpm nodes, memcached) with fpmlb in front
 #   make test   install what the tests need, lint, unit and end-to-end tests
 #   make bench  fpmlb side by side with nginx and HAProxy on the same pools
-#   make lint   rustfmt + clippy, warnings are errors
+#   make lint   rustfmt + clippy, warnings are errors, and make deps
+#   make deps   the module graph; fails if a use runs against docs/architecture.md's order
 
 SHELL := /bin/bash
 CARGO ?= cargo
@@ -10,7 +11,7 @@ CARGO ?= cargo
 JOBS ?= 2
 export CARGO_BUILD_JOBS := $(JOBS)
 
-.PHONY: all build release test unit e2e lint fmt demo demo-stop bench install-deps clean
+.PHONY: all build release test unit e2e lint deps fmt demo demo-stop bench install-deps clean
 
 all: build
 
@@ -23,9 +24,12 @@ release:
 install-deps:
 	integration/install.sh
 
-lint:
+lint: deps
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --all-targets -- -D warnings
+
+deps:
+	scripts/deps.sh
 
 fmt:
 	$(CARGO) fmt --all

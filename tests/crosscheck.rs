@@ -9,10 +9,12 @@ mod support;
 use std::sync::Arc;
 use std::time::Duration;
 
-use fpmlb::fastcgi::exchange::{ExchangeTimeouts, small_request};
+use fpmlb::fastcgi::conn::Endpoint;
+use fpmlb::fastcgi::exchange::ExchangeTimeouts;
 use fpmlb::fastcgi::params::ParamList;
 use fpmlb::health::passive::FailureWindow;
-use fpmlb::upstream::backend::{Backend, Endpoint};
+use fpmlb::upstream::backend::Backend;
+use fpmlb::upstream::exchange::small_request;
 use fpmlb::upstream::pool::{Pool, PoolSettings};
 use support::Cluster;
 
