@@ -1,13 +1,13 @@
 //! Liveness against real php-fpm: a frozen node leaves rotation and comes
 //! back by itself; a pool saturated by slow scripts is busy, not dead.
 //!
-//! Nets 20..24 here (bench uses 20 only when `make bench` runs alone).
+//! Each test has its own 127.0.N.x network (tests/support/nets.rs).
 
 mod support;
 
 use std::time::Duration;
 
-use support::{Cluster, Fpmlb, base_yaml, client, get, start_lb};
+use support::{Cluster, Fpmlb, base_yaml, client, get, nets, start_lb};
 
 /// Polls fpmlb's log until `pred` holds, for at most `secs` seconds.
 async fn wait_log(lb: &Fpmlb, secs: u64, pred: impl Fn(&str) -> bool) -> bool {
@@ -24,7 +24,7 @@ const HEALTH: &str = "health:\n  interval: 200ms\n  timeout: 300ms\n  rise: 2\n 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_frozen_node_leaves_rotation_and_comes_back() {
-    let cluster = Cluster::start(21, &[]);
+    let cluster = Cluster::start(nets::HEALTH_FROZEN_NODE, &[]);
     let lb = start_lb(&cluster, HEALTH);
     cluster.kill_node("web02", "STOP");
     // Workers keep running but the master is frozen: freeze them all.
@@ -72,8 +72,11 @@ fn freeze_workers(cluster: &Cluster, node: &str, signal: &str) {
 async fn a_saturated_pool_is_busy_not_dead() {
     // One node with 2 workers, both kept busy by slow scripts longer than
     // fall x interval: the ping cannot get a slot, but the pool is alive.
-    let cluster = Cluster::start(22, &["--nodes", "1", "--children", "2"]);
-    let addr: std::net::SocketAddr = format!("{}:8080", cluster.lb_ip()).parse().unwrap();
+    let cluster = Cluster::start(
+        nets::HEALTH_SATURATED_POOL,
+        &["--nodes", "1", "--children", "2"],
+    );
+    let addr = cluster.lb_addr();
     let (name, node) = cluster.nodes().remove(0);
     let yaml = format!(
         "{}{HEALTH}backends:\n  - name: {name}\n    address: \"{node}\"\n    max_conns: 2\n",

@@ -1,8 +1,7 @@
 //! Operating fpmlb against real php-fpm: SIGHUP reload under load, a
 //! broken reload that changes nothing, least_busy, DNS discovery.
 //!
-//! Nets 40..44 here (faults uses 40..49 for fakes on other ports: these
-//! clusters use 127.0.6x.x to stay apart).
+//! Each test has its own 127.0.N.x network (tests/support/nets.rs).
 
 mod support;
 
@@ -11,7 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use support::{Cluster, Fpmlb, base_yaml, client, get};
+use support::{Cluster, Fpmlb, base_yaml, child_command, client, get, nets};
 
 fn backends_yaml(nodes: &[(String, String)]) -> String {
     let mut s = String::from("backends:\n");
@@ -42,8 +41,8 @@ fn node_of(body: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sighup_removes_a_backend_under_load_without_a_failed_request() {
-    let cluster = Cluster::start(61, &[]);
-    let addr = format!("{}:8080", cluster.lb_ip()).parse().unwrap();
+    let cluster = Cluster::start(nets::OPS_RELOAD_UNDER_LOAD, &[]);
+    let addr = cluster.lb_addr();
     let head = base_yaml(addr, &cluster.docroot());
     let nodes = cluster.nodes();
     let lb = Fpmlb::start(
@@ -105,8 +104,8 @@ async fn sighup_removes_a_backend_under_load_without_a_failed_request() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sighup_with_a_broken_config_changes_nothing() {
-    let cluster = Cluster::start(62, &[]);
-    let addr = format!("{}:8080", cluster.lb_ip()).parse().unwrap();
+    let cluster = Cluster::start(nets::OPS_RELOAD_BROKEN, &[]);
+    let addr = cluster.lb_addr();
     let head = base_yaml(addr, &cluster.docroot());
     let lb = Fpmlb::start(
         &cluster.dir,
@@ -114,7 +113,10 @@ async fn sighup_with_a_broken_config_changes_nothing() {
         &format!("{head}{}", cluster.backends_yaml()),
     );
     // web01 only, and a typo on line 3 of the backends: refused as a whole.
-    let broken = format!("{head}backends:\n  - name: web01\n    adress: \"127.0.62.2:9000\"\n");
+    let broken = format!(
+        "{head}backends:\n  - name: web01\n    adress: \"{}:9000\"\n",
+        cluster.net.ip(2)
+    );
     let typo_line = broken.lines().position(|l| l.contains("adress")).unwrap() + 1;
     std::fs::write(&lb.config, broken).unwrap();
     lb.signal("HUP");
@@ -137,22 +139,23 @@ async fn sighup_with_a_broken_config_changes_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn least_busy_sends_fewer_requests_to_a_busy_pool() {
-    let cluster = Cluster::start(63, &["--nodes", "2", "--children", "4"]);
-    let addr = format!("{}:8080", cluster.lb_ip()).parse().unwrap();
+    let cluster = Cluster::start(nets::OPS_LEAST_BUSY, &["--nodes", "2", "--children", "4"]);
+    let addr = cluster.lb_addr();
     let nodes = cluster.nodes();
     // The admin API on, to see what fpmlb knows of the pools.
+    let admin = cluster.net.addr(1, 9180);
     let head =
-        base_yaml(addr, &cluster.docroot()).replace("listen: off", "listen: \"127.0.63.1:9180\"");
+        base_yaml(addr, &cluster.docroot()).replace("listen: off", &format!("listen: \"{admin}\""));
     let yaml = format!(
         "{head}balance: least_busy\nhealth:\n  interval: 200ms\n  status_path: /fpm-status\n{}",
         backends_yaml(&nodes)
     );
-    let lb = Fpmlb::start(&cluster.dir, addr, &yaml);
+    let lb = Fpmlb::start_with_admin(&cluster.dir, addr, Some(admin), &yaml);
     // Keep 3 of web01's 4 workers busy with slow scripts sent straight to
     // php-fpm (another client of the pool, as a cron or a second balancer).
     let busy: Vec<std::process::Child> = (0..3)
         .map(|_| {
-            std::process::Command::new("php")
+            child_command("php")
                 .arg(support::repo().join("integration/fcgi.php"))
                 .arg(&nodes[0].1)
                 .arg(format!("{}/slow.php", cluster.docroot()))
@@ -177,7 +180,7 @@ async fn least_busy_sends_fewer_requests_to_a_busy_pool() {
     let mut counts: HashMap<String, usize> = HashMap::new();
     let mut seen_busy = false;
     for _ in 0..200 {
-        if let Ok(r) = get(&c, "http://127.0.63.1:9180/status.json").await {
+        if let Ok(r) = get(&c, &format!("http://{admin}/status.json")).await {
             let j = r.json();
             let web01 = j["backends"]
                 .as_array()
@@ -212,8 +215,8 @@ async fn least_busy_sends_fewer_requests_to_a_busy_pool() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hostname_backend_becomes_one_backend_per_address() {
-    let cluster = Cluster::start(64, &["--nodes", "1"]);
-    let addr = format!("{}:8080", cluster.lb_ip()).parse().unwrap();
+    let cluster = Cluster::start(nets::OPS_HOSTNAME_BACKEND, &["--nodes", "1"]);
+    let addr = cluster.lb_addr();
     let (_, node) = cluster.nodes().remove(0);
     let port = node.rsplit(':').next().unwrap();
     // "localhost" resolves (through /etc/hosts) to 127.0.0.1 and maybe ::1;
@@ -228,8 +231,8 @@ async fn a_hostname_backend_becomes_one_backend_per_address() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_lets_requests_in_flight_finish_then_exits_0() {
-    let cluster = Cluster::start(65, &["--nodes", "1"]);
-    let addr = format!("{}:8080", cluster.lb_ip()).parse().unwrap();
+    let cluster = Cluster::start(nets::OPS_SIGTERM, &["--nodes", "1"]);
+    let addr = cluster.lb_addr();
     let yaml = format!(
         "{}timeouts:\n  shutdown_grace: 10s\n{}",
         base_yaml(addr, &cluster.docroot()),
