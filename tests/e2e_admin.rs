@@ -417,7 +417,12 @@ async fn drain_and_enable_through_the_api() {
         seen.contains_key("web02"),
         "web02 did not come back: {seen:?}"
     );
-    assert!(lb.log_text().contains("ENABLED by operator"));
+    assert!(
+        lb.log_line_with(&["ENABLED by operator", "backend=web02"])
+            .is_some(),
+        "no log line for the enable:\n{}",
+        lb.log_text()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

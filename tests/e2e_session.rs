@@ -261,17 +261,23 @@ async fn serve_drains_the_misconfigured_node_and_a_session_survives_round_robin(
     let lb = Fpmlb::start(&cluster.dir, addr, &yaml);
 
     // Drained within two session checks, counted by the checker's own log.
+    // The first drain is web02's: the DRAINED line itself names it (the
+    // start-up lines name every backend, so "web02 somewhere before" would
+    // hold whichever node was drained).
     let mut drained_in_round = None;
     for _ in 0..300 {
         let log = lb.log_text();
-        if let Some(pos) = log.find("DRAINED") {
-            let before = &log[..pos];
+        let lines: Vec<&str> = log.lines().collect();
+        if let Some(at) = lines.iter().position(|l| l.contains("DRAINED")) {
             assert!(
-                before.contains("web02")
-                    || log[pos..].lines().next().unwrap_or("").contains("web02"),
-                "{log}"
+                lines[at].contains("backend=web02"),
+                "the first drain is not web02's:\n{log}"
             );
-            drained_in_round = Some(before.matches("session check done").count() + 1);
+            let done = lines[..at]
+                .iter()
+                .filter(|l| l.contains("session check done"))
+                .count();
+            drained_in_round = Some(done + 1);
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
