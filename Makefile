@@ -2,15 +2,21 @@
 #   make demo   a local cluster (3 php-fpm nodes, memcached) with fpmlb in front
 #   make test   install what the tests need, lint, unit and end-to-end tests
 #   make bench  fpmlb side by side with nginx and HAProxy on the same pools
-#   make lint   rustfmt + clippy, warnings are errors
+#   make lint   rustfmt, clippy (warnings are errors), cargo deny
+#
+# The toolchain is pinned in rust-toolchain.toml; `make tools` installs the
+# cargo tools the targets run when they are missing.
 
 SHELL := /bin/bash
 CARGO ?= cargo
 # Two cores on the reference machine: keep builds and tests modest.
 JOBS ?= 2
 export CARGO_BUILD_JOBS := $(JOBS)
+# DENY_ADVISORIES=1: fail `make lint` when the RustSec advisory database
+# cannot be fetched (see `deny` below); by default it warns and goes on.
+DENY_ADVISORIES ?= 0
 
-.PHONY: all build release test unit e2e lint fmt demo demo-stop bench install-deps clean
+.PHONY: all build release test unit e2e lint deny fmt tools demo demo-stop bench install-deps clean
 
 all: build
 
@@ -23,9 +29,42 @@ release:
 install-deps:
 	integration/install.sh
 
-lint:
+# The cargo tools the targets run, each installed only when missing:
+# cargo-nextest and cargo-deny from crates.io (--locked: the versions their
+# authors tested), clippy and rustfmt with rustup (rust-toolchain.toml lists
+# them, so rustup normally brings them with the pinned toolchain).
+tools:
+	@$(CARGO) nextest --version >/dev/null 2>&1 || $(CARGO) install --locked cargo-nextest
+	@$(CARGO) deny --version >/dev/null 2>&1 || $(CARGO) install --locked cargo-deny
+	@$(CARGO) clippy --version >/dev/null 2>&1 || rustup component add clippy
+	@$(CARGO) fmt --version >/dev/null 2>&1 || rustup component add rustfmt
+
+lint: tools
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --all-targets -- -D warnings
+	$(MAKE) --no-print-directory deny
+
+# deny.toml: licences, duplicate versions, crate sources, advisories.
+# Advisories are checked against the RustSec database, a git clone of
+# github.com/rustsec/advisory-db that cargo-deny keeps in
+# $CARGO_HOME/advisory-dbs. Where github.com cannot be reached (the
+# reference machine has no network but the package registries) and no
+# copy was fetched before, advisories are NOT checked: this target says so
+# and goes on (DENY_ADVISORIES=1 makes it an error). A copy fetched earlier
+# is used when it cannot be refreshed, and the message says so.
+deny: tools
+	$(CARGO) deny --locked check licenses bans sources
+	@if $(CARGO) deny fetch db >/dev/null 2>&1; then \
+		$(CARGO) deny --locked --offline check advisories; \
+	elif ls -d "$${CARGO_HOME:-$$HOME/.cargo}"/advisory-dbs/*/.git >/dev/null 2>&1; then \
+		echo "make deny: cannot refresh the RustSec advisory database; checking against the copy fetched earlier"; \
+		$(CARGO) deny --locked --offline check advisories; \
+	elif [ "$(DENY_ADVISORIES)" = 1 ]; then \
+		echo "make deny: cannot fetch the RustSec advisory database (github.com/rustsec/advisory-db) and DENY_ADVISORIES=1" >&2; \
+		exit 1; \
+	else \
+		echo "make deny: WARNING: advisories NOT checked: cannot fetch github.com/rustsec/advisory-db (licences, bans and sources were checked)"; \
+	fi
 
 fmt:
 	$(CARGO) fmt --all
