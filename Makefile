@@ -1,8 +1,12 @@
 # fpmlb: the targets a newcomer would guess.
-#   make demo   a local cluster (3 php-fpm nodes, memcached) with fpmlb in front
-#   make test   install what the tests need, lint, unit and end-to-end tests
-#   make bench  fpmlb side by side with nginx and HAProxy on the same pools
-#   make lint   rustfmt, clippy (warnings are errors), cargo deny
+#   make demo        a local cluster (3 php-fpm nodes, memcached) with fpmlb in front
+#   make test        install what the tests need, lint, then `unit` and `e2e`
+#   make unit        tests that need no php-fpm: the library's own, the fake-backend
+#                    fault tests (tests/faults.rs), the client-limit tests
+#   make e2e         the rest: real php-fpm, memcached, Redis, nginx, chromium
+#   make test-clean  stop and remove what killed test runs left behind
+#   make bench       fpmlb side by side with nginx and HAProxy on the same pools
+#   make lint        rustfmt, clippy (warnings are errors), cargo deny
 #
 # The toolchain is pinned in rust-toolchain.toml; `make tools` installs the
 # cargo tools the targets run when they are missing.
@@ -16,7 +20,14 @@ export CARGO_BUILD_JOBS := $(JOBS)
 # cannot be fetched (see `deny` below); by default it warns and goes on.
 DENY_ADVISORIES ?= 0
 
-.PHONY: all build release test unit e2e lint deny fmt tools demo demo-stop bench install-deps clean
+# nextest filter of the tests that need none of the Debian packages.
+UNIT_TESTS := kind(lib) | kind(bin) | binary(faults) | binary(client_limits)
+NEXTEST := $(CARGO) nextest run --no-fail-fast --test-threads $(JOBS)
+
+# `make -j test` must still lint, then run unit, then e2e.
+.NOTPARALLEL:
+.PHONY: all build release test unit e2e test-clean lint deny fmt tools demo demo-stop bench \
+	install-deps clean
 
 all: build
 
@@ -69,11 +80,23 @@ deny: tools
 fmt:
 	$(CARGO) fmt --all
 
-# Unit and fake-backend tests, then the end-to-end tests against real
-# php-fpm, memcached and Redis (each test starts its own cluster on its own
-# 127.0.N.x addresses and stops it).
-test: install-deps lint
-	$(CARGO) nextest run --no-fail-fast --test-threads $(JOBS)
+# Each test starts its own cluster on its own 127.0.N.x addresses
+# (tests/support/nets.rs) and stops it; timing-sensitive tests run alone
+# (.config/nextest.toml).
+test: install-deps lint unit e2e
+
+unit: tools
+	$(NEXTEST) -E '$(UNIT_TESTS)'
+
+e2e: install-deps tools
+	$(NEXTEST) -E 'not ($(UNIT_TESTS))'
+
+# A killed test run leaves its php-fpm, memcached, Redis and nginx daemons
+# running in $TMPDIR/fpmlb-test/netN; this stops them through their pid
+# files and removes the folders. Run it with the TMPDIR the tests had
+# (under /work/wt/isolated NAME, that is /tmp/NAME).
+test-clean:
+	integration/test-clean.sh
 
 demo: install-deps release
 	integration/demo.sh
