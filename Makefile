@@ -98,13 +98,15 @@ e2e: install-deps tools
 test-clean:
 	integration/test-clean.sh
 
-demo: install-deps release
+demo: release
+	integration/install.sh --demo
 	integration/demo.sh
 
 demo-stop:
 	integration/demo.sh stop
 
-bench: install-deps release
+bench: release
+	integration/install.sh --bench
 	integration/bench.sh
 
 clean:
