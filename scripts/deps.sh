@@ -6,21 +6,25 @@
 #
 # The order (docs/architecture.md, "Dependencies run one way"), left to right:
 #
-#   cli, config, fastcgi -> upstream -> health, session -> http
-#     -> server, admin -> daemon -> check
+#   save_path -> cli, config, fastcgi -> upstream -> health, session
+#     -> http -> server, admin -> daemon -> check
+#
+# save_path (PHP's session.save_path syntax, pure) is below config, because
+# `fpmlb config test` validates the save path with the checker's own parser.
 #
 # A module may use what is on its own level or to its left, never what is to
 # its right, and two modules on one level may not use each other. A module is
 # the first name under src/ (src/http/body.rs is `http`). The one exception
 # is named here: `health::passive` (the failure window) and
 # `health::fpm_status` (php-fpm's status page) are state that each Backend
-# keeps, so upstream may use them; they are checked as leaves (level 0).
+# keeps, so upstream may use them; they are checked as leaves (level 1).
 # Uses are `crate::name` paths anywhere in the code, tests included;
 # comment lines are skipped. main.rs and lib.rs sit above everything.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 levels=(
+    "save_path"
     "cli config fastcgi health::passive health::fpm_status"
     "upstream"
     "health session"
