@@ -26,7 +26,7 @@ cd "$(dirname "$0")/.."
 levels=(
     "save_path"
     "cli config fastcgi health::passive health::fpm_status"
-    "upstream"
+    "upstream nginx"
     "health session"
     "http"
     "server admin"
