@@ -228,6 +228,19 @@ pub(super) fn translate<'a>(
         Some(LocationMatch::Exact(p)) if p.ends_with(".php") => Some(vec![p.clone()]),
         _ => None,
     };
+    let main_scope = srv.with(main_php.children());
+    if let Some(LocationMatch::Regex { re, .. }) = &main_match
+        && !without_path_info(re)
+        && re.contains("php")
+        && main_scope.one(cx, "fastcgi_split_path_info").is_none()
+    {
+        cx.differs(
+            main_php,
+            "no fastcgi_split_path_info: nginx sends /script.php/more whole as SCRIPT_NAME \
+             (php-fpm's fix_pathinfo then finds script.php); fpmlb sends SCRIPT_NAME=/script.php \
+             and PATH_INFO=/more",
+        );
+    }
     if let Some(LocationMatch::Regex { re, .. }) = &main_match
         && without_path_info(re)
     {

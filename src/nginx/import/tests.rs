@@ -98,7 +98,7 @@ fn fixture_note_counts() {
             ("seeds", 41, 6, 3),
             ("default-php", 38, 0, 4),
             ("wordpress", 37, 6, 3),
-            ("laravel", 36, 9, 4),
+            ("laravel", 36, 9, 5),
             ("symfony", 35, 1, 8),
             ("phpmyadmin", 42, 0, 2),
         ],
