@@ -54,6 +54,22 @@ pub(super) struct Backend {
     pub why: String,
 }
 
+impl Backend {
+    /// A backend with nginx's defaults for everything but these.
+    pub fn new(name: String, address: String, group: Option<&str>, why: String) -> Self {
+        Backend {
+            name,
+            address,
+            weight: None,
+            max_conns: None,
+            backup: false,
+            group: group.map(str::to_owned),
+            down: false,
+            why,
+        }
+    }
+}
+
 /// `tls:`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(super) struct Tls {
@@ -406,7 +422,7 @@ impl Draft {
     }
 }
 
-fn rule_yaml(rule: &Rule) -> (&'static str, String) {
+pub(super) fn rule_yaml(rule: &Rule) -> (&'static str, String) {
     match rule {
         Rule::Deny(status) => ("deny", status.to_string()),
         Rule::Return { status, url } => (

@@ -426,7 +426,7 @@ pub(super) fn translate<'a>(
                         // max_fails) have no place: fpmlb's are global.
                         let mut unused = Draft::default();
                         if let Ok(b) = upstream_backends(cx, http, c, Some(&group), &mut unused) {
-                            let group = b[0].group.clone().unwrap_or(group);
+                            let group = b.first().and_then(|x| x.group.clone()).unwrap_or(group);
                             if !draft
                                 .backends
                                 .iter()
@@ -444,8 +444,10 @@ pub(super) fn translate<'a>(
         if !is_main && block.iter().any(|c| c.name == "fastcgi_pass") {
             php_differences(cx, srv, main_php, &scope, &mut rules);
         }
+        let rules = first_of_each(cx, rules);
         if matcher == "/" {
             root_rules.extend(rules);
+            root_rules = first_of_each(cx, root_rules);
             if root_entry_at.is_none() && !root_rules.is_empty() {
                 root_entry_at = Some(draft.locations.len());
                 draft.locations.push(Location {
@@ -525,6 +527,28 @@ pub(super) fn translate<'a>(
         );
     }
     Ok(())
+}
+
+/// One rule per key, the first (nginx runs the first `return`; a second
+/// `alias` is an nginx error); the others are noted.
+fn first_of_each(cx: &mut Cx<'_>, rules: Vec<(Rule, String)>) -> Vec<(Rule, String)> {
+    let mut kept: Vec<(Rule, String)> = Vec::with_capacity(rules.len());
+    for (rule, why) in rules {
+        let key = rule_key(&rule);
+        if kept.iter().any(|(r, _)| rule_key(r) == key) {
+            cx.general(
+                NoteKind::Untranslated,
+                format!("{why}: a second `{key}` in one location; the first is kept"),
+            );
+        } else {
+            kept.push((rule, why));
+        }
+    }
+    kept
+}
+
+fn rule_key(rule: &Rule) -> &'static str {
+    super::draft::rule_yaml(rule).0
 }
 
 /// A rule that keeps requests out: not having it serves what nginx refused.

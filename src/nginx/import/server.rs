@@ -285,6 +285,7 @@ impl<'a> Translation<'a, '_> {
             main.1,
             &chosen.php,
         )?;
+        unique_names(&mut self.draft.backends);
         Ok(())
     }
 
@@ -678,6 +679,22 @@ impl<'a> Translation<'a, '_> {
                 );
             }
         }
+    }
+}
+
+/// Backend names made unique (a group's upstream may be named like a
+/// generated name of another's).
+fn unique_names(backends: &mut [super::draft::Backend]) {
+    let mut seen: Vec<String> = Vec::new();
+    for b in backends {
+        let mut name = b.name.clone();
+        let mut n = 2;
+        while seen.contains(&name) {
+            name = format!("{}-{n}", b.name);
+            n += 1;
+        }
+        b.name.clone_from(&name);
+        seen.push(name);
     }
 }
 

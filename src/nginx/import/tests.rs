@@ -530,6 +530,27 @@ fn every_directive_is_translated_or_listed() {
 }
 
 #[test]
+fn backend_names_are_unique() {
+    let i = full(
+        "upstream php { server 10.0.0.1:9000; server 10.0.0.2:9000; }
+         upstream php-1 { server 10.0.0.3:9000; }
+         server { listen 80; root /srv;
+           location ~ ^/admin/.+\\.php$ { fastcgi_pass php-1; }
+           location ~ \\.php$ { fastcgi_pass php; } }",
+    );
+    assert!(
+        i.yaml.contains("  - name: php-1  # server 10.0.0.1:9000"),
+        "{}",
+        i.yaml
+    );
+    assert!(
+        i.yaml.contains("  - name: php-1-2  # server 10.0.0.3:9000"),
+        "{}",
+        i.yaml
+    );
+}
+
+#[test]
 fn fastcgi_pass_must_name_backends() {
     for (pass, error) in [
         ("$backend", "uses variables"),
@@ -591,4 +612,217 @@ fn roots_from_script_filename_and_defaults() {
         NoteKind::Untranslated,
         "root /srv/$host: a root with variables"
     ));
+}
+
+mod hostile {
+    //! Any tree the parser accepts imports without a panic, and what it
+    //! writes is YAML (no value escapes its quotes into the structure).
+
+    use std::path::PathBuf;
+
+    use proptest::prelude::*;
+
+    use crate::nginx::load::Loaded;
+    use crate::nginx::tree::{At, Directive, FileId};
+
+    use super::super::{Options, import};
+
+    const NAMES: &[&str] = &[
+        "http",
+        "server",
+        "location",
+        "upstream",
+        "listen",
+        "root",
+        "alias",
+        "index",
+        "try_files",
+        "fastcgi_pass",
+        "fastcgi_param",
+        "fastcgi_split_path_info",
+        "include",
+        "fastcgi_read_timeout",
+        "client_max_body_size",
+        "keepalive",
+        "least_conn",
+        "ssl",
+        "ssl_certificate",
+        "ssl_certificate_key",
+        "return",
+        "deny",
+        "allow",
+        "internal",
+        "expires",
+        "add_header",
+        "error_page",
+        "gzip",
+        "gzip_types",
+        "set_real_ip_from",
+        "real_ip_header",
+        "server_name",
+        "if",
+        "set",
+        "access_log",
+        "keepalive_timeout",
+    ];
+
+    fn word() -> impl Strategy<Value = String> {
+        prop_oneof![
+            proptest::sample::select(vec![
+                "80",
+                "443",
+                "ssl",
+                "[::]:80",
+                "unix:/x",
+                "php",
+                "/",
+                "~",
+                "~*",
+                "=",
+                "^~",
+                "\\.php$",
+                "^/index\\.php(/|$)",
+                "/srv",
+                "$uri",
+                "$uri/",
+                "/index.php?$args",
+                "=404",
+                "127.0.0.1:9000",
+                "weight=0",
+                "weight=99999",
+                "backup",
+                "down",
+                "max_fails=x",
+                "fail_timeout=1h",
+                "on",
+                "off",
+                "301",
+                "https://x$request_uri",
+                "404",
+                "all",
+                "max",
+                "-1",
+                "SCRIPT_FILENAME",
+                "$document_root$fastcgi_script_name",
+                "HTTPS",
+                "",
+                "0",
+                "\n",
+                "\"",
+                "#",
+                ": x",
+                "- y",
+                "{a: b}",
+            ])
+            .prop_map(str::to_owned),
+            "[ -~]{0,10}",
+        ]
+    }
+
+    fn directive() -> impl Strategy<Value = Directive> {
+        let at = At {
+            file: FileId(0),
+            line: 1,
+        };
+        let leaf = (
+            proptest::sample::select(NAMES.to_vec()),
+            proptest::collection::vec(word(), 0..4),
+        )
+            .prop_map(move |(name, args)| Directive {
+                name: name.to_owned(),
+                args,
+                block: None,
+                at,
+            });
+        leaf.prop_recursive(5, 64, 8, move |inner| {
+            (
+                proptest::sample::select(NAMES.to_vec()),
+                proptest::collection::vec(word(), 0..3),
+                proptest::collection::vec(inner, 0..8),
+            )
+                .prop_map(move |(name, args, body)| Directive {
+                    name: name.to_owned(),
+                    args,
+                    block: Some(body),
+                    at,
+                })
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn any_tree_imports_without_panic(
+            directives in proptest::collection::vec(directive(), 0..6),
+            compat in any::<bool>(),
+        ) {
+            let loaded = Loaded {
+                files: vec![PathBuf::from("/x/site.conf")],
+                prefix: PathBuf::from("/x"),
+                directives,
+                includes: Vec::new(),
+            };
+            if let Ok(i) = import(&loaded, &Options { compat, server: None }) {
+                let parsed: Result<serde_json::Value, _> = serde_saphyr::from_str(&i.yaml);
+                prop_assert!(parsed.is_ok(), "not YAML: {:?}\n{}", parsed.err(), i.yaml);
+            }
+        }
+
+        /// Random directives around and inside a PHP server that imports,
+        /// so that every one of them goes through the translator.
+        #[test]
+        fn random_directives_in_a_php_server(
+            top in proptest::collection::vec(directive(), 0..3),
+            in_server in proptest::collection::vec(directive(), 0..6),
+            in_location in proptest::collection::vec(directive(), 0..6),
+            compat in any::<bool>(),
+        ) {
+            let at = At { file: FileId(0), line: 1 };
+            let d = |name: &str, args: &[&str], block: Option<Vec<Directive>>| Directive {
+                name: name.to_owned(),
+                args: args.iter().map(|a| (*a).to_owned()).collect(),
+                block,
+                at,
+            };
+            let mut location = in_location;
+            location.push(d("fastcgi_pass", &["127.0.0.1:9000"], None));
+            let mut server = vec![d("listen", &["8080"], None), d("root", &["/srv"], None)];
+            server.extend(in_server);
+            server.push(d("location", &["~", "\\.php$"], Some(location)));
+            let mut directives = vec![d("server", &[], Some(server))];
+            directives.extend(top);
+            let loaded = Loaded {
+                files: vec![PathBuf::from("/x/site.conf")],
+                prefix: PathBuf::from("/x"),
+                directives,
+                includes: Vec::new(),
+            };
+            match import(&loaded, &Options { compat, server: None }) {
+                Ok(i) => {
+                    let parsed: Result<serde_json::Value, _> = serde_saphyr::from_str(&i.yaml);
+                    prop_assert!(parsed.is_ok(), "not YAML: {:?}\n{}", parsed.err(), i.yaml);
+                }
+                // Only a few things stop an import of this server.
+                Err(e) => prop_assert!(
+                    e.0.contains("fastcgi_pass") || e.0.contains("listener")
+                        || e.0.contains("upstream"),
+                    "{}", e
+                ),
+            }
+        }
+    }
+
+    /// A tree that certainly imports, with hostile values: the YAML stays
+    /// YAML and keeps them as strings.
+    #[test]
+    fn hostile_values_stay_quoted() {
+        let text = "server { listen 80; root \"/srv/a\nb: c\"; server_name \"x\n# y\";
+            location ~ \\.php$ { fastcgi_param \"K: v\n- z\" \"a\\\"b\n#c\"; fastcgi_pass 127.0.0.1:9000; } }";
+        let i = super::full(text);
+        let v: serde_json::Value = serde_saphyr::from_str(&i.yaml).unwrap();
+        assert_eq!(v["document_root"], "/srv/a\nb: c");
+        assert_eq!(v["params"]["K: v\n- z"], "a\"b\n#c");
+        assert!(v.get("b").is_none());
+    }
 }

@@ -60,16 +60,12 @@ pub(super) fn upstream_backends(
             )));
         }
         cx.done(pass);
-        return Ok(vec![Backend {
-            name: group.map_or_else(|| "php".to_owned(), backend_name),
+        return Ok(vec![Backend::new(
+            group.map_or_else(|| "php".to_owned(), backend_name),
             address,
-            weight: None,
-            max_conns: None,
-            backup: false,
-            group: group.map(str::to_owned),
-            down: false,
-            why: cx.why(pass),
-        }]);
+            group,
+            cx.why(pass),
+        )]);
     };
     cx.done(pass);
     cx.done(upstream);
@@ -96,20 +92,12 @@ pub(super) fn upstream_backends(
             cx.untranslated(s, "not an address fpmlb takes");
             continue;
         }
-        let mut b = Backend {
-            name: if servers.len() > 1 {
-                format!("{base}-{}", i + 1)
-            } else {
-                base.clone()
-            },
-            address,
-            weight: None,
-            max_conns: None,
-            backup: false,
-            group: group.map(str::to_owned),
-            down: false,
-            why: cx.why(s),
+        let name = if servers.len() > 1 {
+            format!("{base}-{}", i + 1)
+        } else {
+            base.clone()
         };
+        let mut b = Backend::new(name, address, group, cx.why(s));
         let (mut max_fails, mut fail_timeout, mut explicit) = (1u32, "10s".to_owned(), false);
         let mut dropped = Vec::new();
         let mut differs = Vec::new();
