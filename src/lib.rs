@@ -16,4 +16,5 @@ pub mod http;
 pub mod save_path;
 pub mod server;
 pub mod session;
+pub mod tls;
 pub mod upstream;
