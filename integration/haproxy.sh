@@ -59,6 +59,34 @@ cmd_status() {
     fi
 }
 
+# claim_dir DIR: DIR as an absolute path, with no HAProxy of ours running
+# in it (a stale pid file is removed).
+claim_dir() {
+    local dir exe pid
+    exe=$(readlink -f "$(haproxy_bin)")
+    dir=$(abs_dir "$1")
+    pid=$(read_pidfile "$dir/haproxy.pid")
+    if [[ -n "$pid" ]] && pid_alive "$pid" "$exe"; then
+        die "haproxy already running in $dir (pid $pid); run: $0 stop --dir $dir"
+    fi
+    rm -f -- "$dir/haproxy.pid"
+    printf '%s\n' "$dir"
+}
+
+# launch DIR: checks DIR/haproxy.cfg, then starts HAProxy on it (it daemonizes).
+launch() {
+    local dir=$1 haproxy
+    haproxy=$(haproxy_bin)
+    if ! "$haproxy" -c -q -f "$dir/haproxy.cfg" </dev/null >"$dir/haproxy.out" 2>&1; then
+        cat "$dir/haproxy.out" >&2
+        die "haproxy configuration check failed ($dir/haproxy.cfg)"
+    fi
+    if ! "$haproxy" -f "$dir/haproxy.cfg" </dev/null >>"$dir/haproxy.out" 2>&1; then
+        tail_file "$dir/haproxy.out"
+        die "haproxy failed to start"
+    fi
+}
+
 haproxy_ready() {
     local pid
     pid=$(read_pidfile "$1/haproxy.pid")
@@ -103,15 +131,9 @@ cmd_start() {
     [[ -z "$threads" ]] || uint_in "$threads" 1 4096 || die "--threads must be 1..4096"
     split_hostport "$listen"
 
-    local haproxy exe pid
-    haproxy=$(haproxy_bin)
-    exe=$(readlink -f "$haproxy")
-    dir=$(abs_dir "$dir")
-    pid=$(read_pidfile "$dir/haproxy.pid")
-    if [[ -n "$pid" ]] && pid_alive "$pid" "$exe"; then
-        die "haproxy already running in $dir (pid $pid); run: $0 stop --dir $dir"
-    fi
-    rm -f -- "$dir/haproxy.pid"
+    local exe
+    exe=$(readlink -f "$(haproxy_bin)")
+    dir=$(claim_dir "$dir")
 
     local busy
     if ! busy=$(check_free "$listen"); then
@@ -176,14 +198,7 @@ $servers
 EOF
     printf '%s\n' "$listen" >"$dir/haproxy.listen"
 
-    if ! "$haproxy" -c -q -f "$dir/haproxy.cfg" </dev/null >"$dir/haproxy.out" 2>&1; then
-        cat "$dir/haproxy.out" >&2
-        die "haproxy configuration check failed ($dir/haproxy.cfg)"
-    fi
-    if ! "$haproxy" -f "$dir/haproxy.cfg" </dev/null >>"$dir/haproxy.out" 2>&1; then
-        tail_file "$dir/haproxy.out"
-        die "haproxy failed to start"
-    fi
+    launch "$dir"
     if ! wait_for "haproxy pid file and $listen" 10 haproxy_ready "$dir" "$exe" "$listen"; then
         tail_file "$dir/haproxy.out"
         cmd_stop "$dir" || true
@@ -206,15 +221,9 @@ cmd_proxy() {
         esac
     done
     ((${#forwards[@]})) || die "at least one --forward LISTEN=TARGET is required"
-    local haproxy exe pid
-    haproxy=$(haproxy_bin)
-    exe=$(readlink -f "$haproxy")
-    dir=$(abs_dir "$dir")
-    pid=$(read_pidfile "$dir/haproxy.pid")
-    if [[ -n "$pid" ]] && pid_alive "$pid" "$exe"; then
-        die "haproxy already running in $dir (pid $pid); run: $0 stop --dir $dir"
-    fi
-    rm -f -- "$dir/haproxy.pid"
+    local exe
+    exe=$(readlink -f "$(haproxy_bin)")
+    dir=$(claim_dir "$dir")
     local sections="" f listen target i=0 busy src=""
     [[ -n "$source" ]] && src=" source $source"
     for f in "${forwards[@]}"; do
@@ -249,14 +258,7 @@ defaults
 $sections
 EOF
     printf '%s\n' "${forwards[0]%%=*}" >"$dir/haproxy.listen"
-    if ! "$haproxy" -c -q -f "$dir/haproxy.cfg" </dev/null >"$dir/haproxy.out" 2>&1; then
-        cat "$dir/haproxy.out" >&2
-        die "haproxy configuration check failed ($dir/haproxy.cfg)"
-    fi
-    if ! "$haproxy" -f "$dir/haproxy.cfg" </dev/null >>"$dir/haproxy.out" 2>&1; then
-        tail_file "$dir/haproxy.out"
-        die "haproxy failed to start"
-    fi
+    launch "$dir"
     for f in "${forwards[@]}"; do
         if ! wait_for "haproxy on ${f%%=*}" 10 haproxy_ready "$dir" "$exe" "${f%%=*}"; then
             tail_file "$dir/haproxy.out"
