@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # make demo: a local cluster (3 php-fpm nodes on 127.0.0.2-4:9000, memcached
 # on 127.0.0.1:11211, Redis on 127.0.0.1:6379) with fpmlb in front on
-# http://127.0.0.1:8080/. One node, web03, is misconfigured the classic way
+# http://127.0.0.1:8080/ and https://localhost:8443/ (HTTP/2; a local CA made
+# here signs its certificate, and the script prints how to trust it). One node, web03, is misconfigured the classic way
 # (`php_value[session.save_handler] = files` in its pool file), so the demo
 # shows what fpmlb says about it and that it drains it.
 #   integration/demo.sh        start (and print what to try)
@@ -39,9 +40,32 @@ fi
 # shellcheck source=/dev/null
 source "$DIR/cluster.env"
 
+# A local CA and a certificate for localhost signed by it, made once and
+# kept (trust the CA once, it stays valid across demo runs).
+TLS_DIR="$DIR/tls"
+if [[ ! -f "$TLS_DIR/ca.pem" || ! -f "$TLS_DIR/localhost.pem" ]]; then
+    mkdir -p "$TLS_DIR"
+    chmod 700 "$TLS_DIR"
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 825 \
+        -subj "/CN=fpmlb demo CA" -keyout "$TLS_DIR/ca.key" -out "$TLS_DIR/ca.pem" \
+        -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null
+    openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=localhost" \
+        -keyout "$TLS_DIR/localhost.key" -out "$TLS_DIR/localhost.csr" 2>/dev/null
+    printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n' >"$TLS_DIR/ext"
+    openssl x509 -req -in "$TLS_DIR/localhost.csr" -CA "$TLS_DIR/ca.pem" -CAkey "$TLS_DIR/ca.key" \
+        -CAcreateserial -days 365 -extfile "$TLS_DIR/ext" -out "$TLS_DIR/localhost.pem" 2>/dev/null
+    chmod 600 "$TLS_DIR"/*.key
+fi
+
 cat >"$DIR/fpmlb.yaml" <<YAML
 # fpmlb demo config (written by integration/demo.sh)
-listen: "127.0.0.1:8080"
+listen:
+  - "127.0.0.1:8080"
+  - {address: "127.0.0.1:8443", tls: true}
+tls:
+  certificates:
+    - {cert: $TLS_DIR/localhost.pem, key: $TLS_DIR/localhost.key}
+  hsts: "max-age=300"
 document_root: $DOCROOT
 session:
   save_handler: memcached
@@ -79,11 +103,19 @@ cat <<TXT
 fpmlb is running (pid $(cat "$DIR/fpmlb.pid"), log $DIR/fpmlb.log) over 3 php-fpm nodes:
 
   curl http://127.0.0.1:8080/                   # hello from web01, web02 (web03 is drained)
+  curl --cacert $TLS_DIR/ca.pem https://localhost:8443/env.php   # HTTPS, HTTP/2: "HTTPS":"on"
   curl -c /tmp/jar -b /tmp/jar http://127.0.0.1:8080/session.php   # one session, every time
   http://127.0.0.1:9180/status                  # status page (drained web03 marked)
   curl http://127.0.0.1:9180/status.json
   curl http://127.0.0.1:9180/metrics
   $BIN check --config $DIR/fpmlb.yaml
+
+HTTPS uses a local CA made for this demo: $TLS_DIR/ca.pem. To trust it:
+  curl:               --cacert $TLS_DIR/ca.pem (as above)
+  this machine:       cp $TLS_DIR/ca.pem /usr/local/share/ca-certificates/fpmlb-demo.crt && update-ca-certificates
+  chromium/firefox:   certutil -d sql:\$HOME/.pki/nssdb -A -t C,, -n fpmlb-demo -i $TLS_DIR/ca.pem
+                      (certutil is in libnss3-tools), then open https://localhost:8443/env.php
+Untrust it later: the same tools with -D -n fpmlb-demo, or remove the .crt and run update-ca-certificates.
 
 Stop it all: make demo-stop
 TXT

@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Reference HAProxy (fcgi-app) in front of the php-fpm nodes, for benchmarks.
+# Reference HAProxy (fcgi-app) in front of the php-fpm nodes, for benchmarks;
+# or (`proxy`) a TCP balancer that sends the PROXY protocol to fpmlb, as a
+# cloud load balancer in front of it would.
 set -euo pipefail
 
 # shellcheck disable=SC2034 # used by lib.sh
@@ -13,6 +15,7 @@ usage() {
 usage:
   haproxy.sh start --dir DIR --listen IP:PORT --backends "ADDR ..." --docroot DOCROOT
                    [--maxconn N] [--threads N] [--cluster CLUSTER_DIR]
+  haproxy.sh proxy  --dir DIR --forward LISTEN=TARGET [--forward ...] [--source IP]
   haproxy.sh stop   --dir DIR
   haproxy.sh status --dir DIR
 
@@ -22,6 +25,9 @@ usage:
             pm.max_children so HAProxy queues instead of overflowing php-fpm.
 --threads N nbthread (default: HAProxy's default, one per CPU).
 --cluster   take --backends/--docroot/--maxconn defaults from CLUSTER_DIR/cluster.env.
+proxy       TCP mode (no TLS termination): each --forward IP:PORT=IP:PORT passes
+            connections on with `send-proxy-v2` (HAProxy's side of fpmlb's
+            proxy_protocol: true); --source IP is the address it connects from.
 Files: DIR/haproxy.cfg, DIR/haproxy.pid, DIR/haproxy.sock (stats socket), DIR/haproxy.out.
 EOF
 }
@@ -50,6 +56,34 @@ cmd_status() {
     else
         printf '%-14s %-28s pid %-8s not running\n' haproxy "$listen" "${pid:--}"
         return 1
+    fi
+}
+
+# claim_dir DIR: DIR as an absolute path, with no HAProxy of ours running
+# in it (a stale pid file is removed).
+claim_dir() {
+    local dir exe pid
+    exe=$(readlink -f "$(haproxy_bin)")
+    dir=$(abs_dir "$1")
+    pid=$(read_pidfile "$dir/haproxy.pid")
+    if [[ -n "$pid" ]] && pid_alive "$pid" "$exe"; then
+        die "haproxy already running in $dir (pid $pid); run: $0 stop --dir $dir"
+    fi
+    rm -f -- "$dir/haproxy.pid"
+    printf '%s\n' "$dir"
+}
+
+# launch DIR: checks DIR/haproxy.cfg, then starts HAProxy on it (it daemonizes).
+launch() {
+    local dir=$1 haproxy
+    haproxy=$(haproxy_bin)
+    if ! "$haproxy" -c -q -f "$dir/haproxy.cfg" </dev/null >"$dir/haproxy.out" 2>&1; then
+        cat "$dir/haproxy.out" >&2
+        die "haproxy configuration check failed ($dir/haproxy.cfg)"
+    fi
+    if ! "$haproxy" -f "$dir/haproxy.cfg" </dev/null >>"$dir/haproxy.out" 2>&1; then
+        tail_file "$dir/haproxy.out"
+        die "haproxy failed to start"
     fi
 }
 
@@ -97,15 +131,9 @@ cmd_start() {
     [[ -z "$threads" ]] || uint_in "$threads" 1 4096 || die "--threads must be 1..4096"
     split_hostport "$listen"
 
-    local haproxy exe pid
-    haproxy=$(haproxy_bin)
-    exe=$(readlink -f "$haproxy")
-    dir=$(abs_dir "$dir")
-    pid=$(read_pidfile "$dir/haproxy.pid")
-    if [[ -n "$pid" ]] && pid_alive "$pid" "$exe"; then
-        die "haproxy already running in $dir (pid $pid); run: $0 stop --dir $dir"
-    fi
-    rm -f -- "$dir/haproxy.pid"
+    local exe
+    exe=$(readlink -f "$(haproxy_bin)")
+    dir=$(claim_dir "$dir")
 
     local busy
     if ! busy=$(check_free "$listen"); then
@@ -170,14 +198,7 @@ $servers
 EOF
     printf '%s\n' "$listen" >"$dir/haproxy.listen"
 
-    if ! "$haproxy" -c -q -f "$dir/haproxy.cfg" </dev/null >"$dir/haproxy.out" 2>&1; then
-        cat "$dir/haproxy.out" >&2
-        die "haproxy configuration check failed ($dir/haproxy.cfg)"
-    fi
-    if ! "$haproxy" -f "$dir/haproxy.cfg" </dev/null >>"$dir/haproxy.out" 2>&1; then
-        tail_file "$dir/haproxy.out"
-        die "haproxy failed to start"
-    fi
+    launch "$dir"
     if ! wait_for "haproxy pid file and $listen" 10 haproxy_ready "$dir" "$exe" "$listen"; then
         tail_file "$dir/haproxy.out"
         cmd_stop "$dir" || true
@@ -185,6 +206,67 @@ EOF
     fi
     info "haproxy listening on http://$listen/ (pid $(read_pidfile "$dir/haproxy.pid"), docroot $docroot, maxconn/server $maxconn)"
     printf 'HAPROXY_URL="http://%s"\n' "$listen"
+}
+
+cmd_proxy() {
+    local dir=$1
+    shift
+    local forwards=() source=""
+    while (($#)); do
+        case $1 in
+            --forward) forwards+=("${2:?--forward needs LISTEN=TARGET}"); shift 2 ;;
+            --source) source=${2:?--source needs an IP}; shift 2 ;;
+            -h | --help) usage; exit 0 ;;
+            *) die "unknown option '$1' (see --help)" ;;
+        esac
+    done
+    ((${#forwards[@]})) || die "at least one --forward LISTEN=TARGET is required"
+    local exe
+    exe=$(readlink -f "$(haproxy_bin)")
+    dir=$(claim_dir "$dir")
+    local sections="" f listen target i=0 busy src=""
+    [[ -n "$source" ]] && src=" source $source"
+    for f in "${forwards[@]}"; do
+        [[ "$f" == *=* ]] || die "--forward takes LISTEN=TARGET, got '$f'"
+        listen=${f%%=*} target=${f#*=}
+        split_hostport "$listen"
+        split_hostport "$target"
+        if ! busy=$(check_free "$listen"); then
+            printf '%s\n' "$busy" >&2
+            die "cannot listen on $listen; haproxy not started"
+        fi
+        i=$((i + 1))
+        sections+="listen fwd$i
+    bind $listen
+    server fpmlb $target send-proxy-v2$src
+"
+    done
+    cat >"$dir/haproxy.cfg" <<EOF
+# generated by integration/haproxy.sh proxy
+global
+    daemon
+    pidfile $dir/haproxy.pid
+    maxconn 1000
+    stats socket $dir/haproxy.sock mode 600 level admin
+
+defaults
+    mode tcp
+    timeout connect 5s
+    timeout client 60s
+    timeout server 60s
+
+$sections
+EOF
+    printf '%s\n' "${forwards[0]%%=*}" >"$dir/haproxy.listen"
+    launch "$dir"
+    for f in "${forwards[@]}"; do
+        if ! wait_for "haproxy on ${f%%=*}" 10 haproxy_ready "$dir" "$exe" "${f%%=*}"; then
+            tail_file "$dir/haproxy.out"
+            cmd_stop "$dir" || true
+            die "haproxy did not come up on ${f%%=*}"
+        fi
+    done
+    info "haproxy (tcp, send-proxy-v2) forwarding ${forwards[*]} (pid $(read_pidfile "$dir/haproxy.pid"))"
 }
 
 (($#)) || { usage >&2; exit 2; }
@@ -203,6 +285,7 @@ done
 [[ "$dir" == /* ]] || dir="$PWD/$dir"
 case $cmd in
     start) cmd_start "$dir" "${args[@]}" ;;
+    proxy) cmd_proxy "$dir" "${args[@]}" ;;
     stop)
         [[ -d "$dir" ]] || { info "$dir does not exist; nothing to stop"; exit 0; }
         cmd_stop "$(cd -P -- "$dir" && pwd -P)"

@@ -12,8 +12,8 @@ usage() {
 usage: install.sh [--bench] [--demo] [--with-tools] [--with-browser] [--dry-run]
   (no option)     what `make test` runs: php-fpm and PHP's session extensions,
                   memcached, Redis, nginx, chromium, Python's OpenMetrics parser
-  --bench         also what only integration/bench.sh uses: HAProxy, wrk, curl
-  --demo          also curl, for the commands integration/demo.sh prints
+  --bench         also what only integration/bench.sh uses: wrk
+  --demo          also curl and openssl, for integration/demo.sh
   --with-tools    also install shellcheck and libfcgi-bin (cgi-fcgi)
   --with-browser  accepted for compatibility: chromium is now always installed
   --dry-run       only report what is missing
@@ -33,10 +33,14 @@ PACKAGES=(
     # tests/e2e_admin.rs: the status page in a headless browser, and /metrics
     # read by the Python client's OpenMetrics parser (Debian's python3).
     chromium python3-prometheus-client
+    # tests/e2e_acme.rs: an ACME CA (pebble, pebble-challtestsrv);
+    # tests/e2e_tls.rs and e2e_proxy_protocol.rs: curl, openssl s_client,
+    # HAProxy in TCP mode with send-proxy-v2.
+    pebble curl openssl haproxy
 )
-# integration/bench.sh only: the HAProxy column, the load generator, its
-# correctness check.
-BENCH_PACKAGES=(haproxy wrk curl)
+# integration/bench.sh only: the load generator (HAProxy and curl are in
+# the test set already).
+BENCH_PACKAGES=(wrk)
 with_browser=0 with_tools=0 with_bench=0 with_demo=0 dry_run=0
 while (($#)); do
     case $1 in
@@ -54,7 +58,7 @@ done
 : "$with_browser"
 ((with_tools)) && PACKAGES+=(shellcheck libfcgi-bin)
 ((with_bench)) && PACKAGES+=("${BENCH_PACKAGES[@]}")
-((with_demo)) && PACKAGES+=(curl)
+((with_demo)) && PACKAGES+=(curl openssl)
 
 die() { printf '%s: error: %s\n' "$PROG" "$*" >&2; exit 1; }
 

@@ -16,17 +16,21 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::admin::{self, AdminState};
-use crate::config::Config;
+use crate::config::{Config, Listener, TlsConfig};
 use crate::fastcgi::exchange::ExchangeTimeouts;
 use crate::health::liveness::LivenessProbe;
 use crate::health::runner::{LivenessSettings, SessionLoop, run_liveness};
 use crate::http::body::BodyLimits;
+use crate::http::edge::Edge;
 use crate::http::handler::Proxy;
 use crate::http::params::Site;
 use crate::server::{self, ClientTimeouts, HttpServer};
 use crate::session::probe::Probe;
 use crate::session::round_trip::SessionChecker;
 use crate::session::verdict::ClusterReport;
+use crate::tls::acme::{AcmeTask, Http01Tokens};
+use crate::tls::watch::{WATCH_INTERVAL, watch_files};
+use crate::tls::{self, CertResolver, FileCerts};
 use crate::upstream::Upstream;
 use crate::upstream::discovery::{self, ResolveError};
 
@@ -48,6 +52,8 @@ pub enum DaemonError {
     Resolve(#[from] ResolveError),
     #[error("cannot install signal handlers: {0}")]
     Signals(std::io::Error),
+    #[error("TLS: {}", .0.join("; "))]
+    Tls(Vec<String>),
 }
 
 /// The request handler's settings from the config.
@@ -55,6 +61,7 @@ pub fn build_proxy(
     config: &Config,
     upstream: Arc<Upstream>,
     session_cookie: Arc<ArcSwap<String>>,
+    http01: Arc<Http01Tokens>,
 ) -> Proxy {
     Proxy {
         site: Site {
@@ -77,6 +84,15 @@ pub fn build_proxy(
         access_log: config.log.access_log,
         queue_timeout: config.timeouts.queue,
         session_cookie,
+        edge: Edge {
+            hsts: config
+                .tls
+                .as_ref()
+                .and_then(|t| t.hsts.as_deref())
+                .and_then(|h| http::HeaderValue::from_str(h).ok()),
+            https_port: config.listen.iter().find(|l| l.tls).map(|l| l.addr.port()),
+            http01,
+        },
     }
 }
 
@@ -89,8 +105,17 @@ struct Daemon {
     http: Arc<HttpServer>,
     session_cookie: Arc<ArcSwap<String>>,
     latest_report: Arc<ArcSwap<Option<ClusterReport>>>,
-    /// One token per listening address: cancelled when a reload drops it.
-    listeners: HashMap<SocketAddr, CancellationToken>,
+    /// Per listening address: the token a reload that drops it cancels, and
+    /// its options (a reload may change them in place).
+    listeners: HashMap<SocketAddr, (CancellationToken, Arc<ArcSwap<Listener>>)>,
+    /// The certificates TLS listeners serve.
+    resolver: Arc<CertResolver>,
+    /// The answers to ACME HTTP-01 challenges.
+    http01: Arc<Http01Tokens>,
+    /// Cancels the certificate file watcher (restarted on reload).
+    watcher: CancellationToken,
+    /// Cancels the ACME task (restarted when `tls.acme` changes).
+    acme: CancellationToken,
     /// Cancels the health, session and discovery loops (restarted on reload).
     loops: CancellationToken,
     shutdown: CancellationToken,
@@ -106,13 +131,28 @@ pub async fn run(config: Config, config_path: PathBuf) -> Result<(), DaemonError
     }
     let upstream = Arc::new(Upstream::new(set));
     let session_cookie = Arc::new(ArcSwap::from_pointee(DEFAULT_SESSION_NAME.to_string()));
-    let proxy = build_proxy(&config, Arc::clone(&upstream), Arc::clone(&session_cookie));
+    let http01 = Arc::new(Http01Tokens::default());
+    let proxy = build_proxy(
+        &config,
+        Arc::clone(&upstream),
+        Arc::clone(&session_cookie),
+        Arc::clone(&http01),
+    );
     let proxy = Arc::new(ArcSwap::from_pointee(proxy));
+    let resolver = Arc::new(CertResolver::default());
+    let tls_config = match &config.tls {
+        Some(tls) => {
+            resolver.set_files(tls::load_configured(tls).map_err(DaemonError::Tls)?);
+            Some(server_config(&resolver, tls).map_err(|e| DaemonError::Tls(vec![e]))?)
+        }
+        None => None,
+    };
 
     let mut bound = Vec::new();
-    for &addr in &config.listen {
-        let listener = server::bind(addr).map_err(|source| DaemonError::Bind { addr, source })?;
-        bound.push((addr, listener));
+    for listener in &config.listen {
+        let addr = listener.addr;
+        let socket = server::bind(addr).map_err(|source| DaemonError::Bind { addr, source })?;
+        bound.push((listener.clone(), socket));
     }
     let admin_listener = match config.admin.listen {
         Some(addr) => {
@@ -132,6 +172,15 @@ pub async fn run(config: Config, config_path: PathBuf) -> Result<(), DaemonError
         timeouts,
         shutdown.clone(),
     ));
+    http.tls.store(tls_config);
+    http.real_ip.store(Arc::new(config.real_ip.clone()));
+    let acme_task = match config.tls.as_ref().and_then(|t| t.acme.clone()) {
+        Some(acme) => Some(
+            AcmeTask::start(acme, Arc::clone(&resolver), Arc::clone(&http01))
+                .map_err(|e| DaemonError::Tls(vec![format!("tls.acme.state_dir: {e}")]))?,
+        ),
+        None => None,
+    };
     let mut daemon = Daemon {
         config_path,
         config,
@@ -141,11 +190,19 @@ pub async fn run(config: Config, config_path: PathBuf) -> Result<(), DaemonError
         session_cookie,
         latest_report: Arc::new(ArcSwap::from_pointee(None)),
         listeners: HashMap::new(),
+        resolver,
+        http01,
+        watcher: shutdown.child_token(),
+        acme: shutdown.child_token(),
         loops: shutdown.child_token(),
         shutdown,
     };
-    for (addr, listener) in bound {
-        daemon.serve_listener(addr, listener);
+    for (listener, socket) in bound {
+        daemon.serve_listener(listener, socket);
+    }
+    daemon.start_watcher();
+    if let Some(task) = acme_task {
+        tokio::spawn(task.run(daemon.acme.clone()));
     }
     tokio::spawn(sweep_idle(
         Arc::clone(&daemon.upstream),
@@ -179,11 +236,34 @@ pub async fn run(config: Config, config_path: PathBuf) -> Result<(), DaemonError
 }
 
 impl Daemon {
-    fn serve_listener(&mut self, addr: SocketAddr, listener: tokio::net::TcpListener) {
-        tracing::info!(%addr, "listening");
+    fn serve_listener(&mut self, listener: Listener, socket: tokio::net::TcpListener) {
+        let addr = listener.addr;
+        tracing::info!(
+            %addr,
+            tls = listener.tls,
+            proxy_protocol = listener.proxy_protocol,
+            redirect_https = listener.redirect_https,
+            "listening"
+        );
         let token = self.shutdown.child_token();
-        self.listeners.insert(addr, token.clone());
-        tokio::spawn(Arc::clone(&self.http).accept_loop(listener, token));
+        let options = Arc::new(ArcSwap::from_pointee(listener));
+        self.listeners
+            .insert(addr, (token.clone(), Arc::clone(&options)));
+        tokio::spawn(Arc::clone(&self.http).accept_loop(socket, options, token));
+    }
+
+    /// (Re)starts the watcher of the certificate files.
+    fn start_watcher(&mut self) {
+        self.watcher.cancel();
+        self.watcher = self.shutdown.child_token();
+        if let Some(tls) = &self.config.tls {
+            tokio::spawn(watch_files(
+                tls.clone(),
+                Arc::clone(&self.resolver),
+                WATCH_INTERVAL,
+                self.watcher.clone(),
+            ));
+        }
     }
 
     /// (Re)starts the loops that depend on the config.
@@ -243,16 +323,29 @@ impl Daemon {
                 return;
             }
         };
+        // Certificates next: a bad file refuses the whole reload, and the
+        // running certificates keep serving.
+        let tls = match config.tls.as_ref().map(|t| load_tls(&self.resolver, t)) {
+            None => None,
+            Some(Ok(loaded)) => Some(loaded),
+            Some(Err(errors)) => {
+                for e in errors {
+                    tracing::error!("reload refused, running config kept: {e}");
+                }
+                return;
+            }
+        };
         // Bind new listeners before changing anything, so a port in use
         // refuses the whole reload.
         let mut bound = Vec::new();
-        for &addr in config
+        for listener in config
             .listen
             .iter()
-            .filter(|a| !self.listeners.contains_key(a))
+            .filter(|l| !self.listeners.contains_key(&l.addr))
         {
+            let addr = listener.addr;
             match server::bind(addr) {
-                Ok(l) => bound.push((addr, l)),
+                Ok(l) => bound.push((listener.clone(), l)),
                 Err(e) => {
                     tracing::error!(
                         "reload refused, running config kept: cannot listen on {addr}: {e}"
@@ -261,24 +354,71 @@ impl Daemon {
                 }
             }
         }
+        let old_acme = self.config.tls.as_ref().and_then(|t| t.acme.clone());
+        let new_acme = config.tls.as_ref().and_then(|t| t.acme.clone());
+        let acme_task = match &new_acme {
+            Some(acme) if new_acme != old_acme => {
+                match AcmeTask::start(
+                    acme.clone(),
+                    Arc::clone(&self.resolver),
+                    Arc::clone(&self.http01),
+                ) {
+                    Ok(task) => Some(task),
+                    Err(e) => {
+                        tracing::error!(
+                            "reload refused, running config kept: tls.acme.state_dir: {e}"
+                        );
+                        return;
+                    }
+                }
+            }
+            _ => None,
+        };
         self.upstream.replace(set);
         let proxy = build_proxy(
             &config,
             Arc::clone(&self.upstream),
             Arc::clone(&self.session_cookie),
+            Arc::clone(&self.http01),
         );
         self.proxy.store(Arc::new(proxy));
-        for (addr, listener) in bound {
-            self.serve_listener(addr, listener);
+        match tls {
+            Some((files, server_config)) => {
+                self.resolver.set_files(files);
+                self.http.tls.store(Some(server_config));
+            }
+            None => {
+                self.resolver.set_files(FileCerts::default());
+                self.http.tls.store(None);
+            }
+        }
+        self.http.real_ip.store(Arc::new(config.real_ip.clone()));
+        if new_acme != old_acme {
+            self.acme.cancel();
+            self.acme = self.shutdown.child_token();
+            match acme_task {
+                Some(task) => {
+                    tokio::spawn(task.run(self.acme.clone()));
+                }
+                None => self.resolver.set_acme(None),
+            }
+        }
+        for listener in &config.listen {
+            if let Some((_, options)) = self.listeners.get(&listener.addr) {
+                options.store(Arc::new(listener.clone()));
+            }
+        }
+        for (listener, socket) in bound {
+            self.serve_listener(listener, socket);
         }
         let dropped: Vec<SocketAddr> = self
             .listeners
             .keys()
-            .filter(|a| !config.listen.contains(a))
+            .filter(|a| !config.listen.iter().any(|l| l.addr == **a))
             .copied()
             .collect();
         for addr in dropped {
-            if let Some(token) = self.listeners.remove(&addr) {
+            if let Some((token, _)) = self.listeners.remove(&addr) {
                 token.cancel();
                 tracing::info!(%addr, "listener removed; its open connections finish");
             }
@@ -294,6 +434,7 @@ impl Daemon {
             tracing::warn!("admin.listen and admin.token take effect at restart only");
         }
         self.config = config;
+        self.start_watcher();
         self.start_loops();
         tracing::info!(
             added = ?changes.added,
@@ -322,6 +463,24 @@ impl Daemon {
         }
         tracing::info!("stopped");
     }
+}
+
+/// The rustls config of the TLS listeners, as a daemon error.
+fn server_config(
+    resolver: &Arc<CertResolver>,
+    tls: &TlsConfig,
+) -> Result<Arc<rustls::ServerConfig>, String> {
+    tls::server_config(Arc::clone(resolver), tls).map_err(|e| format!("TLS config: {e}"))
+}
+
+/// The certificate files and rustls config of `tls`, or every problem.
+fn load_tls(
+    resolver: &Arc<CertResolver>,
+    tls: &TlsConfig,
+) -> Result<(FileCerts, Arc<rustls::ServerConfig>), Vec<String>> {
+    let files = tls::load_configured(tls)?;
+    let config = server_config(resolver, tls).map_err(|e| vec![e])?;
+    Ok((files, config))
 }
 
 /// Resolves backend hostnames every `resolve_interval`; installs a new

@@ -17,4 +17,5 @@ pub mod nginx;
 pub mod save_path;
 pub mod server;
 pub mod session;
+pub mod tls;
 pub mod upstream;

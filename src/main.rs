@@ -23,7 +23,23 @@ fn main() -> ExitCode {
         Command::Config {
             command: ConfigCommand::Test { config },
         } => match Config::load(&config) {
-            Ok(_) => {
+            Ok(loaded) => {
+                // The files the config names: certificates parse, keys match.
+                let problems = loaded
+                    .tls
+                    .as_ref()
+                    .map(fpmlb::tls::check_files)
+                    .unwrap_or_default();
+                if !problems.is_empty() {
+                    eprintln!(
+                        "fpmlb: configuration file {} test failed:",
+                        config.display()
+                    );
+                    for p in problems {
+                        eprintln!("{p}");
+                    }
+                    return ExitCode::from(1);
+                }
                 println!(
                     "fpmlb: the configuration file {} syntax is ok",
                     config.display()

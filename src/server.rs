@@ -2,6 +2,13 @@
 //! same port, by hyper-util's auto builder), connection limits, idle timers
 //! and graceful shutdown.
 //!
+//! A connection goes TCP -> PROXY header (`proxy_protocol` listeners,
+//! `proxy_protocol.rs`) -> TLS handshake (`tls` listeners, certificates from
+//! `crate::tls`) -> HTTP. The PROXY header and the handshake share one
+//! deadline, `timeouts.client_header` (nginx's before its
+//! `ssl_handshake_timeout`), and hold the connection's permit: a slowloris
+//! on the handshake is bounded in time and counted like any connection.
+//!
 //! Who holds what: each accepted connection holds one permit of the
 //! connection semaphore until it closes, and is tracked by the
 //! `TaskTracker`; shutdown is carried by a `CancellationToken`. On shutdown
@@ -9,23 +16,30 @@
 //! (HTTP/1.1: after the response in flight; HTTP/2: GOAWAY), and the server
 //! waits up to `shutdown_grace` for them.
 
+mod proxy_protocol;
+
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use arc_swap::{ArcSwap, ArcSwapOption};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::config::{Listener, RealIpConfig};
 use crate::http::activity::{ConnActivity, InFlight, idle_expired};
 use crate::http::handler::Proxy;
-use crate::http::params::ConnInfo;
+use crate::http::params::{ConnInfo, TlsInfo};
+use crate::tls::ACME_TLS_ALPN;
+use proxy_protocol::{ClientStream, Proxied};
 
 /// Most client connections open at once; beyond it, accepting waits (the
 /// kernel's backlog holds the rest). Far above what php-fpm pools behind one
@@ -66,8 +80,20 @@ pub struct HttpServer {
     pub timeouts: ClientTimeouts,
     pub shutdown: CancellationToken,
     pub tracker: TaskTracker,
+    /// The rustls config of TLS listeners; `None` while no TLS is configured.
+    pub tls: ArcSwapOption<rustls::ServerConfig>,
+    /// Which peers may send PROXY headers (`real_ip.trusted_proxies`).
+    pub real_ip: ArcSwap<RealIpConfig>,
     permits: Arc<Semaphore>,
     builder: Arc<auto::Builder<TokioExecutor>>,
+}
+
+/// A connection ready for HTTP.
+enum Accepted {
+    Plain(ClientStream),
+    Tls(Box<tokio_rustls::server::TlsStream<ClientStream>>),
+    /// A TLS-ALPN-01 validation: the handshake was the whole answer.
+    AcmeChallenge,
 }
 
 impl HttpServer {
@@ -92,13 +118,21 @@ impl HttpServer {
             timeouts,
             shutdown,
             tracker: TaskTracker::new(),
+            tls: ArcSwapOption::empty(),
+            real_ip: ArcSwap::from_pointee(RealIpConfig::default()),
             permits: Arc::new(Semaphore::new(MAX_CLIENT_CONNECTIONS)),
             builder: Arc::new(builder),
         }
     }
 
-    /// Accepts on `listener` until shutdown or `stop` (a listener removed by reload).
-    pub async fn accept_loop(self: Arc<Self>, listener: TcpListener, stop: CancellationToken) {
+    /// Accepts on `listener` until shutdown or `stop` (a listener removed by
+    /// reload); each connection gets the `options` of that moment.
+    pub async fn accept_loop(
+        self: Arc<Self>,
+        listener: TcpListener,
+        options: Arc<ArcSwap<Listener>>,
+        stop: CancellationToken,
+    ) {
         let local = listener.local_addr().ok();
         loop {
             let permit = tokio::select! {
@@ -117,8 +151,9 @@ impl HttpServer {
             match accepted {
                 Ok((stream, remote)) => {
                     let server = Arc::clone(&self);
+                    let options = options.load_full();
                     self.tracker.spawn(async move {
-                        server.serve_connection(stream, remote).await;
+                        server.serve_connection(stream, remote, options).await;
                         drop(permit);
                     });
                 }
@@ -132,7 +167,12 @@ impl HttpServer {
         tracing::info!(listener = ?local, "stopped accepting");
     }
 
-    async fn serve_connection(&self, stream: TcpStream, remote: SocketAddr) {
+    async fn serve_connection(
+        &self,
+        stream: TcpStream,
+        remote: SocketAddr,
+        listener: Arc<Listener>,
+    ) {
         let _ = stream.set_nodelay(true);
         let local = match stream.local_addr() {
             Ok(a) => a,
@@ -141,7 +181,73 @@ impl HttpServer {
                 return;
             }
         };
-        let info = ConnInfo { remote, local };
+        let mut info = ConnInfo::plain(remote, local);
+        info.redirect_https = listener.redirect_https;
+        let deadline = Instant::now() + self.timeouts.header;
+        let accepted = tokio::select! {
+            _ = self.shutdown.cancelled() => return,
+            r = tokio::time::timeout_at(deadline, self.handshake(stream, &listener, &mut info)) => r,
+        };
+        match accepted {
+            Err(_) => {
+                tracing::debug!(client = %remote, listener = %local, "no PROXY header or TLS handshake within timeouts.client_header: closed");
+            }
+            Ok(Err(e)) => e.log(remote, local),
+            Ok(Ok(Accepted::AcmeChallenge)) => {
+                tracing::info!(client = %remote, sni = ?info.tls.as_ref().and_then(|t| t.sni.clone()), "ACME: answered a TLS-ALPN-01 challenge");
+            }
+            Ok(Ok(Accepted::Plain(io))) => self.serve_http(io, info).await,
+            Ok(Ok(Accepted::Tls(io))) => self.serve_http(io, info).await,
+        }
+    }
+
+    /// What comes before HTTP: the PROXY header, the TLS handshake.
+    async fn handshake(
+        &self,
+        stream: TcpStream,
+        listener: &Listener,
+        info: &mut ConnInfo,
+    ) -> Result<Accepted, HandshakeError> {
+        let stream = if listener.proxy_protocol {
+            let real_ip = self.real_ip.load();
+            if !real_ip.trusted_proxies.is_empty() && !real_ip.trusts(info.peer.ip()) {
+                return Err(HandshakeError::UntrustedProxy);
+            }
+            let (proxied, stream) = proxy_protocol::read_header(stream)
+                .await
+                .map_err(HandshakeError::Proxy)?;
+            if let Proxied::Tcp { source, .. } = proxied {
+                info.proxied = Some(source);
+            }
+            stream
+        } else {
+            ClientStream::new(stream)
+        };
+        if !listener.tls {
+            return Ok(Accepted::Plain(stream));
+        }
+        let config = self.tls.load_full().ok_or(HandshakeError::NoTlsConfig)?;
+        let tls = tokio_rustls::TlsAcceptor::from(config)
+            .accept(stream)
+            .await
+            .map_err(HandshakeError::Tls)?;
+        let (_, conn) = tls.get_ref();
+        info.tls = Some(TlsInfo {
+            sni: conn.server_name().map(Arc::from),
+        });
+        if conn.alpn_protocol() == Some(ACME_TLS_ALPN) {
+            return Ok(Accepted::AcmeChallenge);
+        }
+        Ok(Accepted::Tls(Box::new(tls)))
+    }
+
+    /// Serves HTTP/1.1 or HTTP/2 on an accepted connection until it closes.
+    async fn serve_http<I>(&self, io: I, info: ConnInfo)
+    where
+        I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let remote = info.client();
+        let info = Arc::new(info);
         let activity = Arc::new(ConnActivity::default());
         let epoch = Instant::now();
         let proxy = Arc::clone(&self.proxy);
@@ -149,9 +255,10 @@ impl HttpServer {
         let service = service_fn(move |req| {
             let proxy = proxy.load_full();
             let in_flight = InFlight::begin(&svc_activity, epoch);
-            async move { Ok::<_, Infallible>(proxy.handle(req, info, Some(in_flight)).await) }
+            let info = Arc::clone(&info);
+            async move { Ok::<_, Infallible>(proxy.handle(req, &info, Some(in_flight)).await) }
         });
-        let conn = self.builder.serve_connection(TokioIo::new(stream), service);
+        let conn = self.builder.serve_connection(TokioIo::new(io), service);
         let mut conn = std::pin::pin!(conn);
         let mut closing = false;
         loop {
@@ -170,6 +277,38 @@ impl HttpServer {
                     closing = true;
                     conn.as_mut().graceful_shutdown();
                 }
+            }
+        }
+    }
+}
+
+/// Why a connection was closed before HTTP.
+#[derive(Debug)]
+enum HandshakeError {
+    UntrustedProxy,
+    Proxy(proxy_protocol::ProxyHeaderError),
+    NoTlsConfig,
+    Tls(std::io::Error),
+}
+
+impl HandshakeError {
+    /// PROXY refusals are an operator's business (a balancer misconfigured,
+    /// or someone reaching a port meant for it): info. TLS failures are
+    /// everyday scanner noise: debug.
+    fn log(&self, client: SocketAddr, listener: SocketAddr) {
+        match self {
+            HandshakeError::UntrustedProxy => tracing::info!(
+                %client, %listener,
+                "PROXY protocol listener: peer not in real_ip.trusted_proxies: closed"
+            ),
+            HandshakeError::Proxy(e) => {
+                tracing::info!(%client, %listener, "PROXY protocol listener: {e}: closed");
+            }
+            HandshakeError::NoTlsConfig => {
+                tracing::error!(%client, %listener, "TLS listener without a TLS config: closed");
+            }
+            HandshakeError::Tls(e) => {
+                tracing::debug!(%client, %listener, "TLS handshake failed: {e}");
             }
         }
     }

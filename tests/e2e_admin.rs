@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http_body_util::Full;
 use serde_json::Value;
-use support::{Cluster, Fpmlb, Resp, child_command, client, get, nets, send};
+use support::{Cluster, Fpmlb, Resp, chromium, client, get, nets, send};
 
 const HEALTH: &str = "health:\n  interval: 1s\n  ping_path: /fpm-ping\n  status_path: /fpm-status\n  probe_script: /usr/share/fpmlb/probe.php\n  session_interval: 1s\n";
 
@@ -129,48 +129,6 @@ print(json.dumps(out))
         String::from_utf8_lossy(&out.stderr)
     );
     serde_json::from_slice(&out.stdout).unwrap()
-}
-
-/// Runs headless chromium on `url`: `--dump-dom` gives the DOM after load.
-fn chromium(args: &[&str], url: &str) -> String {
-    let profile = tempfile::tempdir().unwrap();
-    let mut child = child_command("chromium")
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-dev-shm-usage",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-        ])
-        .arg(format!("--user-data-dir={}", profile.path().display()))
-        .args(args)
-        .arg(url)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("run chromium (integration/install.sh installs it)");
-    let mut stdout = child.stdout.take().unwrap();
-    let reader = std::thread::spawn(move || {
-        let mut s = String::new();
-        std::io::Read::read_to_string(&mut stdout, &mut s).map(|_| s)
-    });
-    let deadline = Instant::now() + Duration::from_secs(90);
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("chromium did not finish within 90 s");
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    assert!(status.success(), "chromium failed: {status}");
-    reader.join().unwrap().unwrap()
 }
 
 /// The `<tr ...>...</tr>` of one backend in the dumped DOM.

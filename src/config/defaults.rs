@@ -7,7 +7,7 @@
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::time::Duration;
 
-use super::{Balance, LogFormat, MismatchAction};
+use super::{AcmeChallenge, Balance, LogFormat, MismatchAction, RealIpHeader};
 
 /// `index`: the script appended to a request path ending in `/`, like nginx's `fastcgi_index`.
 pub const INDEX: &str = "index.php";
@@ -97,6 +97,18 @@ pub const ON_SESSION_MISMATCH: MismatchAction = MismatchAction::Drain;
 /// unassigned and next to common admin ports.
 pub const ADMIN_LISTEN: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 9180));
 
+/// `tls.acme.directory`: Let's Encrypt's production directory, what Caddy and certbot use.
+pub const ACME_DIRECTORY: &str = "https://acme-v02.api.letsencrypt.org/directory";
+/// `tls.acme.state_dir`: where Debian keeps a daemon's state.
+pub const ACME_STATE_DIR: &str = "/var/lib/fpmlb/acme";
+/// `tls.acme.challenge`: tls-alpn-01 needs only the TLS listener (port 443), no port 80.
+pub const ACME_CHALLENGE: AcmeChallenge = AcmeChallenge::TlsAlpn01;
+/// `tls.acme.renew_before`: 30 days, Let's Encrypt's advice for its 90-day certificates
+/// (and certbot's default); shorter lifetimes renew with a third left.
+pub const ACME_RENEW_BEFORE: Duration = Duration::from_secs(30 * 24 * 3600);
+/// `real_ip.header`: `X-Forwarded-For`, what nearly every proxy and CDN sends.
+pub const REAL_IP_HEADER: RealIpHeader = RealIpHeader::XForwardedFor;
+
 /// The documented default configuration, printed by `fpmlb config print-default`.
 ///
 /// Every key is present with its default value and one comment line. The keys marked
@@ -108,6 +120,7 @@ pub const DEFAULT_CONFIG: &str = r#"# fpmlb configuration: every key with its de
 # Sizes: 100 (bytes), 512k, 1m, 1g (nginx style, case-insensitive).
 
 # Required. Address(es) to serve HTTP on: one string or a list; ":8080" means 0.0.0.0:8080.
+# An entry may be a map: {address: ":443", tls: true, proxy_protocol: false, redirect_https: false}.
 listen: ":8080"
 # Required. Document root ON THE PHP-FPM NODES (absolute path); used for SCRIPT_FILENAME.
 document_root: /var/www/html
@@ -200,6 +213,19 @@ health:
   session_interval: 30s
   # What to do with a node whose sessions differ: drain or warn.
   on_session_mismatch: drain
+
+# TLS for listeners with tls: true, e.g. {certificates: [{cert: /etc/fpmlb/site.pem, key: /etc/fpmlb/site.key}],
+#   default_certificate: ~, hsts: "max-age=63072000", acme: {domains: [example.com], email: ops@example.com,
+#   directory: "https://acme-v02.api.letsencrypt.org/directory", ca_root: ~, state_dir: /var/lib/fpmlb/acme,
+#   challenge: tls-alpn-01, renew_before: 30d}}; ~ = no TLS.
+tls: ~
+
+# Which peers may name the client (PROXY protocol headers; X-Forwarded-For or Forwarded).
+real_ip:
+  # CIDRs of trusted proxies (nginx set_real_ip_from); [] = PROXY headers from anyone, forwarding headers from no one.
+  trusted_proxies: []
+  # The header that names the client: x-forwarded-for or forwarded (RFC 7239).
+  header: x-forwarded-for
 
 # The admin API of fpmlb.
 admin:

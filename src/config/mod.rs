@@ -17,6 +17,7 @@
 //! errors.
 
 pub mod defaults;
+mod edge;
 mod locate;
 mod parse;
 mod raw;
@@ -33,13 +34,17 @@ use std::time::Duration;
 use serde::Deserialize;
 
 pub use defaults::{DEFAULT_CONFIG, DEFAULT_MAX_CONNS};
+pub use edge::{
+    AcmeChallenge, AcmeConfig, CertificateFiles, DefaultCertificate, Listener, RealIpConfig,
+    RealIpHeader, TlsConfig, canonical_ip, parse_cidr,
+};
 pub use parse::{parse_duration, parse_listen, parse_size};
 
 /// The validated configuration of fpmlb.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
-    /// Addresses to serve HTTP on (never empty). `:8080` in the file means `0.0.0.0:8080`.
-    pub listen: Vec<SocketAddr>,
+    /// Where to serve HTTP (never empty, addresses unique), with each listener's options.
+    pub listen: Vec<Listener>,
     /// Document root on the php-fpm nodes: absolute, without trailing `/` (except `/` itself).
     pub document_root: String,
     /// Script appended to request paths ending in `/` (nginx `fastcgi_index`).
@@ -78,6 +83,10 @@ pub struct Config {
     pub health: HealthConfig,
     /// The admin API.
     pub admin: AdminConfig,
+    /// TLS certificates, HSTS and ACME; `None` when no listener has TLS.
+    pub tls: Option<TlsConfig>,
+    /// Which peers may name the client (PROXY protocol, forwarding headers).
+    pub real_ip: RealIpConfig,
 }
 
 /// Load balancing algorithm, `balance:` in the file.
@@ -329,6 +338,12 @@ impl fmt::Display for MismatchAction {
 }
 
 impl Config {
+    /// Every listening address, in file order.
+    #[must_use]
+    pub fn listen_addrs(&self) -> Vec<SocketAddr> {
+        self.listen.iter().map(|l| l.addr).collect()
+    }
+
     /// Parses and validates a configuration from YAML text.
     ///
     /// # Errors

@@ -10,6 +10,7 @@ use std::fmt;
 use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 
+use super::edge::{RawListenEntry, RawRealIp, RawTls};
 use super::{Balance, LogFormat, MismatchAction};
 
 /// The whole file.
@@ -36,6 +37,8 @@ pub(super) struct RawConfig {
     pub session: Option<RawSession>,
     pub health: Option<RawHealth>,
     pub admin: Option<RawAdmin>,
+    pub tls: Option<RawTls>,
+    pub real_ip: Option<RawRealIp>,
 }
 
 /// `timeouts:`.
@@ -124,13 +127,13 @@ fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Present, D::Error> {
     })
 }
 
-/// A value written either as one scalar or as a list of scalars (`listen:`).
+/// `listen:`: one entry or a list of entries, each an address or a map.
 #[derive(Debug)]
 pub(super) enum OneOrMany {
-    /// `listen: ":8080"`.
-    One(String),
-    /// `listen: [":8080", "[::]:8080"]`, possibly empty.
-    Many(Vec<String>),
+    /// `listen: ":8080"` or `listen: {address: ":443", tls: true}`.
+    One(RawListenEntry),
+    /// `listen: [":8080", {address: ":443", tls: true}]`, possibly empty.
+    Many(Vec<RawListenEntry>),
 }
 
 impl<'de> Deserialize<'de> for OneOrMany {
@@ -145,15 +148,15 @@ impl<'de> Deserialize<'de> for OneOrMany {
             }
 
             fn visit_str<E: de::Error>(self, v: &str) -> Result<OneOrMany, E> {
-                Ok(OneOrMany::One(v.to_owned()))
+                Ok(OneOrMany::One(RawListenEntry::Address(v.to_owned())))
             }
 
             fn visit_u64<E: de::Error>(self, v: u64) -> Result<OneOrMany, E> {
-                Ok(OneOrMany::One(v.to_string()))
+                Ok(OneOrMany::One(RawListenEntry::Address(v.to_string())))
             }
 
             fn visit_i64<E: de::Error>(self, v: i64) -> Result<OneOrMany, E> {
-                Ok(OneOrMany::One(v.to_string()))
+                Ok(OneOrMany::One(RawListenEntry::Address(v.to_string())))
             }
 
             fn visit_unit<E: de::Error>(self) -> Result<OneOrMany, E> {
@@ -164,9 +167,14 @@ impl<'de> Deserialize<'de> for OneOrMany {
                 Ok(OneOrMany::Many(Vec::new()))
             }
 
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<OneOrMany, A::Error> {
+                RawListenEntry::deserialize(de::value::MapAccessDeserializer::new(map))
+                    .map(OneOrMany::One)
+            }
+
             fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<OneOrMany, A::Error> {
                 let mut items = Vec::new();
-                while let Some(item) = seq.next_element::<String>()? {
+                while let Some(item) = seq.next_element::<RawListenEntry>()? {
                     items.push(item);
                 }
                 Ok(OneOrMany::Many(items))

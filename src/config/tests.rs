@@ -93,7 +93,10 @@ fn addr(s: &str) -> SocketAddr {
 #[test]
 fn example_config_parses() {
     let config = ok(EXAMPLE);
-    assert_eq!(config.listen, vec![addr("0.0.0.0:8080"), addr("[::]:8080")]);
+    assert_eq!(
+        config.listen_addrs(),
+        vec![addr("0.0.0.0:8080"), addr("[::]:8080")]
+    );
     assert_eq!(config.document_root, "/var/www/app/public");
     assert_eq!(config.front_controller.as_deref(), Some("/index.php"));
     assert_eq!(config.max_body_size, 20 * 1024 * 1024);
@@ -243,6 +246,9 @@ fn default_config_lists_every_key() {
         "health.on_session_mismatch",
         "admin.listen",
         "admin.token",
+        "tls",
+        "real_ip.trusted_proxies",
+        "real_ip.header",
     ];
     for key in keys {
         assert!(
@@ -259,7 +265,7 @@ fn default_config_lists_every_key() {
 #[test]
 fn every_default() {
     let c = ok(MINIMAL);
-    assert_eq!(c.listen, vec![addr("0.0.0.0:8080")]);
+    assert_eq!(c.listen_addrs(), vec![addr("0.0.0.0:8080")]);
     assert_eq!(c.document_root, "/var/www/html");
     assert_eq!(c.index, "index.php");
     assert_eq!(c.front_controller, None);
@@ -327,6 +333,13 @@ fn every_default() {
             token: None,
         }
     );
+    assert_eq!(c.tls, None);
+    assert_eq!(c.real_ip, RealIpConfig::default());
+    assert!(
+        c.listen
+            .iter()
+            .all(|l| !l.tls && !l.proxy_protocol && !l.redirect_https)
+    );
     assert_eq!(DEFAULT_MAX_CONNS, 8);
     // The Default impls agree with the parsed defaults.
     assert_eq!(c.timeouts, Timeouts::default());
@@ -390,7 +403,10 @@ fn all_keys_set() {
         "  listen: off",
         "  token: s3cret",
     ]));
-    assert_eq!(c.listen, vec![addr("127.0.0.1:8080"), addr("[::1]:8081")]);
+    assert_eq!(
+        c.listen_addrs(),
+        vec![addr("127.0.0.1:8080"), addr("[::1]:8081")]
+    );
     assert_eq!(c.document_root, "/srv/app");
     assert_eq!(c.index, "app.php");
     assert_eq!(c.front_controller.as_deref(), Some("/app.php"));
@@ -474,13 +490,13 @@ fn listen_as_string_or_list() {
     let list = ok(&MINIMAL.replace("listen: \":8080\"", "listen:\n  - \":8080\""));
     assert_eq!(one.listen, list.listen);
     let port = ok(&MINIMAL.replace("listen: \":8080\"", "listen: 8080"));
-    assert_eq!(port.listen, vec![addr("0.0.0.0:8080")]);
+    assert_eq!(port.listen_addrs(), vec![addr("0.0.0.0:8080")]);
     let many = ok(&MINIMAL.replace(
         "listen: \":8080\"",
         "listen: [\"10.0.0.1:80\", \"[::]:80\", \"*:81\"]",
     ));
     assert_eq!(
-        many.listen,
+        many.listen_addrs(),
         vec![addr("10.0.0.1:80"), addr("[::]:80"), addr("0.0.0.0:81")]
     );
 }

@@ -4,10 +4,10 @@
 //! problem of the file. Errors carry the line of their key, looked up in the [`KeyIndex`].
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use super::defaults as d;
+use super::edge::{Listener, RawListenEntry};
 use super::locate::{KeyIndex, join};
 use super::parse::{parse_duration, parse_listen, parse_size};
 use super::raw::{
@@ -25,7 +25,12 @@ pub(super) fn validate(raw: RawConfig, index: &KeyIndex) -> Result<Config, Confi
         index,
         errors: Vec::new(),
     };
-    let listen = v.listen(raw.listen);
+    let keyed_listen = v.listen(raw.listen);
+    let acme_given = raw.tls.as_ref().is_some_and(|t| t.acme.is_some());
+    let tls = raw.tls.map(|t| v.tls(t));
+    v.edge_consistency(&keyed_listen, tls.as_ref(), acme_given);
+    let listen: Vec<Listener> = keyed_listen.into_iter().map(|(_, l)| l).collect();
+    let real_ip = v.real_ip(raw.real_ip.unwrap_or_default());
     let document_root = v.document_root(raw.document_root);
     let config = Config {
         document_root,
@@ -62,6 +67,8 @@ pub(super) fn validate(raw: RawConfig, index: &KeyIndex) -> Result<Config, Confi
         health: v.health(raw.health.unwrap_or_default()),
         admin: v.admin(raw.admin.unwrap_or_default(), &listen),
         listen,
+        tls,
+        real_ip,
     };
     if v.errors.is_empty() {
         Ok(config)
@@ -80,14 +87,14 @@ enum Zero {
 }
 
 /// Collects errors while building the typed values.
-struct Validator<'a> {
+pub(super) struct Validator<'a> {
     index: &'a KeyIndex,
     errors: Vec<ConfigError>,
 }
 
 impl Validator<'_> {
     /// Records a problem with the key at `key`.
-    fn error(&mut self, key: &str, message: impl Into<String>) {
+    pub(super) fn error(&mut self, key: &str, message: impl Into<String>) {
         self.errors.push(ConfigError {
             key: key.to_owned(),
             line: self.index.line_of(key),
@@ -97,7 +104,7 @@ impl Validator<'_> {
 
     /// Records that `parent` lacks the required key `field` (at the line of `parent`), or
     /// that the key is there without a value (`field: ~`, at its own line).
-    fn missing(&mut self, parent: &str, field: &str) {
+    pub(super) fn missing(&mut self, parent: &str, field: &str) {
         let key = join(parent, field);
         let (line, message) = match self.index.line_of(&key) {
             Some(line) => (Some(line), "needs a value"),
@@ -108,6 +115,11 @@ impl Validator<'_> {
             line,
             message: message.to_owned(),
         });
+    }
+
+    /// How many problems were recorded so far.
+    pub(super) fn error_count(&self) -> usize {
+        self.errors.len()
     }
 
     /// Runs `check` on an optional string; `None` if absent or invalid.
@@ -160,33 +172,20 @@ impl Validator<'_> {
         })
     }
 
-    fn listen(&mut self, value: Option<OneOrMany>) -> Vec<SocketAddr> {
-        let items: Vec<(String, String)> = match value {
+    fn listen(&mut self, value: Option<OneOrMany>) -> Vec<(String, Listener)> {
+        let items: Vec<(String, RawListenEntry)> = match value {
             None => {
                 self.missing("", "listen");
                 return Vec::new();
             }
-            Some(OneOrMany::One(text)) => vec![("listen".to_owned(), text)],
+            Some(OneOrMany::One(entry)) => vec![("listen".to_owned(), entry)],
             Some(OneOrMany::Many(list)) => list
                 .into_iter()
                 .enumerate()
-                .map(|(i, text)| (format!("listen[{i}]"), text))
+                .map(|(i, entry)| (format!("listen[{i}]"), entry))
                 .collect(),
         };
-        if items.is_empty() {
-            self.error("listen", "at least one address is required, e.g. \":8080\"");
-        }
-        let mut addrs: Vec<SocketAddr> = Vec::with_capacity(items.len());
-        for (key, text) in items {
-            match parse_listen(&text) {
-                Ok(addr) if addrs.contains(&addr) => {
-                    self.error(&key, format!("address {addr} is listed twice"));
-                }
-                Ok(addr) => addrs.push(addr),
-                Err(message) => self.error(&key, message),
-            }
-        }
-        addrs
+        self.listeners(items)
     }
 
     fn document_root(&mut self, value: Option<String>) -> String {
@@ -473,7 +472,7 @@ impl Validator<'_> {
         }
     }
 
-    fn admin(&mut self, raw: RawAdmin, listen: &[SocketAddr]) -> AdminConfig {
+    fn admin(&mut self, raw: RawAdmin, listen: &[Listener]) -> AdminConfig {
         let addr = match raw.listen {
             Present::Absent => Some(d::ADMIN_LISTEN),
             Present::Null => None,
@@ -486,7 +485,7 @@ impl Validator<'_> {
                 }
             },
         };
-        if let Some(addr) = addr.filter(|a| listen.contains(a)) {
+        if let Some(addr) = addr.filter(|a| listen.iter().any(|l| l.addr == *a)) {
             self.error("admin.listen", format!("{addr} is also in listen"));
         }
         let token = match raw.token {

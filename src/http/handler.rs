@@ -15,6 +15,7 @@ use crate::fastcgi::exchange::{ExchangeError, ExchangeTimeouts, encode_request_h
 use crate::fastcgi::params::ParamList;
 use crate::http::activity::InFlight;
 use crate::http::body::{self, AsyncChunk, BodyLimits, FileSendError, RequestBody};
+use crate::http::edge::{self, Edge};
 use crate::http::error::{
     BackendError, ClientError, FailedAttempt, Next, ProxyError, after_failure,
 };
@@ -39,6 +40,8 @@ pub struct Proxy {
     /// The session cookie's name (PHP's session.name, as the session checker
     /// learns it), for the passive session watch.
     pub session_cookie: Arc<arc_swap::ArcSwap<String>>,
+    /// ACME HTTP-01 answers, the HTTPS redirect, HSTS.
+    pub edge: Edge,
 }
 
 /// How to run one attempt.
@@ -85,7 +88,7 @@ impl Proxy {
     pub async fn handle<B>(
         &self,
         req: Request<B>,
-        conn: ConnInfo,
+        conn: &ConnInfo,
         in_flight: Option<InFlight>,
     ) -> Response<LoggedBody>
     where
@@ -94,7 +97,7 @@ impl Proxy {
     {
         let (parts, body) = req.into_parts();
         let mut log = AccessLog {
-            client: conn.remote,
+            client: conn.client(),
             method: parts.method.clone(),
             uri: parts
                 .uri
@@ -107,12 +110,17 @@ impl Proxy {
             started: Instant::now(),
             error: None,
         };
-        let response = match self.proxy(&parts, body, conn, &mut log).await {
+        let answered = edge::answer(&parts, conn, &self.edge, &self.site);
+        let result = match answered {
+            Some(response) => Ok(response),
+            None => self.proxy(&parts, body, conn, &mut log).await,
+        };
+        let mut response = match result {
             Ok(response) => response,
             Err(err) => {
                 match &err {
                     ProxyError::Client(e) => {
-                        tracing::info!(client = %conn.remote, uri = %log.uri, "{e}")
+                        tracing::info!(client = %conn.client(), uri = %log.uri, "{e}")
                     }
                     ProxyError::Backend(e) => {
                         tracing::error!(backend = %e.backend, uri = %log.uri, "{e}")
@@ -125,6 +133,7 @@ impl Proxy {
                 response::error_page(err.status())
             }
         };
+        edge::add_hsts(&mut response, conn, &self.edge);
         log.status = response.status().as_u16();
         let log = self.access_log.then_some(log);
         response.map(|b| LoggedBody::new(b, log, in_flight))
@@ -134,7 +143,7 @@ impl Proxy {
         &self,
         parts: &http::request::Parts,
         body: B,
-        conn: ConnInfo,
+        conn: &ConnInfo,
         log: &mut AccessLog,
     ) -> Result<Response<Boxed>, ProxyError>
     where

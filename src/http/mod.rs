@@ -2,12 +2,14 @@
 //! `body` takes request bodies in bounded memory, `handler` runs a request
 //! against the backends, `error` says which side failed and what status and
 //! retry that means, `response` builds what goes back and logs it,
+//! `edge` answers ACME HTTP-01 and HTTPS redirects before routing,
 //! `activity` counts the requests in flight on a client connection,
 //! `session_watch` spots backends that hand out new sessions to clients that
 //! had one.
 
 pub mod activity;
 pub mod body;
+pub mod edge;
 pub mod error;
 pub mod handler;
 pub mod params;

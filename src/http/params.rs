@@ -137,11 +137,55 @@ pub fn route(raw_path: &str, site: &Site) -> Route {
     }
 }
 
-/// What the params need to know of the connection a request came on.
-#[derive(Debug, Clone, Copy)]
+/// What the front end knows of the connection a request came on and of the
+/// listener that accepted it. The client is the TCP peer unless a PROXY
+/// protocol header named another (`real_ip` headers build on this).
+#[derive(Debug, Clone)]
 pub struct ConnInfo {
-    pub remote: SocketAddr,
+    /// The TCP peer: the client, or the load balancer that sent a PROXY header.
+    pub peer: SocketAddr,
+    /// The client named by the PROXY protocol header, on `proxy_protocol` listeners.
+    pub proxied: Option<SocketAddr>,
+    /// The address and port the connection came in on (SERVER_ADDR, SERVER_PORT).
     pub local: SocketAddr,
+    /// Set when fpmlb terminated TLS on this connection.
+    pub tls: Option<TlsInfo>,
+    /// The listener answers with a redirect to HTTPS (`redirect_https`).
+    pub redirect_https: bool,
+}
+
+/// The TLS side of a connection.
+#[derive(Debug, Clone, Default)]
+pub struct TlsInfo {
+    /// The host name the client asked for (SNI), lower case.
+    pub sni: Option<std::sync::Arc<str>>,
+}
+
+impl ConnInfo {
+    /// A cleartext connection from `peer` to `local`.
+    #[must_use]
+    pub fn plain(peer: SocketAddr, local: SocketAddr) -> ConnInfo {
+        ConnInfo {
+            peer,
+            proxied: None,
+            local,
+            tls: None,
+            redirect_https: false,
+        }
+    }
+
+    /// The client's address: the PROXY header's source, else the peer.
+    #[must_use]
+    pub fn client(&self) -> SocketAddr {
+        self.proxied.unwrap_or(self.peer)
+    }
+
+    /// Whether the request reached PHP over HTTPS: TLS here, or `https: true`
+    /// (fpmlb behind a TLS terminator).
+    #[must_use]
+    pub fn https(&self, site: &Site) -> bool {
+        self.tls.is_some() || site.https
+    }
 }
 
 /// Request headers never passed on as `HTTP_*`: `Proxy` because PHP code
@@ -158,7 +202,7 @@ pub fn build_params(
     script_name: &[u8],
     path_info: &[u8],
     content_length: Option<u64>,
-    conn: ConnInfo,
+    conn: &ConnInfo,
     site: &Site,
 ) -> ParamList {
     let mut p = ParamList::with_capacity(1024, 32 + parts.headers.len());
@@ -189,18 +233,17 @@ pub fn build_params(
     p.push(b"DOCUMENT_URI", script_name);
     p.push(b"DOCUMENT_ROOT", site.document_root.as_bytes());
     p.push(b"SERVER_PROTOCOL", protocol(parts.version).as_bytes());
-    p.push(
-        b"REQUEST_SCHEME",
-        if site.https { b"https" } else { b"http" },
-    );
-    if site.https {
+    let https = conn.https(site);
+    p.push(b"REQUEST_SCHEME", if https { b"https" } else { b"http" });
+    if https {
         p.push(b"HTTPS", b"on");
     }
     p.push(b"GATEWAY_INTERFACE", b"CGI/1.1");
     p.push(b"SERVER_SOFTWARE", SERVER_SOFTWARE.as_bytes());
-    num = conn.remote.ip().to_string();
+    let client = conn.client();
+    num = crate::config::canonical_ip(client.ip()).to_string();
     p.push(b"REMOTE_ADDR", num.as_bytes());
-    num = conn.remote.port().to_string();
+    num = client.port().to_string();
     p.push(b"REMOTE_PORT", num.as_bytes());
     num = conn.local.ip().to_string();
     p.push(b"SERVER_ADDR", num.as_bytes());
@@ -378,10 +421,10 @@ mod tests {
     }
 
     fn conn() -> ConnInfo {
-        ConnInfo {
-            remote: "127.0.0.9:50000".parse().unwrap(),
-            local: "127.0.0.1:8080".parse().unwrap(),
-        }
+        ConnInfo::plain(
+            "127.0.0.9:50000".parse().unwrap(),
+            "127.0.0.1:8080".parse().unwrap(),
+        )
     }
 
     fn get<'a>(p: &'a ParamList, k: &str) -> &'a str {
@@ -400,7 +443,7 @@ mod tests {
             ],
             http::Version::HTTP_11,
         );
-        let p = build_params(&rq, b"/env.php", b"/a b", None, conn(), &site(None));
+        let p = build_params(&rq, b"/env.php", b"/a b", None, &conn(), &site(None));
         assert_eq!(get(&p, "SCRIPT_FILENAME"), "/var/www/html/env.php");
         assert_eq!(get(&p, "SCRIPT_NAME"), "/env.php");
         assert_eq!(get(&p, "PATH_INFO"), "/a b");
@@ -423,7 +466,7 @@ mod tests {
     #[test]
     fn http2_authority_becomes_http_host() {
         let rq = parts("http://example.org/index.php", &[], http::Version::HTTP_2);
-        let p = build_params(&rq, b"/index.php", b"", Some(0), conn(), &site(None));
+        let p = build_params(&rq, b"/index.php", b"", Some(0), &conn(), &site(None));
         assert_eq!(get(&p, "HTTP_HOST"), "example.org");
         assert_eq!(get(&p, "SERVER_PROTOCOL"), "HTTP/2.0");
         assert_eq!(get(&p, "CONTENT_LENGTH"), "0");
@@ -441,7 +484,7 @@ mod tests {
             ],
             http::Version::HTTP_11,
         );
-        let p = build_params(&rq, b"/index.php", b"", None, conn(), &site(None));
+        let p = build_params(&rq, b"/index.php", b"", None, &conn(), &site(None));
         assert_eq!(get(&p, "HTTP_X_A_B"), "real");
         assert_eq!(p.iter().filter(|(n, _)| *n == b"HTTP_X_A_B").count(), 1);
         assert!(p.get("HTTP_PROXY").is_none());
@@ -457,10 +500,32 @@ mod tests {
             &[("host", "[::1]:8443")],
             http::Version::HTTP_11,
         );
-        let p = build_params(&rq, b"/index.php", b"", None, conn(), &s);
+        let p = build_params(&rq, b"/index.php", b"", None, &conn(), &s);
         assert_eq!(get(&p, "HTTPS"), "on");
         assert_eq!(get(&p, "REQUEST_SCHEME"), "https");
         assert_eq!(get(&p, "SERVER_NAME"), "shop.example");
         assert_eq!(strip_port(b"[::1]:8443"), b"[::1]");
+    }
+
+    #[test]
+    fn tls_listener_and_proxy_header_shape_the_params() {
+        let rq = parts(
+            "/index.php",
+            &[("host", "shop.example")],
+            http::Version::HTTP_2,
+        );
+        let plain = build_params(&rq, b"/index.php", b"", None, &conn(), &site(None));
+        assert!(plain.get("HTTPS").is_none());
+        assert_eq!(get(&plain, "REQUEST_SCHEME"), "http");
+        let mut c = conn();
+        c.local = "127.0.0.1:8443".parse().unwrap();
+        c.tls = Some(TlsInfo::default());
+        c.proxied = Some("203.0.113.9:41000".parse().unwrap());
+        let p = build_params(&rq, b"/index.php", b"", None, &c, &site(None));
+        assert_eq!(get(&p, "HTTPS"), "on");
+        assert_eq!(get(&p, "REQUEST_SCHEME"), "https");
+        assert_eq!(get(&p, "SERVER_PORT"), "8443");
+        assert_eq!(get(&p, "REMOTE_ADDR"), "203.0.113.9");
+        assert_eq!(get(&p, "REMOTE_PORT"), "41000");
     }
 }

@@ -11,6 +11,7 @@
 
 pub mod fake_fcgi;
 pub mod nets;
+pub mod tls;
 
 use std::collections::HashMap;
 use std::ffi::OsStr;
@@ -391,4 +392,46 @@ pub fn write_file(dir: &Path, name: &str, text: &str) -> PathBuf {
     let mut f = std::fs::File::create(&p).unwrap();
     f.write_all(text.as_bytes()).unwrap();
     p
+}
+
+/// Runs headless chromium on `url`: `--dump-dom` gives the DOM after load.
+pub fn chromium(args: &[&str], url: &str) -> String {
+    let profile = tempfile::tempdir().unwrap();
+    let mut child = child_command("chromium")
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .args(args)
+        .arg(url)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("run chromium (integration/install.sh installs it)");
+    let mut stdout = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut stdout, &mut s).map(|_| s)
+    });
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("chromium did not finish within 90 s");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(status.success(), "chromium failed: {status}");
+    reader.join().unwrap().unwrap()
 }

@@ -109,6 +109,21 @@ nets! {
     IMPORT_PHPMYADMIN = 235;
     /// The full-config comparison of every fixture, one after the other.
     IMPORT_FULL = 236;
+    // tests/e2e_tls.rs: fpmlb cleartext on .1:8080, TLS on .1:8443.
+    TLS_CLIENTS = 200;
+    TLS_RELOAD = 201;
+    TLS_CHROMIUM = 202;
+    TLS_HANDSHAKE_TIMEOUT = 207;
+
+    // tests/e2e_proxy_protocol.rs
+    PROXY_PROTOCOL_CLIENT = 203;
+    /// HAProxy (send-proxy-v2) on .5:8080 and .5:8443 in front of fpmlb.
+    PROXY_PROTOCOL_HAPROXY = 204;
+
+    // tests/e2e_acme.rs: pebble on .3:14000 (management .3:15000), its DNS
+    // (pebble-challtestsrv) on .4:8053 answering .1 for every name.
+    ACME_TLS_ALPN = 205;
+    ACME_HTTP01 = 206;
 
     // tests/faults.rs: fpmlb on .1, fake FastCGI backends on .2 and .3.
     FAULTS_GARBAGE = 100;
