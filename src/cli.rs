@@ -29,6 +29,11 @@ pub enum Command {
         config: PathBuf,
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
+        /// Also show, per node, every session setting, where its value came from
+        /// (php.ini, the pool's php_value/php_admin_value, .user.ini, default) and
+        /// what a difference does.
+        #[arg(long)]
+        explain: bool,
     },
     /// Work with the config file.
     Config {

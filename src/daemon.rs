@@ -24,6 +24,7 @@ use crate::http::body::BodyLimits;
 use crate::http::handler::Proxy;
 use crate::http::params::Site;
 use crate::server::{self, ClientTimeouts, HttpServer};
+use crate::session::cookie::Listener;
 use crate::session::probe::Probe;
 use crate::session::round_trip::SessionChecker;
 use crate::session::verdict::ClusterReport;
@@ -369,12 +370,24 @@ pub fn session_checker(config: &Config) -> Option<SessionChecker> {
         probe: Probe {
             script,
             timeout: config.health.timeout,
+            document_root: Some(config.document_root.clone()),
+            app_script: Some(
+                config
+                    .front_controller
+                    .clone()
+                    .unwrap_or_else(|| format!("/{}", config.index)),
+            ),
         },
         expected: config
             .session
             .as_ref()
             .map(|s| (s.save_handler.clone(), s.save_path.clone())),
         store_timeout: config.health.timeout,
+        listener: Listener {
+            https: config.https,
+            host: config.server_name.clone(),
+        },
+        explain: false,
     })
 }
 

@@ -10,6 +10,8 @@ use crate::config::Balance;
 use crate::health::fpm_status::FpmStatus;
 use crate::health::passive::FailureWindow;
 use crate::session::compare::Difference;
+use crate::session::consequence::Consequence;
+use crate::session::rules::{Judgement, Proof};
 use crate::session::verdict::{ClusterReport, ExpectedSummary, NodeReport, Verdict};
 use crate::upstream::backend::Endpoint;
 use crate::upstream::pool::{Pool, PoolSettings};
@@ -44,11 +46,16 @@ fn status(total: u64) -> FpmStatus {
 fn mismatch_report() -> ClusterReport {
     let mut bad = NodeReport::new("web02", "127.0.0.3:9000");
     bad.verdict = Verdict::Mismatch;
-    bad.differences.push(Difference {
-        setting: "session.save_handler".into(),
-        expected: "memcached".into(),
-        found: "files".into(),
-    });
+    bad.differences.push(Difference::judged(
+        "session.save_handler",
+        "memcached",
+        "files",
+        Judgement {
+            consequence: Consequence::Lost,
+            effect: "this node keeps sessions in files, the others in memcached".into(),
+            proof: Proof::RoundTrip,
+        },
+    ));
     ClusterReport {
         verdict: "fail",
         expected: Some(ExpectedSummary {
@@ -57,8 +64,10 @@ fn mismatch_report() -> ClusterReport {
             source: "majority (web01, <web03>)".into(),
             session_name: "PHPSESSID".into(),
         }),
+        listener: None,
         store: Vec::new(),
         nodes: vec![NodeReport::new("web01", "127.0.0.2:9000"), bad],
+        warnings: Vec::new(),
         notes: Vec::new(),
     }
 }

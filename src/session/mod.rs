@@ -9,11 +9,17 @@
 //! and `render` prints them for people.
 
 pub mod compare;
+pub mod consequence;
+pub mod cookie;
+pub mod evidence;
+pub mod explain;
 #[cfg(test)]
 mod fixtures;
+pub mod locking;
 pub mod node;
 pub mod probe;
 pub mod render;
 pub mod round_trip;
+pub mod rules;
 pub mod store;
 pub mod verdict;
