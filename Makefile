@@ -1,16 +1,34 @@
 # fpmlb: the targets a newcomer would guess.
-#   make demo   a local cluster (3 php-fpm nodes, memcached) with fpmlb in front
-#   make test   install what the tests need, lint, unit and end-to-end tests
-#   make bench  fpmlb side by side with nginx and HAProxy on the same pools
-#   make lint   rustfmt + clippy, warnings are errors
+#   make demo        a local cluster (3 php-fpm nodes, memcached) with fpmlb in front
+#   make test        install what the tests need, lint, then `unit` and `e2e`
+#   make unit        tests that need no php-fpm: the library's own, the fake-backend
+#                    fault tests (tests/faults.rs), the client-limit tests
+#   make e2e         the rest: real php-fpm, memcached, Redis, nginx, chromium
+#   make test-clean  stop and remove what killed test runs left behind
+#   make bench       fpmlb side by side with nginx and HAProxy on the same pools
+#   make lint        rustfmt, clippy (warnings are errors), cargo deny, make deps
+#   make deps        the module graph; fails if a use runs against docs/architecture.md's order
+#
+# The toolchain is pinned in rust-toolchain.toml; `make tools` installs the
+# cargo tools the targets run when they are missing.
 
 SHELL := /bin/bash
 CARGO ?= cargo
 # Two cores on the reference machine: keep builds and tests modest.
 JOBS ?= 2
 export CARGO_BUILD_JOBS := $(JOBS)
+# DENY_ADVISORIES=1: fail `make lint` when the RustSec advisory database
+# cannot be fetched (see `deny` below); by default it warns and goes on.
+DENY_ADVISORIES ?= 0
 
-.PHONY: all build release test unit e2e lint fmt demo demo-stop bench install-deps clean
+# nextest filter of the tests that need none of the Debian packages.
+UNIT_TESTS := kind(lib) | kind(bin) | binary(faults) | binary(client_limits)
+NEXTEST := $(CARGO) nextest run --no-fail-fast --test-threads $(JOBS)
+
+# `make -j test` must still lint, then run unit, then e2e.
+.NOTPARALLEL:
+.PHONY: all build release test unit e2e test-clean lint deny deps fmt tools demo demo-stop bench \
+	install-deps clean
 
 all: build
 
@@ -23,26 +41,76 @@ release:
 install-deps:
 	integration/install.sh
 
-lint:
+# The cargo tools the targets run, each installed only when missing:
+# cargo-nextest and cargo-deny from crates.io (--locked: the versions their
+# authors tested), clippy and rustfmt with rustup (rust-toolchain.toml lists
+# them, so rustup normally brings them with the pinned toolchain).
+tools:
+	@$(CARGO) nextest --version >/dev/null 2>&1 || $(CARGO) install --locked cargo-nextest
+	@$(CARGO) deny --version >/dev/null 2>&1 || $(CARGO) install --locked cargo-deny
+	@$(CARGO) clippy --version >/dev/null 2>&1 || rustup component add clippy
+	@$(CARGO) fmt --version >/dev/null 2>&1 || rustup component add rustfmt
+
+lint: tools deps
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --all-targets -- -D warnings
+	$(MAKE) --no-print-directory deny
+
+# deny.toml: licences, duplicate versions, crate sources, advisories.
+# Advisories are checked against the RustSec database, a git clone of
+# github.com/rustsec/advisory-db that cargo-deny keeps in
+# $CARGO_HOME/advisory-dbs. Where github.com cannot be reached (the
+# reference machine has no network but the package registries) and no
+# copy was fetched before, advisories are NOT checked: this target says so
+# and goes on (DENY_ADVISORIES=1 makes it an error). A copy fetched earlier
+# is used when it cannot be refreshed, and the message says so.
+deny: tools
+	$(CARGO) deny --locked check licenses bans sources
+	@if $(CARGO) deny fetch db >/dev/null 2>&1; then \
+		$(CARGO) deny --locked --offline check advisories; \
+	elif ls -d "$${CARGO_HOME:-$$HOME/.cargo}"/advisory-dbs/*/.git >/dev/null 2>&1; then \
+		echo "make deny: cannot refresh the RustSec advisory database; checking against the copy fetched earlier"; \
+		$(CARGO) deny --locked --offline check advisories; \
+	elif [ "$(DENY_ADVISORIES)" = 1 ]; then \
+		echo "make deny: cannot fetch the RustSec advisory database (github.com/rustsec/advisory-db) and DENY_ADVISORIES=1" >&2; \
+		exit 1; \
+	else \
+		echo "make deny: WARNING: advisories NOT checked: cannot fetch github.com/rustsec/advisory-db (licences, bans and sources were checked)"; \
+	fi
+
+deps:
+	scripts/deps.sh
 
 fmt:
 	$(CARGO) fmt --all
 
-# Unit and fake-backend tests, then the end-to-end tests against real
-# php-fpm, memcached and Redis (each test starts its own cluster on its own
-# 127.0.N.x addresses and stops it).
-test: install-deps lint
-	$(CARGO) nextest run --no-fail-fast --test-threads $(JOBS)
+# Each test starts its own cluster on its own 127.0.N.x addresses
+# (tests/support/nets.rs) and stops it; timing-sensitive tests run alone
+# (.config/nextest.toml).
+test: install-deps lint unit e2e
 
-demo: install-deps release
+unit: tools
+	$(NEXTEST) -E '$(UNIT_TESTS)'
+
+e2e: install-deps tools
+	$(NEXTEST) -E 'not ($(UNIT_TESTS))'
+
+# A killed test run leaves its php-fpm, memcached, Redis and nginx daemons
+# running in $TMPDIR/fpmlb-test/netN; this stops them through their pid
+# files and removes the folders. Run it with the TMPDIR the tests had
+# (under /work/wt/isolated NAME, that is /tmp/NAME).
+test-clean:
+	integration/test-clean.sh
+
+demo: release
+	integration/install.sh --demo
 	integration/demo.sh
 
 demo-stop:
 	integration/demo.sh stop
 
-bench: install-deps release
+bench: release
+	integration/install.sh --bench
 	integration/bench.sh
 
 clean:

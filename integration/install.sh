@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Install the Debian packages the integration scripts need (Debian 12 "bookworm").
+# Install the Debian packages the tests need (Debian 12 "bookworm"), and with
+# --bench / --demo what `make bench` / `make demo` need on top.
 # Fast no-op when everything is present. Never starts system services.
 set -euo pipefail
 
@@ -8,24 +9,39 @@ ORIG_ARGS=("$@")
 
 usage() {
     cat <<'EOF'
-usage: install.sh [--with-browser] [--with-tools] [--dry-run]
-  --with-browser  accepted for compatibility: chromium is now always installed
+usage: install.sh [--bench] [--demo] [--with-tools] [--with-browser] [--dry-run]
+  (no option)     what `make test` runs: php-fpm and PHP's session extensions,
+                  memcached, Redis, nginx, chromium, Python's OpenMetrics parser
+  --bench         also what only integration/bench.sh uses: HAProxy, wrk, curl
+  --demo          also curl, for the commands integration/demo.sh prints
   --with-tools    also install shellcheck and libfcgi-bin (cgi-fcgi)
+  --with-browser  accepted for compatibility: chromium is now always installed
   --dry-run       only report what is missing
 EOF
 }
 
+# What the tests use (checked with grep over tests/ and the scripts they run):
+# php-fpm nodes (cluster.sh), php-cli (integration/fcgi.php, tests/store.rs),
+# redis-cli from redis-tools (tests/store.rs), nginx (tests/e2e_proxy.rs),
+# ss from iproute2 and ps from procps (cluster.sh), pkill from procps
+# (tests/e2e_health.rs), setsid, flock and setpriv from util-linux (cluster.sh,
+# tests/support).
 PACKAGES=(
     php-fpm php-cli php-memcached php-memcache php-redis
-    memcached redis-server nginx-light haproxy caddy wrk curl
+    memcached redis-server redis-tools nginx-light
     iproute2 procps util-linux
     # tests/e2e_admin.rs: the status page in a headless browser, and /metrics
     # read by the Python client's OpenMetrics parser (Debian's python3).
     chromium python3-prometheus-client
 )
-with_browser=0 with_tools=0 dry_run=0
+# integration/bench.sh only: the HAProxy column, the load generator, its
+# correctness check.
+BENCH_PACKAGES=(haproxy wrk curl)
+with_browser=0 with_tools=0 with_bench=0 with_demo=0 dry_run=0
 while (($#)); do
     case $1 in
+        --bench) with_bench=1 ;;
+        --demo) with_demo=1 ;;
         --with-browser) with_browser=1 ;;
         --with-tools) with_tools=1 ;;
         --dry-run) dry_run=1 ;;
@@ -37,6 +53,8 @@ done
 # chromium is in PACKAGES already; --with-browser is kept so old calls work.
 : "$with_browser"
 ((with_tools)) && PACKAGES+=(shellcheck libfcgi-bin)
+((with_bench)) && PACKAGES+=("${BENCH_PACKAGES[@]}")
+((with_demo)) && PACKAGES+=(curl)
 
 die() { printf '%s: error: %s\n' "$PROG" "$*" >&2; exit 1; }
 
@@ -78,7 +96,7 @@ if [[ $(id -u) -ne 0 ]]; then
 fi
 
 # Keep Debian's maintainer scripts from starting system memcached/redis/nginx/
-# php-fpm/haproxy/caddy services, which would take the ports the tests use.
+# php-fpm/haproxy services, which would take the ports the tests use.
 POLICY=/usr/sbin/policy-rc.d
 created_policy=0
 cleanup() {

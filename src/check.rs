@@ -18,7 +18,7 @@ use crate::upstream::discovery;
 pub async fn run(config: &Config, explain: bool) -> Result<ClusterReport, DaemonError> {
     let (set, _) = discovery::build_set(config, None).await?;
     let backends = set.backends;
-    let liveness = daemon::liveness_settings(config).check;
+    let liveness = daemon::liveness_settings(config).probe;
     let checks = backends.iter().map(|b| {
         let liveness = liveness.clone();
         let b = Arc::clone(b);

@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 use crate::admin::{self, AdminState};
 use crate::config::Config;
 use crate::fastcgi::exchange::ExchangeTimeouts;
-use crate::health::liveness::LivenessCheck;
+use crate::health::liveness::LivenessProbe;
 use crate::health::runner::{LivenessSettings, SessionLoop, run_liveness};
 use crate::http::body::BodyLimits;
 use crate::http::handler::Proxy;
@@ -351,7 +351,7 @@ async fn rediscover(upstream: Arc<Upstream>, config: Config, stop: CancellationT
 /// The liveness checker's settings from the config.
 pub fn liveness_settings(config: &Config) -> LivenessSettings {
     LivenessSettings {
-        check: LivenessCheck {
+        probe: LivenessProbe {
             ping_path: config.health.ping_path.clone(),
             status_path: config.health.status_path.clone(),
             ping_response: config.health.ping_response.clone(),

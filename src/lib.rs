@@ -10,7 +10,6 @@ pub mod check;
 pub mod cli;
 pub mod config;
 pub mod daemon;
-pub mod error;
 pub mod fastcgi;
 pub mod health;
 pub mod http;

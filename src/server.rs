@@ -12,7 +12,6 @@
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use hyper::service::service_fn;
@@ -24,6 +23,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::http::activity::{ConnActivity, InFlight, idle_expired};
 use crate::http::handler::Proxy;
 use crate::http::params::ConnInfo;
 
@@ -43,39 +43,6 @@ pub struct ClientTimeouts {
     /// Longest idle time of a connection with no request in flight
     /// (nginx keepalive_timeout).
     pub idle: Duration,
-}
-
-/// Requests in flight on one client connection and when it was last busy.
-#[derive(Debug, Default)]
-pub struct ConnActivity {
-    in_flight: AtomicUsize,
-    /// Milliseconds since `epoch` when the last request ended.
-    last_done_ms: AtomicU64,
-}
-
-/// Held by a request from its start until its response body is done.
-#[derive(Debug)]
-pub struct InFlight {
-    activity: Arc<ConnActivity>,
-    epoch: Instant,
-}
-
-impl InFlight {
-    fn begin(activity: &Arc<ConnActivity>, epoch: Instant) -> InFlight {
-        activity.in_flight.fetch_add(1, Ordering::Relaxed);
-        InFlight {
-            activity: Arc::clone(activity),
-            epoch,
-        }
-    }
-}
-
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        let ms = u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX);
-        self.activity.last_done_ms.store(ms, Ordering::Relaxed);
-        self.activity.in_flight.fetch_sub(1, Ordering::Relaxed);
-    }
 }
 
 /// Binds a listening socket with SO_REUSEADDR (restarts do not wait for
@@ -205,22 +172,5 @@ impl HttpServer {
                 }
             }
         }
-    }
-}
-
-/// Resolves when the connection has had no request in flight for `idle`.
-async fn idle_expired(activity: &ConnActivity, epoch: Instant, idle: Duration) {
-    loop {
-        let last = Duration::from_millis(activity.last_done_ms.load(Ordering::Relaxed));
-        let deadline = epoch + last + idle;
-        if Instant::now() >= deadline && activity.in_flight.load(Ordering::Relaxed) == 0 {
-            return;
-        }
-        let wake = if Instant::now() >= deadline {
-            Instant::now() + idle
-        } else {
-            deadline
-        };
-        tokio::time::sleep_until(wake).await;
     }
 }

@@ -4,22 +4,27 @@ mod support;
 
 use std::time::Duration;
 
+use support::{Net, nets};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-fn start(net: u8, extra: &str) -> (support::Fpmlb, std::path::PathBuf) {
-    let dir = support::state_dir(&format!("limits{net}"));
-    let addr = format!("127.0.{net}.1:8080").parse().unwrap();
+fn start(net: Net, extra: &str) -> (support::Fpmlb, std::path::PathBuf) {
+    let dir = support::state_dir(net);
+    let addr = net.addr(1, 8080);
     // Nothing listens on the backend: these requests never get that far.
     let yaml = format!(
-        "{}{extra}backends:\n  - name: nowhere\n    address: \"127.0.{net}.2:9\"\n",
-        support::base_yaml(addr, "/var/www")
+        "{}{extra}backends:\n  - name: nowhere\n    address: \"{}\"\n",
+        support::base_yaml(addr, "/var/www"),
+        net.addr(2, 9)
     );
     (support::Fpmlb::start(&dir, addr, &yaml), dir)
 }
 
 #[tokio::test]
 async fn a_client_that_never_finishes_its_head_is_cut_off() {
-    let (lb, _dir) = start(70, "timeouts:\n  client_header: 1s\n");
+    let (lb, _dir) = start(
+        nets::LIMITS_HEADER_TIMEOUT,
+        "timeouts:\n  client_header: 1s\n",
+    );
     let mut s = tokio::net::TcpStream::connect(lb.addr).await.unwrap();
     s.write_all(b"GET /index.php HTTP/1.1\r\nHost: a\r\nX-Slow: ")
         .await
@@ -37,7 +42,7 @@ async fn a_client_that_never_finishes_its_head_is_cut_off() {
 
 #[tokio::test]
 async fn pipelined_requests_get_their_answers_in_order() {
-    let (lb, _dir) = start(71, "");
+    let (lb, _dir) = start(nets::LIMITS_PIPELINING, "");
     let mut s = tokio::net::TcpStream::connect(lb.addr).await.unwrap();
     // Three pipelined requests: 404 (no script), 400 (climbs above root), 404.
     s.write_all(

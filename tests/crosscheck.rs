@@ -2,19 +2,21 @@
 //! to the same real php-fpm node with the same params and body: the
 //! response bodies must be identical.
 //!
-//! Net 66 here.
+//! Its network is in tests/support/nets.rs.
 
 mod support;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use fpmlb::fastcgi::exchange::{ExchangeTimeouts, small_request};
+use fpmlb::fastcgi::conn::Endpoint;
+use fpmlb::fastcgi::exchange::ExchangeTimeouts;
 use fpmlb::fastcgi::params::ParamList;
 use fpmlb::health::passive::FailureWindow;
-use fpmlb::upstream::backend::{Backend, Endpoint};
+use fpmlb::upstream::backend::Backend;
+use fpmlb::upstream::exchange::small_request;
 use fpmlb::upstream::pool::{Pool, PoolSettings};
-use support::Cluster;
+use support::{Cluster, nets};
 
 fn params(docroot: &str, script: &str, query: &str, body_len: usize) -> Vec<(String, String)> {
     let uri = if query.is_empty() {
@@ -53,7 +55,7 @@ fn body_of(stdout: &[u8]) -> &[u8] {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn our_client_and_fastcgi_client_get_the_same_bytes_from_php_fpm() {
-    let cluster = Cluster::start(66, &["--nodes", "1"]);
+    let cluster = Cluster::start(nets::CROSSCHECK, &["--nodes", "1"]);
     let (_, node) = cluster.nodes().remove(0);
     let addr: std::net::SocketAddr = node.parse().unwrap();
     let settings = PoolSettings {

@@ -3,21 +3,20 @@
 //! with the bearer token, and the status page rendered by a real headless
 //! browser (Debian's chromium).
 //!
-//! Nets 50..53 here. Needs chromium and python3-prometheus-client
+//! Each test has its own 127.0.N.x network (tests/support/nets.rs). Needs chromium and python3-prometheus-client
 //! (integration/install.sh installs both).
 
 mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
-use std::net::SocketAddr;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::Full;
 use serde_json::Value;
-use support::{Cluster, Fpmlb, Resp, client, get, send};
+use support::{Cluster, Fpmlb, Resp, child_command, client, get, nets, send};
 
 const HEALTH: &str = "health:\n  interval: 1s\n  ping_path: /fpm-ping\n  status_path: /fpm-status\n  probe_script: /usr/share/fpmlb/probe.php\n  session_interval: 1s\n";
 
@@ -25,29 +24,16 @@ const TOKEN: &str = "t0p-s3cret";
 
 /// fpmlb in front of `cluster`, its admin API on 127.0.N.1:9180.
 fn start_lb(cluster: &Cluster, token: Option<&str>) -> (Fpmlb, String) {
-    let addr: SocketAddr = format!("{}:8080", cluster.lb_ip()).parse().unwrap();
-    let admin = format!("{}:9180", cluster.lb_ip());
+    let addr = cluster.lb_addr();
+    let admin = cluster.net.addr(1, 9180);
     let token = token.map_or(String::new(), |t| format!("  token: \"{t}\"\n"));
     let yaml = format!(
         "listen: \"{addr}\"\ndocument_root: {}\nadmin:\n  listen: \"{admin}\"\n{token}log:\n  level: info\n{HEALTH}{}",
         cluster.docroot(),
         cluster.backends_yaml()
     );
-    let lb = Fpmlb::start(&cluster.dir, addr, &yaml);
-    wait_listening(&lb, &admin);
+    let lb = Fpmlb::start_with_admin(&cluster.dir, addr, Some(admin), &yaml);
     (lb, format!("http://{admin}"))
-}
-
-fn wait_listening(lb: &Fpmlb, addr: &str) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(addr).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "admin API not listening on {addr}:\n{}",
-            lb.log_text()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 async fn post(url: &str, auth: Option<&str>) -> Resp {
@@ -148,7 +134,7 @@ print(json.dumps(out))
 /// Runs headless chromium on `url`: `--dump-dom` gives the DOM after load.
 fn chromium(args: &[&str], url: &str) -> String {
     let profile = tempfile::tempdir().unwrap();
-    let mut child = Command::new("chromium")
+    let mut child = child_command("chromium")
         .args([
             "--headless",
             "--no-sandbox",
@@ -204,7 +190,7 @@ fn tr_with<'a>(dom: &'a str, marker: &str) -> &'a str {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_json_and_metrics_show_every_backend() {
-    let cluster = Cluster::start(50, &[]);
+    let cluster = Cluster::start(nets::ADMIN_STATUS_AND_METRICS, &[]);
     let children: u64 = cluster.env["CHILDREN"].parse().unwrap();
     let (lb, admin) = start_lb(&cluster, Some(TOKEN));
     let nodes = cluster.nodes();
@@ -369,7 +355,7 @@ async fn status_json_and_metrics_show_every_backend() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn drain_and_enable_through_the_api() {
-    let cluster = Cluster::start(51, &[]);
+    let cluster = Cluster::start(nets::ADMIN_DRAIN_AND_ENABLE, &[]);
     let (lb, admin) = start_lb(&cluster, Some(TOKEN));
     let drain = format!("{admin}/backends/web02/drain");
     let enable = format!("{admin}/backends/web02/enable");
@@ -431,14 +417,22 @@ async fn drain_and_enable_through_the_api() {
         seen.contains_key("web02"),
         "web02 did not come back: {seen:?}"
     );
-    assert!(lb.log_text().contains("ENABLED by operator"));
+    assert!(
+        lb.log_line_with(&["ENABLED by operator", "backend=web02"])
+            .is_some(),
+        "no log line for the enable:\n{}",
+        lb.log_text()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_page_in_a_headless_browser() {
     // web02's pool file overrides the session handler: the session checker
     // drains it; web03 is drained by an operator (no token configured).
-    let cluster = Cluster::start(52, &["--php-value", "web02:session.save_handler=files"]);
+    let cluster = Cluster::start(
+        nets::ADMIN_STATUS_PAGE,
+        &["--php-value", "web02:session.save_handler=files"],
+    );
     let (_lb, admin) = start_lb(&cluster, None);
     let (ok, doc) = poll_status(&admin, 30, |doc| {
         backend(doc, "web02")["session"]["verdict"] == "mismatch"

@@ -1,41 +1,24 @@
 //! Liveness against real php-fpm: a frozen node leaves rotation and comes
 //! back by itself; a pool saturated by slow scripts is busy, not dead.
 //!
-//! Nets 20..24 here (bench uses 20 only when `make bench` runs alone).
+//! Each test has its own 127.0.N.x network (tests/support/nets.rs).
 
 mod support;
 
-use std::time::Duration;
-
-use support::{Cluster, Fpmlb, base_yaml, client, get, start_lb};
-
-/// Polls fpmlb's log until `pred` holds, for at most `secs` seconds.
-async fn wait_log(lb: &Fpmlb, secs: u64, pred: impl Fn(&str) -> bool) -> bool {
-    for _ in 0..secs * 10 {
-        if pred(&lb.log_text()) {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    false
-}
+use support::{Cluster, Fpmlb, base_yaml, client, get, nets, start_lb};
 
 const HEALTH: &str = "health:\n  interval: 200ms\n  timeout: 300ms\n  rise: 2\n  fall: 2\n  ping_path: /fpm-ping\nmax_fails: 0\n";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_frozen_node_leaves_rotation_and_comes_back() {
-    let cluster = Cluster::start(21, &[]);
+    let cluster = Cluster::start(nets::HEALTH_FROZEN_NODE, &[]);
     let lb = start_lb(&cluster, HEALTH);
     cluster.kill_node("web02", "STOP");
     // Workers keep running but the master is frozen: freeze them all.
     freeze_workers(&cluster, "web02", "STOP");
-    assert!(
-        wait_log(&lb, 20, |l| l.contains("web02")
-            && l.contains("backend DOWN"))
-        .await,
-        "web02 never went down:\n{}",
-        lb.log_text()
-    );
+    // The event and the backend on one line: the start-up lines name web02
+    // whichever backend went down.
+    lb.wait_log_line(&["backend DOWN", "backend=web02"]).await;
     let c = client(false);
     for _ in 0..9 {
         let r = get(&c, &lb.url("/")).await.unwrap();
@@ -44,11 +27,7 @@ async fn a_frozen_node_leaves_rotation_and_comes_back() {
     }
     freeze_workers(&cluster, "web02", "CONT");
     cluster.kill_node("web02", "CONT");
-    assert!(
-        wait_log(&lb, 20, |l| l.contains("web02") && l.contains("backend UP")).await,
-        "web02 never came back:\n{}",
-        lb.log_text()
-    );
+    lb.wait_log_line(&["backend UP", "backend=web02"]).await;
     let mut saw_web02 = false;
     for _ in 0..6 {
         let r = get(&c, &lb.url("/")).await.unwrap();
@@ -72,8 +51,11 @@ fn freeze_workers(cluster: &Cluster, node: &str, signal: &str) {
 async fn a_saturated_pool_is_busy_not_dead() {
     // One node with 2 workers, both kept busy by slow scripts longer than
     // fall x interval: the ping cannot get a slot, but the pool is alive.
-    let cluster = Cluster::start(22, &["--nodes", "1", "--children", "2"]);
-    let addr: std::net::SocketAddr = format!("{}:8080", cluster.lb_ip()).parse().unwrap();
+    let cluster = Cluster::start(
+        nets::HEALTH_SATURATED_POOL,
+        &["--nodes", "1", "--children", "2"],
+    );
+    let addr = cluster.lb_addr();
     let (name, node) = cluster.nodes().remove(0);
     let yaml = format!(
         "{}{HEALTH}backends:\n  - name: {name}\n    address: \"{node}\"\n    max_conns: 2\n",
@@ -98,7 +80,8 @@ async fn a_saturated_pool_is_busy_not_dead() {
         "a busy pool was marked down:\n{log}"
     );
     assert!(
-        log.contains("pool saturated"),
-        "the checker saw no saturation:\n{log}"
+        lb.log_line_with(&["pool saturated", &format!("backend={name}")])
+            .is_some(),
+        "the checker saw no saturation of {name}:\n{log}"
     );
 }

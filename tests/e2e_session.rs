@@ -2,7 +2,7 @@
 //! the right verdict and exit code from `fpmlb check`, and `serve` drains a
 //! misconfigured node while one session survives round robin.
 //!
-//! Nets 30..37 here.
+//! Each test has its own 127.0.N.x network (tests/support/nets.rs).
 
 mod support;
 
@@ -11,13 +11,13 @@ use std::process::Command;
 use bytes::Bytes;
 use http_body_util::Full;
 use serde_json::Value;
-use support::{Cluster, Fpmlb, base_yaml, client, send};
+use support::{Cluster, Fpmlb, base_yaml, client, nets, send};
 
 const HEALTH: &str =
     "health:\n  ping_path: /fpm-ping\n  probe_script: /usr/share/fpmlb/probe.php\n  timeout: 2s\n";
 
 fn config(cluster: &Cluster, extra: &str) -> std::path::PathBuf {
-    let addr = format!("{}:8080", cluster.lb_ip()).parse().unwrap();
+    let addr = cluster.lb_addr();
     let yaml = format!(
         "{}{HEALTH}{extra}{}",
         base_yaml(addr, &cluster.docroot()),
@@ -70,7 +70,10 @@ fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
 
 #[test]
 fn a_pool_file_override_to_files_is_a_mismatch() {
-    let cluster = Cluster::start(30, &["--php-value", "web02:session.save_handler=files"]);
+    let cluster = Cluster::start(
+        nets::SESSION_FILES_OVERRIDE,
+        &["--php-value", "web02:session.save_handler=files"],
+    );
     let (code, report, all) = check(&config(&cluster, ""));
     assert_eq!(code, 1, "{all}");
     assert_eq!(report["verdict"], "fail");
@@ -105,16 +108,17 @@ fn a_pool_file_override_to_files_is_a_mismatch() {
 
 #[test]
 fn servers_in_another_order_matter_only_without_consistent_hashing() {
-    let reordered = "web03:session.save_path=127.0.31.1:11212,127.0.31.1:11211";
+    let net = nets::SESSION_SERVER_ORDER;
+    let reordered = format!("web03:session.save_path={0}:11212,{0}:11211", net.ip(1));
     let cluster = Cluster::start(
-        31,
+        net,
         &[
             "--memcached-count",
             "2",
             "--php-value",
             "all:memcached.sess_consistent_hash=0",
             "--php-value",
-            reordered,
+            &reordered,
         ],
     );
     let (code, report, all) = check(&config(&cluster, ""));
@@ -130,7 +134,7 @@ fn servers_in_another_order_matter_only_without_consistent_hashing() {
     drop(cluster);
 
     // With php-memcached's default ketama hashing, the order does not count.
-    let cluster = Cluster::start(31, &["--memcached-count", "2", "--php-value", reordered]);
+    let cluster = Cluster::start(net, &["--memcached-count", "2", "--php-value", &reordered]);
     let (code, report, all) = check(&config(&cluster, ""));
     assert_eq!(code, 0, "{all}");
     assert_eq!(report["verdict"], "ok");
@@ -138,9 +142,12 @@ fn servers_in_another_order_matter_only_without_consistent_hashing() {
 
 #[test]
 fn a_redis_backed_cluster_is_consistent() {
-    let cluster = Cluster::start(32, &["--session", "redis"]);
-    let extra = "session:\n  save_handler: redis\n  save_path: \"tcp://127.0.32.1:6379\"\n";
-    let (code, report, all) = check(&config(&cluster, extra));
+    let cluster = Cluster::start(nets::SESSION_REDIS, &["--session", "redis"]);
+    let extra = format!(
+        "session:\n  save_handler: redis\n  save_path: \"tcp://{}:6379\"\n",
+        cluster.lb_ip()
+    );
+    let (code, report, all) = check(&config(&cluster, &extra));
     assert_eq!(code, 0, "{all}");
     assert_eq!(
         verdicts(&report),
@@ -165,7 +172,10 @@ fn a_redis_backed_cluster_is_consistent() {
 
 #[test]
 fn a_cluster_on_the_memcache_extension_with_tcp_paths_is_consistent() {
-    let cluster = Cluster::start(33, &["--session", "memcache", "--memcached-count", "2"]);
+    let cluster = Cluster::start(
+        nets::SESSION_MEMCACHE_EXTENSION,
+        &["--session", "memcache", "--memcached-count", "2"],
+    );
     let (code, report, all) = check(&config(&cluster, ""));
     assert_eq!(code, 0, "{all}");
     assert_eq!(report["expected"]["save_handler"], "memcache", "{all}");
@@ -174,7 +184,7 @@ fn a_cluster_on_the_memcache_extension_with_tcp_paths_is_consistent() {
 
 #[test]
 fn memcached_stopped_is_store_unreachable() {
-    let cluster = Cluster::start(34, &[]);
+    let cluster = Cluster::start(nets::SESSION_MEMCACHED_STOPPED, &[]);
     let pid = std::fs::read_to_string(cluster.dir.join("memcached-11211.pid")).unwrap();
     assert!(
         Command::new("kill")
@@ -193,7 +203,7 @@ fn memcached_stopped_is_store_unreachable() {
 
 #[test]
 fn a_missing_probe_is_reported_and_a_bad_config_exits_2() {
-    let cluster = Cluster::start(35, &["--no-probe", "web03"]);
+    let cluster = Cluster::start(nets::SESSION_MISSING_PROBE, &["--no-probe", "web03"]);
     let (code, report, all) = check(&config(&cluster, ""));
     assert_eq!(code, 1, "{all}");
     assert_eq!(
@@ -216,9 +226,12 @@ fn a_missing_probe_is_reported_and_a_bad_config_exits_2() {
 #[test]
 fn the_config_session_section_decides_what_is_expected() {
     // Every node agrees, but not with what the operator expects.
-    let cluster = Cluster::start(37, &[]);
-    let extra = "session:\n  save_handler: redis\n  save_path: \"tcp://127.0.37.1:6379\"\n";
-    let (code, report, all) = check(&config(&cluster, extra));
+    let cluster = Cluster::start(nets::SESSION_CONFIG_EXPECTED, &[]);
+    let extra = format!(
+        "session:\n  save_handler: redis\n  save_path: \"tcp://{}:6379\"\n",
+        cluster.lb_ip()
+    );
+    let (code, report, all) = check(&config(&cluster, &extra));
     assert_eq!(code, 1, "{all}");
     assert_eq!(
         report["expected"]["source"]
@@ -234,8 +247,11 @@ fn the_config_session_section_decides_what_is_expected() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_drains_the_misconfigured_node_and_a_session_survives_round_robin() {
-    let cluster = Cluster::start(36, &["--php-value", "web02:session.save_handler=files"]);
-    let addr = format!("{}:8080", cluster.lb_ip()).parse().unwrap();
+    let cluster = Cluster::start(
+        nets::SESSION_SERVE_DRAINS,
+        &["--php-value", "web02:session.save_handler=files"],
+    );
+    let addr = cluster.lb_addr();
     let health = "health:\n  interval: 1s\n  ping_path: /fpm-ping\n  probe_script: /usr/share/fpmlb/probe.php\n  session_interval: 1s\n";
     let yaml = format!(
         "{}{health}{}",
@@ -245,17 +261,23 @@ async fn serve_drains_the_misconfigured_node_and_a_session_survives_round_robin(
     let lb = Fpmlb::start(&cluster.dir, addr, &yaml);
 
     // Drained within two session checks, counted by the checker's own log.
+    // The first drain is web02's: the DRAINED line itself names it (the
+    // start-up lines name every backend, so "web02 somewhere before" would
+    // hold whichever node was drained).
     let mut drained_in_round = None;
     for _ in 0..300 {
         let log = lb.log_text();
-        if let Some(pos) = log.find("DRAINED") {
-            let before = &log[..pos];
+        let lines: Vec<&str> = log.lines().collect();
+        if let Some(at) = lines.iter().position(|l| l.contains("DRAINED")) {
             assert!(
-                before.contains("web02")
-                    || log[pos..].lines().next().unwrap_or("").contains("web02"),
-                "{log}"
+                lines[at].contains("backend=web02"),
+                "the first drain is not web02's:\n{log}"
             );
-            drained_in_round = Some(before.matches("session check done").count() + 1);
+            let done = lines[..at]
+                .iter()
+                .filter(|l| l.contains("session check done"))
+                .count();
+            drained_in_round = Some(done + 1);
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;

@@ -3,8 +3,8 @@
 //!
 //! Each test checks what the client sees, that fpmlb is still alive and
 //! serving afterwards, and where it matters that the log names the backend.
-//! Each test has its own addresses (127.0.40.x to 127.0.49.x) so they run in
-//! parallel.
+//! Each test has its own 127.0.N.x network (tests/support/nets.rs) so they
+//! run in parallel.
 
 mod support;
 
@@ -13,8 +13,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::Full;
-use support::Fpmlb;
 use support::fake_fcgi::{Behavior, FakeFcgi};
+use support::{Fpmlb, Net, nets};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -35,11 +35,11 @@ fn free_addr(ip: &str) -> SocketAddr {
     listener.local_addr().unwrap()
 }
 
-/// Starts fpmlb on `ip` with fast timeouts, `extra` top-level YAML and
+/// Starts fpmlb on 127.0.N.1 with fast timeouts, `extra` top-level YAML and
 /// these (name, address) backends.
-fn start_lb(tag: &str, ip: &str, extra: &str, backends: &[(&str, SocketAddr)]) -> Fpmlb {
-    let addr = free_addr(ip);
-    let dir = support::state_dir(tag);
+fn start_lb(net: Net, extra: &str, backends: &[(&str, SocketAddr)]) -> Fpmlb {
+    let addr = free_addr(&net.ip(1));
+    let dir = support::state_dir(net);
     let mut yaml = support::base_yaml(addr, "/srv/app");
     yaml.push_str("timeouts:\n  read: 1s\n  send: 1s\n  connect: 1s\n");
     // No active health check gets in the way of what a test counts.
@@ -82,18 +82,6 @@ async fn assert_serving(lb: &Fpmlb, fake: &FakeFcgi) {
         "fpmlb sent bad FastCGI: {:?}",
         fake.protocol_errors()
     );
-}
-
-/// Waits (bounded) for a log line that contains every needle.
-async fn log_line(lb: &Fpmlb, needles: &[&str]) -> String {
-    for _ in 0..100 {
-        let text = lb.log_text();
-        if let Some(line) = text.lines().find(|l| needles.iter().all(|n| l.contains(n))) {
-            return line.to_string();
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("no log line with {needles:?}:\n{}", lb.log_text());
 }
 
 /// How a raw connection ended.
@@ -229,24 +217,20 @@ fn status_of(raw: Option<Raw>) -> u16 {
 // 1.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn garbage_from_backend_is_502() {
+    let net = nets::FAULTS_GARBAGE;
     bounded(async {
-        let fake = FakeFcgi::start("127.0.40.2", Behavior::ok("alive")).await;
+        let fake = FakeFcgi::start(&net.ip(2), Behavior::ok("alive")).await;
         fake.script([
             Behavior::Garbage(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi".to_vec()),
             // Version 1, but BEGIN_REQUEST: a type an application never sends.
             Behavior::Garbage(vec![1, 1, 0, 1, 0, 8, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0]),
         ]);
-        let lb = start_lb(
-            "faults-garbage",
-            "127.0.40.1",
-            "max_fails: 0\n",
-            &[("garbage-be", fake.addr)],
-        );
+        let lb = start_lb(net, "max_fails: 0\n", &[("garbage-be", fake.addr)]);
         for _ in 0..2 {
             let resp = get(&lb, "/x.php").await;
             assert_eq!(resp.status, 502, "{}", resp.text());
         }
-        log_line(&lb, &["ERROR", "garbage-be", "protocol"]).await;
+        lb.wait_log_line(&["ERROR", "garbage-be", "protocol"]).await;
         assert_serving(&lb, &fake).await;
     })
     .await;
@@ -255,20 +239,16 @@ async fn garbage_from_backend_is_502() {
 // 2.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stalled_backend_is_504_after_read_timeout() {
+    let net = nets::FAULTS_STALL;
     bounded(async {
-        let fake = FakeFcgi::start("127.0.40.12", Behavior::ok("alive")).await;
+        let fake = FakeFcgi::start(&net.ip(2), Behavior::ok("alive")).await;
         fake.script([Behavior::Stall]);
-        let lb = start_lb(
-            "faults-stall",
-            "127.0.40.11",
-            "max_fails: 0\n",
-            &[("stall-be", fake.addr)],
-        );
+        let lb = start_lb(net, "max_fails: 0\n", &[("stall-be", fake.addr)]);
         let started = std::time::Instant::now();
         let resp = get(&lb, "/x.php").await;
         assert_eq!(resp.status, 504, "{}", resp.text());
         assert!(started.elapsed() < Duration::from_secs(10));
-        log_line(&lb, &["ERROR", "stall-be"]).await;
+        lb.wait_log_line(&["ERROR", "stall-be"]).await;
         assert_serving(&lb, &fake).await;
     })
     .await;
@@ -277,16 +257,12 @@ async fn stalled_backend_is_504_after_read_timeout() {
 // 3.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn close_mid_body_without_content_length_is_never_complete() {
+    let net = nets::FAULTS_CUT_CHUNKED;
     bounded(async {
         let cut = b"Content-Type: text/plain\r\n\r\nthe first half of a body".to_vec();
-        let fake = FakeFcgi::start("127.0.41.2", Behavior::ok("alive")).await;
+        let fake = FakeFcgi::start(&net.ip(2), Behavior::ok("alive")).await;
         fake.script([Behavior::CloseAfter(cut.clone()), Behavior::CloseAfter(cut)]);
-        let lb = start_lb(
-            "faults-cut-chunked",
-            "127.0.41.1",
-            "max_fails: 0\n",
-            &[("cut-be", fake.addr)],
-        );
+        let lb = start_lb(net, "max_fails: 0\n", &[("cut-be", fake.addr)]);
 
         // hyper may drop the buffered head when the body fails at once, so
         // the client may see the connection close with no response at all.
@@ -304,7 +280,7 @@ async fn close_mid_body_without_content_length_is_never_complete() {
         let h2 = support::get(&support::client(true), &lb.url("/x.php")).await;
         assert!(h2.is_err(), "HTTP/2 client got a whole response: {h2:?}");
 
-        log_line(&lb, &["cut-be", "cut short"]).await;
+        lb.wait_log_line(&["cut-be", "cut short"]).await;
         assert_serving(&lb, &fake).await;
     })
     .await;
@@ -313,16 +289,12 @@ async fn close_mid_body_without_content_length_is_never_complete() {
 // 4.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn close_before_content_length_is_reached_is_never_complete() {
+    let net = nets::FAULTS_CUT_LENGTH;
     bounded(async {
         let cut = b"Content-Type: text/plain\r\nContent-Length: 100\r\n\r\n0123456789".to_vec();
-        let fake = FakeFcgi::start("127.0.41.12", Behavior::ok("alive")).await;
+        let fake = FakeFcgi::start(&net.ip(2), Behavior::ok("alive")).await;
         fake.script([Behavior::CloseAfter(cut.clone()), Behavior::CloseAfter(cut)]);
-        let lb = start_lb(
-            "faults-cut-length",
-            "127.0.41.11",
-            "max_fails: 0\n",
-            &[("short-be", fake.addr)],
-        );
+        let lb = start_lb(net, "max_fails: 0\n", &[("short-be", fake.addr)]);
 
         // hyper may drop the buffered head when the body fails at once, so
         // the client may see the connection close with no response at all.
@@ -337,7 +309,7 @@ async fn close_before_content_length_is_reached_is_never_complete() {
         let h2 = support::get(&support::client(true), &lb.url("/x.php")).await;
         assert!(h2.is_err(), "HTTP/2 client got a whole response: {h2:?}");
 
-        log_line(&lb, &["short-be", "cut short"]).await;
+        lb.wait_log_line(&["short-be", "cut short"]).await;
         assert_serving(&lb, &fake).await;
     })
     .await;
@@ -346,19 +318,15 @@ async fn close_before_content_length_is_reached_is_never_complete() {
 // 5.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn close_right_after_the_head_is_502_or_cut() {
+    let net = nets::FAULTS_HEAD_ONLY;
     bounded(async {
         let head = b"Status: 200 OK\r\nContent-Type: text/plain\r\n\r\n".to_vec();
-        let fake = FakeFcgi::start("127.0.42.2", Behavior::ok("alive")).await;
+        let fake = FakeFcgi::start(&net.ip(2), Behavior::ok("alive")).await;
         fake.script([
             Behavior::CloseAfter(head.clone()),
             Behavior::CloseAfter(head),
         ]);
-        let lb = start_lb(
-            "faults-head-only",
-            "127.0.42.1",
-            "max_fails: 0\n",
-            &[("headonly-be", fake.addr)],
-        );
+        let lb = start_lb(net, "max_fails: 0\n", &[("headonly-be", fake.addr)]);
 
         let raw = raw_exchange(lb.addr, GET_X).await;
         assert_not_complete_200(raw.as_ref(), "HTTP/1.1");
@@ -368,7 +336,7 @@ async fn close_right_after_the_head_is_502_or_cut() {
             Ok(resp) => assert_eq!(resp.status, 502, "HTTP/2 got {resp:?}"),
         }
 
-        log_line(&lb, &["headonly-be", "ERROR"]).await;
+        lb.wait_log_line(&["headonly-be", "ERROR"]).await;
         assert_serving(&lb, &fake).await;
     })
     .await;
@@ -380,19 +348,15 @@ async fn close_right_after_the_head_is_502_or_cut() {
 // less).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn close_right_after_an_empty_content_length_head_is_never_a_complete_200() {
+    let net = nets::FAULTS_HEAD_EMPTY_LENGTH;
     bounded(async {
         let head = b"Content-Type: text/plain\r\nContent-Length: 0\r\n\r\n".to_vec();
-        let fake = FakeFcgi::start("127.0.42.22", Behavior::ok("alive")).await;
+        let fake = FakeFcgi::start(&net.ip(2), Behavior::ok("alive")).await;
         fake.script([
             Behavior::CloseAfter(head.clone()),
             Behavior::CloseAfter(head),
         ]);
-        let lb = start_lb(
-            "faults-head-cl0",
-            "127.0.42.21",
-            "max_fails: 0\n",
-            &[("emptycl-be", fake.addr)],
-        );
+        let lb = start_lb(net, "max_fails: 0\n", &[("emptycl-be", fake.addr)]);
 
         match support::get(&support::client(true), &lb.url("/x.php")).await {
             Err(_) => {}
@@ -409,24 +373,20 @@ async fn close_right_after_an_empty_content_length_head_is_never_a_complete_200(
 // 6.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stderr_flood_is_logged_bounded_and_the_response_passes() {
+    let net = nets::FAULTS_STDERR_FLOOD;
     bounded(async {
-        let fake = FakeFcgi::start("127.0.42.12", Behavior::ok("alive")).await;
+        let fake = FakeFcgi::start(&net.ip(2), Behavior::ok("alive")).await;
         fake.script([Behavior::StderrFlood {
             records: 2000,
             bytes_each: 8 * 1024,
             stdout: b"Content-Type: text/plain\r\n\r\nflood survived".to_vec(),
         }]);
-        let lb = start_lb(
-            "faults-stderr",
-            "127.0.42.11",
-            "max_fails: 0\n",
-            &[("flood-be", fake.addr)],
-        );
+        let lb = start_lb(net, "max_fails: 0\n", &[("flood-be", fake.addr)]);
         let resp = get(&lb, "/x.php").await;
         assert_eq!(resp.status, 200, "{}", resp.text());
         assert_eq!(resp.text(), "flood survived");
 
-        log_line(&lb, &["flood-be", "not logged"]).await;
+        lb.wait_log_line(&["flood-be", "not logged"]).await;
         let log = lb.log_text();
         let stderr_lines: Vec<&str> = log.lines().filter(|l| l.contains("EEEE")).collect();
         assert!(
@@ -453,20 +413,17 @@ async fn stderr_flood_is_logged_bounded_and_the_response_passes() {
 // 7.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn short_end_request_is_502() {
+    let net = nets::FAULTS_SHORT_END;
     bounded(async {
-        let fake = FakeFcgi::start("127.0.43.2", Behavior::ok("alive")).await;
+        let fake = FakeFcgi::start(&net.ip(2), Behavior::ok("alive")).await;
         fake.script([Behavior::ShortEndRequest {
             stdout: b"Content-Type: text/plain\r\n\r\nalmost".to_vec(),
         }]);
-        let lb = start_lb(
-            "faults-short-end",
-            "127.0.43.1",
-            "max_fails: 0\n",
-            &[("shortend-be", fake.addr)],
-        );
+        let lb = start_lb(net, "max_fails: 0\n", &[("shortend-be", fake.addr)]);
         let resp = get(&lb, "/x.php").await;
         assert_eq!(resp.status, 502, "{}", resp.text());
-        log_line(&lb, &["ERROR", "shortend-be", "END_REQUEST"]).await;
+        lb.wait_log_line(&["ERROR", "shortend-be", "END_REQUEST"])
+            .await;
         assert!(!lb.log_text().contains("panicked"));
         assert_serving(&lb, &fake).await;
     })
@@ -476,19 +433,15 @@ async fn short_end_request_is_502() {
 // 8.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn overloaded_is_503() {
+    let net = nets::FAULTS_OVERLOADED;
     bounded(async {
-        let fake = FakeFcgi::start("127.0.43.12", Behavior::ok("alive")).await;
+        let fake = FakeFcgi::start(&net.ip(2), Behavior::ok("alive")).await;
         fake.script([Behavior::Overloaded]);
-        let lb = start_lb(
-            "faults-overloaded",
-            "127.0.43.11",
-            "max_fails: 0\n",
-            &[("overload-be", fake.addr)],
-        );
+        let lb = start_lb(net, "max_fails: 0\n", &[("overload-be", fake.addr)]);
         let resp = get(&lb, "/x.php").await;
         assert_eq!(resp.status, 503, "{}", resp.text());
         assert!(resp.headers.contains_key("retry-after"));
-        log_line(&lb, &["overload-be", "overloaded"]).await;
+        lb.wait_log_line(&["overload-be", "overloaded"]).await;
         assert_serving(&lb, &fake).await;
     })
     .await;
@@ -497,12 +450,12 @@ async fn overloaded_is_503() {
 // 9.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reset_before_response_retries_get_but_not_post() {
+    let net = nets::FAULTS_RETRY_RESET;
     bounded(async {
-        let bad = FakeFcgi::start("127.0.44.2", Behavior::CloseBeforeResponse).await;
-        let good = FakeFcgi::start("127.0.44.3", Behavior::ok("alive")).await;
+        let bad = FakeFcgi::start(&net.ip(2), Behavior::CloseBeforeResponse).await;
+        let good = FakeFcgi::start(&net.ip(3), Behavior::ok("alive")).await;
         let lb = start_lb(
-            "faults-retry-reset",
-            "127.0.44.1",
+            net,
             "max_fails: 0\n",
             &[("reset-be", bad.addr), ("good-be", good.addr)],
         );
@@ -518,7 +471,8 @@ async fn reset_before_response_retries_get_but_not_post() {
             }
         }
         assert!(bad.request_count() > 0, "the bad backend never got a GET");
-        log_line(&lb, &["reset-be", "trying another backend"]).await;
+        lb.wait_log_line(&["reset-be", "trying another backend"])
+            .await;
 
         // A POST that reached the bad backend is not sent again.
         let mut saw_502 = false;
@@ -545,12 +499,12 @@ async fn reset_before_response_retries_get_but_not_post() {
 // 9, second part.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connect_refused_retries_even_post() {
+    let net = nets::FAULTS_RETRY_REFUSED;
     bounded(async {
-        let dead = free_addr("127.0.44.12");
-        let good = FakeFcgi::start("127.0.44.13", Behavior::ok("alive")).await;
+        let dead = free_addr(&net.ip(2));
+        let good = FakeFcgi::start(&net.ip(3), Behavior::ok("alive")).await;
         let lb = start_lb(
-            "faults-retry-refused",
-            "127.0.44.11",
+            net,
             "max_fails: 0\n",
             &[("dead-be", dead), ("live-be", good.addr)],
         );
@@ -562,7 +516,8 @@ async fn connect_refused_retries_even_post() {
         }
         assert_eq!(good.request_count(), 2);
         assert!(good.requests().iter().all(|r| r.stdin == b"x=1"));
-        log_line(&lb, &["dead-be", "trying another backend"]).await;
+        lb.wait_log_line(&["dead-be", "trying another backend"])
+            .await;
         assert_serving(&lb, &good).await;
     })
     .await;
@@ -571,11 +526,11 @@ async fn connect_refused_retries_even_post() {
 // 10.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn all_backends_down_is_503_with_retry_after() {
+    let net = nets::FAULTS_ALL_DOWN;
     bounded(async {
-        let (dead1, dead2) = (free_addr("127.0.45.2"), free_addr("127.0.45.3"));
+        let (dead1, dead2) = (free_addr(&net.ip(2)), free_addr(&net.ip(3)));
         let lb = start_lb(
-            "faults-all-down",
-            "127.0.45.1",
+            net,
             "max_fails: 1\nfail_timeout: 1s\n",
             &[("down1-be", dead1), ("down2-be", dead2)],
         );
@@ -585,8 +540,8 @@ async fn all_backends_down_is_503_with_retry_after() {
         let first = get(&lb, "/x.php").await;
         assert_eq!(first.status, 503, "first: {}", first.text());
         assert!(first.headers.contains_key("retry-after"));
-        log_line(&lb, &["down1-be", "out of rotation"]).await;
-        log_line(&lb, &["down2-be", "out of rotation"]).await;
+        lb.wait_log_line(&["down1-be", "out of rotation"]).await;
+        lb.wait_log_line(&["down2-be", "out of rotation"]).await;
         let resp = get(&lb, "/x.php").await;
         assert_eq!(resp.status, 503, "{}", resp.text());
         assert_eq!(
@@ -615,14 +570,10 @@ async fn all_backends_down_is_503_with_retry_after() {
 // 11.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kept_connection_is_reused_and_a_closed_one_is_noticed() {
+    let net = nets::FAULTS_KEEPALIVE;
     bounded(async {
-        let fake = FakeFcgi::start("127.0.46.2", Behavior::ok("alive")).await;
-        let lb = start_lb(
-            "faults-keepalive",
-            "127.0.46.1",
-            "max_fails: 0\n",
-            &[("keep-be", fake.addr)],
-        );
+        let fake = FakeFcgi::start(&net.ip(2), Behavior::ok("alive")).await;
+        let lb = start_lb(net, "max_fails: 0\n", &[("keep-be", fake.addr)]);
         for _ in 0..20 {
             assert_serving(&lb, &fake).await;
         }
@@ -657,15 +608,11 @@ async fn kept_connection_is_reused_and_a_closed_one_is_noticed() {
 // PHP, so a GET must be sent again on a fresh connection.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kept_connection_dying_under_a_get_is_retried_on_a_fresh_one() {
+    let net = nets::FAULTS_STALE_CONN;
     bounded(async {
-        let fake = FakeFcgi::start("127.0.46.12", Behavior::ok("alive")).await;
+        let fake = FakeFcgi::start(&net.ip(2), Behavior::ok("alive")).await;
         fake.script([Behavior::ok("first"), Behavior::CloseBeforeResponse]);
-        let lb = start_lb(
-            "faults-stale",
-            "127.0.46.11",
-            "max_fails: 0\n",
-            &[("stale-be", fake.addr)],
-        );
+        let lb = start_lb(net, "max_fails: 0\n", &[("stale-be", fake.addr)]);
         let first = get(&lb, "/x.php").await;
         assert_eq!(first.text(), "first");
         let resp = get(&lb, "/x.php").await;
@@ -684,14 +631,10 @@ async fn kept_connection_dying_under_a_get_is_retried_on_a_fresh_one() {
 // 12.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_paths_never_reach_a_backend() {
+    let net = nets::FAULTS_BAD_PATHS;
     bounded(async {
-        let fake = FakeFcgi::start("127.0.47.2", Behavior::ok("alive")).await;
-        let lb = start_lb(
-            "faults-paths",
-            "127.0.47.1",
-            "max_fails: 0\n",
-            &[("paths-be", fake.addr)],
-        );
+        let fake = FakeFcgi::start(&net.ip(2), Behavior::ok("alive")).await;
+        let lb = start_lb(net, "max_fails: 0\n", &[("paths-be", fake.addr)]);
         let cases: [(&str, u16); 5] = [
             ("/../etc/passwd.php", 400),
             ("/a/../../etc/passwd.php", 400),
@@ -713,11 +656,11 @@ async fn bad_paths_never_reach_a_backend() {
 // 13.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn body_over_max_body_size_is_413_and_a_small_chunked_one_passes() {
+    let net = nets::FAULTS_BODY_LIMIT;
     bounded(async {
-        let fake = FakeFcgi::start("127.0.48.2", Behavior::ok("alive")).await;
+        let fake = FakeFcgi::start(&net.ip(2), Behavior::ok("alive")).await;
         let lb = start_lb(
-            "faults-body",
-            "127.0.48.1",
+            net,
             "max_fails: 0\nmax_body_size: 1k\n",
             &[("body-be", fake.addr)],
         );
@@ -768,18 +711,14 @@ async fn body_over_max_body_size_is_413_and_a_small_chunked_one_passes() {
 // connection is still good and must go back to the pool.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kept_connection_survives_an_end_request_after_a_full_content_length_body() {
+    let net = nets::FAULTS_LATE_END;
     bounded(async {
-        let fake = FakeFcgi::start("127.0.46.22", Behavior::ok("alive")).await;
+        let fake = FakeFcgi::start(&net.ip(2), Behavior::ok("alive")).await;
         fake.script([Behavior::RespondLateEnd {
             stdout: b"Content-Type: text/plain\r\nContent-Length: 5\r\n\r\nhello".to_vec(),
             pause: Duration::from_millis(50),
         }]);
-        let lb = start_lb(
-            "faults-late-end",
-            "127.0.46.21",
-            "max_fails: 0\n",
-            &[("lateend-be", fake.addr)],
-        );
+        let lb = start_lb(net, "max_fails: 0\n", &[("lateend-be", fake.addr)]);
         let resp = get(&lb, "/x.php").await;
         assert_eq!(resp.status, 200);
         assert_eq!(resp.text(), "hello");

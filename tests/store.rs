@@ -13,6 +13,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use support::{Net, nets};
+
 use fpmlb::save_path::Handler;
 use fpmlb::session::store::{
     StoreAddr, StoreError, StoreKind, StoreTarget, check_servers, cluster_slot, read_key,
@@ -85,15 +87,20 @@ fn php_session(cluster: &support::Cluster, addr: &str) -> Session {
     }
 }
 
-/// redis-server processes started by a test, killed (by pid) on drop.
+/// redis-server processes started by a test, killed (by pid) on drop and
+/// with the test (`support::child_command`).
 struct RedisServers {
     children: Vec<Child>,
     dir: PathBuf,
 }
 
 impl RedisServers {
-    fn start(tag: &str, ip: &str, ports: &[u16], extra: &[&str]) -> RedisServers {
-        let dir = support::state_dir(tag);
+    /// Starts one redis-server per port on 127.0.N.1 and waits until each
+    /// child is alive and its own log says it accepts connections (not
+    /// that something answers on the port: a leftover could).
+    fn start(net: Net, ports: &[u16], extra: &[&str]) -> RedisServers {
+        let dir = support::state_dir(net);
+        let ip = net.ip(1);
         let mut servers = RedisServers {
             children: Vec::new(),
             dir: dir.clone(),
@@ -101,8 +108,8 @@ impl RedisServers {
         for port in ports {
             let node_dir = dir.join(port.to_string());
             std::fs::create_dir_all(&node_dir).unwrap();
-            let child = Command::new("redis-server")
-                .args(["--bind", ip, "--port", &port.to_string()])
+            let child = support::child_command("redis-server")
+                .args(["--bind", &ip, "--port", &port.to_string()])
                 .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
                 .args(["--protected-mode", "no", "--logfile", "redis.log"])
                 .args(extra)
@@ -114,8 +121,8 @@ impl RedisServers {
                 .expect("start redis-server");
             servers.children.push(child);
         }
-        for port in ports {
-            wait_listening(ip, *port, &servers.dir);
+        for (child, port) in servers.children.iter_mut().zip(ports) {
+            wait_ready(child, &dir.join(port.to_string()).join("redis.log"));
         }
         servers
     }
@@ -130,15 +137,22 @@ impl Drop for RedisServers {
     }
 }
 
-fn wait_listening(ip: &str, port: u16, dir: &Path) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect((ip, port)).is_err() {
+fn wait_ready(child: &mut Child, log: &Path) {
+    let deadline = Instant::now() + support::READY_LIMIT;
+    loop {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        if text.contains("Ready to accept connections") {
+            return;
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("redis-server exited with {status}:\n{text}");
+        }
         assert!(
             Instant::now() < deadline,
-            "nothing listens on {ip}:{port} (logs in {})",
-            dir.display()
+            "redis-server not ready ({}):\n{text}",
+            log.display()
         );
-        std::thread::sleep(Duration::from_millis(50));
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
@@ -146,8 +160,10 @@ fn wait_listening(ip: &str, port: u16, dir: &Path) {
 async fn sessions_written_by_php_fpm_are_read_from_the_store() {
     // web01 keeps the redis handler; web02 uses php-memcached over both
     // memcached servers, web03 pecl-memcache over both.
+    let net = nets::STORE_PHP_SESSIONS;
+    let ip = net.ip(1);
     let cluster = support::Cluster::start(
-        38,
+        net,
         &[
             "--session",
             "redis",
@@ -156,11 +172,11 @@ async fn sessions_written_by_php_fpm_are_read_from_the_store() {
             "--php-value",
             "web02:session.save_handler=memcached",
             "--php-value",
-            "web02:session.save_path=127.0.38.1:11211,127.0.38.1:11212",
+            &format!("web02:session.save_path={ip}:11211,{ip}:11212"),
             "--php-value",
             "web03:session.save_handler=memcache",
             "--php-value",
-            "web03:session.save_path=tcp://127.0.38.1:11211, tcp://127.0.38.1:11212",
+            &format!("web03:session.save_path=tcp://{ip}:11211, tcp://{ip}:11212"),
         ],
     );
     let nodes = cluster.nodes();
@@ -171,14 +187,17 @@ async fn sessions_written_by_php_fpm_are_read_from_the_store() {
             .map(|(_, a)| a.clone())
             .unwrap()
     };
-    let mc_servers = vec![tcp("127.0.38.1", 11211), tcp("127.0.38.1", 11212)];
+    let mc_servers = vec![tcp(&ip, 11211), tcp(&ip, 11212)];
     let mc = target(StoreKind::Memcached, mc_servers.clone());
-    let rd = target(StoreKind::Redis, vec![tcp("127.0.38.1", 6379)]);
+    let rd = target(StoreKind::Redis, vec![tcp(&ip, 6379)]);
 
     // Every server answers, with its version and a latency.
     let checks = check_servers(&mc, TIMEOUT).await;
     assert_eq!(checks.len(), 2, "{checks:?}");
-    for (check, server) in checks.iter().zip(["127.0.38.1:11211", "127.0.38.1:11212"]) {
+    for (check, server) in checks
+        .iter()
+        .zip([format!("{ip}:11211"), format!("{ip}:11212")])
+    {
         assert_eq!(check.server, server);
         assert!(check.ok, "{check:?}");
         assert!(check.detail.starts_with("memcached 1."), "{check:?}");
@@ -187,7 +206,7 @@ async fn sessions_written_by_php_fpm_are_read_from_the_store() {
     let checks = check_servers(&rd, TIMEOUT).await;
     assert_eq!(checks.len(), 1);
     assert!(checks[0].ok, "{checks:?}");
-    assert_eq!(checks[0].server, "127.0.38.1:6379");
+    assert_eq!(checks[0].server, format!("{ip}:6379"));
     assert!(checks[0].detail.starts_with("redis "), "{checks:?}");
     assert!(checks[0].latency_ms.is_some_and(|ms| ms > 0.0));
 
@@ -237,7 +256,7 @@ async fn sessions_written_by_php_fpm_are_read_from_the_store() {
     let key = session_key(&Handler::Redis, &s.id, None, None);
     assert!(key.starts_with(b"PHPREDIS_SESSION:"));
     let (server, value) = read_key(&rd, &key, TIMEOUT).await.unwrap().unwrap();
-    assert_eq!(server, "127.0.38.1:6379");
+    assert_eq!(server, format!("{ip}:6379"));
     assert_eq!(String::from_utf8_lossy(&value), s.stored());
     // Not under the other handlers' keys.
     let other = session_key(&Handler::Memcached, &s.id, None, None);
@@ -261,7 +280,7 @@ async fn sessions_written_by_php_fpm_are_read_from_the_store() {
     assert!(matches!(err, StoreError::Auth { .. }), "{err:?}");
     assert!(
         err.to_string()
-            .starts_with("127.0.38.1:6379: authentication failed"),
+            .starts_with(&format!("{ip}:6379: authentication failed")),
         "{err}"
     );
     let checks = check_servers(&with_password, TIMEOUT).await;
@@ -271,7 +290,7 @@ async fn sessions_written_by_php_fpm_are_read_from_the_store() {
     );
 
     // A stand-alone server is not a cluster node.
-    let as_cluster = target(StoreKind::RedisCluster, vec![tcp("127.0.38.1", 6379)]);
+    let as_cluster = target(StoreKind::RedisCluster, vec![tcp(&ip, 6379)]);
     let checks = check_servers(&as_cluster, TIMEOUT).await;
     assert!(
         !checks[0].ok && checks[0].detail.contains("not a cluster node"),
@@ -281,7 +300,7 @@ async fn sessions_written_by_php_fpm_are_read_from_the_store() {
     // One server down: the others still answer, and read_key says it could
     // not ask every server instead of "not found".
     let mut with_absent = mc.clone();
-    with_absent.servers.push(tcp("127.0.38.1", 11299));
+    with_absent.servers.push(tcp(&ip, 11299));
     let checks = check_servers(&with_absent, TIMEOUT).await;
     assert_eq!(
         checks.iter().map(|c| c.ok).collect::<Vec<_>>(),
@@ -299,7 +318,8 @@ async fn sessions_written_by_php_fpm_are_read_from_the_store() {
         "{err:?}"
     );
     assert!(
-        err.to_string().contains("127.0.38.1:11299: cannot connect"),
+        err.to_string()
+            .contains(&format!("{ip}:11299: cannot connect")),
         "{err}"
     );
     // ... but a key found on a server that answered is found.
@@ -315,9 +335,11 @@ async fn sessions_written_by_php_fpm_are_read_from_the_store() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn absent_servers_fail_fast_with_a_clear_detail() {
+    // Nothing listens on this network.
+    let ip = nets::STORE_ABSENT_SERVERS.ip(1);
     let started = Instant::now();
-    let mc = target(StoreKind::Memcached, vec![tcp("127.0.38.1", 11299)]);
-    let rd = target(StoreKind::Redis, vec![tcp("127.0.38.1", 6399)]);
+    let mc = target(StoreKind::Memcached, vec![tcp(&ip, 11299)]);
+    let rd = target(StoreKind::Redis, vec![tcp(&ip, 6399)]);
     for store in [&mc, &rd] {
         let checks = check_servers(store, TIMEOUT).await;
         assert_eq!(checks.len(), 1);
@@ -338,11 +360,12 @@ async fn absent_servers_fail_fast_with_a_clear_detail() {
 #[tokio::test(flavor = "multi_thread")]
 async fn silent_servers_time_out() {
     // Accepts connections (the kernel does) and never answers.
-    let listener = TcpListener::bind("127.0.38.1:0").unwrap();
+    let ip = nets::STORE_SILENT_SERVERS.ip(1);
+    let listener = TcpListener::bind((ip.as_str(), 0)).unwrap();
     let port = listener.local_addr().unwrap().port();
     let timeout = Duration::from_millis(300);
     for kind in [StoreKind::Memcached, StoreKind::Redis] {
-        let store = target(kind, vec![tcp("127.0.38.1", port)]);
+        let store = target(kind, vec![tcp(&ip, port)]);
         let started = Instant::now();
         let checks = check_servers(&store, timeout).await;
         let elapsed = started.elapsed();
@@ -370,13 +393,10 @@ async fn silent_servers_time_out() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn redis_with_a_password() {
-    let _redis = RedisServers::start(
-        "store-redis-auth",
-        "127.0.38.1",
-        &[6390],
-        &["--requirepass", "s3cret"],
-    );
-    let mut store = target(StoreKind::Redis, vec![tcp("127.0.38.1", 6390)]);
+    let net = nets::STORE_REDIS_PASSWORD;
+    let ip = net.ip(1);
+    let _redis = RedisServers::start(net, &[6390], &["--requirepass", "s3cret"]);
+    let mut store = target(StoreKind::Redis, vec![tcp(&ip, 6390)]);
 
     let checks = check_servers(&store, TIMEOUT).await;
     assert!(!checks[0].ok, "{checks:?}");
@@ -392,7 +412,7 @@ async fn redis_with_a_password() {
     assert!(matches!(err, StoreError::Auth { .. }), "{err:?}");
     assert!(
         err.to_string()
-            .starts_with("127.0.38.1:6390: authentication failed"),
+            .starts_with(&format!("{ip}:6390: authentication failed")),
         "{err}"
     );
 
@@ -408,15 +428,7 @@ async fn redis_with_a_password() {
 
     store.database = Some(1);
     let set = Command::new("redis-cli")
-        .args([
-            "-h",
-            "127.0.38.1",
-            "-p",
-            "6390",
-            "-a",
-            "s3cret",
-            "--no-auth-warning",
-        ])
+        .args(["-h", &ip, "-p", "6390", "-a", "s3cret", "--no-auth-warning"])
         .args(["-n", "1", "SET", "PHPREDIS_SESSION:x", "in-db-1"])
         .output()
         .expect("run redis-cli");
@@ -426,17 +438,18 @@ async fn redis_with_a_password() {
         .unwrap()
         .unwrap();
     assert_eq!(
-        (server.as_str(), value.as_slice()),
-        ("127.0.38.1:6390", &b"in-db-1"[..])
+        (server, value.as_slice()),
+        (format!("{ip}:6390"), &b"in-db-1"[..])
     );
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn redis_cluster_sessions_written_by_phpredis() {
     let ports = [7000, 7001, 7002];
+    let net = nets::STORE_REDIS_CLUSTER;
+    let ip = net.ip(1);
     let redis = RedisServers::start(
-        "store-redis-cluster",
-        "127.0.39.1",
+        net,
         &ports,
         &[
             "--cluster-enabled",
@@ -445,12 +458,12 @@ async fn redis_cluster_sessions_written_by_phpredis() {
             "nodes.conf",
             // Without it, nodes meet from 127.0.0.1 and never join.
             "--cluster-announce-ip",
-            "127.0.39.1",
+            &ip,
         ],
     );
     let create = Command::new("redis-cli")
         .args(["--cluster", "create"])
-        .args(ports.iter().map(|p| format!("127.0.39.1:{p}")))
+        .args(ports.iter().map(|p| format!("{ip}:{p}")))
         .args(["--cluster-replicas", "0", "--cluster-yes"])
         .stdin(Stdio::null())
         .output()
@@ -461,7 +474,7 @@ async fn redis_cluster_sessions_written_by_phpredis() {
         String::from_utf8_lossy(&create.stdout),
         redis.dir.display()
     );
-    let seeds: Vec<StoreAddr> = ports.iter().map(|p| tcp("127.0.39.1", *p)).collect();
+    let seeds: Vec<StoreAddr> = ports.iter().map(|p| tcp(&ip, *p)).collect();
     let store = target(StoreKind::RedisCluster, seeds.clone());
 
     // Every node answers, and (once the nodes agree) the cluster is ok.
@@ -507,7 +520,7 @@ async fn redis_cluster_sessions_written_by_phpredis() {
     keys.extend((0..40u32).map(|i| format!("PHPREDIS_CLUSTER_SESSION:{:026x}", i * 7919)));
     for key in &keys {
         let out = Command::new("redis-cli")
-            .args(["-h", "127.0.39.1", "-p", "7000", "CLUSTER", "KEYSLOT"])
+            .args(["-h", ip.as_str(), "-p", "7000", "CLUSTER", "KEYSLOT"])
             .arg(key)
             .stdin(Stdio::null())
             .output()
@@ -526,16 +539,18 @@ async fn redis_cluster_sessions_written_by_phpredis() {
         "clustersessbbbbbbbbbbbbbbbb",
         "clustersesscccc",
     ] {
-        let code = "ini_set('session.save_handler', 'rediscluster');
-            ini_set('session.save_path', 'seed[]=127.0.39.1:7000&seed[]=127.0.39.1:7001');
+        let code = format!(
+            "ini_set('session.save_handler', 'rediscluster');
+            ini_set('session.save_path', 'seed[]={ip}:7000&seed[]={ip}:7001');
             ini_set('session.use_cookies', '0');
             ini_set('session.use_strict_mode', '0');
             session_id($argv[1]);
-            if (!session_start()) { exit(1); }
+            if (!session_start()) {{ exit(1); }}
             $_SESSION['TEST'] = 42;
-            session_write_close();";
+            session_write_close();"
+        );
         let php = Command::new("php")
-            .args(["-r", code, "--", id])
+            .args(["-r", &code, "--", id])
             .output()
             .expect("run php");
         assert!(

@@ -49,7 +49,7 @@ pub fn render(registry: &Registry) -> Result<String, fmt::Error> {
 
 /// A counter family over backends: `value` reads one backend's figure.
 fn counter_family(
-    enc: &mut DescriptorEncoder,
+    enc: &mut DescriptorEncoder<'_>,
     name: &str,
     help: &str,
     backends: &[Arc<Backend>],
@@ -65,7 +65,7 @@ fn counter_family(
 
 /// A gauge family over backends; backends for which `value` is None are left out.
 fn gauge_family(
-    enc: &mut DescriptorEncoder,
+    enc: &mut DescriptorEncoder<'_>,
     name: &str,
     help: &str,
     backends: &[Arc<Backend>],
@@ -104,7 +104,7 @@ fn fpm(b: &Backend, f: impl Fn(&FpmStatus) -> u64) -> Option<i64> {
 }
 
 impl Collector for UpstreamCollector {
-    fn encode(&self, mut enc: DescriptorEncoder) -> fmt::Result {
+    fn encode(&self, mut enc: DescriptorEncoder<'_>) -> fmt::Result {
         let set = self.upstream.snapshot();
         let backends = &set.backends;
         let now = Instant::now();

@@ -90,14 +90,14 @@ footer { margin-top: 1.5em; color: #5b6470; font-size: .9em; }
 /// The whole page.
 /// The whole page; `host` (the request's Host) makes the footer's example
 /// commands copyable.
-pub fn render(doc: &StatusDoc, host: Option<&str>) -> String {
+pub fn render(doc: &StatusDoc<'_>, host: Option<&str>) -> String {
     let mut out = String::with_capacity(16 * 1024);
     // Writing to a String cannot fail.
     let _ = write_page(&mut out, doc, host.unwrap_or("ADMIN"));
     out
 }
 
-fn write_page(out: &mut String, doc: &StatusDoc, host: &str) -> fmt::Result {
+fn write_page(out: &mut String, doc: &StatusDoc<'_>, host: &str) -> fmt::Result {
     let up = doc.backends.iter().filter(|b| b.state == "up").count();
     write!(
         out,
@@ -181,7 +181,7 @@ fn write_session_summary(out: &mut String, report: Option<&ClusterReport>) -> fm
     Ok(())
 }
 
-fn write_backends(out: &mut String, doc: &StatusDoc) -> fmt::Result {
+fn write_backends(out: &mut String, doc: &StatusDoc<'_>) -> fmt::Result {
     out.push_str(
         "<h2>Backends</h2>\n<table id=\"backends\">\n<thead><tr>\
          <th rowspan=\"2\">Backend</th><th rowspan=\"2\">Address</th><th rowspan=\"2\">State</th>\
@@ -202,7 +202,7 @@ fn write_backends(out: &mut String, doc: &StatusDoc) -> fmt::Result {
 }
 
 /// The badge text of a backend's state.
-pub fn state_badge(b: &BackendView) -> String {
+pub fn state_badge(b: &BackendView<'_>) -> String {
     match (b.state, b.drained_by) {
         ("drained", Some("operator")) => "drained (operator)".to_string(),
         ("drained", _) => match &b.session {
@@ -224,7 +224,7 @@ fn verdict_class(v: Verdict) -> &'static str {
     }
 }
 
-fn write_row(out: &mut String, b: &BackendView) -> fmt::Result {
+fn write_row(out: &mut String, b: &BackendView<'_>) -> fmt::Result {
     let mut class = format!("state-{}", b.state);
     if let Some(by) = b.drained_by {
         write!(class, " drained drained-{by}")?;
@@ -304,7 +304,7 @@ fn write_row(out: &mut String, b: &BackendView) -> fmt::Result {
     write_details_row(out, b, &class)
 }
 
-fn write_session_cell(out: &mut String, b: &BackendView) -> fmt::Result {
+fn write_session_cell(out: &mut String, b: &BackendView<'_>) -> fmt::Result {
     let Some(s) = &b.session else {
         out.push_str("<td class=\"session muted\">–</td>");
         return Ok(());
@@ -324,7 +324,7 @@ const COLUMNS: usize = 15;
 
 /// The row under a backend with what its session check found, when it found
 /// anything, and the passive watch's figures.
-fn write_details_row(out: &mut String, b: &BackendView, class: &str) -> fmt::Result {
+fn write_details_row(out: &mut String, b: &BackendView<'_>, class: &str) -> fmt::Result {
     let session = b
         .session
         .as_ref()

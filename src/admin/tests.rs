@@ -7,13 +7,13 @@ use http_body_util::BodyExt;
 
 use super::*;
 use crate::config::Balance;
+use crate::fastcgi::conn::Endpoint;
 use crate::health::fpm_status::FpmStatus;
 use crate::health::passive::FailureWindow;
 use crate::session::compare::Difference;
 use crate::session::consequence::Consequence;
 use crate::session::rules::{Judgement, Proof};
 use crate::session::verdict::{ClusterReport, ExpectedSummary, NodeReport, Verdict};
-use crate::upstream::backend::Endpoint;
 use crate::upstream::pool::{Pool, PoolSettings};
 use crate::upstream::{BackendSet, Upstream};
 

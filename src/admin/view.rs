@@ -114,7 +114,9 @@ pub fn state_names(state: State) -> (&'static str, Option<&'static str>) {
     match state {
         State::Up => ("up", None),
         State::Down => ("down", None),
-        State::DrainedByHealth => ("drained", Some("health")),
+        // "health" is the API's name for the session checker, which is one
+        // of the health checks; kept so status.json readers need no change.
+        State::DrainedBySession => ("drained", Some("health")),
         State::DrainedByOperator => ("drained", Some("operator")),
     }
 }

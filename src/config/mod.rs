@@ -1,7 +1,9 @@
 //! Configuration of fpmlb: the YAML file format, its defaults and its validation.
 //!
 //! This module owns everything between the operator's YAML text and the typed [`Config`] the
-//! rest of fpmlb runs on. It works in two layers, like pingora's server configuration:
+//! rest of fpmlb runs on. It reads the file, then validates it, as pingora's server
+//! configuration does (`ServerConf::from_yaml` then `validate`), but keeps the two apart
+//! in two layers of types:
 //!
 //! 1. `raw`: serde structs mirroring the file, all keys optional, unknown keys rejected
 //!    (`#[serde(deny_unknown_fields)]`), deserialized by `serde-saphyr`;

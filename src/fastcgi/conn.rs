@@ -1,10 +1,14 @@
-//! One FastCGI connection to a php-fpm pool: the socket and its read buffer.
+//! One FastCGI connection to a php-fpm pool: where it goes, the socket and
+//! its read buffer.
 //!
 //! Owns the I/O the codec in `record` leaves out: connecting (TCP or unix
-//! socket), writing a request head in one call, and reading whole records.
-//! It knows nothing of pooling or HTTP.
+//! socket) to an `Endpoint`, writing a request head in one call, and reading
+//! whole records. It knows nothing of pooling or HTTP.
 
+use std::fmt;
 use std::io;
+use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -14,13 +18,28 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpStream, UnixStream};
 
 use crate::fastcgi::record::{self, ProtocolError, Record};
-use crate::upstream::backend::Endpoint;
 
 /// How much to make room for before each read: php-fpm writes STDOUT in
 /// records of up to 64 KiB, so one read takes a whole record. Measured with
 /// integration/bench.sh (1 MiB responses, 32 connections): 16 KiB reads gave
 /// 706 req/s at 110 CPU s per 100k requests, 64 KiB 948 req/s at 68 s.
 const READ_RESERVE: usize = 64 * 1024;
+
+/// Where a backend's FastCGI listener is, resolved.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Endpoint {
+    Tcp(SocketAddr),
+    Unix(PathBuf),
+}
+
+impl fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Endpoint::Tcp(addr) => write!(f, "{addr}"),
+            Endpoint::Unix(path) => write!(f, "unix:{}", path.display()),
+        }
+    }
+}
 
 /// Why reading from a backend failed.
 #[derive(Debug, thiserror::Error)]

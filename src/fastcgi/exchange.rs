@@ -1,28 +1,25 @@
-//! One request and its response over a pooled FastCGI connection.
+//! One request and its response over a FastCGI connection it is lent.
 //!
 //! The caller drives it in order: `send` the request head (BEGIN_REQUEST and
 //! PARAMS, maybe the whole STDIN), `send_stdin` for a streamed body and
 //! `end_stdin`, then `read_head` for the CGI head, then `next_chunk` until it
 //! returns None, which is the moment END_REQUEST arrived and the connection
-//! goes back to the pool. Anything else (an error, a timeout, the caller
-//! dropping it) closes the connection: its state is unknown, so it is never
-//! reused. A response that ends without END_REQUEST is an error, never a
+//! is given back to its owner ([`LentConn::release`]: upstream's pool).
+//! Anything else (an error, a timeout, the caller dropping it) closes the
+//! connection: its state is unknown, so it is never reused. A response that ends without END_REQUEST is an error, never a
 //! short body that looks complete.
 //!
 //! STDERR records go to the log with the backend's name, bounded per request
 //! so a script that floods STDERR costs log lines, not memory.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 
-use crate::error::BackendFailure;
-use crate::fastcgi::cgi::{self, CgiHead};
+use crate::fastcgi::cgi::{self, CgiError, CgiHead};
+use crate::fastcgi::conn::{ConnError, Connection};
 use crate::fastcgi::params::ParamList;
 use crate::fastcgi::record::{self, ProtocolStatus, Record, RecordType};
-use crate::upstream::backend::Backend;
-use crate::upstream::pool::PooledConn;
 
 /// The request id of every exchange: php-fpm does not multiplex, so one
 /// connection carries one request at a time.
@@ -35,6 +32,36 @@ const STDERR_LOG_BYTES: usize = 2048;
 
 /// php-fpm's answer when SCRIPT_FILENAME names no file.
 pub const PRIMARY_SCRIPT_UNKNOWN: &[u8] = b"Primary script unknown";
+
+/// What went wrong in one exchange, once it had a connection.
+#[derive(Debug, thiserror::Error)]
+pub enum ExchangeError {
+    #[error("sending the request: {0}")]
+    Send(std::io::Error),
+    #[error("no progress sending the request for {0:?}")]
+    SendTimeout(Duration),
+    #[error("reading the response: {0}")]
+    Read(#[from] ConnError),
+    #[error("no response for {0:?}")]
+    ReadTimeout(Duration),
+    #[error("connection closed before the response was complete")]
+    Closed,
+    #[error("bad response head: {0}")]
+    BadHead(#[from] CgiError),
+    #[error("backend refused the request: {0}")]
+    Refused(&'static str),
+}
+
+/// A connection lent to one exchange by whoever keeps it (upstream's pool).
+pub trait LentConn {
+    /// The connection; None once it was given back.
+    fn conn(&mut self) -> Option<&mut Connection>;
+    /// Gives the connection back: its exchange ended cleanly (END_REQUEST),
+    /// so it can carry another. Dropping it instead closes it.
+    fn release(self);
+    /// Whose connection it is, for log lines (the backend's name).
+    fn name(&self) -> &str;
+}
 
 /// The start of a response: the CGI head and the body bytes read with it.
 #[derive(Debug)]
@@ -55,11 +82,10 @@ pub struct ExchangeTimeouts {
     pub read: Duration,
 }
 
-/// An exchange in progress.
+/// An exchange in progress over a connection `C` it was lent.
 #[derive(Debug)]
-pub struct Exchange {
-    conn: Option<PooledConn>,
-    backend: Arc<Backend>,
+pub struct Exchange<C: LentConn> {
+    conn: Option<C>,
     timeouts: ExchangeTimeouts,
     buf: BytesMut,
     /// Some response byte (STDOUT or STDERR) arrived.
@@ -70,11 +96,10 @@ pub struct Exchange {
     ended: bool,
 }
 
-impl Exchange {
-    pub fn new(conn: PooledConn, backend: Arc<Backend>, timeouts: ExchangeTimeouts) -> Exchange {
+impl<C: LentConn> Exchange<C> {
+    pub fn new(conn: C, timeouts: ExchangeTimeouts) -> Exchange<C> {
         Exchange {
             conn: Some(conn),
-            backend,
             timeouts,
             buf: BytesMut::new(),
             got_response: false,
@@ -84,37 +109,28 @@ impl Exchange {
         }
     }
 
-    pub fn backend(&self) -> &Arc<Backend> {
-        &self.backend
-    }
-
     /// Some byte of the response arrived: from here a retry is unsafe.
     pub fn got_response(&self) -> bool {
         self.got_response
     }
 
-    /// Whether the connection came kept-alive from an earlier exchange.
-    pub fn reused_connection(&self) -> bool {
-        self.conn.as_ref().is_some_and(|c| c.reused)
-    }
-
     /// Sends bytes already encoded as records (the request head).
-    pub async fn send(&mut self, bytes: &[u8]) -> Result<(), BackendFailure> {
+    pub async fn send(&mut self, bytes: &[u8]) -> Result<(), ExchangeError> {
         let timeout = self.timeouts.send;
         let conn = self
             .conn
             .as_mut()
-            .and_then(PooledConn::conn)
-            .ok_or(BackendFailure::Closed)?;
+            .and_then(C::conn)
+            .ok_or(ExchangeError::Closed)?;
         match tokio::time::timeout(timeout, conn.write_all(bytes)).await {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(BackendFailure::Send(e)),
-            Err(_) => Err(BackendFailure::SendTimeout(timeout)),
+            Ok(Err(e)) => Err(ExchangeError::Send(e)),
+            Err(_) => Err(ExchangeError::SendTimeout(timeout)),
         }
     }
 
     /// Sends a piece of request body as STDIN records.
-    pub async fn send_stdin(&mut self, data: &[u8]) -> Result<(), BackendFailure> {
+    pub async fn send_stdin(&mut self, data: &[u8]) -> Result<(), ExchangeError> {
         let mut out = std::mem::take(&mut self.buf);
         out.clear();
         record::encode_stream(&mut out, RecordType::Stdin, REQUEST_ID, data);
@@ -124,7 +140,7 @@ impl Exchange {
     }
 
     /// Sends the empty STDIN record that ends the body.
-    pub async fn end_stdin(&mut self) -> Result<(), BackendFailure> {
+    pub async fn end_stdin(&mut self) -> Result<(), ExchangeError> {
         let mut out = BytesMut::with_capacity(record::HEADER_LEN);
         record::encode_end_of_stream(&mut out, RecordType::Stdin, REQUEST_ID);
         self.send(&out).await
@@ -133,7 +149,7 @@ impl Exchange {
     /// Reads records until the CGI head is complete, then takes whatever
     /// else is already buffered without waiting, so a short response comes
     /// back whole and gets a Content-Length.
-    pub async fn read_head(&mut self) -> Result<ResponseStart, BackendFailure> {
+    pub async fn read_head(&mut self) -> Result<ResponseStart, ExchangeError> {
         let mut head_buf = BytesMut::new();
         let (head, first) = loop {
             match self.next_record().await? {
@@ -158,7 +174,7 @@ impl Exchange {
                 None => {
                     // END_REQUEST with no complete head. php-fpm sends a head
                     // for every response it makes, so this is a broken one.
-                    return Err(BackendFailure::BadHead(cgi::CgiError::Incomplete));
+                    return Err(ExchangeError::BadHead(CgiError::Incomplete));
                 }
             }
         };
@@ -200,13 +216,13 @@ impl Exchange {
     fn has_buffered_record(&mut self) -> bool {
         self.conn
             .as_mut()
-            .and_then(PooledConn::conn)
+            .and_then(C::conn)
             .is_some_and(|c| c.has_buffered_record())
     }
 
     /// The next piece of body; None once END_REQUEST arrived (the connection
     /// is back in the pool then).
-    pub async fn next_chunk(&mut self) -> Result<Option<Bytes>, BackendFailure> {
+    pub async fn next_chunk(&mut self) -> Result<Option<Bytes>, ExchangeError> {
         if self.ended {
             return Ok(None);
         }
@@ -214,19 +230,19 @@ impl Exchange {
     }
 
     /// Reads records, logging STDERR, until STDOUT data or the end.
-    async fn next_record(&mut self) -> Result<Option<Bytes>, BackendFailure> {
+    async fn next_record(&mut self) -> Result<Option<Bytes>, ExchangeError> {
         loop {
             let timeout = self.timeouts.read;
             let conn = self
                 .conn
                 .as_mut()
-                .and_then(PooledConn::conn)
-                .ok_or(BackendFailure::Closed)?;
+                .and_then(C::conn)
+                .ok_or(ExchangeError::Closed)?;
             let record = match tokio::time::timeout(timeout, conn.read_record()).await {
                 Ok(Ok(Some((_, record)))) => record,
-                Ok(Ok(None)) => return Err(BackendFailure::Closed),
-                Ok(Err(e)) => return Err(BackendFailure::Read(e)),
-                Err(_) => return Err(BackendFailure::ReadTimeout(timeout)),
+                Ok(Ok(None)) => return Err(ExchangeError::Closed),
+                Ok(Err(e)) => return Err(ExchangeError::Read(e)),
+                Err(_) => return Err(ExchangeError::ReadTimeout(timeout)),
             };
             match record {
                 Record::Stdout(data) => {
@@ -251,13 +267,13 @@ impl Exchange {
                             }
                             Ok(None)
                         }
-                        ProtocolStatus::Overloaded => Err(BackendFailure::Refused("overloaded")),
+                        ProtocolStatus::Overloaded => Err(ExchangeError::Refused("overloaded")),
                         ProtocolStatus::CantMpxConn => {
-                            Err(BackendFailure::Refused("cannot multiplex"))
+                            Err(ExchangeError::Refused("cannot multiplex"))
                         }
-                        ProtocolStatus::UnknownRole => Err(BackendFailure::Refused("unknown role")),
+                        ProtocolStatus::UnknownRole => Err(ExchangeError::Refused("unknown role")),
                         ProtocolStatus::Other(_) => {
-                            Err(BackendFailure::Refused("unknown protocol status"))
+                            Err(ExchangeError::Refused("unknown protocol status"))
                         }
                     };
                 }
@@ -276,12 +292,13 @@ impl Exchange {
             self.script_unknown = true;
         }
         self.stderr_records += 1;
+        let backend = self.conn.as_ref().map_or("", C::name);
         if self.stderr_records <= STDERR_LOG_LIMIT {
             let shown = &data[..data.len().min(STDERR_LOG_BYTES)];
             let text = String::from_utf8_lossy(shown);
-            tracing::warn!(backend = %self.backend.name, "FastCGI sent in stderr: {}", text.trim_end());
+            tracing::warn!(backend = %backend, "FastCGI sent in stderr: {}", text.trim_end());
         } else if self.stderr_records == STDERR_LOG_LIMIT + 1 {
-            tracing::warn!(backend = %self.backend.name, "more FastCGI stderr for this request is not logged");
+            tracing::warn!(backend = %backend, "more FastCGI stderr for this request is not logged");
         }
     }
 }
@@ -299,46 +316,6 @@ pub fn encode_request_head(params: &ParamList, stdin: Option<&[u8]>) -> Bytes {
         record::encode_end_of_stream(&mut head, RecordType::Stdin, REQUEST_ID);
     }
     head.freeze()
-}
-
-/// A whole, small response to one of fpmlb's own requests.
-#[derive(Debug)]
-pub struct SmallResponse {
-    pub head: CgiHead,
-    pub body: Bytes,
-    /// php-fpm said "Primary script unknown": SCRIPT_FILENAME names no file.
-    pub script_unknown: bool,
-}
-
-/// Runs one request of fpmlb's own (ping, status page, session probe) on a
-/// pooled connection of `backend`, waiting at most `acquire` for a slot, and
-/// reads the whole response, refusing one over `max_body` bytes.
-pub async fn small_request(
-    backend: &Arc<Backend>,
-    params: &ParamList,
-    body: &[u8],
-    acquire: Duration,
-    timeouts: ExchangeTimeouts,
-    max_body: usize,
-) -> Result<SmallResponse, BackendFailure> {
-    let conn = backend.pool.acquire_within(acquire).await?;
-    let mut ex = Exchange::new(conn, Arc::clone(backend), timeouts);
-    ex.send(&encode_request_head(params, Some(body))).await?;
-    let start = ex.read_head().await?;
-    let mut out = BytesMut::from(&start.body[..]);
-    if !start.complete {
-        while let Some(chunk) = ex.next_chunk().await? {
-            if out.len() + chunk.len() > max_body {
-                return Err(BackendFailure::Refused("response larger than expected"));
-            }
-            out.extend_from_slice(&chunk);
-        }
-    }
-    Ok(SmallResponse {
-        head: start.head,
-        body: out.freeze(),
-        script_unknown: ex.script_unknown,
-    })
 }
 
 /// Whether `received` body bytes are all the body `head` announces.

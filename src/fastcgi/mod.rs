@@ -1,6 +1,9 @@
-//! The FastCGI client side: `record` (the codec: bytes in, records out, no
-//! I/O), `cgi` (the CGI response head PHP writes into STDOUT), `conn` (one
-//! socket to a pool) and `exchange` (one request and its response over it).
+//! The FastCGI client side, a leaf: it uses nothing else of fpmlb.
+//! `record` (the codec: bytes in, records out, no I/O), `params` (the
+//! name-value pairs of one request, in one buffer), `cgi` (the CGI response
+//! head PHP writes into STDOUT), `conn` (where a pool listens, and one
+//! socket to it) and `exchange` (one request and its response over a
+//! connection it is lent; pooling is upstream's).
 
 pub mod cgi;
 pub mod conn;

@@ -3,6 +3,9 @@
 //! Built by the HTTP front end for proxied requests and by the health
 //! checker for its own requests (ping, status, session probe).
 
+/// The value of SERVER_SOFTWARE, in proxied requests and fpmlb's own.
+pub const SERVER_SOFTWARE: &str = concat!("fpmlb/", env!("CARGO_PKG_VERSION"));
+
 /// All params of one request in one buffer (two allocations in all, however
 /// many headers): the pairs are byte ranges into `buf`.
 #[derive(Debug, Default)]
@@ -95,10 +98,7 @@ pub fn internal_get(script_filename: &str, script_name: &str, query: &str) -> Pa
     p.push(b"REQUEST_METHOD", b"GET");
     p.push(b"SERVER_PROTOCOL", b"HTTP/1.1");
     p.push(b"GATEWAY_INTERFACE", b"CGI/1.1");
-    p.push(
-        b"SERVER_SOFTWARE",
-        crate::http::params::SERVER_SOFTWARE.as_bytes(),
-    );
+    p.push(b"SERVER_SOFTWARE", SERVER_SOFTWARE.as_bytes());
     p.push(b"REMOTE_ADDR", b"127.0.0.1");
     p.push(b"REDIRECT_STATUS", b"200");
     p

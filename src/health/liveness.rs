@@ -1,4 +1,5 @@
-//! Is a pool alive? One active check of one backend.
+//! Is a pool alive? One active probe of one backend (`runner` repeats it
+//! and applies rise/fall).
 //!
 //! With `ping_path` set, a FastCGI request for php-fpm's ping page over a
 //! pooled connection, expecting `ping_response` ("pong"); without it, a
@@ -11,17 +12,18 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::error::BackendFailure;
 use crate::fastcgi::conn::Connection;
-use crate::fastcgi::exchange::{ExchangeTimeouts, small_request};
+use crate::fastcgi::exchange::ExchangeTimeouts;
 use crate::fastcgi::params::{self, ParamList};
 use crate::health::fpm_status::FpmStatus;
 use crate::upstream::backend::Backend;
+use crate::upstream::exchange::{BackendFailure, small_request};
 use crate::upstream::pool::PoolError;
 
-/// What a liveness check needs from the config.
+/// How a backend's liveness is probed (its ping page, else a connect) and
+/// its status page polled, from the config.
 #[derive(Debug, Clone)]
-pub struct LivenessCheck {
+pub struct LivenessProbe {
     pub ping_path: Option<String>,
     /// php-fpm's pm.status_path, polled after each good check.
     pub status_path: Option<String>,
@@ -50,7 +52,7 @@ pub fn fpm_page_params(path: &str, query: &str) -> ParamList {
     params::internal_get(path, path, query)
 }
 
-impl LivenessCheck {
+impl LivenessProbe {
     /// Checks `backend` once. `completed_since_last`: real requests finished
     /// on it since the previous check.
     pub async fn run(&self, backend: &Arc<Backend>, completed_since_last: bool) -> Outcome {

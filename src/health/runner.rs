@@ -5,8 +5,13 @@
 //!
 //! Counters are kept by backend name, so a reload that keeps a backend keeps
 //! its history and a new backend starts fresh (up, like at start).
+//!
+//! Each loop asks one narrow trait for its results (`ProbeBackend`,
+//! `CheckCluster`), so the loops are tested with scripted outcomes and
+//! paused time, without sockets.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -21,13 +26,51 @@ use crate::session::verdict::{ClusterReport, NodeReport, SessionResets, Verdict}
 use crate::upstream::backend::Backend;
 
 use crate::health::counter::Hysteresis;
-use crate::health::liveness::{LivenessCheck, Outcome};
+use crate::health::liveness::{LivenessProbe, Outcome};
 use crate::upstream::Upstream;
+
+/// One liveness probe of one backend, as the liveness loop asks for it.
+pub trait ProbeBackend: Clone + Send + Sync + 'static {
+    /// Probes `backend`; `completed_since_last`: real requests finished on
+    /// it since the previous probe.
+    fn probe(
+        &self,
+        backend: &Arc<Backend>,
+        completed_since_last: bool,
+    ) -> impl Future<Output = Outcome> + Send;
+    /// Reads the pool's status page, after a probe found it alive.
+    fn poll_status(&self, backend: &Arc<Backend>) -> impl Future<Output = ()> + Send;
+}
+
+impl ProbeBackend for LivenessProbe {
+    fn probe(
+        &self,
+        backend: &Arc<Backend>,
+        completed_since_last: bool,
+    ) -> impl Future<Output = Outcome> + Send {
+        self.run(backend, completed_since_last)
+    }
+
+    fn poll_status(&self, backend: &Arc<Backend>) -> impl Future<Output = ()> + Send {
+        LivenessProbe::poll_status(self, backend)
+    }
+}
+
+/// One session check of the whole cluster, as the session loop asks for it.
+pub trait CheckCluster: Send + Sync + 'static {
+    fn check(&self, nodes: &[NodeInput]) -> impl Future<Output = ClusterReport> + Send;
+}
+
+impl CheckCluster for SessionChecker {
+    fn check(&self, nodes: &[NodeInput]) -> impl Future<Output = ClusterReport> + Send {
+        SessionChecker::check(self, nodes)
+    }
+}
 
 /// Liveness settings from the config.
 #[derive(Debug, Clone)]
-pub struct LivenessSettings {
-    pub check: LivenessCheck,
+pub struct LivenessSettings<P = LivenessProbe> {
+    pub probe: P,
     pub interval: Duration,
     pub rise: u32,
     pub fall: u32,
@@ -41,9 +84,9 @@ struct Track {
 }
 
 /// Runs liveness checks until `shutdown`.
-pub async fn run_liveness(
+pub async fn run_liveness<P: ProbeBackend>(
     upstream: Arc<Upstream>,
-    settings: LivenessSettings,
+    settings: LivenessSettings<P>,
     shutdown: CancellationToken,
 ) {
     let mut tracks: HashMap<String, Track> = HashMap::new();
@@ -64,12 +107,12 @@ pub async fn run_liveness(
             let now_requests = b.stats.requests.load(Ordering::Relaxed);
             let completed = now_requests > track.requests_seen;
             track.requests_seen = now_requests;
-            let check = settings.check.clone();
+            let probe = settings.probe.clone();
             let backend = Arc::clone(b);
             async move {
-                let outcome = check.run(&backend, completed).await;
+                let outcome = probe.probe(&backend, completed).await;
                 if outcome == Outcome::Alive {
-                    check.poll_status(&backend).await;
+                    probe.poll_status(&backend).await;
                 }
                 (backend, outcome)
             }
@@ -103,9 +146,9 @@ pub async fn run_liveness(
 }
 
 /// Session checks every `interval`, applied to each backend's `session_ok`.
-pub struct SessionLoop {
+pub struct SessionLoop<C = SessionChecker> {
     pub upstream: Arc<Upstream>,
-    pub checker: SessionChecker,
+    pub checker: C,
     pub interval: Duration,
     pub action: MismatchAction,
     /// The session cookie name the passive watch looks for.
@@ -114,7 +157,7 @@ pub struct SessionLoop {
     pub latest: Arc<ArcSwap<Option<ClusterReport>>>,
 }
 
-impl SessionLoop {
+impl<C: CheckCluster> SessionLoop<C> {
     /// Runs until `shutdown`.
     pub async fn run(self, shutdown: CancellationToken) {
         let mut tick = tokio::time::interval(self.interval);
@@ -222,4 +265,317 @@ fn summary(report: &ClusterReport) -> String {
         .map(|n| format!("{}: {} ({})", n.name, n.verdict.as_str(), node_summary(n)))
         .collect::<Vec<_>>()
         .join(" | ")
+}
+
+#[cfg(test)]
+mod tests {
+    //! The loops with scripted results and paused time: checks run at 0 s,
+    //! 1 s, 2 s... (session checks every 10 s), and the tests look half-way
+    //! between two, when the runtime has nothing left to do.
+
+    use std::sync::Mutex;
+    use std::sync::atomic::AtomicU64;
+
+    use tokio::time::sleep;
+
+    use super::*;
+    use crate::config::Balance;
+    use crate::fastcgi::conn::Endpoint;
+    use crate::health::passive::FailureWindow;
+    use crate::upstream::BackendSet;
+    use crate::upstream::backend::State;
+    use crate::upstream::pool::{Pool, PoolSettings};
+
+    const INTERVAL: Duration = Duration::from_secs(1);
+    const SESSION_INTERVAL: Duration = Duration::from_secs(10);
+
+    fn backend(name: &str, port: u16) -> Arc<Backend> {
+        let endpoint = Endpoint::Tcp(([127, 0, 0, 1], port).into());
+        let settings = PoolSettings {
+            max_conns: 1,
+            queue_size: 1,
+            connect_timeout: INTERVAL,
+            queue_timeout: INTERVAL,
+            idle_timeout: INTERVAL,
+        };
+        let pool = Pool::new(endpoint.clone(), settings);
+        let window = FailureWindow::new(0, INTERVAL);
+        Arc::new(Backend::new(name.into(), endpoint, 1, pool, window))
+    }
+
+    fn upstream(backends: &[&Arc<Backend>]) -> Arc<Upstream> {
+        let table = backends.iter().map(|b| Arc::clone(b)).collect();
+        Arc::new(Upstream::new(BackendSet::new(table, Balance::RoundRobin)))
+    }
+
+    /// Liveness outcomes set by the test (Alive unless set), and what the
+    /// loop asked.
+    #[derive(Clone, Default)]
+    struct ScriptedProbe {
+        outcomes: Arc<Mutex<HashMap<String, Outcome>>>,
+        /// Per backend: the `completed_since_last` of every probe.
+        probes: Arc<Mutex<HashMap<String, Vec<bool>>>>,
+        polls: Arc<Mutex<HashMap<String, u32>>>,
+    }
+
+    impl ScriptedProbe {
+        fn set(&self, name: &str, outcome: Outcome) {
+            self.outcomes.lock().unwrap().insert(name.into(), outcome);
+        }
+        fn probes(&self, name: &str) -> Vec<bool> {
+            self.probes
+                .lock()
+                .unwrap()
+                .get(name)
+                .cloned()
+                .unwrap_or_default()
+        }
+        fn polls(&self, name: &str) -> u32 {
+            self.polls.lock().unwrap().get(name).copied().unwrap_or(0)
+        }
+    }
+
+    impl ProbeBackend for ScriptedProbe {
+        async fn probe(&self, backend: &Arc<Backend>, completed_since_last: bool) -> Outcome {
+            let name = &backend.name;
+            let mut probes = self.probes.lock().unwrap();
+            probes
+                .entry(name.clone())
+                .or_default()
+                .push(completed_since_last);
+            let outcomes = self.outcomes.lock().unwrap();
+            outcomes.get(name).cloned().unwrap_or(Outcome::Alive)
+        }
+        async fn poll_status(&self, backend: &Arc<Backend>) {
+            *self
+                .polls
+                .lock()
+                .unwrap()
+                .entry(backend.name.clone())
+                .or_default() += 1;
+        }
+    }
+
+    /// Starts the liveness loop with rise 2, fall 3.
+    fn start_liveness(
+        upstream: Arc<Upstream>,
+        probe: &ScriptedProbe,
+    ) -> (CancellationToken, tokio::task::JoinHandle<()>) {
+        let settings = LivenessSettings {
+            probe: probe.clone(),
+            interval: INTERVAL,
+            rise: 2,
+            fall: 3,
+        };
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(run_liveness(upstream, settings, shutdown.clone()));
+        (shutdown, task)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn fall_failures_take_a_backend_down_and_rise_successes_bring_it_back() {
+        let (a, b) = (backend("a", 1), backend("b", 2));
+        let probe = ScriptedProbe::default();
+        probe.set("a", Outcome::Dead("connect: refused".into()));
+        let (shutdown, task) = start_liveness(upstream(&[&a, &b]), &probe);
+
+        sleep(INTERVAL / 2).await;
+        assert_eq!(probe.probes("a").len(), 1);
+        assert!(a.is_alive(), "1 failure of 3");
+        sleep(INTERVAL).await;
+        assert!(a.is_alive(), "2 failures of 3");
+        sleep(INTERVAL).await;
+        assert_eq!(probe.probes("a").len(), 3);
+        assert!(!a.is_alive(), "3rd failure in a row");
+        assert_eq!(a.state(tokio::time::Instant::now()), State::Down);
+        assert!(b.is_alive());
+
+        probe.set("a", Outcome::Alive);
+        sleep(INTERVAL).await;
+        assert!(!a.is_alive(), "1 success of 2");
+        sleep(INTERVAL).await;
+        assert!(a.is_alive(), "2nd success in a row");
+        assert_eq!(
+            probe.polls("a"),
+            2,
+            "the status page is polled after good probes only"
+        );
+        assert_eq!(probe.polls("b"), 5);
+
+        shutdown.cancel();
+        task.await.unwrap();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_busy_pool_stays_up_and_the_probe_hears_of_completed_requests() {
+        let a = backend("a", 1);
+        let probe = ScriptedProbe::default();
+        probe.set("a", Outcome::Busy);
+        let (shutdown, task) = start_liveness(upstream(&[&a]), &probe);
+
+        sleep(INTERVAL / 2).await;
+        a.record_exchange(200, Duration::from_millis(5));
+        sleep(INTERVAL).await;
+        sleep(INTERVAL).await;
+        sleep(INTERVAL).await;
+        assert!(a.is_alive(), "busy is not dead");
+        assert_eq!(probe.probes("a"), [false, true, false, false]);
+        assert_eq!(probe.polls("a"), 0, "no status poll of a busy pool");
+
+        shutdown.cancel();
+        task.await.unwrap();
+    }
+
+    /// Session verdicts set by the test (Ok unless set); `down` nodes get
+    /// Down, as the real checker gives them.
+    #[derive(Clone, Default)]
+    struct ScriptedCheck {
+        verdicts: Arc<Mutex<HashMap<String, Verdict>>>,
+        runs: Arc<AtomicU64>,
+    }
+
+    impl ScriptedCheck {
+        fn set(&self, name: &str, verdict: Verdict) {
+            self.verdicts.lock().unwrap().insert(name.into(), verdict);
+        }
+    }
+
+    impl CheckCluster for ScriptedCheck {
+        async fn check(&self, nodes: &[NodeInput]) -> ClusterReport {
+            self.runs.fetch_add(1, Ordering::Relaxed);
+            let verdicts = self.verdicts.lock().unwrap();
+            let nodes: Vec<NodeReport> = nodes
+                .iter()
+                .map(|n| {
+                    let mut r = NodeReport::new(&n.backend.name, &n.backend.endpoint.to_string());
+                    if n.down.is_some() {
+                        r.worsen(Verdict::Down);
+                    }
+                    if let Some(v) = verdicts.get(&n.backend.name) {
+                        r.worsen(*v);
+                    }
+                    r
+                })
+                .collect();
+            let ok = nodes.iter().all(|n| !n.verdict.fails());
+            ClusterReport {
+                verdict: if ok { "ok" } else { "fail" },
+                expected: None,
+                store: Vec::new(),
+                nodes,
+                notes: Vec::new(),
+            }
+        }
+    }
+
+    /// Starts the session loop over `backends`.
+    fn start_sessions(
+        backends: &[&Arc<Backend>],
+        check: &ScriptedCheck,
+        action: MismatchAction,
+    ) -> (CancellationToken, tokio::task::JoinHandle<()>) {
+        let sessions = SessionLoop {
+            upstream: upstream(backends),
+            checker: check.clone(),
+            interval: SESSION_INTERVAL,
+            action,
+            session_cookie: Arc::new(ArcSwap::from_pointee("PHPSESSID".to_string())),
+            latest: Arc::new(ArcSwap::from_pointee(None)),
+        };
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(sessions.run(shutdown.clone()));
+        (shutdown, task)
+    }
+
+    fn states(backends: &[&Arc<Backend>]) -> Vec<State> {
+        let now = tokio::time::Instant::now();
+        backends.iter().map(|b| b.state(now)).collect()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failing_node_is_drained_and_comes_back_when_it_passes() {
+        let (a, b, c) = (backend("a", 1), backend("b", 2), backend("c", 3));
+        let check = ScriptedCheck::default();
+        check.set("b", Verdict::Mismatch);
+        let (shutdown, task) = start_sessions(&[&a, &b, &c], &check, MismatchAction::Drain);
+
+        sleep(SESSION_INTERVAL / 2).await;
+        assert_eq!(check.runs.load(Ordering::Relaxed), 1);
+        use State::{DrainedBySession, Up};
+        assert_eq!(states(&[&a, &b, &c]), [Up, DrainedBySession, Up]);
+
+        check.set("b", Verdict::Ok);
+        sleep(SESSION_INTERVAL).await;
+        assert_eq!(check.runs.load(Ordering::Relaxed), 2);
+        assert_eq!(states(&[&a, &b, &c]), [Up, Up, Up]);
+
+        shutdown.cancel();
+        task.await.unwrap();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn when_every_node_fails_none_is_drained() {
+        let (a, b) = (backend("a", 1), backend("b", 2));
+        let check = ScriptedCheck::default();
+        check.set("b", Verdict::RoundTripFailed);
+        let (shutdown, task) = start_sessions(&[&a, &b], &check, MismatchAction::Drain);
+
+        sleep(SESSION_INTERVAL / 2).await;
+        assert!(a.is_session_ok());
+        assert!(!b.is_session_ok(), "one node of two fails: drained");
+
+        check.set("a", Verdict::StoreUnreachable);
+        sleep(SESSION_INTERVAL).await;
+        assert_eq!(check.runs.load(Ordering::Relaxed), 2);
+        assert!(a.is_session_ok(), "every node fails: none drained");
+        assert!(
+            b.is_session_ok(),
+            "every node fails: the drained one is back"
+        );
+
+        shutdown.cancel();
+        task.await.unwrap();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn unknown_and_down_keep_the_last_session_verdict() {
+        let (a, b) = (backend("a", 1), backend("b", 2));
+        let check = ScriptedCheck::default();
+        check.set("b", Verdict::Mismatch);
+        let (shutdown, task) = start_sessions(&[&a, &b], &check, MismatchAction::Drain);
+
+        sleep(SESSION_INTERVAL / 2).await;
+        assert!(!b.is_session_ok());
+        // Its pool was busy: not checked, still drained.
+        check.set("b", Verdict::Unknown);
+        sleep(SESSION_INTERVAL).await;
+        assert!(!b.is_session_ok());
+        // Liveness says down: not a session verdict, still drained.
+        check.set("b", Verdict::Ok);
+        b.set_alive(false);
+        sleep(SESSION_INTERVAL).await;
+        assert_eq!(check.runs.load(Ordering::Relaxed), 3);
+        assert!(!b.is_session_ok());
+        b.set_alive(true);
+        sleep(SESSION_INTERVAL).await;
+        assert!(b.is_session_ok(), "checked and consistent again");
+
+        shutdown.cancel();
+        task.await.unwrap();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn warn_only_never_drains() {
+        let (a, b) = (backend("a", 1), backend("b", 2));
+        let check = ScriptedCheck::default();
+        check.set("b", Verdict::Mismatch);
+        let (shutdown, task) = start_sessions(&[&a, &b], &check, MismatchAction::Warn);
+
+        sleep(SESSION_INTERVAL / 2).await;
+        assert_eq!(check.runs.load(Ordering::Relaxed), 1);
+        assert!(b.is_session_ok());
+
+        shutdown.cancel();
+        task.await.unwrap();
+    }
 }

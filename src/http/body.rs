@@ -15,7 +15,7 @@ use http_body::Body;
 use http_body_util::BodyExt;
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 
-use crate::error::ClientError;
+use crate::http::error::ClientError;
 
 /// How much of a spooled body is read from its temp file per STDIN write.
 const FILE_CHUNK: usize = 64 * 1024;
@@ -218,14 +218,14 @@ pub trait AsyncChunk {
     fn chunk(
         &mut self,
         data: &[u8],
-    ) -> impl std::future::Future<Output = Result<(), crate::error::BackendFailure>>;
+    ) -> impl std::future::Future<Output = Result<(), crate::fastcgi::exchange::ExchangeError>>;
 }
 
 /// A spooled body could not be sent: our file or the backend failed.
 #[derive(Debug)]
 pub enum FileSendError {
     Io(std::io::Error),
-    Sink(crate::error::BackendFailure),
+    Sink(crate::fastcgi::exchange::ExchangeError),
 }
 
 #[cfg(test)]
@@ -302,7 +302,10 @@ mod tests {
         assert_eq!(len, 10);
         struct Collect(Vec<u8>);
         impl AsyncChunk for &mut Collect {
-            async fn chunk(&mut self, data: &[u8]) -> Result<(), crate::error::BackendFailure> {
+            async fn chunk(
+                &mut self,
+                data: &[u8],
+            ) -> Result<(), crate::fastcgi::exchange::ExchangeError> {
                 self.0.extend_from_slice(data);
                 Ok(())
             }

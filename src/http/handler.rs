@@ -11,18 +11,19 @@ use http_body::Body;
 use http_body_util::combinators::UnsyncBoxBody;
 use tokio::time::Instant;
 
-use crate::error::{
-    BackendError, BackendFailure, ClientError, ProxyError, is_safe_method, retry_is_safe,
-};
-use crate::fastcgi::exchange::{Exchange, ExchangeTimeouts, encode_request_head};
+use crate::fastcgi::exchange::{ExchangeError, ExchangeTimeouts, encode_request_head};
 use crate::fastcgi::params::ParamList;
+use crate::http::activity::InFlight;
 use crate::http::body::{self, AsyncChunk, BodyLimits, FileSendError, RequestBody};
+use crate::http::error::{
+    BackendError, ClientError, FailedAttempt, Next, ProxyError, after_failure,
+};
 use crate::http::params::{self, ConnInfo, Route, Site};
 use crate::http::response::{self, AccessLog, BodyError, LoggedBody};
 use crate::http::session_watch;
-use crate::server::InFlight;
 use crate::upstream::Upstream;
 use crate::upstream::backend::Backend;
+use crate::upstream::exchange::{self, BackendFailure, Exchange};
 use crate::upstream::pool::Slot;
 
 /// Everything a request needs, shared by all connections.
@@ -239,39 +240,30 @@ impl Proxy {
                     got_response,
                     reused,
                 }) => {
-                    // A kept-alive connection php-fpm closed just as the
-                    // request went out (a worker leaving at pm.max_requests,
-                    // a reload): once more on a new connection to the same
-                    // backend, not held against it. Only where the request
-                    // cannot have run twice: a safe method, or a failed write.
-                    let stale = reused
-                        && !got_response
-                        && body.is_replayable()
-                        && (matches!(failure, BackendFailure::Send(_))
-                            || (is_safe_method(&parts.method)
-                                && matches!(
-                                    failure,
-                                    BackendFailure::Closed | BackendFailure::Read(_)
-                                )));
-                    if stale && fresh.is_none() {
+                    let decision = after_failure(&FailedAttempt {
+                        method: &parts.method,
+                        failure: &failure,
+                        got_response,
+                        reused,
+                        on_fresh_connection: fresh.is_some(),
+                        body_replayable: body.is_replayable(),
+                    });
+                    if decision.next == Next::FreshConnection {
                         tracing::debug!(backend = %backend.name, "kept-alive connection died under the request ({failure}); retrying on a new one");
                         fresh_retry = Some(backend);
                         continue;
                     }
                     reached_any |= !failure.never_reached_backend();
                     let now = Instant::now();
-                    let retry =
-                        retry_is_safe(&parts.method, &failure, got_response, body.is_replayable());
-                    let counts = failure.counts_as_failure();
                     let err = BackendError {
                         backend: backend.name.clone(),
                         failure,
                         got_response,
                     };
-                    if counts && backend.record_failure(now) {
+                    if decision.counts_as_failure && backend.record_failure(now) {
                         tracing::warn!(backend = %backend.name, "backend out of rotation for fail_timeout after: {err}");
                     }
-                    if !retry {
+                    if decision.next == Next::GiveUp {
                         return Err(err.into());
                     }
                     tracing::warn!(backend = %backend.name, "{err}; trying another backend");
@@ -306,10 +298,10 @@ impl Proxy {
             None => backend.pool.acquire_fresh().await,
         };
         let conn = conn.map_err(BackendFailure::from)?;
-        let mut ex = Exchange::new(conn, Arc::clone(backend), self.timeouts);
-        let reused = ex.reused_connection();
-        let fail = |ex: &Exchange, failure: BackendFailure| AttemptError::Backend {
-            failure,
+        let reused = conn.reused;
+        let mut ex = exchange::begin(conn, Arc::clone(backend), self.timeouts);
+        let fail = |ex: &Exchange, failure: ExchangeError| AttemptError::Backend {
+            failure: failure.into(),
             got_response: ex.got_response(),
             reused,
         };
@@ -367,7 +359,7 @@ impl Proxy {
             _ => {
                 return Err(fail(
                     &ex,
-                    BackendFailure::Refused("1xx or invalid Status from the script"),
+                    ExchangeError::Refused("1xx or invalid Status from the script"),
                 ));
             }
         };
@@ -416,11 +408,11 @@ impl Proxy {
             backend.record_success();
             response::full(Bytes::new())
         } else {
-            response::streamed(start.body, ex)
+            response::streamed(start.body, ex, Arc::clone(backend))
         };
         let mut response = builder
             .body(body)
-            .map_err(|_| fail_static(BackendFailure::Refused("unusable response head")))?;
+            .map_err(|_| fail_static(ExchangeError::Refused("unusable response head").into()))?;
         if head_only {
             response
                 .headers_mut()
@@ -440,7 +432,7 @@ fn fail_static(failure: BackendFailure) -> AttemptError {
 }
 
 impl AsyncChunk for &mut Exchange {
-    async fn chunk(&mut self, data: &[u8]) -> Result<(), BackendFailure> {
+    async fn chunk(&mut self, data: &[u8]) -> Result<(), ExchangeError> {
         self.send_stdin(data).await
     }
 }

@@ -1,9 +1,14 @@
 //! The HTTP front end: `params` maps a request to FastCGI params (pure),
 //! `body` takes request bodies in bounded memory, `handler` runs a request
-//! against the backends, `response` builds what goes back and logs it, `session_watch` spots
-//! backends that hand out new sessions to clients that had one.
+//! against the backends, `error` says which side failed and what status and
+//! retry that means, `response` builds what goes back and logs it,
+//! `activity` counts the requests in flight on a client connection,
+//! `session_watch` spots backends that hand out new sessions to clients that
+//! had one.
 
+pub mod activity;
 pub mod body;
+pub mod error;
 pub mod handler;
 pub mod params;
 pub mod response;

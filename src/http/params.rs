@@ -13,7 +13,7 @@ use std::net::SocketAddr;
 
 use percent_encoding::percent_decode;
 
-use crate::fastcgi::params::ParamList;
+use crate::fastcgi::params::{ParamList, SERVER_SOFTWARE};
 
 /// What the front end knows of the site, from the config.
 #[derive(Debug, Clone)]
@@ -143,9 +143,6 @@ pub struct ConnInfo {
     pub remote: SocketAddr,
     pub local: SocketAddr,
 }
-
-/// The value of SERVER_SOFTWARE.
-pub const SERVER_SOFTWARE: &str = concat!("fpmlb/", env!("CARGO_PKG_VERSION"));
 
 /// Request headers never passed on as `HTTP_*`: `Proxy` because PHP code
 /// reads HTTP_PROXY as a proxy setting (httpoxy, CVE-2016-5385).

@@ -13,7 +13,8 @@ use http_body_util::BodyExt;
 use http_body_util::combinators::UnsyncBoxBody;
 use tokio::time::Instant;
 
-use crate::fastcgi::exchange::Exchange;
+use crate::upstream::backend::Backend;
+use crate::upstream::exchange::{BackendFailure, Exchange};
 
 /// The error type of response bodies: a backend failing mid-body. hyper
 /// then resets the HTTP/2 stream or closes the HTTP/1.1 connection, so the
@@ -33,32 +34,36 @@ pub fn full(bytes: Bytes) -> UnsyncBoxBody<Bytes, BodyError> {
         .boxed_unsync()
 }
 
-/// A body read from the backend as the client takes it.
-pub fn streamed(first: Bytes, exchange: Exchange) -> UnsyncBoxBody<Bytes, BodyError> {
-    let state = (Some(first), Some(exchange));
-    let stream = futures_util::stream::unfold(state, |(first, exchange)| async move {
+/// A body read from `backend` as the client takes it.
+pub fn streamed(
+    first: Bytes,
+    exchange: Exchange,
+    backend: Arc<Backend>,
+) -> UnsyncBoxBody<Bytes, BodyError> {
+    let state = (Some(first), Some(exchange), backend);
+    let stream = futures_util::stream::unfold(state, |(first, exchange, backend)| async move {
         if let Some(first) = first.filter(|b| !b.is_empty()) {
-            return Some((Ok(Frame::data(first)), (None, exchange)));
+            return Some((Ok(Frame::data(first)), (None, exchange, backend)));
         }
         let mut ex = exchange?;
         match ex.next_chunk().await {
-            Ok(Some(chunk)) => Some((Ok(Frame::data(chunk)), (None, Some(ex)))),
+            Ok(Some(chunk)) => Some((Ok(Frame::data(chunk)), (None, Some(ex), backend))),
             Ok(None) => {
-                ex.backend().record_success();
+                backend.record_success();
                 None
             }
             Err(failure) => {
-                let backend = ex.backend();
+                let failure = BackendFailure::from(failure);
                 if failure.counts_as_failure() {
                     backend.record_failure(Instant::now());
                 }
                 tracing::error!(backend = %backend.name, "response cut short: {failure}");
-                let err: BodyError = Box::new(crate::error::BackendError {
+                let err: BodyError = Box::new(crate::http::error::BackendError {
                     backend: backend.name.clone(),
                     failure,
                     got_response: true,
                 });
-                Some((Err(err), (None, None)))
+                Some((Err(err), (None, None, backend)))
             }
         }
     });
@@ -112,14 +117,14 @@ pub struct LoggedBody {
     done: bool,
     /// Released when the response is done: counts requests in flight for
     /// the connection's idle timer.
-    _in_flight: Option<crate::server::InFlight>,
+    _in_flight: Option<crate::http::activity::InFlight>,
 }
 
 impl LoggedBody {
     pub fn new(
         inner: UnsyncBoxBody<Bytes, BodyError>,
         log: Option<AccessLog>,
-        in_flight: Option<crate::server::InFlight>,
+        in_flight: Option<crate::http::activity::InFlight>,
     ) -> Self {
         LoggedBody {
             inner,

@@ -12,10 +12,10 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::error::BackendFailure;
-use crate::fastcgi::exchange::{ExchangeTimeouts, small_request};
+use crate::fastcgi::exchange::ExchangeTimeouts;
 use crate::fastcgi::params::{self, ParamList};
 use crate::upstream::backend::Backend;
+use crate::upstream::exchange::{BackendFailure, small_request};
 use crate::upstream::pool::PoolError;
 
 /// Largest probe answer read (the config report is a few KiB).

@@ -9,9 +9,6 @@
 //!   sessions would not be shared);
 //! - the passive failure window (`max_fails` within `fail_timeout`).
 
-use std::fmt;
-use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwapOption;
@@ -20,35 +17,20 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use crate::fastcgi::conn::Endpoint;
 use crate::health::fpm_status::FpmStatus;
 use crate::health::passive::FailureWindow;
 use crate::upstream::pool::Pool;
 
-/// Where a backend's FastCGI listener is, resolved.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum Endpoint {
-    Tcp(SocketAddr),
-    Unix(PathBuf),
-}
-
-impl fmt::Display for Endpoint {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Endpoint::Tcp(addr) => write!(f, "{addr}"),
-            Endpoint::Unix(path) => write!(f, "unix:{}", path.display()),
-        }
-    }
-}
-
-/// Why a backend is not taking new requests, if it is not.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
+/// Why a backend is not taking new requests, if it is not (named in the
+/// admin API by `admin::view::state_names`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum State {
     Up,
     /// Liveness checks or the passive failure window say it is down.
     Down,
     /// Drained by the session checker: alive, but its sessions are not shared.
-    DrainedByHealth,
+    DrainedBySession,
     /// Drained by an operator through the admin API.
     DrainedByOperator,
 }
@@ -189,7 +171,7 @@ impl Backend {
         } else if !self.alive.load(Ordering::Relaxed) || self.passively_down(now) {
             State::Down
         } else if !self.session_ok.load(Ordering::Relaxed) {
-            State::DrainedByHealth
+            State::DrainedBySession
         } else {
             State::Up
         }

@@ -14,9 +14,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::config::{BackendAddress, BackendConfig, Config, DEFAULT_MAX_CONNS};
+use crate::fastcgi::conn::Endpoint;
 use crate::health::passive::FailureWindow;
 use crate::upstream::BackendSet;
-use crate::upstream::backend::{Backend, Endpoint};
+use crate::upstream::backend::Backend;
 use crate::upstream::pool::{Pool, PoolSettings};
 
 /// Most connections a backend without `max_conns` may get when its status

@@ -1,12 +1,15 @@
 //! The backends and how requests are spread over them.
 //!
 //! `backend` is one php-fpm pool and its state, `pool` its kept-alive
-//! connections (mechanism), `select` the balancing policies (policy). This
-//! module holds the current table of backends with its policy, swapped as a
-//! whole on reload so a request sees one consistent table from start to end.
+//! connections (mechanism), `exchange` one request over one of them,
+//! `select` the balancing policies (policy), `discovery` builds the table
+//! from the config. This module holds the current table of backends with its
+//! policy, swapped as a whole on reload so a request sees one consistent
+//! table from start to end.
 
 pub mod backend;
 pub mod discovery;
+pub mod exchange;
 pub mod pool;
 pub mod select;
 
@@ -175,8 +178,8 @@ impl Upstream {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fastcgi::conn::Endpoint;
     use crate::health::passive::FailureWindow;
-    use crate::upstream::backend::Endpoint;
     use crate::upstream::pool::{Pool, PoolSettings};
 
     fn backend(name: &str, port: u16) -> Arc<Backend> {
@@ -198,33 +201,61 @@ mod tests {
         ))
     }
 
-    #[tokio::test]
+    /// Lets the other tasks run until `cond` holds; a state that never
+    /// comes fails the test instead of hanging it.
+    async fn until(what: &str, cond: impl Fn() -> bool) {
+        for _ in 0..100 {
+            if cond() {
+                return;
+            }
+            tokio::task::yield_now().await;
+        }
+        panic!("never happened: {what}");
+    }
+
+    fn waiting(b: &Backend) -> usize {
+        b.pool.figures().waiting
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn round_robin_waits_in_one_queue_for_the_first_free_pool() {
         let (a, b) = (backend("a", 1), backend("b", 2));
         let set = BackendSet::new(vec![Arc::clone(&a), Arc::clone(&b)], Balance::RoundRobin);
         let now = Instant::now();
         let held_a = a.pool.try_slot().unwrap();
         let held_b = b.pool.try_slot().unwrap();
-        // Both full: the next request waits for whichever frees first; b does.
+        // Both full: the next request waits in both queues at once...
         let waiter = tokio::spawn(async move {
             let picked = set.pick_slot(now, &[], Duration::from_secs(5)).await;
             picked.map(|found| found.map(|(backend, _)| backend.name.clone()))
         });
-        tokio::task::yield_now().await;
+        until("the request waits for a and for b", || {
+            waiting(&a) == 1 && waiting(&b) == 1
+        })
+        .await;
+        // ... and takes whichever frees first: b, not round robin's a.
         drop(held_b);
         let got = waiter.await.unwrap();
         assert!(
             matches!(got.as_ref(), Ok(Some(name)) if name == "b"),
             "{got:?}"
         );
+        assert_eq!(waiting(&a), 0, "it left a's queue");
         drop(held_a);
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn a_busy_chosen_pool_spills_to_a_free_one_and_times_out_when_all_stay_full() {
         let (a, b) = (backend("a", 1), backend("b", 2));
-        let set = BackendSet::new(vec![Arc::clone(&a), Arc::clone(&b)], Balance::RoundRobin);
+        let backends = vec![Arc::clone(&a), Arc::clone(&b)];
         let now = Instant::now();
+        let twin = BackendSet::new(backends.clone(), Balance::RoundRobin);
+        assert_eq!(
+            twin.pick(now, &[]).unwrap().name,
+            "a",
+            "round robin starts at a"
+        );
+        let set = BackendSet::new(backends, Balance::RoundRobin);
         let _held_a = a.pool.try_slot().unwrap();
         // Round robin starts at a, which is full: b's free slot is taken.
         let (picked, slot) = set
@@ -238,14 +269,33 @@ mod tests {
         drop(slot);
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn least_conn_waits_only_for_its_choice() {
         let (a, b) = (backend("a", 1), backend("b", 2));
         let set = BackendSet::new(vec![Arc::clone(&a), Arc::clone(&b)], Balance::LeastConn);
         let now = Instant::now();
-        let _held_a = a.pool.try_slot().unwrap();
-        let _held_b = b.pool.try_slot().unwrap();
-        let err = set.pick_slot(now, &[], Duration::from_millis(50)).await;
-        assert!(matches!(err, Err((_, PoolError::QueueTimeout(_)))));
+        let held_a = a.pool.try_slot().unwrap();
+        let held_b = b.pool.try_slot().unwrap();
+        let waiter = tokio::spawn(async move {
+            let picked = set.pick_slot(now, &[], Duration::from_millis(50)).await;
+            picked.map(|found| found.map(|(backend, _)| backend.name.clone()))
+        });
+        until("the request waits for one pool", || {
+            waiting(&a) + waiting(&b) == 1
+        })
+        .await;
+        // The other pool frees a slot: least_conn does not take it.
+        let chosen = if waiting(&a) == 1 { "a" } else { "b" };
+        let (_still_held, freed) = if chosen == "a" {
+            (held_a, held_b)
+        } else {
+            (held_b, held_a)
+        };
+        drop(freed);
+        let err = waiter.await.unwrap();
+        assert!(
+            matches!(&err, Err((backend, PoolError::QueueTimeout(_))) if backend.name == chosen),
+            "{err:?}"
+        );
     }
 }

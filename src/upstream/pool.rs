@@ -19,8 +19,7 @@ use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
-use crate::fastcgi::conn::Connection;
-use crate::upstream::backend::Endpoint;
+use crate::fastcgi::conn::{Connection, Endpoint};
 
 /// Timeouts and bounds of a pool, from the config.
 #[derive(Debug, Clone, PartialEq, Eq)]

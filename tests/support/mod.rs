@@ -1,14 +1,19 @@
 //! Test support: real clusters started by `integration/cluster.sh`, fpmlb
 //! started as a child process, and a small HTTP client.
 //!
-//! Each test uses its own `net` (third octet of 127.0.N.x), so tests run in
-//! parallel without sharing a port, and stops what it started on drop.
+//! Each test has its own network 127.0.N.x from the table in [`nets`], so
+//! tests run in parallel without sharing an address, and its own state
+//! folder named after that network ([`state_dir`]), where the next run finds
+//! and stops whatever a killed run left. What a test starts stops on drop;
+//! the processes it spawns itself also die with it ([`child_command`]).
 
 #![allow(dead_code)]
 
 pub mod fake_fcgi;
+pub mod nets;
 
 use std::collections::HashMap;
+use std::ffi::OsStr;
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -17,15 +22,48 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
+pub use nets::Net;
 
 pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// A fresh state folder under /tmp for one test.
-pub fn state_dir(tag: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("fpmlb-test-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+/// How long a test waits for a log line or a process to be ready.
+pub const READY_LIMIT: Duration = Duration::from_secs(20);
+
+/// A command for a process that must not outlive the test: run through
+/// util-linux's `setpriv --pdeathsig KILL`, the kernel kills it when the
+/// thread that spawned it ends, even when the test is killed and no `Drop`
+/// runs. Spawn from the test's own thread (the body of a `#[test]` or of a
+/// `#[tokio::test]`, which runs on that thread), never from `spawn_blocking`
+/// or a helper thread that ends first.
+pub fn child_command(program: impl AsRef<OsStr>) -> Command {
+    let mut cmd = Command::new("setpriv");
+    cmd.args(["--pdeathsig", "KILL", "--"]).arg(program);
+    cmd
+}
+
+/// The state folder of the test on `net`: `$TMPDIR/fpmlb-test/netN`. A
+/// folder left by an earlier run is cleaned first by
+/// `integration/test-clean.sh`, which stops the clusters, nginx and HAProxy
+/// recorded in it through their pid files (`make test-clean` does the same
+/// for every network).
+pub fn state_dir(net: Net) -> PathBuf {
+    let dir = std::env::temp_dir()
+        .join("fpmlb-test")
+        .join(format!("net{}", net.n()));
+    if dir.exists() {
+        let out = Command::new(repo().join("integration/test-clean.sh"))
+            .arg(&dir)
+            .output()
+            .expect("run integration/test-clean.sh");
+        assert!(
+            out.status.success(),
+            "cleaning the stale {} failed:\n{}",
+            dir.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
@@ -33,19 +71,19 @@ pub fn state_dir(tag: &str) -> PathBuf {
 /// A cluster of php-fpm nodes and session stores started by the project's script.
 pub struct Cluster {
     pub dir: PathBuf,
-    pub net: u8,
+    pub net: Net,
     pub env: HashMap<String, String>,
 }
 
 impl Cluster {
-    pub fn start(net: u8, extra: &[&str]) -> Cluster {
-        let dir = state_dir(&format!("cluster{net}"));
+    pub fn start(net: Net, extra: &[&str]) -> Cluster {
+        let dir = state_dir(net);
         let out = Command::new(repo().join("integration/cluster.sh"))
             .arg("start")
             .arg("--dir")
             .arg(&dir)
             .arg("--net")
-            .arg(net.to_string())
+            .arg(net.n().to_string())
             .args(extra)
             .output()
             .expect("run cluster.sh");
@@ -105,7 +143,12 @@ impl Cluster {
     }
 
     pub fn lb_ip(&self) -> String {
-        format!("127.0.{}.1", self.net)
+        self.net.ip(1)
+    }
+
+    /// Where a test's fpmlb listens: 127.0.N.1:8080.
+    pub fn lb_addr(&self) -> SocketAddr {
+        self.net.addr(1, 8080)
     }
 }
 
@@ -118,7 +161,8 @@ impl Drop for Cluster {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status();
-        // Keep the logs of a failed test for a look; tidy up after a pass.
+        // Keep the logs of a failed test for a look (the next run on this
+        // network or `make test-clean` removes them); tidy up after a pass.
         if !std::thread::panicking() {
             let _ = std::fs::remove_dir_all(&self.dir);
         }
@@ -132,7 +176,8 @@ fn parse_env(text: &str) -> HashMap<String, String> {
         .collect()
 }
 
-/// A running `fpmlb serve`.
+/// A running `fpmlb serve`, killed on drop (and with the test, see
+/// [`child_command`]).
 pub struct Fpmlb {
     pub child: Child,
     pub addr: SocketAddr,
@@ -141,13 +186,29 @@ pub struct Fpmlb {
 }
 
 impl Fpmlb {
-    /// Starts fpmlb with `yaml` (which must listen on `addr`) and waits until it accepts.
+    /// Starts fpmlb with `yaml` (which must listen on `addr`) and waits
+    /// until its own log says it listens there.
     pub fn start(dir: &Path, addr: SocketAddr, yaml: &str) -> Fpmlb {
+        Self::start_with_admin(dir, addr, None, yaml)
+    }
+
+    /// Like [`Fpmlb::start`], and when `admin` is given also waits for its
+    /// admin API to listen there.
+    ///
+    /// Ready means this child is alive and has logged that it listens, not
+    /// that something accepts on the address: a process left over from an
+    /// earlier run could accept there for an fpmlb that failed to bind.
+    pub fn start_with_admin(
+        dir: &Path,
+        addr: SocketAddr,
+        admin: Option<SocketAddr>,
+        yaml: &str,
+    ) -> Fpmlb {
         let config = dir.join("fpmlb.yaml");
         std::fs::write(&config, yaml).unwrap();
         let log = dir.join("fpmlb.log");
         let logfile = std::fs::File::create(&log).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_fpmlb"))
+        let child = child_command(env!("CARGO_BIN_EXE_fpmlb"))
             .arg("serve")
             .arg("--config")
             .arg(&config)
@@ -161,23 +222,60 @@ impl Fpmlb {
             config,
             log,
         };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(addr).is_err() {
+        // The messages of src/daemon.rs, after the log target's ": ".
+        let mut ready = vec![format!(": listening addr={addr}")];
+        ready.extend(admin.map(|a| format!(": admin API listening addr={a}")));
+        let deadline = Instant::now() + READY_LIMIT;
+        loop {
+            let text = fpmlb.log_text();
+            if ready
+                .iter()
+                .all(|line| text.lines().any(|l| l.contains(line.as_str())))
+            {
+                break;
+            }
             if let Ok(Some(status)) = fpmlb.child.try_wait() {
-                panic!("fpmlb exited with {status}:\n{}", fpmlb.log_text());
+                panic!("fpmlb exited with {status}:\n{text}");
             }
             assert!(
                 Instant::now() < deadline,
-                "fpmlb did not listen on {addr}:\n{}",
-                fpmlb.log_text()
+                "fpmlb did not log {ready:?} within {READY_LIMIT:?}:\n{text}"
             );
-            std::thread::sleep(Duration::from_millis(50));
+            std::thread::sleep(Duration::from_millis(20));
         }
         fpmlb
     }
 
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The first log line that contains every one of `needles`. An event
+    /// about a backend is matched with the backend on the same line (e.g.
+    /// `&["backend DOWN", "backend=web02"]`): the start-up lines name every
+    /// backend, so a search of the whole log for a name proves nothing.
+    pub fn log_line_with(&self, needles: &[&str]) -> Option<String> {
+        self.log_text()
+            .lines()
+            .find(|l| needles.iter().all(|n| l.contains(n)))
+            .map(str::to_string)
+    }
+
+    /// Waits (at most [`READY_LIMIT`]) for a log line with every one of
+    /// `needles`; panics with the whole log when none comes.
+    pub async fn wait_log_line(&self, needles: &[&str]) -> String {
+        let deadline = Instant::now() + READY_LIMIT;
+        loop {
+            if let Some(line) = self.log_line_with(needles) {
+                return line;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no log line with {needles:?} within {READY_LIMIT:?}:\n{}",
+                self.log_text()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     pub fn signal(&self, signal: &str) {
@@ -211,7 +309,7 @@ pub fn base_yaml(addr: SocketAddr, docroot: &str) -> String {
 /// Starts fpmlb on the cluster's 127.0.N.1:8080 over all its nodes, with
 /// `extra_yaml` between the common head and the backends.
 pub fn start_lb(cluster: &Cluster, extra_yaml: &str) -> Fpmlb {
-    let addr = format!("{}:8080", cluster.lb_ip()).parse().unwrap();
+    let addr = cluster.lb_addr();
     let yaml = format!(
         "{}{}{}",
         base_yaml(addr, &cluster.docroot()),

@@ -1,0 +1,501 @@
+//! Errors of one proxied request, by the side that failed: the client
+//! (4xx), a backend (502/503/504), or no backend at all (503).
+//!
+//! Each knows the HTTP status it becomes and whether trying another backend
+//! is safe: a request that never reached a backend can always be retried; one
+//! that reached it only if its method is safe to repeat and nothing of the
+//! response was seen (nginx's `proxy_next_upstream error`, HAProxy's
+//! `retry-on conn-failure`).
+
+use http::StatusCode;
+
+use crate::fastcgi::exchange::ExchangeError;
+use crate::upstream::exchange::BackendFailure;
+use crate::upstream::pool::PoolError;
+
+/// The client sent something fpmlb will not pass on.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("bad request: {0}")]
+    BadPath(&'static str),
+    #[error("no PHP script at this path")]
+    NotFound,
+    #[error("request body over max_body_size ({limit} bytes)")]
+    BodyTooLarge { limit: u64 },
+    #[error("reading the request body: {0}")]
+    Body(String),
+    #[error("request body shorter than its Content-Length")]
+    BodyTruncated,
+}
+
+impl ClientError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ClientError::BadPath(_) | ClientError::Body(_) | ClientError::BodyTruncated => {
+                StatusCode::BAD_REQUEST
+            }
+            ClientError::NotFound => StatusCode::NOT_FOUND,
+            ClientError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+        }
+    }
+}
+
+/// The HTTP status of a backend failure: the front end's policy, kept
+/// apart from the failure itself (the health checks use it without HTTP).
+impl BackendFailure {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            BackendFailure::Pool(PoolError::QueueFull { .. } | PoolError::QueueTimeout(_)) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            BackendFailure::Exchange(ExchangeError::Refused(_)) => StatusCode::SERVICE_UNAVAILABLE,
+            BackendFailure::Exchange(
+                ExchangeError::SendTimeout(_) | ExchangeError::ReadTimeout(_),
+            ) => StatusCode::GATEWAY_TIMEOUT,
+            BackendFailure::Pool(PoolError::Connect(e))
+                if e.kind() == std::io::ErrorKind::TimedOut =>
+            {
+                StatusCode::GATEWAY_TIMEOUT
+            }
+            _ => StatusCode::BAD_GATEWAY,
+        }
+    }
+}
+
+/// A failure on one backend, and how far the exchange had got.
+#[derive(Debug, thiserror::Error)]
+#[error("backend {backend}: {failure}")]
+pub struct BackendError {
+    pub backend: String,
+    pub failure: BackendFailure,
+    /// Some byte of the response had arrived.
+    pub got_response: bool,
+}
+
+/// Why a request got no response from PHP.
+#[derive(Debug, thiserror::Error)]
+pub enum ProxyError {
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    #[error(transparent)]
+    Backend(#[from] BackendError),
+    #[error("no backend is up")]
+    NoBackend,
+}
+
+impl ProxyError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ProxyError::Client(e) => e.status(),
+            ProxyError::Backend(e) => e.failure.status(),
+            ProxyError::NoBackend => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+}
+
+/// Whether a request that reached a backend may be sent again to another:
+/// only methods that are safe to repeat (nginx's non-idempotent rule, kept
+/// strict: GET, HEAD, OPTIONS), only when no response byte was seen, and only
+/// when its body can be sent again.
+pub fn retry_is_safe(
+    method: &http::Method,
+    failure: &BackendFailure,
+    got_response: bool,
+    body_replayable: bool,
+) -> bool {
+    if failure.never_reached_backend() {
+        return body_replayable;
+    }
+    if got_response || !body_replayable {
+        return false;
+    }
+    let resets = matches!(
+        failure,
+        BackendFailure::Exchange(
+            ExchangeError::Send(_) | ExchangeError::Read(_) | ExchangeError::Closed
+        )
+    );
+    resets && is_safe_method(method)
+}
+
+/// Methods whose request may run twice without harm, for retries: nginx's
+/// non-idempotent rule kept strict.
+pub fn is_safe_method(method: &http::Method) -> bool {
+    matches!(
+        *method,
+        http::Method::GET | http::Method::HEAD | http::Method::OPTIONS
+    )
+}
+
+/// How an attempt on one backend failed, as far as deciding what next needs.
+#[derive(Debug)]
+pub struct FailedAttempt<'a> {
+    pub method: &'a http::Method,
+    pub failure: &'a BackendFailure,
+    /// Some byte of the response had arrived.
+    pub got_response: bool,
+    /// It ran on a connection kept alive from an earlier exchange.
+    pub reused: bool,
+    /// It was already the second try on a new connection to that backend.
+    pub on_fresh_connection: bool,
+    /// The body can be sent again (it is not being streamed from the client).
+    pub body_replayable: bool,
+}
+
+/// Where a request goes after a failed attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Next {
+    /// Once more to the same backend, on a new connection.
+    FreshConnection,
+    /// To another backend.
+    AnotherBackend,
+    /// Nowhere: the client gets this failure's status.
+    GiveUp,
+}
+
+/// What the handler does after a failed attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Decision {
+    pub next: Next,
+    /// The failure counts toward the backend's `max_fails`.
+    pub counts_as_failure: bool,
+}
+
+/// The retry decision after a failed attempt, with no I/O.
+///
+/// A kept-alive connection php-fpm closed just as the request went out (a
+/// worker leaving at pm.max_requests, a reload) gets the request once more
+/// on a new connection to the same backend, not held against it. Only where
+/// the request cannot have run twice: a safe method, or a failed write.
+/// Otherwise another backend when [`retry_is_safe`], and the failure counts
+/// toward max_fails unless the pool was only busy.
+pub fn after_failure(attempt: &FailedAttempt<'_>) -> Decision {
+    let failure = attempt.failure;
+    let stale = attempt.reused
+        && !attempt.got_response
+        && attempt.body_replayable
+        && (matches!(failure, BackendFailure::Exchange(ExchangeError::Send(_)))
+            || (is_safe_method(attempt.method)
+                && matches!(
+                    failure,
+                    BackendFailure::Exchange(ExchangeError::Closed | ExchangeError::Read(_))
+                )));
+    if stale && !attempt.on_fresh_connection {
+        return Decision {
+            next: Next::FreshConnection,
+            counts_as_failure: false,
+        };
+    }
+    let retry = retry_is_safe(
+        attempt.method,
+        failure,
+        attempt.got_response,
+        attempt.body_replayable,
+    );
+    Decision {
+        next: if retry {
+            Next::AnotherBackend
+        } else {
+            Next::GiveUp
+        },
+        counts_as_failure: failure.counts_as_failure(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn reset() -> BackendFailure {
+        ExchangeError::Closed.into()
+    }
+
+    #[test]
+    fn connect_errors_retry_for_any_method() {
+        let f = BackendFailure::Pool(PoolError::Connect(std::io::Error::from(
+            std::io::ErrorKind::ConnectionRefused,
+        )));
+        assert!(retry_is_safe(&http::Method::POST, &f, false, true));
+        assert_eq!(f.status(), StatusCode::BAD_GATEWAY);
+    }
+
+    #[test]
+    fn resets_retry_only_safe_methods_before_any_response() {
+        assert!(retry_is_safe(&http::Method::GET, &reset(), false, true));
+        assert!(!retry_is_safe(&http::Method::POST, &reset(), false, true));
+        assert!(!retry_is_safe(&http::Method::GET, &reset(), true, true));
+        assert!(!retry_is_safe(&http::Method::GET, &reset(), false, false));
+    }
+
+    #[test]
+    fn timeouts_are_504_and_not_retried() {
+        let f = BackendFailure::from(ExchangeError::ReadTimeout(Duration::from_secs(60)));
+        assert_eq!(f.status(), StatusCode::GATEWAY_TIMEOUT);
+        assert!(!retry_is_safe(&http::Method::GET, &f, false, true));
+    }
+
+    #[test]
+    fn a_full_queue_is_503_and_not_a_failure() {
+        let f = BackendFailure::Pool(PoolError::QueueFull { waiting: 3 });
+        assert_eq!(f.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert!(!f.counts_as_failure());
+    }
+
+    /// The decisions of the table below.
+    const FRESH: Decision = Decision {
+        next: Next::FreshConnection,
+        counts_as_failure: false,
+    };
+    const ANOTHER: Decision = Decision {
+        next: Next::AnotherBackend,
+        counts_as_failure: true,
+    };
+    const ANOTHER_UNCOUNTED: Decision = Decision {
+        next: Next::AnotherBackend,
+        counts_as_failure: false,
+    };
+    const GIVE_UP: Decision = Decision {
+        next: Next::GiveUp,
+        counts_as_failure: true,
+    };
+    const GIVE_UP_UNCOUNTED: Decision = Decision {
+        next: Next::GiveUp,
+        counts_as_failure: false,
+    };
+
+    /// One way an attempt fails, and the decision expected for each kind
+    /// of request.
+    struct Case {
+        what: &'static str,
+        failure: fn() -> BackendFailure,
+        got_response: bool,
+        reused: bool,
+        on_fresh_connection: bool,
+        /// GET, HEAD, OPTIONS with a body that can be sent again.
+        safe: Decision,
+        /// Any other method with a body that can be sent again.
+        other: Decision,
+        /// Any method with a body streamed from the client.
+        streamed: Decision,
+    }
+
+    fn connect(kind: std::io::ErrorKind) -> BackendFailure {
+        PoolError::Connect(std::io::Error::from(kind)).into()
+    }
+
+    fn write_reset() -> BackendFailure {
+        ExchangeError::Send(std::io::Error::from(std::io::ErrorKind::ConnectionReset)).into()
+    }
+
+    fn read_reset() -> BackendFailure {
+        let reset = std::io::Error::from(std::io::ErrorKind::ConnectionReset);
+        ExchangeError::Read(crate::fastcgi::conn::ConnError::Io(reset)).into()
+    }
+
+    fn case(what: &'static str, failure: fn() -> BackendFailure, expect: [Decision; 3]) -> Case {
+        let [safe, other, streamed] = expect;
+        Case {
+            what,
+            failure,
+            got_response: false,
+            reused: false,
+            on_fresh_connection: false,
+            safe,
+            other,
+            streamed,
+        }
+    }
+
+    fn cases() -> Vec<Case> {
+        use std::io::ErrorKind::{ConnectionRefused, TimedOut};
+        let after_response = |c: Case| Case {
+            got_response: true,
+            ..c
+        };
+        let kept_alive = |c: Case| Case { reused: true, ..c };
+        let on_fresh = |c: Case| Case {
+            on_fresh_connection: true,
+            ..c
+        };
+        vec![
+            // Never reached php-fpm: any method, if the body can go again.
+            case(
+                "connect refused",
+                || connect(ConnectionRefused),
+                [ANOTHER, ANOTHER, GIVE_UP],
+            ),
+            case(
+                "connect timed out",
+                || connect(TimedOut),
+                [ANOTHER, ANOTHER, GIVE_UP],
+            ),
+            case(
+                "php-fpm overloaded",
+                || ExchangeError::Refused("overloaded").into(),
+                [ANOTHER, ANOTHER, GIVE_UP],
+            ),
+            // A busy pool is not a broken one: never counted.
+            case(
+                "queue full",
+                || PoolError::QueueFull { waiting: 8 }.into(),
+                [ANOTHER_UNCOUNTED, ANOTHER_UNCOUNTED, GIVE_UP_UNCOUNTED],
+            ),
+            case(
+                "queue timeout",
+                || PoolError::QueueTimeout(Duration::from_secs(5)).into(),
+                [ANOTHER_UNCOUNTED, ANOTHER_UNCOUNTED, GIVE_UP_UNCOUNTED],
+            ),
+            // Reached it, reset before any response: safe methods only.
+            case("write reset", write_reset, [ANOTHER, GIVE_UP, GIVE_UP]),
+            case(
+                "closed before the response",
+                reset,
+                [ANOTHER, GIVE_UP, GIVE_UP],
+            ),
+            case("read reset", read_reset, [ANOTHER, GIVE_UP, GIVE_UP]),
+            case(
+                "record cut short",
+                || ExchangeError::Read(crate::fastcgi::conn::ConnError::TruncatedRecord).into(),
+                [ANOTHER, GIVE_UP, GIVE_UP],
+            ),
+            // The script may be running still, or answered badly: never again.
+            case(
+                "read timeout",
+                || ExchangeError::ReadTimeout(Duration::from_secs(60)).into(),
+                [GIVE_UP, GIVE_UP, GIVE_UP],
+            ),
+            case(
+                "send timeout",
+                || ExchangeError::SendTimeout(Duration::from_secs(60)).into(),
+                [GIVE_UP, GIVE_UP, GIVE_UP],
+            ),
+            case(
+                "bad response head",
+                || ExchangeError::BadHead(crate::fastcgi::cgi::CgiError::Incomplete).into(),
+                [GIVE_UP, GIVE_UP, GIVE_UP],
+            ),
+            after_response(case(
+                "closed after the response began",
+                reset,
+                [GIVE_UP, GIVE_UP, GIVE_UP],
+            )),
+            after_response(case(
+                "read reset after the response began",
+                read_reset,
+                [GIVE_UP, GIVE_UP, GIVE_UP],
+            )),
+            // A kept-alive connection php-fpm had closed: once more on a new
+            // one, uncounted, where the request cannot have run twice.
+            kept_alive(case(
+                "write reset on a kept-alive connection",
+                write_reset,
+                [FRESH, FRESH, GIVE_UP],
+            )),
+            kept_alive(case(
+                "closed on a kept-alive connection",
+                reset,
+                [FRESH, GIVE_UP, GIVE_UP],
+            )),
+            kept_alive(case(
+                "read reset on a kept-alive connection",
+                read_reset,
+                [FRESH, GIVE_UP, GIVE_UP],
+            )),
+            kept_alive(case(
+                "read timeout on a kept-alive connection",
+                || ExchangeError::ReadTimeout(Duration::from_secs(60)).into(),
+                [GIVE_UP, GIVE_UP, GIVE_UP],
+            )),
+            kept_alive(after_response(case(
+                "closed on a kept-alive connection after the response began",
+                reset,
+                [GIVE_UP, GIVE_UP, GIVE_UP],
+            ))),
+            // The new connection failed too: no third try there.
+            on_fresh(kept_alive(case(
+                "write reset again on the new connection",
+                write_reset,
+                [ANOTHER, GIVE_UP, GIVE_UP],
+            ))),
+            on_fresh(kept_alive(case(
+                "closed again on the new connection",
+                reset,
+                [ANOTHER, GIVE_UP, GIVE_UP],
+            ))),
+            on_fresh(case(
+                "the new connection refused",
+                || connect(ConnectionRefused),
+                [ANOTHER, ANOTHER, GIVE_UP],
+            )),
+            on_fresh(case(
+                "no slot for the new connection",
+                || PoolError::QueueTimeout(Duration::from_secs(5)).into(),
+                [ANOTHER_UNCOUNTED, ANOTHER_UNCOUNTED, GIVE_UP_UNCOUNTED],
+            )),
+        ]
+    }
+
+    /// The four kinds of request body, as `body::prepare` makes them from a
+    /// request, with whether each can be sent again.
+    async fn body_kinds() -> Vec<(&'static str, bool)> {
+        use crate::http::body::{self, BodyLimits, RequestBody};
+        use bytes::Bytes;
+        use http_body_util::Full;
+        let limits = BodyLimits {
+            max_body_size: 1 << 20,
+            buffer_size: 4,
+        };
+        let prepare = |data: &'static [u8], declared: Option<u64>| {
+            body::prepare(Full::new(Bytes::from_static(data)), declared, limits)
+        };
+        let none = prepare(b"", Some(0)).await.unwrap();
+        let small = prepare(b"abc", Some(3)).await.unwrap();
+        let streamed = prepare(b"abcdefgh", Some(8)).await.unwrap();
+        let spooled = prepare(b"abcdefgh", None).await.unwrap();
+        assert!(matches!(none, RequestBody::Empty));
+        assert!(matches!(small, RequestBody::Memory(_)));
+        assert!(matches!(streamed, RequestBody::Stream { .. }));
+        assert!(matches!(spooled, RequestBody::File { .. }));
+        vec![
+            ("no", none.is_replayable()),
+            ("small", small.is_replayable()),
+            ("streamed", streamed.is_replayable()),
+            ("spooled", spooled.is_replayable()),
+        ]
+    }
+
+    #[tokio::test]
+    async fn retry_decisions_by_failure_method_and_body() {
+        let safe = ["GET", "HEAD", "OPTIONS"];
+        let other = ["POST", "PUT", "PATCH", "DELETE", "PROPFIND"];
+        let bodies = body_kinds().await;
+        for case in cases() {
+            for (method, is_safe) in safe
+                .iter()
+                .map(|m| (m, true))
+                .chain(other.iter().map(|m| (m, false)))
+            {
+                let method = http::Method::from_bytes(method.as_bytes()).unwrap();
+                for &(body, replayable) in &bodies {
+                    let expected = match (replayable, is_safe) {
+                        (false, _) => case.streamed,
+                        (true, true) => case.safe,
+                        (true, false) => case.other,
+                    };
+                    let failure = (case.failure)();
+                    let got = after_failure(&FailedAttempt {
+                        method: &method,
+                        failure: &failure,
+                        got_response: case.got_response,
+                        reused: case.reused,
+                        on_fresh_connection: case.on_fresh_connection,
+                        body_replayable: replayable,
+                    });
+                    assert_eq!(got, expected, "{}: {method} with {body} body", case.what);
+                }
+            }
+        }
+    }
+}

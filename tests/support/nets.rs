@@ -1,0 +1,137 @@
+//! The one table of test networks. Every 127.0.N.x address a test uses is
+//! built from a [`Net`] of this table, one per test, so tests run in
+//! parallel without sharing an address, and a test's state folder (named
+//! after its network, see `super::state_dir`) is where a killed run of the
+//! same test left its processes.
+//!
+//! Linux routes all of 127.0.0.0/8 to the loopback interface, so any
+//! 127.0.N.x can be bound without setting anything up. The scripts in
+//! `integration/` use the same plan: with `cluster.sh --net N`, the load
+//! balancer (or nginx, Redis, memcached) is on 127.0.N.1 and the php-fpm
+//! nodes web01, web02, ... on 127.0.N.2, 127.0.N.3, ... port 9000.
+//!
+//! Two tests on one network is a compile error (the check under the table).
+
+use std::net::SocketAddr;
+
+/// One test's loopback network, 127.0.N.0/24.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Net(pub u8);
+
+impl Net {
+    /// The third octet.
+    pub fn n(self) -> u8 {
+        self.0
+    }
+
+    /// 127.0.N.`host`.
+    pub fn ip(self, host: u8) -> String {
+        format!("127.0.{}.{host}", self.0)
+    }
+
+    /// 127.0.N.`host`:`port`.
+    pub fn addr(self, host: u8, port: u16) -> SocketAddr {
+        SocketAddr::from(([127, 0, self.0, host], port))
+    }
+}
+
+macro_rules! nets {
+    ($($(#[$doc:meta])* $name:ident = $n:literal;)*) => {
+        $($(#[$doc])* pub const $name: Net = Net($n);)*
+        /// Every network of the table with its name.
+        pub const ALL: &[(&str, Net)] = &[$((stringify!($name), $name)),*];
+    };
+}
+
+nets! {
+    /// integration/demo.sh (`make demo`): 127.0.0.1:8080 and nodes on 127.0.0.2..4.
+    DEMO = 0;
+
+    // tests/e2e_proxy.rs
+    PROXY_ROUND_ROBIN = 10;
+    /// fpmlb on .1:8080, nginx on .5:8080 (same port, so SERVER_PORT matches).
+    PROXY_PARAMS_VS_NGINX = 11;
+    PROXY_BODIES = 12;
+    PROXY_LARGE_RESPONSES = 13;
+    PROXY_NODE_STOPS = 14;
+    PROXY_HEADERS = 15;
+
+    /// integration/bench.sh (`make bench`; its cluster, nginx and HAProxy).
+    BENCH = 20;
+
+    // tests/e2e_health.rs
+    HEALTH_FROZEN_NODE = 21;
+    HEALTH_SATURATED_POOL = 22;
+
+    // tests/e2e_session.rs
+    SESSION_FILES_OVERRIDE = 30;
+    SESSION_SERVER_ORDER = 31;
+    SESSION_REDIS = 32;
+    SESSION_MEMCACHE_EXTENSION = 33;
+    SESSION_MEMCACHED_STOPPED = 34;
+    SESSION_MISSING_PROBE = 35;
+    SESSION_SERVE_DRAINS = 36;
+    SESSION_CONFIG_EXPECTED = 37;
+
+    // tests/store.rs
+    STORE_PHP_SESSIONS = 38;
+    /// Three redis-server processes on .1:7000..7002.
+    STORE_REDIS_CLUSTER = 39;
+    STORE_ABSENT_SERVERS = 40;
+    STORE_SILENT_SERVERS = 41;
+    STORE_REDIS_PASSWORD = 42;
+
+    // tests/e2e_admin.rs (admin API on .1:9180)
+    ADMIN_STATUS_AND_METRICS = 50;
+    ADMIN_DRAIN_AND_ENABLE = 51;
+    ADMIN_STATUS_PAGE = 52;
+
+    // tests/e2e_ops.rs
+    OPS_RELOAD_UNDER_LOAD = 61;
+    OPS_RELOAD_BROKEN = 62;
+    OPS_LEAST_BUSY = 63;
+    OPS_HOSTNAME_BACKEND = 64;
+    OPS_SIGTERM = 65;
+
+    // tests/crosscheck.rs
+    CROSSCHECK = 66;
+
+    // tests/client_limits.rs
+    LIMITS_HEADER_TIMEOUT = 70;
+    LIMITS_PIPELINING = 71;
+
+    // tests/faults.rs: fpmlb on .1, fake FastCGI backends on .2 and .3.
+    FAULTS_GARBAGE = 100;
+    FAULTS_STALL = 101;
+    FAULTS_CUT_CHUNKED = 102;
+    FAULTS_CUT_LENGTH = 103;
+    FAULTS_HEAD_ONLY = 104;
+    FAULTS_HEAD_EMPTY_LENGTH = 105;
+    FAULTS_STDERR_FLOOD = 106;
+    FAULTS_SHORT_END = 107;
+    FAULTS_OVERLOADED = 108;
+    FAULTS_RETRY_RESET = 109;
+    FAULTS_RETRY_REFUSED = 110;
+    FAULTS_ALL_DOWN = 111;
+    FAULTS_KEEPALIVE = 112;
+    FAULTS_STALE_CONN = 113;
+    FAULTS_BAD_PATHS = 114;
+    FAULTS_BODY_LIMIT = 115;
+    FAULTS_LATE_END = 116;
+}
+
+/// Two entries of the table on one network do not compile.
+const _: () = {
+    let mut i = 0;
+    while i < ALL.len() {
+        let mut j = i + 1;
+        while j < ALL.len() {
+            assert!(
+                ALL[i].1.0 != ALL[j].1.0,
+                "two entries of tests/support/nets.rs share a network"
+            );
+            j += 1;
+        }
+        i += 1;
+    }
+};
