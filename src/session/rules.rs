@@ -625,7 +625,7 @@ const MEMCACHED_MAX_KEY: i64 = 250;
 const LOCK_SUFFIX: i64 = 5;
 
 /// The consequence of `key` being `found` on a node where `expected` is the reference.
-pub fn judge(key: &str, ctx: &Context) -> Judgement {
+pub fn judge(key: &str, ctx: &Context<'_>) -> Judgement {
     use Consequence::*;
     use Proof::*;
     let want = ctx.want(key);
@@ -1073,7 +1073,7 @@ fn replica_judgement(several: bool, effect: impl Into<String>) -> Judgement {
 }
 
 /// Whether every pecl-memcache server holds every session, on both sides.
-fn memcache_everywhere(ctx: &Context) -> bool {
+fn memcache_everywhere(ctx: &Context<'_>) -> bool {
     let servers = i64::try_from(ctx.servers).unwrap_or(i64::MAX);
     int(&ctx.want("memcache.session_redundancy")) >= servers
         && int(&ctx.have("memcache.session_redundancy")) >= servers
@@ -1081,7 +1081,7 @@ fn memcache_everywhere(ctx: &Context) -> bool {
 
 /// Whether a new id of `sid_length` characters, with the node's key prefix and lock
 /// suffix, passes memcached's key limit.
-fn key_too_long(ctx: &Context, sid_length: i64) -> bool {
+fn key_too_long(ctx: &Context<'_>, sid_length: i64) -> bool {
     let prefix = match ctx.handler {
         Handler::Memcached => ctx.have("memcached.sess_prefix").len(),
         Handler::Memcache => ctx.have("memcache.session_prefix_static_key").len(),
@@ -1135,7 +1135,7 @@ fn samesite_rank(value: &str) -> u8 {
     }
 }
 
-fn judge_samesite(want: &str, have: &str, ctx: &Context) -> Judgement {
+fn judge_samesite(want: &str, have: &str, ctx: &Context<'_>) -> Judgement {
     use Consequence::*;
     // RFC 6265bis 5.7: a SameSite=None cookie without Secure is ignored.
     if have.eq_ignore_ascii_case("none") && !ctx.on(ctx.found, "session.cookie_secure") {
