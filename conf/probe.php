@@ -54,10 +54,19 @@ if (!is_string($fpmlbGate) || $fpmlbGate === '') {
 @ini_set('html_errors', '0');
 ob_start();
 
-/** Messages of PHP errors raised since the last fpmlb_take_errors(). */
+/** Messages of PHP warnings and errors raised since the last fpmlb_take_errors(). Notices
+ * and deprecations are kept apart ("notices" in the answers): they do not fail an action
+ * (e.g. the files handler's garbage collection noticing it cannot list Debian's 1733
+ * directory, or PHP 8.4 deprecating session.sid_length). */
 $GLOBALS['fpmlb_errors'] = [];
+$GLOBALS['fpmlb_notices'] = [];
 set_error_handler(static function (int $no, string $msg, string $file = '', int $line = 0): bool {
-    $GLOBALS['fpmlb_errors'][] = $msg;
+    $minor = E_NOTICE | E_USER_NOTICE | E_DEPRECATED | E_USER_DEPRECATED;
+    if (($no & $minor) !== 0) {
+        $GLOBALS['fpmlb_notices'][] = $msg;
+    } else {
+        $GLOBALS['fpmlb_errors'][] = $msg;
+    }
     return true; // handled: not displayed, not logged
 });
 
@@ -115,6 +124,10 @@ function fpmlb_reply(array $data, int $status = 200): never
         header('Content-Type: application/json');
         header('Cache-Control: no-store');
         header('X-Fpmlb-Probe: ' . FPMLB_PROBE_VERSION);
+    }
+    $notices = array_values(array_unique($GLOBALS['fpmlb_notices'] ?? []));
+    if ($notices !== [] && !array_key_exists('notices', $data)) {
+        $data['notices'] = array_map('fpmlb_redact_message', array_slice($notices, 0, 10));
     }
     $json = json_encode(
         $data,
@@ -488,6 +501,7 @@ function fpmlb_action_config(): never
         'php_ini_scanned_files' => is_string($scanned)
             ? array_values(array_filter(array_map('trim', explode(',', $scanned)))) : [],
         'user_ini' => ['filename' => (string) ini_get('user_ini.filename'), 'files' => $userIni],
+        'files_dir_listable' => $handler === 'files' ? fpmlb_files_dir_listable() : null,
         'error' => fpmlb_error_string(fpmlb_take_errors()),
     ]);
 }
@@ -529,6 +543,28 @@ function fpmlb_relax_strict_mode(): bool
     }
     return @ini_set('session.use_strict_mode', '0') !== false
         && fpmlb_ini_local('session', 'session.use_strict_mode') === '0';
+}
+
+/** For the files handler: the directory of session.save_path ("[N;[MODE;]]/path"). */
+function fpmlb_files_dir(): string
+{
+    $parts = explode(';', (string) fpmlb_ini_local('session', 'session.save_path'));
+    $dir = (string) end($parts);
+    return $dir === '' ? sys_get_temp_dir() : $dir;
+}
+
+/** Whether PHP can list the files handler's directory: its garbage collection
+ * (mod_files.c ps_files_cleanup_dir) opendir()s it, and Debian's mode 1733 does not let
+ * it, leaving the cleaning to a cron job. */
+function fpmlb_files_dir_listable(): bool
+{
+    $d = @opendir(fpmlb_files_dir());
+    if ($d === false) {
+        fpmlb_take_errors();
+        return false;
+    }
+    closedir($d);
+    return true;
 }
 
 /** For the files handler: the file that would hold session $id, per session.save_path

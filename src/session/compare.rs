@@ -202,11 +202,28 @@ pub fn compare(expected: &Expected, node: &NodeConfig, listener: &Listener) -> V
             None => "(not reported)".to_string(),
             Some(v) => rules::display(key, v.as_deref()),
         };
+        let mut judgement = rules::judge(key, &ctx);
+        // mod_files.c ps_files_cleanup_dir opendir()s the directory: where PHP cannot
+        // list it (Debian's mode 1733), its garbage collection deletes nothing.
+        if have == Handler::Files
+            && key == "session.gc_maxlifetime"
+            && judgement.consequence == Consequence::ExpiresEarly
+            && node.files_dir_listable == Some(false)
+        {
+            judgement = Judgement {
+                consequence: Consequence::Harmless,
+                effect: format!(
+                    "{}, but PHP cannot list the directory, so its garbage collection deletes nothing (a cron job cleans it, as Debian's sessionclean)",
+                    judgement.effect
+                ),
+                proof: Proof::Config,
+            };
+        }
         out.push(Difference::judged(
             key.clone(),
             rules::display(key, want_value.as_deref()),
             shown,
-            rules::judge(key, &ctx),
+            judgement,
         ));
     }
     out

@@ -110,6 +110,18 @@ pub fn apply(
                 reference_name.as_deref(),
                 listener,
             );
+        } else if leg.as_writer.is_some()
+            && let Some(theirs) = &reference_cookie
+            && let Some(d) = report
+                .differences
+                .iter_mut()
+                .find(|d| d.setting == "session.use_cookies")
+        {
+            d.evidence = Some(format!(
+                "it sent no session cookie when it started a session; {} sends {}",
+                reference_name.as_deref().unwrap_or("the reference node"),
+                theirs.header
+            ));
         }
         report.set_cookie = cookie;
         ttl_evidence(report, leg.ttl, reference_ttl, reference_name.as_deref());

@@ -75,6 +75,10 @@ pub struct NodeConfig {
     /// The `.user.ini` files the application's scripts get.
     #[serde(default)]
     pub user_ini: UserIni,
+    /// `files` handler: whether PHP can list its directory (its garbage collection needs
+    /// to; Debian's mode 1733 does not let it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub files_dir_listable: Option<bool>,
     /// Settings [`apply_user_ini`](Self::apply_user_ini) took from a `.user.ini`: key → file.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub from_user_ini: BTreeMap<String, String>,

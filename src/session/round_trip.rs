@@ -378,8 +378,8 @@ impl SessionChecker {
 
         // The expiry the store gave the session, and any lock the write left.
         if let Some(t) = target {
-            if let Ok(Some(state)) = store::inspect_key(t, &key, self.store_timeout).await {
-                seen.ttl = state.ttl;
+            if let Ok(states) = store::inspect_key(t, &key, self.store_timeout).await {
+                seen.ttl = states.first().and_then(|state| state.ttl);
             }
             if let Some(lock) = &lock_key {
                 seen.locks.push(
@@ -464,18 +464,20 @@ impl SessionChecker {
         call: &'static str,
     ) -> LockSeen {
         match store::inspect_key(target, lock, self.store_timeout).await {
-            Ok(Some(state)) => LockSeen {
-                call,
-                held: crate::session::locking::held(handler, &state.value),
-                remaining: state.ttl,
-                error: None,
-            },
-            Ok(None) => LockSeen {
-                call,
-                held: false,
-                remaining: None,
-                error: None,
-            },
+            Ok(states) => {
+                // Held where any copy holds it (pecl-memcache keeps one per
+                // session_redundancy server), for as long as the longest.
+                let held: Vec<_> = states
+                    .iter()
+                    .filter(|s| crate::session::locking::held(handler, &s.value))
+                    .collect();
+                LockSeen {
+                    call,
+                    held: !held.is_empty(),
+                    remaining: held.iter().filter_map(|s| s.ttl).max(),
+                    error: None,
+                }
+            }
             Err(e) => LockSeen {
                 call,
                 held: false,

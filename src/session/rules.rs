@@ -710,13 +710,15 @@ pub fn judge(key: &str, ctx: &Context<'_>) -> Judgement {
         // in the (shared) store: php-memcached exists, phpredis EXISTS, files stat.
         "session.use_strict_mode" => j(
             Harmless,
-            RoundTrip,
+            Config,
             "unknown ids are refused, but a session written by another node is in the shared store and accepted",
         ),
         // session.c php_session_start reads the cookie only `if (PS(use_cookies))`.
+        // Not a round trip's to prove: the probe hands PHP the id itself
+        // (session_id()); the Set-Cookie the node sends, or not, shows it.
         "session.use_cookies" => j(
             Lost,
-            RoundTrip,
+            Cookie,
             if have == "0" {
                 "this node neither reads nor sends the session cookie"
             } else {

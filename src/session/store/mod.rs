@@ -332,19 +332,23 @@ pub struct KeyState {
     pub ttl: Option<Duration>,
 }
 
-/// Reads `key` and its remaining time to live, asking every server like
-/// [`read_key`]. memcached answers through its meta commands (memcached 1.6+;
-/// not with SASL, which the text protocol lacks).
+/// Reads `key` and its remaining time to live from every server that has it, in
+/// `target.servers` order (pecl-memcache keeps a session, and its lock, on
+/// `session_redundancy` servers; for a Redis Cluster, the master owning its slot).
+/// memcached answers through its meta commands (memcached 1.6+; not with SASL, which
+/// the text protocol lacks). An error only when no server answered.
 pub async fn inspect_key(
     target: &StoreTarget,
     key: &[u8],
     timeout: Duration,
-) -> Result<Option<KeyState>, StoreError> {
+) -> Result<Vec<KeyState>, StoreError> {
     let key = valid_key(target, key)?;
     if target.kind == StoreKind::RedisCluster {
         return Ok(redis::inspect_cluster(target, key.bytes(), timeout)
             .await?
-            .map(|(server, value, ttl)| KeyState { server, value, ttl }));
+            .map(|(server, value, ttl)| KeyState { server, value, ttl })
+            .into_iter()
+            .collect());
     }
     let key = Arc::new(key);
     let results = fan_out(target, move |target, index| {
@@ -371,7 +375,25 @@ pub async fn inspect_key(
         }
     })
     .await;
-    Ok(first_found(target, results)?.map(|(server, (value, ttl))| KeyState { server, value, ttl }))
+    let mut found = Vec::new();
+    let mut failed = Vec::new();
+    for (result, addr) in results.into_iter().zip(&target.servers) {
+        match result {
+            Ok(Some((value, ttl))) => found.push(KeyState {
+                server: addr.to_string(),
+                value,
+                ttl,
+            }),
+            Ok(None) => {}
+            Err(e) => failed.push(e),
+        }
+    }
+    if failed.len() == target.servers.len()
+        && let Some(first) = failed.into_iter().next()
+    {
+        return Err(first);
+    }
+    Ok(found)
 }
 
 /// Deletes `key` from every server that has it (for a Redis Cluster, from its
