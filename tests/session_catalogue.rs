@@ -941,3 +941,130 @@ fn files_cases() -> Vec<Case> {
         Case { nodes: "all", ..case("sessions on a shared mount", &[], "cluster", "fragile", "ok", Shared, NotWatched, "said once") },
     ]
 }
+
+/// `fpmlb check --explain` on a cluster whose settings come from every layer PHP
+/// has: php.ini (php-fpm's `-d`, the layer get_cfg_var() sees), the pool's
+/// php_value and php_admin_value, and a .user.ini in the application's document
+/// root, which the probe (outside it) would not get but the application does.
+#[test]
+fn explain_says_where_each_value_comes_from() {
+    let cluster = Cluster::start(
+        nets::CATALOGUE_EXPLAIN,
+        &[
+            "--php-ini",
+            "web02:session.gc_maxlifetime=1440",
+            "--php-admin-value",
+            "web03:session.cookie_path=/",
+            "--php-value",
+            "web03:session.gc_probability=1",
+        ],
+    );
+    // The application's .user.ini: another cookie name (its scripts use it), and a
+    // cookie path the php_admin_value keeps it from changing.
+    cluster.reconfigure(
+        "web03",
+        &[
+            ("--user-ini", "session.name=APPSESSID".to_string()),
+            ("--user-ini", "session.cookie_path=/elsewhere".to_string()),
+        ],
+    );
+    let root = cluster.docroot();
+    let (web01, web03) = (addr(&cluster, "web01"), addr(&cluster, "web03"));
+    // By hand: the application on web03 does not see web01's sessions.
+    let seed = start_session(&web01, &root);
+    assert!(!reads(&web03, &root, &seed).0);
+    let web03_cookie = start_session(&web03, &root).set_cookie;
+    assert!(web03_cookie.starts_with("APPSESSID="), "{web03_cookie}");
+
+    let yaml = format!(
+        "{}health:\n  ping_path: /fpm-ping\n  probe_script: /usr/share/fpmlb/probe.php\n  timeout: 2s\n{}",
+        support::base_yaml(cluster.lb_addr(), &root),
+        cluster.backends_yaml()
+    );
+    let config = support::write_file(&cluster.dir, "check.yaml", &yaml);
+    let run = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_fpmlb"))
+            .arg("check")
+            .args(args)
+            .arg("--config")
+            .arg(&config)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{out:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let json: Value = serde_json::from_str(&run(&["--explain", "--format", "json"])).unwrap();
+    let node = |name: &str| {
+        json["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|n| n["name"] == name)
+            .unwrap()
+            .clone()
+    };
+    let setting = |name: &str, key: &str| {
+        node(name)["settings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["setting"] == key)
+            .unwrap_or_else(|| panic!("{name} {key}: {json:#}"))
+            .clone()
+    };
+    let php_ini = |name: &str| {
+        node(name)["ini_files"]["php_ini"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let from = |name: &str, key: &str| setting(name, key)["source"].as_str().unwrap().to_string();
+    assert!(
+        from("web02", "session.gc_maxlifetime").starts_with(&php_ini("web02")),
+        "{json:#}"
+    );
+    assert_eq!(from("web03", "session.cookie_path"), "pool php_admin_value");
+    assert!(
+        from("web03", "session.gc_probability").starts_with("pool php_value ("),
+        "{json:#}"
+    );
+    assert_eq!(
+        from("web01", "session.cookie_httponly"),
+        format!("{} or its conf.d", php_ini("web01"))
+    );
+    assert_eq!(from("web01", "memcached.sess_prefix"), "built-in default");
+    let name = setting("web03", "session.name");
+    assert_eq!(name["value"], "APPSESSID");
+    assert!(
+        from("web03", "session.name").starts_with(".user.ini ("),
+        "{json:#}"
+    );
+    assert_eq!(name["expected"], "PHPSESSID");
+    assert_eq!(name["consequence"], "lost");
+    // The php_admin_value wins over the .user.ini.
+    assert_eq!(setting("web03", "session.cookie_path")["value"], "/");
+    assert_eq!(node("web03")["verdict"], "mismatch");
+
+    // The text says it at a glance.
+    let text = run(&["--explain"]);
+    assert!(
+        text.starts_with(
+            "fpmlb check: FAIL: 1 of 3 nodes would lose sessions: web03 (sessions lost)"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("    differs: session.name: expected PHPSESSID, found APPSESSID\n      → sessions lost: "), "{text}");
+    assert!(
+        text.contains("settings, node by node (--explain):"),
+        "{text}"
+    );
+    let line = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("session.name ") && l.contains("APPSESSID"))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(
+        line.contains(".user.ini (") && line.contains("[expected PHPSESSID: sessions lost]"),
+        "{line}"
+    );
+    println!("{text}");
+}

@@ -16,6 +16,7 @@
 //!   extension's default, else the pool's `php_value` (a pool line that sets the
 //!   default is indistinguishable from none).
 
+use crate::save_path::Handler;
 use crate::session::compare::Difference;
 use crate::session::node::NodeConfig;
 use crate::session::rules;
@@ -82,6 +83,7 @@ pub fn settings(cfg: &NodeConfig, differences: &[Difference]) -> Vec<SettingRepo
     keys.extend(rules::compared(&handler).iter().map(|s| s.key));
     keys.into_iter()
         .filter(|k| cfg.ini.contains_key(*k))
+        .filter(|k| *k != "memcache.session_save_path" || handler == Handler::Memcache)
         .map(|key| {
             let diff = differences.iter().find(|d| d.setting == key);
             SettingReport {
