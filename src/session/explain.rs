@@ -13,8 +13,11 @@
 //!   loaded, or one of its scanned files: PHP does not say which);
 //! * php.ini has it but the pool-wide value differs → the pool's `php_value`;
 //! * php.ini does not have it: the built-in default when the value is the
-//!   extension's default, else the pool's `php_value` (a pool line that sets the
-//!   default is indistinguishable from none).
+//!   extension's default, else the pool's `php_value`, or a default a
+//!   distribution patched into its build (Debian's `session.save_path`).
+//!
+//! A pool line that sets the value php.ini (or the default) already has is
+//! indistinguishable from none.
 
 use crate::save_path::Handler;
 use crate::session::compare::Difference;
@@ -69,7 +72,9 @@ pub fn source(cfg: &NodeConfig, key: &str) -> String {
                 Some(d) if rules::normalise(key, Some(d)) == rules::normalise(key, global) => {
                     "built-in default".to_string()
                 }
-                _ => "pool php_value".to_string(),
+                // Distributions patch some defaults (Debian's session.save_path is
+                // /var/lib/php/sessions): PHP cannot tell those from a pool line.
+                _ => "pool php_value (or this PHP build's default)".to_string(),
             }
         }
     }
@@ -149,7 +154,10 @@ mod tests {
             "pool php_value (/etc/php/8.2/fpm/php.ini says 1440)"
         );
         assert_eq!(source(&n, "session.save_handler"), "pool php_admin_value");
-        assert_eq!(source(&n, "session.cookie_secure"), "pool php_value");
+        assert_eq!(
+            source(&n, "session.cookie_secure"),
+            "pool php_value (or this PHP build's default)"
+        );
         assert_eq!(
             source(&n, "session.gc_probability"),
             "/etc/php/8.2/fpm/php.ini"

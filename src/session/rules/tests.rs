@@ -433,3 +433,18 @@ fn store_weaknesses_are_named_once() {
     );
     assert!(words("files", "/var/lib/php/sessions", &[]).is_empty());
 }
+
+#[test]
+fn the_readme_table_names_every_compared_setting() {
+    let readme = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"));
+    for s in SETTINGS {
+        let row = format!("| `{}` |", s.key);
+        assert!(readme.contains(&row), "README.md has no row for {}", s.key);
+    }
+    for c in Consequence::ALL {
+        assert!(
+            readme.contains(&format!("| `{}` | {}", c.as_str(), c.words())),
+            "README.md does not say what {c} means"
+        );
+    }
+}
