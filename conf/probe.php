@@ -722,11 +722,12 @@ function fpmlb_action_read(): never
     ]);
 }
 
-function fpmlb_action_lock(): never
+/** The session id of the cookie fpmlb sent, with this node's .user.ini applied and no
+ * session open; replies 400 when there is no such cookie. Returns [node, id]. */
+function fpmlb_cookie_session(): array
 {
     $node = fpmlb_node_name();
     fpmlb_apply_user_ini();
-    fpmlb_no_active_session();
     $name = session_name();
     $want = fpmlb_cookie_id((string) $name);
     if ($want === null || $want === '') {
@@ -734,6 +735,12 @@ function fpmlb_action_lock(): never
     }
     fpmlb_relax_strict_mode();
     fpmlb_take_errors();
+    return [$node, $want];
+}
+
+function fpmlb_action_lock(): never
+{
+    [$node, $want] = fpmlb_cookie_session();
     $started = false;
     try {
         @session_id($want);
@@ -752,16 +759,7 @@ function fpmlb_action_lock(): never
 
 function fpmlb_action_destroy(): never
 {
-    $node = fpmlb_node_name();
-    fpmlb_apply_user_ini();
-    fpmlb_no_active_session();
-    $name = session_name();
-    $want = fpmlb_cookie_id((string) $name);
-    if ($want === null || $want === '') {
-        fpmlb_reply(['node' => $node, 'ok' => false, 'error' => "no $name cookie in HTTP_COOKIE"], 400);
-    }
-    fpmlb_relax_strict_mode();
-    fpmlb_take_errors();
+    [$node, $want] = fpmlb_cookie_session();
     $ok = false;
     try {
         @session_id($want);

@@ -103,6 +103,8 @@ struct Case {
     /// files: the shared directory's mode for this case (cluster.sh makes it 1733, as
     /// Debian's /var/lib/php/sessions).
     shared_dir_mode: Option<u32>,
+    /// What fpmlb must show as proof (its difference's `found` or `evidence`).
+    shown_by: Option<&'static str>,
 }
 
 /// A case as one line of the catalogue's tables: its columns in order.
@@ -130,6 +132,7 @@ const fn case(
         serve,
         evidence,
         shared_dir_mode: None,
+        shown_by: None,
     }
 }
 
@@ -517,6 +520,18 @@ impl Catalogue {
             "{} ({listener}): {d:#}",
             case.name
         );
+        if let Some(proof) = case.shown_by {
+            let shown = format!(
+                "{} {}",
+                d["found"].as_str().unwrap_or(""),
+                d["evidence"].as_str().unwrap_or("")
+            );
+            assert!(
+                shown.contains(proof),
+                "{} ({listener}): {proof:?} not in {d:#}",
+                case.name
+            );
+        }
         if case.overruled {
             assert!(
                 d["evidence"]
@@ -814,7 +829,7 @@ fn php_memcached_cases() -> Vec<Case> {
         case("modula hashing on one node", &[("memcached.sess_consistent_hash", "0")], "memcached.sess_consistent_hash", "lost", "mismatch", NotSharedForSome, Drains, "8 sessions each way; libmemcached ketama vs modula"),
         case("ids too long for memcached keys", &[("session.sid_length", "240")], "session.sid_length", "lost", "mismatch", NotShared, Drains, "memcached's 250-byte keys: PS_CREATE_SID_FUNC fails; round trip"),
         case("another serializer", &[("session.serialize_handler", "php_serialize")], "session.serialize_handler", "corrupt", "mismatch", Undecodable, NotWatched, "session.c php_session_decode"),
-        case("shorter gc_maxlifetime", &[("session.gc_maxlifetime", "600")], "session.gc_maxlifetime", "expires_early", "mismatch", ShorterInStore, NotWatched, "store TTL; php_memcached_session.c PS_WRITE_FUNC"),
+        Case { shown_by: Some("s to live, the one written through web01 14"), ..case("shorter gc_maxlifetime", &[("session.gc_maxlifetime", "600")], "session.gc_maxlifetime", "expires_early", "mismatch", ShorterInStore, NotWatched, "store TTL; php_memcached_session.c PS_WRITE_FUNC") },
         case("no session lock", &[("memcached.sess_locking", "0")], "memcached.sess_locking", "race", "warning", Shared, NotWatched, "php_memcached_session.c PS_READ_FUNC"),
         case("replicas without the binary protocol", &[("memcached.sess_number_of_replicas", "1"), ("memcached.sess_binary_protocol", "0")], "memcached.sess_number_of_replicas", "fragile", "warning", Shared, NotWatched, "libmemcached storage.cc memcached_send_binary"),
         case("longer session ids", &[("session.sid_length", "48")], "session.sid_length", "harmless", "ok", Shared, Keeps, "session.c php_session_valid_key"),
@@ -846,7 +861,7 @@ fn pecl_memcache() {
 #[rustfmt::skip]
 fn pecl_memcache_cases() -> Vec<Case> {
     vec![
-        case("the lock read_and_close keeps", &[], "session lock", "race", "warning", LockKeptAfterReadAndClose, NotWatched, "measured in the store; memcache_session.c: only PS_WRITE_FUNC resets <id>.lock"),
+        Case { shown_by: Some("after session_start(['read_and_close' => true]) ended (memcache.lock_timeout = 15)"), ..case("the lock read_and_close keeps", &[], "session lock", "race", "warning", LockKeptAfterReadAndClose, NotWatched, "measured in the store; memcache_session.c: only PS_WRITE_FUNC resets <id>.lock") },
         case("a static key prefix", &[("memcache.session_prefix_static_key", "app")], "memcache.session_prefix_static_key", "lost", "mismatch", NotShared, Drains, "round trip; memcache_session.c mmc_prepare_key_ex"),
         case("standard hashing, a copy on every server", &[("memcache.hash_strategy", "standard")], "memcache.hash_strategy", "race", "warning", Shared, NotWatched, "memcache_session.c PS_READ_FUNC tries session_redundancy servers"),
         case("fewer copies of each session", &[("memcache.session_redundancy", "1")], "memcache.session_redundancy", "fragile", "warning", Shared, NotWatched, "memcache_session.c PS_WRITE_FUNC"),
@@ -870,7 +885,7 @@ fn phpredis_cases() -> Vec<Case> {
         case("another key prefix", &[("session.save_path", "tcp://127.0.{NET}.1:6379?prefix=OTHER:")], "session.save_path prefix", "lost", "mismatch", NotShared, Drains, "round trip; redis_session.c redis_session_key"),
         case("another database", &[("session.save_path", "tcp://127.0.{NET}.1:6379?database=1")], "session.save_path database", "lost", "mismatch", NotShared, Drains, "round trip; redis_session.c redis_pool_member_select"),
         case("another cookie name", &[("session.name", "OTHERSESSID")], "session.name", "lost", "mismatch", NotShared, Drains, "round trip; session.c php_session_start"),
-        case("no session cookies", &[("session.use_cookies", "0")], "session.use_cookies", "lost", "mismatch", NotShared, Drains, "no Set-Cookie; session.c php_session_start"),
+        Case { shown_by: Some("it sent no session cookie"), ..case("no session cookies", &[("session.use_cookies", "0")], "session.use_cookies", "lost", "mismatch", NotShared, Drains, "no Set-Cookie; session.c php_session_start") },
         case("igbinary serializer", &[("session.serialize_handler", "igbinary")], "session.serialize_handler", "corrupt", "mismatch", Undecodable, NotWatched, "session.c php_session_decode"),
         case("session locks on one node", &[("redis.session.locking_enabled", "1")], "redis.session.locking_enabled", "race", "warning", Shared, NotWatched, "redis_session.c lock_acquire"),
         case("timeout and persistent connections", &[("session.save_path", "tcp://127.0.{NET}.1:6379?timeout=5&persistent=1")], "session.save_path timeout", "harmless", "ok", Shared, Keeps, "round trip; transport only"),
@@ -881,11 +896,11 @@ fn phpredis_cases() -> Vec<Case> {
         case("HttpOnly cookie", &[("session.cookie_httponly", "1")], "session.cookie_httponly", "harmless", "ok", Shared, Keeps, "round trip; the cookie jar sends it"),
         // 127.0.N.1 written as one 32-bit number: another string, the same server.
         Case { overruled: true, ..case("the same server written another way", &[("session.save_path", "tcp://{DECIMAL}:6379")], "session.save_path servers", "lost", "ok", Shared, Keeps, "configuration says lost; round trip both ways, key in the store: overruled") },
-        Case { https: Some(("ok", "harmless")), ..case("Secure cookie", &[("session.cookie_secure", "1")], "session.cookie_secure", "cookie_dropped", "mismatch", CookieNotSentBack, NotWatched, "cookie jar; RFC 6265bis 5.7") },
+        Case { https: Some(("ok", "harmless")), shown_by: Some("Set-Cookie"), ..case("Secure cookie", &[("session.cookie_secure", "1")], "session.cookie_secure", "cookie_dropped", "mismatch", CookieNotSentBack, NotWatched, "cookie jar; RFC 6265bis 5.7") },
         Case { https: Some(("mismatch", "cookie_dropped")), ..case("SameSite=None without Secure", &[("session.cookie_samesite", "None")], "session.cookie_samesite", "cookie_dropped", "mismatch", SameSiteNoneWithoutSecure, NotWatched, "RFC 6265bis 5.7") },
         Case { https: Some(("mismatch", "cookie_dropped")), ..case("SameSite=Strict", &[("session.cookie_samesite", "Strict")], "session.cookie_samesite", "cookie_dropped", "mismatch", SameSiteStricter, NotWatched, "RFC 6265bis 5.6.7") },
         Case { https: Some(("mismatch", "expires_early")), ..case("cookie lifetime of a second", &[("session.cookie_lifetime", "1")], "session.cookie_lifetime", "expires_early", "mismatch", CookieExpires, NotWatched, "cookie jar; session.c php_session_send_cookie") },
-        Case { https: Some(("mismatch", "cookie_dropped")), ..case("cookie path /app", &[("session.cookie_path", "/app")], "session.cookie_path", "cookie_dropped", "mismatch", CookieOtherPath, NotWatched, "cookie jar; RFC 6265 5.4") },
+        Case { https: Some(("mismatch", "cookie_dropped")), shown_by: Some("Set-Cookie Path: /app here, / on web01"), ..case("cookie path /app", &[("session.cookie_path", "/app")], "session.cookie_path", "cookie_dropped", "mismatch", CookieOtherPath, NotWatched, "cookie jar; RFC 6265 5.4") },
         Case { https: Some(("mismatch", "cookie_dropped")), ..case("cookie domain of another site", &[("session.cookie_domain", "other.example")], "session.cookie_domain", "cookie_dropped", "mismatch", CookieRefused, NotWatched, "cookie jar; RFC 6265 5.3") },
         Case { nodes: "all", ..case("one Redis server for the cluster", &[], "cluster", "fragile", "ok", Shared, NotWatched, "said once") },
     ]

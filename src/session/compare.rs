@@ -268,30 +268,19 @@ fn compare_specs(want: &StoreSpec, have: &StoreSpec, out: &mut Vec<Difference>) 
             rules::judge_store("seeds", want, have),
         ));
     }
-    let keys: std::collections::BTreeSet<&String> =
-        want.options.keys().chain(have.options.keys()).collect();
-    for key in keys {
-        let (w, h) = (want.options.get(key), have.options.get(key));
-        if w != h {
-            out.push(Difference::judged(
-                format!("session.save_path {key}"),
-                w.map_or("(none)", String::as_str),
-                h.map_or("(none)", String::as_str),
-                rules::judge_store(key, want, have),
-            ));
-        }
-    }
-    let keys: std::collections::BTreeSet<&String> =
-        want.tuning.keys().chain(have.tuning.keys()).collect();
-    for key in keys {
-        let (w, h) = (want.tuning.get(key), have.tuning.get(key));
-        if w != h {
-            out.push(Difference::judged(
-                format!("session.save_path {key}"),
-                w.map_or("(none)", String::as_str),
-                h.map_or("(none)", String::as_str),
-                rules::judge_store(key, want, have),
-            ));
+    // Parts that place sessions, then transport tuning (only noted).
+    for (w_map, h_map) in [(&want.options, &have.options), (&want.tuning, &have.tuning)] {
+        let keys: std::collections::BTreeSet<&String> = w_map.keys().chain(h_map.keys()).collect();
+        for key in keys {
+            let (w, h) = (w_map.get(key), h_map.get(key));
+            if w != h {
+                out.push(Difference::judged(
+                    format!("session.save_path {key}"),
+                    w.map_or("(none)", String::as_str),
+                    h.map_or("(none)", String::as_str),
+                    rules::judge_store(key, want, have),
+                ));
+            }
         }
     }
 }

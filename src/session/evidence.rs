@@ -504,8 +504,9 @@ mod tests {
         assert!(locking.measured[1].contains("still held, 14.0 s to go"));
     }
 
-    #[test]
-    fn the_store_expiry_shows_what_gc_maxlifetime_does() {
+    /// web01 (the reference) and web03 with a shorter gc_maxlifetime, their sessions given
+    /// `ttls` in the store.
+    fn expiry(ttls: [u64; 2]) -> Vec<NodeReport> {
         let mut reports = vec![NodeReport::new("web01", "a"), NodeReport::new("web03", "b")];
         reports[1].differences.push(diff(
             "session.gc_maxlifetime",
@@ -513,8 +514,9 @@ mod tests {
             Proof::StoreTtl,
         ));
         let mut seen = vec![leg(true, true), leg(true, true)];
-        seen[0].ttl = Some(Duration::from_secs(1440));
-        seen[1].ttl = Some(Duration::from_secs(600));
+        for (s, ttl) in seen.iter_mut().zip(ttls) {
+            s.ttl = Some(Duration::from_secs(ttl));
+        }
         let configs = [Some(node("web01", &[])), Some(node("web03", &[]))];
         apply(
             &mut reports,
@@ -524,30 +526,16 @@ mod tests {
             "PHPSESSID",
             &Listener::default(),
         );
+        reports
+    }
+
+    #[test]
+    fn the_store_expiry_shows_what_gc_maxlifetime_does() {
+        let reports = expiry([1440, 600]);
         assert_eq!(reports[1].verdict, Verdict::Mismatch);
-        assert!(
-            reports[1].differences[0]
-                .evidence
-                .as_deref()
-                .unwrap()
-                .contains("600 s to live")
-        );
+        let evidence = reports[1].differences[0].evidence.as_deref().unwrap();
+        assert!(evidence.contains("600 s to live"), "{evidence}");
         // The same expiry in the store overrules the configuration.
-        seen[1].ttl = Some(Duration::from_secs(1439));
-        let mut reports = vec![NodeReport::new("web01", "a"), NodeReport::new("web03", "b")];
-        reports[1].differences.push(diff(
-            "session.gc_maxlifetime",
-            Consequence::ExpiresEarly,
-            Proof::StoreTtl,
-        ));
-        apply(
-            &mut reports,
-            &configs,
-            &seen,
-            Some(0),
-            "PHPSESSID",
-            &Listener::default(),
-        );
-        assert_eq!(reports[1].verdict, Verdict::Ok);
+        assert_eq!(expiry([1440, 1439])[1].verdict, Verdict::Ok);
     }
 }

@@ -186,6 +186,13 @@ impl Probe {
         Ok(answer)
     }
 
+    /// Params of `action` on session `id`, sent in cookie `name` as a browser would.
+    fn with_cookie(&self, action: &str, name: &str, id: &str) -> ParamList {
+        let mut p = self.params(action);
+        p.push(b"HTTP_COOKIE", format!("{name}={id}").as_bytes());
+        p
+    }
+
     /// Reads session `id` (cookie `name`) on this node.
     pub async fn read(
         &self,
@@ -193,8 +200,7 @@ impl Probe {
         name: &str,
         id: &str,
     ) -> Result<ReadAnswer, ProbeError> {
-        let mut p = self.params("read");
-        p.push(b"HTTP_COOKIE", format!("{name}={id}").as_bytes());
+        let p = self.with_cookie("read", name, id);
         Self::decode(self.call(backend, &p).await?.json)
     }
 
@@ -207,8 +213,7 @@ impl Probe {
         name: &str,
         id: &str,
     ) -> Result<LockAnswer, ProbeError> {
-        let mut p = self.params("lock");
-        p.push(b"HTTP_COOKIE", format!("{name}={id}").as_bytes());
+        let p = self.with_cookie("lock", name, id);
         Self::decode(self.call(backend, &p).await?.json)
     }
 
@@ -219,8 +224,7 @@ impl Probe {
         name: &str,
         id: &str,
     ) -> Result<(), ProbeError> {
-        let mut p = self.params("destroy");
-        p.push(b"HTTP_COOKIE", format!("{name}={id}").as_bytes());
+        let p = self.with_cookie("destroy", name, id);
         self.call(backend, &p).await.map(|_| ())
     }
 }

@@ -408,7 +408,9 @@ impl SessionChecker {
         // read_and_close through the writer, then whatever lock it left: measured,
         // then removed so that nothing waits for it.
         let mut lock_cleared = true;
-        if let (Some(t), Some(lock)) = (target, &lock_key) {
+        // Probes before version 2 have no `lock` action.
+        let can_read_and_close = writer_cfg.and_then(|c| c.probe_version) >= Some(2);
+        if let (Some(t), Some(lock), true) = (target, &lock_key, can_read_and_close) {
             let _ = self.probe.read_and_close(writer, &name, &id).await;
             let left = self.lock_left(t, handler, lock, READ_AND_CLOSE).await;
             if left.held {

@@ -7,6 +7,27 @@ fn ini(pairs: &[(&str, &str)]) -> Ini {
         .collect()
 }
 
+/// The judgement of `key` on a node with `found` where the reference has `expected`.
+fn judge_with(
+    handler: Handler,
+    servers: usize,
+    key: &str,
+    expected: &[(&str, &str)],
+    found: &[(&str, &str)],
+    listener: &Listener,
+) -> Judgement {
+    judge(
+        key,
+        &Context {
+            handler: &handler,
+            servers,
+            expected: &ini(expected),
+            found: &ini(found),
+            listener,
+        },
+    )
+}
+
 fn judged(
     handler: Handler,
     servers: usize,
@@ -15,17 +36,13 @@ fn judged(
     have: &str,
     listener: &Listener,
 ) -> Judgement {
-    let expected = ini(&[(key, want)]);
-    let found = ini(&[(key, have)]);
-    judge(
+    judge_with(
+        handler,
+        servers,
         key,
-        &Context {
-            handler: &handler,
-            servers,
-            expected: &expected,
-            found: &found,
-            listener,
-        },
+        &[(key, want)],
+        &[(key, have)],
+        listener,
     )
 }
 
@@ -109,23 +126,19 @@ fn expiry() {
     );
     // files: only the node's garbage collection deletes, and only when it runs.
     let files = |probability: &str| {
-        let expected = ini(&[
-            ("session.gc_maxlifetime", "1440"),
-            ("session.gc_probability", "1"),
-        ]);
-        let found = ini(&[
-            ("session.gc_maxlifetime", "60"),
-            ("session.gc_probability", probability),
-        ]);
-        judge(
+        judge_with(
+            Handler::Files,
+            0,
             "session.gc_maxlifetime",
-            &Context {
-                handler: &Handler::Files,
-                servers: 0,
-                expected: &expected,
-                found: &found,
-                listener: &Listener::default(),
-            },
+            &[
+                ("session.gc_maxlifetime", "1440"),
+                ("session.gc_probability", "1"),
+            ],
+            &[
+                ("session.gc_maxlifetime", "60"),
+                ("session.gc_probability", probability),
+            ],
+            &Listener::default(),
         )
         .consequence
     };
@@ -220,23 +233,19 @@ fn servers_and_hashing() {
     // pecl-memcache: with as many copies as servers, every server holds every session,
     // but the lock is taken on each node's own first server.
     let memcache = |servers: usize| {
-        let expected = ini(&[
-            ("memcache.hash_strategy", "consistent"),
-            ("memcache.session_redundancy", "2"),
-        ]);
-        let found = ini(&[
-            ("memcache.hash_strategy", "standard"),
-            ("memcache.session_redundancy", "2"),
-        ]);
-        judge(
+        judge_with(
+            Handler::Memcache,
+            servers,
             "memcache.hash_strategy",
-            &Context {
-                handler: &Handler::Memcache,
-                servers,
-                expected: &expected,
-                found: &found,
-                listener: &Listener::default(),
-            },
+            &[
+                ("memcache.hash_strategy", "consistent"),
+                ("memcache.session_redundancy", "2"),
+            ],
+            &[
+                ("memcache.hash_strategy", "standard"),
+                ("memcache.session_redundancy", "2"),
+            ],
+            &Listener::default(),
         )
         .consequence
     };
@@ -322,21 +331,17 @@ fn locking() {
 
 #[test]
 fn referer_check_only_counts_without_cookies_only() {
-    let expected = ini(&[("session.referer_check", "")]);
     let judge_with = |only_cookies: &str| {
-        let found = ini(&[
-            ("session.referer_check", "example.com"),
-            ("session.use_only_cookies", only_cookies),
-        ]);
-        judge(
+        judge_with(
+            Handler::Redis,
+            1,
             "session.referer_check",
-            &Context {
-                handler: &Handler::Redis,
-                servers: 1,
-                expected: &expected,
-                found: &found,
-                listener: &Listener::default(),
-            },
+            &[("session.referer_check", "")],
+            &[
+                ("session.referer_check", "example.com"),
+                ("session.use_only_cookies", only_cookies),
+            ],
+            &Listener::default(),
         )
         .consequence
     };

@@ -538,29 +538,19 @@ fn valid_key(target: &StoreTarget, key: &[u8]) -> Result<ReadKey, StoreError> {
 /// `MOVED` for most keys), a stand-alone server listed as a Cluster node, a
 /// Cluster node whose `cluster_state` is not `ok`, or a Sentinel, is not ok.
 pub async fn check_servers(target: &StoreTarget, timeout: Duration) -> Vec<ServerCheck> {
-    let target = Arc::new(target.clone());
-    let mut tasks = tokio::task::JoinSet::new();
-    for index in 0..target.servers.len() {
-        let target = Arc::clone(&target);
-        tasks.spawn(async move { (index, check_one(&target, index, timeout).await) });
-    }
-    let mut checks: Vec<Option<ServerCheck>> = vec![None; target.servers.len()];
-    while let Some(joined) = tasks.join_next().await {
-        if let Ok((index, check)) = joined
-            && let Some(slot) = checks.get_mut(index)
-        {
-            *slot = Some(check);
-        }
-    }
-    checks
+    let results = fan_out(target, move |target, index| async move {
+        Ok::<_, StoreError>(check_one(&target, index, timeout).await)
+    })
+    .await;
+    results
         .into_iter()
         .zip(&target.servers)
         .map(|(check, addr)| {
-            check.unwrap_or_else(|| ServerCheck {
+            check.unwrap_or_else(|e| ServerCheck {
                 server: addr.to_string(),
                 ok: false,
                 latency_ms: None,
-                detail: "internal error: the check task failed".to_string(),
+                detail: e.detail(),
             })
         })
         .collect()

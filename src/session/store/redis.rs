@@ -312,12 +312,7 @@ pub(super) async fn delete_cluster(
     let fut = async {
         let (mut con, label) = cluster_connection(target, timeout).await?;
         phase.set(Phase::COMMAND);
-        redis::cmd("DEL")
-            .arg(key)
-            .query_async::<i64>(&mut con)
-            .await
-            .map(|n| n > 0)
-            .map_err(|e| redis_error(&label, e, timeout, "to DEL"))
+        del(&mut con, key, &label, timeout).await
     };
     within(&label, timeout, &phase, fut).await
 }
@@ -353,12 +348,22 @@ pub(super) async fn delete_redis(
 ) -> Result<bool, StoreError> {
     let mut con = redis_connect(target, addr, timeout).await?;
     phase.set(Phase::COMMAND);
+    del(&mut con, key, &addr.to_string(), timeout).await
+}
+
+/// `DEL key` on a server or a cluster connection: whether it was there.
+async fn del(
+    con: &mut impl redis::aio::ConnectionLike,
+    key: &[u8],
+    server: &str,
+    timeout: Duration,
+) -> Result<bool, StoreError> {
     redis::cmd("DEL")
         .arg(key)
-        .query_async::<i64>(&mut con)
+        .query_async::<i64>(con)
         .await
         .map(|n| n > 0)
-        .map_err(|e| redis_error(&addr.to_string(), e, timeout, "to DEL"))
+        .map_err(|e| redis_error(server, e, timeout, "to DEL"))
 }
 
 /// `PTTL`'s answer as a duration: `None` for no expiry (-1) or no key (-2).
