@@ -6,7 +6,7 @@
 #
 # The order (docs/architecture.md, "Dependencies run one way"), left to right:
 #
-#   save_path -> cli, config, fastcgi -> upstream -> health, session
+#   save_path -> cli, config, fastcgi -> upstream, nginx -> health, session
 #     -> http -> server, admin -> daemon -> check
 #
 # save_path (PHP's session.save_path syntax, pure) is below config, because
@@ -26,7 +26,7 @@ cd "$(dirname "$0")/.."
 levels=(
     "save_path"
     "cli config fastcgi health::passive health::fpm_status"
-    "upstream"
+    "upstream nginx"
     "health session"
     "http"
     "server admin"

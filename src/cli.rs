@@ -1,4 +1,5 @@
-//! The command line: `serve`, `check`, `config test`, `config print-default`.
+//! The command line: `serve`, `check`, `config test`, `config print-default`,
+//! `import-nginx`.
 
 use std::path::PathBuf;
 
@@ -34,6 +35,30 @@ pub enum Command {
         /// what a difference does.
         #[arg(long)]
         explain: bool,
+    },
+    /// Translate an nginx config (nginx.conf or a site file, with its
+    /// includes) into an fpmlb config; every directive not translated is
+    /// listed with its file and line. Exit 0: written and valid; 2: written,
+    /// but this fpmlb refuses it (try --compat); 1: nothing written.
+    ImportNginx {
+        /// The nginx config to read.
+        file: PathBuf,
+        /// Write the fpmlb config here instead of standard output.
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+        /// Write only keys this fpmlb knows; TLS, static files, locations and
+        /// the like commented out.
+        #[arg(long)]
+        compat: bool,
+        /// nginx's configuration prefix, where relative includes are found
+        /// (nginx -p); default: FILE's directory, or its parent when that is
+        /// sites-available, sites-enabled or conf.d.
+        #[arg(long)]
+        prefix: Option<PathBuf>,
+        /// The PHP server to import, by a server_name or its number among the
+        /// PHP servers; default: the first.
+        #[arg(long)]
+        server: Option<String>,
     },
     /// Work with the config file.
     Config {

@@ -13,6 +13,7 @@ pub mod daemon;
 pub mod fastcgi;
 pub mod health;
 pub mod http;
+pub mod nginx;
 pub mod save_path;
 pub mod server;
 pub mod session;

@@ -43,6 +43,18 @@ fn main() -> ExitCode {
                 ExitCode::from(1)
             }
         },
+        Command::ImportNginx {
+            file,
+            output,
+            compat,
+            prefix,
+            server,
+        } => import_nginx(
+            &file,
+            output.as_deref(),
+            prefix.as_deref(),
+            fpmlb::nginx::Options { compat, server },
+        ),
         Command::Serve { config } => {
             let config_path = config;
             let config = match Config::load(&config_path) {
@@ -107,6 +119,77 @@ fn main() -> ExitCode {
                 ExitCode::from(1)
             }
         }
+    }
+}
+
+/// `fpmlb import-nginx`: read, translate, list the notes on stderr, check the
+/// result with this fpmlb's own loader, write it.
+fn import_nginx(
+    file: &std::path::Path,
+    output: Option<&std::path::Path>,
+    prefix: Option<&std::path::Path>,
+    options: fpmlb::nginx::Options,
+) -> ExitCode {
+    use fpmlb::nginx::{Limits, NoteKind, import, load};
+    let loaded = match load(file, prefix, Limits::default()) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("fpmlb import-nginx: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let imported = match import(&loaded, &options) {
+        Ok(i) => i,
+        Err(e) => {
+            eprintln!("fpmlb import-nginx: {}: {e}", file.display());
+            return ExitCode::from(1);
+        }
+    };
+    for note in &imported.notes {
+        eprintln!("{note}");
+    }
+    eprintln!(
+        "fpmlb import-nginx: {} directives translated, {} not translated, {} translated with a \
+         difference, {} left out by --compat",
+        imported.translated,
+        imported.count(NoteKind::Untranslated),
+        imported.count(NoteKind::Differs),
+        imported.count(NoteKind::Compat),
+    );
+    let valid = match Config::from_yaml(&imported.yaml) {
+        Ok(_) => {
+            eprintln!("fpmlb import-nginx: the result passes `fpmlb config test`");
+            true
+        }
+        Err(errors) => {
+            eprintln!(
+                "fpmlb import-nginx: this fpmlb refuses the result{}:\n{errors}",
+                if options.compat {
+                    ""
+                } else {
+                    " (keys it does not know yet? try --compat)"
+                }
+            );
+            false
+        }
+    };
+    let written = match output {
+        Some(path) => std::fs::write(path, &imported.yaml)
+            .map_err(|e| format!("writing {}: {e}", path.display())),
+        None => {
+            use std::io::Write as _;
+            std::io::stdout()
+                .write_all(imported.yaml.as_bytes())
+                .map_err(|e| format!("writing to standard output: {e}"))
+        }
+    };
+    match written {
+        Err(e) => {
+            eprintln!("fpmlb import-nginx: {e}");
+            ExitCode::from(1)
+        }
+        Ok(()) if valid => ExitCode::SUCCESS,
+        Ok(()) => ExitCode::from(2),
     }
 }
 

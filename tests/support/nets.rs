@@ -112,6 +112,16 @@ nets! {
     /// `fpmlb check --explain`: php.ini, php_admin_value, php_value, .user.ini.
     CATALOGUE_EXPLAIN = 135;
 
+    // tests/import_nginx.rs: nginx on .5:8080, fpmlb on .1:8080.
+    IMPORT_SEEDS = 230;
+    IMPORT_DEBIAN_DEFAULT = 231;
+    IMPORT_WORDPRESS = 232;
+    IMPORT_LARAVEL = 233;
+    IMPORT_SYMFONY = 234;
+    IMPORT_PHPMYADMIN = 235;
+    /// The full-config comparison of every fixture, one after the other.
+    IMPORT_FULL = 236;
+
     // tests/faults.rs: fpmlb on .1, fake FastCGI backends on .2 and .3.
     FAULTS_GARBAGE = 100;
     FAULTS_STALL = 101;
