@@ -9,9 +9,13 @@
 //
 // Actions (param FPMLB_PROBE_ACTION, default "config"); every answer is JSON:
 //   config   the node's effective (per-pool) session settings: session.*,
-//            memcached.sess_*, memcache.*, redis.session.*; loaded extensions;
-//            registered save handlers. Credentials in save paths are replaced by
-//            "sha256:" + the first 16 hex digits of sha256(secret).
+//            memcached.sess_*, memcache.*, redis.session.*, max_execution_time; loaded
+//            extensions; registered save handlers; where each value comes from as far
+//            as PHP can tell ("origin": the pool-wide value, the access level a
+//            php_admin_value leaves, the php.ini value from get_cfg_var()); php.ini files
+//            loaded; the .user.ini files the application's scripts get (param
+//            FPMLB_DOCUMENT_ROOT, and FPMLB_APP_SCRIPT below it). Credentials in save
+//            paths are replaced by "sha256:" + the first 16 hex digits of sha256(secret).
 //   write    session_start(), $_SESSION['fpmlb_probe'] = FPMLB_PROBE_TOKEN,
 //            session_write_close(), then reads it back on this node ("readback"); returns
 //            the session id (also in Set-Cookie).
@@ -20,13 +24,19 @@
 //            turned off for the request so an unknown id is not replaced; if it cannot be,
 //            the replacement session is destroyed again; for "files" the session file is
 //            looked up first), returns found/value.
+//   lock     with the session cookie: session_start(['read_and_close' => true]) and
+//            nothing else, as applications do to read a session without holding it;
+//            fpmlb then looks in the store for a lock left behind.
 //   destroy  with the session cookie: destroys that session.
+// With FPMLB_DOCUMENT_ROOT, the session actions first apply the settings of the
+// application's .user.ini files (what php-fpm gives the application's scripts, not this
+// one, which lives outside the document root), so the round trip runs as the application.
 // PHP warnings never reach the output (nor the error log): they are collected and
 // reported in "error", with save paths redacted. Responses carry "X-Fpmlb-Probe: 1".
 
 declare(strict_types=1);
 
-const FPMLB_PROBE_VERSION = 1;
+const FPMLB_PROBE_VERSION = 2;
 const FPMLB_PROBE_KEY = 'fpmlb_probe';
 
 // ---------------------------------------------------------------- gate
@@ -44,10 +54,19 @@ if (!is_string($fpmlbGate) || $fpmlbGate === '') {
 @ini_set('html_errors', '0');
 ob_start();
 
-/** Messages of PHP errors raised since the last fpmlb_take_errors(). */
+/** Messages of PHP warnings and errors raised since the last fpmlb_take_errors(). Notices
+ * and deprecations are kept apart ("notices" in the answers): they do not fail an action
+ * (e.g. the files handler's garbage collection noticing it cannot list Debian's 1733
+ * directory, or PHP 8.4 deprecating session.sid_length). */
 $GLOBALS['fpmlb_errors'] = [];
+$GLOBALS['fpmlb_notices'] = [];
 set_error_handler(static function (int $no, string $msg, string $file = '', int $line = 0): bool {
-    $GLOBALS['fpmlb_errors'][] = $msg;
+    $minor = E_NOTICE | E_USER_NOTICE | E_DEPRECATED | E_USER_DEPRECATED;
+    if (($no & $minor) !== 0) {
+        $GLOBALS['fpmlb_notices'][] = $msg;
+    } else {
+        $GLOBALS['fpmlb_errors'][] = $msg;
+    }
     return true; // handled: not displayed, not logged
 });
 
@@ -105,6 +124,10 @@ function fpmlb_reply(array $data, int $status = 200): never
         header('Content-Type: application/json');
         header('Cache-Control: no-store');
         header('X-Fpmlb-Probe: ' . FPMLB_PROBE_VERSION);
+    }
+    $notices = array_values(array_unique($GLOBALS['fpmlb_notices'] ?? []));
+    if ($notices !== [] && !array_key_exists('notices', $data)) {
+        $data['notices'] = array_map('fpmlb_redact_message', array_slice($notices, 0, 10));
     }
     $json = json_encode(
         $data,
@@ -269,18 +292,122 @@ function fpmlb_registered_handlers(): array
 function fpmlb_ini_section(string $ext, string $prefix = ''): array
 {
     $out = [];
+    foreach (fpmlb_ini_entries($ext, $prefix) as $key => $info) {
+        $v = $info['local_value'] ?? null;
+        $out[$key] = $v === null ? null : (string) $v;
+    }
+    return $out;
+}
+
+/** ini_get_all() details of an extension's settings, optionally only keys with a prefix. */
+function fpmlb_ini_entries(string $ext, string $prefix = ''): array
+{
+    $out = [];
     $all = @ini_get_all($ext, true);
     if (!is_array($all)) {
         return $out;
     }
     foreach ($all as $key => $info) {
-        if ($prefix !== '' && strncmp($key, $prefix, strlen($prefix)) !== 0) {
-            continue;
+        if ($prefix === '' || strncmp($key, $prefix, strlen($prefix)) === 0) {
+            $out[$key] = is_array($info) ? $info : [];
         }
-        $v = $info['local_value'] ?? null;
-        $out[$key] = $v === null ? null : (string) $v;
     }
     return $out;
+}
+
+/** Where a setting's value comes from, as far as PHP tells: "global" is the value every
+ * request of the pool starts with (php.ini, then the pool's php_value/php_admin_value,
+ * which php-fpm writes over it at worker start), "access" the levels that may still
+ * change it (a php_admin_value leaves 4, PHP_INI_SYSTEM), "php_ini" what php.ini and
+ * the scanned files say (get_cfg_var(): the pool's lines never reach it). */
+function fpmlb_origin(array $info, string $key): array
+{
+    $cfg = @get_cfg_var($key);
+    $global = $info['global_value'] ?? null;
+    return [
+        'global' => $global === null ? null : (string) $global,
+        'access' => (int) ($info['access'] ?? 7),
+        'php_ini' => is_string($cfg) ? $cfg : null,
+    ];
+}
+
+/** Settings a .user.ini may carry that matter to sessions. */
+function fpmlb_session_key(string $key): bool
+{
+    foreach (['session.', 'memcached.sess_', 'memcache.', 'redis.session.'] as $p) {
+        if (strncmp($key, $p, strlen($p)) === 0) {
+            return true;
+        }
+    }
+    return $key === 'max_execution_time';
+}
+
+/** The .user.ini files php-fpm reads for the application's script (FPMLB_APP_SCRIPT,
+ * default /index.php, below FPMLB_DOCUMENT_ROOT): one per directory from the document
+ * root down to the script's, deeper ones winning, as php_cgi_ini_activate_user_config
+ * does. Only session-relevant settings are kept. */
+function fpmlb_user_ini_files(): array
+{
+    $root = $_SERVER['FPMLB_DOCUMENT_ROOT'] ?? '';
+    $name = (string) ini_get('user_ini.filename');
+    if (!is_string($root) || $root === '' || $root[0] !== '/' || $name === '' || str_contains($name, '/')) {
+        return [];
+    }
+    $script = $_SERVER['FPMLB_APP_SCRIPT'] ?? '/index.php';
+    if (!is_string($script) || str_contains($script, '..') || str_contains($script, "\0")) {
+        $script = '/index.php';
+    }
+    $dirs = [rtrim($root, '/')];
+    $rel = trim(dirname('/' . ltrim($script, '/')), '/');
+    if ($rel !== '' && $rel !== '.') {
+        $dir = rtrim($root, '/');
+        foreach (explode('/', $rel) as $part) {
+            $dir .= '/' . $part;
+            $dirs[] = $dir;
+        }
+    }
+    $files = [];
+    foreach ($dirs as $dir) {
+        $path = ($dir === '' ? '' : $dir) . '/' . $name;
+        if (!@is_file($path) || !@is_readable($path)) {
+            continue;
+        }
+        $parsed = @parse_ini_file($path, false, INI_SCANNER_NORMAL);
+        $settings = [];
+        if (is_array($parsed)) {
+            foreach ($parsed as $k => $v) {
+                if (is_string($k) && fpmlb_session_key($k) && is_scalar($v)) {
+                    $settings[$k] = (string) $v;
+                }
+            }
+        }
+        $files[] = ['path' => $path, 'parsed' => is_array($parsed), 'settings' => $settings];
+    }
+    return $files;
+}
+
+/** Applies the application's .user.ini settings to this request, where php-fpm would
+ * (the setting's access allows PHP_INI_PERDIR): the session actions then run as the
+ * application's scripts do. Returns the keys applied. */
+function fpmlb_apply_user_ini(): array
+{
+    fpmlb_no_active_session(); // session settings cannot change while one is open
+    $applied = [];
+    $all = null;
+    foreach (fpmlb_user_ini_files() as $file) {
+        foreach ($file['settings'] as $key => $value) {
+            $all ??= @ini_get_all(null, true);
+            $access = (int) ($all[$key]['access'] ?? 0);
+            if (($access & 2) === 0) {
+                continue; // php_admin_value or PHP_INI_SYSTEM: .user.ini cannot change it
+            }
+            if (@ini_set($key, $value) !== false) {
+                $applied[] = $key;
+            }
+        }
+    }
+    fpmlb_take_errors();
+    return $applied;
 }
 
 function fpmlb_action_config(): never
@@ -291,6 +418,7 @@ function fpmlb_action_config(): never
         'redis' => extension_loaded('redis'),
     ];
     $ini = fpmlb_ini_section('session');
+    $ini['max_execution_time'] = (string) ini_get('max_execution_time');
     $handler = $ini['session.save_handler'] ?? null;
     if (array_key_exists('session.save_path', $ini)) {
         $ini['session.save_path'] = fpmlb_redact_save_path($ini['session.save_path'], $handler);
@@ -318,6 +446,46 @@ function fpmlb_action_config(): never
         }
     }
     ksort($ini);
+    $origin = [];
+    $entries = fpmlb_ini_entries('session') + fpmlb_ini_entries('memcached', 'memcached.sess_')
+        + fpmlb_ini_entries('memcache') + fpmlb_ini_entries('redis', 'redis.session.');
+    $core = @ini_get_all(null, true);
+    if (is_array($core) && isset($core['max_execution_time'])) {
+        $entries['max_execution_time'] = $core['max_execution_time'];
+    }
+    foreach ($entries as $key => $info) {
+        if (!array_key_exists($key, $ini)) {
+            continue;
+        }
+        $o = fpmlb_origin($info, $key);
+        $secret = in_array($key, ['memcached.sess_sasl_username', 'memcached.sess_sasl_password'], true);
+        $paths = ['session.save_path' => $handler, 'memcache.session_save_path' => 'memcache'];
+        foreach (['global', 'php_ini'] as $f) {
+            if ($o[$f] === null || $o[$f] === '') {
+                continue;
+            }
+            if ($secret) {
+                $o[$f] = fpmlb_digest($o[$f]);
+            } elseif (array_key_exists($key, $paths)) {
+                $o[$f] = fpmlb_redact_save_path($o[$f], $paths[$key]);
+            }
+        }
+        $origin[$key] = $o;
+    }
+    $userIni = fpmlb_user_ini_files();
+    foreach ($userIni as $i => $file) {
+        foreach (['session.save_path' => $handler, 'memcache.session_save_path' => 'memcache'] as $k => $h) {
+            if (isset($file['settings'][$k])) {
+                $userIni[$i]['settings'][$k] = (string) fpmlb_redact_save_path($file['settings'][$k], $h);
+            }
+        }
+        foreach (['memcached.sess_sasl_username', 'memcached.sess_sasl_password'] as $k) {
+            if (isset($file['settings'][$k]) && $file['settings'][$k] !== '') {
+                $userIni[$i]['settings'][$k] = fpmlb_digest($file['settings'][$k]);
+            }
+        }
+    }
+    $scanned = php_ini_scanned_files();
     $registered = fpmlb_registered_handlers();
     fpmlb_reply([
         'probe_version' => FPMLB_PROBE_VERSION,
@@ -328,6 +496,12 @@ function fpmlb_action_config(): never
         'ini' => $ini,
         'save_handler_registered' => $registered['handlers'],
         'save_handler_registered_source' => $registered['source'],
+        'origin' => $origin,
+        'php_ini_loaded_file' => php_ini_loaded_file() ?: null,
+        'php_ini_scanned_files' => is_string($scanned)
+            ? array_values(array_filter(array_map('trim', explode(',', $scanned)))) : [],
+        'user_ini' => ['filename' => (string) ini_get('user_ini.filename'), 'files' => $userIni],
+        'files_dir_listable' => $handler === 'files' ? fpmlb_files_dir_listable() : null,
         'error' => fpmlb_error_string(fpmlb_take_errors()),
     ]);
 }
@@ -371,6 +545,28 @@ function fpmlb_relax_strict_mode(): bool
         && fpmlb_ini_local('session', 'session.use_strict_mode') === '0';
 }
 
+/** For the files handler: the directory of session.save_path ("[N;[MODE;]]/path"). */
+function fpmlb_files_dir(): string
+{
+    $parts = explode(';', (string) fpmlb_ini_local('session', 'session.save_path'));
+    $dir = (string) end($parts);
+    return $dir === '' ? sys_get_temp_dir() : $dir;
+}
+
+/** Whether PHP can list the files handler's directory: its garbage collection
+ * (mod_files.c ps_files_cleanup_dir) opendir()s it, and Debian's mode 1733 does not let
+ * it, leaving the cleaning to a cron job. */
+function fpmlb_files_dir_listable(): bool
+{
+    $d = @opendir(fpmlb_files_dir());
+    if ($d === false) {
+        fpmlb_take_errors();
+        return false;
+    }
+    closedir($d);
+    return true;
+}
+
 /** For the files handler: the file that would hold session $id, per session.save_path
  * ("[N;[MODE;]]/path", N = directory levels named after the id's first characters). */
 function fpmlb_files_session_path(string $id): ?string
@@ -394,6 +590,7 @@ function fpmlb_files_session_path(string $id): ?string
 function fpmlb_action_write(): never
 {
     $node = fpmlb_node_name();
+    fpmlb_apply_user_ini();
     $token = $_SERVER['FPMLB_PROBE_TOKEN'] ?? null;
     if (!is_string($token) || $token === '') {
         fpmlb_reply(['node' => $node, 'ok' => false, 'error' => 'FPMLB_PROBE_TOKEN missing'], 400);
@@ -454,6 +651,7 @@ function fpmlb_action_write(): never
 function fpmlb_action_read(): never
 {
     $node = fpmlb_node_name();
+    fpmlb_apply_user_ini();
     $handler = fpmlb_save_handler();
     fpmlb_no_active_session();
     $name = session_name();
@@ -524,10 +722,12 @@ function fpmlb_action_read(): never
     ]);
 }
 
-function fpmlb_action_destroy(): never
+/** The session id of the cookie fpmlb sent, with this node's .user.ini applied and no
+ * session open; replies 400 when there is no such cookie. Returns [node, id]. */
+function fpmlb_cookie_session(): array
 {
     $node = fpmlb_node_name();
-    fpmlb_no_active_session();
+    fpmlb_apply_user_ini();
     $name = session_name();
     $want = fpmlb_cookie_id((string) $name);
     if ($want === null || $want === '') {
@@ -535,6 +735,31 @@ function fpmlb_action_destroy(): never
     }
     fpmlb_relax_strict_mode();
     fpmlb_take_errors();
+    return [$node, $want];
+}
+
+function fpmlb_action_lock(): never
+{
+    [$node, $want] = fpmlb_cookie_session();
+    $started = false;
+    try {
+        @session_id($want);
+        // What applications do to read a session without holding its lock; pecl-memcache
+        // keeps its lock key anyway (only a write releases it): fpmlb measures that.
+        $started = @session_start(['read_and_close' => true]);
+    } catch (Throwable $e) {
+        $GLOBALS['fpmlb_errors'][] = $e->getMessage();
+    }
+    $errors = fpmlb_take_errors();
+    fpmlb_reply(['node' => $node, 'ok' => $started, 'session_id' => $want,
+        'found' => $started && array_key_exists(FPMLB_PROBE_KEY, $_SESSION ?? []),
+        'save_handler' => fpmlb_save_handler(),
+        'error' => fpmlb_error_string($errors)]);
+}
+
+function fpmlb_action_destroy(): never
+{
+    [$node, $want] = fpmlb_cookie_session();
     $ok = false;
     try {
         @session_id($want);
@@ -561,11 +786,13 @@ try {
             fpmlb_action_write();
         case 'read':
             fpmlb_action_read();
+        case 'lock':
+            fpmlb_action_lock();
         case 'destroy':
             fpmlb_action_destroy();
         default:
             fpmlb_reply(['node' => fpmlb_node_name(), 'ok' => false,
-                'error' => 'unknown FPMLB_PROBE_ACTION (config, write, read, destroy)'], 400);
+                'error' => 'unknown FPMLB_PROBE_ACTION (config, write, read, lock, destroy)'], 400);
     }
 } catch (Throwable $e) {
     fpmlb_reply(['node' => fpmlb_node_name(), 'ok' => false,

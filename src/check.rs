@@ -13,8 +13,9 @@ use crate::session::round_trip::{NodeInput, SessionChecker};
 use crate::session::verdict::ClusterReport;
 use crate::upstream::discovery;
 
-/// Runs liveness on every backend, then the session check.
-pub async fn run(config: &Config) -> Result<ClusterReport, DaemonError> {
+/// Runs liveness on every backend, then the session check; with `explain`, the
+/// report carries every setting of every node and where it came from.
+pub async fn run(config: &Config, explain: bool) -> Result<ClusterReport, DaemonError> {
     let (set, _) = discovery::build_set(config, None).await?;
     let backends = set.backends;
     let liveness = daemon::liveness_settings(config).probe;
@@ -34,7 +35,7 @@ pub async fn run(config: &Config) -> Result<ClusterReport, DaemonError> {
         }
     });
     let nodes = join_all(checks).await;
-    let Some(checker) = daemon::session_checker(config) else {
+    let Some(mut checker) = daemon::session_checker(config) else {
         // Liveness only: no probe script configured.
         let mut report = SessionChecker::liveness_only(&nodes);
         report
@@ -42,5 +43,6 @@ pub async fn run(config: &Config) -> Result<ClusterReport, DaemonError> {
             .push("health.probe_script is not set: only liveness was checked".to_string());
         return Ok(report);
     };
+    checker.explain = explain;
     Ok(checker.check(&nodes).await)
 }

@@ -30,6 +30,11 @@ pub enum Command {
         config: PathBuf,
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
+        /// Also show, per node, every session setting, where its value came from
+        /// (php.ini, the pool's php_value/php_admin_value, .user.ini, default) and
+        /// what a difference does.
+        #[arg(long)]
+        explain: bool,
     },
     /// Translate an nginx config (nginx.conf or a site file, with its
     /// includes) into an fpmlb config; every directive not translated is

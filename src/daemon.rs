@@ -25,6 +25,7 @@ use crate::http::edge::Edge;
 use crate::http::handler::Proxy;
 use crate::http::params::Site;
 use crate::server::{self, ClientTimeouts, HttpServer};
+use crate::session::cookie::SiteOrigin;
 use crate::session::probe::Probe;
 use crate::session::round_trip::SessionChecker;
 use crate::session::verdict::ClusterReport;
@@ -528,13 +529,35 @@ pub fn session_checker(config: &Config) -> Option<SessionChecker> {
         probe: Probe {
             script,
             timeout: config.health.timeout,
+            document_root: Some(config.document_root.clone()),
+            app_script: Some(
+                config
+                    .front_controller
+                    .clone()
+                    .unwrap_or_else(|| format!("/{}", config.index)),
+            ),
         },
         expected: config
             .session
             .as_ref()
             .map(|s| (s.save_handler.clone(), s.save_path.clone())),
         store_timeout: config.health.timeout,
+        listener: site_origin(config),
+        explain: false,
     })
+}
+
+/// How browsers reach the site, for judging the session cookie: over https
+/// when fpmlb sits behind a TLS terminator (`https: true`), or when it has a
+/// TLS listener and every cleartext one redirects to it (a page also served
+/// over http would lose a `Secure` cookie there).
+fn site_origin(config: &Config) -> SiteOrigin {
+    let tls = config.listen.iter().any(|l| l.tls);
+    let all_secure = config.listen.iter().all(|l| l.tls || l.redirect_https);
+    SiteOrigin {
+        https: config.https || (tls && all_secure),
+        host: config.server_name.clone(),
+    }
 }
 
 /// Closes pooled connections idle longer than the idle timeout.

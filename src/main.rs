@@ -93,7 +93,11 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::Check { config, format } => {
+        Command::Check {
+            config,
+            format,
+            explain,
+        } => {
             let config = match Config::load(&config) {
                 Ok(c) => c,
                 Err(errors) => {
@@ -105,9 +109,10 @@ fn main() -> ExitCode {
                 }
             };
             init_logging_quiet();
-            let report = match runtime()
-                .and_then(|rt| rt.block_on(fpmlb::check::run(&config)).context("check"))
-            {
+            let report = match runtime().and_then(|rt| {
+                rt.block_on(fpmlb::check::run(&config, explain))
+                    .context("check")
+            }) {
                 Ok(report) => report,
                 Err(e) => {
                     eprintln!("fpmlb check: could not check: {e:#}");

@@ -67,6 +67,12 @@ tr.state-down td.name { border-left: 6px solid #cf222e; }
 tr.state-up td.name { border-left: 6px solid #2da44e; }
 tr.details td { border-top: none; font-size: .92em; }
 tr.details ul { margin: 0; }
+.consequence { font-weight: 600; }
+li.fails .consequence { color: #cf222e; }
+li.warns .consequence { color: #9a6700; }
+li.harmless, li.overruled { color: #5b6470; }
+li.overruled .consequence { text-decoration: line-through; }
+.summary ul.warnings { flex-basis: 100%; margin: 0; color: #9a6700; }
 .badge { display: inline-block; padding: .05em .5em; border-radius: 1em; font-size: .9em; font-weight: 600; white-space: nowrap; }
 .badge.up { background: #dafbe1; color: #116329; }
 .badge.down { background: #cf222e; color: #fff; }
@@ -151,6 +157,18 @@ fn write_session_summary(out: &mut String, report: Option<&ClusterReport>) -> fm
             Esc(&e.session_name)
         )?,
         None => out.push_str("<div>Expected store: <span class=\"muted\">undecided</span></div>\n"),
+    }
+    if !report.warnings.is_empty() {
+        out.push_str("<ul class=\"warnings\">");
+        for w in &report.warnings {
+            write!(
+                out,
+                "<li><span class=\"consequence\">{}</span>: {}</li>",
+                Esc(w.consequence.words()),
+                Esc(&w.text)
+            )?;
+        }
+        out.push_str("</ul>\n");
     }
     if !report.notes.is_empty() {
         out.push_str("<ul class=\"notes\">");
@@ -323,13 +341,30 @@ fn write_details_row(out: &mut String, b: &BackendView<'_>, class: &str) -> fmt:
     )?;
     if let Some(s) = session {
         for d in s.differences {
+            // Worst first, in words: what it does to sessions, then why.
+            let class = if d.overruled {
+                "overruled"
+            } else if d.consequence.fails() {
+                "fails"
+            } else if d.consequence.warns() {
+                "warns"
+            } else {
+                "harmless"
+            };
             write!(
                 out,
-                "<li class=\"difference\"><code class=\"setting\">{}</code>: expected <code>{}</code>, found <code>{}</code></li>",
+                "<li class=\"difference {class}\" data-consequence=\"{}\"><span class=\"consequence\">{}</span>: <code class=\"setting\">{}</code> expected <code>{}</code>, found <code>{}</code> — {}",
+                d.consequence.as_str(),
+                Esc(d.consequence.words()),
                 Esc(&d.setting),
                 Esc(&d.expected),
-                Esc(&d.found)
+                Esc(&d.found),
+                Esc(&d.effect)
             )?;
+            if let Some(e) = &d.evidence {
+                write!(out, " <span class=\"muted\">({})</span>", Esc(e))?;
+            }
+            out.push_str("</li>");
         }
         for p in s.problems {
             write!(out, "<li class=\"problem\">{}</li>", Esc(p))?;

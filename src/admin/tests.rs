@@ -11,7 +11,11 @@ use crate::fastcgi::conn::Endpoint;
 use crate::health::fpm_status::FpmStatus;
 use crate::health::passive::FailureWindow;
 use crate::session::compare::Difference;
-use crate::session::verdict::{ClusterReport, ExpectedSummary, NodeReport, Verdict};
+use crate::session::consequence::Consequence;
+use crate::session::rules::{Judgement, Proof};
+use crate::session::verdict::{
+    ClusterReport, ClusterWarning, ExpectedSummary, NodeReport, Verdict,
+};
 use crate::upstream::pool::{Pool, PoolSettings};
 use crate::upstream::{BackendSet, Upstream};
 
@@ -44,11 +48,26 @@ fn status(total: u64) -> FpmStatus {
 fn mismatch_report() -> ClusterReport {
     let mut bad = NodeReport::new("web02", "127.0.0.3:9000");
     bad.verdict = Verdict::Mismatch;
-    bad.differences.push(Difference {
-        setting: "session.save_handler".into(),
-        expected: "memcached".into(),
-        found: "files".into(),
-    });
+    bad.differences.push(Difference::judged(
+        "session.save_handler",
+        "memcached",
+        "files",
+        Judgement {
+            consequence: Consequence::Lost,
+            effect: "this node keeps sessions in files, the others in memcached".into(),
+            proof: Proof::RoundTrip,
+        },
+    ));
+    bad.differences.push(Difference::judged(
+        "session.sid_length",
+        "26",
+        "48",
+        Judgement {
+            consequence: Consequence::Harmless,
+            effect: "only shapes the ids this node creates".into(),
+            proof: Proof::RoundTrip,
+        },
+    ));
     ClusterReport {
         verdict: "fail",
         expected: Some(ExpectedSummary {
@@ -57,8 +76,13 @@ fn mismatch_report() -> ClusterReport {
             source: "majority (web01, <web03>)".into(),
             session_name: "PHPSESSID".into(),
         }),
+        listener: None,
         store: Vec::new(),
         nodes: vec![NodeReport::new("web01", "127.0.0.2:9000"), bad],
+        warnings: vec![ClusterWarning {
+            consequence: Consequence::Fragile,
+            text: "one memcached server holds every session".into(),
+        }],
         notes: Vec::new(),
     }
 }
@@ -194,6 +218,33 @@ async fn methods_and_paths() {
 }
 
 #[tokio::test]
+async fn status_json_gives_each_difference_its_consequence() {
+    let f = fixture(None);
+    f.admin
+        .state
+        .latest_report
+        .store(Arc::new(Some(mismatch_report())));
+    let resp = call(&f, "GET", "/status.json", None);
+    let j: serde_json::Value = serde_json::from_str(&body_text(resp).await).unwrap();
+    let web02 = &j["backends"][1]["session"];
+    assert_eq!(web02["verdict"], "mismatch", "{j:#}");
+    let d = &web02["differences"];
+    assert_eq!(
+        (&d[0]["consequence"], &d[1]["consequence"]),
+        (&"lost".into(), &"harmless".into()),
+        "{j:#}"
+    );
+    assert_eq!(
+        d[0]["effect"],
+        "this node keeps sessions in files, the others in memcached"
+    );
+    assert_eq!(
+        j["session"]["warnings"][0]["consequence"], "fragile",
+        "{j:#}"
+    );
+}
+
+#[tokio::test]
 async fn page_marks_drained_rows_and_escapes() {
     let f = fixture(None);
     f.backends[0].set_enabled(false);
@@ -221,6 +272,17 @@ async fn page_marks_drained_rows_and_escapes() {
     );
     assert!(html.contains("drained (session mismatch)"));
     assert!(html.contains("<code class=\"setting\">session.save_handler</code>"));
+    // Each difference says what it does to sessions, in words; harmless ones are notes.
+    assert!(html.contains(
+        "<li class=\"difference fails\" data-consequence=\"lost\"><span class=\"consequence\">sessions lost</span>"
+    ));
+    assert!(html.contains("this node keeps sessions in files, the others in memcached"));
+    assert!(html.contains(
+        "<li class=\"difference harmless\" data-consequence=\"harmless\"><span class=\"consequence\">harmless</span>"
+    ));
+    assert!(html.contains(
+        "<span class=\"consequence\">shared now, lost when a store server fails</span>: one memcached server holds every session"
+    ));
     assert!(html.contains("&lt;b&gt;x#1"));
     assert!(!html.contains("<b>x#1"));
     assert!(html.contains("majority (web01, &lt;web03&gt;)"));

@@ -10,7 +10,8 @@ use tokio::time::Instant;
 
 use crate::health::fpm_status::FpmStatus;
 use crate::session::compare::Difference;
-use crate::session::verdict::{ClusterReport, NodeReport, Verdict};
+use crate::session::cookie::SetCookie;
+use crate::session::verdict::{ClusterReport, Locking, NodeReport, Verdict};
 use crate::upstream::backend::{Backend, State};
 use crate::upstream::pool::PoolFigures;
 
@@ -83,9 +84,16 @@ pub struct SessionFigures {
 #[derive(Debug, Serialize)]
 pub struct NodeSession<'a> {
     pub verdict: Verdict,
+    /// Each with its consequence and why (`harmless` ones are notes).
     pub differences: &'a [Difference],
     pub problems: &'a [String],
     pub warnings: &'a [String],
+    /// The session cookie the node sends.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub set_cookie: Option<&'a SetCookie>,
+    /// Its locking, and what the round trip measured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub locking: Option<&'a Locking>,
 }
 
 impl<'a> NodeSession<'a> {
@@ -95,6 +103,8 @@ impl<'a> NodeSession<'a> {
             differences: &node.differences,
             problems: &node.problems,
             warnings: &node.warnings,
+            set_cookie: node.set_cookie.as_ref(),
+            locking: node.locking.as_ref(),
         }
     }
 }

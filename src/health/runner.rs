@@ -461,8 +461,10 @@ mod tests {
             ClusterReport {
                 verdict: if ok { "ok" } else { "fail" },
                 expected: None,
+                listener: None,
                 store: Vec::new(),
                 nodes,
+                warnings: Vec::new(),
                 notes: Vec::new(),
             }
         }

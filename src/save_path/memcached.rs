@@ -5,7 +5,7 @@ use super::php::{
     is_scheme, leading_number, parse_query, parse_url, split_entries, translate_unix,
 };
 use super::secret::redact_entry;
-use super::spec::{Server, StoreSpec, positive_weight};
+use super::spec::{Server, StoreSpec, positive_weight, record_tuning};
 
 /// `memcached`: libmemcached's `memcached_servers_parse`, as php-memcached 3 calls it.
 pub(super) fn parse_memcached(save_path: &str, spec: &mut StoreSpec) -> Result<(), String> {
@@ -103,6 +103,7 @@ fn memcached_server(entry: &str) -> Result<Server, String> {
 
 /// `memcache`: pecl-memcache's PS_OPEN_FUNC, URLs separated by commas or whitespace.
 pub(super) fn parse_memcache(save_path: &str, spec: &mut StoreSpec) -> Result<(), String> {
+    let mut queries = Vec::new();
     for entry in split_entries(save_path) {
         let url = parse_url(&translate_unix(entry))
             .map_err(|e| format!("memcache: '{}': {e}", redact_entry(entry)))?;
@@ -113,6 +114,7 @@ pub(super) fn parse_memcache(save_path: &str, spec: &mut StoreSpec) -> Result<()
             ));
         }
         let params = parse_query(url.query.as_deref().unwrap_or(""));
+        queries.push(params.clone());
         let weight = positive_weight(&params, "memcache", entry)?;
         let server = if url.scheme.as_deref() == Some("file") {
             let Some(path) = url.path.as_deref().filter(|p| !p.is_empty()) else {
@@ -141,6 +143,12 @@ pub(super) fn parse_memcache(save_path: &str, spec: &mut StoreSpec) -> Result<()
         };
         spec.servers.push(server);
     }
+    // memcache_session.c PS_OPEN_FUNC reads these to connect; they do not place keys.
+    record_tuning(
+        spec,
+        &["persistent", "timeout", "retry_interval", "udp_port"],
+        &queries,
+    );
     Ok(())
 }
 

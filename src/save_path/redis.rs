@@ -7,10 +7,22 @@ use super::php::{
     translate_unix,
 };
 use super::secret::{redact_entry, secret_digest};
-use super::spec::{Server, StoreSpec, positive_weight};
+use super::spec::{Server, StoreSpec, positive_weight, record_tuning};
+
+/// What phpredis reads from a save path that only shapes the connection
+/// (redis_session.c PS_OPEN_FUNC(redis) and PS_OPEN_FUNC(rediscluster)).
+const REDIS_TUNING: &[&str] = &[
+    "timeout",
+    "read_timeout",
+    "persistent",
+    "persistent_id",
+    "retry_interval",
+];
+const CLUSTER_TUNING: &[&str] = &["timeout", "read_timeout", "persistent", "failover"];
 
 /// `redis`: phpredis' PS_OPEN_FUNC(redis), URLs separated by commas or whitespace.
 pub(super) fn parse_redis(save_path: &str, spec: &mut StoreSpec) -> Result<(), String> {
+    let mut queries = Vec::new();
     for entry in split_entries(save_path) {
         let shown = redact_entry(entry);
         let url =
@@ -21,6 +33,7 @@ pub(super) fn parse_redis(save_path: &str, spec: &mut StoreSpec) -> Result<(), S
             ));
         }
         let params = parse_query(url.query.as_deref().unwrap_or(""));
+        queries.push(params.clone());
         let weight = positive_weight(&params, "redis", entry)?;
         if let Some(timeout) = query_get(&params, "timeout")
             && php_float(timeout) <= 0.0
@@ -65,6 +78,7 @@ pub(super) fn parse_redis(save_path: &str, spec: &mut StoreSpec) -> Result<(), S
         spec.servers.push(server);
     }
     hoist_uniform_options(spec);
+    record_tuning(spec, REDIS_TUNING, &queries);
     Ok(())
 }
 
@@ -104,6 +118,7 @@ pub(super) fn parse_rediscluster(save_path: &str, spec: &mut StoreSpec) -> Resul
     if let Some(auth) = auth_option(&params, "rediscluster save_path", &mut spec.notes) {
         spec.options.insert("auth".to_string(), auth);
     }
+    record_tuning(spec, CLUSTER_TUNING, std::slice::from_ref(&params));
     Ok(())
 }
 

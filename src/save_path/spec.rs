@@ -96,6 +96,13 @@ pub struct StoreSpec {
     /// Settings of the path that must match: `database`, `prefix`, `auth` (a digest),
     /// `path` and `depth` for `files`, `save_path` (redacted) for unknown handlers.
     pub options: BTreeMap<String, String>,
+    /// Transport tuning the extension reads from the path that changes how a node
+    /// connects, not where sessions go (`timeout`, `read_timeout`, `persistent`,
+    /// `persistent_id`, `retry_interval`, `udp_port`, rediscluster's `failover`): compared
+    /// only to be noted. A value per server, `-` where a server has none, collapsed to one
+    /// when all agree.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub tuning: BTreeMap<String, String>,
     /// Facts about the path worth a warning but not compared (see [`warnings`]).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
@@ -249,6 +256,7 @@ pub fn parse_with(handler: &Handler, save_path: &str, ini: &Ini) -> Result<Store
         order_matters: rules.order_matters,
         distribution: rules.label.to_string(),
         options: BTreeMap::new(),
+        tuning: BTreeMap::new(),
         notes: Vec::new(),
     };
     match handler {
@@ -304,6 +312,34 @@ pub(super) fn positive_weight(
             "{handler}: '{}': weight must be 1 or more",
             redact_entry(entry)
         )),
+    }
+}
+
+/// Records the transport tuning parameters `keys` of each server (`per_server[i]` the
+/// query of server i) in `spec.tuning`.
+pub(super) fn record_tuning(
+    spec: &mut StoreSpec,
+    keys: &[&str],
+    per_server: &[Vec<(String, Vec<u8>)>],
+) {
+    for key in keys {
+        let values: Vec<String> = per_server
+            .iter()
+            .map(|params| {
+                query_get(params, key).map_or("-".to_string(), |v| {
+                    String::from_utf8_lossy(v).trim().to_string()
+                })
+            })
+            .collect();
+        if values.iter().all(|v| v == "-") {
+            continue;
+        }
+        let value = if values.iter().all(|v| *v == values[0]) {
+            values[0].clone()
+        } else {
+            values.join(", ")
+        };
+        spec.tuning.insert((*key).to_string(), value);
     }
 }
 

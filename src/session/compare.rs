@@ -10,82 +10,61 @@ use std::fmt;
 
 use serde::Serialize;
 
-use crate::save_path::{
-    Handler, Ini, StoreSpec, parse_bool, parse_with, redact_save_path, same_servers,
-};
+use crate::save_path::{Handler, Ini, StoreSpec, parse_with, redact_save_path, same_servers};
+use crate::session::consequence::Consequence;
+use crate::session::cookie::SiteOrigin;
 use crate::session::node::NodeConfig;
+use crate::session::rules::{self, Context, Judgement, Proof};
 
-/// `session.*` settings that must be the same on every node.
-const SESSION_SETTINGS: &[&str] = &[
-    "session.name",
-    "session.serialize_handler",
-    "session.gc_maxlifetime",
-    "session.use_strict_mode",
-    "session.cookie_domain",
-    "session.cookie_path",
-    "session.sid_length",
-    "session.sid_bits_per_character",
-];
-/// php-memcached settings that must match when the handler is `memcached`.
-const MEMCACHED_SETTINGS: &[&str] = &[
-    "memcached.sess_prefix",
-    "memcached.sess_locking",
-    "memcached.sess_consistent_hash",
-    "memcached.sess_consistent_hash_type",
-    "memcached.sess_binary_protocol",
-    "memcached.sess_number_of_replicas",
-    "memcached.sess_sasl_username",
-    "memcached.sess_sasl_password",
-];
-/// pecl-memcache settings that must match when the handler is `memcache`.
-const MEMCACHE_SETTINGS: &[&str] = &[
-    "memcache.hash_strategy",
-    "memcache.hash_function",
-    "memcache.session_redundancy",
-    "memcache.session_prefix_static_key",
-    "memcache.session_prefix_host_key",
-    "memcache.session_prefix_host_key_remove_www",
-    "memcache.session_prefix_host_key_remove_subdomain",
-];
-/// phpredis settings that must match when the handler is `redis` or `rediscluster`.
-const REDIS_SETTINGS: &[&str] = &["redis.session.locking_enabled", "redis.session.lock_expire"];
-/// Boolean settings: `On`, `yes`, `true`, `1` are the same value.
-const BOOL_SETTINGS: &[&str] = &[
-    "session.use_strict_mode",
-    "memcached.sess_locking",
-    "memcached.sess_consistent_hash",
-    "memcached.sess_binary_protocol",
-    "memcache.session_prefix_host_key",
-    "memcache.session_prefix_host_key_remove_www",
-    "memcache.session_prefix_host_key_remove_subdomain",
-    "redis.session.locking_enabled",
-];
-/// Settings whose values the extension reads case-insensitively.
-const CASELESS_SETTINGS: &[&str] = &["memcache.hash_strategy", "memcache.hash_function"];
-
-/// One differing setting, expected vs found.
+/// One differing setting, expected vs found, and what it does to sessions.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Difference {
     /// The ini name (`session.save_handler`, `memcached.sess_prefix`, ...) or a pseudo-name:
-    /// `session.save_path servers`, `session.save_path <option>`, `extension <name>`.
+    /// `session.save_path servers`, `session.save_path <option>`, `extension <name>`,
+    /// `Set-Cookie <attribute>`, `session lock`.
     pub setting: String,
     /// What the node should have.
     pub expected: String,
     /// What the node has.
     pub found: String,
+    /// What it does to sessions.
+    pub consequence: Consequence,
+    /// Why, in plain words.
+    pub effect: String,
+    /// What showed it beyond the configuration (the Set-Cookie sent, the expiry in the
+    /// store, the round trip), or what overruled it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub evidence: Option<String>,
+    /// The round trip contradicted this judgement: it does not count for the verdict.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub overruled: bool,
+    /// How far the round trip can speak to it.
+    #[serde(skip)]
+    pub proof: Proof,
 }
 
 impl Difference {
-    fn new(
+    pub(crate) fn judged(
         setting: impl Into<String>,
         expected: impl Into<String>,
         found: impl Into<String>,
+        judgement: Judgement,
     ) -> Self {
         Difference {
             setting: setting.into(),
             expected: expected.into(),
             found: found.into(),
+            consequence: judgement.consequence,
+            effect: judgement.effect,
+            evidence: None,
+            overruled: false,
+            proof: judgement.proof,
         }
+    }
+
+    /// Whether it counts against the node: not overruled, and worse than harmless.
+    pub fn counts(&self) -> bool {
+        !self.overruled && self.consequence != Consequence::Harmless
     }
 }
 
@@ -93,8 +72,8 @@ impl fmt::Display for Difference {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{}: expected {}, found {}",
-            self.setting, self.expected, self.found
+            "{}: expected {}, found {} ({}: {})",
+            self.setting, self.expected, self.found, self.consequence, self.effect
         )
     }
 }
@@ -113,16 +92,10 @@ pub struct Expected {
     pub reason: String,
 }
 
-/// The ini settings compared for a store of `handler`: the `session.*` ones that change
-/// behaviour across nodes, plus the handler's extension settings.
+/// The ini settings compared for a store of `handler`: the `session.*` ones, plus the
+/// handler's extension settings (the table of [`rules::SETTINGS`]).
 pub fn compared_settings(handler: &Handler) -> Vec<&'static str> {
-    let extra: &[&str] = match handler {
-        Handler::Memcached => MEMCACHED_SETTINGS,
-        Handler::Memcache => MEMCACHE_SETTINGS,
-        Handler::Redis | Handler::RedisCluster => REDIS_SETTINGS,
-        Handler::Files | Handler::Other(_) => &[],
-    };
-    SESSION_SETTINGS.iter().chain(extra).copied().collect()
+    rules::compared(handler).iter().map(|s| s.key).collect()
 }
 
 /// The extension an ini setting belongs to, when it is not `session.*`.
@@ -138,93 +111,120 @@ fn setting_extension(key: &str) -> Option<&'static str> {
     }
 }
 
-/// The value of `key` as the extension understands it, for comparison (unset = empty).
-fn normalise_value(key: &str, value: Option<&str>) -> String {
-    let v = value.unwrap_or("").trim();
-    if BOOL_SETTINGS.contains(&key) {
-        if parse_bool(v) { "1" } else { "0" }.to_string()
-    } else if CASELESS_SETTINGS.contains(&key) {
-        v.to_ascii_lowercase()
-    } else {
-        v.to_string()
-    }
-}
-
-/// The value of `key` for an operator.
-fn display_value(key: &str, value: Option<&str>) -> String {
-    match value {
-        None => "(unset)".to_string(),
-        Some(v) if BOOL_SETTINGS.contains(&key) => {
-            if parse_bool(v) { "on" } else { "off" }.to_string()
-        }
-        Some("") => "(empty)".to_string(),
-        Some(v) => v.to_string(),
-    }
-}
-
 /// Compares a node to the expected config (from fpmlb's `session:` section, or the majority
-/// of nodes). Empty when the node stores sessions like expected.
-pub fn compare(expected: &Expected, node: &NodeConfig) -> Vec<Difference> {
+/// of nodes) and judges each difference for a site served as `listener`. Empty when the
+/// node stores sessions like expected.
+pub fn compare(expected: &Expected, node: &NodeConfig, listener: &SiteOrigin) -> Vec<Difference> {
+    use Consequence::Lost;
     let mut out = Vec::new();
     let want = &expected.spec.handler;
     if let Some(ext) = want.extension()
         && !node.extensions.is_loaded(ext)
     {
-        out.push(Difference::new(
+        // session.c OnUpdateSaveHandler: "Session save handler cannot be found".
+        out.push(Difference::judged(
             format!("extension {ext}"),
             "loaded",
             "missing",
+            Judgement {
+                consequence: Lost,
+                effect: format!(
+                    "without the {ext} extension PHP cannot start sessions in the store"
+                ),
+                proof: Proof::RoundTrip,
+            },
         ));
     }
     let have = node.save_handler();
     if have != *want {
-        out.push(Difference::new(
+        out.push(Difference::judged(
             "session.save_handler",
             want.name(),
             have.name(),
+            Judgement {
+                consequence: Lost,
+                effect: format!(
+                    "this node keeps sessions in {}, the others in {}",
+                    have.name(),
+                    want.name()
+                ),
+                proof: Proof::RoundTrip,
+            },
         ));
     }
     match node.store_spec() {
-        Err(e) => out.push(Difference::new(
+        Err(e) => out.push(Difference::judged(
             "session.save_path",
             expected.spec.to_string(),
             format!(
                 "unusable ({e}): '{}'",
                 redact_save_path(have.name(), node.effective_save_path())
             ),
+            Judgement {
+                consequence: Lost,
+                effect: "the extension refuses this save path: session_start fails".to_string(),
+                proof: Proof::RoundTrip,
+            },
         )),
         Ok(spec) if have == *want => compare_specs(&expected.spec, &spec, &mut out),
         Ok(spec) => {
             let (e, f) = (expected.spec.to_string(), spec.to_string());
             if e != f {
-                out.push(Difference::new("session.save_path", e, f));
+                out.push(Difference::judged(
+                    "session.save_path",
+                    e,
+                    f,
+                    rules::judge_store("servers", &expected.spec, &spec),
+                ));
             }
         }
     }
+    let ctx = Context {
+        handler: want,
+        servers: expected.spec.servers.len(),
+        expected: &expected.ini,
+        found: &node.ini,
+        listener,
+    };
     for (key, want_value) in &expected.ini {
         if let Some(ext) = setting_extension(key)
             && !node.extensions.is_loaded(ext)
         {
             continue; // reported once as "extension <name>"
         }
-        let want_norm = normalise_value(key, want_value.as_deref());
-        match node.ini.get(key) {
-            None if want_norm == normalise_value(key, None) => {}
-            None => out.push(Difference::new(
-                key.clone(),
-                display_value(key, want_value.as_deref()),
-                "(not reported)",
-            )),
-            Some(found) => {
-                if want_norm != normalise_value(key, found.as_deref()) {
-                    out.push(Difference::new(
-                        key.clone(),
-                        display_value(key, want_value.as_deref()),
-                        display_value(key, found.as_deref()),
-                    ));
-                }
-            }
+        let want_norm = rules::normalise(key, want_value.as_deref());
+        let found = node.ini.get(key);
+        let found_norm = rules::normalise(key, found.and_then(|v| v.as_deref()));
+        if want_norm == found_norm {
+            continue;
         }
+        let shown = match found {
+            None => "(not reported)".to_string(),
+            Some(v) => rules::display(key, v.as_deref()),
+        };
+        let mut judgement = rules::judge(key, &ctx);
+        // mod_files.c ps_files_cleanup_dir opendir()s the directory: where PHP cannot
+        // list it (Debian's mode 1733), its garbage collection deletes nothing.
+        if have == Handler::Files
+            && key == "session.gc_maxlifetime"
+            && judgement.consequence == Consequence::ExpiresEarly
+            && node.files_dir_listable == Some(false)
+        {
+            judgement = Judgement {
+                consequence: Consequence::Harmless,
+                effect: format!(
+                    "{}, but PHP cannot list the directory, so its garbage collection deletes nothing (a cron job cleans it, as Debian's sessionclean)",
+                    judgement.effect
+                ),
+                proof: Proof::Config,
+            };
+        }
+        out.push(Difference::judged(
+            key.clone(),
+            rules::display(key, want_value.as_deref()),
+            shown,
+            judgement,
+        ));
     }
     out
 }
@@ -232,7 +232,18 @@ pub fn compare(expected: &Expected, node: &NodeConfig) -> Vec<Difference> {
 /// Store differences between two specs of the same handler.
 fn compare_specs(want: &StoreSpec, have: &StoreSpec, out: &mut Vec<Difference>) {
     let same = same_servers(want, have);
-    if !same {
+    let single_weight = !same
+        && want.servers.len() == 1
+        && have.servers.len() == 1
+        && Server1::new(want) == Server1::new(have);
+    if single_weight {
+        out.push(Difference::judged(
+            "session.save_path weight",
+            want.servers[0].weight.to_string(),
+            have.servers[0].weight.to_string(),
+            rules::judge_store("weight", want, have),
+        ));
+    } else if !same {
         let mut expected = want.servers_text();
         if want.servers.len() > 1 || have.servers.len() > 1 {
             expected = format!("{expected} ({})", want.order_text());
@@ -243,23 +254,52 @@ fn compare_specs(want: &StoreSpec, have: &StoreSpec, out: &mut Vec<Difference>) 
         } else if have.distribution != want.distribution && have.servers.len() > 1 {
             found = format!("{found} ({})", have.order_text());
         }
-        out.push(Difference::new(
+        out.push(Difference::judged(
             "session.save_path servers",
             expected,
             found,
+            rules::judge_store("servers", want, have),
+        ));
+    } else if want.handler == Handler::RedisCluster && want.servers != have.servers {
+        out.push(Difference::judged(
+            "session.save_path seeds",
+            want.servers_text(),
+            have.servers_text(),
+            rules::judge_store("seeds", want, have),
         ));
     }
-    let keys: std::collections::BTreeSet<&String> =
-        want.options.keys().chain(have.options.keys()).collect();
-    for key in keys {
-        let (w, h) = (want.options.get(key), have.options.get(key));
-        if w != h {
-            out.push(Difference::new(
-                format!("session.save_path {key}"),
-                w.map_or("(none)", String::as_str),
-                h.map_or("(none)", String::as_str),
-            ));
+    // Parts that place sessions, then transport tuning (only noted).
+    for (w_map, h_map) in [(&want.options, &have.options), (&want.tuning, &have.tuning)] {
+        let keys: std::collections::BTreeSet<&String> = w_map.keys().chain(h_map.keys()).collect();
+        for key in keys {
+            let (w, h) = (w_map.get(key), h_map.get(key));
+            if w != h {
+                out.push(Difference::judged(
+                    format!("session.save_path {key}"),
+                    w.map_or("(none)", String::as_str),
+                    h.map_or("(none)", String::as_str),
+                    rules::judge_store(key, want, have),
+                ));
+            }
         }
+    }
+}
+
+/// The one server of a spec, without its weight (a weight means nothing alone).
+#[derive(PartialEq)]
+struct Server1<'a> {
+    scheme: &'a str,
+    host: &'a str,
+    port: Option<u16>,
+}
+
+impl<'a> Server1<'a> {
+    fn new(spec: &'a StoreSpec) -> Option<Server1<'a>> {
+        spec.servers.first().map(|s| Server1 {
+            scheme: &s.scheme,
+            host: &s.host,
+            port: s.port,
+        })
     }
 }
 
@@ -309,7 +349,7 @@ pub fn majority(nodes: &[NodeConfig]) -> Option<Expected> {
         .iter()
         .map(|n| {
             keys.iter()
-                .map(|k| normalise_value(k, n.ini_value(k)))
+                .map(|k| rules::normalise(k, n.ini_value(k)))
                 .collect()
         })
         .collect();

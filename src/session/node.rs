@@ -1,6 +1,9 @@
 //! What a node reports about its PHP session settings: the answer of `conf/probe.php` for
-//! `FPMLB_PROBE_ACTION=config` ([`NodeConfig`]), deserialised, and the store it makes the node
-//! use ([`NodeConfig::store_spec`]).
+//! `FPMLB_PROBE_ACTION=config` ([`NodeConfig`]), deserialised; the values the application's
+//! scripts get once its `.user.ini` files apply ([`NodeConfig::apply_user_ini`]); and the
+//! store it makes the node use ([`NodeConfig::store_spec`]).
+
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
@@ -60,9 +63,95 @@ pub struct NodeConfig {
     /// PHP warnings the probe collected while answering.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Where each reported value comes from, as PHP tells (probe version 2).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub origin: BTreeMap<String, Origin>,
+    /// `php_ini_loaded_file()`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub php_ini_loaded_file: Option<String>,
+    /// `php_ini_scanned_files()`, one path each.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub php_ini_scanned_files: Vec<String>,
+    /// The `.user.ini` files the application's scripts get.
+    #[serde(default)]
+    pub user_ini: UserIni,
+    /// `files` handler: whether PHP can list its directory (its garbage collection needs
+    /// to; Debian's mode 1733 does not let it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub files_dir_listable: Option<bool>,
+    /// Settings [`apply_user_ini`](Self::apply_user_ini) took from a `.user.ini`: key → file.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub from_user_ini: BTreeMap<String, String>,
+}
+
+/// What PHP tells about where a setting's value comes from (`ini_get_all()` and
+/// `get_cfg_var()` in the probe).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+pub struct Origin {
+    /// The value every request of the pool starts with: php.ini, then the pool's
+    /// `php_value`/`php_admin_value` lines, which php-fpm writes over it at worker start
+    /// (php-src sapi/fpm/fpm/fpm_php.c fpm_php_apply_defines).
+    #[serde(default)]
+    pub global: Option<String>,
+    /// The levels that may still change it: 7 `PHP_INI_ALL`; a `php_admin_value` leaves 4
+    /// (`PHP_INI_SYSTEM`), and then a `.user.ini` cannot change it.
+    #[serde(default = "all_access")]
+    pub access: u8,
+    /// What php.ini and its scan directory say (`get_cfg_var()`: the pool's lines never
+    /// reach it), `None` when they do not set it.
+    #[serde(default)]
+    pub php_ini: Option<String>,
+}
+
+fn all_access() -> u8 {
+    7
+}
+
+/// The `.user.ini` files php-fpm applies to the application's scripts.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+pub struct UserIni {
+    /// `user_ini.filename` (empty: disabled).
+    #[serde(default)]
+    pub filename: String,
+    /// From the document root down to the application script's directory.
+    #[serde(default)]
+    pub files: Vec<UserIniFile>,
+}
+
+/// One `.user.ini` file and its session-relevant settings.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+pub struct UserIniFile {
+    pub path: String,
+    /// Whether PHP could parse it (php-fpm ignores a file it cannot).
+    #[serde(default)]
+    pub parsed: bool,
+    #[serde(default)]
+    pub settings: BTreeMap<String, String>,
 }
 
 impl NodeConfig {
+    /// Applies the application's `.user.ini` settings to [`ini`](Self::ini), where php-fpm
+    /// would: a setting whose access allows `PHP_INI_PERDIR` (not a `php_admin_value`),
+    /// deeper files winning (php-src sapi/fpm/fpm/fpm_main.c php_cgi_ini_activate_user_config).
+    /// The probe does the same before its session actions, so the round trip runs with
+    /// the values compared.
+    pub fn apply_user_ini(&mut self) {
+        const PHP_INI_PERDIR: u8 = 2;
+        for file in self.user_ini.files.iter().filter(|f| f.parsed) {
+            for (key, value) in &file.settings {
+                if !self.ini.contains_key(key) {
+                    continue; // the extension is not loaded: PHP ignores the line
+                }
+                let access = self.origin.get(key).map_or(7, |o| o.access);
+                if access & PHP_INI_PERDIR == 0 {
+                    continue;
+                }
+                self.ini.insert(key.clone(), Some(value.clone()));
+                self.from_user_ini.insert(key.clone(), file.path.clone());
+            }
+        }
+    }
+
     /// The reported value of ini setting `key`, `None` when unset or not reported.
     pub fn ini_value(&self, key: &str) -> Option<&str> {
         self.ini.get(key).and_then(|v| v.as_deref())

@@ -47,9 +47,12 @@ impl From<BackendFailure> for ProbeError {
     }
 }
 
-/// The probe script's answer to `write`.
+/// The probe script's answer to `write`, and the `Set-Cookie` headers it sent.
 #[derive(Debug, Clone, Deserialize)]
 pub struct WriteAnswer {
+    /// `Set-Cookie` headers of the response (what a browser would get).
+    #[serde(skip)]
+    pub set_cookie: Vec<String>,
     #[serde(default)]
     pub ok: bool,
     #[serde(default)]
@@ -77,12 +80,35 @@ pub struct ReadAnswer {
     pub error: Option<String>,
 }
 
+/// The probe script's answer to `lock`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct LockAnswer {
+    #[serde(default)]
+    pub ok: bool,
+    #[serde(default)]
+    pub found: bool,
+    #[serde(default)]
+    pub error: Option<String>,
+}
+
 /// Runs probe actions on nodes.
 #[derive(Debug, Clone)]
 pub struct Probe {
     /// Path of probe.php on the nodes.
     pub script: String,
     pub timeout: Duration,
+    /// The application's document root on the nodes: the probe reads the `.user.ini`
+    /// files php-fpm gives the application's scripts there.
+    pub document_root: Option<String>,
+    /// The script the application's requests run (front controller or index), below
+    /// the document root: its directory's `.user.ini` files apply too.
+    pub app_script: Option<String>,
+}
+
+/// A probe answer: its JSON and the `Set-Cookie` headers of the response.
+struct Reply {
+    json: serde_json::Value,
+    set_cookie: Vec<String>,
 }
 
 impl Probe {
@@ -90,14 +116,16 @@ impl Probe {
         let mut p = params::internal_get(&self.script, "/fpmlb-probe.php", "");
         p.push(b"FPMLB_PROBE", b"1");
         p.push(b"FPMLB_PROBE_ACTION", action.as_bytes());
+        if let Some(root) = &self.document_root {
+            p.push(b"FPMLB_DOCUMENT_ROOT", root.as_bytes());
+        }
+        if let Some(script) = &self.app_script {
+            p.push(b"FPMLB_APP_SCRIPT", script.as_bytes());
+        }
         p
     }
 
-    async fn call(
-        &self,
-        backend: &Arc<Backend>,
-        params: &ParamList,
-    ) -> Result<serde_json::Value, ProbeError> {
+    async fn call(&self, backend: &Arc<Backend>, params: &ParamList) -> Result<Reply, ProbeError> {
         let timeouts = ExchangeTimeouts {
             send: self.timeout,
             read: self.timeout,
@@ -107,8 +135,15 @@ impl Probe {
             return Err(ProbeError::Missing(self.script.clone()));
         }
         let status = resp.head.status;
+        let set_cookie: Vec<String> = resp
+            .head
+            .headers
+            .iter()
+            .filter(|(name, _)| *name == http::header::SET_COOKIE)
+            .filter_map(|(_, value)| value.to_str().ok().map(str::to_string))
+            .collect();
         match serde_json::from_slice::<serde_json::Value>(&resp.body) {
-            Ok(v) if status == 200 => Ok(v),
+            Ok(json) if status == 200 => Ok(Reply { json, set_cookie }),
             Ok(v) => Err(ProbeError::BadAnswer {
                 status,
                 detail: v.to_string(),
@@ -134,7 +169,7 @@ impl Probe {
 
     /// The node's effective session settings, as JSON (see session::node).
     pub async fn config(&self, backend: &Arc<Backend>) -> Result<serde_json::Value, ProbeError> {
-        self.call(backend, &self.params("config")).await
+        Ok(self.call(backend, &self.params("config")).await?.json)
     }
 
     /// Starts a session holding `token` on this node.
@@ -145,7 +180,17 @@ impl Probe {
     ) -> Result<WriteAnswer, ProbeError> {
         let mut p = self.params("write");
         p.push(b"FPMLB_PROBE_TOKEN", token.as_bytes());
-        Self::decode(self.call(backend, &p).await?)
+        let reply = self.call(backend, &p).await?;
+        let mut answer: WriteAnswer = Self::decode(reply.json)?;
+        answer.set_cookie = reply.set_cookie;
+        Ok(answer)
+    }
+
+    /// Params of `action` on session `id`, sent in cookie `name` as a browser would.
+    fn with_cookie(&self, action: &str, name: &str, id: &str) -> ParamList {
+        let mut p = self.params(action);
+        p.push(b"HTTP_COOKIE", format!("{name}={id}").as_bytes());
+        p
     }
 
     /// Reads session `id` (cookie `name`) on this node.
@@ -155,9 +200,21 @@ impl Probe {
         name: &str,
         id: &str,
     ) -> Result<ReadAnswer, ProbeError> {
-        let mut p = self.params("read");
-        p.push(b"HTTP_COOKIE", format!("{name}={id}").as_bytes());
-        Self::decode(self.call(backend, &p).await?)
+        let p = self.with_cookie("read", name, id);
+        Self::decode(self.call(backend, &p).await?.json)
+    }
+
+    /// Opens session `id` (cookie `name`) on this node with
+    /// `session_start(['read_and_close' => true])`, as applications do to read a session
+    /// without holding it.
+    pub async fn read_and_close(
+        &self,
+        backend: &Arc<Backend>,
+        name: &str,
+        id: &str,
+    ) -> Result<LockAnswer, ProbeError> {
+        let p = self.with_cookie("lock", name, id);
+        Self::decode(self.call(backend, &p).await?.json)
     }
 
     /// Destroys session `id` on this node (best effort: the probe's own).
@@ -167,8 +224,7 @@ impl Probe {
         name: &str,
         id: &str,
     ) -> Result<(), ProbeError> {
-        let mut p = self.params("destroy");
-        p.push(b"HTTP_COOKIE", format!("{name}={id}").as_bytes());
+        let p = self.with_cookie("destroy", name, id);
         self.call(backend, &p).await.map(|_| ())
     }
 }

@@ -4,6 +4,8 @@
 use serde::Serialize;
 
 use crate::session::compare::Difference;
+use crate::session::consequence::Consequence;
+use crate::session::cookie::{SetCookie, SiteOrigin};
 use crate::session::store::ServerCheck;
 
 /// One node's verdict, worst first when several apply.
@@ -61,7 +63,8 @@ pub struct NodeReport {
     /// As PHP has it, credentials replaced by digests.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub save_path: Option<String>,
-    /// Each differing setting, expected vs found.
+    /// Each differing setting, expected vs found, with its consequence; also what the
+    /// Set-Cookie and the lock measurement showed. `harmless` ones are notes.
     pub differences: Vec<Difference>,
     /// Failures in words (a round trip that failed, the store unreachable...).
     pub problems: Vec<String>,
@@ -72,6 +75,56 @@ pub struct NodeReport {
     /// Requests that carried a session cookie and got a new session back.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub session_resets: Option<SessionResets>,
+    /// The session cookie this node sent when it started the round trip's session.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub set_cookie: Option<SetCookie>,
+    /// How this node locks sessions, and what the round trip measured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub locking: Option<Locking>,
+    /// Every session-relevant setting, where it came from (`fpmlb check --explain`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub settings: Vec<SettingReport>,
+    /// The ini files PHP read for this pool (`fpmlb check --explain`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ini_files: Option<IniFiles>,
+}
+
+/// The ini files behind a node's settings.
+#[derive(Debug, Clone, Serialize)]
+pub struct IniFiles {
+    /// `php_ini_loaded_file()`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub php_ini: Option<String>,
+    /// `php_ini_scanned_files()`.
+    pub scanned: Vec<String>,
+    /// The application's `.user.ini` files that were found.
+    pub user_ini: Vec<String>,
+}
+
+/// A node's session locking.
+#[derive(Debug, Clone, Serialize)]
+pub struct Locking {
+    /// The settings, in words (`memcached.sess_locking on, waits 150..150 ms × 5 retries,
+    /// expires after max_execution_time 30 s`).
+    pub settings: String,
+    /// What the round trip found in the store right after its requests ended.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub measured: Vec<String>,
+}
+
+/// One setting of one node, for `--explain`.
+#[derive(Debug, Clone, Serialize)]
+pub struct SettingReport {
+    pub setting: String,
+    /// The value the application's scripts get.
+    pub value: String,
+    /// Where it comes from, as far as PHP tells.
+    pub source: String,
+    /// The reference value when it differs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expected: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub consequence: Option<Consequence>,
 }
 
 impl NodeReport {
@@ -88,7 +141,20 @@ impl NodeReport {
             warnings: Vec::new(),
             round_trip: Vec::new(),
             session_resets: None,
+            set_cookie: None,
+            locking: None,
+            settings: Vec::new(),
+            ini_files: None,
         }
+    }
+
+    /// The worst consequence among the differences that count.
+    pub fn worst(&self) -> Option<Consequence> {
+        self.differences
+            .iter()
+            .filter(|d| d.counts())
+            .map(|d| d.consequence)
+            .min()
     }
 
     /// Lowers the verdict to `v` if `v` is worse.
@@ -117,6 +183,13 @@ pub struct ExpectedSummary {
     pub session_name: String,
 }
 
+/// Something about the whole cluster, said once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ClusterWarning {
+    pub consequence: Consequence,
+    pub text: String,
+}
+
 /// The whole cluster's verdict.
 #[derive(Debug, Clone, Serialize)]
 pub struct ClusterReport {
@@ -124,9 +197,15 @@ pub struct ClusterReport {
     pub verdict: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub expected: Option<ExpectedSummary>,
+    /// How fpmlb serves the site, which cookies are judged against.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listener: Option<SiteOrigin>,
     /// The store's servers as fpmlb itself sees them.
     pub store: Vec<ServerCheck>,
     pub nodes: Vec<NodeReport>,
+    /// Weaknesses of the whole cluster (a single store server, no locking...), said once.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<ClusterWarning>,
     /// Cluster-wide remarks.
     pub notes: Vec<String>,
 }

@@ -143,6 +143,29 @@ impl Cluster {
         assert!(status.success());
     }
 
+    /// Restarts `nodes` (`web03`, `web01,web02` or `all`) with their start settings
+    /// plus `settings` (`--php-value key=value`, `--php-admin-value ...`, `--php-ini ...`,
+    /// `--user-ini ...` pairs as cluster.sh reconfigure takes them); none gives them
+    /// their start settings back.
+    pub fn reconfigure(&self, nodes: &str, settings: &[(&str, String)]) {
+        let mut cmd = Command::new(repo().join("integration/cluster.sh"));
+        cmd.arg("reconfigure")
+            .arg("--dir")
+            .arg(&self.dir)
+            .arg("--node")
+            .arg(nodes);
+        for (option, kv) in settings {
+            cmd.arg(option).arg(kv);
+        }
+        let out = cmd.output().expect("run cluster.sh reconfigure");
+        assert!(
+            out.status.success(),
+            "cluster.sh reconfigure {nodes} {settings:?} failed:\n{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     pub fn lb_ip(&self) -> String {
         self.net.ip(1)
     }

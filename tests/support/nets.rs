@@ -100,6 +100,18 @@ nets! {
     LIMITS_HEADER_TIMEOUT = 70;
     LIMITS_PIPELINING = 71;
 
+    // tests/session_catalogue.rs: one cluster per store, web03 the deviating node
+    // (memcached on .1:11211 and .1:11212).
+    CATALOGUE_MEMCACHED = 130;
+    CATALOGUE_MEMCACHE = 131;
+    CATALOGUE_REDIS = 132;
+    /// Redis Cluster on .1:7000..7002.
+    CATALOGUE_REDIS_CLUSTER = 133;
+    /// files on a mount shared by the nodes.
+    CATALOGUE_FILES = 134;
+    /// `fpmlb check --explain`: php.ini, php_admin_value, php_value, .user.ini.
+    CATALOGUE_EXPLAIN = 135;
+
     // tests/import_nginx.rs: nginx on .5:8080, fpmlb on .1:8080.
     IMPORT_SEEDS = 230;
     IMPORT_DEBIAN_DEFAULT = 231;

@@ -1,10 +1,24 @@
 use super::*;
 use crate::save_path::testing::{opts, servers, spec};
 use crate::save_path::{digest_secret, parse_save_path};
+use crate::session::consequence::Consequence;
 use crate::session::fixtures::*;
 
 fn settings(diffs: &[Difference]) -> Vec<&str> {
     diffs.iter().map(|d| d.setting.as_str()).collect()
+}
+
+/// (setting, expected, found) of each difference.
+fn triples(diffs: &[Difference]) -> Vec<(&str, &str, &str)> {
+    diffs
+        .iter()
+        .map(|d| (d.setting.as_str(), d.expected.as_str(), d.found.as_str()))
+        .collect()
+}
+
+/// A cleartext site without a known host name.
+fn compare(expected: &Expected, node: &NodeConfig) -> Vec<Difference> {
+    super::compare(expected, node, &SiteOrigin::default())
 }
 
 #[test]
@@ -12,15 +26,15 @@ fn memcached_order_depends_on_consistent_hashing() {
     let a = node("web01", &[path("127.0.0.1:11211, 127.0.0.1:11212")]);
     let b = node("web02", &[path("127.0.0.1:11212,127.0.0.1:11211")]);
     let expected = majority(&[a.clone(), b.clone()]).unwrap();
-    assert_eq!(compare(&expected, &b), []);
+    assert_eq!(triples(&compare(&expected, &b)), []);
 
     let modula = ("memcached.sess_consistent_hash", Some("0"));
     let a = node("web01", &[path("127.0.0.1:11211, 127.0.0.1:11212"), modula]);
     let b = node("web02", &[path("127.0.0.1:11212,127.0.0.1:11211"), modula]);
     let expected = majority(&[a, b.clone()]).unwrap();
     assert_eq!(
-        compare(&expected, &b),
-        [Difference::new(
+        triples(&compare(&expected, &b)),
+        [(
             "session.save_path servers",
             "127.0.0.1:11211, 127.0.0.1:11212 (order matters: modula hashing)",
             "127.0.0.1:11212, 127.0.0.1:11211",
@@ -34,8 +48,8 @@ fn memcached_set_still_matters_with_consistent_hashing() {
     let b = node("web02", &[path("10.0.0.1:11211")]);
     let expected = majority(&[a, b.clone()]).unwrap();
     assert_eq!(
-        compare(&expected, &b),
-        [Difference::new(
+        triples(&compare(&expected, &b)),
+        [(
             "session.save_path servers",
             "10.0.0.1:11211, 10.0.0.2:11211 (any order: ketama consistent hashing)",
             "10.0.0.1:11211",
@@ -105,7 +119,11 @@ fn rediscluster_seeds_are_a_set() {
         assert!(s.same_store(&other), "{p}");
         let mut diffs = Vec::new();
         compare_specs(&s, &other, &mut diffs);
-        assert_eq!(diffs, [], "{p}");
+        // Other seeds of the cluster and transport tuning are noted, never counted.
+        assert!(
+            diffs.iter().all(|d| d.consequence == Consequence::Harmless),
+            "{p}: {diffs:?}"
+        );
     }
     let mut diffs = Vec::new();
     compare_specs(
@@ -114,13 +132,14 @@ fn rediscluster_seeds_are_a_set() {
         &mut diffs,
     );
     assert_eq!(
-        diffs,
-        [Difference::new(
+        triples(&diffs)[0],
+        (
             "session.save_path servers",
             "a:7000, b:7001 (any order: seeds of one Redis Cluster)",
             "c:7002 (no seed in common)",
-        )]
+        )
     );
+    assert_eq!(diffs[0].consequence, Consequence::Lost);
     for p in ["timeout=2", "seed[]=a", "seed=a:7000", "seed[]=a:0"] {
         assert!(parse_save_path("rediscluster", p).is_err(), "{p}");
     }
@@ -139,13 +158,16 @@ fn identical_configs_have_no_differences() {
         expected.reason
     );
     for n in &nodes {
-        assert_eq!(compare(&expected, n), []);
+        assert_eq!(triples(&compare(&expected, n)), []);
     }
-    // The expected settings are exactly the compared ones of the handler.
+    // The expected settings are exactly the compared ones of the handler that PHP 8.2
+    // reports (session.cookie_partitioned is PHP 8.4's).
     let keys: Vec<&str> = expected.ini.keys().map(String::as_str).collect();
     let mut want = compared_settings(&Handler::Memcached);
+    want.retain(|k| nodes[0].ini.contains_key(*k));
     want.sort_unstable();
     assert_eq!(keys, want);
+    assert!(!want.contains(&"session.cookie_partitioned"));
 }
 
 #[test]
@@ -162,17 +184,17 @@ fn pool_file_overriding_the_handler_is_reported() {
         expected.reason
     );
     assert_eq!(
-        compare(&expected, &web02),
+        triples(&compare(&expected, &web02)),
         [
-            Difference::new("session.save_handler", "memcached", "files"),
-            Difference::new(
+            ("session.save_handler", "memcached", "files"),
+            (
                 "session.save_path",
                 "memcached 127.0.30.1:11211, 127.0.30.1:11212",
                 "files (depth=0 path=/var/lib/php/sessions)",
             ),
         ]
     );
-    assert_eq!(compare(&expected, &web01), []);
+    assert_eq!(triples(&compare(&expected, &web01)), []);
     // Same with the store from fpmlb's configuration.
     let expected = expected_from_config(
         "memcached",
@@ -180,7 +202,7 @@ fn pool_file_overriding_the_handler_is_reported() {
         Some(&web01),
     )
     .unwrap();
-    assert_eq!(compare(&expected, &web01), []);
+    assert_eq!(triples(&compare(&expected, &web01)), []);
     assert_eq!(
         settings(&compare(&expected, &web02)),
         ["session.save_handler", "session.save_path"]
@@ -200,8 +222,8 @@ fn missing_extension_is_reported_once() {
     )
     .unwrap();
     assert_eq!(
-        compare(&expected, &bad),
-        [Difference::new("extension memcached", "loaded", "missing")]
+        triples(&compare(&expected, &bad)),
+        [("extension memcached", "loaded", "missing")]
     );
 }
 
@@ -223,34 +245,30 @@ fn ini_values_are_compared_as_php_reads_them() {
     );
     let expected =
         expected_from_config("memcached", "127.0.30.1:11211,127.0.30.1:11212", Some(&a)).unwrap();
-    assert_eq!(compare(&expected, &b), []);
+    assert_eq!(triples(&compare(&expected, &b)), []);
     let c = node(
         "web03",
         &[
             ("session.use_strict_mode", Some("0")),
             ("session.gc_maxlifetime", Some("3600")),
             ("memcached.sess_prefix", Some("other.")),
+            // Unset is PHP's default, PHPSESSID: no difference.
             ("session.name", None),
         ],
     );
     assert_eq!(
-        compare(&expected, &c),
+        triples(&compare(&expected, &c)),
         [
-            Difference::new("memcached.sess_prefix", "memc.sess.key.", "other."),
-            Difference::new("session.gc_maxlifetime", "1440", "3600"),
-            Difference::new("session.name", "PHPSESSID", "(unset)"),
-            Difference::new("session.use_strict_mode", "on", "off"),
+            ("memcached.sess_prefix", "memc.sess.key.", "other."),
+            ("session.gc_maxlifetime", "1440", "3600"),
+            ("session.use_strict_mode", "on", "off"),
         ]
     );
     let mut d = node("web04", &[("session.use_strict_mode", Some("yes"))]);
     d.ini.remove("session.sid_length");
     assert_eq!(
-        compare(&expected, &d),
-        [Difference::new(
-            "session.sid_length",
-            "26",
-            "(not reported)"
-        )]
+        triples(&compare(&expected, &d)),
+        [("session.sid_length", "26", "(not reported)")]
     );
 }
 
@@ -263,7 +281,13 @@ fn redis_config_with_clear_password_matches_the_node() {
         Some(&web01),
     )
     .unwrap();
-    assert_eq!(compare(&ok, &web01), []);
+    // The timeout is only noted: transport tuning.
+    let diffs = compare(&ok, &web01);
+    assert_eq!(
+        triples(&diffs),
+        [("session.save_path timeout", "5", "(none)")]
+    );
+    assert_eq!(diffs[0].consequence, Consequence::Harmless);
     assert!(!serde_json::to_string(&ok).unwrap().contains("secret"));
 
     let wrong = expected_from_config(
@@ -273,28 +297,28 @@ fn redis_config_with_clear_password_matches_the_node() {
     )
     .unwrap();
     assert_eq!(
-        compare(&wrong, &web01),
+        triples(&compare(&wrong, &web01)),
         [
-            Difference::new(
+            (
                 "session.save_path auth",
-                digest_secret(b"other"),
+                digest_secret(b"other").as_str(),
                 "sha256:2bb80d537b1da3e3"
             ),
-            Difference::new("session.save_path database", "3", "2"),
+            ("session.save_path database", "3", "2"),
         ]
     );
     let none = expected_from_config("redis", "tcp://127.0.31.1:6379", None).unwrap();
     assert!(none.ini.is_empty());
     assert_eq!(
-        compare(&none, &web01),
+        triples(&compare(&none, &web01)),
         [
-            Difference::new(
+            (
                 "session.save_path auth",
                 "(none)",
                 "sha256:2bb80d537b1da3e3"
             ),
-            Difference::new("session.save_path database", "0", "2"),
-            Difference::new("session.save_path prefix", "PHPREDIS_SESSION:", "app_"),
+            ("session.save_path database", "0", "2"),
+            ("session.save_path prefix", "PHPREDIS_SESSION:", "app_"),
         ]
     );
     assert!(expected_from_config(" ", "x", None).is_err());
@@ -366,8 +390,8 @@ fn majority_settings_come_from_the_most_common_values() {
     assert_eq!(e.reference.as_deref(), Some("web02"));
     assert!(e.reason.contains("as on web02 (2 of 3"), "{}", e.reason);
     assert_eq!(
-        compare(&e, &nodes[0]),
-        [Difference::new("session.gc_maxlifetime", "1440", "60")]
+        triples(&compare(&e, &nodes[0])),
+        [("session.gc_maxlifetime", "1440", "60")]
     );
 }
 
@@ -399,19 +423,39 @@ fn rediscluster_nodes_of_one_cluster_agree() {
     let e = majority(&nodes).unwrap();
     assert_eq!(e.spec.handler, Handler::RedisCluster);
     assert!(e.reason.starts_with("2 of 3 nodes"), "{}", e.reason);
-    assert_eq!(compare(&e, &nodes[1]), []);
+    // Other seeds of the same cluster and another timeout: noted, harmless.
+    let diffs = compare(&e, &nodes[1]);
     assert_eq!(
-        compare(&e, &nodes[2]),
-        [Difference::new("session.save_path prefix", "rc_", "other_")]
+        settings(&diffs),
+        [
+            "session.save_path seeds",
+            "session.save_path read_timeout",
+            "session.save_path timeout"
+        ]
+    );
+    assert!(diffs.iter().all(|d| !d.counts()), "{diffs:?}");
+    let diffs = compare(&e, &nodes[2]);
+    let counted: Vec<_> = diffs.iter().filter(|d| d.counts()).collect();
+    assert_eq!(counted.len(), 1, "{diffs:?}");
+    assert_eq!(
+        (
+            counted[0].setting.as_str(),
+            counted[0].expected.as_str(),
+            counted[0].found.as_str()
+        ),
+        ("session.save_path prefix", "rc_", "other_")
     );
 }
 
 #[test]
 fn difference_and_spec_display() {
-    let d = Difference::new("session.save_handler", "memcached", "files");
+    let web02 = fixture(FILES_WEB02);
+    let expected =
+        majority(&[fixture(MEMCACHED_WEB01), node("web03", &[]), web02.clone()]).unwrap();
+    let d = compare(&expected, &web02).remove(0);
     assert_eq!(
         d.to_string(),
-        "session.save_handler: expected memcached, found files"
+        "session.save_handler: expected memcached, found files (lost: this node keeps sessions in files, the others in memcached)"
     );
     assert_eq!(
         spec("redis", "tcp://h:6379?auth=secret&database=2").to_string(),

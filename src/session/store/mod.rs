@@ -9,7 +9,11 @@
 //!   session written through one node is where the other nodes will look;
 //! * [`session_key`]: the key each PHP session handler stores a session id
 //!   under (prefixes checked against phpredis / php-memcached / pecl-memcache
-//!   and against real servers written by real php-fpm).
+//!   and against real servers written by real php-fpm), and [`lock_key`] the key
+//!   of its session lock;
+//! * [`inspect_key`] and [`delete_key`]: a key's value and remaining time to live
+//!   (the expiry a node gave the session it wrote, a lock left behind by a request
+//!   that ended), and removing the lock the round trip's own session left.
 //!
 //! Memcached servers are always asked one by one, each through a client that
 //! knows that one server only. The `memcache` crate spreads keys over several
@@ -37,6 +41,7 @@ pub use crate::save_path::StoreKind;
 use crate::save_path::{Handler, RedisAuth, StoreSpec};
 
 mod memcached;
+mod meta;
 mod redis;
 
 pub use self::redis::cluster_slot;
@@ -284,6 +289,245 @@ pub fn session_key(
     key
 }
 
+/// The key of the lock a handler takes on session key `key` (see [`session_key`]),
+/// `None` for handlers that take none in the store (`files` locks the file itself,
+/// `rediscluster` never locks):
+///
+/// * `memcached`: the key prefix, then `lock.` and the id (php_memcached_session.c
+///   s_lock_session: `lock.<id>` under the MEMCACHED_CALLBACK_NAMESPACE prefix);
+/// * `memcache`: the session key and `.lock` (memcache_session.c
+///   php_mmc_session_read_request), a counter that a write resets to 0;
+/// * `redis`: the session key and `_LOCK` (redis_session.c lock_acquire).
+pub fn lock_key(
+    handler: &Handler,
+    id: &str,
+    memcached_prefix: Option<&str>,
+    redis_prefix: Option<&str>,
+) -> Option<Vec<u8>> {
+    let mut key = match handler {
+        Handler::Memcached => {
+            let prefix = memcached_prefix.unwrap_or(handler.default_key_prefix());
+            format!("{prefix}lock.{id}").into_bytes()
+        }
+        Handler::Memcache | Handler::Redis => {
+            session_key(handler, id, memcached_prefix, redis_prefix)
+        }
+        _ => return None,
+    };
+    key.extend_from_slice(match handler {
+        Handler::Memcache => b".lock",
+        Handler::Redis => b"_LOCK",
+        _ => b"",
+    });
+    Some(key)
+}
+
+/// A key as the store holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyState {
+    /// The server that has it (for a Redis Cluster, the master owning its slot).
+    pub server: String,
+    pub value: Vec<u8>,
+    /// Remaining time to live; `None` when it never expires or the server cannot tell.
+    pub ttl: Option<Duration>,
+}
+
+/// Reads `key` and its remaining time to live from every server that has it, in
+/// `target.servers` order (pecl-memcache keeps a session, and its lock, on
+/// `session_redundancy` servers; for a Redis Cluster, the master owning its slot).
+/// memcached answers through its meta commands (memcached 1.6+; not with SASL, which
+/// the text protocol lacks). An error only when no server answered.
+pub async fn inspect_key(
+    target: &StoreTarget,
+    key: &[u8],
+    timeout: Duration,
+) -> Result<Vec<KeyState>, StoreError> {
+    let key = valid_key(target, key)?;
+    if target.kind == StoreKind::RedisCluster {
+        return Ok(redis::inspect_cluster(target, key.bytes(), timeout)
+            .await?
+            .map(|(server, value, ttl)| KeyState { server, value, ttl })
+            .into_iter()
+            .collect());
+    }
+    let key = Arc::new(key);
+    let results = fan_out(target, move |target, index| {
+        let key = Arc::clone(&key);
+        async move {
+            let Some(addr) = target.servers.get(index) else {
+                return Ok(None);
+            };
+            let phase = Phase::default();
+            let fut = async {
+                match (&*key, target.kind) {
+                    (ReadKey::Text(k), _) => {
+                        sasl_free(&target, addr)?;
+                        meta::meta_get(addr, k)
+                            .await
+                            .map(|item| item.map(|i| (i.value, i.ttl)))
+                    }
+                    (ReadKey::Bytes(k), _) => {
+                        redis::inspect_redis(&target, addr, k, timeout, &phase).await
+                    }
+                }
+            };
+            within(&addr.to_string(), timeout, &phase, fut).await
+        }
+    })
+    .await;
+    let mut found = Vec::new();
+    let mut failed = Vec::new();
+    for (result, addr) in results.into_iter().zip(&target.servers) {
+        match result {
+            Ok(Some((value, ttl))) => found.push(KeyState {
+                server: addr.to_string(),
+                value,
+                ttl,
+            }),
+            Ok(None) => {}
+            Err(e) => failed.push(e),
+        }
+    }
+    if failed.len() == target.servers.len()
+        && let Some(first) = failed.into_iter().next()
+    {
+        return Err(first);
+    }
+    Ok(found)
+}
+
+/// Deletes `key` from every server that has it (for a Redis Cluster, from its
+/// owner); whether any had it.
+pub async fn delete_key(
+    target: &StoreTarget,
+    key: &[u8],
+    timeout: Duration,
+) -> Result<bool, StoreError> {
+    let key = valid_key(target, key)?;
+    if target.kind == StoreKind::RedisCluster {
+        return redis::delete_cluster(target, key.bytes(), timeout).await;
+    }
+    let key = Arc::new(key);
+    let results = fan_out(target, move |target, index| {
+        let key = Arc::clone(&key);
+        async move {
+            let Some(addr) = target.servers.get(index) else {
+                return Ok(false);
+            };
+            let phase = Phase::default();
+            let fut = async {
+                match &*key {
+                    ReadKey::Text(k) => {
+                        sasl_free(&target, addr)?;
+                        meta::meta_delete(addr, k).await
+                    }
+                    ReadKey::Bytes(k) => {
+                        redis::delete_redis(&target, addr, k, timeout, &phase).await
+                    }
+                }
+            };
+            within(&addr.to_string(), timeout, &phase, fut).await
+        }
+    })
+    .await;
+    let mut any = false;
+    for result in results {
+        any |= result?;
+    }
+    Ok(any)
+}
+
+/// memcached meta commands are text protocol, which has no SASL.
+fn sasl_free(target: &StoreTarget, addr: &StoreAddr) -> Result<(), StoreError> {
+    if target.username.is_some() || target.password.is_some() {
+        return Err(StoreError::Config {
+            server: addr.to_string(),
+            reason: "memcached with SASL: its item expiry cannot be read".to_string(),
+        });
+    }
+    Ok(())
+}
+
+/// Runs `op` for every server of `target` concurrently; results in server order.
+async fn fan_out<T, F, Fut>(target: &StoreTarget, op: F) -> Vec<Result<T, StoreError>>
+where
+    T: Send + 'static,
+    F: Fn(Arc<StoreTarget>, usize) -> Fut,
+    Fut: Future<Output = Result<T, StoreError>> + Send + 'static,
+{
+    let target = Arc::new(target.clone());
+    let mut tasks = tokio::task::JoinSet::new();
+    for index in 0..target.servers.len() {
+        let fut = op(Arc::clone(&target), index);
+        tasks.spawn(async move { (index, fut.await) });
+    }
+    let mut results: Vec<Option<Result<T, StoreError>>> =
+        (0..target.servers.len()).map(|_| None).collect();
+    while let Some(joined) = tasks.join_next().await {
+        if let Ok((index, result)) = joined
+            && let Some(slot) = results.get_mut(index)
+        {
+            *slot = Some(result);
+        }
+    }
+    results
+        .into_iter()
+        .zip(&target.servers)
+        .map(|(result, addr)| {
+            result.unwrap_or_else(|| {
+                Err(StoreError::Server {
+                    server: addr.to_string(),
+                    reason: "internal error: the task failed".to_string(),
+                })
+            })
+        })
+        .collect()
+}
+
+/// The first server (in `target.servers` order) whose answer is `Some`, `Ok(None)`
+/// when every server answered without it, else why some could not be asked.
+fn first_found<T>(
+    target: &StoreTarget,
+    results: Vec<Result<Option<T>, StoreError>>,
+) -> Result<Option<(String, T)>, StoreError> {
+    let mut answered = 0;
+    let mut failed = Vec::new();
+    for (result, addr) in results.into_iter().zip(&target.servers) {
+        match result {
+            Ok(Some(value)) => return Ok(Some((addr.to_string(), value))),
+            Ok(None) => answered += 1,
+            Err(err) => failed.push(err),
+        }
+    }
+    if failed.is_empty() {
+        Ok(None)
+    } else if failed.len() == 1 && answered == 0 {
+        Err(failed.remove(0))
+    } else {
+        Err(StoreError::Incomplete { answered, failed })
+    }
+}
+
+/// Checks `key` for `target` and puts it in the form the store's client takes.
+fn valid_key(target: &StoreTarget, key: &[u8]) -> Result<ReadKey, StoreError> {
+    if target.servers.is_empty() {
+        return Err(StoreError::NoServers { kind: target.kind });
+    }
+    let invalid = |reason: &str| StoreError::InvalidKey {
+        kind: target.kind,
+        reason: reason.to_string(),
+    };
+    if key.is_empty() {
+        return Err(invalid("the key is empty"));
+    }
+    Ok(match target.kind {
+        StoreKind::Memcached => {
+            ReadKey::Text(memcached::memcached_key(key).map_err(|r| invalid(&r))?)
+        }
+        StoreKind::Redis | StoreKind::RedisCluster => ReadKey::Bytes(key.to_vec()),
+    })
+}
+
 /// Checks every server on its own within `timeout` each (concurrently):
 /// connect, `version` (memcached) or `PING` + `INFO server` (Redis; plus
 /// `CLUSTER INFO` for a Redis Cluster), timing the round trip. One entry per
@@ -294,29 +538,19 @@ pub fn session_key(
 /// `MOVED` for most keys), a stand-alone server listed as a Cluster node, a
 /// Cluster node whose `cluster_state` is not `ok`, or a Sentinel, is not ok.
 pub async fn check_servers(target: &StoreTarget, timeout: Duration) -> Vec<ServerCheck> {
-    let target = Arc::new(target.clone());
-    let mut tasks = tokio::task::JoinSet::new();
-    for index in 0..target.servers.len() {
-        let target = Arc::clone(&target);
-        tasks.spawn(async move { (index, check_one(&target, index, timeout).await) });
-    }
-    let mut checks: Vec<Option<ServerCheck>> = vec![None; target.servers.len()];
-    while let Some(joined) = tasks.join_next().await {
-        if let Ok((index, check)) = joined
-            && let Some(slot) = checks.get_mut(index)
-        {
-            *slot = Some(check);
-        }
-    }
-    checks
+    let results = fan_out(target, move |target, index| async move {
+        Ok::<_, StoreError>(check_one(&target, index, timeout).await)
+    })
+    .await;
+    results
         .into_iter()
         .zip(&target.servers)
         .map(|(check, addr)| {
-            check.unwrap_or_else(|| ServerCheck {
+            check.unwrap_or_else(|e| ServerCheck {
                 server: addr.to_string(),
                 ok: false,
                 latency_ms: None,
-                detail: "internal error: the check task failed".to_string(),
+                detail: e.detail(),
             })
         })
         .collect()
@@ -337,62 +571,17 @@ pub async fn read_key(
     key: &[u8],
     timeout: Duration,
 ) -> Result<Option<(String, Vec<u8>)>, StoreError> {
-    if target.servers.is_empty() {
-        return Err(StoreError::NoServers { kind: target.kind });
+    let key = valid_key(target, key)?;
+    if target.kind == StoreKind::RedisCluster {
+        return redis::read_cluster(target, key.bytes(), timeout).await;
     }
-    let invalid = |reason: &str| StoreError::InvalidKey {
-        kind: target.kind,
-        reason: reason.to_string(),
-    };
-    if key.is_empty() {
-        return Err(invalid("the key is empty"));
-    }
-    let key = match target.kind {
-        StoreKind::Memcached => {
-            ReadKey::Text(memcached::memcached_key(key).map_err(|r| invalid(&r))?)
-        }
-        StoreKind::Redis => ReadKey::Bytes(key.to_vec()),
-        StoreKind::RedisCluster => return redis::read_cluster(target, key, timeout).await,
-    };
-
-    let target = Arc::new(target.clone());
     let key = Arc::new(key);
-    let mut tasks = tokio::task::JoinSet::new();
-    for index in 0..target.servers.len() {
-        let (target, key) = (Arc::clone(&target), Arc::clone(&key));
-        tasks.spawn(async move { (index, read_one(&target, index, &key, timeout).await) });
-    }
-    let mut results: Vec<Option<Result<Option<Vec<u8>>, StoreError>>> =
-        (0..target.servers.len()).map(|_| None).collect();
-    while let Some(joined) = tasks.join_next().await {
-        if let Ok((index, result)) = joined
-            && let Some(slot) = results.get_mut(index)
-        {
-            *slot = Some(result);
-        }
-    }
-
-    let mut answered = 0;
-    let mut failed = Vec::new();
-    for (result, addr) in results.into_iter().zip(&target.servers) {
-        let server = addr.to_string();
-        match result {
-            Some(Ok(Some(value))) => return Ok(Some((server, value))),
-            Some(Ok(None)) => answered += 1,
-            Some(Err(err)) => failed.push(err),
-            None => failed.push(StoreError::Server {
-                server,
-                reason: "internal error: the read task failed".to_string(),
-            }),
-        }
-    }
-    if failed.is_empty() {
-        Ok(None)
-    } else if failed.len() == 1 && answered == 0 {
-        Err(failed.remove(0))
-    } else {
-        Err(StoreError::Incomplete { answered, failed })
-    }
+    let results = fan_out(target, move |target, index| {
+        let key = Arc::clone(&key);
+        async move { read_one(&target, index, &key, timeout).await }
+    })
+    .await;
+    first_found(target, results)
 }
 
 /// A validated key, in the form the store's client takes.
@@ -401,6 +590,15 @@ enum ReadKey {
     Text(String),
     /// Redis.
     Bytes(Vec<u8>),
+}
+
+impl ReadKey {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            ReadKey::Text(t) => t.as_bytes(),
+            ReadKey::Bytes(b) => b,
+        }
+    }
 }
 
 // ------------------------------------------------------------------ phases

@@ -200,14 +200,45 @@ fn parse_info(text: &str) -> HashMap<&str, &str> {
         .collect()
 }
 
-/// Reads `key` from a Redis Cluster through the cluster client, and names the
-/// master that owns its slot.
-pub(super) async fn read_cluster(
+/// A connection to a Redis Cluster through the cluster client, and the label
+/// errors name it by.
+async fn cluster_connection(
     target: &StoreTarget,
-    key: &[u8],
     timeout: Duration,
-) -> Result<Option<(String, Vec<u8>)>, StoreError> {
-    let label = format!(
+) -> Result<(redis::cluster_async::ClusterConnection, String), StoreError> {
+    let label = cluster_label(target);
+    let mut nodes = Vec::with_capacity(target.servers.len());
+    for addr in &target.servers {
+        if let StoreAddr::Unix(_) = addr {
+            return Err(StoreError::Config {
+                server: addr.to_string(),
+                reason: "a Redis Cluster is reached over TCP only".to_string(),
+            });
+        }
+        nodes.push(redis_info(target, addr).map_err(|e| StoreError::Config {
+            server: addr.to_string(),
+            reason: e.to_string(),
+        })?);
+    }
+    let timeout = timeout.max(MIN_TIMEOUT);
+    let client = redis::cluster::ClusterClient::builder(nodes)
+        .connection_timeout(timeout)
+        .response_timeout(timeout)
+        .retries(2)
+        .build()
+        .map_err(|e| StoreError::Config {
+            server: label.clone(),
+            reason: e.to_string(),
+        })?;
+    let con = client
+        .get_async_connection()
+        .await
+        .map_err(|e| redis_error(&label, e, timeout, "while connecting"))?;
+    Ok((con, label))
+}
+
+fn cluster_label(target: &StoreTarget) -> String {
+    format!(
         "redis cluster via {}",
         target
             .servers
@@ -215,36 +246,32 @@ pub(super) async fn read_cluster(
             .map(ToString::to_string)
             .collect::<Vec<_>>()
             .join(",")
-    );
+    )
+}
+
+/// Reads `key` from a Redis Cluster through the cluster client, and names the
+/// master that owns its slot.
+pub(super) async fn read_cluster(
+    target: &StoreTarget,
+    key: &[u8],
+    timeout: Duration,
+) -> Result<Option<(String, Vec<u8>)>, StoreError> {
+    Ok(inspect_cluster(target, key, timeout)
+        .await?
+        .map(|(owner, value, _)| (owner, value)))
+}
+
+/// Reads `key` and its remaining time to live from a Redis Cluster, naming the
+/// master that owns its slot.
+pub(super) async fn inspect_cluster(
+    target: &StoreTarget,
+    key: &[u8],
+    timeout: Duration,
+) -> Result<Option<(String, Vec<u8>, Option<Duration>)>, StoreError> {
+    let label = cluster_label(target);
     let phase = Phase::default();
     let fut = async {
-        let mut nodes = Vec::with_capacity(target.servers.len());
-        for addr in &target.servers {
-            if let StoreAddr::Unix(_) = addr {
-                return Err(StoreError::Config {
-                    server: addr.to_string(),
-                    reason: "a Redis Cluster is reached over TCP only".to_string(),
-                });
-            }
-            nodes.push(redis_info(target, addr).map_err(|e| StoreError::Config {
-                server: addr.to_string(),
-                reason: e.to_string(),
-            })?);
-        }
-        let timeout = timeout.max(MIN_TIMEOUT);
-        let client = redis::cluster::ClusterClient::builder(nodes)
-            .connection_timeout(timeout)
-            .response_timeout(timeout)
-            .retries(2)
-            .build()
-            .map_err(|e| StoreError::Config {
-                server: label.clone(),
-                reason: e.to_string(),
-            })?;
-        let mut con = client
-            .get_async_connection()
-            .await
-            .map_err(|e| redis_error(&label, e, timeout, "while connecting"))?;
+        let (mut con, label) = cluster_connection(target, timeout).await?;
         phase.set(Phase::COMMAND);
         let value = redis::cmd("GET")
             .arg(key)
@@ -255,6 +282,12 @@ pub(super) async fn read_cluster(
             return Ok(None);
         };
         phase.set(Phase::INFO);
+        let ttl = redis::cmd("PTTL")
+            .arg(key)
+            .query_async::<i64>(&mut con)
+            .await
+            .ok()
+            .and_then(pttl);
         let slot = cluster_slot(key);
         let owner = redis::cmd("CLUSTER")
             .arg("SLOTS")
@@ -263,9 +296,79 @@ pub(super) async fn read_cluster(
             .ok()
             .and_then(|slots| slot_owner(&slots, slot))
             .unwrap_or_else(|| format!("{label} (slot {slot})"));
-        Ok(Some((owner, value)))
+        Ok(Some((owner, value, ttl)))
     };
     within(&label, timeout, &phase, fut).await
+}
+
+/// Deletes `key` from a Redis Cluster; whether it was there.
+pub(super) async fn delete_cluster(
+    target: &StoreTarget,
+    key: &[u8],
+    timeout: Duration,
+) -> Result<bool, StoreError> {
+    let label = cluster_label(target);
+    let phase = Phase::default();
+    let fut = async {
+        let (mut con, label) = cluster_connection(target, timeout).await?;
+        phase.set(Phase::COMMAND);
+        del(&mut con, key, &label, timeout).await
+    };
+    within(&label, timeout, &phase, fut).await
+}
+
+/// Reads `key` and its remaining time to live from one Redis server.
+pub(super) async fn inspect_redis(
+    target: &StoreTarget,
+    addr: &StoreAddr,
+    key: &[u8],
+    timeout: Duration,
+    phase: &Phase,
+) -> Result<Option<(Vec<u8>, Option<Duration>)>, StoreError> {
+    let mut con = redis_connect(target, addr, timeout).await?;
+    phase.set(Phase::COMMAND);
+    let (value, ttl): (Option<Vec<u8>>, i64) = redis::pipe()
+        .cmd("GET")
+        .arg(key)
+        .cmd("PTTL")
+        .arg(key)
+        .query_async(&mut con)
+        .await
+        .map_err(|e| redis_error(&addr.to_string(), e, timeout, "to GET"))?;
+    Ok(value.map(|v| (v, pttl(ttl))))
+}
+
+/// Deletes `key` from one Redis server; whether it was there.
+pub(super) async fn delete_redis(
+    target: &StoreTarget,
+    addr: &StoreAddr,
+    key: &[u8],
+    timeout: Duration,
+    phase: &Phase,
+) -> Result<bool, StoreError> {
+    let mut con = redis_connect(target, addr, timeout).await?;
+    phase.set(Phase::COMMAND);
+    del(&mut con, key, &addr.to_string(), timeout).await
+}
+
+/// `DEL key` on a server or a cluster connection: whether it was there.
+async fn del(
+    con: &mut impl redis::aio::ConnectionLike,
+    key: &[u8],
+    server: &str,
+    timeout: Duration,
+) -> Result<bool, StoreError> {
+    redis::cmd("DEL")
+        .arg(key)
+        .query_async::<i64>(con)
+        .await
+        .map(|n| n > 0)
+        .map_err(|e| redis_error(server, e, timeout, "to DEL"))
+}
+
+/// `PTTL`'s answer as a duration: `None` for no expiry (-1) or no key (-2).
+fn pttl(ms: i64) -> Option<Duration> {
+    u64::try_from(ms).ok().map(Duration::from_millis)
 }
 
 /// The Redis Cluster slot of `key` (CRC16/XMODEM of the key or of its
