@@ -1,0 +1,155 @@
+//! A client socket that tells its connection's [`ConnActivity`] when bytes
+//! come in, for the head timer (see `http::activity`), and whether the
+//! connection opened with the HTTP/2 preface.
+//!
+//! Nothing is parsed or buffered here: reads and writes go straight to the
+//! socket; the wrapper only looks at the bytes a read returned.
+
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+
+use crate::http::activity::{ConnActivity, ms_since};
+
+/// What a connection opens with on HTTP/2 with prior knowledge (RFC 9113 §3.4).
+const H2_PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// A client socket whose reads are reported to its activity.
+pub struct Watched {
+    inner: TcpStream,
+    activity: Arc<ConnActivity>,
+    epoch: Instant,
+    /// How many bytes of the connection matched the HTTP/2 preface so far;
+    /// `None` once the question is settled.
+    preface_seen: Option<usize>,
+}
+
+impl Watched {
+    pub fn new(inner: TcpStream, activity: Arc<ConnActivity>, epoch: Instant) -> Watched {
+        Watched {
+            inner,
+            activity,
+            epoch,
+            preface_seen: Some(0),
+        }
+    }
+
+    fn saw(&mut self, bytes: &[u8]) {
+        if let Some(seen) = self.preface_seen {
+            let want = &H2_PREFACE[seen..];
+            let n = want.len().min(bytes.len());
+            if bytes[..n] != want[..n] {
+                self.preface_seen = None; // HTTP/1
+            } else if seen + n == H2_PREFACE.len() {
+                self.preface_seen = None;
+                self.activity.set_multiplexed();
+                return;
+            } else {
+                self.preface_seen = Some(seen + n);
+            }
+        }
+        self.activity.saw_head_bytes(ms_since(self.epoch));
+    }
+}
+
+impl AsyncRead for Watched {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut this.inner).poll_read(cx, buf);
+        if let Poll::Ready(Ok(())) = polled {
+            let new = &buf.filled()[before..];
+            if !new.is_empty() {
+                // A copy of at most the preface's length, to end the borrow.
+                let mut head = [0u8; H2_PREFACE.len()];
+                let n = new.len().min(head.len());
+                head[..n].copy_from_slice(&new[..n]);
+                this.saw(&head[..n]);
+            }
+        }
+        polled
+    }
+}
+
+impl AsyncWrite for Watched {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// A connected pair: the client end and the wrapped server end.
+    async fn pair() -> (TcpStream, Watched, Arc<ConnActivity>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (server, _) = listener.accept().await.unwrap();
+        let activity = Arc::new(ConnActivity::new());
+        let watched = Watched::new(server, Arc::clone(&activity), Instant::now());
+        (client, watched, activity)
+    }
+
+    async fn read_all(w: &mut Watched, n: usize) {
+        let mut buf = vec![0u8; n];
+        w.read_exact(&mut buf).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn the_http2_preface_is_recognised_even_in_pieces() {
+        let (mut client, mut server, activity) = pair().await;
+        client.write_all(&H2_PREFACE[..5]).await.unwrap();
+        read_all(&mut server, 5).await;
+        assert_eq!(server.preface_seen, Some(5));
+        client.write_all(&H2_PREFACE[5..]).await.unwrap();
+        read_all(&mut server, 19).await;
+        assert_eq!(server.preface_seen, None);
+        assert!(activity.is_multiplexed());
+    }
+
+    #[tokio::test]
+    async fn http1_is_settled_at_the_first_differing_byte() {
+        let (mut client, mut server, activity) = pair().await;
+        client.write_all(b"GET / HTTP/1.1\r\n").await.unwrap();
+        read_all(&mut server, 16).await;
+        assert_eq!(server.preface_seen, None);
+        assert!(!activity.is_multiplexed());
+    }
+}
