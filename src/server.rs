@@ -36,6 +36,11 @@ mod watched;
 pub use per_client::{PerClient, client_key};
 use watched::Watched;
 
+/// Streams one HTTP/2 connection may have open, nginx's
+/// `http2_max_concurrent_streams` default (hyper's is 200): each may hold
+/// up to `body_buffer_size` of a body in memory while it is read.
+const H2_MAX_CONCURRENT_STREAMS: u32 = 128;
+
 /// Listen backlog, as nginx's default on Linux (511) rounded up.
 const LISTEN_BACKLOG: i32 = 1024;
 
@@ -103,6 +108,7 @@ impl HttpServer {
             .http2()
             .timer(TokioTimer::new())
             .max_header_list_size(limits.head.h2_max_header_list_size())
+            .max_concurrent_streams(H2_MAX_CONCURRENT_STREAMS)
             .keep_alive_interval(Some(Duration::from_secs(30)))
             .keep_alive_timeout(Duration::from_secs(20));
         HttpServer {
