@@ -20,7 +20,7 @@ use crate::config::Config;
 use crate::fastcgi::exchange::ExchangeTimeouts;
 use crate::health::liveness::LivenessProbe;
 use crate::health::runner::{LivenessSettings, SessionLoop, run_liveness};
-use crate::http::body::BodyLimits;
+use crate::http::body::{BODY_MEMORY, BodyLimits, BodyMemory};
 use crate::http::handler::Proxy;
 use crate::http::limits::HeadLimits;
 use crate::http::params::Site;
@@ -73,6 +73,7 @@ pub fn build_proxy(
             buffering: config.request_buffering,
             timeout: config.timeouts.client_body,
         },
+        body_memory: BodyMemory::new(BODY_MEMORY),
         head: head_limits(config),
         timeouts: ExchangeTimeouts {
             send: config.timeouts.send,
@@ -283,11 +284,14 @@ impl Daemon {
             }
         }
         self.upstream.replace(set);
-        let proxy = build_proxy(
+        let mut proxy = build_proxy(
             &config,
             Arc::clone(&self.upstream),
             Arc::clone(&self.session_cookie),
         );
+        // One budget across reloads: bodies read under the old settings
+        // still hold their share of it.
+        proxy.body_memory = self.proxy.load().body_memory.clone();
         self.proxy.store(Arc::new(proxy));
         for (addr, listener) in bound {
             self.serve_listener(addr, listener);

@@ -478,8 +478,14 @@ mod tests {
             buffering: false,
             timeout: std::time::Duration::from_secs(60),
         };
+        let memory = body::BodyMemory::new(body::BODY_MEMORY);
         let prepare = |data: &'static [u8], declared: Option<u64>| {
-            body::prepare(Full::new(Bytes::from_static(data)), declared, limits)
+            body::prepare(
+                Full::new(Bytes::from_static(data)),
+                declared,
+                limits,
+                &memory,
+            )
         };
         let none = prepare(b"", Some(0)).await.unwrap();
         let small = prepare(b"abc", Some(3)).await.unwrap();

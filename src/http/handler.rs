@@ -15,7 +15,7 @@ use tokio::time::Instant;
 use crate::fastcgi::exchange::{ExchangeError, ExchangeTimeouts, encode_request_head};
 use crate::fastcgi::params::ParamList;
 use crate::http::activity::InFlight;
-use crate::http::body::{self, AsyncChunk, BodyLimits, FileSendError, RequestBody};
+use crate::http::body::{self, AsyncChunk, BodyLimits, BodyMemory, FileSendError, RequestBody};
 use crate::http::error::{
     BackendError, ClientError, FailedAttempt, Next, ProxyError, after_failure,
 };
@@ -35,6 +35,8 @@ pub struct Proxy {
     pub site: Site,
     pub upstream: Arc<Upstream>,
     pub limits: BodyLimits,
+    /// What request bodies may hold in memory, all requests together.
+    pub body_memory: BodyMemory,
     pub head: HeadLimits,
     pub timeouts: ExchangeTimeouts,
     pub access_log: bool,
@@ -169,7 +171,7 @@ impl Proxy {
                 Route::BadRequest(why) => return Err(ClientError::BadPath(why).into()),
             };
         let declared = body::declared_length(&parts.headers)?;
-        let mut body = body::prepare(body, declared, self.limits).await?;
+        let mut body = body::prepare(body, declared, self.limits, &self.body_memory).await?;
         let params = params::build_params(
             parts,
             &script_name,
