@@ -99,6 +99,7 @@ pub fn client_limits(config: &Config) -> ClientLimits {
     ClientLimits {
         header_timeout: config.timeouts.client_header,
         idle_timeout: config.timeouts.client_idle,
+        send_timeout: config.timeouts.client_send,
         max_connections: config.max_connections,
         per_client: config.max_connections_per_client,
         head: head_limits(config),
@@ -310,7 +311,7 @@ impl Daemon {
         }
         if client_limits(&config) != client_limits(&self.config) {
             tracing::warn!(
-                "timeouts.client_header, timeouts.client_idle, max_connections, \
+                "timeouts.client_header, timeouts.client_idle, timeouts.client_send, max_connections, \
                  max_connections_per_client and hyper's head buffers take effect at restart only"
             );
         }

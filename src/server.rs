@@ -53,6 +53,8 @@ pub struct ClientLimits {
     /// Longest idle time of a connection with no request in flight and no
     /// head coming (nginx keepalive_timeout).
     pub idle_timeout: Duration,
+    /// Longest a client may take nothing of its response (nginx send_timeout).
+    pub send_timeout: Duration,
     /// Client connections open at once; beyond it, accepting waits (the
     /// kernel's backlog holds the rest).
     pub max_connections: usize,
@@ -191,7 +193,13 @@ impl HttpServer {
             let in_flight = InFlight::begin(&svc_activity, epoch);
             async move { Ok::<_, Infallible>(proxy.handle(req, info, Some(in_flight)).await) }
         });
-        let io = Watched::new(stream, Arc::clone(&activity), epoch);
+        let io = Watched::new(
+            stream,
+            remote,
+            Arc::clone(&activity),
+            epoch,
+            self.limits.send_timeout,
+        );
         let conn = self.builder.serve_connection(TokioIo::new(io), service);
         let mut conn = std::pin::pin!(conn);
         let mut closing = false;

@@ -665,6 +665,43 @@ async fn half_sent_heads_are_closed_and_idle_keep_alive_is_not() {
     assert_eq!(status_of(&String::from_utf8_lossy(&buf[..n])), Some(404));
 }
 
+/// A client that asks for a large response and reads none of it holds the
+/// php-fpm worker that writes it until `timeouts.client_send`; then fpmlb
+/// closes the connection, the worker is free, and nothing counts against
+/// the backend. With one worker per pool and two such clients, a GET
+/// waits for a worker and gets one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_reads_nothing_is_cut_off_and_frees_the_worker() {
+    let net = nets::HOSTILE_SLOW_READER;
+    let cluster = Cluster::start(net, &["--nodes", "2", "--children", "1"]);
+    let lb = start(&cluster, "timeouts:\n  client_send: 2s\n  queue: 25s\n", 1);
+    let mut readers = Vec::new();
+    for _ in 0..2 {
+        let mut s = connect(lb.addr, None).await;
+        s.write_all(b"GET /big.php?bytes=67108864 HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        readers.push(s);
+    }
+    // Both workers are writing to clients that do not read: this waits
+    // for one of them to be cut off.
+    let r = get(&client(false), &lb.url("/index.php")).await.unwrap();
+    assert_eq!(r.status, 200, "{}", r.text());
+    let deadline = std::time::Instant::now() + BOUND;
+    let cut = || {
+        lb.log_text()
+            .lines()
+            .filter(|l| l.contains("(timeouts.client_send): connection closed"))
+            .count()
+    };
+    while cut() < 2 {
+        assert!(std::time::Instant::now() < deadline, "{}", lb.log_text());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_every_backend_serves(&cluster, &lb).await;
+    drop(readers);
+}
+
 /// One address cannot take the global cap: with `max_connections: 20`
 /// and `max_connections_per_client: 5`, 30 connections from one address
 /// leave 25 closed at once, and another address is served.

@@ -39,6 +39,19 @@ pub const MAX_HEADER_SIZE: usize = 32 * 1024;
 /// `HTTP_`, the prefix and a `document_root` in front of the path in SCRIPT_FILENAME.
 pub const MAX_LINE_LIMIT: usize = 60 * 1024;
 
+/// Longest `document_root`: PATH_MAX on Linux. With a path of at most `MAX_LINE_LIMIT`,
+/// SCRIPT_FILENAME then fits one PARAMS record.
+pub const MAX_DOCUMENT_ROOT: usize = 4096;
+
+/// Longest name + value of one entry of `params`: what one PARAMS record holds (65,535
+/// bytes) less its 8-byte length prefix. `fastcgi::params::MAX_PAIR_LEN` is the same number;
+/// config cannot use fastcgi (they sit on one level), so it is repeated here.
+pub const MAX_PARAM_LEN: usize = 65_535 - 8;
+
+/// Largest `max_connections` accepted: far above what file descriptors allow, and below
+/// what a semaphore can count.
+pub const MAX_CONNECTIONS_LIMIT: usize = 1 << 20;
+
 /// Largest `max_header_size` accepted: hyper buffers a head whole before parsing it.
 pub const MAX_HEADER_SIZE_LIMIT: usize = 1024 * 1024;
 
@@ -101,6 +114,9 @@ pub const CLIENT_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 /// `timeouts.client_body`: nginx's `client_body_timeout` default, between two reads of a
 /// request body (408 beyond).
 pub const CLIENT_BODY_TIMEOUT: Duration = Duration::from_secs(60);
+/// `timeouts.client_send`: nginx's `send_timeout` default: a client that takes none of its
+/// response for this long is disconnected.
+pub const CLIENT_SEND_TIMEOUT: Duration = Duration::from_secs(60);
 /// `timeouts.client_idle`: nginx's `keepalive_timeout` default.
 pub const CLIENT_IDLE_TIMEOUT: Duration = Duration::from_secs(75);
 /// `timeouts.shutdown_grace`: 30 seconds for in-flight requests on shutdown, the common
@@ -201,6 +217,8 @@ timeouts:
   client_header: 10s
   # Between two reads of a request body (nginx client_body_timeout); 408 beyond.
   client_body: 60s
+  # A client that takes none of its response for this long is disconnected (nginx send_timeout).
+  client_send: 60s
   # Idle client keep-alive connections are closed after this (nginx keepalive_timeout).
   client_idle: 75s
   # Time in-flight requests get to finish on shutdown.
@@ -272,6 +290,7 @@ impl Default for super::Timeouts {
             idle: IDLE_TIMEOUT,
             client_header: CLIENT_HEADER_TIMEOUT,
             client_body: CLIENT_BODY_TIMEOUT,
+            client_send: CLIENT_SEND_TIMEOUT,
             client_idle: CLIENT_IDLE_TIMEOUT,
             shutdown_grace: SHUTDOWN_GRACE,
         }

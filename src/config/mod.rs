@@ -59,7 +59,7 @@ pub struct Config {
     pub max_header_line: usize,
     /// Largest request head in bytes (431 beyond); at least either line limit, at most 1m.
     pub max_header_size: usize,
-    /// Client connections open at once (>= 1).
+    /// Client connections open at once (`1..=2^20`).
     pub max_connections: usize,
     /// Connections one client address (IPv6: one /64) may hold; `0` is no cap.
     pub max_connections_per_client: usize,
@@ -123,6 +123,8 @@ pub struct Timeouts {
     pub client_header: Duration,
     /// Between two reads of a request body (nginx `client_body_timeout`).
     pub client_body: Duration,
+    /// Longest a client may take none of its response (nginx `send_timeout`).
+    pub client_send: Duration,
     /// Idle client keep-alive connections are closed after this (nginx `keepalive_timeout`).
     pub client_idle: Duration,
     /// Time in-flight requests get to finish on shutdown; may be zero.

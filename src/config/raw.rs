@@ -55,6 +55,7 @@ pub(super) struct RawTimeouts {
     pub idle: Option<String>,
     pub client_header: Option<String>,
     pub client_body: Option<String>,
+    pub client_send: Option<String>,
     pub client_idle: Option<String>,
     pub shutdown_grace: Option<String>,
 }

@@ -228,6 +228,7 @@ fn default_config_lists_every_key() {
         "timeouts.idle",
         "timeouts.client_header",
         "timeouts.client_body",
+        "timeouts.client_send",
         "timeouts.client_idle",
         "timeouts.shutdown_grace",
         "log.level",
@@ -296,6 +297,7 @@ fn every_default() {
             idle: Duration::from_secs(5),
             client_header: Duration::from_secs(10),
             client_body: Duration::from_secs(60),
+            client_send: Duration::from_secs(60),
             client_idle: Duration::from_secs(75),
             shutdown_grace: Duration::from_secs(30),
         }
@@ -386,7 +388,7 @@ fn all_keys_set() {
         "queue_size: 0",
         "resolve_interval: 5m",
         "timeouts: {connect: 250ms, send: 1, read: 2m30s, queue: 3s, idle: 4s,",
-        "  client_header: 5s, client_body: 7s, client_idle: 6s, shutdown_grace: 0}",
+        "  client_header: 5s, client_body: 7s, client_send: 8s, client_idle: 6s, shutdown_grace: 0}",
         "log: {level: \"info,fpmlb=debug\", format: json, access_log: off}",
         "backends:",
         "- name: a",
@@ -445,6 +447,7 @@ fn all_keys_set() {
             idle: Duration::from_secs(4),
             client_header: Duration::from_secs(5),
             client_body: Duration::from_secs(7),
+            client_send: Duration::from_secs(8),
             client_idle: Duration::from_secs(6),
             shutdown_grace: Duration::ZERO,
         }
@@ -697,6 +700,7 @@ fn zero_durations_are_rejected_where_meaningless() {
         "  client_idle: 0",
         "  shutdown_grace: 0",
         "  client_body: 0",
+        "  client_send: 0",
         "health:",
         "  interval: 0",
         "  timeout: 0",
@@ -713,9 +717,10 @@ fn zero_durations_are_rejected_where_meaningless() {
             ("timeouts.client_header", Some(12)),
             ("timeouts.client_idle", Some(13)),
             ("timeouts.client_body", Some(15)),
-            ("health.interval", Some(17)),
-            ("health.timeout", Some(18)),
-            ("health.session_interval", Some(19)),
+            ("timeouts.client_send", Some(16)),
+            ("health.interval", Some(18)),
+            ("health.timeout", Some(19)),
+            ("health.session_interval", Some(20)),
         ]
     );
 }
@@ -1070,7 +1075,23 @@ fn head_limits_keep_every_param_in_one_record() {
         &with(&["max_connections: 0"]),
         "max_connections",
         Some(6),
-        "at least 1",
+        "must be 1 to 1048576",
+    );
+    single_error(
+        &with(&[&format!("params: {{BIG: {}}}", "x".repeat(65_530))]),
+        "params.BIG",
+        Some(6),
+        "must fit one FastCGI record",
+    );
+    single_error(
+        &text(&[
+            "listen: \":80\"",
+            &format!("document_root: /{}", "d".repeat(4096)),
+            "backends: [{name: a, address: \"127.0.0.1:9000\"}]",
+        ]),
+        "document_root",
+        Some(2),
+        "at most 4096 bytes",
     );
     let c = ok(&with(&[
         "max_request_line: 60k",

@@ -57,8 +57,11 @@ pub(super) fn validate(raw: RawConfig, index: &KeyIndex) -> Result<Config, Confi
             d::MAX_HEADER_SIZE_LIMIT,
         ),
         max_connections: match raw.max_connections {
-            Some(0) => {
-                v.error("max_connections", "must be at least 1");
+            Some(n) if !(1..=d::MAX_CONNECTIONS_LIMIT).contains(&n) => {
+                v.error(
+                    "max_connections",
+                    format!("must be 1 to {}, got {n}", d::MAX_CONNECTIONS_LIMIT),
+                );
                 d::MAX_CONNECTIONS
             }
             n => n.unwrap_or(d::MAX_CONNECTIONS),
@@ -276,6 +279,11 @@ impl Validator<'_> {
             );
         } else if root.contains('\0') {
             self.error("document_root", "must not contain a NUL byte");
+        } else if root.len() > d::MAX_DOCUMENT_ROOT {
+            self.error(
+                "document_root",
+                format!("must be at most {} bytes long", d::MAX_DOCUMENT_ROOT),
+            );
         }
         match root.trim_end_matches('/') {
             "" => "/".to_owned(),
@@ -334,6 +342,15 @@ impl Validator<'_> {
             if value.contains('\0') {
                 self.error(&key, "value must not contain a NUL byte");
             }
+            if name.len() + value.len() > d::MAX_PARAM_LEN {
+                self.error(
+                    &key,
+                    format!(
+                        "name and value must fit one FastCGI record: {} bytes at most",
+                        d::MAX_PARAM_LEN
+                    ),
+                );
+            }
         }
         params
     }
@@ -358,6 +375,12 @@ impl Validator<'_> {
                 "client_body",
                 raw.client_body,
                 d::CLIENT_BODY_TIMEOUT,
+                Zero::Invalid,
+            ),
+            client_send: t(
+                "client_send",
+                raw.client_send,
+                d::CLIENT_SEND_TIMEOUT,
                 Zero::Invalid,
             ),
             client_idle: t(

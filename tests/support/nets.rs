@@ -130,6 +130,7 @@ nets! {
     /// Admin API on .1:9180.
     HOSTILE_ADMIN = 177;
     HOSTILE_STREAMING = 178;
+    HOSTILE_SLOW_READER = 179;
 }
 
 /// Two entries of the table on one network do not compile.
