@@ -73,7 +73,7 @@ pub fn check(method: &Method, headers: &HeaderMap, hosts: &[String]) -> Result<(
         return Err(refuse(
             StatusCode::FORBIDDEN,
             format!(
-                "cross-site request (Sec-Fetch-Site: {})",
+                "cross-site request (Sec-Fetch-Site: {:?})",
                 String::from_utf8_lossy(site.as_bytes())
             ),
         ));
@@ -88,7 +88,7 @@ pub fn check(method: &Method, headers: &HeaderMap, hosts: &[String]) -> Result<(
             return Err(refuse(
                 StatusCode::FORBIDDEN,
                 format!(
-                    "cross-site request (Origin: {})",
+                    "cross-site request (Origin: {:?})",
                     String::from_utf8_lossy(origin.as_bytes())
                 ),
             ));
