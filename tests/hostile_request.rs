@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
-use support::{Cluster, Fpmlb, Net, client, get, nets};
+use support::{Cluster, Fpmlb, client, get, nets, start_alone};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -49,19 +49,6 @@ fn start(cluster: &Cluster, extra: &str, max_conns: u32) -> Fpmlb {
         backends(cluster, max_conns)
     );
     Fpmlb::start(&cluster.dir, addr, &yaml)
-}
-
-/// fpmlb alone, in front of a backend address where nothing listens: for
-/// what it must refuse or answer itself.
-fn start_alone(net: Net, extra: &str) -> Fpmlb {
-    let dir = support::state_dir(net);
-    let addr = net.addr(1, 8080);
-    let yaml = format!(
-        "{}{extra}backends:\n  - name: nowhere\n    address: \"{}\"\n",
-        support::base_yaml(addr, "/var/www"),
-        net.addr(2, 9)
-    );
-    Fpmlb::start(&dir, addr, &yaml)
 }
 
 /// How many times ran.php ran with `tag`, on all nodes together.

@@ -33,6 +33,17 @@ fn refuse(status: StatusCode, reason: impl Into<String>) -> Refusal {
     }
 }
 
+/// 403 for a request a browser marked as cross-site with `header: value`.
+fn cross_site(header: &str, value: &http::HeaderValue) -> Refusal {
+    refuse(
+        StatusCode::FORBIDDEN,
+        format!(
+            "cross-site request ({header}: {:?})",
+            String::from_utf8_lossy(value.as_bytes())
+        ),
+    )
+}
+
 /// Whether `host` (lower case, no port) is one the admin API answers to.
 fn known_host(host: &str, hosts: &[String]) -> bool {
     let literal = host.strip_prefix('[').and_then(|h| h.strip_suffix(']'));
@@ -70,13 +81,7 @@ pub fn check(method: &Method, headers: &HeaderMap, hosts: &[String]) -> Result<(
     if let Some(site) = headers.get("sec-fetch-site")
         && !matches!(site.as_bytes(), b"same-origin" | b"none")
     {
-        return Err(refuse(
-            StatusCode::FORBIDDEN,
-            format!(
-                "cross-site request (Sec-Fetch-Site: {:?})",
-                String::from_utf8_lossy(site.as_bytes())
-            ),
-        ));
+        return Err(cross_site("Sec-Fetch-Site", site));
     }
     if let Some(origin) = headers.get(ORIGIN) {
         let same = origin
@@ -85,13 +90,7 @@ pub fn check(method: &Method, headers: &HeaderMap, hosts: &[String]) -> Result<(
             .zip(host)
             .is_some_and(|(o, h)| o.eq_ignore_ascii_case(h));
         if !same {
-            return Err(refuse(
-                StatusCode::FORBIDDEN,
-                format!(
-                    "cross-site request (Origin: {:?})",
-                    String::from_utf8_lossy(origin.as_bytes())
-                ),
-            ));
+            return Err(cross_site("Origin", origin));
         }
     }
     if let Some(ct) = headers.get(CONTENT_TYPE) {
