@@ -6,10 +6,9 @@
 //! Who holds what: each accepted connection holds one permit of the
 //! connection semaphore and one slot of its client address until it
 //! closes, and is tracked by the `TaskTracker`; shutdown is carried by a
-//! `CancellationToken`. On shutdown
-//! the accept loops stop, every connection is asked to finish gracefully
-//! (HTTP/1.1: after the response in flight; HTTP/2: GOAWAY), and the server
-//! waits up to `shutdown_grace` for them.
+//! `CancellationToken`. On shutdown the accept loops stop, every connection
+//! is asked to finish gracefully (HTTP/1.1: after the response in flight;
+//! HTTP/2: GOAWAY), and the server waits up to `shutdown_grace` for them.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
