@@ -20,11 +20,12 @@ use crate::config::{Config, Listener, TlsConfig};
 use crate::fastcgi::exchange::ExchangeTimeouts;
 use crate::health::liveness::LivenessProbe;
 use crate::health::runner::{LivenessSettings, SessionLoop, run_liveness};
-use crate::http::body::BodyLimits;
+use crate::http::body::{BODY_MEMORY, BodyLimits, BodyMemory};
 use crate::http::edge::Edge;
 use crate::http::handler::Proxy;
+use crate::http::limits::HeadLimits;
 use crate::http::params::Site;
-use crate::server::{self, ClientTimeouts, HttpServer};
+use crate::server::{self, ClientLimits, HttpServer};
 use crate::session::cookie::SiteOrigin;
 use crate::session::probe::Probe;
 use crate::session::round_trip::SessionChecker;
@@ -77,7 +78,11 @@ pub fn build_proxy(
         limits: BodyLimits {
             max_body_size: config.max_body_size,
             buffer_size: config.body_buffer_size,
+            buffering: config.request_buffering,
+            timeout: config.timeouts.client_body,
         },
+        body_memory: BodyMemory::new(BODY_MEMORY),
+        head: head_limits(config),
         timeouts: ExchangeTimeouts {
             send: config.timeouts.send,
             read: config.timeouts.read,
@@ -94,6 +99,27 @@ pub fn build_proxy(
             https_port: config.listen.iter().find(|l| l.tls).map(|l| l.addr.port()),
             http01,
         },
+    }
+}
+
+/// The request head limits of the config.
+pub fn head_limits(config: &Config) -> HeadLimits {
+    HeadLimits {
+        request_line: config.max_request_line,
+        header_line: config.max_header_line,
+        total: config.max_header_size,
+    }
+}
+
+/// What the accept loops and connections enforce, from the config.
+pub fn client_limits(config: &Config) -> ClientLimits {
+    ClientLimits {
+        header_timeout: config.timeouts.client_header,
+        idle_timeout: config.timeouts.client_idle,
+        send_timeout: config.timeouts.client_send,
+        max_connections: config.max_connections,
+        per_client: config.max_connections_per_client,
+        head: head_limits(config),
     }
 }
 
@@ -164,13 +190,9 @@ pub async fn run(config: Config, config_path: PathBuf) -> Result<(), DaemonError
         None => None,
     };
     let shutdown = CancellationToken::new();
-    let timeouts = ClientTimeouts {
-        header: config.timeouts.client_header,
-        idle: config.timeouts.client_idle,
-    };
     let http = Arc::new(HttpServer::new(
         Arc::clone(&proxy),
-        timeouts,
+        client_limits(&config),
         shutdown.clone(),
     ));
     http.tls.store(tls_config);
@@ -216,6 +238,7 @@ pub async fn run(config: Config, config_path: PathBuf) -> Result<(), DaemonError
             upstream: Arc::clone(&daemon.upstream),
             latest_report: Arc::clone(&daemon.latest_report),
             token: daemon.config.admin.token.clone(),
+            hosts: daemon.config.admin.hosts.clone(),
             started,
         });
         tokio::spawn(admin::serve(listener, state, daemon.shutdown.clone()));
@@ -376,12 +399,15 @@ impl Daemon {
             _ => None,
         };
         self.upstream.replace(set);
-        let proxy = build_proxy(
+        let mut proxy = build_proxy(
             &config,
             Arc::clone(&self.upstream),
             Arc::clone(&self.session_cookie),
             Arc::clone(&self.http01),
         );
+        // One budget across reloads: bodies read under the old settings
+        // still hold their share of it.
+        proxy.body_memory = self.proxy.load().body_memory.clone();
         self.proxy.store(Arc::new(proxy));
         match tls {
             Some((files, server_config)) => {
@@ -424,15 +450,14 @@ impl Daemon {
                 tracing::info!(%addr, "listener removed; its open connections finish");
             }
         }
-        if config.timeouts.client_header != self.config.timeouts.client_header
-            || config.timeouts.client_idle != self.config.timeouts.client_idle
-        {
+        if client_limits(&config) != client_limits(&self.config) {
             tracing::warn!(
-                "timeouts.client_header and timeouts.client_idle take effect at restart only"
+                "timeouts.client_header, timeouts.client_idle, timeouts.client_send, max_connections, \
+                 max_connections_per_client and hyper's head buffers take effect at restart only"
             );
         }
         if config.admin != self.config.admin {
-            tracing::warn!("admin.listen and admin.token take effect at restart only");
+            tracing::warn!("admin.listen, admin.token and admin.hosts take effect at restart only");
         }
         self.config = config;
         self.start_watcher();

@@ -1,6 +1,7 @@
 //! The listening side: accept loops, per-connection HTTP (1.1 and 2 on the
-//! same port, by hyper-util's auto builder), connection limits, idle timers
-//! and graceful shutdown.
+//! same port, by hyper-util's auto builder), connection limits (a global
+//! cap, and a cap per client address in `per_client`), the head and idle
+//! timers, and graceful shutdown.
 //!
 //! A connection goes TCP -> PROXY header (`proxy_protocol` listeners,
 //! `proxy_protocol.rs`) -> TLS handshake (`tls` listeners, certificates from
@@ -10,11 +11,11 @@
 //! on the handshake is bounded in time and counted like any connection.
 //!
 //! Who holds what: each accepted connection holds one permit of the
-//! connection semaphore until it closes, and is tracked by the
-//! `TaskTracker`; shutdown is carried by a `CancellationToken`. On shutdown
-//! the accept loops stop, every connection is asked to finish gracefully
-//! (HTTP/1.1: after the response in flight; HTTP/2: GOAWAY), and the server
-//! waits up to `shutdown_grace` for them.
+//! connection semaphore and one slot of its client address until it
+//! closes, and is tracked by the `TaskTracker`; shutdown is carried by a
+//! `CancellationToken`. On shutdown the accept loops stop, every connection
+//! is asked to finish gracefully (HTTP/1.1: after the response in flight;
+//! HTTP/2: GOAWAY), and the server waits up to `shutdown_grace` for them.
 
 mod proxy_protocol;
 
@@ -35,28 +36,45 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::{Listener, RealIpConfig};
-use crate::http::activity::{ConnActivity, InFlight, idle_expired};
+use crate::http::activity::{ConnActivity, InFlight, head_expired, idle_expired};
 use crate::http::handler::Proxy;
+use crate::http::limits::HeadLimits;
 use crate::http::params::{ConnInfo, TlsInfo};
 use crate::tls::ACME_TLS_ALPN;
 use proxy_protocol::{ClientStream, Proxied};
 
-/// Most client connections open at once; beyond it, accepting waits (the
-/// kernel's backlog holds the rest). Far above what php-fpm pools behind one
-/// balancer can serve, low enough to keep file descriptors in check.
-const MAX_CLIENT_CONNECTIONS: usize = 16 * 1024;
+mod per_client;
+mod watched;
+
+pub use per_client::{PerClient, client_key};
+use watched::Watched;
+
+/// Streams one HTTP/2 connection may have open, nginx's
+/// `http2_max_concurrent_streams` default (hyper's is 200): each may hold
+/// up to `body_buffer_size` of a body in memory while it is read.
+const H2_MAX_CONCURRENT_STREAMS: u32 = 128;
 
 /// Listen backlog, as nginx's default on Linux (511) rounded up.
 const LISTEN_BACKLOG: i32 = 1024;
 
-/// Client-side timeouts.
-#[derive(Debug, Clone, Copy)]
-pub struct ClientTimeouts {
-    /// Longest wait for a request head (nginx client_header_timeout).
-    pub header: Duration,
-    /// Longest idle time of a connection with no request in flight
-    /// (nginx keepalive_timeout).
-    pub idle: Duration,
+/// What the client side of the server enforces (the config's, at start).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientLimits {
+    /// From a head's first byte (or the connection's start) to its end
+    /// (HAProxy's timeout http-request).
+    pub header_timeout: Duration,
+    /// Longest idle time of a connection with no request in flight and no
+    /// head coming (nginx keepalive_timeout).
+    pub idle_timeout: Duration,
+    /// Longest a client may take nothing of its response (nginx send_timeout).
+    pub send_timeout: Duration,
+    /// Client connections open at once; beyond it, accepting waits (the
+    /// kernel's backlog holds the rest).
+    pub max_connections: usize,
+    /// Connections one client address may hold (0: no cap).
+    pub per_client: usize,
+    /// hyper's head buffers follow the request head limits.
+    pub head: HeadLimits,
 }
 
 /// Binds a listening socket with SO_REUSEADDR (restarts do not wait for
@@ -77,7 +95,7 @@ pub fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
 /// The HTTP side of the server: serves `proxy` on listeners until `shutdown`.
 pub struct HttpServer {
     pub proxy: Arc<arc_swap::ArcSwap<Proxy>>,
-    pub timeouts: ClientTimeouts,
+    pub limits: ClientLimits,
     pub shutdown: CancellationToken,
     pub tracker: TaskTracker,
     /// The rustls config of TLS listeners; `None` while no TLS is configured.
@@ -85,6 +103,7 @@ pub struct HttpServer {
     /// Which peers may send PROXY headers (`real_ip.trusted_proxies`).
     pub real_ip: ArcSwap<RealIpConfig>,
     permits: Arc<Semaphore>,
+    per_client: Arc<PerClient>,
     builder: Arc<auto::Builder<TokioExecutor>>,
 }
 
@@ -99,28 +118,35 @@ enum Accepted {
 impl HttpServer {
     pub fn new(
         proxy: Arc<arc_swap::ArcSwap<Proxy>>,
-        timeouts: ClientTimeouts,
+        limits: ClientLimits,
         shutdown: CancellationToken,
     ) -> HttpServer {
         let mut builder = auto::Builder::new(TokioExecutor::new());
+        // hyper's header timer runs from the end of the previous response,
+        // so it would cut kept-alive connections at client_header: the head
+        // timer is fpmlb's own (see http::activity).
         builder
             .http1()
             .timer(TokioTimer::new())
-            .header_read_timeout(timeouts.header)
+            .header_read_timeout(None)
+            .max_buf_size(limits.head.h1_max_buf_size())
             .keep_alive(true);
         builder
             .http2()
             .timer(TokioTimer::new())
+            .max_header_list_size(limits.head.h2_max_header_list_size())
+            .max_concurrent_streams(H2_MAX_CONCURRENT_STREAMS)
             .keep_alive_interval(Some(Duration::from_secs(30)))
             .keep_alive_timeout(Duration::from_secs(20));
         HttpServer {
             proxy,
-            timeouts,
+            limits,
             shutdown,
             tracker: TaskTracker::new(),
             tls: ArcSwapOption::empty(),
             real_ip: ArcSwap::from_pointee(RealIpConfig::default()),
-            permits: Arc::new(Semaphore::new(MAX_CLIENT_CONNECTIONS)),
+            permits: Arc::new(Semaphore::new(limits.max_connections)),
+            per_client: PerClient::new(limits.per_client),
             builder: Arc::new(builder),
         }
     }
@@ -150,10 +176,25 @@ impl HttpServer {
             };
             match accepted {
                 Ok((stream, remote)) => {
+                    let slot = match self.per_client.admit(remote.ip()) {
+                        Ok(slot) => slot,
+                        Err(at_cap) => {
+                            let key = client_key(remote.ip());
+                            let cap = self.limits.per_client;
+                            if at_cap.warn {
+                                tracing::warn!(client = %remote, address = %key, "{cap} connections open from this address (max_connections_per_client): refusing more");
+                            } else {
+                                tracing::debug!(client = %remote, "refused: max_connections_per_client");
+                            }
+                            drop(stream);
+                            continue;
+                        }
+                    };
                     let server = Arc::clone(&self);
                     let options = options.load_full();
                     self.tracker.spawn(async move {
                         server.serve_connection(stream, remote, options).await;
+                        drop(slot);
                         drop(permit);
                     });
                 }
@@ -183,7 +224,7 @@ impl HttpServer {
         };
         let mut info = ConnInfo::plain(remote, local);
         info.redirect_https = listener.redirect_https;
-        let deadline = Instant::now() + self.timeouts.header;
+        let deadline = Instant::now() + self.limits.header_timeout;
         let accepted = tokio::select! {
             _ = self.shutdown.cancelled() => return,
             r = tokio::time::timeout_at(deadline, self.handshake(stream, &listener, &mut info)) => r,
@@ -248,7 +289,7 @@ impl HttpServer {
     {
         let remote = info.client();
         let info = Arc::new(info);
-        let activity = Arc::new(ConnActivity::default());
+        let activity = Arc::new(ConnActivity::new());
         let epoch = Instant::now();
         let proxy = Arc::clone(&self.proxy);
         let svc_activity = Arc::clone(&activity);
@@ -258,14 +299,22 @@ impl HttpServer {
             let info = Arc::clone(&info);
             async move { Ok::<_, Infallible>(proxy.handle(req, &info, Some(in_flight)).await) }
         });
+        let io = Watched::new(
+            io,
+            remote,
+            Arc::clone(&activity),
+            epoch,
+            self.limits.send_timeout,
+        );
         let conn = self.builder.serve_connection(TokioIo::new(io), service);
         let mut conn = std::pin::pin!(conn);
         let mut closing = false;
+        let header_timeout = self.limits.header_timeout;
         loop {
             tokio::select! {
                 result = conn.as_mut() => {
                     if let Err(e) = result {
-                        tracing::debug!(client = %remote, "connection ended: {e}");
+                        log_connection_error(remote, e.as_ref());
                     }
                     return;
                 }
@@ -273,9 +322,15 @@ impl HttpServer {
                     closing = true;
                     conn.as_mut().graceful_shutdown();
                 }
-                _ = idle_expired(&activity, epoch, self.timeouts.idle), if !closing => {
+                _ = idle_expired(&activity, epoch, self.limits.idle_timeout), if !closing => {
                     closing = true;
                     conn.as_mut().graceful_shutdown();
+                }
+                // Not graceful: the client is in the middle of a head it
+                // does not finish. Dropping the connection closes it.
+                _ = head_expired(&activity, epoch, header_timeout) => {
+                    tracing::info!(client = %remote, "no complete request head within {header_timeout:?} (timeouts.client_header): connection closed");
+                    return;
                 }
             }
         }
@@ -311,5 +366,20 @@ impl HandshakeError {
                 tracing::debug!(%client, %listener, "TLS handshake failed: {e}");
             }
         }
+    }
+}
+
+/// A connection that hyper ended with an error: a head hyper refused
+/// (it answered 400 or 431 itself) is the client's, worth a line at info;
+/// the rest (resets, a client gone) at debug.
+fn log_connection_error(remote: SocketAddr, e: &(dyn std::error::Error + 'static)) {
+    match e.downcast_ref::<hyper::Error>() {
+        Some(he) if he.is_parse_too_large() => {
+            tracing::info!(client = %remote, "request head too large (max_header_size): 431, connection closed");
+        }
+        Some(he) if he.is_parse() => {
+            tracing::info!(client = %remote, "malformed request head ({he}): 400, connection closed");
+        }
+        _ => tracing::debug!(client = %remote, "connection ended: {e}"),
     }
 }

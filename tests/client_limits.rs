@@ -4,24 +4,13 @@ mod support;
 
 use std::time::Duration;
 
-use support::{Net, nets};
+use support::{nets, start_alone};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-fn start(net: Net, extra: &str) -> (support::Fpmlb, std::path::PathBuf) {
-    let dir = support::state_dir(net);
-    let addr = net.addr(1, 8080);
-    // Nothing listens on the backend: these requests never get that far.
-    let yaml = format!(
-        "{}{extra}backends:\n  - name: nowhere\n    address: \"{}\"\n",
-        support::base_yaml(addr, "/var/www"),
-        net.addr(2, 9)
-    );
-    (support::Fpmlb::start(&dir, addr, &yaml), dir)
-}
 
 #[tokio::test]
 async fn a_client_that_never_finishes_its_head_is_cut_off() {
-    let (lb, _dir) = start(
+    // Nothing listens on the backend: these requests never get that far.
+    let lb = start_alone(
         nets::LIMITS_HEADER_TIMEOUT,
         "timeouts:\n  client_header: 1s\n",
     );
@@ -42,7 +31,7 @@ async fn a_client_that_never_finishes_its_head_is_cut_off() {
 
 #[tokio::test]
 async fn pipelined_requests_get_their_answers_in_order() {
-    let (lb, _dir) = start(nets::LIMITS_PIPELINING, "");
+    let lb = start_alone(nets::LIMITS_PIPELINING, "");
     let mut s = tokio::net::TcpStream::connect(lb.addr).await.unwrap();
     // Three pipelined requests: 404 (no script), 400 (climbs above root), 404.
     s.write_all(

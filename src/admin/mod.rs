@@ -12,13 +12,17 @@
 //! The read endpoints are open to whoever reaches the listener: keep it on
 //! loopback or a management network. With `admin.token` set, the write
 //! endpoints want `Authorization: Bearer <token>` (401 otherwise); without
-//! it, anyone who reaches the listener may drain.
+//! it (allowed on a loopback listener only), anyone who reaches the
+//! listener may drain. Before any of that, `guard` refuses what a browser
+//! could be made to send: a foreign Host (DNS rebinding, 421), a cross-site
+//! or form POST (403).
 //!
 //! HTTP/1.1 only (hyper's http1 connection), a bounded number of
 //! connections, each closed after a while so a forgotten browser tab cannot
 //! hold one for ever.
 
 mod auth;
+mod guard;
 pub mod metrics;
 pub mod page;
 pub mod view;
@@ -49,6 +53,9 @@ pub struct AdminState {
     pub upstream: Arc<crate::upstream::Upstream>,
     pub latest_report: Arc<arc_swap::ArcSwap<Option<crate::session::verdict::ClusterReport>>>,
     pub token: Option<String>,
+    /// `admin.hosts`: names the admin API answers to besides IP addresses
+    /// and localhost.
+    pub hosts: Vec<String>,
     pub started: tokio::time::Instant,
 }
 
@@ -168,6 +175,10 @@ impl Admin {
 
     fn handle<B>(&self, req: &Request<B>, remote: SocketAddr) -> Response<Body> {
         let path = req.uri().path();
+        if let Err(refused) = guard::check(req.method(), req.headers(), &self.state.hosts) {
+            tracing::warn!(client = %remote, path, status = refused.status.as_u16(), "admin: refused: {}", refused.reason);
+            return error(refused.status, &refused.reason);
+        }
         let read_only = matches!(*req.method(), Method::GET | Method::HEAD);
         match path {
             "/" if read_only => redirect("/status"),

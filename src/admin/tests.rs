@@ -106,6 +106,7 @@ fn fixture(token: Option<&str>) -> Fixture {
         upstream,
         latest_report: Arc::new(ArcSwap::from_pointee(None)),
         token: token.map(str::to_string),
+        hosts: Vec::new(),
         started: Instant::now(),
     });
     Fixture {

@@ -19,6 +19,51 @@ pub const MAX_BODY_SIZE: u64 = 1024 * 1024;
 /// uploads spill to a temporary file (nginx uses 8k/16k; memory is cheaper today).
 pub const BODY_BUFFER_SIZE: usize = 64 * 1024;
 
+/// `request_buffering`: on, as nginx's `fastcgi_request_buffering`: the whole body is read
+/// (memory, then a temp file) before a php-fpm worker is taken, so a slow upload holds a
+/// connection of fpmlb's, never a worker.
+pub const REQUEST_BUFFERING: bool = true;
+
+/// `max_request_line`: nginx's `large_client_header_buffers 4 8k`: a request line must fit
+/// one 8 KiB buffer (414 beyond).
+pub const MAX_REQUEST_LINE: usize = 8 * 1024;
+
+/// `max_header_line`: one header line (name, `: `, value), nginx's 8 KiB buffer (431 beyond).
+pub const MAX_HEADER_LINE: usize = 8 * 1024;
+
+/// `max_header_size`: the whole head, request line included: nginx's four 8 KiB buffers.
+pub const MAX_HEADER_SIZE: usize = 32 * 1024;
+
+/// Largest `max_request_line` and `max_header_line` accepted: a FastCGI name-value pair must
+/// fit one PARAMS record (65,535 bytes with its length prefix). 60 KiB leaves room for
+/// `HTTP_`, the prefix and a `document_root` in front of the path in SCRIPT_FILENAME.
+pub const MAX_LINE_LIMIT: usize = 60 * 1024;
+
+/// Longest `document_root`: PATH_MAX on Linux. With a path of at most `MAX_LINE_LIMIT`,
+/// SCRIPT_FILENAME then fits one PARAMS record.
+pub const MAX_DOCUMENT_ROOT: usize = 4096;
+
+/// Longest name + value of one entry of `params`: what one PARAMS record holds (65,535
+/// bytes) less its 8-byte length prefix. `fastcgi::params::MAX_PAIR_LEN` is the same number;
+/// config cannot use fastcgi (they sit on one level), so it is repeated here.
+pub const MAX_PARAM_LEN: usize = 65_535 - 8;
+
+/// Largest `max_connections` accepted: far above what file descriptors allow, and below
+/// what a semaphore can count.
+pub const MAX_CONNECTIONS_LIMIT: usize = 1 << 20;
+
+/// Largest `max_header_size` accepted: hyper buffers a head whole before parsing it.
+pub const MAX_HEADER_SIZE_LIMIT: usize = 1024 * 1024;
+
+/// `max_connections`: client connections open at once; beyond it, accepting waits (the
+/// kernel's backlog holds the rest). Far above what php-fpm pools behind one balancer serve,
+/// low enough to keep file descriptors in check.
+pub const MAX_CONNECTIONS: usize = 16 * 1024;
+
+/// `max_connections_per_client`: connections one client address (an IPv6 /64) may hold open;
+/// browsers open 6 per host, a NAT of a few dozen users stays well below. `0` is no cap.
+pub const MAX_CONNECTIONS_PER_CLIENT: usize = 256;
+
 /// `https`: off, since fpmlb itself speaks plain HTTP; turn it on behind a TLS terminator.
 pub const HTTPS: bool = false;
 
@@ -62,8 +107,16 @@ pub const QUEUE_TIMEOUT: Duration = Duration::from_secs(10);
 /// `timeouts.idle`: pooled keep-alive `FastCGI` connections idle longer than 5 seconds are
 /// closed, well below php-fpm's and firewalls' own idle limits.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(5);
-/// `timeouts.client_header`: nginx's `client_header_timeout` default.
-pub const CLIENT_HEADER_TIMEOUT: Duration = Duration::from_secs(60);
+/// `timeouts.client_header`: HAProxy's recommended `timeout http-request`: a request head
+/// not complete 10 s after its first byte (or after the connection opened) is cut off, so
+/// half-sent heads cannot pile up (nginx's `client_header_timeout` is 60s).
+pub const CLIENT_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// `timeouts.client_body`: nginx's `client_body_timeout` default, between two reads of a
+/// request body (408 beyond).
+pub const CLIENT_BODY_TIMEOUT: Duration = Duration::from_secs(60);
+/// `timeouts.client_send`: nginx's `send_timeout` default: a client that takes none of its
+/// response for this long is disconnected.
+pub const CLIENT_SEND_TIMEOUT: Duration = Duration::from_secs(60);
 /// `timeouts.client_idle`: nginx's `keepalive_timeout` default.
 pub const CLIENT_IDLE_TIMEOUT: Duration = Duration::from_secs(75);
 /// `timeouts.shutdown_grace`: 30 seconds for in-flight requests on shutdown, the common
@@ -132,6 +185,18 @@ front_controller: ~
 max_body_size: 1m
 # Request bodies larger than this are buffered in a temporary file instead of memory.
 body_buffer_size: 64k
+# Read the whole body before taking a php-fpm worker (nginx fastcgi_request_buffering); off streams it.
+request_buffering: true
+# Longest request line, method and target included (414 beyond; at most 60k).
+max_request_line: 8k
+# Longest header line, name and value included (431 beyond; at most 60k).
+max_header_line: 8k
+# Largest request head, request line and every header line (431 beyond).
+max_header_size: 32k
+# Client connections open at once; more wait in the kernel's backlog.
+max_connections: 16384
+# Connections one client address (IPv6: one /64) may hold open; 0 means no cap.
+max_connections_per_client: 256
 # SERVER_NAME sent to PHP; ~ uses the host of the request.
 server_name: ~
 # Set HTTPS=on and REQUEST_SCHEME=https (when fpmlb sits behind a TLS terminator).
@@ -161,8 +226,12 @@ timeouts:
   queue: 10s
   # Pooled keep-alive FastCGI connections idle longer than this are closed.
   idle: 5s
-  # Reading the request headers of a client (nginx client_header_timeout).
-  client_header: 60s
+  # A request head not complete this long after it started is cut off (HAProxy timeout http-request).
+  client_header: 10s
+  # Between two reads of a request body (nginx client_body_timeout); 408 beyond.
+  client_body: 60s
+  # A client that takes none of its response for this long is disconnected (nginx send_timeout).
+  client_send: 60s
   # Idle client keep-alive connections are closed after this (nginx keepalive_timeout).
   client_idle: 75s
   # Time in-flight requests get to finish on shutdown.
@@ -231,8 +300,10 @@ real_ip:
 admin:
   # Address of the admin API; off disables it.
   listen: 127.0.0.1:9180
-  # Bearer token required by the admin API; ~ requires none.
+  # Bearer token required by the admin API; ~ requires none (only on a loopback listen).
   token: ~
+  # Host names the admin API answers to, besides IP addresses and localhost (e.g. [fpmlb.internal]).
+  hosts: []
 "#;
 
 impl Default for super::Timeouts {
@@ -244,6 +315,8 @@ impl Default for super::Timeouts {
             queue: QUEUE_TIMEOUT,
             idle: IDLE_TIMEOUT,
             client_header: CLIENT_HEADER_TIMEOUT,
+            client_body: CLIENT_BODY_TIMEOUT,
+            client_send: CLIENT_SEND_TIMEOUT,
             client_idle: CLIENT_IDLE_TIMEOUT,
             shutdown_grace: SHUTDOWN_GRACE,
         }
@@ -282,6 +355,7 @@ impl Default for super::AdminConfig {
         super::AdminConfig {
             listen: Some(ADMIN_LISTEN),
             token: None,
+            hosts: Vec::new(),
         }
     }
 }

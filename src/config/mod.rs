@@ -55,6 +55,19 @@ pub struct Config {
     pub max_body_size: u64,
     /// Request bodies above this many bytes spill to a temporary file (always > 0).
     pub body_buffer_size: usize,
+    /// Read the whole request body before a backend is picked (nginx
+    /// `fastcgi_request_buffering`); `false` streams bodies with a Content-Length.
+    pub request_buffering: bool,
+    /// Longest request line in bytes (414 beyond); `1..=60k`.
+    pub max_request_line: usize,
+    /// Longest header line in bytes, name and value (431 beyond); `1..=60k`.
+    pub max_header_line: usize,
+    /// Largest request head in bytes (431 beyond); at least either line limit, at most 1m.
+    pub max_header_size: usize,
+    /// Client connections open at once (`1..=2^20`).
+    pub max_connections: usize,
+    /// Connections one client address (IPv6: one /64) may hold; `0` is no cap.
+    pub max_connections_per_client: usize,
     /// `SERVER_NAME` sent to PHP; `None` uses the host of the request.
     pub server_name: Option<String>,
     /// Sets `HTTPS=on` and `REQUEST_SCHEME=https` (fpmlb behind a TLS terminator).
@@ -114,8 +127,13 @@ pub struct Timeouts {
     pub queue: Duration,
     /// Pooled keep-alive `FastCGI` connections idle longer than this are closed.
     pub idle: Duration,
-    /// Reading the request headers of a client (nginx `client_header_timeout`).
+    /// From the first byte of a request head (or the connection's start) to its end
+    /// (HAProxy `timeout http-request`).
     pub client_header: Duration,
+    /// Between two reads of a request body (nginx `client_body_timeout`).
+    pub client_body: Duration,
+    /// Longest a client may take none of its response (nginx `send_timeout`).
+    pub client_send: Duration,
     /// Idle client keep-alive connections are closed after this (nginx `keepalive_timeout`).
     pub client_idle: Duration,
     /// Time in-flight requests get to finish on shutdown; may be zero.
@@ -225,8 +243,12 @@ pub enum MismatchAction {
 pub struct AdminConfig {
     /// Address of the admin API; `None` (`listen: off` or `~`) disables it.
     pub listen: Option<SocketAddr>,
-    /// Bearer token the admin API requires; `None` requires none. Never empty.
+    /// Bearer token the admin API requires; `None` requires none. Never empty, and always
+    /// set when `listen` is not a loopback address.
     pub token: Option<String>,
+    /// Host names (lower case, no port) the admin API answers to besides IP literals and
+    /// `localhost`: any other Host is refused (DNS rebinding).
+    pub hosts: Vec<String>,
 }
 
 /// One problem in the configuration.

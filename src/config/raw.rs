@@ -23,6 +23,12 @@ pub(super) struct RawConfig {
     pub front_controller: Option<String>,
     pub max_body_size: Option<String>,
     pub body_buffer_size: Option<String>,
+    pub request_buffering: Option<bool>,
+    pub max_request_line: Option<String>,
+    pub max_header_line: Option<String>,
+    pub max_header_size: Option<String>,
+    pub max_connections: Option<usize>,
+    pub max_connections_per_client: Option<usize>,
     pub server_name: Option<String>,
     pub https: Option<bool>,
     pub params: Option<Params>,
@@ -51,6 +57,8 @@ pub(super) struct RawTimeouts {
     pub queue: Option<String>,
     pub idle: Option<String>,
     pub client_header: Option<String>,
+    pub client_body: Option<String>,
+    pub client_send: Option<String>,
     pub client_idle: Option<String>,
     pub shutdown_grace: Option<String>,
 }
@@ -105,6 +113,7 @@ pub(super) struct RawAdmin {
     #[serde(default, deserialize_with = "present")]
     pub listen: Present,
     pub token: Option<String>,
+    pub hosts: Option<Vec<String>>,
 }
 
 /// A key whose `null` value means something else than leaving the key out.

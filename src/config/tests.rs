@@ -210,6 +210,12 @@ fn default_config_lists_every_key() {
         "front_controller",
         "max_body_size",
         "body_buffer_size",
+        "request_buffering",
+        "max_request_line",
+        "max_header_line",
+        "max_header_size",
+        "max_connections",
+        "max_connections_per_client",
         "server_name",
         "https",
         "params",
@@ -224,6 +230,8 @@ fn default_config_lists_every_key() {
         "timeouts.queue",
         "timeouts.idle",
         "timeouts.client_header",
+        "timeouts.client_body",
+        "timeouts.client_send",
         "timeouts.client_idle",
         "timeouts.shutdown_grace",
         "log.level",
@@ -249,6 +257,7 @@ fn default_config_lists_every_key() {
         "tls",
         "real_ip.trusted_proxies",
         "real_ip.header",
+        "admin.hosts",
     ];
     for key in keys {
         assert!(
@@ -271,6 +280,15 @@ fn every_default() {
     assert_eq!(c.front_controller, None);
     assert_eq!(c.max_body_size, 1024 * 1024);
     assert_eq!(c.body_buffer_size, 64 * 1024);
+    assert!(c.request_buffering);
+    assert_eq!(
+        (c.max_request_line, c.max_header_line, c.max_header_size),
+        (8 * 1024, 8 * 1024, 32 * 1024)
+    );
+    assert_eq!(
+        (c.max_connections, c.max_connections_per_client),
+        (16384, 256)
+    );
     assert_eq!(c.server_name, None);
     assert!(!c.https);
     assert!(c.params.is_empty());
@@ -283,7 +301,9 @@ fn every_default() {
             read: Duration::from_secs(60),
             queue: Duration::from_secs(10),
             idle: Duration::from_secs(5),
-            client_header: Duration::from_secs(60),
+            client_header: Duration::from_secs(10),
+            client_body: Duration::from_secs(60),
+            client_send: Duration::from_secs(60),
             client_idle: Duration::from_secs(75),
             shutdown_grace: Duration::from_secs(30),
         }
@@ -331,6 +351,7 @@ fn every_default() {
         AdminConfig {
             listen: Some(addr("127.0.0.1:9180")),
             token: None,
+            hosts: Vec::new(),
         }
     );
     assert_eq!(c.tls, None);
@@ -380,7 +401,7 @@ fn all_keys_set() {
         "queue_size: 0",
         "resolve_interval: 5m",
         "timeouts: {connect: 250ms, send: 1, read: 2m30s, queue: 3s, idle: 4s,",
-        "  client_header: 5s, client_idle: 6s, shutdown_grace: 0}",
+        "  client_header: 5s, client_body: 7s, client_send: 8s, client_idle: 6s, shutdown_grace: 0}",
         "log: {level: \"info,fpmlb=debug\", format: json, access_log: off}",
         "backends:",
         "- name: a",
@@ -402,6 +423,13 @@ fn all_keys_set() {
         "admin:",
         "  listen: off",
         "  token: s3cret",
+        "  hosts: [Fpmlb.Internal, lb-1]",
+        "request_buffering: off",
+        "max_request_line: 4k",
+        "max_header_line: 16k",
+        "max_header_size: 64k",
+        "max_connections: 100",
+        "max_connections_per_client: 0",
     ]));
     assert_eq!(
         c.listen_addrs(),
@@ -434,6 +462,8 @@ fn all_keys_set() {
             queue: Duration::from_secs(3),
             idle: Duration::from_secs(4),
             client_header: Duration::from_secs(5),
+            client_body: Duration::from_secs(7),
+            client_send: Duration::from_secs(8),
             client_idle: Duration::from_secs(6),
             shutdown_grace: Duration::ZERO,
         }
@@ -478,8 +508,15 @@ fn all_keys_set() {
         AdminConfig {
             listen: None,
             token: Some("s3cret".to_owned()),
+            hosts: vec!["fpmlb.internal".to_owned(), "lb-1".to_owned()],
         }
     );
+    assert!(!c.request_buffering);
+    assert_eq!(
+        (c.max_request_line, c.max_header_line, c.max_header_size),
+        (4096, 16 * 1024, 64 * 1024)
+    );
+    assert_eq!((c.max_connections, c.max_connections_per_client), (100, 0));
 }
 
 // ---- listen ----
@@ -678,6 +715,8 @@ fn zero_durations_are_rejected_where_meaningless() {
         "  client_header: 0",
         "  client_idle: 0",
         "  shutdown_grace: 0",
+        "  client_body: 0",
+        "  client_send: 0",
         "health:",
         "  interval: 0",
         "  timeout: 0",
@@ -693,9 +732,11 @@ fn zero_durations_are_rejected_where_meaningless() {
             ("timeouts.idle", Some(11)),
             ("timeouts.client_header", Some(12)),
             ("timeouts.client_idle", Some(13)),
-            ("health.interval", Some(16)),
-            ("health.timeout", Some(17)),
-            ("health.session_interval", Some(18)),
+            ("timeouts.client_body", Some(15)),
+            ("timeouts.client_send", Some(16)),
+            ("health.interval", Some(18)),
+            ("health.timeout", Some(19)),
+            ("health.session_interval", Some(20)),
         ]
     );
 }
@@ -982,11 +1023,98 @@ fn admin_rules() {
         "invalid listen address \"nowhere\"",
     );
     single_error(
-        &with(&["admin:", "  listen: 0.0.0.0:8080"]),
+        &with(&["admin:", "  listen: 0.0.0.0:8080", "  token: t"]),
         "admin.listen",
         Some(7),
         "also in listen",
     );
+}
+
+#[test]
+fn admin_off_loopback_needs_a_token() {
+    single_error(
+        &with(&["admin:", "  listen: 0.0.0.0:9180"]),
+        "admin.token",
+        Some(7),
+        "required when admin.listen (0.0.0.0:9180) is not a loopback address",
+    );
+    single_error(
+        &with(&["admin:", "  listen: \"10.0.0.5:9180\"", "  token: ~"]),
+        "admin.token",
+        Some(8),
+        "required when admin.listen",
+    );
+    let c = ok(&with(&[
+        "admin:",
+        "  listen: 10.0.0.5:9180",
+        "  token: s3cret",
+    ]));
+    assert_eq!(c.admin.token.as_deref(), Some("s3cret"));
+    // Loopback, IPv4 or IPv6: no token needed.
+    ok(&with(&["admin:", "  listen: 127.0.0.2:9180"]));
+    ok(&with(&["admin:", "  listen: \"[::1]:9180\""]));
+    single_error(
+        &with(&["admin:", "  hosts: [ok.example, \"bad host:80\"]"]),
+        "admin.hosts[1]",
+        Some(7),
+        "must be a host name without port",
+    );
+}
+
+#[test]
+fn head_limits_keep_every_param_in_one_record() {
+    single_error(
+        &with(&["max_header_line: 64k"]),
+        "max_header_line",
+        Some(6),
+        "must be 1 to 61440 bytes (60k)",
+    );
+    single_error(
+        &with(&["max_request_line: 0"]),
+        "max_request_line",
+        Some(6),
+        "must be 1 to 61440 bytes",
+    );
+    single_error(
+        &with(&["max_header_size: 2m"]),
+        "max_header_size",
+        Some(6),
+        "must be 1 to 1048576 bytes",
+    );
+    single_error(
+        &with(&["max_header_size: 4k"]),
+        "max_header_size",
+        Some(6),
+        "must be at least max_request_line and max_header_line (8192 bytes)",
+    );
+    single_error(
+        &with(&["max_connections: 0"]),
+        "max_connections",
+        Some(6),
+        "must be 1 to 1048576",
+    );
+    single_error(
+        &with(&[&format!("params: {{BIG: {}}}", "x".repeat(65_530))]),
+        "params.BIG",
+        Some(6),
+        "must fit one FastCGI record",
+    );
+    single_error(
+        &text(&[
+            "listen: \":80\"",
+            &format!("document_root: /{}", "d".repeat(4096)),
+            "backends: [{name: a, address: \"127.0.0.1:9000\"}]",
+        ]),
+        "document_root",
+        Some(2),
+        "at most 4096 bytes",
+    );
+    let c = ok(&with(&[
+        "max_request_line: 60k",
+        "max_header_line: 2k",
+        "max_header_size: 60k",
+    ]));
+    assert_eq!(c.max_request_line, 60 * 1024);
 }
 
 // ---- YAML-level errors: unknown keys, types, syntax ----

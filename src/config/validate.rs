@@ -42,6 +42,38 @@ pub(super) fn validate(raw: RawConfig, index: &KeyIndex) -> Result<Config, Confi
         ),
         max_body_size: v.size("max_body_size", raw.max_body_size, d::MAX_BODY_SIZE),
         body_buffer_size: v.body_buffer_size(raw.body_buffer_size),
+        request_buffering: raw.request_buffering.unwrap_or(d::REQUEST_BUFFERING),
+        max_request_line: v.bounded_size(
+            "max_request_line",
+            raw.max_request_line,
+            d::MAX_REQUEST_LINE,
+            d::MAX_LINE_LIMIT,
+        ),
+        max_header_line: v.bounded_size(
+            "max_header_line",
+            raw.max_header_line,
+            d::MAX_HEADER_LINE,
+            d::MAX_LINE_LIMIT,
+        ),
+        max_header_size: v.bounded_size(
+            "max_header_size",
+            raw.max_header_size,
+            d::MAX_HEADER_SIZE,
+            d::MAX_HEADER_SIZE_LIMIT,
+        ),
+        max_connections: match raw.max_connections {
+            Some(n) if !(1..=d::MAX_CONNECTIONS_LIMIT).contains(&n) => {
+                v.error(
+                    "max_connections",
+                    format!("must be 1 to {}, got {n}", d::MAX_CONNECTIONS_LIMIT),
+                );
+                d::MAX_CONNECTIONS
+            }
+            n => n.unwrap_or(d::MAX_CONNECTIONS),
+        },
+        max_connections_per_client: raw
+            .max_connections_per_client
+            .unwrap_or(d::MAX_CONNECTIONS_PER_CLIENT),
         server_name: v.checked("server_name", raw.server_name, check_non_empty),
         https: raw.https.unwrap_or(d::HTTPS),
         params: v.params(raw.params.map(|p| p.0).unwrap_or_default()),
@@ -70,6 +102,7 @@ pub(super) fn validate(raw: RawConfig, index: &KeyIndex) -> Result<Config, Confi
         tls,
         real_ip,
     };
+    v.head_limits(&config);
     if v.errors.is_empty() {
         Ok(config)
     } else {
@@ -172,6 +205,51 @@ impl Validator<'_> {
         })
     }
 
+    /// A size of `1..=limit` bytes.
+    fn bounded_size(
+        &mut self,
+        key: &str,
+        value: Option<String>,
+        default: usize,
+        limit: usize,
+    ) -> usize {
+        let Some(text) = value else {
+            return default;
+        };
+        match parse_size(&text).map(usize::try_from) {
+            Ok(Ok(size)) if (1..=limit).contains(&size) => size,
+            Ok(_) => {
+                self.error(
+                    key,
+                    format!(
+                        "must be 1 to {} bytes ({}k), got {text:?}",
+                        limit,
+                        limit / 1024
+                    ),
+                );
+                default
+            }
+            Err(message) => {
+                self.error(key, message);
+                default
+            }
+        }
+    }
+
+    /// A line longer than the whole head could never be seen.
+    fn head_limits(&mut self, c: &Config) {
+        let line = c.max_request_line.max(c.max_header_line);
+        if line > c.max_header_size {
+            self.error(
+                "max_header_size",
+                format!(
+                    "must be at least max_request_line and max_header_line ({line} bytes), got {}",
+                    c.max_header_size
+                ),
+            );
+        }
+    }
+
     fn listen(&mut self, value: Option<OneOrMany>) -> Vec<(String, Listener)> {
         let items: Vec<(String, RawListenEntry)> = match value {
             None => {
@@ -200,6 +278,11 @@ impl Validator<'_> {
             );
         } else if root.contains('\0') {
             self.error("document_root", "must not contain a NUL byte");
+        } else if root.len() > d::MAX_DOCUMENT_ROOT {
+            self.error(
+                "document_root",
+                format!("must be at most {} bytes long", d::MAX_DOCUMENT_ROOT),
+            );
         }
         match root.trim_end_matches('/') {
             "" => "/".to_owned(),
@@ -258,6 +341,15 @@ impl Validator<'_> {
             if value.contains('\0') {
                 self.error(&key, "value must not contain a NUL byte");
             }
+            if name.len() + value.len() > d::MAX_PARAM_LEN {
+                self.error(
+                    &key,
+                    format!(
+                        "name and value must fit one FastCGI record: {} bytes at most",
+                        d::MAX_PARAM_LEN
+                    ),
+                );
+            }
         }
         params
     }
@@ -276,6 +368,18 @@ impl Validator<'_> {
                 "client_header",
                 raw.client_header,
                 d::CLIENT_HEADER_TIMEOUT,
+                Zero::Invalid,
+            ),
+            client_body: t(
+                "client_body",
+                raw.client_body,
+                d::CLIENT_BODY_TIMEOUT,
+                Zero::Invalid,
+            ),
+            client_send: t(
+                "client_send",
+                raw.client_send,
+                d::CLIENT_SEND_TIMEOUT,
                 Zero::Invalid,
             ),
             client_idle: t(
@@ -498,9 +602,44 @@ impl Validator<'_> {
             }
             token => token,
         };
+        // Without a token, anyone who reaches the listener may drain the
+        // cluster: only loopback keeps that to this machine.
+        if let Some(addr) = addr
+            && !addr.ip().is_loopback()
+            && token.is_none()
+        {
+            let line = self
+                .index
+                .line_of("admin.token")
+                .or_else(|| self.index.line_of("admin.listen"));
+            self.errors.push(ConfigError {
+                key: "admin.token".to_owned(),
+                line,
+                message: format!("required when admin.listen ({addr}) is not a loopback address"),
+            });
+        }
+        let mut hosts = Vec::new();
+        for (i, host) in raw.hosts.unwrap_or_default().into_iter().enumerate() {
+            let host = host.trim().to_ascii_lowercase();
+            if host.is_empty()
+                || !host
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'))
+            {
+                self.error(
+                    &format!("admin.hosts[{i}]"),
+                    format!(
+                        "must be a host name without port, such as fpmlb.internal, got {host:?}"
+                    ),
+                );
+            } else {
+                hosts.push(host);
+            }
+        }
         AdminConfig {
             listen: addr,
             token,
+            hosts,
         }
     }
 }

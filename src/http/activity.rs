@@ -1,20 +1,90 @@
-//! What one client connection is doing, shared by the server (its idle
-//! timer) and the requests on it: how many are in flight, and when the last
-//! one ended. A request holds an [`InFlight`] from its start until its
-//! response body is done (the body carries it, see `response`).
+//! What one client connection is doing, shared by the server (its head and
+//! idle timers) and the requests on it: how many requests are in flight,
+//! when the last one ended, and since when a request head has been coming
+//! in. A request holds an [`InFlight`] from its start until its response
+//! body is done (the body carries it, see `response`).
+//!
+//! Two timers, as nginx and HAProxy keep them apart: a head must be whole
+//! within `client_header` of its first byte (or of the connection's start:
+//! a client that connects and sends nothing is a head that never came), and
+//! a kept-alive connection with nothing in flight and no head coming is
+//! closed after `client_idle`. hyper's own header timer cannot tell the two
+//! apart (it runs from the end of the previous response), so the server
+//! reports the bytes it reads ([`ConnActivity::saw_head_bytes`]).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
+use tokio::sync::Notify;
 use tokio::time::Instant;
 
+/// `head_started_ms` when no head is coming.
+const NO_HEAD: u64 = u64::MAX;
+
 /// Requests in flight on one client connection and when it was last busy.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct ConnActivity {
     in_flight: AtomicUsize,
     /// Milliseconds since `epoch` when the last request ended.
     last_done_ms: AtomicU64,
+    /// Milliseconds since `epoch` of the first byte of a head not yet
+    /// whole, or [`NO_HEAD`].
+    head_started_ms: AtomicU64,
+    /// HTTP/2: heads are frames of streams, bounded by h2 itself; the head
+    /// timer only covered the connection preface.
+    multiplexed: AtomicBool,
+    /// Wakes the head timer when a head starts.
+    head_started: Notify,
+}
+
+impl ConnActivity {
+    /// A new connection: its first head is due from now (`epoch`).
+    pub fn new() -> ConnActivity {
+        ConnActivity {
+            in_flight: AtomicUsize::new(0),
+            last_done_ms: AtomicU64::new(0),
+            head_started_ms: AtomicU64::new(0),
+            multiplexed: AtomicBool::new(false),
+            head_started: Notify::new(),
+        }
+    }
+
+    /// Bytes came in at `ms` since the epoch: with no request in flight they
+    /// are the start of the next head.
+    pub fn saw_head_bytes(&self, ms: u64) {
+        if self.in_flight.load(Ordering::Relaxed) == 0
+            && !self.multiplexed.load(Ordering::Relaxed)
+            && self
+                .head_started_ms
+                .compare_exchange(NO_HEAD, ms, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            self.head_started.notify_one();
+        }
+    }
+
+    /// Whether the connection speaks HTTP/2.
+    pub fn is_multiplexed(&self) -> bool {
+        self.multiplexed.load(Ordering::Relaxed)
+    }
+
+    /// The connection speaks HTTP/2: no head timer from now on.
+    pub fn set_multiplexed(&self) {
+        self.multiplexed.store(true, Ordering::Relaxed);
+        self.head_started_ms.store(NO_HEAD, Ordering::Relaxed);
+    }
+}
+
+impl Default for ConnActivity {
+    fn default() -> Self {
+        ConnActivity::new()
+    }
+}
+
+/// Milliseconds from `epoch` to now.
+pub fn ms_since(epoch: Instant) -> u64 {
+    u64::try_from(epoch.elapsed().as_millis()).unwrap_or(u64::MAX - 1)
 }
 
 /// Held by a request from its start until its response body is done.
@@ -25,8 +95,10 @@ pub struct InFlight {
 }
 
 impl InFlight {
+    /// A request's head is whole (hyper parsed it): its head timer stops.
     pub fn begin(activity: &Arc<ConnActivity>, epoch: Instant) -> InFlight {
         activity.in_flight.fetch_add(1, Ordering::Relaxed);
+        activity.head_started_ms.store(NO_HEAD, Ordering::Relaxed);
         InFlight {
             activity: Arc::clone(activity),
             epoch,
@@ -36,7 +108,7 @@ impl InFlight {
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        let ms = u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let ms = ms_since(self.epoch);
         self.activity.last_done_ms.store(ms, Ordering::Relaxed);
         self.activity.in_flight.fetch_sub(1, Ordering::Relaxed);
     }
@@ -56,5 +128,75 @@ pub async fn idle_expired(activity: &ConnActivity, epoch: Instant, idle: Duratio
             deadline
         };
         tokio::time::sleep_until(wake).await;
+    }
+}
+
+/// Resolves when a request head has been coming in for `timeout` without
+/// being whole (HAProxy's `timeout http-request`).
+pub async fn head_expired(activity: &ConnActivity, epoch: Instant, timeout: Duration) {
+    loop {
+        // Registered before the load, so a head that starts in between
+        // still wakes this loop.
+        let started_signal = activity.head_started.notified();
+        let started = activity.head_started_ms.load(Ordering::Relaxed);
+        if started == NO_HEAD {
+            started_signal.await;
+            continue;
+        }
+        let deadline = epoch + Duration::from_millis(started) + timeout;
+        if Instant::now() >= deadline {
+            return;
+        }
+        tokio::time::sleep_until(deadline).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Whether `head_expired` resolves within `within` of paused time.
+    async fn expires(activity: &Arc<ConnActivity>, epoch: Instant, within: Duration) -> bool {
+        tokio::time::timeout(
+            within,
+            head_expired(activity, epoch, Duration::from_secs(10)),
+        )
+        .await
+        .is_ok()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_connection_that_sends_nothing_runs_out_of_head_time() {
+        let activity = Arc::new(ConnActivity::new());
+        let epoch = Instant::now();
+        assert!(!expires(&activity, epoch, Duration::from_secs(9)).await);
+        assert!(expires(&activity, epoch, Duration::from_secs(2)).await);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_idle_kept_alive_connection_has_no_head_timer() {
+        let activity = Arc::new(ConnActivity::new());
+        let epoch = Instant::now();
+        // A request came and went.
+        drop(InFlight::begin(&activity, epoch));
+        assert!(!expires(&activity, epoch, Duration::from_secs(60)).await);
+        // The next head starts: from its first byte, 10 s.
+        tokio::time::advance(Duration::from_secs(5)).await;
+        activity.saw_head_bytes(ms_since(epoch));
+        assert!(!expires(&activity, epoch, Duration::from_secs(9)).await);
+        assert!(expires(&activity, epoch, Duration::from_secs(2)).await);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn body_bytes_and_http2_do_not_start_a_head() {
+        let activity = Arc::new(ConnActivity::new());
+        let epoch = Instant::now();
+        let request = InFlight::begin(&activity, epoch);
+        activity.saw_head_bytes(ms_since(epoch)); // a body, while in flight
+        assert!(!expires(&activity, epoch, Duration::from_secs(30)).await);
+        drop(request);
+        activity.set_multiplexed();
+        activity.saw_head_bytes(ms_since(epoch)); // HTTP/2 frames
+        assert!(!expires(&activity, epoch, Duration::from_secs(30)).await);
     }
 }

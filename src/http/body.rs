@@ -1,24 +1,87 @@
 //! The request body on its way to FCGI_STDIN, in bounded memory.
 //!
-//! php-fpm needs CONTENT_LENGTH before the body, so:
-//! - a body with a Content-Length streams to the backend as it arrives (read
-//!   whole first when it is small, so head and body leave in one write and a
-//!   retry can send it again);
-//! - a body without one (chunked, or HTTP/2 without content-length) is read
-//!   first: in memory up to `buffer_size`, then in an anonymous temp file, up
-//!   to `max_body_size`; over it the client gets 413.
+//! php-fpm needs CONTENT_LENGTH before the body, and a php-fpm worker that
+//! waits for a slow client serves nobody else, so by default (nginx's
+//! `fastcgi_request_buffering on`) every body is read whole before a backend
+//! is picked: in memory up to `buffer_size`, then in an anonymous temp file,
+//! up to `max_body_size` (413 beyond). A client that sends nothing for
+//! `timeout` between two reads gets 408; either way it never held a worker.
+//!
+//! Memory is bounded twice: per request by `buffer_size`, and for all
+//! requests at once by a budget ([`BodyMemory`]): when it is taken, bodies
+//! go straight to temp files, so many clients each sending a body just
+//! under `buffer_size` cannot grow fpmlb's memory without bound.
+//!
+//! With buffering off, a body with a Content-Length streams to the backend
+//! as it arrives (read whole first when it is small, so head and body leave
+//! in one write and a retry can send it again); a body without one (chunked,
+//! or HTTP/2 without content-length) is still read first, as nginx does.
 
 use std::io::SeekFrom;
+use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use http_body::Body;
 use http_body_util::BodyExt;
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::http::error::ClientError;
 
 /// How much of a spooled body is read from its temp file per STDIN write.
 const FILE_CHUNK: usize = 64 * 1024;
+
+/// Request body bytes all requests together may hold in memory: a thousand
+/// bodies of the default `body_buffer_size` (64 KiB). Beyond it, bodies are
+/// read into temp files: slower, but the RSS stays flat.
+pub const BODY_MEMORY: usize = 64 * 1024 * 1024;
+
+/// The budget of request body bytes in memory, shared by all requests; a
+/// body in memory holds its share until it is dropped.
+#[derive(Debug, Clone)]
+pub struct BodyMemory(Arc<Semaphore>);
+
+impl BodyMemory {
+    pub fn new(bytes: usize) -> BodyMemory {
+        BodyMemory(Arc::new(Semaphore::new(bytes)))
+    }
+
+    /// Bytes of the budget not taken.
+    pub fn available(&self) -> usize {
+        self.0.available_permits()
+    }
+
+    /// Takes `n` more bytes of the budget into `held`, if there are that many.
+    fn take(&self, n: usize, held: &mut Option<OwnedSemaphorePermit>) -> bool {
+        let Ok(n) = u32::try_from(n) else {
+            return false;
+        };
+        match Arc::clone(&self.0).try_acquire_many_owned(n) {
+            Ok(permit) => {
+                match held {
+                    Some(h) => h.merge(permit),
+                    None => *held = Some(permit),
+                }
+                true
+            }
+            Err(_) => false,
+        }
+    }
+}
+
+/// A body in memory and its share of the [`BodyMemory`] budget, given back
+/// when the last `Bytes` of it is dropped.
+struct Reserved {
+    bytes: BytesMut,
+    _share: Option<OwnedSemaphorePermit>,
+}
+
+impl AsRef<[u8]> for Reserved {
+    fn as_ref(&self) -> &[u8] {
+        &self.bytes
+    }
+}
 
 /// Limits from the config.
 #[derive(Debug, Clone, Copy)]
@@ -26,6 +89,10 @@ pub struct BodyLimits {
     /// 0 means no limit, as nginx's client_max_body_size 0.
     pub max_body_size: u64,
     pub buffer_size: usize,
+    /// Read every body whole before a backend is picked (request_buffering).
+    pub buffering: bool,
+    /// Longest wait for the next piece of a body (timeouts.client_body).
+    pub timeout: Duration,
 }
 
 /// A request body ready to be sent.
@@ -39,7 +106,7 @@ pub enum RequestBody<B> {
         file: tokio::fs::File,
         len: u64,
     },
-    /// Still with the client: sent as it arrives, once.
+    /// Still with the client: sent as it arrives, once (request_buffering off).
     Stream {
         body: B,
         len: u64,
@@ -81,6 +148,7 @@ pub async fn prepare<B>(
     body: B,
     declared: Option<u64>,
     limits: BodyLimits,
+    memory: &BodyMemory,
 ) -> Result<RequestBody<B>, ClientError>
 where
     B: Body<Data = Bytes> + Unpin,
@@ -92,53 +160,27 @@ where
             limit: limits.max_body_size,
         }),
         Some(0) => Ok(RequestBody::Empty),
-        Some(n) if n <= limits.buffer_size as u64 => {
-            let bytes = read_all_small(body, n).await?;
-            Ok(RequestBody::Memory(bytes))
+        Some(n) if limits.buffering || n <= limits.buffer_size as u64 => {
+            spool(body, limits, Some(n), memory).await
         }
         Some(n) => Ok(RequestBody::Stream { body, len: n }),
         None if body.is_end_stream() => Ok(RequestBody::Empty),
-        None => spool(body, limits).await,
+        None => spool(body, limits, None, memory).await,
     }
 }
 
-async fn read_all_small<B>(mut body: B, declared: u64) -> Result<Bytes, ClientError>
-where
-    B: Body<Data = Bytes> + Unpin,
-    B::Error: std::fmt::Display,
-{
-    let mut first: Option<Bytes> = None;
-    let mut acc: Option<BytesMut> = None;
-    while let Some(data) = next_data(&mut body).await? {
-        match (&mut first, &mut acc) {
-            (None, _) => first = Some(data),
-            (Some(f), None) => {
-                let mut b = BytesMut::with_capacity(usize::try_from(declared).unwrap_or(0));
-                b.extend_from_slice(f);
-                b.extend_from_slice(&data);
-                acc = Some(b);
-            }
-            (Some(_), Some(b)) => b.extend_from_slice(&data),
-        }
-    }
-    let bytes = match acc {
-        Some(b) => b.freeze(),
-        None => first.unwrap_or_default(),
-    };
-    if (bytes.len() as u64) != declared {
-        return Err(ClientError::BodyTruncated);
-    }
-    Ok(bytes)
-}
-
-/// The next data frame (trailers are skipped: CGI has no place for them).
-pub async fn next_data<B>(body: &mut B) -> Result<Option<Bytes>, ClientError>
+/// The next data frame (trailers are skipped: CGI has no place for them),
+/// waiting at most `timeout` for it.
+pub async fn next_data<B>(body: &mut B, timeout: Duration) -> Result<Option<Bytes>, ClientError>
 where
     B: Body<Data = Bytes> + Unpin,
     B::Error: std::fmt::Display,
 {
     loop {
-        match body.frame().await {
+        let frame = tokio::time::timeout(timeout, body.frame())
+            .await
+            .map_err(|_| ClientError::BodyTimeout(timeout))?;
+        match frame {
             None => return Ok(None),
             Some(Err(e)) => return Err(ClientError::Body(e.to_string())),
             Some(Ok(frame)) => {
@@ -152,24 +194,39 @@ where
     }
 }
 
-async fn spool<B>(mut body: B, limits: BodyLimits) -> Result<RequestBody<B>, ClientError>
+/// Reads a whole body: in memory up to `buffer_size` (and while the
+/// `budget` lasts), then in a temp file. With `expected` (a Content-Length),
+/// the body must have exactly that length.
+async fn spool<B>(
+    mut body: B,
+    limits: BodyLimits,
+    expected: Option<u64>,
+    budget: &BodyMemory,
+) -> Result<RequestBody<B>, ClientError>
 where
     B: Body<Data = Bytes> + Unpin,
     B::Error: std::fmt::Display,
 {
+    // Grown as the body comes, never allocated ahead of the budget.
     let mut memory = BytesMut::new();
+    let mut share: Option<OwnedSemaphorePermit> = None;
     let mut file: Option<tokio::fs::File> = None;
     let mut len: u64 = 0;
-    while let Some(data) = next_data(&mut body).await? {
+    while let Some(data) = next_data(&mut body, limits.timeout).await? {
         len += data.len() as u64;
         if limits.max_body_size > 0 && len > limits.max_body_size {
             return Err(ClientError::BodyTooLarge {
                 limit: limits.max_body_size,
             });
         }
+        if expected.is_some_and(|n| len > n) {
+            return Err(ClientError::Body("body longer than Content-Length".into()));
+        }
         if let Some(f) = file.as_mut() {
             f.write_all(&data).await.map_err(spool_error)?;
-        } else if memory.len() + data.len() <= limits.buffer_size {
+        } else if memory.len() + data.len() <= limits.buffer_size
+            && budget.take(data.len(), &mut share)
+        {
             memory.extend_from_slice(&data);
         } else {
             let std_file = tempfile::tempfile().map_err(spool_error)?;
@@ -177,8 +234,12 @@ where
             f.write_all(&memory).await.map_err(spool_error)?;
             f.write_all(&data).await.map_err(spool_error)?;
             memory = BytesMut::new();
+            share = None;
             file = Some(f);
         }
+    }
+    if expected.is_some_and(|n| len != n) {
+        return Err(ClientError::BodyTruncated);
     }
     match file {
         Some(mut f) => {
@@ -186,7 +247,10 @@ where
             Ok(RequestBody::File { file: f, len })
         }
         None if len == 0 => Ok(RequestBody::Empty),
-        None => Ok(RequestBody::Memory(memory.freeze())),
+        None => Ok(RequestBody::Memory(Bytes::from_owner(Reserved {
+            bytes: memory,
+            _share: share,
+        }))),
     }
 }
 
@@ -237,6 +301,19 @@ mod tests {
         BodyLimits {
             max_body_size: max,
             buffer_size: buffer,
+            buffering: true,
+            timeout: Duration::from_secs(60),
+        }
+    }
+
+    fn budget() -> BodyMemory {
+        BodyMemory::new(BODY_MEMORY)
+    }
+
+    fn streaming(max: u64, buffer: usize) -> BodyLimits {
+        BodyLimits {
+            buffering: false,
+            ..limits(max, buffer)
         }
     }
 
@@ -258,6 +335,7 @@ mod tests {
             Full::new(Bytes::from_static(b"x")),
             Some(2_000_000),
             limits(1 << 20, 1024),
+            &budget(),
         )
         .await;
         assert!(matches!(r, Err(ClientError::BodyTooLarge { .. })));
@@ -265,26 +343,110 @@ mod tests {
 
     #[tokio::test]
     async fn small_declared_body_is_read_whole() {
-        let r = prepare(chunked(&[b"ab", b"cd"]), Some(4), limits(1 << 20, 1024))
-            .await
-            .unwrap();
+        let r = prepare(
+            chunked(&[b"ab", b"cd"]),
+            Some(4),
+            limits(1 << 20, 1024),
+            &budget(),
+        )
+        .await
+        .unwrap();
         assert!(matches!(&r, RequestBody::Memory(b) if &b[..] == b"abcd"));
         assert!(r.is_replayable());
     }
 
     #[tokio::test]
     async fn short_declared_body_is_an_error() {
-        let r = prepare(chunked(&[b"ab"]), Some(4), limits(1 << 20, 1024)).await;
+        let r = prepare(chunked(&[b"ab"]), Some(4), limits(1 << 20, 1024), &budget()).await;
         assert!(matches!(r, Err(ClientError::BodyTruncated)));
     }
 
     #[tokio::test]
-    async fn large_declared_body_streams() {
-        let r = prepare(chunked(&[b"abcd"]), Some(4), limits(1 << 20, 2))
-            .await
-            .unwrap();
+    async fn large_declared_body_streams_with_buffering_off() {
+        let r = prepare(
+            chunked(&[b"abcd"]),
+            Some(4),
+            streaming(1 << 20, 2),
+            &budget(),
+        )
+        .await
+        .unwrap();
         assert!(matches!(r, RequestBody::Stream { len: 4, .. }));
         assert!(!r.is_replayable());
+        // Small ones are still read whole, so they can be retried.
+        let r = prepare(chunked(&[b"ab"]), Some(2), streaming(1 << 20, 2), &budget())
+            .await
+            .unwrap();
+        assert!(matches!(&r, RequestBody::Memory(b) if &b[..] == b"ab"));
+    }
+
+    #[tokio::test]
+    async fn large_declared_body_is_spooled_whole_before_the_pick() {
+        let r = prepare(
+            chunked(&[b"01234", b"56789"]),
+            Some(10),
+            limits(1 << 20, 4),
+            &budget(),
+        )
+        .await
+        .unwrap();
+        let RequestBody::File { len: 10, .. } = &r else {
+            panic!("expected a file, got {r:?}")
+        };
+        assert!(r.is_replayable());
+        // Short of its Content-Length: the client's fault, before any backend.
+        let r = prepare(
+            chunked(&[b"01234"]),
+            Some(10),
+            limits(1 << 20, 4),
+            &budget(),
+        )
+        .await;
+        assert!(matches!(r, Err(ClientError::BodyTruncated)));
+        let r = prepare(
+            chunked(&[b"01234", b"56789"]),
+            Some(6),
+            limits(1 << 20, 4),
+            &budget(),
+        )
+        .await;
+        assert!(matches!(r, Err(ClientError::Body(_))), "{r:?}");
+    }
+
+    /// A body that never ends: one piece, then nothing.
+    #[derive(Debug)]
+    struct Stalled(Option<Bytes>);
+
+    impl Body for Stalled {
+        type Data = Bytes;
+        type Error = String;
+        fn poll_frame(
+            mut self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, String>>> {
+            match self.0.take() {
+                Some(b) => std::task::Poll::Ready(Some(Ok(http_body::Frame::data(b)))),
+                None => std::task::Poll::Pending,
+            }
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stalled_body_times_out_between_reads() {
+        for declared in [Some(100_000), None] {
+            let started = tokio::time::Instant::now();
+            let r = prepare(
+                Stalled(Some(Bytes::from_static(b"A"))),
+                declared,
+                limits(1 << 20, 16),
+                &budget(),
+            )
+            .await;
+            assert!(matches!(r, Err(ClientError::BodyTimeout(_))), "{r:?}");
+            assert_eq!(r.unwrap_err().status(), http::StatusCode::REQUEST_TIMEOUT);
+            // Paused time: exactly the configured wait, not more.
+            assert_eq!(started.elapsed(), Duration::from_secs(60));
+        }
     }
 
     #[tokio::test]
@@ -293,6 +455,7 @@ mod tests {
             chunked(&[b"0123", b"4567", b"89"]),
             None,
             limits(1 << 20, 6),
+            &budget(),
         )
         .await
         .unwrap();
@@ -321,13 +484,42 @@ mod tests {
 
     #[tokio::test]
     async fn chunked_body_over_limit_is_413() {
-        let r = prepare(chunked(&[b"0123", b"4567"]), None, limits(6, 2)).await;
+        let r = prepare(chunked(&[b"0123", b"4567"]), None, limits(6, 2), &budget()).await;
         assert!(matches!(r, Err(ClientError::BodyTooLarge { limit: 6 })));
     }
 
     #[tokio::test]
+    async fn bodies_in_memory_share_one_budget_then_spill_to_files() {
+        let budget = BodyMemory::new(10);
+        let first = prepare(
+            chunked(&[b"0123", b"4567"]),
+            Some(8),
+            limits(0, 16),
+            &budget,
+        )
+        .await
+        .unwrap();
+        assert!(matches!(first, RequestBody::Memory(_)));
+        assert_eq!(budget.available(), 2);
+        // Fits this request's buffer, not what is left of the budget.
+        let second = prepare(chunked(&[b"abcd"]), None, limits(0, 16), &budget)
+            .await
+            .unwrap();
+        assert!(
+            matches!(second, RequestBody::File { len: 4, .. }),
+            "{second:?}"
+        );
+        assert_eq!(budget.available(), 2);
+        // A body gives its share back when done with.
+        drop(first);
+        assert_eq!(budget.available(), 10);
+        drop(second);
+        assert_eq!(budget.available(), 10);
+    }
+
+    #[tokio::test]
     async fn chunked_small_body_stays_in_memory() {
-        let r = prepare(chunked(&[b"ab", b"c"]), None, limits(0, 16))
+        let r = prepare(chunked(&[b"ab", b"c"]), None, limits(0, 16), &budget())
             .await
             .unwrap();
         assert!(matches!(&r, RequestBody::Memory(b) if &b[..] == b"abc"));

@@ -26,17 +26,45 @@ pub enum ClientError {
     Body(String),
     #[error("request body shorter than its Content-Length")]
     BodyTruncated,
+    #[error("no request body data for {0:?} (timeouts.client_body)")]
+    BodyTimeout(std::time::Duration),
+    #[error("request line of {len} bytes over max_request_line ({limit})")]
+    UriTooLong { len: usize, limit: usize },
+    #[error("request head too large: {0}")]
+    HeadTooLarge(String),
+    #[error("bad request: {0}")]
+    BadHeader(String),
+    #[error("Transfer-Encoding {0:?} not implemented")]
+    TransferEncoding(String),
 }
 
 impl ClientError {
     pub fn status(&self) -> StatusCode {
         match self {
-            ClientError::BadPath(_) | ClientError::Body(_) | ClientError::BodyTruncated => {
-                StatusCode::BAD_REQUEST
-            }
+            ClientError::BadPath(_)
+            | ClientError::Body(_)
+            | ClientError::BodyTruncated
+            | ClientError::BadHeader(_) => StatusCode::BAD_REQUEST,
             ClientError::NotFound => StatusCode::NOT_FOUND,
             ClientError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ClientError::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
+            ClientError::UriTooLong { .. } => StatusCode::URI_TOO_LONG,
+            ClientError::HeadTooLarge(_) => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            ClientError::TransferEncoding(_) => StatusCode::NOT_IMPLEMENTED,
         }
+    }
+
+    /// Whether the request body may still be on its way: the connection
+    /// cannot carry another request after this answer (HTTP/1.1 closes it).
+    pub fn body_left_unread(&self) -> bool {
+        matches!(
+            self,
+            ClientError::Body(_)
+                | ClientError::BodyTruncated
+                | ClientError::BodyTooLarge { .. }
+                | ClientError::BodyTimeout(_)
+                | ClientError::TransferEncoding(_)
+        )
     }
 }
 
@@ -443,12 +471,21 @@ mod tests {
         use crate::http::body::{self, BodyLimits, RequestBody};
         use bytes::Bytes;
         use http_body_util::Full;
+        // request_buffering off, so that a streamed body is among them.
         let limits = BodyLimits {
             max_body_size: 1 << 20,
             buffer_size: 4,
+            buffering: false,
+            timeout: std::time::Duration::from_secs(60),
         };
+        let memory = body::BodyMemory::new(body::BODY_MEMORY);
         let prepare = |data: &'static [u8], declared: Option<u64>| {
-            body::prepare(Full::new(Bytes::from_static(data)), declared, limits)
+            body::prepare(
+                Full::new(Bytes::from_static(data)),
+                declared,
+                limits,
+                &memory,
+            )
         };
         let none = prepare(b"", Some(0)).await.unwrap();
         let small = prepare(b"abc", Some(3)).await.unwrap();

@@ -1,5 +1,6 @@
-//! The life of one HTTP request: route it, take its body, pick a backend,
-//! run the FastCGI exchange, retry on another backend when that is safe,
+//! The life of one HTTP request: check its head, route it, take its body
+//! (whole, by default, before any backend is picked), pick a backend, run
+//! the FastCGI exchange, retry on another backend when that is safe,
 //! and turn the outcome into a response (PHP's, or 4xx/5xx of our own).
 
 use std::sync::Arc;
@@ -14,11 +15,13 @@ use tokio::time::Instant;
 use crate::fastcgi::exchange::{ExchangeError, ExchangeTimeouts, encode_request_head};
 use crate::fastcgi::params::ParamList;
 use crate::http::activity::InFlight;
-use crate::http::body::{self, AsyncChunk, BodyLimits, FileSendError, RequestBody};
+use crate::http::body::{self, AsyncChunk, BodyLimits, BodyMemory, FileSendError, RequestBody};
 use crate::http::edge::{self, Edge};
 use crate::http::error::{
     BackendError, ClientError, FailedAttempt, Next, ProxyError, after_failure,
 };
+use crate::http::headers;
+use crate::http::limits::{self, HeadLimits};
 use crate::http::params::{self, ConnInfo, Route, Site};
 use crate::http::response::{self, AccessLog, BodyError, LoggedBody};
 use crate::http::session_watch;
@@ -33,6 +36,9 @@ pub struct Proxy {
     pub site: Site,
     pub upstream: Arc<Upstream>,
     pub limits: BodyLimits,
+    /// What request bodies may hold in memory, all requests together.
+    pub body_memory: BodyMemory,
+    pub head: HeadLimits,
     pub timeouts: ExchangeTimeouts,
     pub access_log: bool,
     /// Longest wait for a connection slot (timeouts.queue).
@@ -118,6 +124,10 @@ impl Proxy {
         let mut response = match result {
             Ok(response) => response,
             Err(err) => {
+                // The body may still be coming: HTTP/1.1 cannot carry another
+                // request on this connection (HTTP/2 resets the stream).
+                let close = matches!(&err, ProxyError::Client(e) if e.body_left_unread())
+                    && is_http1(log.version);
                 match &err {
                     ProxyError::Client(e) => {
                         tracing::info!(client = %conn.client(), uri = %log.uri, "{e}")
@@ -130,7 +140,12 @@ impl Proxy {
                     }
                 }
                 log.error = Some(err.to_string());
-                response::error_page(err.status())
+                let mut page = response::error_page(err.status());
+                if close {
+                    page.headers_mut()
+                        .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+                }
+                page
             }
         };
         edge::add_hsts(&mut response, conn, &self.edge);
@@ -150,6 +165,10 @@ impl Proxy {
         B: Body<Data = Bytes> + Unpin,
         B::Error: std::fmt::Display,
     {
+        // Refused before anything else: such a request never reaches, nor
+        // counts against, a backend.
+        limits::check_head(parts, &self.head)?;
+        headers::check(parts)?;
         let (script_name, path_info, mut fallback) =
             match params::route(parts.uri.path(), &self.site) {
                 Route::Script {
@@ -161,7 +180,7 @@ impl Proxy {
                 Route::BadRequest(why) => return Err(ClientError::BadPath(why).into()),
             };
         let declared = body::declared_length(&parts.headers)?;
-        let mut body = body::prepare(body, declared, self.limits).await?;
+        let mut body = body::prepare(body, declared, self.limits, &self.body_memory).await?;
         let params = params::build_params(
             parts,
             &script_name,
@@ -169,7 +188,7 @@ impl Proxy {
             body.content_length(declared),
             conn,
             &self.site,
-        );
+        )?;
         let mut head = encode_head(&params, &body);
         if !body.is_replayable() {
             fallback = None; // the body cannot be sent a second time
@@ -240,7 +259,7 @@ impl Proxy {
                     let Some(fc) = fallback.take() else { continue };
                     let content_length = body.content_length(declared);
                     let params =
-                        params::build_params(parts, &fc, b"", content_length, conn, &self.site);
+                        params::build_params(parts, &fc, b"", content_length, conn, &self.site)?;
                     head = encode_head(&params, &body);
                     continue;
                 }
@@ -322,7 +341,7 @@ impl Proxy {
             RequestBody::Stream { body, len } => {
                 let mut sent = 0u64;
                 loop {
-                    match body::next_data(body).await {
+                    match body::next_data(body, self.limits.timeout).await {
                         Ok(Some(data)) => {
                             sent += data.len() as u64;
                             if sent > *len {
@@ -430,6 +449,10 @@ impl Proxy {
         }
         Ok(response)
     }
+}
+
+fn is_http1(version: http::Version) -> bool {
+    matches!(version, http::Version::HTTP_10 | http::Version::HTTP_11)
 }
 
 fn fail_static(failure: BackendFailure) -> AttemptError {

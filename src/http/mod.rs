@@ -1,17 +1,21 @@
-//! The HTTP front end: `params` maps a request to FastCGI params (pure),
-//! `body` takes request bodies in bounded memory, `handler` runs a request
-//! against the backends, `error` says which side failed and what status and
-//! retry that means, `response` builds what goes back and logs it,
-//! `edge` answers ACME HTTP-01 and HTTPS redirects before routing,
-//! `activity` counts the requests in flight on a client connection,
-//! `session_watch` spots backends that hand out new sessions to clients that
-//! had one.
+//! The HTTP front end: `edge` answers ACME HTTP-01 and HTTPS redirects
+//! before routing, `limits` and `headers` refuse what must not reach a
+//! backend (oversized heads, duplicate or malformed Host, odd framing
+//! headers), `params` maps a request to FastCGI params (pure), `body` takes
+//! request bodies in bounded memory before a backend is picked, `handler`
+//! runs a request against the backends, `error` says which side failed and
+//! what status and retry that means, `response` builds what goes back and
+//! logs it, `activity` follows what a client connection is doing (requests
+//! in flight, a head being read), `session_watch` spots backends that hand
+//! out new sessions to clients that had one.
 
 pub mod activity;
 pub mod body;
 pub mod edge;
 pub mod error;
 pub mod handler;
+pub mod headers;
+pub mod limits;
 pub mod params;
 pub mod response;
 pub mod session_watch;

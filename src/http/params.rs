@@ -14,6 +14,8 @@ use std::net::SocketAddr;
 use percent_encoding::percent_decode;
 
 use crate::fastcgi::params::{ParamList, SERVER_SOFTWARE};
+use crate::http::error::ClientError;
+use crate::http::headers::passes_as_cgi;
 
 /// What the front end knows of the site, from the config.
 #[derive(Debug, Clone)]
@@ -188,15 +190,13 @@ impl ConnInfo {
     }
 }
 
-/// Request headers never passed on as `HTTP_*`: `Proxy` because PHP code
-/// reads HTTP_PROXY as a proxy setting (httpoxy, CVE-2016-5385).
-fn is_blocked_header(name: &str) -> bool {
-    name == "proxy"
-}
-
 /// Builds the params of one request routed to `script_name`/`path_info`.
 /// `content_length` is the body length fpmlb will send (None: no body and no
 /// Content-Length header, sent as an empty CONTENT_LENGTH like nginx).
+///
+/// A param too long for one FastCGI record (a Cookie joined from many
+/// lines, a path under a long document root) refuses the request with 431:
+/// the head limits normally stop such a request earlier.
 pub fn build_params(
     parts: &http::request::Parts,
     script_name: &[u8],
@@ -204,7 +204,7 @@ pub fn build_params(
     content_length: Option<u64>,
     conn: &ConnInfo,
     site: &Site,
-) -> ParamList {
+) -> Result<ParamList, ClientError> {
     let mut p = ParamList::with_capacity(1024, 32 + parts.headers.len());
     let uri = &parts.uri;
     let query = uri.query().unwrap_or("");
@@ -266,17 +266,26 @@ pub fn build_params(
     for (name, value) in &site.extra {
         p.push(name.as_bytes(), value.as_bytes());
     }
-    p
+    match p.refused() {
+        None => Ok(p),
+        Some(name) => Err(ClientError::HeadTooLarge(format!(
+            "param {} does not fit one FastCGI record",
+            String::from_utf8_lossy(name)
+        ))),
+    }
 }
 
 /// Request headers as `HTTP_*`, repeated ones joined into one param (", ",
-/// or "; " for Cookie, as nginx 1.23+ does). Names with '_' are dropped, as
-/// nginx does by default (`underscores_in_headers off`): `X-A_B` and `X-A-B`
-/// would otherwise both become HTTP_X_A_B and one could forge the other.
+/// or "; " for Cookie, as nginx 1.23+ does). Only names of `[A-Za-z0-9-]`
+/// pass (nginx's `ignore_invalid_headers`, `underscores_in_headers off`):
+/// `X-A_B` or `X.A-B` would otherwise arrive in PHP as HTTP_X_A_B and forge
+/// `X-A-B`. The others are dropped, at debug level: a client's odd header
+/// is not the operator's concern.
 fn push_headers(p: &mut ParamList, headers: &http::HeaderMap) {
     for name in headers.keys() {
         let key = name.as_str();
-        if key.contains('_') || is_blocked_header(key) {
+        if !passes_as_cgi(key) {
+            tracing::debug!(header = key, "request header not passed to PHP");
             continue;
         }
         let mut values = headers.get_all(name).iter();
@@ -443,7 +452,7 @@ mod tests {
             ],
             http::Version::HTTP_11,
         );
-        let p = build_params(&rq, b"/env.php", b"/a b", None, &conn(), &site(None));
+        let p = build_params(&rq, b"/env.php", b"/a b", None, &conn(), &site(None)).unwrap();
         assert_eq!(get(&p, "SCRIPT_FILENAME"), "/var/www/html/env.php");
         assert_eq!(get(&p, "SCRIPT_NAME"), "/env.php");
         assert_eq!(get(&p, "PATH_INFO"), "/a b");
@@ -466,7 +475,7 @@ mod tests {
     #[test]
     fn http2_authority_becomes_http_host() {
         let rq = parts("http://example.org/index.php", &[], http::Version::HTTP_2);
-        let p = build_params(&rq, b"/index.php", b"", Some(0), &conn(), &site(None));
+        let p = build_params(&rq, b"/index.php", b"", Some(0), &conn(), &site(None)).unwrap();
         assert_eq!(get(&p, "HTTP_HOST"), "example.org");
         assert_eq!(get(&p, "SERVER_PROTOCOL"), "HTTP/2.0");
         assert_eq!(get(&p, "CONTENT_LENGTH"), "0");
@@ -474,20 +483,39 @@ mod tests {
     }
 
     #[test]
-    fn underscore_and_proxy_headers_are_dropped() {
+    fn only_plain_header_names_become_http_params() {
         let rq = parts(
             "/index.php",
             &[
                 ("x-a_b", "forged"),
+                ("x.a-b", "forged"),
+                ("x-a.b", "forged"),
+                ("x~a-b", "forged"),
                 ("proxy", "http://evil"),
-                ("x-a-b", "real"),
+                ("X-A-B", "real"),
             ],
             http::Version::HTTP_11,
         );
-        let p = build_params(&rq, b"/index.php", b"", None, &conn(), &site(None));
+        let p = build_params(&rq, b"/index.php", b"", None, &conn(), &site(None)).unwrap();
         assert_eq!(get(&p, "HTTP_X_A_B"), "real");
-        assert_eq!(p.iter().filter(|(n, _)| *n == b"HTTP_X_A_B").count(), 1);
+        let http: Vec<&[u8]> = p
+            .iter()
+            .map(|(n, _)| n)
+            .filter(|n| n.starts_with(b"HTTP_"))
+            .collect();
+        assert_eq!(http, vec![&b"HTTP_X_A_B"[..]], "nothing else");
         assert!(p.get("HTTP_PROXY").is_none());
+    }
+
+    #[test]
+    fn a_param_over_one_record_refuses_the_request() {
+        // Lines within any limit, joined into one Cookie param of 80 KB.
+        let cookie = "c".repeat(8000);
+        let headers: Vec<(&str, &str)> = (0..10).map(|_| ("cookie", cookie.as_str())).collect();
+        let rq = parts("/index.php", &headers, http::Version::HTTP_11);
+        let err = build_params(&rq, b"/index.php", b"", None, &conn(), &site(None)).unwrap_err();
+        assert_eq!(err.status().as_u16(), 431);
+        assert!(err.to_string().contains("HTTP_COOKIE"), "{err}");
     }
 
     #[test]
@@ -500,7 +528,7 @@ mod tests {
             &[("host", "[::1]:8443")],
             http::Version::HTTP_11,
         );
-        let p = build_params(&rq, b"/index.php", b"", None, &conn(), &s);
+        let p = build_params(&rq, b"/index.php", b"", None, &conn(), &s).unwrap();
         assert_eq!(get(&p, "HTTPS"), "on");
         assert_eq!(get(&p, "REQUEST_SCHEME"), "https");
         assert_eq!(get(&p, "SERVER_NAME"), "shop.example");
@@ -514,14 +542,14 @@ mod tests {
             &[("host", "shop.example")],
             http::Version::HTTP_2,
         );
-        let plain = build_params(&rq, b"/index.php", b"", None, &conn(), &site(None));
+        let plain = build_params(&rq, b"/index.php", b"", None, &conn(), &site(None)).unwrap();
         assert!(plain.get("HTTPS").is_none());
         assert_eq!(get(&plain, "REQUEST_SCHEME"), "http");
         let mut c = conn();
         c.local = "127.0.0.1:8443".parse().unwrap();
         c.tls = Some(TlsInfo::default());
         c.proxied = Some("203.0.113.9:41000".parse().unwrap());
-        let p = build_params(&rq, b"/index.php", b"", None, &c, &site(None));
+        let p = build_params(&rq, b"/index.php", b"", None, &c, &site(None)).unwrap();
         assert_eq!(get(&p, "HTTPS"), "on");
         assert_eq!(get(&p, "REQUEST_SCHEME"), "https");
         assert_eq!(get(&p, "SERVER_PORT"), "8443");

@@ -343,6 +343,20 @@ pub fn start_lb(cluster: &Cluster, extra_yaml: &str) -> Fpmlb {
     Fpmlb::start(&cluster.dir, addr, &yaml)
 }
 
+/// fpmlb alone on `net`'s 127.0.N.1:8080, with `extra` config, in front of
+/// a backend address where nothing listens: for what fpmlb must refuse or
+/// answer itself (a path with no script is its own 404).
+pub fn start_alone(net: Net, extra: &str) -> Fpmlb {
+    let dir = state_dir(net);
+    let addr = net.addr(1, 8080);
+    let yaml = format!(
+        "{}{extra}backends:\n  - name: nowhere\n    address: \"{}\"\n",
+        base_yaml(addr, "/var/www"),
+        net.addr(2, 9)
+    );
+    Fpmlb::start(&dir, addr, &yaml)
+}
+
 /// A response read whole.
 #[derive(Debug)]
 pub struct Resp {

@@ -155,6 +155,19 @@ nets! {
     FAULTS_BAD_PATHS = 114;
     FAULTS_BODY_LIMIT = 115;
     FAULTS_LATE_END = 116;
+
+    // tests/hostile_request.rs (170..179): fpmlb on .1:8080, clients from .10..
+    HOSTILE_HEAD_DEFAULTS = 170;
+    HOSTILE_HEAD_WIDE = 171;
+    HOSTILE_HEADERS = 172;
+    HOSTILE_SLOW_UPLOADS = 173;
+    HOSTILE_SLOW_H2_STREAMS = 174;
+    HOSTILE_HALF_HEADS = 175;
+    HOSTILE_PER_CLIENT = 176;
+    /// Admin API on .1:9180.
+    HOSTILE_ADMIN = 177;
+    HOSTILE_STREAMING = 178;
+    HOSTILE_SLOW_READER = 179;
 }
 
 /// Two entries of the table on one network do not compile.
