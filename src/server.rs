@@ -20,7 +20,7 @@
 mod proxy_protocol;
 
 use std::convert::Infallible;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -46,7 +46,11 @@ use proxy_protocol::{ClientStream, Proxied};
 mod per_client;
 mod watched;
 
+use per_client::ClientSlot;
 pub use per_client::{PerClient, client_key};
+
+/// A connection refused by `max_connections_per_client` (already logged).
+struct AtCap;
 use watched::Watched;
 
 /// Streams one HTTP/2 connection may have open, nginx's
@@ -100,8 +104,10 @@ pub struct HttpServer {
     pub tracker: TaskTracker,
     /// The rustls config of TLS listeners; `None` while no TLS is configured.
     pub tls: ArcSwapOption<rustls::ServerConfig>,
-    /// Which peers may send PROXY headers (`real_ip.trusted_proxies`).
-    pub real_ip: ArcSwap<RealIpConfig>,
+    /// Which peers may send PROXY headers and forwarding headers
+    /// (`real_ip`); read per connection and per request, so a reload
+    /// applies at once.
+    pub real_ip: Arc<ArcSwap<RealIpConfig>>,
     permits: Arc<Semaphore>,
     per_client: Arc<PerClient>,
     builder: Arc<auto::Builder<TokioExecutor>>,
@@ -144,7 +150,7 @@ impl HttpServer {
             shutdown,
             tracker: TaskTracker::new(),
             tls: ArcSwapOption::empty(),
-            real_ip: ArcSwap::from_pointee(RealIpConfig::default()),
+            real_ip: Arc::new(ArcSwap::from_pointee(RealIpConfig::default())),
             permits: Arc::new(Semaphore::new(limits.max_connections)),
             per_client: PerClient::new(limits.per_client),
             builder: Arc::new(builder),
@@ -176,25 +182,23 @@ impl HttpServer {
             };
             match accepted {
                 Ok((stream, remote)) => {
-                    let slot = match self.per_client.admit(remote.ip()) {
-                        Ok(slot) => slot,
-                        Err(at_cap) => {
-                            let key = client_key(remote.ip());
-                            let cap = self.limits.per_client;
-                            if at_cap.warn {
-                                tracing::warn!(client = %remote, address = %key, "{cap} connections open from this address (max_connections_per_client): refusing more");
-                            } else {
-                                tracing::debug!(client = %remote, "refused: max_connections_per_client");
+                    let options = options.load_full();
+                    // On a PROXY listener the client is only known once the
+                    // header is read: it is counted then (see `handshake`).
+                    let slot = if options.proxy_protocol {
+                        None
+                    } else {
+                        match self.admit(remote.ip(), remote) {
+                            Ok(slot) => slot,
+                            Err(AtCap) => {
+                                drop(stream);
+                                continue;
                             }
-                            drop(stream);
-                            continue;
                         }
                     };
                     let server = Arc::clone(&self);
-                    let options = options.load_full();
                     self.tracker.spawn(async move {
-                        server.serve_connection(stream, remote, options).await;
-                        drop(slot);
+                        server.serve_connection(stream, remote, options, slot).await;
                         drop(permit);
                     });
                 }
@@ -208,11 +212,37 @@ impl HttpServer {
         tracing::info!(listener = ?local, "stopped accepting");
     }
 
+    /// The per-client slot of a connection whose transport client is
+    /// `ip`: none for a trusted proxy, which carries many clients (their
+    /// addresses come in its headers); `Err` (logged) when the address is
+    /// at `max_connections_per_client`.
+    fn admit(&self, ip: IpAddr, remote: SocketAddr) -> Result<Option<ClientSlot>, AtCap> {
+        if self.real_ip.load().trusts(ip) {
+            return Ok(None);
+        }
+        match self.per_client.admit(ip) {
+            Ok(slot) => Ok(Some(slot)),
+            Err(at_cap) => {
+                let key = client_key(ip);
+                let cap = self.limits.per_client;
+                if at_cap.warn {
+                    tracing::warn!(client = %remote, address = %key, "{cap} connections open from this address (max_connections_per_client): refusing more");
+                } else {
+                    tracing::debug!(client = %remote, "refused: max_connections_per_client");
+                }
+                Err(AtCap)
+            }
+        }
+    }
+
+    /// Serves one accepted connection; `slot` (its per-client count) is
+    /// held until it closes.
     async fn serve_connection(
         &self,
         stream: TcpStream,
         remote: SocketAddr,
         listener: Arc<Listener>,
+        mut slot: Option<ClientSlot>,
     ) {
         let _ = stream.set_nodelay(true);
         let local = match stream.local_addr() {
@@ -227,7 +257,7 @@ impl HttpServer {
         let deadline = Instant::now() + self.limits.header_timeout;
         let accepted = tokio::select! {
             _ = self.shutdown.cancelled() => return,
-            r = tokio::time::timeout_at(deadline, self.handshake(stream, &listener, &mut info)) => r,
+            r = tokio::time::timeout_at(deadline, self.handshake(stream, &listener, &mut info, &mut slot)) => r,
         };
         match accepted {
             Err(_) => {
@@ -240,14 +270,17 @@ impl HttpServer {
             Ok(Ok(Accepted::Plain(io))) => self.serve_http(io, info).await,
             Ok(Ok(Accepted::Tls(io))) => self.serve_http(io, info).await,
         }
+        drop(slot);
     }
 
-    /// What comes before HTTP: the PROXY header, the TLS handshake.
+    /// What comes before HTTP: the PROXY header (then the client it names
+    /// takes its per-client `slot`), the TLS handshake.
     async fn handshake(
         &self,
         stream: TcpStream,
         listener: &Listener,
         info: &mut ConnInfo,
+        slot: &mut Option<ClientSlot>,
     ) -> Result<Accepted, HandshakeError> {
         let stream = if listener.proxy_protocol {
             let real_ip = self.real_ip.load();
@@ -260,6 +293,12 @@ impl HttpServer {
             if let Proxied::Tcp { source, .. } = proxied {
                 info.proxied = Some(source);
             }
+            // The PROXY source, or the balancer itself for a LOCAL header
+            // (its health checks).
+            let client = info.transport_client();
+            *slot = self
+                .admit(client.ip(), client)
+                .map_err(|AtCap| HandshakeError::PerClient)?;
             stream
         } else {
             ClientStream::new(stream)
@@ -287,16 +326,23 @@ impl HttpServer {
     where
         I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
-        let remote = info.client();
+        let remote = info.transport_client();
         let info = Arc::new(info);
+        let real_ip = Arc::clone(&self.real_ip);
         let activity = Arc::new(ConnActivity::new());
         let epoch = Instant::now();
         let proxy = Arc::clone(&self.proxy);
         let svc_activity = Arc::clone(&activity);
-        let service = service_fn(move |req| {
+        let service = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
             let proxy = proxy.load_full();
             let in_flight = InFlight::begin(&svc_activity, epoch);
-            let info = Arc::clone(&info);
+            // What a trusted proxy's headers say of this request's client.
+            let real_ip = real_ip.load();
+            let info = if real_ip.trusts(info.transport_client().ip()) {
+                Arc::new(info.for_request(req.headers(), &real_ip))
+            } else {
+                Arc::clone(&info)
+            };
             async move { Ok::<_, Infallible>(proxy.handle(req, &info, Some(in_flight)).await) }
         });
         let io = Watched::new(
@@ -341,6 +387,8 @@ impl HttpServer {
 #[derive(Debug)]
 enum HandshakeError {
     UntrustedProxy,
+    /// The PROXY header's client is at `max_connections_per_client` (logged).
+    PerClient,
     Proxy(proxy_protocol::ProxyHeaderError),
     NoTlsConfig,
     Tls(std::io::Error),
@@ -356,6 +404,7 @@ impl HandshakeError {
                 %client, %listener,
                 "PROXY protocol listener: peer not in real_ip.trusted_proxies: closed"
             ),
+            HandshakeError::PerClient => {}
             HandshakeError::Proxy(e) => {
                 tracing::info!(%client, %listener, "PROXY protocol listener: {e}: closed");
             }

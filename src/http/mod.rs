@@ -7,7 +7,8 @@
 //! what status and retry that means, `response` builds what goes back and
 //! logs it, `activity` follows what a client connection is doing (requests
 //! in flight, a head being read), `session_watch` spots backends that hand
-//! out new sessions to clients that had one.
+//! out new sessions to clients that had one, `real_ip` reads the client
+//! and scheme from a trusted proxy's forwarding headers.
 
 pub mod activity;
 pub mod body;
@@ -17,5 +18,6 @@ pub mod handler;
 pub mod headers;
 pub mod limits;
 pub mod params;
+pub mod real_ip;
 pub mod response;
 pub mod session_watch;
