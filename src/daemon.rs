@@ -99,6 +99,7 @@ pub fn build_proxy(
             https_port: config.listen.iter().find(|l| l.tls).map(|l| l.addr.port()),
             http01,
         },
+        compression: config.compression.clone(),
     }
 }
 

@@ -3,7 +3,8 @@
 //! backend (oversized heads, duplicate or malformed Host, odd framing
 //! headers), `params` maps a request to FastCGI params (pure), `body` takes
 //! request bodies in bounded memory before a backend is picked, `handler`
-//! runs a request against the backends, `error` says which side failed and
+//! runs a request against the backends, `compress` compresses responses as
+//! they stream, `error` says which side failed and
 //! what status and retry that means, `response` builds what goes back and
 //! logs it, `activity` follows what a client connection is doing (requests
 //! in flight, a head being read), `session_watch` spots backends that hand
@@ -12,6 +13,7 @@
 
 pub mod activity;
 pub mod body;
+pub mod compress;
 pub mod edge;
 pub mod error;
 pub mod handler;
