@@ -9,6 +9,10 @@
 //   type=T   Content-Type T instead of text/html; charset=UTF-8
 //   etag=1   send ETag: "html-N"
 //   cache=V  send Cache-Control: V
+//   gz=1     send it gzip-compressed, with Content-Encoding: gzip
+//   wait=TAG with flush=1: after the first half, wait (30 s at most) until
+//            the file /tmp/TAG exists, then send the rest (a test creates it
+//            once it has seen the first half)
 // From the command line: php html.php N (the bytes on stdout).
 $n = isset($_GET['bytes']) ? max(0, (int) $_GET['bytes']) : (int) ($argv[1] ?? 65536);
 if (PHP_SAPI !== 'cli') {
@@ -63,6 +67,10 @@ function page(int $n): string
 }
 
 $page = page($n);
+if (PHP_SAPI !== 'cli' && !empty($_GET['gz'])) {
+    header('Content-Encoding: gzip');
+    $page = gzencode($page, 6);
+}
 if (PHP_SAPI === 'cli' || empty($_GET['flush'])) {
     echo $page;
     return;
@@ -70,7 +78,17 @@ if (PHP_SAPI === 'cli' || empty($_GET['flush'])) {
 while (ob_get_level() > 0) {
     ob_end_flush();
 }
+$wait = isset($_GET['wait']) && preg_match('/^[a-z0-9-]{1,64}$/', $_GET['wait']) ? '/tmp/' . $_GET['wait'] : null;
+$half = intdiv(strlen($page), 2);
+$sent = 0;
 foreach (str_split($page, 8192) as $piece) {
+    if ($wait !== null && $sent >= $half) {
+        for ($i = 0; $i < 300 && !file_exists($wait); $i++) {
+            usleep(100000);
+        }
+        $wait = null;
+    }
     echo $piece;
     flush();
+    $sent += strlen($piece);
 }
