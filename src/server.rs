@@ -43,9 +43,11 @@ use crate::http::params::{ConnInfo, TlsInfo};
 use crate::tls::ACME_TLS_ALPN;
 use proxy_protocol::{ClientStream, Proxied};
 
+mod cancels;
 mod per_client;
 mod watched;
 
+use cancels::Cancels;
 use per_client::ClientSlot;
 pub use per_client::{PerClient, client_key};
 
@@ -57,6 +59,32 @@ use watched::Watched;
 /// `http2_max_concurrent_streams` default (hyper's is 200): each may hold
 /// up to `body_buffer_size` of a body in memory while it is read.
 const H2_MAX_CONCURRENT_STREAMS: u32 = 128;
+
+/// Streams the client may reset before the server accepted them, at once,
+/// before the connection is closed with GOAWAY ENHANCE_YOUR_CALM: h2's
+/// counter (0.3.17) and default (20) for the rapid reset attack
+/// (CVE-2023-44487), kept explicitly. Resets of accepted streams are
+/// fpmlb's own count (`server/cancels.rs`). The h2 in Cargo.lock (0.4.20)
+/// also has the error-reset limit (0.4.2) and the CONTINUATION flood limit
+/// (0.4.4).
+const H2_MAX_PENDING_ACCEPT_RESETS: usize = 20;
+
+/// Streams fpmlb may reset because the client broke the protocol on them,
+/// before GOAWAY (h2's default since 0.4.2): floods of malformed streams.
+const H2_MAX_LOCAL_ERROR_RESETS: usize = 1024;
+
+/// A request body may be 1 MiB ahead of fpmlb per stream, and all streams
+/// of a connection together 1 MiB too (hyper's defaults): bodies are read
+/// as they come (`http/body.rs`), so this bounds what a connection holds
+/// unread, whatever its number of streams.
+const H2_STREAM_WINDOW: u32 = 1024 * 1024;
+const H2_CONNECTION_WINDOW: u32 = 1024 * 1024;
+
+/// Response bytes queued per stream before the body is polled again
+/// (hyper's default is 400 KiB): 128 streams of a client that reads
+/// slowly hold at most 8 MiB, not 50; a 1 MiB response still goes at full
+/// speed (measured: README, HTTP/2 at the edge).
+const H2_MAX_SEND_BUF: usize = 64 * 1024;
 
 /// Listen backlog, as nginx's default on Linux (511) rounded up.
 const LISTEN_BACKLOG: i32 = 1024;
@@ -137,11 +165,21 @@ impl HttpServer {
             .header_read_timeout(None)
             .max_buf_size(limits.head.h1_max_buf_size())
             .keep_alive(true);
+        // HTTP/2 limits, set here rather than left to hyper's defaults so
+        // that a dependency update cannot loosen them (see the constants).
+        // The CONTINUATION flood protection (h2 >= 0.4.4) follows
+        // max_header_list_size: more CONTINUATION frames than that list
+        // needs, or a header block past it, is a GOAWAY.
         builder
             .http2()
             .timer(TokioTimer::new())
             .max_header_list_size(limits.head.h2_max_header_list_size())
             .max_concurrent_streams(H2_MAX_CONCURRENT_STREAMS)
+            .max_pending_accept_reset_streams(H2_MAX_PENDING_ACCEPT_RESETS)
+            .max_local_error_reset_streams(H2_MAX_LOCAL_ERROR_RESETS)
+            .initial_stream_window_size(H2_STREAM_WINDOW)
+            .initial_connection_window_size(H2_CONNECTION_WINDOW)
+            .max_send_buf_size(H2_MAX_SEND_BUF)
             .keep_alive_interval(Some(Duration::from_secs(30)))
             .keep_alive_timeout(Duration::from_secs(20));
         HttpServer {
@@ -333,9 +371,12 @@ impl HttpServer {
         let epoch = Instant::now();
         let proxy = Arc::clone(&self.proxy);
         let svc_activity = Arc::clone(&activity);
+        let cancels = Cancels::new();
+        let svc_cancels = Arc::clone(&cancels);
         let service = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
             let proxy = proxy.load_full();
             let in_flight = InFlight::begin(&svc_activity, epoch);
+            let watch = svc_cancels.watch();
             // What a trusted proxy's headers say of this request's client.
             let real_ip = real_ip.load();
             let info = if real_ip.trusts(info.transport_client().ip()) {
@@ -343,7 +384,11 @@ impl HttpServer {
             } else {
                 Arc::clone(&info)
             };
-            async move { Ok::<_, Infallible>(proxy.handle(req, &info, Some(in_flight)).await) }
+            async move {
+                let response = proxy.handle(req, &info, Some(in_flight)).await;
+                watch.answered();
+                Ok::<_, Infallible>(response)
+            }
         });
         let io = Watched::new(
             io,
@@ -369,6 +414,12 @@ impl HttpServer {
                     conn.as_mut().graceful_shutdown();
                 }
                 _ = idle_expired(&activity, epoch, self.limits.idle_timeout), if !closing => {
+                    closing = true;
+                    conn.as_mut().graceful_shutdown();
+                }
+                _ = cancels.exceeded(), if !closing => {
+                    let (cancelled, requests) = cancels.counts();
+                    tracing::info!(client = %remote, "the client cancelled {cancelled} of its {requests} requests before their answer (HTTP/2 rapid reset?): GOAWAY, connection closed");
                     closing = true;
                     conn.as_mut().graceful_shutdown();
                 }
@@ -429,6 +480,27 @@ fn log_connection_error(remote: SocketAddr, e: &(dyn std::error::Error + 'static
         Some(he) if he.is_parse() => {
             tracing::info!(client = %remote, "malformed request head ({he}): 400, connection closed");
         }
-        _ => tracing::debug!(client = %remote, "connection ended: {e}"),
+        _ => match h2_abuse(e) {
+            Some(h2e) => {
+                tracing::info!(client = %remote, "HTTP/2: {h2e} (too many resets or CONTINUATION frames): GOAWAY ENHANCE_YOUR_CALM, connection closed")
+            }
+            None => tracing::debug!(client = %remote, "connection ended: {e}"),
+        },
     }
+}
+
+/// The h2 error under `e` when h2 itself closed the connection for abuse
+/// (rapid reset, a CONTINUATION flood, too many malformed streams).
+fn h2_abuse<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a h2::Error> {
+    let mut cause = Some(e);
+    while let Some(c) = cause {
+        if let Some(h2e) = c.downcast_ref::<h2::Error>() {
+            return (h2e.is_go_away()
+                && h2e.is_library()
+                && h2e.reason() == Some(h2::Reason::ENHANCE_YOUR_CALM))
+            .then_some(h2e);
+        }
+        cause = c.source();
+    }
+    None
 }
