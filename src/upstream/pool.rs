@@ -11,8 +11,17 @@
 //! exchange. `release` puts the connection back on the idle stack and frees
 //! the permit; dropping it instead closes the connection (an exchange that
 //! failed or was abandoned leaves the connection in an unknown state).
+//!
+//! When the cap is above the pool's real size (no `max_conns` and no status
+//! page: the default of 8 over a pool of 4 workers), a new connection lands
+//! in php-fpm's listen queue, and its request waits there until a worker
+//! frees. With kept-alive connections no worker ever frees: each serves its
+//! one connection until that closes. So a new connection that gets no answer
+//! within [`WORKER_PATIENCE`] makes the pool give workers back: its idle
+//! connections are closed at once, and connections that finish an exchange
+//! are closed rather than kept, until the waiting one is answered.
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -20,6 +29,13 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
 use crate::fastcgi::conn::{Connection, Endpoint};
+
+/// How long a request on a new connection waits for its first response
+/// byte before the pool suspects it waits for a php-fpm worker (see the
+/// module comment). Far above an idle pool's accept (well under 1 ms on a
+/// LAN) and below a page a user would call slow; a slow script on a new
+/// connection only costs some kept-alive connections for as long as it runs.
+pub const WORKER_PATIENCE: Duration = Duration::from_millis(100);
 
 /// Timeouts and bounds of a pool, from the config.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,6 +75,13 @@ struct Inner {
     waiting: AtomicUsize,
     opened: AtomicU64,
     reused: AtomicU64,
+    /// New connections whose request has waited over WORKER_PATIENCE with
+    /// no answer: while any does, finished connections are closed.
+    starving: AtomicUsize,
+    /// Kept-alive connections closed to give their worker back.
+    given_back: AtomicU64,
+    /// The pool was seen to have fewer workers than connections.
+    oversubscribed: AtomicBool,
 }
 
 /// The connection pool of one backend. Cheap to clone (shared).
@@ -80,6 +103,9 @@ impl Pool {
                 waiting: AtomicUsize::new(0),
                 opened: AtomicU64::new(0),
                 reused: AtomicU64::new(0),
+                starving: AtomicUsize::new(0),
+                given_back: AtomicU64::new(0),
+                oversubscribed: AtomicBool::new(false),
             }),
         }
     }
@@ -168,6 +194,13 @@ impl Pool {
     }
 
     fn put_back(&self, conn: Connection) {
+        if self.inner.starving.load(Ordering::Relaxed) > 0 {
+            // Closing it frees its php-fpm worker for the connection that
+            // waits in the listen queue.
+            drop(conn);
+            self.inner.given_back.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
         self.idle().push(Idle {
             conn,
             since: Instant::now(),
@@ -218,6 +251,7 @@ impl Pool {
             waiting: self.inner.waiting.load(Ordering::Relaxed),
             opened: self.inner.opened.load(Ordering::Relaxed),
             reused: self.inner.reused.load(Ordering::Relaxed),
+            given_back: self.inner.given_back.load(Ordering::Relaxed),
         }
     }
 }
@@ -237,6 +271,9 @@ pub struct PoolFigures {
     pub opened: u64,
     /// Exchanges that reused a kept-alive connection.
     pub reused: u64,
+    /// Kept-alive connections closed to free a php-fpm worker for a new
+    /// connection waiting in the pool's listen queue.
+    pub given_back: u64,
 }
 
 struct WaitGuard<'a>(&'a AtomicUsize);
@@ -267,6 +304,7 @@ impl Slot {
                 _permit: permit,
                 pool,
                 reused: true,
+                starving: false,
             });
         }
         let conn = Connection::connect(&pool.inner.endpoint, pool.inner.settings.connect_timeout)
@@ -278,6 +316,7 @@ impl Slot {
             _permit: permit,
             pool,
             reused: false,
+            starving: false,
         })
     }
 }
@@ -290,6 +329,8 @@ pub struct PooledConn {
     pool: Pool,
     /// Whether it was kept alive from an earlier exchange.
     pub reused: bool,
+    /// Counted in the pool's `starving`.
+    starving: bool,
 }
 
 impl PooledConn {
@@ -299,15 +340,58 @@ impl PooledConn {
 
     /// Gives a connection whose exchange ended cleanly back to the pool.
     pub fn release(mut self) {
+        self.answered();
         if let Some(conn) = self.conn.take() {
             self.pool.put_back(conn);
         }
+    }
+
+    /// How long its first answer may take before [`PooledConn::waiting_for_worker`]:
+    /// only a new connection can wait for a worker (a kept one has its own).
+    pub fn worker_patience(&self) -> Option<Duration> {
+        (!self.reused).then_some(WORKER_PATIENCE)
+    }
+
+    /// Its request got no answer within [`WORKER_PATIENCE`]: it may wait in
+    /// php-fpm's listen queue while every worker holds a kept-alive
+    /// connection. The pool closes its idle connections and keeps none until
+    /// this one is answered. True the first time a pool sees it, for one
+    /// warning.
+    pub fn waiting_for_worker(&mut self) -> bool {
+        if self.starving || self.reused {
+            return false;
+        }
+        self.starving = true;
+        let inner = &self.pool.inner;
+        inner.starving.fetch_add(1, Ordering::Relaxed);
+        let closed = {
+            let mut idle = self.pool.idle();
+            let n = idle.len();
+            idle.clear();
+            n
+        };
+        inner.given_back.fetch_add(closed as u64, Ordering::Relaxed);
+        !inner.oversubscribed.swap(true, Ordering::Relaxed)
+    }
+
+    /// The first answer arrived (or the exchange ended): no longer waiting.
+    pub fn answered(&mut self) {
+        if std::mem::take(&mut self.starving) {
+            self.pool.inner.starving.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+}
+
+impl Drop for PooledConn {
+    fn drop(&mut self) {
+        self.answered();
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::io::AsyncReadExt;
     use tokio::net::TcpListener;
 
     fn settings(max_conns: usize, queue_size: usize) -> PoolSettings {
@@ -403,6 +487,67 @@ mod tests {
         pool.set_cap(8); // clamped to the configured 4
         assert_eq!(pool.figures().cap, 4);
         let _two = pool.acquire().await.unwrap();
+    }
+
+    /// php-fpm with one worker: each kept connection holds the worker until
+    /// it closes, and the next waits in the listen queue meanwhile.
+    #[tokio::test]
+    async fn a_connection_waiting_for_a_worker_gets_one_given_back() {
+        let (l, ep) = listener().await;
+        let pool = Pool::new(ep, settings(2, 10));
+        let mut a = pool.acquire().await.unwrap();
+        let (mut worker, _) = l.accept().await.unwrap();
+        let mut b = pool.acquire().await.unwrap();
+        assert!(!b.reused);
+        assert_eq!(b.worker_patience(), Some(WORKER_PATIENCE));
+        a.answered();
+        assert!(a.worker_patience().is_some(), "a is new too");
+
+        // b's request gets no answer: the pool hears of it, once.
+        assert!(b.waiting_for_worker(), "first time: warn");
+        assert!(!b.waiting_for_worker(), "counted once");
+        // a finishes: closed rather than kept, which frees the worker.
+        a.release();
+        assert_eq!(pool.figures().idle, 0);
+        assert_eq!(pool.figures().given_back, 1);
+        let mut eof = [0u8; 1];
+        assert_eq!(worker.read(&mut eof).await.unwrap(), 0, "a was closed");
+        let _worker_now_serves_b = l.accept().await.unwrap();
+
+        // b is answered: connections are kept again.
+        b.answered();
+        b.release();
+        assert_eq!(pool.figures().idle, 1);
+        let c = pool.acquire().await.unwrap();
+        assert!(c.reused);
+        // A kept connection never waits for a worker: it has its own.
+        assert_eq!(c.worker_patience(), None);
+    }
+
+    #[tokio::test]
+    async fn a_waiting_connection_closes_the_idle_ones_and_its_drop_ends_the_wait() {
+        let (l, ep) = listener().await;
+        let keep = tokio::spawn(async move {
+            let mut kept = Vec::new();
+            while let Ok((s, _)) = l.accept().await {
+                kept.push(s);
+            }
+        });
+        let pool = Pool::new(ep, settings(3, 10));
+        let a = pool.acquire().await.unwrap();
+        let mut b = pool.acquire().await.unwrap();
+        let mut c = pool.acquire().await.unwrap();
+        b.answered();
+        b.release();
+        assert_eq!(pool.figures().idle, 1);
+        // c waits: b's idle connection holds a worker, so it is closed now.
+        c.waiting_for_worker();
+        assert_eq!(pool.figures().idle, 0);
+        // c fails and is dropped: the wait is over, connections are kept.
+        drop(c);
+        a.release();
+        assert_eq!(pool.figures().idle, 1);
+        keep.abort();
     }
 
     #[tokio::test]
