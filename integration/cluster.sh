@@ -17,6 +17,7 @@ usage:
                    [--session memcached|memcache|redis|files] [--memcached-count 1]
                    [--redis] [--php-value NODE:key=value]... [--no-probe NODE]...
                    [--unix-node NODE]... [--docroot PATH]
+                   [--limit-extensions ".php"|default] [--fastcgi-stderr]
   cluster.sh stop   --dir DIR
   cluster.sh status --dir DIR
 
@@ -25,6 +26,10 @@ Addresses (N = --net, default 0):
   memcached            127.0.N.1:11211 (second: 11212, ...)
   redis                127.0.N.1:6379
 --php-value NODE may be "all" to apply to every node; it wins over the defaults.
+--limit-extensions: the pools' security.limit_extensions (default ".php", the
+  value fpmlb recommends; "default" leaves php-fpm's own, ".php .phar").
+--fastcgi-stderr: no php_admin_value[error_log], so PHP's errors reach the
+  FastCGI STDERR stream (as with a stock pool) instead of a file.
 Facts for scripts are written to DIR/cluster.env (shell-sourcable).
 EOF
 }
@@ -119,6 +124,7 @@ cmd_start() {
     local dir=$1
     shift
     local net=0 nodes=3 children=4 session=memcached mc_count="" want_redis=0 docroot_src="$HERE/www"
+    local limit_extensions=".php" fastcgi_stderr=0
     local -a php_values=() no_probe=() unix_nodes=()
     local orig_args="$*"
     while (($#)); do
@@ -133,6 +139,8 @@ cmd_start() {
             --no-probe) no_probe+=("${2:?--no-probe needs a node name}"); shift 2 ;;
             --unix-node) unix_nodes+=("${2:?--unix-node needs a node name}"); shift 2 ;;
             --docroot) docroot_src=${2:?--docroot needs a path}; shift 2 ;;
+            --limit-extensions) limit_extensions=${2:?--limit-extensions needs a value}; shift 2 ;;
+            --fastcgi-stderr) fastcgi_stderr=1; shift ;;
             -h | --help) usage; exit 0 ;;
             *) die "unknown option '$1' (see --help)" ;;
         esac
@@ -357,7 +365,8 @@ cmd_start() {
             echo "catch_workers_output = yes"
             echo "decorate_workers_output = no"
             echo "request_terminate_timeout = 0"
-            echo "php_admin_value[error_log] = /tmp/php-error.log"
+            [[ "$limit_extensions" == default ]] || echo "security.limit_extensions = $limit_extensions"
+            ((fastcgi_stderr)) || echo "php_admin_value[error_log] = /tmp/php-error.log"
             echo "php_admin_flag[log_errors] = on"
             for key in "${!ini[@]}"; do
                 [[ "$key" == "$name|"* ]] || continue

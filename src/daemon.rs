@@ -23,6 +23,7 @@ use crate::health::runner::{LivenessSettings, SessionLoop, run_liveness};
 use crate::http::body::BodyLimits;
 use crate::http::handler::Proxy;
 use crate::http::params::Site;
+use crate::http::walk_back::WalkBackGuard;
 use crate::server::{self, ClientTimeouts, HttpServer};
 use crate::session::probe::Probe;
 use crate::session::round_trip::SessionChecker;
@@ -77,6 +78,12 @@ pub fn build_proxy(
         access_log: config.log.access_log,
         queue_timeout: config.timeouts.queue,
         session_cookie,
+        walk_back: WalkBackGuard::new(
+            [&config.health.ping_path, &config.health.status_path]
+                .into_iter()
+                .flatten()
+                .map(String::as_str),
+        ),
     }
 }
 

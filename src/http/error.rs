@@ -28,6 +28,10 @@ pub enum ClientError {
     BadPath(&'static str),
     #[error("no PHP script at this path")]
     NotFound,
+    /// A path php-fpm would walk back through (see `http::walk_back`): 404,
+    /// as nginx's `try_files $fastcgi_script_name =404` answers it.
+    #[error("refused, php-fpm would walk back: {0}")]
+    WalkBack(&'static str),
     #[error("request body over max_body_size ({limit} bytes)")]
     BodyTooLarge { limit: u64 },
     #[error("reading the request body: {0}")]
@@ -42,7 +46,7 @@ impl ClientError {
             ClientError::BadPath(_) | ClientError::Body(_) | ClientError::BodyTruncated => {
                 StatusCode::BAD_REQUEST
             }
-            ClientError::NotFound => StatusCode::NOT_FOUND,
+            ClientError::NotFound | ClientError::WalkBack(_) => StatusCode::NOT_FOUND,
             ClientError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
         }
     }

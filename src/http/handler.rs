@@ -22,6 +22,7 @@ use crate::http::error::{
 use crate::http::params::{self, ConnInfo, Route, Site};
 use crate::http::response::{self, AccessLog, BodyError, LoggedBody};
 use crate::http::session_watch;
+use crate::http::walk_back::WalkBackGuard;
 use crate::upstream::Upstream;
 use crate::upstream::backend::Backend;
 use crate::upstream::exchange::{self, BackendFailure, Exchange};
@@ -40,6 +41,8 @@ pub struct Proxy {
     /// The session cookie's name (PHP's session.name, as the session checker
     /// learns it), for the passive session watch.
     pub session_cookie: Arc<arc_swap::ArcSwap<String>>,
+    /// Paths php-fpm would walk back through to another script or its pages.
+    pub walk_back: WalkBackGuard,
 }
 
 /// How to run one attempt.
@@ -157,6 +160,9 @@ impl Proxy {
                 Route::NotFound => return Err(ClientError::NotFound.into()),
                 Route::BadRequest(why) => return Err(ClientError::BadPath(why).into()),
             };
+        if let Some(why) = self.walk_back.refuses(&script_name, &path_info) {
+            return Err(ClientError::WalkBack(why).into());
+        }
         let declared = body::declared_length(&parts.headers)?;
         let mut body = body::prepare(body, declared, self.limits).await?;
         let mut params = params::build_params(
@@ -253,7 +259,13 @@ impl Proxy {
                         body_replayable: body.is_replayable(),
                     });
                     if decision.next == Next::FreshConnection {
-                        tracing::debug!(backend = %backend.name, "kept-alive connection died under the request ({failure}); retrying on a new one");
+                        if failure.is_protocol_error() {
+                            // Not a worker leaving: records php-fpm should
+                            // never have sent (one left over from before).
+                            tracing::warn!(backend = %backend.name, "kept-alive connection out of step ({failure}); retrying on a new one");
+                        } else {
+                            tracing::debug!(backend = %backend.name, "kept-alive connection died under the request ({failure}); retrying on a new one");
+                        }
                         fresh_retry = Some(backend);
                         continue;
                     }

@@ -4,7 +4,8 @@
 //! retry that means, `response` builds what goes back and logs it,
 //! `activity` counts the requests in flight on a client connection,
 //! `session_watch` spots backends that hand out new sessions to clients that
-//! had one.
+//! had one, `walk_back` refuses the paths php-fpm's PATH_INFO walk-back
+//! would turn into another script or its own pages.
 
 pub mod activity;
 pub mod body;
@@ -13,3 +14,4 @@ pub mod handler;
 pub mod params;
 pub mod response;
 pub mod session_watch;
+pub mod walk_back;

@@ -6,12 +6,14 @@
 //! parsed by `crate::save_path`); `store` asks memcached/Redis directly;
 //! `round_trip` runs a whole cluster check (probe, compare, store, and the
 //! cross-node round trip it is built around); `verdict` holds its results
-//! and `render` prints them for people.
+//! and `render` prints them for people. `node_safety` asks each node what
+//! decides php-fpm's PATH_INFO walk-back there, for `fpmlb check`.
 
 pub mod compare;
 #[cfg(test)]
 mod fixtures;
 pub mod node;
+pub mod node_safety;
 pub mod probe;
 pub mod render;
 pub mod round_trip;

@@ -12,7 +12,7 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 
 use crate::fastcgi::cgi::CgiHead;
-use crate::fastcgi::conn::Connection;
+use crate::fastcgi::conn::{ConnError, Connection};
 use crate::fastcgi::exchange::{self, ExchangeError, ExchangeTimeouts, LentConn, Unusable};
 use crate::fastcgi::params::ParamList;
 use crate::upstream::backend::Backend;
@@ -43,6 +43,15 @@ impl BackendFailure {
     /// whole and can go to another backend.
     pub fn before_sending(&self) -> bool {
         matches!(self, BackendFailure::Pool(_))
+    }
+
+    /// True when the backend broke the FastCGI protocol (garbage, a record
+    /// of another request): nothing a script can cause.
+    pub fn is_protocol_error(&self) -> bool {
+        matches!(
+            self,
+            BackendFailure::Exchange(ExchangeError::Read(ConnError::Protocol(_)))
+        )
     }
 
     /// True when the script ran and answered something HTTP cannot carry:
@@ -95,8 +104,9 @@ impl LentConn for BackendConn {
                 backend = %self.backend.name,
                 "a new connection waited {:?} for a php-fpm worker while the others held kept-alive connections: \
                  max_conns ({cap}) is likely above the pool's pm.max_children (set max_conns, or health.status_path \
-                 for a static pool); kept-alive connections are closed while one waits",
-                crate::upstream::pool::WORKER_PATIENCE
+                 for a static pool); kept-alive connections are closed while one waits, and the cap follows the workers seen for {:?}",
+                crate::upstream::pool::WORKER_PATIENCE,
+                crate::upstream::pool::LEARNED_CAP_HOLD,
             );
         }
     }

@@ -19,7 +19,11 @@
 //! one connection until that closes. So a new connection that gets no answer
 //! within [`WORKER_PATIENCE`] makes the pool give workers back: its idle
 //! connections are closed at once, and connections that finish an exchange
-//! are closed rather than kept, until the waiting one is answered.
+//! are closed rather than kept, until the waiting one is answered. The pool
+//! also lowers its cap to the connections that were being served, for
+//! [`LEARNED_CAP_HOLD`] (a dynamic pool may have spawned workers since), so
+//! the next requests wait in fpmlb's queue, first come first served, rather
+//! than in php-fpm's listen queue.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -36,6 +40,12 @@ use crate::fastcgi::conn::{Connection, Endpoint};
 /// LAN) and below a page a user would call slow; a slow script on a new
 /// connection only costs some kept-alive connections for as long as it runs.
 pub const WORKER_PATIENCE: Duration = Duration::from_millis(100);
+
+/// How long a cap learned from a connection that waited for a worker holds
+/// before the pool tries its full cap again: a pool that grew (pm = dynamic
+/// spawns workers under load) gets its connections back, and one that did
+/// not costs one more wait of [`WORKER_PATIENCE`] per period.
+pub const LEARNED_CAP_HOLD: Duration = Duration::from_secs(30);
 
 /// Timeouts and bounds of a pool, from the config.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,13 +74,30 @@ struct Idle {
     since: Instant,
 }
 
+/// How many of the configured connection slots may be used now, and why.
+#[derive(Debug)]
+struct Cap {
+    /// The cap php-fpm's status page gave (or the default), within the
+    /// configured maximum.
+    reported: usize,
+    /// A lower cap learned from a connection that waited for a worker, and
+    /// when.
+    learned: Option<(usize, Instant)>,
+    /// Permits taken out of `slots` to lower the cap below the configured one.
+    withheld: usize,
+    /// Permits still to take out as connections finish (they were in use
+    /// when the cap was lowered).
+    owed: usize,
+}
+
 #[derive(Debug)]
 struct Inner {
     endpoint: Endpoint,
     settings: PoolSettings,
     slots: Arc<Semaphore>,
-    /// Permits taken out of `slots` to lower the cap below the configured one.
-    withheld: AtomicUsize,
+    cap: Mutex<Cap>,
+    /// `cap.owed > 0`, readable without the lock by every finishing exchange.
+    owes_permits: AtomicBool,
     idle: Mutex<Vec<Idle>>,
     waiting: AtomicUsize,
     opened: AtomicU64,
@@ -92,13 +119,20 @@ pub struct Pool {
 
 impl Pool {
     pub fn new(endpoint: Endpoint, settings: PoolSettings) -> Pool {
-        let slots = Arc::new(Semaphore::new(settings.max_conns));
+        let max_conns = settings.max_conns;
+        let slots = Arc::new(Semaphore::new(max_conns));
         Pool {
             inner: Arc::new(Inner {
                 endpoint,
                 settings,
+                cap: Mutex::new(Cap {
+                    reported: max_conns,
+                    learned: None,
+                    withheld: 0,
+                    owed: 0,
+                }),
+                owes_permits: AtomicBool::new(false),
                 slots,
-                withheld: AtomicUsize::new(0),
                 idle: Mutex::new(Vec::new()),
                 waiting: AtomicUsize::new(0),
                 opened: AtomicU64::new(0),
@@ -115,6 +149,72 @@ impl Pool {
             Ok(guard) => guard,
             Err(poisoned) => poisoned.into_inner(),
         }
+    }
+
+    fn cap(&self) -> MutexGuard<'_, Cap> {
+        match self.inner.cap.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+
+    /// Brings the free permits in line with the cap in force at `now`: the
+    /// reported one, or a learned one still held. Permits in use cannot be
+    /// taken back; they are owed and kept as their connections finish.
+    fn apply_cap(&self, cap: &mut Cap, now: Instant) {
+        let configured = self.inner.settings.max_conns;
+        if cap
+            .learned
+            .is_some_and(|(_, at)| now.duration_since(at) >= LEARNED_CAP_HOLD)
+        {
+            cap.learned = None;
+        }
+        let target = cap
+            .learned
+            .map_or(cap.reported, |(learned, _)| learned.min(cap.reported))
+            .clamp(1, configured);
+        let want = configured - target;
+        if want > cap.withheld {
+            let taken = self.inner.slots.forget_permits(want - cap.withheld);
+            cap.withheld += taken;
+        } else if want < cap.withheld {
+            self.inner.slots.add_permits(cap.withheld - want);
+            cap.withheld = want;
+        }
+        cap.owed = want - cap.withheld;
+        self.inner
+            .owes_permits
+            .store(cap.owed > 0, Ordering::Relaxed);
+    }
+
+    /// Whether the permit of a finishing connection is kept back (the cap
+    /// was lowered while it was in use).
+    fn keep_back_permit(&self) -> bool {
+        if !self.inner.owes_permits.load(Ordering::Relaxed) {
+            return false;
+        }
+        let mut cap = self.cap();
+        if cap.owed == 0 {
+            return false;
+        }
+        cap.owed -= 1;
+        cap.withheld += 1;
+        self.inner
+            .owes_permits
+            .store(cap.owed > 0, Ordering::Relaxed);
+        true
+    }
+
+    /// Lowers the cap to `workers` for [`LEARNED_CAP_HOLD`]: that many
+    /// connections were served while another waited for a worker.
+    fn learn_cap(&self, workers: usize, now: Instant) {
+        let mut cap = self.cap();
+        let held = cap
+            .learned
+            .filter(|(_, at)| now.duration_since(*at) < LEARNED_CAP_HOLD)
+            .map_or(usize::MAX, |(learned, _)| learned);
+        cap.learned = Some((workers.min(held), now));
+        self.apply_cap(&mut cap, now);
     }
 
     /// A connection for one exchange: an idle one if a live one is kept,
@@ -208,8 +308,15 @@ impl Pool {
     }
 
     /// Closes idle connections unused for longer than the idle timeout, so
-    /// that php-fpm workers are not held by connections nobody needs.
+    /// that php-fpm workers are not held by connections nobody needs; and
+    /// lets a learned cap expire.
     pub fn close_idle(&self, now: Instant) -> usize {
+        {
+            let mut cap = self.cap();
+            if cap.learned.is_some() {
+                self.apply_cap(&mut cap, now);
+            }
+        }
         let limit = self.inner.settings.idle_timeout;
         let mut idle = self.idle();
         let before = idle.len();
@@ -225,23 +332,15 @@ impl Pool {
     /// Lowers or raises the cap, within the configured maximum (used when the
     /// pool reports a smaller `max children` than configured).
     pub fn set_cap(&self, cap: usize) {
-        let configured = self.inner.settings.max_conns;
-        let target_withheld = configured.saturating_sub(cap.clamp(1, configured));
-        let current = self.inner.withheld.load(Ordering::Relaxed);
-        if target_withheld > current {
-            let taken = self.inner.slots.forget_permits(target_withheld - current);
-            self.inner.withheld.fetch_add(taken, Ordering::Relaxed);
-        } else if target_withheld < current {
-            self.inner.slots.add_permits(current - target_withheld);
-            self.inner
-                .withheld
-                .fetch_sub(current - target_withheld, Ordering::Relaxed);
-        }
+        let mut state = self.cap();
+        state.reported = cap.clamp(1, self.inner.settings.max_conns);
+        self.apply_cap(&mut state, Instant::now());
     }
 
     /// Current figures for the status page and metrics.
     pub fn figures(&self) -> PoolFigures {
-        let cap = self.inner.settings.max_conns - self.inner.withheld.load(Ordering::Relaxed);
+        let withheld = self.cap().withheld;
+        let cap = self.inner.settings.max_conns - withheld;
         let idle = self.idle().len();
         let free = self.inner.slots.available_permits();
         PoolFigures {
@@ -301,7 +400,7 @@ impl Slot {
             pool.inner.reused.fetch_add(1, Ordering::Relaxed);
             return Ok(PooledConn {
                 conn: Some(conn),
-                _permit: permit,
+                permit: Some(permit),
                 pool,
                 reused: true,
                 starving: false,
@@ -313,7 +412,7 @@ impl Slot {
         pool.inner.opened.fetch_add(1, Ordering::Relaxed);
         Ok(PooledConn {
             conn: Some(conn),
-            _permit: permit,
+            permit: Some(permit),
             pool,
             reused: false,
             starving: false,
@@ -325,7 +424,9 @@ impl Slot {
 #[derive(Debug)]
 pub struct PooledConn {
     conn: Option<Connection>,
-    _permit: OwnedSemaphorePermit,
+    /// Given back to the pool's slots on drop, or kept back when the cap
+    /// was lowered meanwhile.
+    permit: Option<OwnedSemaphorePermit>,
     pool: Pool,
     /// Whether it was kept alive from an earlier exchange.
     pub reused: bool,
@@ -363,7 +464,7 @@ impl PooledConn {
         }
         self.starving = true;
         let inner = &self.pool.inner;
-        inner.starving.fetch_add(1, Ordering::Relaxed);
+        let starving = inner.starving.fetch_add(1, Ordering::Relaxed) + 1;
         let closed = {
             let mut idle = self.pool.idle();
             let n = idle.len();
@@ -371,6 +472,13 @@ impl PooledConn {
             n
         };
         inner.given_back.fetch_add(closed as u64, Ordering::Relaxed);
+        // The workers: connections being served (in use, not waiting) and
+        // the idle ones that held a worker until just now.
+        let in_use = self.pool.figures().in_use;
+        let served = in_use.saturating_sub(starving) + closed;
+        if served > 0 {
+            self.pool.learn_cap(served, Instant::now());
+        }
         !inner.oversubscribed.swap(true, Ordering::Relaxed)
     }
 
@@ -385,6 +493,11 @@ impl PooledConn {
 impl Drop for PooledConn {
     fn drop(&mut self) {
         self.answered();
+        if let Some(permit) = self.permit.take()
+            && self.pool.keep_back_permit()
+        {
+            permit.forget();
+        }
     }
 }
 
@@ -514,6 +627,11 @@ mod tests {
         assert_eq!(worker.read(&mut eof).await.unwrap(), 0, "a was closed");
         let _worker_now_serves_b = l.accept().await.unwrap();
 
+        // One connection was served while b waited: the cap is 1 now (a's
+        // slot was kept back as it finished), so the next request waits in
+        // the pool's queue rather than in php-fpm's listen queue.
+        assert_eq!(pool.figures().cap, 1);
+
         // b is answered: connections are kept again.
         b.answered();
         b.release();
@@ -522,6 +640,18 @@ mod tests {
         assert!(c.reused);
         // A kept connection never waits for a worker: it has its own.
         assert_eq!(c.worker_patience(), None);
+        assert!(matches!(
+            pool.acquire().await,
+            Err(PoolError::QueueTimeout(_))
+        ));
+        drop(c);
+
+        // The learned cap holds for a while, then the full cap is tried again.
+        let now = Instant::now();
+        pool.close_idle(now + LEARNED_CAP_HOLD / 2);
+        assert_eq!(pool.figures().cap, 1);
+        pool.close_idle(now + LEARNED_CAP_HOLD);
+        assert_eq!(pool.figures().cap, 2);
     }
 
     #[tokio::test]
