@@ -16,7 +16,7 @@ use crate::fastcgi::conn::{ConnError, Connection};
 use crate::fastcgi::exchange::{self, ExchangeError, ExchangeTimeouts, LentConn, Unusable};
 use crate::fastcgi::params::ParamList;
 use crate::upstream::backend::Backend;
-use crate::upstream::pool::{PoolError, PooledConn};
+use crate::upstream::pool::{self, PoolError, PooledConn};
 
 /// What went wrong with a backend.
 #[derive(Debug, thiserror::Error)]
@@ -94,15 +94,18 @@ impl LentConn for BackendConn {
     }
 
     fn worker_patience(&self) -> Option<Duration> {
-        self.conn.worker_patience()
+        let typical = self.backend.stats.latency.quantile_bound(0.9);
+        self.conn
+            .watch_for_worker()
+            .then(|| pool::worker_patience(typical))
     }
 
     fn waiting_for_worker(&mut self) {
+        let cap = self.backend.pool.figures().cap;
         if self.conn.waiting_for_worker() {
-            let cap = self.backend.pool.figures().cap;
             tracing::warn!(
                 backend = %self.backend.name,
-                "a new connection waited {:?} for a php-fpm worker while the others held kept-alive connections: \
+                "a new connection waited {:?} or more for a php-fpm worker while the others held kept-alive connections: \
                  max_conns ({cap}) is likely above the pool's pm.max_children (set max_conns, or health.status_path \
                  for a static pool); kept-alive connections are closed while one waits, and the cap follows the workers seen for {:?}",
                 crate::upstream::pool::WORKER_PATIENCE,

@@ -35,11 +35,24 @@ use tokio::time::Instant;
 use crate::fastcgi::conn::{Connection, Endpoint};
 
 /// How long a request on a new connection waits for its first response
-/// byte before the pool suspects it waits for a php-fpm worker (see the
-/// module comment). Far above an idle pool's accept (well under 1 ms on a
-/// LAN) and below a page a user would call slow; a slow script on a new
-/// connection only costs some kept-alive connections for as long as it runs.
+/// byte, at least, before the pool suspects it waits for a php-fpm worker
+/// (see the module comment). Far above an idle pool's accept (well under
+/// 1 ms on a LAN) and below a page a user would call slow.
 pub const WORKER_PATIENCE: Duration = Duration::from_millis(100);
+
+/// The most a pool of slow pages waits before suspecting the same.
+pub const WORKER_PATIENCE_MAX: Duration = Duration::from_secs(2);
+
+/// The patience for a pool whose answers usually (90 in 100) come within
+/// `typical`: four times that, within [`WORKER_PATIENCE`] and
+/// [`WORKER_PATIENCE_MAX`]. A page that is merely slow then rarely passes
+/// for one waiting for a worker, which would lower the cap of a pool that
+/// has workers to spare.
+pub fn worker_patience(typical: Option<Duration>) -> Duration {
+    typical
+        .map_or(WORKER_PATIENCE, |t| t.saturating_mul(4))
+        .clamp(WORKER_PATIENCE, WORKER_PATIENCE_MAX)
+}
 
 /// How long a cap learned from a connection that waited for a worker holds
 /// before the pool tries its full cap again: a pool that grew (pm = dynamic
@@ -447,10 +460,10 @@ impl PooledConn {
         }
     }
 
-    /// How long its first answer may take before [`PooledConn::waiting_for_worker`]:
+    /// Whether its first answer is watched ([`PooledConn::waiting_for_worker`]):
     /// only a new connection can wait for a worker (a kept one has its own).
-    pub fn worker_patience(&self) -> Option<Duration> {
-        (!self.reused).then_some(WORKER_PATIENCE)
+    pub fn watch_for_worker(&self) -> bool {
+        !self.reused
     }
 
     /// Its request got no answer within [`WORKER_PATIENCE`]: it may wait in
@@ -611,10 +624,9 @@ mod tests {
         let mut a = pool.acquire().await.unwrap();
         let (mut worker, _) = l.accept().await.unwrap();
         let mut b = pool.acquire().await.unwrap();
-        assert!(!b.reused);
-        assert_eq!(b.worker_patience(), Some(WORKER_PATIENCE));
+        assert!(b.watch_for_worker());
         a.answered();
-        assert!(a.worker_patience().is_some(), "a is new too");
+        assert!(a.watch_for_worker(), "a is new too");
 
         // b's request gets no answer: the pool hears of it, once.
         assert!(b.waiting_for_worker(), "first time: warn");
@@ -639,7 +651,7 @@ mod tests {
         let c = pool.acquire().await.unwrap();
         assert!(c.reused);
         // A kept connection never waits for a worker: it has its own.
-        assert_eq!(c.worker_patience(), None);
+        assert!(!c.watch_for_worker());
         assert!(matches!(
             pool.acquire().await,
             Err(PoolError::QueueTimeout(_))
@@ -652,6 +664,23 @@ mod tests {
         assert_eq!(pool.figures().cap, 1);
         pool.close_idle(now + LEARNED_CAP_HOLD);
         assert_eq!(pool.figures().cap, 2);
+    }
+
+    #[test]
+    fn slow_pools_are_given_more_patience() {
+        assert_eq!(worker_patience(None), WORKER_PATIENCE);
+        assert_eq!(
+            worker_patience(Some(Duration::from_millis(5))),
+            WORKER_PATIENCE
+        );
+        assert_eq!(
+            worker_patience(Some(Duration::from_millis(250))),
+            Duration::from_secs(1)
+        );
+        assert_eq!(
+            worker_patience(Some(Duration::from_secs(10))),
+            WORKER_PATIENCE_MAX
+        );
     }
 
     #[tokio::test]
