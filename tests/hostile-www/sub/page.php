@@ -1,2 +1,2 @@
 <?php
-require __DIR__.'/../env.php';
+require __DIR__.'/../pathinfo.php';
