@@ -227,13 +227,15 @@ pub fn build_params(
 }
 
 /// Request headers as `HTTP_*`, repeated ones joined into one param (", ",
-/// or "; " for Cookie, as nginx 1.23+ does). Names with '_' are dropped, as
-/// nginx does by default (`underscores_in_headers off`): `X-A_B` and `X-A-B`
-/// would otherwise both become HTTP_X_A_B and one could forge the other.
+/// or "; " for Cookie, as nginx 1.23+ does). Only names of `[A-Za-z0-9-]`
+/// are passed on, as nginx does by default (`ignore_invalid_headers on`,
+/// `underscores_in_headers off`): `X-A_B` and `X-A-B` would otherwise both
+/// become HTTP_X_A_B and one could forge the other, and PHP turns `.` (and
+/// ` `, `[`) in a variable name into `_`, so `X.A-B` would forge it too.
 fn push_headers(p: &mut ParamList, headers: &http::HeaderMap) {
     for name in headers.keys() {
         let key = name.as_str();
-        if key.contains('_') || is_blocked_header(key) {
+        if !is_cgi_safe_header_name(key) || is_blocked_header(key) {
             continue;
         }
         let mut values = headers.get_all(name).iter();
@@ -255,6 +257,13 @@ fn push_headers(p: &mut ParamList, headers: &http::HeaderMap) {
             }
         }
     }
+}
+
+/// Whether a header name (lower case, as `HeaderName` keeps it) maps to an
+/// `HTTP_*` variable no other name maps to, in fpmlb and in PHP alike.
+fn is_cgi_safe_header_name(name: &str) -> bool {
+    name.bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
 }
 
 fn itoa_buf(n: Option<u64>) -> String {
@@ -445,6 +454,32 @@ mod tests {
         assert_eq!(get(&p, "HTTP_X_A_B"), "real");
         assert_eq!(p.iter().filter(|(n, _)| *n == b"HTTP_X_A_B").count(), 1);
         assert!(p.get("HTTP_PROXY").is_none());
+    }
+
+    /// Found by the request_path fuzz target: a name with `.` (or `~`, `!`,
+    /// any token byte but `-`) reached PHP, which reads `X.A-B` as X_A_B.
+    #[test]
+    fn header_names_beyond_letters_digits_and_dash_are_dropped() {
+        let rq = parts(
+            "/index.php",
+            &[
+                ("x.forwarded-for", "6.6.6.6"),
+                ("x~y", "1"),
+                ("x!y", "2"),
+                ("x-forwarded-for", "1.2.3.4"),
+                ("a9-z", "ok"),
+            ],
+            http::Version::HTTP_11,
+        );
+        let p = build_params(&rq, b"/index.php", b"", None, conn(), &site(None));
+        assert_eq!(get(&p, "HTTP_X_FORWARDED_FOR"), "1.2.3.4");
+        assert_eq!(get(&p, "HTTP_A9_Z"), "ok");
+        let names: Vec<&[u8]> = p
+            .iter()
+            .map(|(n, _)| n)
+            .filter(|n| n.starts_with(b"HTTP_"))
+            .collect();
+        assert_eq!(names, [&b"HTTP_X_FORWARDED_FOR"[..], b"HTTP_A9_Z"]);
     }
 
     #[test]

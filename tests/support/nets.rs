@@ -118,6 +118,9 @@ nets! {
     FAULTS_BAD_PATHS = 114;
     FAULTS_BODY_LIMIT = 115;
     FAULTS_LATE_END = 116;
+
+    /// fuzz/capture.sh: one php-fpm node on .2 whose answers become seeds.
+    FUZZ_CAPTURE = 199;
 }
 
 /// Two entries of the table on one network do not compile.
