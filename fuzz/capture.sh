@@ -33,6 +33,6 @@ echo "body\n";
 PHP
 "$REPO/integration/cluster.sh" start --dir "$work/cluster" --net "$NET" --nodes 1 --children 2 \
     --session files --docroot "$work/www" >"$work/start.log" 2>&1 || { cat "$work/start.log" >&2; exit 1; }
-# shellcheck disable=SC1091
+# shellcheck disable=SC1091,SC2153
 docroot=$(source "$work/cluster/cluster.env" && printf '%s' "$DOCROOT")
 python3 "$HERE/capture.py" "127.0.$NET.2:9000" "$docroot" "$HERE/corpus"

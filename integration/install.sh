@@ -12,7 +12,7 @@ usage() {
 usage: install.sh [--bench] [--demo] [--with-tools] [--with-browser] [--dry-run]
   (no option)     what `make test` runs: php-fpm and PHP's session extensions,
                   memcached, Redis, nginx, chromium, Python's OpenMetrics parser
-  --bench         also what only integration/bench.sh uses: HAProxy, wrk, curl
+  --bench         also what only integration/bench.sh uses: HAProxy
   --demo          also curl, for the commands integration/demo.sh prints
   --with-tools    also install shellcheck and libfcgi-bin (cgi-fcgi)
   --with-browser  accepted for compatibility: chromium is now always installed
@@ -33,10 +33,11 @@ PACKAGES=(
     # tests/e2e_admin.rs: the status page in a headless browser, and /metrics
     # read by the Python client's OpenMetrics parser (Debian's python3).
     chromium python3-prometheus-client
+    # tests/soak.rs (integration/soak.sh): the load generator, the readiness check.
+    wrk curl
 )
-# integration/bench.sh only: the HAProxy column, the load generator, its
-# correctness check.
-BENCH_PACKAGES=(haproxy wrk curl)
+# integration/bench.sh only: the HAProxy column (wrk and curl are above).
+BENCH_PACKAGES=(haproxy)
 with_browser=0 with_tools=0 with_bench=0 with_demo=0 dry_run=0
 while (($#)); do
     case $1 in

@@ -177,17 +177,19 @@ pub fn pairs_from_bytes(data: &[u8]) -> Vec<(Vec<u8>, Vec<u8>)> {
         }
         let take = tail.len().min(name_len + value_len.min(64));
         let (material, tail) = tail.split_at(take);
+        // By whole copies, not byte by byte: instrumented per-byte loops
+        // made this the slowest part of the target.
         let fill = |len: usize, skip: usize| -> Vec<u8> {
             if material.is_empty() {
                 return vec![b'x'; len];
             }
-            material
-                .iter()
-                .cycle()
-                .skip(skip)
-                .take(len)
-                .copied()
-                .collect()
+            let mut out = Vec::with_capacity(len + material.len());
+            out.extend_from_slice(&material[skip % material.len()..]);
+            while out.len() < len {
+                out.extend_from_slice(material);
+            }
+            out.truncate(len);
+            out
         };
         pairs.push((fill(name_len, 0), fill(value_len, name_len)));
         rest = tail;

@@ -119,6 +119,11 @@ nets! {
     FAULTS_BODY_LIMIT = 115;
     FAULTS_LATE_END = 116;
 
+    // tests/soak.rs: integration/soak.sh, fpmlb on .1:8080, nodes on .2 and .3.
+    SOAK = 190;
+    /// integration/soak.sh run by hand or by `make soak` (its default SOAK_NET).
+    SOAK_SCRIPT = 191;
+
     /// fuzz/capture.sh: one php-fpm node on .2 whose answers become seeds.
     FUZZ_CAPTURE = 199;
 }
