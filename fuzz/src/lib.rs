@@ -741,6 +741,8 @@ pub fn save_path(data: &[u8]) {
 /// - a relative `files` path with '@' before its first '/' (`u:p@x`);
 /// - a `memcached` path with '?' (libmemcached has no query syntax) or
 ///   with '@' in a `PERSISTENT=` id;
+/// - a `rediscluster` key that is a seed and names a credential
+///   (`seed[auth[]=`): a seed to the parser, a credential to the redaction;
 /// - a '#': PHP's URL parser cuts the authority there (a fragment), the
 ///   redaction does not, so `tcp://u#x:p@h` is host `u` to one and
 ///   credentials to the other; `tcp://user:pa#ss@h` is no valid URL for
@@ -757,8 +759,16 @@ fn known_redaction_divergence(handler: &Handler, path: &str, spec: &save_path::S
         .trim()
         .strip_prefix("PERSISTENT=")
         .is_some_and(|rest| rest.split(' ').next().unwrap_or("").contains('@'));
+    let credential_seed = path.split('&').any(|part| {
+        let key = part.split('=').next().unwrap_or("").to_ascii_lowercase();
+        key.starts_with("seed")
+            && ["auth", "user", "pass", "secret", "token"]
+                .iter()
+                .any(|w| key.contains(w))
+    });
     *handler == Handler::Files
         || (*handler == Handler::Memcached && (path.contains('?') || persistent_id_at))
+        || (*handler == Handler::RedisCluster && credential_seed)
         || path.contains('#')
         || !spec.servers.iter().all(plausible)
 }
