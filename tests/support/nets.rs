@@ -181,6 +181,14 @@ nets! {
     FAULTS_STREAMED_REFUSED = 185;
     FAULTS_INFORMATIONAL_POST = 186;
     FAULTS_HEAD_NO_LENGTH = 187;
+
+    // tests/soak.rs: integration/soak.sh, fpmlb on .1:8080, nodes on .2 and .3.
+    SOAK = 190;
+    /// integration/soak.sh run by hand or by `make soak` (its default SOAK_NET).
+    SOAK_SCRIPT = 191;
+
+    /// fuzz/capture.sh: one php-fpm node on .2 whose answers become seeds.
+    FUZZ_CAPTURE = 199;
 }
 
 /// Two entries of the table on one network do not compile.
