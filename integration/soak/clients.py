@@ -45,6 +45,7 @@ DEFAULT_THREADS = {
     "too-big": 1,
     "missing": 1,
     "climbing": 1,
+    "head": 1,
 }
 
 lock = threading.Lock()
@@ -231,6 +232,9 @@ KINDS = {
     ),
     "climbing": simple(
         "climbing", b"GET /a/../../etc/passwd HTTP/1.1\r\nHost: soak\r\nConnection: close\r\n\r\n", {400}
+    ),
+    "head": simple(
+        "head", b"HEAD /big.php?bytes=100000 HTTP/1.1\r\nHost: soak\r\nConnection: close\r\n\r\n", {200}, "HEAD"
     ),
 }
 

@@ -26,7 +26,10 @@ function init(args)
         wrk.format("GET", "/session.php"),
         wrk.format("GET", "/cookies.php"),
         wrk.format("GET", "/sub/"),
-        wrk.format("HEAD", "/big.php?bytes=100000"),
+        -- No HEAD here: wrk's parser does not know the request was HEAD and
+        -- waits for a body when the answer has no length (fpmlb makes none
+        -- up, RFC 9110 9.3.2); clients.py's "head" kind sends HEAD instead.
+        wrk.format("GET", "/big.php?bytes=100000"),
         wrk.format("POST", "/upload.php", form, ""),
         wrk.format("POST", "/upload.php", form, body(1000)),
         wrk.format("POST", "/upload.php", form, body(65536)),

@@ -469,7 +469,12 @@ impl<C: LentConn> Exchange<C> {
 
     fn log_stderr(&mut self, data: &[u8]) {
         if !self.got_stdout && self.stderr_records == 0 && is_primary_script_unknown(data) {
+            // A client asking for a script that is not there: the handler
+            // says so once, at info (a 404 any client can cause must not
+            // flood the log at warn).
             self.script_unknown = true;
+            self.stderr_records += 1;
+            return;
         }
         self.stderr_records += 1;
         let backend = self.conn.as_ref().map_or("", C::name);

@@ -409,7 +409,7 @@ impl Proxy {
             if fallback_on_unknown && start.complete {
                 return Err(AttemptError::ScriptUnknown);
             }
-            tracing::warn!(backend = %backend.name, "php-fpm: Primary script unknown");
+            tracing::info!(backend = %backend.name, "php-fpm: Primary script unknown (404)");
         }
         let mut builder = Response::builder().status(status);
         // A reason phrase of the script's own ("Status: 404 Gone Fishing")
