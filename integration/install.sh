@@ -12,7 +12,7 @@ usage() {
 usage: install.sh [--bench] [--demo] [--with-tools] [--with-browser] [--dry-run]
   (no option)     what `make test` runs: php-fpm and PHP's session extensions,
                   memcached, Redis, nginx, chromium, Python's OpenMetrics parser
-  --bench         also what only integration/bench.sh uses: wrk, h2load
+  --bench         also what only integration/bench.sh uses: h2load
   --demo          also curl and openssl, for integration/demo.sh
   --with-tools    also install shellcheck and libfcgi-bin (cgi-fcgi)
   --with-browser  accepted for compatibility: chromium is now always installed
@@ -37,11 +37,12 @@ PACKAGES=(
     # tests/e2e_tls.rs and e2e_proxy_protocol.rs: curl, openssl s_client,
     # HAProxy in TCP mode with send-proxy-v2.
     pebble curl openssl haproxy
+    # tests/soak.rs (integration/soak.sh): the load generator.
+    wrk
 )
-# integration/bench.sh only: the load generators, wrk (HTTP/1.1, cleartext
-# and TLS) and h2load from nghttp2-client (HTTP/2); HAProxy, curl and
-# openssl are in the test set already.
-BENCH_PACKAGES=(wrk nghttp2-client)
+# integration/bench.sh only: h2load from nghttp2-client (HTTP/2); wrk,
+# HAProxy, curl and openssl are in the test set already.
+BENCH_PACKAGES=(nghttp2-client)
 with_browser=0 with_tools=0 with_bench=0 with_demo=0 dry_run=0
 while (($#)); do
     case $1 in

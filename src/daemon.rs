@@ -25,6 +25,7 @@ use crate::http::edge::Edge;
 use crate::http::handler::Proxy;
 use crate::http::limits::HeadLimits;
 use crate::http::params::Site;
+use crate::http::walk_back::WalkBackGuard;
 use crate::server::{self, ClientLimits, HttpServer};
 use crate::session::cookie::SiteOrigin;
 use crate::session::probe::Probe;
@@ -100,6 +101,12 @@ pub fn build_proxy(
             http01,
         },
         compression: config.compression.clone(),
+        walk_back: WalkBackGuard::new(
+            [&config.health.ping_path, &config.health.status_path]
+                .into_iter()
+                .flatten()
+                .map(String::as_str),
+        ),
     }
 }
 

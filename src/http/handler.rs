@@ -7,13 +7,14 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
-use http::{HeaderValue, Request, Response, StatusCode};
+use http::{Request, Response, StatusCode};
 use http_body::Body;
 use http_body_util::combinators::UnsyncBoxBody;
 use tokio::time::Instant;
 
 use crate::config::CompressionConfig;
-use crate::fastcgi::exchange::{ExchangeError, ExchangeTimeouts, encode_request_head};
+use crate::fastcgi::cgi::CgiError;
+use crate::fastcgi::exchange::{ExchangeError, ExchangeTimeouts, Unusable};
 use crate::fastcgi::params::ParamList;
 use crate::http::activity::InFlight;
 use crate::http::body::{self, AsyncChunk, BodyLimits, BodyMemory, FileSendError, RequestBody};
@@ -27,6 +28,7 @@ use crate::http::limits::{self, HeadLimits};
 use crate::http::params::{self, ConnInfo, Route, Site};
 use crate::http::response::{self, AccessLog, BodyError, LoggedBody};
 use crate::http::session_watch;
+use crate::http::walk_back::WalkBackGuard;
 use crate::upstream::Upstream;
 use crate::upstream::backend::Backend;
 use crate::upstream::exchange::{self, BackendFailure, Exchange};
@@ -52,6 +54,8 @@ pub struct Proxy {
     pub edge: Edge,
     /// Compression of responses.
     pub compression: CompressionConfig,
+    /// Paths php-fpm would walk back through to another script or its pages.
+    pub walk_back: WalkBackGuard,
 }
 
 /// How to run one attempt.
@@ -136,6 +140,11 @@ impl Proxy {
                     ProxyError::Client(e) => {
                         tracing::info!(client = %conn.client(), uri = %log.uri, "{e}")
                     }
+                    // The script's own unusable answer is its request's
+                    // failure, not the backend's: a warning naming both.
+                    ProxyError::Backend(e) if e.failure.is_unusable_answer() => {
+                        tracing::warn!(backend = %e.backend, uri = %log.uri, "{e}: 502")
+                    }
                     ProxyError::Backend(e) => {
                         tracing::error!(backend = %e.backend, uri = %log.uri, "{e}")
                     }
@@ -146,8 +155,10 @@ impl Proxy {
                 log.error = Some(err.to_string());
                 let mut page = response::error_page(err.status());
                 if close {
-                    page.headers_mut()
-                        .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+                    page.headers_mut().insert(
+                        http::header::CONNECTION,
+                        http::HeaderValue::from_static("close"),
+                    );
                 }
                 page
             }
@@ -189,9 +200,12 @@ impl Proxy {
                 Route::NotFound => return Err(ClientError::NotFound.into()),
                 Route::BadRequest(why) => return Err(ClientError::BadPath(why).into()),
             };
+        if let Some(why) = self.walk_back.refuses(&script_name, &path_info) {
+            return Err(ClientError::WalkBack(why).into());
+        }
         let declared = body::declared_length(&parts.headers)?;
         let mut body = body::prepare(body, declared, self.limits, &self.body_memory).await?;
-        let params = params::build_params(
+        let mut params = params::build_params(
             parts,
             &script_name,
             &path_info,
@@ -199,7 +213,6 @@ impl Proxy {
             conn,
             &self.site,
         )?;
-        let mut head = encode_head(&params, &body);
         if !body.is_replayable() {
             fallback = None; // the body cannot be sent a second time
         }
@@ -254,7 +267,7 @@ impl Proxy {
                 fresh: fresh.is_some(),
                 fallback_on_unknown: fallback.is_some(),
             };
-            let outcome = self.attempt(&backend, slot, &head, &mut body, how).await;
+            let outcome = self.attempt(&backend, slot, &params, &mut body, how).await;
             match outcome {
                 Ok(response) => {
                     let elapsed = started.elapsed();
@@ -268,9 +281,8 @@ impl Proxy {
                     // takes the request, REQUEST_URI unchanged.
                     let Some(fc) = fallback.take() else { continue };
                     let content_length = body.content_length(declared);
-                    let params =
+                    params =
                         params::build_params(parts, &fc, b"", content_length, conn, &self.site)?;
-                    head = encode_head(&params, &body);
                     continue;
                 }
                 Err(AttemptError::Backend {
@@ -287,7 +299,13 @@ impl Proxy {
                         body_replayable: body.is_replayable(),
                     });
                     if decision.next == Next::FreshConnection {
-                        tracing::debug!(backend = %backend.name, "kept-alive connection died under the request ({failure}); retrying on a new one");
+                        if failure.is_protocol_error() {
+                            // Not a worker leaving: records php-fpm should
+                            // never have sent (one left over from before).
+                            tracing::warn!(backend = %backend.name, "kept-alive connection out of step ({failure}); retrying on a new one");
+                        } else {
+                            tracing::debug!(backend = %backend.name, "kept-alive connection died under the request ({failure}); retrying on a new one");
+                        }
                         fresh_retry = Some(backend);
                         continue;
                     }
@@ -317,7 +335,7 @@ impl Proxy {
         &self,
         backend: &Arc<Backend>,
         slot: Option<Slot>,
-        head: &[u8],
+        params: &ParamList,
         body: &mut RequestBody<B>,
         how: Attempt<'_>,
     ) -> Result<Response<Boxed>, AttemptError>
@@ -343,7 +361,7 @@ impl Proxy {
             got_response: ex.got_response(),
             reused,
         };
-        if let Err(f) = ex.send(head).await {
+        if let Err(f) = ex.send_request(params, in_memory(body)).await {
             return Err(fail(&ex, f));
         }
         match body {
@@ -388,24 +406,20 @@ impl Proxy {
                 }
             }
         }
-        let start = match ex.read_head().await {
+        let start = match ex.read_head(head_only).await {
             Ok(start) => start,
             Err(f) => return Err(fail(&ex, f)),
         };
-        let status = match StatusCode::from_u16(start.head.status) {
-            Ok(s) if s.as_u16() >= 200 => s,
-            _ => {
-                return Err(fail(
-                    &ex,
-                    ExchangeError::Refused("1xx or invalid Status from the script"),
-                ));
-            }
+        // The exchange refused 1xx; the head's status is within 200..=599.
+        let Ok(status) = StatusCode::from_u16(start.head.status) else {
+            let bad = CgiError::BadStatus(start.head.status.to_string());
+            return Err(fail(&ex, Unusable::Head(bad).into()));
         };
         if ex.script_unknown {
             if fallback_on_unknown && start.complete {
                 return Err(AttemptError::ScriptUnknown);
             }
-            tracing::warn!(backend = %backend.name, "php-fpm: Primary script unknown");
+            tracing::info!(backend = %backend.name, "php-fpm: Primary script unknown (404)");
         }
         let mut builder = Response::builder().status(status);
         // A reason phrase of the script's own ("Status: 404 Gone Fishing")
@@ -431,33 +445,22 @@ impl Proxy {
                 }
             }
         }
-        let body: Boxed = if start.complete {
+        let body: Boxed = if head_only {
+            // The exchange read the answer to its end. No length is made up
+            // for it: a HEAD answer's length is the GET's, or absent (RFC
+            // 9110 section 9.3.2), and the script gave one or not.
+            backend.record_success();
+            response::no_length()
+        } else if start.complete {
             backend.record_success();
             response::full(start.body)
-        } else if head_only {
-            // Read to the end so the connection can be kept.
-            loop {
-                match ex.next_chunk().await {
-                    Ok(Some(_)) => {}
-                    Ok(None) => break,
-                    Err(f) => return Err(fail(&ex, f)),
-                }
-            }
-            backend.record_success();
-            response::full(Bytes::new())
         } else {
             response::streamed(start.body, ex, Arc::clone(backend))
         };
-        let mut response = builder
-            .body(body)
-            .map_err(|_| fail_static(ExchangeError::Refused("unusable response head").into()))?;
-        if head_only {
-            response
-                .headers_mut()
-                .entry(http::header::CONTENT_LENGTH)
-                .or_insert(HeaderValue::from_static("0"));
-        }
-        Ok(response)
+        builder.body(body).map_err(|e| {
+            let bad = CgiError::BadHeaderLine(e.to_string());
+            fail_static(ExchangeError::from(Unusable::Head(bad)).into())
+        })
     }
 }
 
@@ -479,11 +482,12 @@ impl AsyncChunk for &mut Exchange {
     }
 }
 
-/// The request head; the whole body goes with it when it is in memory.
-fn encode_head<B>(params: &ParamList, body: &RequestBody<B>) -> Bytes {
+/// The body to send with the request head when it is in memory; None when
+/// it is streamed after it.
+fn in_memory<B>(body: &RequestBody<B>) -> Option<&[u8]> {
     match body {
-        RequestBody::Empty => encode_request_head(params, Some(&[])),
-        RequestBody::Memory(b) => encode_request_head(params, Some(b)),
-        RequestBody::Stream { .. } | RequestBody::File { .. } => encode_request_head(params, None),
+        RequestBody::Empty => Some(&[]),
+        RequestBody::Memory(b) => Some(b),
+        RequestBody::Stream { .. } | RequestBody::File { .. } => None,
     }
 }

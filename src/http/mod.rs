@@ -9,7 +9,9 @@
 //! logs it, `activity` follows what a client connection is doing (requests
 //! in flight, a head being read), `session_watch` spots backends that hand
 //! out new sessions to clients that had one, `real_ip` reads the client
-//! and scheme from a trusted proxy's forwarding headers.
+//! and scheme from a trusted proxy's forwarding headers, `walk_back`
+//! refuses the paths php-fpm's PATH_INFO walk-back would turn into another
+//! script or its own pages.
 
 pub mod activity;
 pub mod body;
@@ -23,3 +25,4 @@ pub mod params;
 pub mod real_ip;
 pub mod response;
 pub mod session_watch;
+pub mod walk_back;
