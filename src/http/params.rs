@@ -335,8 +335,11 @@ pub fn build_params(
 /// `X-Forwarded-For` gets the transport client (who connected to fpmlb: the
 /// PROXY source, else the peer) appended, as nginx's
 /// `$proxy_add_x_forwarded_for` does, so the param is the whole chain
-/// whoever sent it; a request without the header gets none.
+/// whoever sent it; a request without the header gets the transport client
+/// alone (nginx's variable is then `$remote_addr`).
 fn push_headers(p: &mut ParamList, headers: &http::HeaderMap, conn: &ConnInfo) {
+    let hop = crate::config::canonical_ip(conn.transport_client().ip()).to_string();
+    let mut forwarded_for = false;
     for name in headers.keys() {
         let key = name.as_str();
         if !passes_as_cgi(key) {
@@ -351,9 +354,9 @@ fn push_headers(p: &mut ParamList, headers: &http::HeaderMap, conn: &ConnInfo) {
                 joined.extend_from_slice(v.as_bytes());
                 joined.extend_from_slice(b", ");
             }
-            let hop = crate::config::canonical_ip(conn.transport_client().ip());
-            joined.extend_from_slice(hop.to_string().as_bytes());
+            joined.extend_from_slice(hop.as_bytes());
             p.push_header(key, &joined);
+            forwarded_for = true;
             continue;
         }
         match values.next() {
@@ -372,6 +375,9 @@ fn push_headers(p: &mut ParamList, headers: &http::HeaderMap, conn: &ConnInfo) {
                 p.push_header(key, &joined);
             }
         }
+    }
+    if !forwarded_for {
+        p.push_header(real_ip::X_FORWARDED_FOR, hop.as_bytes());
     }
 }
 
@@ -570,7 +576,14 @@ mod tests {
             .map(|(n, _)| n)
             .filter(|n| n.starts_with(b"HTTP_"))
             .collect();
-        assert_eq!(http, vec![&b"HTTP_X_A_B"[..]], "nothing else");
+        // Nothing else but the peer as X-Forwarded-For, which every
+        // request gets ($proxy_add_x_forwarded_for).
+        assert_eq!(
+            http,
+            vec![&b"HTTP_X_A_B"[..], b"HTTP_X_FORWARDED_FOR"],
+            "nothing else"
+        );
+        assert_eq!(get(&p, "HTTP_X_FORWARDED_FOR"), "127.0.0.9");
         assert!(p.get("HTTP_PROXY").is_none());
     }
 
