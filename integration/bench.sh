@@ -21,7 +21,10 @@ front of the same three php-fpm pools (integration/cluster.sh --net 20,
 balancer: fresh pools, fresh balancer, a correctness check with curl, a warm-up,
 then wrk -t2 -cN -dBENCH_SECONDS --timeout 5s --latency (HTTP/1.1, cleartext or
 TLS), or for HTTP/2 h2load -t2 -c(N/8) -m8 -DBENCH_SECONDS (N streams at once,
-over TLS, ALPN h2).
+over TLS, ALPN h2); the h2-1conn case is one HTTP/2 connection with N streams
+(h2load -c1 -mN: a single client against the pools' caps; the balancers'
+stream limits, 128 for fpmlb and nginx, 100 for HAProxy, bound what is
+open at once).
 
 Every balancer terminates TLS itself (a self-signed ECDSA P-256 certificate
 made by this script with openssl): fpmlb a `tls: true` listener (rustls), nginx
@@ -39,7 +42,8 @@ Environment:
   BENCH_CASES      cases to run, comma separated SCRIPT[:CONC] (default all):
                    scripts hello, session, 64k, 1m (cleartext HTTP/1.1),
                    tls-hello, tls-64k (HTTPS, HTTP/1.1), h2-hello, h2-64k
-                   (HTTPS, HTTP/2), gzip (64 KiB HTML, gzip); br, zstd (the
+                   (HTTPS, HTTP/2), h2-1conn (hello, one HTTP/2 connection
+                   of N streams), gzip (64 KiB HTML, gzip); br, zstd (the
                    same page, fpmlb only; not in "all"); concurrency 32, 256
                    (or any number); e.g. BENCH_CASES=hello:32 or
                    BENCH_CASES=hello,1m:256
@@ -89,7 +93,7 @@ uint_in "$RUN_SECONDS" 1 3600 || die "BENCH_SECONDS must be 1..3600"
 uint_in "$WARMUP" 0 60 || die "BENCH_WARMUP must be 0..60"
 uint_in "$CHILDREN" 1 1000 || die "BENCH_CHILDREN must be 1..1000"
 
-ALL_SCRIPTS=(hello session 64k 1m tls-hello tls-64k h2-hello h2-64k gzip)
+ALL_SCRIPTS=(hello session 64k 1m tls-hello tls-64k h2-hello h2-64k h2-1conn gzip)
 GZIP_LEVEL=${BENCH_GZIP_LEVEL:-5}
 FPMLB_YAML=${BENCH_FPMLB_YAML:-}
 uint_in "$GZIP_LEVEL" 1 9 || die "BENCH_GZIP_LEVEL must be 1..9"
@@ -98,7 +102,7 @@ ALL_BALANCERS=(fpmlb nginx nginx-ka haproxy)
 
 script_path() {
     case $1 in
-        hello | tls-hello | h2-hello) echo /hello.php ;;
+        hello | tls-hello | h2-hello | h2-1conn) echo /hello.php ;;
         session) echo /session.php ;;
         64k | tls-64k | h2-64k) echo '/big.php?bytes=65536' ;;
         1m) echo '/big.php?bytes=1048576' ;;
@@ -136,7 +140,7 @@ runs_case() {
 # Expected body size for the correctness check (empty: only non-empty).
 script_size() {
     case $1 in
-        hello | tls-hello | h2-hello) echo 6 ;;
+        hello | tls-hello | h2-hello | h2-1conn) echo 6 ;;
         64k | tls-64k | h2-64k | gzip | br | zstd) echo 65536 ;;
         1m) echo 1048576 ;;
         *) echo "" ;;
@@ -162,7 +166,7 @@ if [[ -z "${BENCH_CASES:-}" || "${BENCH_CASES}" == all ]]; then
 else
     for item in ${BENCH_CASES//,/ }; do
         s=${item%%:*}
-        script_path "$s" >/dev/null || die "BENCH_CASES: unknown script '$s' (hello, session, 64k, 1m, tls-hello, tls-64k, h2-hello, h2-64k, gzip, br, zstd)"
+        script_path "$s" >/dev/null || die "BENCH_CASES: unknown script '$s' (hello, session, 64k, 1m, tls-hello, tls-64k, h2-hello, h2-64k, h2-1conn, gzip, br, zstd)"
         if [[ "$item" == *:* ]]; then
             c=${item#*:}
             uint_in "$c" "$WRK_THREADS" 100000 || die "BENCH_CASES: bad concurrency in '$item'"
@@ -403,8 +407,8 @@ log_findings() {
 # check_response URL SCRIPT: one request with curl (HTTP/2 for h2 cases, the
 # body decoded for compressed ones); prints a problem or nothing.
 check_response() {
-    local url=$1 s=$2 out code size want version coding got_coding
-    local args=(-sS -k -o /dev/null --max-time 10)
+    local url=$1 s=$2 out code size want version coding got_coding body=$W/check.body
+    local args=(-sS -k -o "$body" --max-time 10)
     coding=$(script_coding "$s")
     [[ -z "$coding" ]] || args+=(--compressed -H "Accept-Encoding: $coding")
     [[ "$(script_transport "$s")" == h2 ]] && args+=(--http2)
@@ -413,6 +417,10 @@ check_response() {
         return 0
     }
     read -r code size version got_coding <<<"$out"
+    # size_download counts the bytes on the wire: the decoded body's size
+    # is the file's.
+    size=$(stat -c %s -- "$body" 2>/dev/null || echo 0)
+    rm -f -- "$body"
     want=$(script_size "$s")
     if [[ "$code" != 200 ]]; then
         echo "curl check: HTTP $code"
@@ -430,16 +438,18 @@ check_response() {
 # load_tool TRANSPORT: the load generator of a transport.
 load_tool() { if [[ "$1" == h2 ]]; then echo h2load; else echo wrk; fi; }
 
-# load_run SECONDS URL CONC TRANSPORT CODING KIND: one bounded load run; wrk
-# (with the report script when KIND is measured), or h2load for HTTP/2: CONC
-# streams at once as CONC/8 connections of 8 streams each.
+# load_run SECONDS URL CONC TRANSPORT CODING KIND SCRIPT: one bounded load
+# run; wrk (with the report script when KIND is measured), or h2load for
+# HTTP/2: CONC streams at once as CONC/8 connections of 8 streams each, or
+# for h2-1conn one connection of CONC streams.
 load_run() {
-    local secs=$1 url=$2 conc=$3 transport=$4 coding=$5 kind=$6 hdr=()
+    local secs=$1 url=$2 conc=$3 transport=$4 coding=$5 kind=$6 script=$7 hdr=()
     [[ -z "$coding" ]] || hdr=(-H "Accept-Encoding: $coding")
     if [[ "$transport" == h2 ]]; then
-        local clients=$((conc / H2_STREAMS))
+        local clients=$((conc / H2_STREAMS)) streams=$H2_STREAMS threads=$WRK_THREADS
         ((clients >= 1)) || clients=1
-        timeout -k 5 $((secs + 30)) h2load -t"$WRK_THREADS" -c"$clients" -m"$H2_STREAMS" -D"$secs" \
+        [[ "$script" != h2-1conn ]] || { clients=1 streams=$conc threads=1; }
+        timeout -k 5 $((secs + 30)) h2load -t"$threads" -c"$clients" -m"$streams" -D"$secs" \
             "${hdr[@]}" "$url"
     elif [[ "$kind" == measured ]]; then
         timeout -k 5 $((secs + 30)) wrk -t"$WRK_THREADS" -c"$conc" -d"${secs}s" --timeout "$WRK_TIMEOUT" \
@@ -528,14 +538,14 @@ for case_ in "${CASES[@]}"; do
         problem=$(check_response "$url" "$s")
         [[ -z "$problem" ]] || { notes+=("$problem"); info "$b: $problem"; }
         if ((WARMUP > 0)); then
-            load_run "$WARMUP" "$url" "$c" "$transport" "$coding" warmup >"$W/wrk/$tag.warmup" 2>&1 ||
+            load_run "$WARMUP" "$url" "$c" "$transport" "$coding" warmup "$s" >"$W/wrk/$tag.warmup" 2>&1 ||
                 notes+=("warm-up $(load_tool "$transport") exited with $?")
         fi
         mapfile -t pids < <(balancer_pids "$b")
         load=$(cut -d' ' -f1-3 /proc/loadavg)
         t_before=$(cpu_ticks "${pids[@]}")
         rc=0
-        load_run "$RUN_SECONDS" "$url" "$c" "$transport" "$coding" measured >"$W/wrk/$tag.out" 2>&1 || rc=$?
+        load_run "$RUN_SECONDS" "$url" "$c" "$transport" "$coding" measured "$s" >"$W/wrk/$tag.out" 2>&1 || rc=$?
         t_after=$(cpu_ticks "${pids[@]}")
         mapfile -t pids_end < <(balancer_pids "$b")
         if [[ "${pids[*]}" != "${pids_end[*]}" ]]; then
@@ -602,7 +612,7 @@ meta = {
     "gzip_level": int(e["BM_GZIP_LEVEL"]), "total_seconds": int(e["BM_TOTAL"]),
     "cases": e["BM_CASES"].split(), "balancers": e["BM_BALANCERS"].split(),
     "wrk": "wrk -t2 -cN -d%ss --timeout 5s --latency" % e["BM_SECONDS"],
-    "h2load": "h2load -t2 -c(N/8) -m8 -D%s" % e["BM_SECONDS"],
+    "h2load": "h2load -t2 -c(N/8) -m8 -D%s (h2-1conn: -t1 -c1 -mN)" % e["BM_SECONDS"],
     "fpmlb_config": e["BM_FPMLB_CONFIG"],
 }
 with open(sys.argv[1], "w") as f:
