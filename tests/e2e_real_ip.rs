@@ -12,7 +12,6 @@
 mod support;
 
 use std::net::SocketAddr;
-use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
@@ -209,31 +208,6 @@ async fn forwarding_headers_count_from_trusted_proxies_only() {
     assert_eq!(env["HTTPS"], "on", "{env}");
 }
 
-fn haproxy(args: &[&str]) {
-    let out = Command::new(support::repo().join("integration/haproxy.sh"))
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "haproxy.sh {args:?}:\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// Stops the HAProxy of a test on drop.
-struct HaproxyGuard<'a>(&'a Path);
-
-impl Drop for HaproxyGuard<'_> {
-    fn drop(&mut self) {
-        let _ = Command::new(support::repo().join("integration/haproxy.sh"))
-            .args(["stop", "--dir"])
-            .arg(self.0)
-            .output();
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn haproxy_option_forwardfor_in_front_names_the_client() {
     let cluster = Cluster::start(nets::REAL_IP_HAPROXY, &["--nodes", "1"]);
@@ -254,8 +228,8 @@ async fn haproxy_option_forwardfor_in_front_names_the_client() {
     let ca_file = ca.write(&cluster.dir, "ca.pem");
     let dir = cluster.dir.join("haproxy");
     std::fs::create_dir_all(&dir).unwrap();
-    let _guard = HaproxyGuard(&dir);
-    haproxy(&[
+    let _guard = support::HaproxyGuard(&dir);
+    support::haproxy(&[
         "proxy",
         "--dir",
         dir.to_str().unwrap(),
