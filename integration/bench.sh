@@ -19,7 +19,19 @@ fastcgi_keep_conn on) and HAProxy (fcgi-app, keep-conn, http-reuse always) in
 front of the same three php-fpm pools (integration/cluster.sh --net 20,
 --children 4, memcached sessions). For every case (script x concurrency) and
 balancer: fresh pools, fresh balancer, a correctness check with curl, a warm-up,
-then wrk -t2 -cN -dBENCH_SECONDS --timeout 5s --latency.
+then wrk -t2 -cN -dBENCH_SECONDS --timeout 5s --latency (HTTP/1.1, cleartext or
+TLS), or for HTTP/2 h2load -t2 -c(N/8) -m8 -DBENCH_SECONDS (N streams at once,
+over TLS, ALPN h2); the h2-1conn case is one HTTP/2 connection with N streams
+(h2load -c1 -mN: a single client against the pools' caps; the balancers'
+stream limits, 128 for fpmlb and nginx, 100 for HAProxy, bound what is
+open at once).
+
+Every balancer terminates TLS itself (a self-signed ECDSA P-256 certificate
+made by this script with openssl): fpmlb a `tls: true` listener (rustls), nginx
+`listen ssl http2`, HAProxy `bind ssl crt alpn h2,http/1.1`; TLS 1.3 with the
+clients' default suites. Compressed cases send Accept-Encoding: CODING for the
+64 KiB HTML page (/html.php): gzip is compared with nginx (gzip_comp_level =
+BENCH_GZIP_LEVEL) and HAProxy (libslz); br and zstd run on fpmlb alone.
 
 Balancers get 2 threads/workers each (fpmlb: tokio multi-thread runtime, one
 thread per CPU): nginx --workers 2, HAProxy --threads 2.
@@ -28,8 +40,17 @@ Environment:
   BENCH_SECONDS    measured seconds per run (default 10)
   BENCH_WARMUP     warm-up seconds per run (default 2)
   BENCH_CASES      cases to run, comma separated SCRIPT[:CONC] (default all):
-                   scripts hello, session, 64k, 1m; concurrency 32, 256 (or any
-                   number); e.g. BENCH_CASES=hello:32 or BENCH_CASES=hello,1m:256
+                   scripts hello, session, 64k, 1m (cleartext HTTP/1.1),
+                   tls-hello, tls-64k (HTTPS, HTTP/1.1), h2-hello, h2-64k
+                   (HTTPS, HTTP/2), h2-1conn (hello, one HTTP/2 connection
+                   of N streams), gzip (64 KiB HTML, gzip); br, zstd (the
+                   same page, fpmlb only; not in "all"); concurrency 32, 256
+                   (or any number); e.g. BENCH_CASES=hello:32 or
+                   BENCH_CASES=hello,1m:256
+  BENCH_GZIP_LEVEL gzip level of fpmlb and nginx in the gzip case (default 5,
+                   fpmlb's default)
+  BENCH_FPMLB_YAML more YAML for fpmlb's config (e.g. compression levels:
+                   "compression: {levels: {br: 5}}")
   BENCH_BALANCERS  comma separated subset of fpmlb,nginx,nginx-ka,haproxy
   BENCH_CHILDREN   pm.max_children per node (default 4; fpmlb max_conns and
                    HAProxy maxconn follow it)
@@ -65,31 +86,62 @@ NET=20
 LB_IP=127.0.$NET.1
 WRK_THREADS=2
 WRK_TIMEOUT=5s
+H2_STREAMS=8 # h2load: streams per connection
 BAL_THREADS=2 # fpmlb: tokio multi-thread = one worker thread per CPU on the reference box
 
 uint_in "$RUN_SECONDS" 1 3600 || die "BENCH_SECONDS must be 1..3600"
 uint_in "$WARMUP" 0 60 || die "BENCH_WARMUP must be 0..60"
 uint_in "$CHILDREN" 1 1000 || die "BENCH_CHILDREN must be 1..1000"
 
-ALL_SCRIPTS=(hello session 64k 1m)
+ALL_SCRIPTS=(hello session 64k 1m tls-hello tls-64k h2-hello h2-64k h2-1conn gzip)
+GZIP_LEVEL=${BENCH_GZIP_LEVEL:-5}
+FPMLB_YAML=${BENCH_FPMLB_YAML:-}
+uint_in "$GZIP_LEVEL" 1 9 || die "BENCH_GZIP_LEVEL must be 1..9"
 ALL_CONC=(32 256)
 ALL_BALANCERS=(fpmlb nginx nginx-ka haproxy)
 
 script_path() {
     case $1 in
-        hello) echo /hello.php ;;
+        hello | tls-hello | h2-hello | h2-1conn) echo /hello.php ;;
         session) echo /session.php ;;
-        64k) echo '/big.php?bytes=65536' ;;
+        64k | tls-64k | h2-64k) echo '/big.php?bytes=65536' ;;
         1m) echo '/big.php?bytes=1048576' ;;
+        gzip | br | zstd) echo '/html.php?bytes=65536' ;;
         *) return 1 ;;
+    esac
+}
+
+# script_transport SCRIPT: plain (HTTP/1.1), tls (HTTPS, HTTP/1.1), h2 (HTTPS, HTTP/2).
+script_transport() {
+    case $1 in
+        tls-*) echo tls ;;
+        h2-*) echo h2 ;;
+        *) echo plain ;;
+    esac
+}
+
+# script_coding SCRIPT: the Accept-Encoding of a compressed case, else nothing.
+script_coding() {
+    case $1 in
+        gzip | br | zstd) echo "$1" ;;
+        *) echo "" ;;
+    esac
+}
+
+# Whether balancer B runs case SCRIPT: br and zstd are fpmlb's alone
+# (Debian's nginx and HAProxy have neither).
+runs_case() {
+    case $2 in
+        br | zstd) [[ "$1" == fpmlb ]] ;;
+        *) return 0 ;;
     esac
 }
 
 # Expected body size for the correctness check (empty: only non-empty).
 script_size() {
     case $1 in
-        hello) echo 6 ;;
-        64k) echo 65536 ;;
+        hello | tls-hello | h2-hello | h2-1conn) echo 6 ;;
+        64k | tls-64k | h2-64k | gzip | br | zstd) echo 65536 ;;
         1m) echo 1048576 ;;
         *) echo "" ;;
     esac
@@ -104,6 +156,9 @@ bal_port() {
     esac
 }
 
+# The TLS port of each balancer.
+bal_tls_port() { echo $(($(bal_port "$1") + 360)); }
+
 # Cases: "SCRIPT:CONC" words.
 CASES=()
 if [[ -z "${BENCH_CASES:-}" || "${BENCH_CASES}" == all ]]; then
@@ -111,7 +166,7 @@ if [[ -z "${BENCH_CASES:-}" || "${BENCH_CASES}" == all ]]; then
 else
     for item in ${BENCH_CASES//,/ }; do
         s=${item%%:*}
-        script_path "$s" >/dev/null || die "BENCH_CASES: unknown script '$s' (hello, session, 64k, 1m)"
+        script_path "$s" >/dev/null || die "BENCH_CASES: unknown script '$s' (hello, session, 64k, 1m, tls-hello, tls-64k, h2-hello, h2-64k, h2-1conn, gzip, br, zstd)"
         if [[ "$item" == *:* ]]; then
             c=${item#*:}
             uint_in "$c" "$WRK_THREADS" 100000 || die "BENCH_CASES: bad concurrency in '$item'"
@@ -133,7 +188,7 @@ else
 fi
 ((${#BALANCERS[@]})) || die "BENCH_BALANCERS selects nothing"
 
-need_cmd wrk curl python3 ss ps flock timeout getconf
+need_cmd wrk h2load openssl curl python3 ss ps flock timeout getconf
 find_bin nginx >/dev/null
 find_bin haproxy >/dev/null
 find_php_fpm >/dev/null
@@ -222,7 +277,14 @@ write_fpmlb_config() {
     docroot=$(source "$CL_DIR/cluster.env" && printf '%s' "$DOCROOT")
     {
         echo "# generated by integration/bench.sh"
-        echo "listen: \"$LB_IP:$(bal_port fpmlb)\""
+        echo "listen:"
+        echo "  - \"$LB_IP:$(bal_port fpmlb)\""
+        echo "  - {address: \"$LB_IP:$(bal_tls_port fpmlb)\", tls: true}"
+        echo "tls:"
+        echo "  certificates:"
+        echo "    - {cert: \"$TLS_CERT\", key: \"$TLS_KEY\"}"
+        echo "compression:"
+        echo "  levels: {gzip: $GZIP_LEVEL}"
         echo "document_root: \"$docroot\""
         echo "log:"
         echo "  level: warn"
@@ -236,19 +298,21 @@ write_fpmlb_config() {
         for ((i = 1; i <= NODES; i++)); do
             printf '  - name: web%02d\n    address: "127.0.%d.%d:9000"\n    max_conns: %d\n' "$i" "$NET" "$((i + 1))" "$CHILDREN"
         done
+        [[ -z "$FPMLB_YAML" ]] || printf '%s\n' "$FPMLB_YAML"
     } >"$cfg"
 }
 
 fpmlb_ready() {
     local pid
     pid=$(read_pidfile "$1/fpmlb.pid")
-    [[ -n "$pid" ]] && pid_alive "$pid" "$2" && is_listening "$3"
+    [[ -n "$pid" ]] && pid_alive "$pid" "$2" && is_listening "$3" && is_listening "$4"
 }
 
 # start_balancer NAME: returns 1 (with the reason in $LOGS) if it did not start.
 start_balancer() {
-    local b=$1 d=$W/$1 listen
+    local b=$1 d=$W/$1 listen tls_listen
     listen=$LB_IP:$(bal_port "$b")
+    tls_listen=$LB_IP:$(bal_tls_port "$b")
     rm -rf -- "$d"
     mkdir -p -- "$d"
     CUR_BAL=$b
@@ -266,21 +330,24 @@ start_balancer() {
             fi
             setsid "$W/fpmlb-bin" serve -c "$d/fpmlb.yaml" </dev/null >>"$d/fpmlb.log" 2>&1 8>&- &
             echo "$!" >"$d/fpmlb.pid"
-            if ! wait_for "fpmlb on $listen" 10 fpmlb_ready "$d" "$(fpmlb_exe)" "$listen"; then
+            if ! wait_for "fpmlb on $listen and $tls_listen" 10 fpmlb_ready "$d" "$(fpmlb_exe)" "$listen" "$tls_listen"; then
                 tail_file "$d/fpmlb.log"
                 return 1
             fi
             ;;
         nginx)
             "$HERE/nginx.sh" start --dir "$d" --listen "$listen" --cluster "$CL_DIR" --workers "$BAL_THREADS" \
+                --tls-listen "$tls_listen" --cert "$TLS_CERT" --key "$TLS_KEY" --gzip "$GZIP_LEVEL" \
                 >"$d/start.log" 2>&1 8>&- || { cat "$d/start.log" >&2; return 1; }
             ;;
         nginx-ka)
             "$HERE/nginx.sh" start --dir "$d" --listen "$listen" --cluster "$CL_DIR" --workers "$BAL_THREADS" \
+                --tls-listen "$tls_listen" --cert "$TLS_CERT" --key "$TLS_KEY" --gzip "$GZIP_LEVEL" \
                 --keepalive 32 >"$d/start.log" 2>&1 8>&- || { cat "$d/start.log" >&2; return 1; }
             ;;
         haproxy)
             "$HERE/haproxy.sh" start --dir "$d" --listen "$listen" --cluster "$CL_DIR" --threads "$BAL_THREADS" \
+                --tls-listen "$tls_listen" --cert "$TLS_PEM" --compress \
                 --maxconn "$CHILDREN" >"$d/start.log" 2>&1 8>&- || { cat "$d/start.log" >&2; return 1; }
             ;;
     esac
@@ -337,22 +404,73 @@ log_findings() {
     printf '%d line(s) in %s, first: %s' "$n" "$(basename "$f")" "$first"
 }
 
-# check_response URL SCRIPT: one request with curl; prints a problem or nothing.
+# check_response URL SCRIPT: one request with curl (HTTP/2 for h2 cases, the
+# body decoded for compressed ones); prints a problem or nothing.
 check_response() {
-    local url=$1 s=$2 out code size want
-    out=$(curl -sS -o /dev/null -w '%{http_code} %{size_download}' --max-time 10 "$url" 2>&1) || {
+    local url=$1 s=$2 out code size want version coding got_coding body=$W/check.body
+    local args=(-sS -k -o "$body" --max-time 10)
+    coding=$(script_coding "$s")
+    [[ -z "$coding" ]] || args+=(--compressed -H "Accept-Encoding: $coding")
+    [[ "$(script_transport "$s")" == h2 ]] && args+=(--http2)
+    out=$(curl "${args[@]}" -w '%{http_code} %{size_download} %{http_version} %header{content-encoding}' "$url" 2>&1) || {
         echo "curl check failed: $out"
         return 0
     }
-    read -r code size <<<"$out"
+    read -r code size version got_coding <<<"$out"
+    # size_download counts the bytes on the wire: the decoded body's size
+    # is the file's.
+    size=$(stat -c %s -- "$body" 2>/dev/null || echo 0)
+    rm -f -- "$body"
     want=$(script_size "$s")
     if [[ "$code" != 200 ]]; then
         echo "curl check: HTTP $code"
+    elif [[ "$(script_transport "$s")" == h2 && "$version" != 2 ]]; then
+        echo "curl check: HTTP/$version, not HTTP/2"
+    elif [[ "$coding" != "${got_coding:-}" ]]; then
+        echo "curl check: Content-Encoding '${got_coding:-}', expected '$coding'"
     elif [[ -n "$want" && "$size" != "$want" ]]; then
         echo "curl check: body of $size bytes, expected $want"
     elif [[ "$size" == 0 ]]; then
         echo "curl check: empty body"
     fi
+}
+
+# load_tool TRANSPORT: the load generator of a transport.
+load_tool() { if [[ "$1" == h2 ]]; then echo h2load; else echo wrk; fi; }
+
+# load_run SECONDS URL CONC TRANSPORT CODING KIND SCRIPT: one bounded load
+# run; wrk (with the report script when KIND is measured), or h2load for
+# HTTP/2: CONC streams at once as CONC/8 connections of 8 streams each, or
+# for h2-1conn one connection of CONC streams.
+load_run() {
+    local secs=$1 url=$2 conc=$3 transport=$4 coding=$5 kind=$6 script=$7 hdr=()
+    [[ -z "$coding" ]] || hdr=(-H "Accept-Encoding: $coding")
+    if [[ "$transport" == h2 ]]; then
+        local clients=$((conc / H2_STREAMS)) streams=$H2_STREAMS threads=$WRK_THREADS
+        ((clients >= 1)) || clients=1
+        [[ "$script" != h2-1conn ]] || { clients=1 streams=$conc threads=1; }
+        timeout -k 5 $((secs + 30)) h2load -t"$threads" -c"$clients" -m"$streams" -D"$secs" \
+            "${hdr[@]}" "$url"
+    elif [[ "$kind" == measured ]]; then
+        timeout -k 5 $((secs + 30)) wrk -t"$WRK_THREADS" -c"$conc" -d"${secs}s" --timeout "$WRK_TIMEOUT" \
+            --latency -s "$LUA" "${hdr[@]}" "$url"
+    else
+        timeout -k 5 $((secs + 20)) wrk -t"$WRK_THREADS" -c"$conc" -d"${secs}s" --timeout "$WRK_TIMEOUT" \
+            "${hdr[@]}" "$url"
+    fi
+}
+
+# make_certificate DIR: a self-signed ECDSA P-256 certificate for the
+# balancers' TLS listeners (the load generators do not verify it).
+make_certificate() {
+    local dir=$1
+    mkdir -p -- "$dir"
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 7 \
+        -subj "/CN=bench.test" -addext "subjectAltName=DNS:bench.test,IP:$LB_IP" \
+        -keyout "$dir/key.pem" -out "$dir/cert.pem" >"$dir/openssl.out" 2>&1 ||
+        { cat "$dir/openssl.out" >&2; die "openssl could not make the bench certificate"; }
+    cat "$dir/cert.pem" "$dir/key.pem" >"$dir/haproxy.pem"
+    chmod a+r "$dir"/*.pem
 }
 
 # ------------------------------------------------------------------ the run
@@ -378,6 +496,11 @@ if [[ -x "$FPMLB_SRC" ]]; then
     mv -f -- "$W/fpmlb-bin.new" "$W/fpmlb-bin"
 fi
 
+make_certificate "$W/tls"
+TLS_CERT=$W/tls/cert.pem
+TLS_KEY=$W/tls/key.pem
+TLS_PEM=$W/tls/haproxy.pem
+
 T0=$SECONDS
 nruns=$((${#CASES[@]} * ${#BALANCERS[@]}))
 info "$nruns runs (${#CASES[@]} cases x ${#BALANCERS[@]} balancers), ~$((nruns * (RUN_SECONDS + WARMUP + 6) / 60 + 1)) min; results in $OUT_MD and $OUT_JSON"
@@ -388,7 +511,10 @@ for case_ in "${CASES[@]}"; do
     path=$(script_path "$s")
     echo
     echo "== $s @ $c connections ($path) =="
+    transport=$(script_transport "$s")
+    coding=$(script_coding "$s")
     for b in "${BALANCERS[@]}"; do
+        runs_case "$b" "$s" || continue
         notes=()
         tag="$b-$s-$c"
         start_cluster
@@ -404,32 +530,35 @@ for case_ in "${CASES[@]}"; do
             continue
         fi
         [[ -s "$LOGS/$tag.start-error" ]] || rm -f -- "$LOGS/$tag.start-error"
-        url="http://$LB_IP:$(bal_port "$b")$path"
+        if [[ "$transport" == plain ]]; then
+            url="http://$LB_IP:$(bal_port "$b")$path"
+        else
+            url="https://$LB_IP:$(bal_tls_port "$b")$path"
+        fi
         problem=$(check_response "$url" "$s")
         [[ -z "$problem" ]] || { notes+=("$problem"); info "$b: $problem"; }
         if ((WARMUP > 0)); then
-            timeout -k 5 $((WARMUP + 20)) wrk -t"$WRK_THREADS" -c"$c" -d"${WARMUP}s" --timeout "$WRK_TIMEOUT" "$url" \
-                >"$W/wrk/$tag.warmup" 2>&1 || notes+=("warm-up wrk exited with $?")
+            load_run "$WARMUP" "$url" "$c" "$transport" "$coding" warmup "$s" >"$W/wrk/$tag.warmup" 2>&1 ||
+                notes+=("warm-up $(load_tool "$transport") exited with $?")
         fi
         mapfile -t pids < <(balancer_pids "$b")
         load=$(cut -d' ' -f1-3 /proc/loadavg)
         t_before=$(cpu_ticks "${pids[@]}")
         rc=0
-        timeout -k 5 $((RUN_SECONDS + 30)) wrk -t"$WRK_THREADS" -c"$c" -d"${RUN_SECONDS}s" --timeout "$WRK_TIMEOUT" \
-            --latency -s "$LUA" "$url" >"$W/wrk/$tag.out" 2>&1 || rc=$?
+        load_run "$RUN_SECONDS" "$url" "$c" "$transport" "$coding" measured "$s" >"$W/wrk/$tag.out" 2>&1 || rc=$?
         t_after=$(cpu_ticks "${pids[@]}")
         mapfile -t pids_end < <(balancer_pids "$b")
         if [[ "${pids[*]}" != "${pids_end[*]}" ]]; then
             notes+=("balancer processes changed during the run (${pids[*]} -> ${pids_end[*]:-none})")
         fi
         rss=$(peak_rss "${pids_end[@]}")
-        ((rc == 0)) || notes+=("wrk exited with $rc")
+        ((rc == 0)) || notes+=("$(load_tool "$transport") exited with $rc")
         finding=$(log_findings "$b")
         [[ -z "$finding" ]] || notes+=("$finding")
         note_args=()
         for n in "${notes[@]}"; do note_args+=(--note "$n"); done
         python3 "$REPORT" add --db "$DB" --balancer "$b" --script "$s" --path "$path" --conc "$c" \
-            --wrk "$W/wrk/$tag.out" --ticks-before "$t_before" --ticks-after "$t_after" --clk "$CLK" \
+            --transport "$transport" --coding "$coding" --wrk "$W/wrk/$tag.out" --ticks-before "$t_before" --ticks-after "$t_after" --clk "$CLK" \
             --rss-kb "$rss" --load "$load" "${note_args[@]}"
         # Keep the balancer's log of this run.
         for f in fpmlb.log error.log haproxy.out; do
@@ -461,12 +590,16 @@ haproxy_version=$(awk '{print "HAProxy " $3}' <<<"$haproxy_version")
 wrk_version=$(wrk -v 2>&1 || true) # wrk -v exits 1
 wrk_version=${wrk_version%%$'\n'*}
 wrk_version=$(awk '{print "wrk " $2}' <<<"$wrk_version")
+h2load_version=$(h2load --version 2>/dev/null || true)
+h2load_version=${h2load_version%%$'\n'*}
+openssl_version=$(openssl version 2>/dev/null || true)
 git_rev=$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo "?")
 git -C "$REPO" diff --quiet HEAD -- src 2>/dev/null || git_rev="$git_rev+dirty"
 META_FILE=$W/meta.json
 BM_DATE=$(date -u +%Y-%m-%dT%H:%M:%SZ) BM_SECONDS=$RUN_SECONDS BM_WARMUP=$WARMUP BM_NODES=$NODES \
     BM_CHILDREN=$CHILDREN BM_CPUS=$(nproc) BM_FPMLB="$fpmlb_version ($git_rev)" BM_NGINX="$nginx_version" \
-    BM_HAPROXY="$haproxy_version" BM_WRK="$wrk_version" BM_TOTAL=$TOTAL BM_CASES="${CASES[*]}" \
+    BM_HAPROXY="$haproxy_version" BM_WRK="$wrk_version" BM_H2LOAD="$h2load_version" \
+    BM_OPENSSL="$openssl_version" BM_GZIP_LEVEL=$GZIP_LEVEL BM_TOTAL=$TOTAL BM_CASES="${CASES[*]}" \
     BM_BALANCERS="${BALANCERS[*]}" BM_FPMLB_CONFIG="$(cat "$W/fpmlb/fpmlb.yaml" 2>/dev/null || true)" \
     python3 - "$META_FILE" <<'EOF'
 import json, os, sys
@@ -475,9 +608,11 @@ meta = {
     "date": e["BM_DATE"], "seconds": int(e["BM_SECONDS"]), "warmup_seconds": int(e["BM_WARMUP"]),
     "nodes": int(e["BM_NODES"]), "children": int(e["BM_CHILDREN"]), "cpus": int(e["BM_CPUS"]),
     "fpmlb_version": e["BM_FPMLB"], "nginx_version": e["BM_NGINX"], "haproxy_version": e["BM_HAPROXY"],
-    "wrk_version": e["BM_WRK"], "total_seconds": int(e["BM_TOTAL"]),
+    "wrk_version": e["BM_WRK"], "h2load_version": e["BM_H2LOAD"], "openssl_version": e["BM_OPENSSL"],
+    "gzip_level": int(e["BM_GZIP_LEVEL"]), "total_seconds": int(e["BM_TOTAL"]),
     "cases": e["BM_CASES"].split(), "balancers": e["BM_BALANCERS"].split(),
     "wrk": "wrk -t2 -cN -d%ss --timeout 5s --latency" % e["BM_SECONDS"],
+    "h2load": "h2load -t2 -c(N/8) -m8 -D%s (h2-1conn: -t1 -c1 -mN)" % e["BM_SECONDS"],
     "fpmlb_config": e["BM_FPMLB_CONFIG"],
 }
 with open(sys.argv[1], "w") as f:

@@ -15,7 +15,9 @@ usage() {
 usage:
   haproxy.sh start --dir DIR --listen IP:PORT --backends "ADDR ..." --docroot DOCROOT
                    [--maxconn N] [--threads N] [--cluster CLUSTER_DIR]
+                   [--tls-listen IP:PORT --cert PEM] [--compress]
   haproxy.sh proxy  --dir DIR --forward LISTEN=TARGET [--forward ...] [--source IP]
+                   [--http [--forward-tls LISTEN=TARGET --cert PEM]]
   haproxy.sh stop   --dir DIR
   haproxy.sh status --dir DIR
 
@@ -25,9 +27,15 @@ usage:
             pm.max_children so HAProxy queues instead of overflowing php-fpm.
 --threads N nbthread (default: HAProxy's default, one per CPU).
 --cluster   take --backends/--docroot/--maxconn defaults from CLUSTER_DIR/cluster.env.
+--tls-listen IP:PORT  also terminate TLS there (HTTP/1.1 and HTTP/2 by ALPN), with
+            --cert PEM (certificate chain and key in one file).
+--compress  gzip (HAProxy's libslz) for the types fpmlb compresses by default.
 proxy       TCP mode (no TLS termination): each --forward IP:PORT=IP:PORT passes
             connections on with `send-proxy-v2` (HAProxy's side of fpmlb's
             proxy_protocol: true); --source IP is the address it connects from.
+            --http: HTTP mode instead, an HTTP reverse proxy with `option forwardfor`
+            (X-Forwarded-For) and X-Forwarded-Proto; --forward-tls LISTEN=TARGET
+            terminates TLS on LISTEN with --cert PEM (cert and key in one file).
 Files: DIR/haproxy.cfg, DIR/haproxy.pid, DIR/haproxy.sock (stats socket), DIR/haproxy.out.
 EOF
 }
@@ -96,7 +104,7 @@ haproxy_ready() {
 cmd_start() {
     local dir=$1
     shift
-    local listen="" backends="" docroot="" maxconn="" threads="" cluster=""
+    local listen="" backends="" docroot="" maxconn="" threads="" cluster="" tls_listen="" cert="" compress=0
     while (($#)); do
         case $1 in
             --listen) listen=${2:?--listen needs IP:PORT}; shift 2 ;;
@@ -105,10 +113,17 @@ cmd_start() {
             --maxconn) maxconn=${2:?--maxconn needs a number}; shift 2 ;;
             --threads) threads=${2:?--threads needs a number}; shift 2 ;;
             --cluster) cluster=${2:?--cluster needs a directory}; shift 2 ;;
+            --tls-listen) tls_listen=${2:?--tls-listen needs IP:PORT}; shift 2 ;;
+            --cert) cert=${2:?--cert needs a PEM file}; shift 2 ;;
+            --compress) compress=1; shift ;;
             -h | --help) usage; exit 0 ;;
             *) die "unknown option '$1' (see --help)" ;;
         esac
     done
+    if [[ -n "$tls_listen" ]]; then
+        [[ -n "$cert" && -r "$cert" ]] || die "--tls-listen needs --cert PEM (certificate and key in one file)"
+        split_hostport "$tls_listen"
+    fi
     if [[ -n "$cluster" ]]; then
         [[ -f "$cluster/cluster.env" ]] || die "$cluster/cluster.env not found (is the cluster started?)"
         local NODES DOCROOT CHILDREN
@@ -135,11 +150,19 @@ cmd_start() {
     exe=$(readlink -f "$(haproxy_bin)")
     dir=$(claim_dir "$dir")
 
-    local busy
-    if ! busy=$(check_free "$listen"); then
-        printf '%s\n' "$busy" >&2
-        die "cannot listen on $listen; haproxy not started"
-    fi
+    local busy l
+    for l in "$listen" $tls_listen; do
+        if ! busy=$(check_free "$l"); then
+            printf '%s\n' "$busy" >&2
+            die "cannot listen on $l; haproxy not started"
+        fi
+    done
+    local tls_bind="" compression=""
+    [[ -n "$tls_listen" ]] && tls_bind="    bind $tls_listen ssl crt $cert alpn h2,http/1.1"
+    # The types of fpmlb's default compression.types; HAProxy's gzip is libslz
+    # (Debian's build: USE_SLZ), which has one speed.
+    ((compress)) && compression="    compression algo gzip
+    compression type text/html text/css text/plain text/xml text/javascript application/javascript application/json application/xml image/svg+xml"
 
     local servers="" b addr name i=0
     for b in $backends; do
@@ -188,6 +211,8 @@ fcgi-app php
 
 frontend fe
     bind $listen
+$tls_bind
+$compression
     default_backend php
 
 backend php
@@ -199,34 +224,61 @@ EOF
     printf '%s\n' "$listen" >"$dir/haproxy.listen"
 
     launch "$dir"
-    if ! wait_for "haproxy pid file and $listen" 10 haproxy_ready "$dir" "$exe" "$listen"; then
-        tail_file "$dir/haproxy.out"
-        cmd_stop "$dir" || true
-        die "haproxy did not come up on $listen"
-    fi
-    info "haproxy listening on http://$listen/ (pid $(read_pidfile "$dir/haproxy.pid"), docroot $docroot, maxconn/server $maxconn)"
+    for l in "$listen" $tls_listen; do
+        if ! wait_for "haproxy pid file and $l" 10 haproxy_ready "$dir" "$exe" "$l"; then
+            tail_file "$dir/haproxy.out"
+            cmd_stop "$dir" || true
+            die "haproxy did not come up on $l"
+        fi
+    done
+    info "haproxy listening on http://$listen/${tls_listen:+ and https://$tls_listen/} (pid $(read_pidfile "$dir/haproxy.pid"), docroot $docroot, maxconn/server $maxconn)"
     printf 'HAPROXY_URL="http://%s"\n' "$listen"
 }
 
 cmd_proxy() {
     local dir=$1
     shift
-    local forwards=() source=""
+    local forwards=() tls_forwards=() source="" http=0 cert=""
     while (($#)); do
         case $1 in
             --forward) forwards+=("${2:?--forward needs LISTEN=TARGET}"); shift 2 ;;
+            --forward-tls) tls_forwards+=("${2:?--forward-tls needs LISTEN=TARGET}"); shift 2 ;;
+            --cert) cert=${2:?--cert needs a PEM file}; shift 2 ;;
+            --http) http=1; shift ;;
             --source) source=${2:?--source needs an IP}; shift 2 ;;
             -h | --help) usage; exit 0 ;;
             *) die "unknown option '$1' (see --help)" ;;
         esac
     done
-    ((${#forwards[@]})) || die "at least one --forward LISTEN=TARGET is required"
+    ((${#forwards[@]} + ${#tls_forwards[@]})) || die "at least one --forward LISTEN=TARGET is required"
+    if ((${#tls_forwards[@]})); then
+        ((http)) || die "--forward-tls needs --http"
+        [[ -n "$cert" && -r "$cert" ]] || die "--forward-tls needs --cert PEM (certificate and key in one file)"
+    fi
     local exe
     exe=$(readlink -f "$(haproxy_bin)")
     dir=$(claim_dir "$dir")
-    local sections="" f listen target i=0 busy src=""
+    local sections="" f listen target i=0 busy src="" mode=tcp send="send-proxy-v2" ssl
     [[ -n "$source" ]] && src=" source $source"
-    for f in "${forwards[@]}"; do
+    # HTTP mode: what a reverse proxy in front of fpmlb adds (HAProxy's
+    # `option forwardfor`, and the scheme the client used).
+    local http_opts=""
+    if ((http)); then
+        mode=http send=""
+        http_opts="    option forwardfor
+    http-request set-header X-Forwarded-Proto https if { ssl_fc }
+    http-request set-header X-Forwarded-Proto http if !{ ssl_fc }
+"
+    fi
+    local all=()
+    for f in "${forwards[@]}"; do all+=("plain $f"); done
+    for f in "${tls_forwards[@]}"; do all+=("tls $f"); done
+    forwards=()
+    for f in "${all[@]}"; do
+        ssl=""
+        [[ "${f%% *}" == tls ]] && ssl=" ssl crt $cert alpn h2,http/1.1"
+        f=${f#* }
+        forwards+=("$f")
         [[ "$f" == *=* ]] || die "--forward takes LISTEN=TARGET, got '$f'"
         listen=${f%%=*} target=${f#*=}
         split_hostport "$listen"
@@ -237,8 +289,8 @@ cmd_proxy() {
         fi
         i=$((i + 1))
         sections+="listen fwd$i
-    bind $listen
-    server fpmlb $target send-proxy-v2$src
+    bind $listen$ssl
+$http_opts    server fpmlb $target $send$src
 "
     done
     cat >"$dir/haproxy.cfg" <<EOF
@@ -250,7 +302,7 @@ global
     stats socket $dir/haproxy.sock mode 600 level admin
 
 defaults
-    mode tcp
+    mode $mode
     timeout connect 5s
     timeout client 60s
     timeout server 60s
@@ -266,7 +318,7 @@ EOF
             die "haproxy did not come up on ${f%%=*}"
         fi
     done
-    info "haproxy (tcp, send-proxy-v2) forwarding ${forwards[*]} (pid $(read_pidfile "$dir/haproxy.pid"))"
+    info "haproxy ($mode${send:+, $send}) forwarding ${forwards[*]} (pid $(read_pidfile "$dir/haproxy.pid"))"
 }
 
 (($#)) || { usage >&2; exit 2; }

@@ -12,7 +12,7 @@ usage() {
 usage: install.sh [--bench] [--demo] [--with-tools] [--with-browser] [--dry-run]
   (no option)     what `make test` runs: php-fpm and PHP's session extensions,
                   memcached, Redis, nginx, chromium, Python's OpenMetrics parser
-  --bench         also what only integration/bench.sh uses (nothing more today)
+  --bench         also what only integration/bench.sh uses: h2load
   --demo          also curl and openssl, for integration/demo.sh
   --with-tools    also install shellcheck and libfcgi-bin (cgi-fcgi)
   --with-browser  accepted for compatibility: chromium is now always installed
@@ -40,8 +40,9 @@ PACKAGES=(
     # tests/soak.rs (integration/soak.sh): the load generator.
     wrk
 )
-# integration/bench.sh only (wrk, HAProxy and curl are in the test set).
-BENCH_PACKAGES=()
+# integration/bench.sh only: h2load from nghttp2-client (HTTP/2); wrk,
+# HAProxy, curl and openssl are in the test set already.
+BENCH_PACKAGES=(nghttp2-client)
 with_browser=0 with_tools=0 with_bench=0 with_demo=0 dry_run=0
 while (($#)); do
     case $1 in

@@ -13,6 +13,7 @@ usage() {
 usage:
   nginx.sh start --dir DIR --listen IP:PORT --backends "ADDR ..." --docroot DOCROOT
                  [--keepalive N] [--workers N] [--cluster CLUSTER_DIR]
+                 [--tls-listen IP:PORT --cert PEM --key PEM] [--gzip LEVEL]
   nginx.sh stop   --dir DIR
   nginx.sh status --dir DIR
 
@@ -22,6 +23,10 @@ usage:
             when they are not given.
 --keepalive N   upstream keepalive N + fastcgi_keep_conn on (default: off, as Debian).
 --workers N     worker_processes (default 1).
+--tls-listen IP:PORT  also `listen IP:PORT ssl http2` with --cert and --key
+                (TLS 1.2 and 1.3, HTTP/2 by ALPN).
+--gzip LEVEL    gzip on, gzip_comp_level LEVEL, for fpmlb's default compression
+                types, gzip_min_length 1k, gzip_vary on.
 Files: DIR/nginx.conf, DIR/nginx.pid, DIR/error.log, DIR/nginx-temp/.
 EOF
 }
@@ -56,7 +61,7 @@ cmd_status() {
 cmd_start() {
     local dir=$1
     shift
-    local listen="" backends="" docroot="" keepalive="" workers=1 cluster=""
+    local listen="" backends="" docroot="" keepalive="" workers=1 cluster="" tls_listen="" cert="" key="" gzip=""
     while (($#)); do
         case $1 in
             --listen) listen=${2:?--listen needs IP:PORT}; shift 2 ;;
@@ -65,6 +70,10 @@ cmd_start() {
             --keepalive) keepalive=${2:?--keepalive needs a number}; shift 2 ;;
             --workers) workers=${2:?--workers needs a number}; shift 2 ;;
             --cluster) cluster=${2:?--cluster needs a directory}; shift 2 ;;
+            --tls-listen) tls_listen=${2:?--tls-listen needs IP:PORT}; shift 2 ;;
+            --cert) cert=${2:?--cert needs a PEM file}; shift 2 ;;
+            --key) key=${2:?--key needs a PEM file}; shift 2 ;;
+            --gzip) gzip=${2:?--gzip needs a level}; shift 2 ;;
             -h | --help) usage; exit 0 ;;
             *) die "unknown option '$1' (see --help)" ;;
         esac
@@ -85,7 +94,12 @@ cmd_start() {
     [[ -d "$docroot" ]] || die "document root $docroot does not exist (nginx checks scripts on its own disk: use the cluster's DIR/www)"
     [[ -z "$keepalive" ]] || uint_in "$keepalive" 1 100000 || die "--keepalive must be a positive number"
     uint_in "$workers" 1 1024 || die "--workers must be 1..1024"
+    [[ -z "$gzip" ]] || uint_in "$gzip" 1 9 || die "--gzip must be 1..9"
     split_hostport "$listen"
+    if [[ -n "$tls_listen" ]]; then
+        split_hostport "$tls_listen"
+        [[ -r "$cert" && -r "$key" ]] || die "--tls-listen needs --cert and --key (readable PEM files)"
+    fi
 
     local nginx exe pid
     nginx=$(nginx_bin)
@@ -97,10 +111,27 @@ cmd_start() {
     fi
     rm -f -- "$dir/nginx.pid"
 
-    local busy
-    if ! busy=$(check_free "$listen"); then
-        printf '%s\n' "$busy" >&2
-        die "cannot listen on $listen; nginx not started"
+    local busy l
+    for l in "$listen" $tls_listen; do
+        if ! busy=$(check_free "$l"); then
+            printf '%s\n' "$busy" >&2
+            die "cannot listen on $l; nginx not started"
+        fi
+    done
+    local tls_conf="" gzip_conf=""
+    if [[ -n "$tls_listen" ]]; then
+        tls_conf="        listen $tls_listen ssl http2;
+        ssl_certificate $cert;
+        ssl_certificate_key $key;
+        ssl_protocols TLSv1.2 TLSv1.3;"
+    fi
+    if [[ -n "$gzip" ]]; then
+        gzip_conf="    gzip on;
+    gzip_comp_level $gzip;
+    gzip_min_length 1024;
+    gzip_vary on;
+    gzip_proxied any;
+    gzip_types text/css text/plain text/xml text/javascript application/javascript application/json application/xml image/svg+xml;"
     fi
 
     # Relative includes in Debian's snippet (include fastcgi.conf;) are resolved
@@ -153,6 +184,7 @@ http {
     sendfile on;
     keepalive_requests 100000;
     client_max_body_size 0;
+$gzip_conf
 
     client_body_temp_path $dir/nginx-temp/client_body;
     proxy_temp_path $dir/nginx-temp/proxy;
@@ -166,6 +198,7 @@ $servers$ka
 
     server {
         listen $listen;
+$tls_conf
         server_name _;
         root "$docroot";
         index index.php;
@@ -189,11 +222,13 @@ EOF
         tail_file "$dir/error.log"
         die "nginx failed to start"
     fi
-    if ! wait_for "nginx pid file and $listen" 10 nginx_ready "$dir" "$exe" "$listen"; then
-        tail_file "$dir/error.log"
-        cmd_stop "$dir" || true
-        die "nginx did not come up on $listen"
-    fi
+    for l in "$listen" $tls_listen; do
+        if ! wait_for "nginx pid file and $l" 10 nginx_ready "$dir" "$exe" "$l"; then
+            tail_file "$dir/error.log"
+            cmd_stop "$dir" || true
+            die "nginx did not come up on $l"
+        fi
+    done
     info "nginx listening on http://$listen/ (pid $(read_pidfile "$dir/nginx.pid"), root $docroot)"
     printf 'NGINX_URL="http://%s"\n' "$listen"
 }

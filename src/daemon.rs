@@ -100,6 +100,7 @@ pub fn build_proxy(
             https_port: config.listen.iter().find(|l| l.tls).map(|l| l.addr.port()),
             http01,
         },
+        compression: config.compression.clone(),
         walk_back: WalkBackGuard::new(
             [&config.health.ping_path, &config.health.status_path]
                 .into_iter()

@@ -20,7 +20,7 @@
 mod proxy_protocol;
 
 use std::convert::Infallible;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -43,16 +43,48 @@ use crate::http::params::{ConnInfo, TlsInfo};
 use crate::tls::ACME_TLS_ALPN;
 use proxy_protocol::{ClientStream, Proxied};
 
+mod cancels;
 mod per_client;
 mod watched;
 
+use cancels::Cancels;
+use per_client::ClientSlot;
 pub use per_client::{PerClient, client_key};
+
+/// A connection refused by `max_connections_per_client` (already logged).
+struct AtCap;
 use watched::Watched;
 
 /// Streams one HTTP/2 connection may have open, nginx's
 /// `http2_max_concurrent_streams` default (hyper's is 200): each may hold
 /// up to `body_buffer_size` of a body in memory while it is read.
 const H2_MAX_CONCURRENT_STREAMS: u32 = 128;
+
+/// Streams the client may reset before the server accepted them, at once,
+/// before the connection is closed with GOAWAY ENHANCE_YOUR_CALM: h2's
+/// counter (0.3.17) and default (20) for the rapid reset attack
+/// (CVE-2023-44487), kept explicitly. Resets of accepted streams are
+/// fpmlb's own count (`server/cancels.rs`). The h2 in Cargo.lock (0.4.20)
+/// also has the error-reset limit (0.4.2) and the CONTINUATION flood limit
+/// (0.4.4).
+const H2_MAX_PENDING_ACCEPT_RESETS: usize = 20;
+
+/// Streams fpmlb may reset because the client broke the protocol on them,
+/// before GOAWAY (h2's default since 0.4.2): floods of malformed streams.
+const H2_MAX_LOCAL_ERROR_RESETS: usize = 1024;
+
+/// A request body may be 1 MiB ahead of fpmlb per stream, and all streams
+/// of a connection together 1 MiB too (hyper's defaults): bodies are read
+/// as they come (`http/body.rs`), so this bounds what a connection holds
+/// unread, whatever its number of streams.
+const H2_STREAM_WINDOW: u32 = 1024 * 1024;
+const H2_CONNECTION_WINDOW: u32 = 1024 * 1024;
+
+/// Response bytes queued per stream before the body is polled again
+/// (hyper's default is 400 KiB): 128 streams of a client that reads
+/// slowly hold at most 8 MiB, not 50; a 1 MiB response still goes at full
+/// speed (measured: README, HTTP/2 at the edge).
+const H2_MAX_SEND_BUF: usize = 64 * 1024;
 
 /// Listen backlog, as nginx's default on Linux (511) rounded up.
 const LISTEN_BACKLOG: i32 = 1024;
@@ -100,8 +132,10 @@ pub struct HttpServer {
     pub tracker: TaskTracker,
     /// The rustls config of TLS listeners; `None` while no TLS is configured.
     pub tls: ArcSwapOption<rustls::ServerConfig>,
-    /// Which peers may send PROXY headers (`real_ip.trusted_proxies`).
-    pub real_ip: ArcSwap<RealIpConfig>,
+    /// Which peers may send PROXY headers and forwarding headers
+    /// (`real_ip`); read per connection and per request, so a reload
+    /// applies at once.
+    pub real_ip: Arc<ArcSwap<RealIpConfig>>,
     permits: Arc<Semaphore>,
     per_client: Arc<PerClient>,
     builder: Arc<auto::Builder<TokioExecutor>>,
@@ -131,11 +165,21 @@ impl HttpServer {
             .header_read_timeout(None)
             .max_buf_size(limits.head.h1_max_buf_size())
             .keep_alive(true);
+        // HTTP/2 limits, set here rather than left to hyper's defaults so
+        // that a dependency update cannot loosen them (see the constants).
+        // The CONTINUATION flood protection (h2 >= 0.4.4) follows
+        // max_header_list_size: more CONTINUATION frames than that list
+        // needs, or a header block past it, is a GOAWAY.
         builder
             .http2()
             .timer(TokioTimer::new())
             .max_header_list_size(limits.head.h2_max_header_list_size())
             .max_concurrent_streams(H2_MAX_CONCURRENT_STREAMS)
+            .max_pending_accept_reset_streams(H2_MAX_PENDING_ACCEPT_RESETS)
+            .max_local_error_reset_streams(H2_MAX_LOCAL_ERROR_RESETS)
+            .initial_stream_window_size(H2_STREAM_WINDOW)
+            .initial_connection_window_size(H2_CONNECTION_WINDOW)
+            .max_send_buf_size(H2_MAX_SEND_BUF)
             .keep_alive_interval(Some(Duration::from_secs(30)))
             .keep_alive_timeout(Duration::from_secs(20));
         HttpServer {
@@ -144,7 +188,7 @@ impl HttpServer {
             shutdown,
             tracker: TaskTracker::new(),
             tls: ArcSwapOption::empty(),
-            real_ip: ArcSwap::from_pointee(RealIpConfig::default()),
+            real_ip: Arc::new(ArcSwap::from_pointee(RealIpConfig::default())),
             permits: Arc::new(Semaphore::new(limits.max_connections)),
             per_client: PerClient::new(limits.per_client),
             builder: Arc::new(builder),
@@ -176,25 +220,23 @@ impl HttpServer {
             };
             match accepted {
                 Ok((stream, remote)) => {
-                    let slot = match self.per_client.admit(remote.ip()) {
-                        Ok(slot) => slot,
-                        Err(at_cap) => {
-                            let key = client_key(remote.ip());
-                            let cap = self.limits.per_client;
-                            if at_cap.warn {
-                                tracing::warn!(client = %remote, address = %key, "{cap} connections open from this address (max_connections_per_client): refusing more");
-                            } else {
-                                tracing::debug!(client = %remote, "refused: max_connections_per_client");
+                    let options = options.load_full();
+                    // On a PROXY listener the client is only known once the
+                    // header is read: it is counted then (see `handshake`).
+                    let slot = if options.proxy_protocol {
+                        None
+                    } else {
+                        match self.admit(remote.ip(), remote) {
+                            Ok(slot) => slot,
+                            Err(AtCap) => {
+                                drop(stream);
+                                continue;
                             }
-                            drop(stream);
-                            continue;
                         }
                     };
                     let server = Arc::clone(&self);
-                    let options = options.load_full();
                     self.tracker.spawn(async move {
-                        server.serve_connection(stream, remote, options).await;
-                        drop(slot);
+                        server.serve_connection(stream, remote, options, slot).await;
                         drop(permit);
                     });
                 }
@@ -208,11 +250,37 @@ impl HttpServer {
         tracing::info!(listener = ?local, "stopped accepting");
     }
 
+    /// The per-client slot of a connection whose transport client is
+    /// `ip`: none for a trusted proxy, which carries many clients (their
+    /// addresses come in its headers); `Err` (logged) when the address is
+    /// at `max_connections_per_client`.
+    fn admit(&self, ip: IpAddr, remote: SocketAddr) -> Result<Option<ClientSlot>, AtCap> {
+        if self.real_ip.load().trusts(ip) {
+            return Ok(None);
+        }
+        match self.per_client.admit(ip) {
+            Ok(slot) => Ok(Some(slot)),
+            Err(at_cap) => {
+                let key = client_key(ip);
+                let cap = self.limits.per_client;
+                if at_cap.warn {
+                    tracing::warn!(client = %remote, address = %key, "{cap} connections open from this address (max_connections_per_client): refusing more");
+                } else {
+                    tracing::debug!(client = %remote, "refused: max_connections_per_client");
+                }
+                Err(AtCap)
+            }
+        }
+    }
+
+    /// Serves one accepted connection; `slot` (its per-client count) is
+    /// held until it closes.
     async fn serve_connection(
         &self,
         stream: TcpStream,
         remote: SocketAddr,
         listener: Arc<Listener>,
+        mut slot: Option<ClientSlot>,
     ) {
         let _ = stream.set_nodelay(true);
         let local = match stream.local_addr() {
@@ -227,7 +295,7 @@ impl HttpServer {
         let deadline = Instant::now() + self.limits.header_timeout;
         let accepted = tokio::select! {
             _ = self.shutdown.cancelled() => return,
-            r = tokio::time::timeout_at(deadline, self.handshake(stream, &listener, &mut info)) => r,
+            r = tokio::time::timeout_at(deadline, self.handshake(stream, &listener, &mut info, &mut slot)) => r,
         };
         match accepted {
             Err(_) => {
@@ -240,14 +308,17 @@ impl HttpServer {
             Ok(Ok(Accepted::Plain(io))) => self.serve_http(io, info).await,
             Ok(Ok(Accepted::Tls(io))) => self.serve_http(io, info).await,
         }
+        drop(slot);
     }
 
-    /// What comes before HTTP: the PROXY header, the TLS handshake.
+    /// What comes before HTTP: the PROXY header (then the client it names
+    /// takes its per-client `slot`), the TLS handshake.
     async fn handshake(
         &self,
         stream: TcpStream,
         listener: &Listener,
         info: &mut ConnInfo,
+        slot: &mut Option<ClientSlot>,
     ) -> Result<Accepted, HandshakeError> {
         let stream = if listener.proxy_protocol {
             let real_ip = self.real_ip.load();
@@ -260,6 +331,12 @@ impl HttpServer {
             if let Proxied::Tcp { source, .. } = proxied {
                 info.proxied = Some(source);
             }
+            // The PROXY source, or the balancer itself for a LOCAL header
+            // (its health checks).
+            let client = info.transport_client();
+            *slot = self
+                .admit(client.ip(), client)
+                .map_err(|AtCap| HandshakeError::PerClient)?;
             stream
         } else {
             ClientStream::new(stream)
@@ -287,17 +364,31 @@ impl HttpServer {
     where
         I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
-        let remote = info.client();
+        let remote = info.transport_client();
         let info = Arc::new(info);
+        let real_ip = Arc::clone(&self.real_ip);
         let activity = Arc::new(ConnActivity::new());
         let epoch = Instant::now();
         let proxy = Arc::clone(&self.proxy);
         let svc_activity = Arc::clone(&activity);
-        let service = service_fn(move |req| {
+        let cancels = Cancels::new();
+        let svc_cancels = Arc::clone(&cancels);
+        let service = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
             let proxy = proxy.load_full();
             let in_flight = InFlight::begin(&svc_activity, epoch);
-            let info = Arc::clone(&info);
-            async move { Ok::<_, Infallible>(proxy.handle(req, &info, Some(in_flight)).await) }
+            let watch = svc_cancels.watch();
+            // What a trusted proxy's headers say of this request's client.
+            let real_ip = real_ip.load();
+            let info = if real_ip.trusts(info.transport_client().ip()) {
+                Arc::new(info.for_request(req.headers(), &real_ip))
+            } else {
+                Arc::clone(&info)
+            };
+            async move {
+                let response = proxy.handle(req, &info, Some(in_flight)).await;
+                watch.answered();
+                Ok::<_, Infallible>(response)
+            }
         });
         let io = Watched::new(
             io,
@@ -326,6 +417,12 @@ impl HttpServer {
                     closing = true;
                     conn.as_mut().graceful_shutdown();
                 }
+                _ = cancels.exceeded(), if !closing => {
+                    let (cancelled, requests) = cancels.counts();
+                    tracing::info!(client = %remote, "the client cancelled {cancelled} of its {requests} requests before their answer (HTTP/2 rapid reset?): GOAWAY, connection closed");
+                    closing = true;
+                    conn.as_mut().graceful_shutdown();
+                }
                 // Not graceful: the client is in the middle of a head it
                 // does not finish. Dropping the connection closes it.
                 _ = head_expired(&activity, epoch, header_timeout) => {
@@ -341,6 +438,8 @@ impl HttpServer {
 #[derive(Debug)]
 enum HandshakeError {
     UntrustedProxy,
+    /// The PROXY header's client is at `max_connections_per_client` (logged).
+    PerClient,
     Proxy(proxy_protocol::ProxyHeaderError),
     NoTlsConfig,
     Tls(std::io::Error),
@@ -356,6 +455,7 @@ impl HandshakeError {
                 %client, %listener,
                 "PROXY protocol listener: peer not in real_ip.trusted_proxies: closed"
             ),
+            HandshakeError::PerClient => {}
             HandshakeError::Proxy(e) => {
                 tracing::info!(%client, %listener, "PROXY protocol listener: {e}: closed");
             }
@@ -380,6 +480,27 @@ fn log_connection_error(remote: SocketAddr, e: &(dyn std::error::Error + 'static
         Some(he) if he.is_parse() => {
             tracing::info!(client = %remote, "malformed request head ({he}): 400, connection closed");
         }
-        _ => tracing::debug!(client = %remote, "connection ended: {e}"),
+        _ => match h2_abuse(e) {
+            Some(h2e) => {
+                tracing::info!(client = %remote, "HTTP/2: {h2e} (too many resets or CONTINUATION frames): GOAWAY ENHANCE_YOUR_CALM, connection closed")
+            }
+            None => tracing::debug!(client = %remote, "connection ended: {e}"),
+        },
     }
+}
+
+/// The h2 error under `e` when h2 itself closed the connection for abuse
+/// (rapid reset, a CONTINUATION flood, too many malformed streams).
+fn h2_abuse<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a h2::Error> {
+    let mut cause = Some(e);
+    while let Some(c) = cause {
+        if let Some(h2e) = c.downcast_ref::<h2::Error>() {
+            return (h2e.is_go_away()
+                && h2e.is_library()
+                && h2e.reason() == Some(h2::Reason::ENHANCE_YOUR_CALM))
+            .then_some(h2e);
+        }
+        cause = c.source();
+    }
+    None
 }

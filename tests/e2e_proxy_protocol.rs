@@ -11,7 +11,6 @@
 mod support;
 
 use std::net::SocketAddr;
-use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
@@ -188,31 +187,6 @@ async fn v1_and_v2_headers_name_the_client_and_anything_else_is_closed() {
     assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
 }
 
-fn haproxy(args: &[&str]) {
-    let out = Command::new(support::repo().join("integration/haproxy.sh"))
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "haproxy.sh {args:?}:\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// Stops the HAProxy of a test on drop.
-struct HaproxyGuard<'a>(&'a Path);
-
-impl Drop for HaproxyGuard<'_> {
-    fn drop(&mut self) {
-        let _ = Command::new(support::repo().join("integration/haproxy.sh"))
-            .args(["stop", "--dir"])
-            .arg(self.0)
-            .output();
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn haproxy_send_proxy_v2_in_front_gives_php_the_client_address() {
     let cluster = Cluster::start(nets::PROXY_PROTOCOL_HAPROXY, &[]);
@@ -222,8 +196,8 @@ async fn haproxy_send_proxy_v2_in_front_gives_php_the_client_address() {
     let dir = cluster.dir.join("haproxy");
     std::fs::create_dir_all(&dir).unwrap();
     let dir_arg = dir.to_str().unwrap();
-    let _guard = HaproxyGuard(&dir);
-    haproxy(&[
+    let _guard = support::HaproxyGuard(&dir);
+    support::haproxy(&[
         "proxy",
         "--dir",
         dir_arg,

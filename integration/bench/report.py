@@ -1,14 +1,16 @@
 #!/usr/bin/env python3
-"""Helper of integration/bench.sh: records one wrk run, prints the tables.
+"""Helper of integration/bench.sh: records one wrk or h2load run, prints the tables.
 
-  report.py add    --db RUNS.jsonl --balancer B --script S --conc N --wrk WRK_OUTPUT
+  report.py add    --db RUNS.jsonl --balancer B --script S --conc N --wrk OUTPUT
+                   [--transport plain|tls|h2] [--coding C]
                    --ticks-before T --ticks-after T --clk HZ --rss-kb K [--note TEXT]...
   report.py case   --db RUNS.jsonl --script S --conc N      (Markdown table of one case)
   report.py final  --db RUNS.jsonl --meta META.json --json OUT.json --md OUT.md
 
 The wrk output must come from a run with integration/bench/wrk-report.lua, which
 prints one `BENCHJSON {...}` line from wrk's done() hook; the human readable
-wrk text is parsed as a fallback (and kept in the raw results).
+wrk text is parsed as a fallback (and kept in the raw results). h2load's text
+is parsed for HTTP/2 runs (it gives no percentiles: p50/p99 are "-").
 """
 
 import argparse
@@ -24,12 +26,21 @@ BALANCER_LABEL = {
     "nginx-ka": "nginx (keepalive 32)",
     "haproxy": "HAProxy (keep-conn)",
 }
-SCRIPT_ORDER = ["hello", "session", "64k", "1m"]
+SCRIPT_ORDER = ["hello", "session", "64k", "1m", "tls-hello", "tls-64k", "h2-hello", "h2-64k",
+                "h2-1conn", "gzip", "br", "zstd"]
 SCRIPT_LABEL = {
     "hello": "hello (/hello.php)",
     "session": "session (/session.php, new session per request)",
     "64k": "64 KiB (/big.php?bytes=65536)",
     "1m": "1 MiB (/big.php?bytes=1048576)",
+    "tls-hello": "hello over TLS, HTTP/1.1 (wrk)",
+    "tls-64k": "64 KiB over TLS, HTTP/1.1 (wrk)",
+    "h2-hello": "hello over TLS, HTTP/2 (h2load, 8 streams per connection)",
+    "h2-64k": "64 KiB over TLS, HTTP/2 (h2load, 8 streams per connection)",
+    "h2-1conn": "hello over TLS, HTTP/2, one connection of N streams (h2load -c1 -mN)",
+    "gzip": "64 KiB HTML, Accept-Encoding: gzip (/html.php?bytes=65536)",
+    "br": "64 KiB HTML, Accept-Encoding: br (fpmlb only)",
+    "zstd": "64 KiB HTML, Accept-Encoding: zstd (fpmlb only)",
 }
 
 
@@ -79,6 +90,39 @@ def parse_wrk(text):
     return res
 
 
+SIZE_UNIT = {"B": 1, "KB": 1024, "MB": 1024 ** 2, "GB": 1024 ** 3}
+
+
+def parse_h2load(text):
+    """Numbers of one h2load run, in parse_wrk's shape."""
+    res = {"source": "h2load", "requests": 0, "duration_us": 0, "bytes": 0,
+           "connect": 0, "read": 0, "write": 0, "status": 0, "timeout": 0,
+           "p50_us": None, "p90_us": None, "p99_us": None, "max_us": None, "mean_us": None}
+    m = re.search(r"finished in ([0-9.]+)(us|ms|s|m),", text)
+    if m:
+        res["duration_us"] = to_us(m.group(1) + m.group(2))
+    m = re.search(r"requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded, (\d+) failed, "
+                  r"(\d+) errored, (\d+) timeout", text)
+    if m:
+        total, started, done, ok, failed, errored, timeout = (int(x) for x in m.groups())
+        res["requests"] = done
+        # h2load's "failed" includes the non-2xx counted below; "errored" are
+        # stream or connection errors.
+        res["read"] = errored
+        res["timeout"] = timeout
+    m = re.search(r"status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx", text)
+    if m:
+        res["status"] = int(m.group(2)) + int(m.group(3)) + int(m.group(4))
+    m = re.search(r"traffic: \S+ \((\d+)\) total", text)
+    if m:
+        res["bytes"] = int(m.group(1))
+    m = re.search(r"time for request:\s+(\S+)\s+(\S+)\s+(\S+)", text)
+    if m:
+        res["max_us"] = to_us(m.group(2))
+        res["mean_us"] = to_us(m.group(3))
+    return res
+
+
 # ------------------------------------------------------------------ commands
 
 def load_db(path):
@@ -95,7 +139,7 @@ def load_db(path):
 def cmd_add(a):
     with open(a.wrk, errors="replace") as f:
         text = f.read()
-    w = parse_wrk(text)
+    w = parse_h2load(text) if a.transport == "h2" else parse_wrk(text)
     secs = (w.get("duration_us") or 0) / 1e6
     reqs = int(w.get("requests") or 0)
     errors = sum(int(w.get(k) or 0) for k in ("connect", "read", "write", "status", "timeout"))
@@ -106,13 +150,18 @@ def cmd_add(a):
     stalled = 0
     if secs > 0 and reqs and w.get("mean_us") is not None:
         busy = reqs * (w["mean_us"] / 1e6) / secs
-        if busy < 0.9 * a.conc:
+        # h2-1conn: the balancer's concurrent-stream limit (128 fpmlb and
+        # nginx, 100 HAProxy) keeps the streams beyond it unopened in h2load,
+        # by design: not stalls.
+        if busy < 0.9 * a.conc and a.script != "h2-1conn":
             stalled = int(round(a.conc - busy))
     cpu_s = (a.ticks_after - a.ticks_before) / float(a.clk) if a.ticks_after >= 0 and a.ticks_before >= 0 else None
     run = {
         "balancer": a.balancer,
         "script": a.script,
         "path": a.path,
+        "transport": a.transport,
+        "coding": a.coding or None,
         "concurrency": a.conc,
         "requests": reqs,
         "duration_s": round(secs, 3),
@@ -215,8 +264,8 @@ def case_markdown(runs, script, conc):
     cmp_ = comparison(rows)
     out = ["### %s, %d connections" % (SCRIPT_LABEL.get(script, script), conc), ""]
     out.append("| balancer | req/s | p50 ms | p99 ms | errors | CPU s/100k req | peak RSS MiB "
-               "| req/s ratio | p99 ratio | CPU ratio |")
-    out.append("|---|---:|---:|---:|---|---:|---:|---:|---:|---:|")
+               "| KiB/resp | req/s ratio | p99 ratio | CPU ratio |")
+    out.append("|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|")
     for r in rows:
         name = BALANCER_LABEL.get(r["balancer"], r["balancer"])
         if cmp_ and r["balancer"] == cmp_["best_peer"]:
@@ -226,9 +275,10 @@ def case_markdown(runs, script, conc):
             rat = [fmt_ratio(cmp_["rps_ratio"]), fmt_ratio(cmp_["p99_ratio"]), fmt_ratio(cmp_["cpu_ratio"])]
         else:
             rat = ["", "", ""]
-        out.append("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
+        kib = None if r.get("bytes_per_response") is None else r["bytes_per_response"] / 1024.0
+        out.append("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
             name, fmt(r["rps"], 0), fmt(r["p50_ms"], 2), fmt(r["p99_ms"], 2), fmt_errors(r),
-            fmt(r["cpu_s_per_100k"], 2), fmt(rss, 1), rat[0], rat[1], rat[2]))
+            fmt(r["cpu_s_per_100k"], 2), fmt(rss, 1), fmt(kib, 1), rat[0], rat[1], rat[2]))
     notes = [(r["balancer"], n) for r in rows for n in r.get("notes") or []]
     if notes:
         out.append("")
@@ -284,8 +334,12 @@ def cmd_final(a):
                      "sessions in memcached; balancers: 2 threads/workers each; host: %s CPUs."
                      % (meta.get("date", "?"), meta.get("seconds", "?"), meta.get("nodes", "?"),
                         meta.get("children", "?"), meta.get("cpus", "?")))
-        parts.append("%s, %s, %s, %s." % (meta.get("fpmlb_version", "?"), meta.get("nginx_version", "?"),
-                                               meta.get("haproxy_version", "?"), meta.get("wrk_version", "?")))
+        parts.append("%s, %s, %s, %s, %s, %s." % (
+            meta.get("fpmlb_version", "?"), meta.get("nginx_version", "?"), meta.get("haproxy_version", "?"),
+            meta.get("wrk_version", "?"), meta.get("h2load_version", "?"), meta.get("openssl_version", "?")))
+        parts.append("TLS cases: each balancer terminates TLS (self-signed ECDSA P-256); HTTP/2 with %s. "
+                     "Compressed cases: gzip level %s for fpmlb and nginx, HAProxy's libslz."
+                     % (meta.get("h2load", "h2load"), meta.get("gzip_level", "?")))
         parts.append("errors = non-2xx + socket errors (incl. timeouts); \"stalled conns\": connections that got no "
                      "answer for most of the run (estimated: connections - requests x mean latency / duration), which "
                      "wrk does not count; a peer with stalls is not \"clean\" when picking the best peer.")
@@ -323,6 +377,8 @@ def main():
     s.add_argument("--path", default="")
     s.add_argument("--conc", type=int, required=True)
     s.add_argument("--wrk", required=True)
+    s.add_argument("--transport", default="plain", choices=["plain", "tls", "h2"])
+    s.add_argument("--coding", default="")
     s.add_argument("--ticks-before", type=int, default=-1)
     s.add_argument("--ticks-after", type=int, default=-1)
     s.add_argument("--clk", type=int, default=100)

@@ -7,7 +7,7 @@
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::time::Duration;
 
-use super::{AcmeChallenge, Balance, LogFormat, MismatchAction, RealIpHeader};
+use super::{AcmeChallenge, Balance, Encoding, Levels, LogFormat, MismatchAction, RealIpHeader};
 
 /// `index`: the script appended to a request path ending in `/`, like nginx's `fastcgi_index`.
 pub const INDEX: &str = "index.php";
@@ -162,6 +162,33 @@ pub const ACME_RENEW_BEFORE: Duration = Duration::from_secs(30 * 24 * 3600);
 /// `real_ip.header`: `X-Forwarded-For`, what nearly every proxy and CDN sends.
 pub const REAL_IP_HEADER: RealIpHeader = RealIpHeader::XForwardedFor;
 
+/// `compression.encodings`: on, as Debian's nginx.conf has `gzip on`; zstd
+/// first (the fastest for its ratio, measured in README's Compression),
+/// then brotli, then gzip, for clients that accept several with the same q.
+pub const COMPRESSION_ENCODINGS: &[Encoding] = &[Encoding::Zstd, Encoding::Br, Encoding::Gzip];
+/// `compression.types`: the text types of a PHP site (nginx compresses only
+/// text/html unless `gzip_types` says more).
+pub const COMPRESSION_TYPES: &[&str] = &[
+    "text/html",
+    "text/css",
+    "text/plain",
+    "text/xml",
+    "text/javascript",
+    "application/javascript",
+    "application/json",
+    "application/xml",
+    "image/svg+xml",
+];
+/// `compression.min_size`: below 1 KiB the coding's header and a lost
+/// packet's worth of saving are not worth a compressor's setup.
+pub const COMPRESSION_MIN_SIZE: u64 = 1024;
+/// `compression.levels`: see README's Compression for the measurement.
+pub const COMPRESSION_LEVELS: Levels = Levels {
+    gzip: 5,
+    br: 4,
+    zstd: 3,
+};
+
 /// The documented default configuration, printed by `fpmlb config print-default`.
 ///
 /// Every key is present with its default value and one comment line. The keys marked
@@ -295,6 +322,17 @@ real_ip:
   trusted_proxies: []
   # The header that names the client: x-forwarded-for or forwarded (RFC 7239).
   header: x-forwarded-for
+
+# Compression of responses (nginx gzip, gzip_types, gzip_min_length, gzip_comp_level; brotli).
+compression:
+  # Codings offered, preferred first among equal q-values: zstd, br, gzip; [] = off.
+  encodings: [zstd, br, gzip]
+  # Media types compressed (nginx gzip_types); "*" = any.
+  types: [text/html, text/css, text/plain, text/xml, text/javascript, application/javascript, application/json, application/xml, image/svg+xml]
+  # Responses with a known length below this go uncompressed (nginx gzip_min_length).
+  min_size: 1k
+  # Levels: gzip 1-9, br 0-11, zstd 1-19.
+  levels: {gzip: 5, br: 4, zstd: 3}
 
 # The admin API of fpmlb.
 admin:

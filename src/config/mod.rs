@@ -16,6 +16,7 @@
 //! to lines for validation errors and error locations back to key paths for YAML and type
 //! errors.
 
+mod compression;
 pub mod defaults;
 mod edge;
 mod locate;
@@ -33,6 +34,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+pub use compression::{CompressionConfig, Encoding, Levels};
 pub use defaults::{DEFAULT_CONFIG, DEFAULT_MAX_CONNS};
 pub use edge::{
     AcmeChallenge, AcmeConfig, CertificateFiles, DefaultCertificate, Listener, RealIpConfig,
@@ -100,6 +102,8 @@ pub struct Config {
     pub tls: Option<TlsConfig>,
     /// Which peers may name the client (PROXY protocol, forwarding headers).
     pub real_ip: RealIpConfig,
+    /// Compression of responses.
+    pub compression: CompressionConfig,
 }
 
 /// Load balancing algorithm, `balance:` in the file.

@@ -10,6 +10,7 @@ use std::fmt;
 use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 
+use super::compression::RawCompression;
 use super::edge::{RawListenEntry, RawRealIp, RawTls};
 use super::{Balance, LogFormat, MismatchAction};
 
@@ -45,6 +46,7 @@ pub(super) struct RawConfig {
     pub admin: Option<RawAdmin>,
     pub tls: Option<RawTls>,
     pub real_ip: Option<RawRealIp>,
+    pub compression: Option<RawCompression>,
 }
 
 /// `timeouts:`.

@@ -257,6 +257,10 @@ fn default_config_lists_every_key() {
         "tls",
         "real_ip.trusted_proxies",
         "real_ip.header",
+        "compression.encodings",
+        "compression.types",
+        "compression.min_size",
+        "compression.levels",
         "admin.hosts",
     ];
     for key in keys {
@@ -356,6 +360,7 @@ fn every_default() {
     );
     assert_eq!(c.tls, None);
     assert_eq!(c.real_ip, RealIpConfig::default());
+    assert_eq!(c.compression, crate::config::CompressionConfig::default());
     assert!(
         c.listen
             .iter()

@@ -31,6 +31,7 @@ pub(super) fn validate(raw: RawConfig, index: &KeyIndex) -> Result<Config, Confi
     v.edge_consistency(&keyed_listen, tls.as_ref(), acme_given);
     let listen: Vec<Listener> = keyed_listen.into_iter().map(|(_, l)| l).collect();
     let real_ip = v.real_ip(raw.real_ip.unwrap_or_default());
+    let compression = v.compression(raw.compression.unwrap_or_default());
     let document_root = v.document_root(raw.document_root);
     let config = Config {
         document_root,
@@ -101,6 +102,7 @@ pub(super) fn validate(raw: RawConfig, index: &KeyIndex) -> Result<Config, Confi
         listen,
         tls,
         real_ip,
+        compression,
     };
     v.head_limits(&config);
     if v.errors.is_empty() {

@@ -48,7 +48,10 @@ pub fn answer(
         );
         return Some(resp);
     }
-    if conn.redirect_https {
+    // A trusted proxy that says the client came over HTTPS (a CDN that
+    // terminates TLS and talks HTTP to this listener) is not redirected:
+    // that would loop.
+    if conn.redirect_https && conn.forwarded_https() != Some(true) {
         return Some(redirect(parts, conn, edge, site));
     }
     None
@@ -120,9 +123,10 @@ fn https_url(
     Some(format!("https://{host}{port}{path}"))
 }
 
-/// Adds HSTS to a response sent over TLS.
+/// Adds HSTS to a response the client gets over HTTPS: TLS here, unless a
+/// trusted proxy says otherwise (browsers ignore HSTS over plain HTTP).
 pub fn add_hsts<B>(resp: &mut Response<B>, conn: &ConnInfo, edge: &Edge) {
-    if conn.tls.is_some()
+    if conn.forwarded_https().unwrap_or(conn.tls.is_some())
         && let Some(hsts) = &edge.hsts
     {
         resp.headers_mut()
@@ -257,5 +261,31 @@ mod tests {
         tls.tls = Some(TlsInfo::default());
         add_hsts(&mut r, &tls, &edge);
         assert_eq!(r.headers()[header::STRICT_TRANSPORT_SECURITY], "max-age=60");
+        // Behind a trusted proxy, what it says of the client's scheme.
+        let mut r = Response::new(());
+        add_hsts(&mut r, &forwarded(conn(false), false), &edge);
+        assert!(r.headers().get(header::STRICT_TRANSPORT_SECURITY).is_none());
+        add_hsts(&mut r, &forwarded(conn(false), true), &edge);
+        assert_eq!(r.headers()[header::STRICT_TRANSPORT_SECURITY], "max-age=60");
+    }
+
+    fn forwarded(mut c: ConnInfo, https: bool) -> ConnInfo {
+        c.forwarded = Some(crate::http::real_ip::Forwarded {
+            client: None,
+            https: Some(https),
+        });
+        c
+    }
+
+    #[test]
+    fn no_redirect_when_a_trusted_proxy_says_https() {
+        let edge = Edge {
+            https_port: Some(443),
+            ..Edge::default()
+        };
+        let r = req("GET", "/", Some("a.example"));
+        assert!(answer(&r, &forwarded(conn(true), true), &edge, &site()).is_none());
+        let answered = answer(&r, &forwarded(conn(true), false), &edge, &site()).unwrap();
+        assert_eq!(answered.status(), StatusCode::PERMANENT_REDIRECT);
     }
 }

@@ -12,11 +12,13 @@ use http_body::Body;
 use http_body_util::combinators::UnsyncBoxBody;
 use tokio::time::Instant;
 
+use crate::config::CompressionConfig;
 use crate::fastcgi::cgi::CgiError;
 use crate::fastcgi::exchange::{ExchangeError, ExchangeTimeouts, Unusable};
 use crate::fastcgi::params::ParamList;
 use crate::http::activity::InFlight;
 use crate::http::body::{self, AsyncChunk, BodyLimits, BodyMemory, FileSendError, RequestBody};
+use crate::http::compress;
 use crate::http::edge::{self, Edge};
 use crate::http::error::{
     BackendError, ClientError, FailedAttempt, Next, ProxyError, after_failure,
@@ -50,6 +52,8 @@ pub struct Proxy {
     pub session_cookie: Arc<arc_swap::ArcSwap<String>>,
     /// ACME HTTP-01 answers, the HTTPS redirect, HSTS.
     pub edge: Edge,
+    /// Compression of responses.
+    pub compression: CompressionConfig,
     /// Paths php-fpm would walk back through to another script or its pages.
     pub walk_back: WalkBackGuard,
 }
@@ -160,6 +164,12 @@ impl Proxy {
             }
         };
         edge::add_hsts(&mut response, conn, &self.edge);
+        let request = compress::RequestView {
+            method: &parts.method,
+            version: parts.version,
+            headers: &parts.headers,
+        };
+        let response = compress::apply(request, response, &self.compression);
         log.status = response.status().as_u16();
         let log = self.access_log.then_some(log);
         response.map(|b| LoggedBody::new(b, log, in_flight))

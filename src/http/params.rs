@@ -13,9 +13,11 @@ use std::net::SocketAddr;
 
 use percent_encoding::percent_decode;
 
+use crate::config::RealIpConfig;
 use crate::fastcgi::params::{ParamList, SERVER_SOFTWARE};
 use crate::http::error::ClientError;
 use crate::http::headers::passes_as_cgi;
+use crate::http::real_ip::{self, Forwarded};
 
 /// What the front end knows of the site, from the config.
 #[derive(Debug, Clone)]
@@ -140,14 +142,19 @@ pub fn route(raw_path: &str, site: &Site) -> Route {
 }
 
 /// What the front end knows of the connection a request came on and of the
-/// listener that accepted it. The client is the TCP peer unless a PROXY
-/// protocol header named another (`real_ip` headers build on this).
+/// listener that accepted it, and (per request) what trusted forwarding
+/// headers said of the client. The client is the TCP peer unless a PROXY
+/// protocol header named another, or a trusted proxy's `X-Forwarded-For` /
+/// `Forwarded` header (see [`crate::http::real_ip`]).
 #[derive(Debug, Clone)]
 pub struct ConnInfo {
     /// The TCP peer: the client, or the load balancer that sent a PROXY header.
     pub peer: SocketAddr,
     /// The client named by the PROXY protocol header, on `proxy_protocol` listeners.
     pub proxied: Option<SocketAddr>,
+    /// What a trusted proxy's forwarding headers said of this request's
+    /// client and scheme (set per request; `None` on the connection's own).
+    pub forwarded: Option<Forwarded>,
     /// The address and port the connection came in on (SERVER_ADDR, SERVER_PORT).
     pub local: SocketAddr,
     /// Set when fpmlb terminated TLS on this connection.
@@ -170,23 +177,62 @@ impl ConnInfo {
         ConnInfo {
             peer,
             proxied: None,
+            forwarded: None,
             local,
             tls: None,
             redirect_https: false,
         }
     }
 
-    /// The client's address: the PROXY header's source, else the peer.
+    /// Who connected to fpmlb: the PROXY header's source, else the peer.
     #[must_use]
-    pub fn client(&self) -> SocketAddr {
+    pub fn transport_client(&self) -> SocketAddr {
         self.proxied.unwrap_or(self.peer)
     }
 
-    /// Whether the request reached PHP over HTTPS: TLS here, or `https: true`
-    /// (fpmlb behind a TLS terminator).
+    /// The client's address: the one a trusted forwarding header named
+    /// (port 0 when it gave none), else the transport client.
+    #[must_use]
+    pub fn client(&self) -> SocketAddr {
+        match self.forwarded.and_then(|f| f.client) {
+            Some(c) => c.socket_addr(),
+            None => self.transport_client(),
+        }
+    }
+
+    /// REMOTE_PORT: `None` when a forwarding header named the client
+    /// without a port.
+    #[must_use]
+    pub fn client_port(&self) -> Option<u16> {
+        match self.forwarded.and_then(|f| f.client) {
+            Some(c) => c.port,
+            None => Some(self.transport_client().port()),
+        }
+    }
+
+    /// What a trusted proxy said of the client's scheme, if it did.
+    #[must_use]
+    pub fn forwarded_https(&self) -> Option<bool> {
+        self.forwarded.and_then(|f| f.https)
+    }
+
+    /// Whether the request reached PHP over HTTPS: as a trusted proxy says,
+    /// else TLS here, or `https: true` (fpmlb behind a TLS terminator).
     #[must_use]
     pub fn https(&self, site: &Site) -> bool {
-        self.tls.is_some() || site.https
+        self.forwarded_https()
+            .unwrap_or(self.tls.is_some() || site.https)
+    }
+
+    /// This connection's info for one request: with what trusted
+    /// forwarding headers say of its client (`real_ip`).
+    #[must_use]
+    pub fn for_request(&self, headers: &http::HeaderMap, real_ip: &RealIpConfig) -> ConnInfo {
+        let forwarded = real_ip::resolve(headers, self.transport_client().ip(), real_ip);
+        ConnInfo {
+            forwarded,
+            ..self.clone()
+        }
     }
 }
 
@@ -243,7 +289,11 @@ pub fn build_params(
     let client = conn.client();
     num = crate::config::canonical_ip(client.ip()).to_string();
     p.push(b"REMOTE_ADDR", num.as_bytes());
-    num = client.port().to_string();
+    // Empty when a forwarding header gave no port, as nginx's $remote_port.
+    num = conn
+        .client_port()
+        .map(|port| port.to_string())
+        .unwrap_or_default();
     p.push(b"REMOTE_PORT", num.as_bytes());
     num = conn.local.ip().to_string();
     p.push(b"SERVER_ADDR", num.as_bytes());
@@ -262,7 +312,7 @@ pub fn build_params(
     {
         p.push(b"HTTP_HOST", authority);
     }
-    push_headers(&mut p, &parts.headers);
+    push_headers(&mut p, &parts.headers, conn);
     for (name, value) in &site.extra {
         p.push(name.as_bytes(), value.as_bytes());
     }
@@ -281,7 +331,15 @@ pub fn build_params(
 /// `X-A_B` or `X.A-B` would otherwise arrive in PHP as HTTP_X_A_B and forge
 /// `X-A-B`. The others are dropped, at debug level: a client's odd header
 /// is not the operator's concern.
-fn push_headers(p: &mut ParamList, headers: &http::HeaderMap) {
+///
+/// `X-Forwarded-For` gets the transport client (who connected to fpmlb: the
+/// PROXY source, else the peer) appended, as nginx's
+/// `$proxy_add_x_forwarded_for` does, so the param is the whole chain
+/// whoever sent it; a request without the header gets the transport client
+/// alone (nginx's variable is then `$remote_addr`).
+fn push_headers(p: &mut ParamList, headers: &http::HeaderMap, conn: &ConnInfo) {
+    let hop = crate::config::canonical_ip(conn.transport_client().ip()).to_string();
+    let mut forwarded_for = false;
     for name in headers.keys() {
         let key = name.as_str();
         if !passes_as_cgi(key) {
@@ -290,6 +348,17 @@ fn push_headers(p: &mut ParamList, headers: &http::HeaderMap) {
         }
         let mut values = headers.get_all(name).iter();
         let Some(first) = values.next() else { continue };
+        if key == real_ip::X_FORWARDED_FOR {
+            let mut joined = Vec::with_capacity(first.len() + 48);
+            for v in std::iter::once(first).chain(values) {
+                joined.extend_from_slice(v.as_bytes());
+                joined.extend_from_slice(b", ");
+            }
+            joined.extend_from_slice(hop.as_bytes());
+            p.push_header(key, &joined);
+            forwarded_for = true;
+            continue;
+        }
         match values.next() {
             None => p.push_header(key, first.as_bytes()),
             Some(second) => {
@@ -306,6 +375,9 @@ fn push_headers(p: &mut ParamList, headers: &http::HeaderMap) {
                 p.push_header(key, &joined);
             }
         }
+    }
+    if !forwarded_for {
+        p.push_header(real_ip::X_FORWARDED_FOR, hop.as_bytes());
     }
 }
 
@@ -467,7 +539,8 @@ mod tests {
         assert_eq!(get(&p, "SERVER_PORT"), "8080");
         assert_eq!(get(&p, "REDIRECT_STATUS"), "200");
         assert_eq!(get(&p, "HTTP_COOKIE"), "a=1; b=2");
-        assert_eq!(get(&p, "HTTP_X_FORWARDED_FOR"), "1.2.3.4");
+        // The peer is appended, whoever sent the header.
+        assert_eq!(get(&p, "HTTP_X_FORWARDED_FOR"), "1.2.3.4, 127.0.0.9");
         assert_eq!(get(&p, "APP_ENV"), "prod");
         assert!(p.get("HTTPS").is_none());
     }
@@ -503,7 +576,14 @@ mod tests {
             .map(|(n, _)| n)
             .filter(|n| n.starts_with(b"HTTP_"))
             .collect();
-        assert_eq!(http, vec![&b"HTTP_X_A_B"[..]], "nothing else");
+        // Nothing else but the peer as X-Forwarded-For, which every
+        // request gets ($proxy_add_x_forwarded_for).
+        assert_eq!(
+            http,
+            vec![&b"HTTP_X_A_B"[..], b"HTTP_X_FORWARDED_FOR"],
+            "nothing else"
+        );
+        assert_eq!(get(&p, "HTTP_X_FORWARDED_FOR"), "127.0.0.9");
         assert!(p.get("HTTP_PROXY").is_none());
     }
 
@@ -523,7 +603,7 @@ mod tests {
             http::Version::HTTP_11,
         );
         let p = build_params(&rq, b"/index.php", b"", None, &conn(), &site(None)).unwrap();
-        assert_eq!(get(&p, "HTTP_X_FORWARDED_FOR"), "1.2.3.4");
+        assert_eq!(get(&p, "HTTP_X_FORWARDED_FOR"), "1.2.3.4, 127.0.0.9");
         assert_eq!(get(&p, "HTTP_A9_Z"), "ok");
         let names: Vec<&[u8]> = p
             .iter()
@@ -559,6 +639,56 @@ mod tests {
         assert_eq!(get(&p, "REQUEST_SCHEME"), "https");
         assert_eq!(get(&p, "SERVER_NAME"), "shop.example");
         assert_eq!(strip_port(b"[::1]:8443"), b"[::1]");
+    }
+
+    #[test]
+    fn a_trusted_proxy_names_the_client_and_its_scheme() {
+        let rq = parts(
+            "/index.php",
+            &[
+                ("host", "shop.example"),
+                ("x-forwarded-for", "10.6.6.6, 203.0.113.7"),
+                ("x-forwarded-proto", "https"),
+            ],
+            http::Version::HTTP_11,
+        );
+        let trusted = RealIpConfig {
+            trusted_proxies: vec![crate::config::parse_cidr("127.0.0.0/8").unwrap()],
+            header: crate::config::RealIpHeader::XForwardedFor,
+        };
+        let c = conn().for_request(&rq.headers, &trusted);
+        let p = build_params(&rq, b"/index.php", b"", None, &c, &site(None)).unwrap();
+        assert_eq!(get(&p, "REMOTE_ADDR"), "203.0.113.7");
+        assert_eq!(get(&p, "REMOTE_PORT"), "", "no port in the header");
+        assert_eq!(get(&p, "HTTPS"), "on");
+        assert_eq!(get(&p, "REQUEST_SCHEME"), "https");
+        assert_eq!(
+            get(&p, "HTTP_X_FORWARDED_FOR"),
+            "10.6.6.6, 203.0.113.7, 127.0.0.9"
+        );
+        // The same request from a peer that is not trusted changes nothing.
+        let c = conn().for_request(&rq.headers, &RealIpConfig::default());
+        let p = build_params(&rq, b"/index.php", b"", None, &c, &site(None)).unwrap();
+        assert_eq!(get(&p, "REMOTE_ADDR"), "127.0.0.9");
+        assert_eq!(get(&p, "REMOTE_PORT"), "50000");
+        assert!(p.get("HTTPS").is_none());
+        assert_eq!(
+            get(&p, "HTTP_X_FORWARDED_FOR"),
+            "10.6.6.6, 203.0.113.7, 127.0.0.9"
+        );
+        // A trusted proxy that says "http" wins over `https: true`.
+        let rq = parts(
+            "/index.php",
+            &[("host", "a"), ("x-forwarded-proto", "http")],
+            http::Version::HTTP_11,
+        );
+        let mut s = site(None);
+        s.https = true;
+        let c = conn().for_request(&rq.headers, &trusted);
+        let p = build_params(&rq, b"/index.php", b"", None, &c, &s).unwrap();
+        assert!(p.get("HTTPS").is_none());
+        assert_eq!(get(&p, "REQUEST_SCHEME"), "http");
+        assert_eq!(get(&p, "REMOTE_ADDR"), "127.0.0.9");
     }
 
     #[test]

@@ -490,3 +490,29 @@ pub fn chromium(args: &[&str], url: &str) -> String {
     assert!(status.success(), "chromium failed: {status}");
     reader.join().unwrap().unwrap()
 }
+
+/// Runs `integration/haproxy.sh ARGS`; panics with its output when it fails.
+pub fn haproxy(args: &[&str]) {
+    let out = Command::new(repo().join("integration/haproxy.sh"))
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "haproxy.sh {args:?}:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Stops the HAProxy of a test on drop.
+pub struct HaproxyGuard<'a>(pub &'a Path);
+
+impl Drop for HaproxyGuard<'_> {
+    fn drop(&mut self) {
+        let _ = Command::new(repo().join("integration/haproxy.sh"))
+            .args(["stop", "--dir"])
+            .arg(self.0)
+            .output();
+    }
+}

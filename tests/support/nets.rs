@@ -137,6 +137,21 @@ nets! {
     ACME_TLS_ALPN = 205;
     ACME_HTTP01 = 206;
 
+    // tests/e2e_real_ip.rs (210..212): fpmlb on .1, trusted proxies .5 and
+    // .6, a client that is not one on .9.
+    REAL_IP_HEADERS = 210;
+    /// HAProxy (HTTP mode, option forwardfor) on .5:8080 and .5:8443.
+    REAL_IP_HAPROXY = 211;
+    REAL_IP_PER_CLIENT = 212;
+
+    // tests/e2e_compression.rs (213..214).
+    COMPRESSION_CLIENTS = 213;
+    COMPRESSION_STREAMING = 214;
+
+    // tests/e2e_h2.rs (215..216): HTTP/2 at the edge.
+    H2_RAPID_RESET = 215;
+    H2_MANY_STREAMS = 216;
+
     // tests/faults.rs: fpmlb on .1, fake FastCGI backends on .2 and .3.
     FAULTS_GARBAGE = 100;
     FAULTS_STALL = 101;

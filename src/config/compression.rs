@@ -1,0 +1,248 @@
+//! The `compression:` section (nginx's `gzip`, `gzip_types`,
+//! `gzip_min_length`, `gzip_comp_level`, and the brotli module's), from
+//! the raw YAML to typed values. What is compressed and how is
+//! `crate::http::compress`'s business.
+
+use serde::Deserialize;
+
+use super::defaults as d;
+use super::parse::parse_size;
+use super::validate::Validator;
+
+/// A content coding fpmlb can compress with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+pub enum Encoding {
+    /// Zstandard (RFC 8878, `zstd` in HTTP, RFC 9659).
+    #[serde(rename = "zstd")]
+    Zstd,
+    /// Brotli (RFC 7932).
+    #[serde(rename = "br")]
+    Br,
+    /// gzip (RFC 1952).
+    #[serde(rename = "gzip")]
+    Gzip,
+}
+
+impl Encoding {
+    /// The content-coding token (Content-Encoding, Accept-Encoding).
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Encoding::Zstd => "zstd",
+            Encoding::Br => "br",
+            Encoding::Gzip => "gzip",
+        }
+    }
+}
+
+/// `compression.levels`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Levels {
+    /// 1..=9, zlib's scale (nginx `gzip_comp_level`).
+    pub gzip: u32,
+    /// 0..=11, brotli's quality (ngx_brotli `brotli_comp_level`).
+    pub br: u32,
+    /// 1..=19, zstd's levels (22 is allowed by zstd, but needs windows HTTP
+    /// clients need not accept).
+    pub zstd: i32,
+}
+
+impl Default for Levels {
+    fn default() -> Self {
+        d::COMPRESSION_LEVELS
+    }
+}
+
+/// The `compression:` section.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CompressionConfig {
+    /// The codings fpmlb offers, its preference among equal q-values first;
+    /// empty: compression off.
+    pub encodings: Vec<Encoding>,
+    /// Media types compressed (`type/subtype`, lower case; `*` for any).
+    pub types: Vec<String>,
+    /// Responses with a known length below this are sent as they are.
+    pub min_size: u64,
+    /// Level of each coding.
+    pub levels: Levels,
+}
+
+impl Default for CompressionConfig {
+    fn default() -> Self {
+        CompressionConfig {
+            encodings: d::COMPRESSION_ENCODINGS.to_vec(),
+            types: d::COMPRESSION_TYPES
+                .iter()
+                .map(|t| (*t).to_owned())
+                .collect(),
+            min_size: d::COMPRESSION_MIN_SIZE,
+            levels: Levels::default(),
+        }
+    }
+}
+
+/// `compression:`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawCompression {
+    pub encodings: Option<Vec<Encoding>>,
+    pub types: Option<Vec<String>>,
+    pub min_size: Option<String>,
+    pub levels: Option<RawLevels>,
+}
+
+/// `compression.levels:`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawLevels {
+    pub gzip: Option<i64>,
+    pub br: Option<i64>,
+    pub zstd: Option<i64>,
+}
+
+impl Validator<'_> {
+    pub(super) fn compression(&mut self, raw: RawCompression) -> CompressionConfig {
+        let defaults = CompressionConfig::default();
+        let mut encodings: Vec<Encoding> = Vec::new();
+        for (i, e) in raw
+            .encodings
+            .unwrap_or(defaults.encodings)
+            .into_iter()
+            .enumerate()
+        {
+            if encodings.contains(&e) {
+                self.error(
+                    &format!("compression.encodings[{i}]"),
+                    format!("{} is listed twice", e.as_str()),
+                );
+            } else {
+                encodings.push(e);
+            }
+        }
+        let mut types: Vec<String> = Vec::new();
+        for (i, t) in raw.types.unwrap_or(defaults.types).into_iter().enumerate() {
+            let t = t.trim().to_ascii_lowercase();
+            if !is_media_type(&t) {
+                self.error(
+                    &format!("compression.types[{i}]"),
+                    format!("a media type such as text/html (no parameters), or *: got {t:?}"),
+                );
+            } else if !types.contains(&t) {
+                types.push(t);
+            }
+        }
+        let min_size = match raw.min_size {
+            None => defaults.min_size,
+            Some(text) => parse_size(&text).unwrap_or_else(|message| {
+                self.error("compression.min_size", message);
+                defaults.min_size
+            }),
+        };
+        let raw_levels = raw.levels.unwrap_or_default();
+        let mut level =
+            |name: &str, value: Option<i64>, range: (i64, i64), default: i64| match value {
+                None => default,
+                Some(v) if (range.0..=range.1).contains(&v) => v,
+                Some(v) => {
+                    self.error(
+                        &format!("compression.levels.{name}"),
+                        format!("must be {} to {}, got {v}", range.0, range.1),
+                    );
+                    default
+                }
+            };
+        let dl = defaults.levels;
+        let levels = Levels {
+            gzip: u32::try_from(level("gzip", raw_levels.gzip, (1, 9), dl.gzip.into()))
+                .unwrap_or(dl.gzip),
+            br: u32::try_from(level("br", raw_levels.br, (0, 11), dl.br.into())).unwrap_or(dl.br),
+            zstd: i32::try_from(level("zstd", raw_levels.zstd, (1, 19), dl.zstd.into()))
+                .unwrap_or(dl.zstd),
+        };
+        CompressionConfig {
+            encodings,
+            types,
+            min_size,
+            levels,
+        }
+    }
+}
+
+/// `type/subtype` of RFC 9110 tokens, or `*`.
+fn is_media_type(t: &str) -> bool {
+    let token = |s: &str| {
+        !s.is_empty()
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+    };
+    t == "*" || t.split_once('/').is_some_and(|(a, b)| token(a) && token(b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Config, ConfigError};
+
+    const HEAD: &str = "listen: \":80\"\ndocument_root: /srv\nbackends:\n  - {name: a, address: \"127.0.0.1:9000\"}\n";
+
+    fn ok(yaml: &str) -> CompressionConfig {
+        let yaml = format!("{HEAD}{yaml}");
+        Config::from_yaml(&yaml)
+            .unwrap_or_else(|e| panic!("{e}\nin:\n{yaml}"))
+            .compression
+    }
+
+    fn errors(yaml: &str) -> Vec<ConfigError> {
+        match Config::from_yaml(&format!("{HEAD}{yaml}")) {
+            Ok(c) => panic!("expected errors, got {:?}", c.compression),
+            Err(e) => e.0,
+        }
+    }
+
+    #[test]
+    fn defaults_and_partial_sections() {
+        let c = ok("");
+        assert_eq!(c, CompressionConfig::default());
+        assert_eq!(
+            c.encodings,
+            vec![Encoding::Zstd, Encoding::Br, Encoding::Gzip]
+        );
+        assert!(c.types.contains(&"text/html".to_owned()));
+        assert_eq!(c.min_size, 1024);
+        // What `fpmlb import-nginx` writes for `gzip on; gzip_comp_level 6`.
+        let c = ok(
+            "compression:\n  encodings: [gzip]\n  types: [text/html, Text/CSS]\n  min_size: \"1000\"\n  levels: {gzip: 6}\n",
+        );
+        assert_eq!(c.encodings, vec![Encoding::Gzip]);
+        assert_eq!(c.types, vec!["text/html", "text/css"]);
+        assert_eq!(c.min_size, 1000);
+        assert_eq!(c.levels.gzip, 6);
+        assert_eq!(c.levels.br, Levels::default().br);
+        assert!(ok("compression: {encodings: []}\n").encodings.is_empty());
+        assert_eq!(ok("compression: {types: [\"*\"]}\n").types, vec!["*"]);
+    }
+
+    #[test]
+    fn errors_name_key_and_line() {
+        let e = errors(
+            "compression:\n  encodings: [gzip, gzip]\n  types: [text/html, \"text/html; charset=utf-8\", html]\n  min_size: lots\n  levels: {gzip: 10, br: 12, zstd: 0}\n",
+        );
+        let got: Vec<(&str, Option<usize>)> = e.iter().map(|e| (e.key.as_str(), e.line)).collect();
+        assert_eq!(
+            got,
+            vec![
+                ("compression.encodings[1]", Some(6)),
+                ("compression.types[1]", Some(7)),
+                ("compression.types[2]", Some(7)),
+                ("compression.min_size", Some(8)),
+                ("compression.levels.gzip", Some(9)),
+                ("compression.levels.br", Some(9)),
+                ("compression.levels.zstd", Some(9)),
+            ]
+        );
+        let e = errors("compression:\n  encodings: [deflate]\n");
+        assert_eq!(e[0].key, "compression.encodings[0]", "{e:?}");
+        let e = errors("compression:\n  level: 5\n");
+        assert_eq!(e[0].key, "compression.level", "{e:?}");
+    }
+}
