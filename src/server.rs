@@ -1,5 +1,6 @@
 //! The listening side: accept loops, per-connection HTTP (1.1 and 2 on the
-//! same port, by hyper-util's auto builder), connection limits (a global
+//! same port, `serve.rs`, which parks quiet HTTP/1.1 connections without
+//! hyper's buffers), connection limits (a global
 //! cap, and a cap per client address in `per_client`), the head and idle
 //! timers, and graceful shutdown.
 //!
@@ -19,16 +20,11 @@
 
 mod proxy_protocol;
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::{ArcSwap, ArcSwapOption};
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
-use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
@@ -36,7 +32,6 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::{Listener, RealIpConfig};
-use crate::http::activity::{ConnActivity, InFlight, head_expired, idle_expired};
 use crate::http::handler::Proxy;
 use crate::http::limits::HeadLimits;
 use crate::http::params::{ConnInfo, TlsInfo};
@@ -44,15 +39,12 @@ use crate::tls::ACME_TLS_ALPN;
 use proxy_protocol::{ClientStream, Proxied};
 
 mod per_client;
+mod rewind;
+mod serve;
 mod watched;
 
 pub use per_client::{PerClient, client_key};
-use watched::Watched;
-
-/// Streams one HTTP/2 connection may have open, nginx's
-/// `http2_max_concurrent_streams` default (hyper's is 200): each may hold
-/// up to `body_buffer_size` of a body in memory while it is read.
-const H2_MAX_CONCURRENT_STREAMS: u32 = 128;
+use serve::{Protocols, Serving};
 
 /// Listen backlog, as nginx's default on Linux (511) rounded up.
 const LISTEN_BACKLOG: i32 = 1024;
@@ -104,7 +96,7 @@ pub struct HttpServer {
     pub real_ip: ArcSwap<RealIpConfig>,
     permits: Arc<Semaphore>,
     per_client: Arc<PerClient>,
-    builder: Arc<auto::Builder<TokioExecutor>>,
+    protocols: Protocols,
 }
 
 /// A connection ready for HTTP.
@@ -121,23 +113,6 @@ impl HttpServer {
         limits: ClientLimits,
         shutdown: CancellationToken,
     ) -> HttpServer {
-        let mut builder = auto::Builder::new(TokioExecutor::new());
-        // hyper's header timer runs from the end of the previous response,
-        // so it would cut kept-alive connections at client_header: the head
-        // timer is fpmlb's own (see http::activity).
-        builder
-            .http1()
-            .timer(TokioTimer::new())
-            .header_read_timeout(None)
-            .max_buf_size(limits.head.h1_max_buf_size())
-            .keep_alive(true);
-        builder
-            .http2()
-            .timer(TokioTimer::new())
-            .max_header_list_size(limits.head.h2_max_header_list_size())
-            .max_concurrent_streams(H2_MAX_CONCURRENT_STREAMS)
-            .keep_alive_interval(Some(Duration::from_secs(30)))
-            .keep_alive_timeout(Duration::from_secs(20));
         HttpServer {
             proxy,
             limits,
@@ -147,7 +122,16 @@ impl HttpServer {
             real_ip: ArcSwap::from_pointee(RealIpConfig::default()),
             permits: Arc::new(Semaphore::new(limits.max_connections)),
             per_client: PerClient::new(limits.per_client),
-            builder: Arc::new(builder),
+            protocols: Protocols::new(&limits),
+        }
+    }
+
+    fn serving(&self) -> Serving<'_> {
+        Serving {
+            protocols: &self.protocols,
+            proxy: &self.proxy,
+            limits: &self.limits,
+            shutdown: &self.shutdown,
         }
     }
 
@@ -237,8 +221,8 @@ impl HttpServer {
             Ok(Ok(Accepted::AcmeChallenge)) => {
                 tracing::info!(client = %remote, sni = ?info.tls.as_ref().and_then(|t| t.sni.clone()), "ACME: answered a TLS-ALPN-01 challenge");
             }
-            Ok(Ok(Accepted::Plain(io))) => self.serve_http(io, info).await,
-            Ok(Ok(Accepted::Tls(io))) => self.serve_http(io, info).await,
+            Ok(Ok(Accepted::Plain(io))) => self.serving().run(io, info).await,
+            Ok(Ok(Accepted::Tls(io))) => self.serving().run(io, info).await,
         }
     }
 
@@ -281,60 +265,6 @@ impl HttpServer {
         }
         Ok(Accepted::Tls(Box::new(tls)))
     }
-
-    /// Serves HTTP/1.1 or HTTP/2 on an accepted connection until it closes.
-    async fn serve_http<I>(&self, io: I, info: ConnInfo)
-    where
-        I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-    {
-        let remote = info.client();
-        let info = Arc::new(info);
-        let activity = Arc::new(ConnActivity::new());
-        let epoch = Instant::now();
-        let proxy = Arc::clone(&self.proxy);
-        let svc_activity = Arc::clone(&activity);
-        let service = service_fn(move |req| {
-            let proxy = proxy.load_full();
-            let in_flight = InFlight::begin(&svc_activity, epoch);
-            let info = Arc::clone(&info);
-            async move { Ok::<_, Infallible>(proxy.handle(req, &info, Some(in_flight)).await) }
-        });
-        let io = Watched::new(
-            io,
-            remote,
-            Arc::clone(&activity),
-            epoch,
-            self.limits.send_timeout,
-        );
-        let conn = self.builder.serve_connection(TokioIo::new(io), service);
-        let mut conn = std::pin::pin!(conn);
-        let mut closing = false;
-        let header_timeout = self.limits.header_timeout;
-        loop {
-            tokio::select! {
-                result = conn.as_mut() => {
-                    if let Err(e) = result {
-                        log_connection_error(remote, e.as_ref());
-                    }
-                    return;
-                }
-                _ = self.shutdown.cancelled(), if !closing => {
-                    closing = true;
-                    conn.as_mut().graceful_shutdown();
-                }
-                _ = idle_expired(&activity, epoch, self.limits.idle_timeout), if !closing => {
-                    closing = true;
-                    conn.as_mut().graceful_shutdown();
-                }
-                // Not graceful: the client is in the middle of a head it
-                // does not finish. Dropping the connection closes it.
-                _ = head_expired(&activity, epoch, header_timeout) => {
-                    tracing::info!(client = %remote, "no complete request head within {header_timeout:?} (timeouts.client_header): connection closed");
-                    return;
-                }
-            }
-        }
-    }
 }
 
 /// Why a connection was closed before HTTP.
@@ -366,20 +296,5 @@ impl HandshakeError {
                 tracing::debug!(%client, %listener, "TLS handshake failed: {e}");
             }
         }
-    }
-}
-
-/// A connection that hyper ended with an error: a head hyper refused
-/// (it answered 400 or 431 itself) is the client's, worth a line at info;
-/// the rest (resets, a client gone) at debug.
-fn log_connection_error(remote: SocketAddr, e: &(dyn std::error::Error + 'static)) {
-    match e.downcast_ref::<hyper::Error>() {
-        Some(he) if he.is_parse_too_large() => {
-            tracing::info!(client = %remote, "request head too large (max_header_size): 431, connection closed");
-        }
-        Some(he) if he.is_parse() => {
-            tracing::info!(client = %remote, "malformed request head ({he}): 400, connection closed");
-        }
-        _ => tracing::debug!(client = %remote, "connection ended: {e}"),
     }
 }
