@@ -246,7 +246,7 @@ impl HttpServer {
             }
             stream
         } else {
-            ClientStream::new(stream)
+            ClientStream::new(stream, bytes::Bytes::new())
         };
         if !listener.tls {
             return Ok(Accepted::Plain(stream));

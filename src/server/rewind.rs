@@ -1,4 +1,5 @@
-//! A client stream that hands out bytes read ahead before reading more: the
+//! A client stream that hands out bytes read ahead before reading more: what
+//! followed a PROXY header in its first reads (`proxy_protocol`), the
 //! bytes fpmlb read to tell HTTP/2's preface from an HTTP/1 request line,
 //! the byte that woke a parked connection, and what hyper had read but not
 //! parsed when it gave a connection back (see `server::serve`).
