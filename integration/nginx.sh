@@ -12,7 +12,7 @@ usage() {
     cat <<'EOF'
 usage:
   nginx.sh start --dir DIR --listen IP:PORT --backends "ADDR ..." --docroot DOCROOT
-                 [--keepalive N] [--workers N] [--cluster CLUSTER_DIR]
+                 [--keepalive N] [--workers N] [--connections N] [--h2c] [--cluster CLUSTER_DIR]
   nginx.sh stop   --dir DIR
   nginx.sh status --dir DIR
 
@@ -22,6 +22,9 @@ usage:
             when they are not given.
 --keepalive N   upstream keepalive N + fastcgi_keep_conn on (default: off, as Debian).
 --workers N     worker_processes (default 1).
+--connections N worker_connections, clients and FastCGI connections together
+                (default 4096; the file limit follows it).
+--h2c           the listener speaks HTTP/2 with prior knowledge (listen ... http2).
 Files: DIR/nginx.conf, DIR/nginx.pid, DIR/error.log, DIR/nginx-temp/.
 EOF
 }
@@ -56,7 +59,7 @@ cmd_status() {
 cmd_start() {
     local dir=$1
     shift
-    local listen="" backends="" docroot="" keepalive="" workers=1 cluster=""
+    local listen="" backends="" docroot="" keepalive="" workers=1 cluster="" connections=4096 h2c=""
     while (($#)); do
         case $1 in
             --listen) listen=${2:?--listen needs IP:PORT}; shift 2 ;;
@@ -64,6 +67,8 @@ cmd_start() {
             --docroot) docroot=${2:?--docroot needs a path}; shift 2 ;;
             --keepalive) keepalive=${2:?--keepalive needs a number}; shift 2 ;;
             --workers) workers=${2:?--workers needs a number}; shift 2 ;;
+            --connections) connections=${2:?--connections needs a number}; shift 2 ;;
+            --h2c) h2c=" http2"; shift ;;
             --cluster) cluster=${2:?--cluster needs a directory}; shift 2 ;;
             -h | --help) usage; exit 0 ;;
             *) die "unknown option '$1' (see --help)" ;;
@@ -85,6 +90,7 @@ cmd_start() {
     [[ -d "$docroot" ]] || die "document root $docroot does not exist (nginx checks scripts on its own disk: use the cluster's DIR/www)"
     [[ -z "$keepalive" ]] || uint_in "$keepalive" 1 100000 || die "--keepalive must be a positive number"
     uint_in "$workers" 1 1024 || die "--workers must be 1..1024"
+    uint_in "$connections" 16 1000000 || die "--connections must be 16..1000000"
     split_hostport "$listen"
 
     local nginx exe pid
@@ -139,11 +145,12 @@ cmd_start() {
 user nobody nogroup;
 daemon on;
 worker_processes $workers;
+worker_rlimit_nofile $((connections + 100));
 pid $dir/nginx.pid;
 error_log $dir/error.log;
 
 events {
-    worker_connections 4096;
+    worker_connections $connections;
 }
 
 http {
@@ -165,7 +172,7 @@ $servers$ka
     }
 
     server {
-        listen $listen;
+        listen $listen$h2c;
         server_name _;
         root "$docroot";
         index index.php;
