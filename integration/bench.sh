@@ -51,7 +51,19 @@ Environment:
                    fpmlb's default)
   BENCH_FPMLB_YAML more YAML for fpmlb's config (e.g. compression levels:
                    "compression: {levels: {br: 5}}")
-  BENCH_BALANCERS  comma separated subset of fpmlb,nginx,nginx-ka,haproxy
+  BENCH_CASES=none skips the wrk cases (only BENCH_EXTRA's run).
+  BENCH_BALANCERS  comma separated subset of fpmlb,fpmlb-1,nginx,nginx-ka,haproxy
+                   (fpmlb-1: fpmlb with `workers: 1`)
+  BENCH_EXTRA      the cases beyond wrk (default all): comma separated subset of
+                   rate (fixed rate, hey), pinned (a worker held by an outside
+                   client), pair (two fpmlb over the same pools), beside (fpmlb
+                   beside HAProxy keep-conn), idle (idle keep-alive clients, RSS),
+                   h2 (h2c, h2load); or none
+  BENCH_RATE       req/s of the fixed-rate runs (default 3200; pair and beside
+                   give each balancer half); BENCH_RATE_CONC connections (32),
+                   BENCH_RATE_SECONDS (10)
+  BENCH_IDLE       idle clients (default 10000)
+  BENCH_H2_CONC, BENCH_H2_STREAMS   h2load -c and -m (16, 8)
   BENCH_CHILDREN   pm.max_children per node (default 4; fpmlb max_conns and
                    HAProxy maxconn follow it)
   BENCH_DIR        work directory (default /tmp/fpmlb-bench)
@@ -98,7 +110,7 @@ GZIP_LEVEL=${BENCH_GZIP_LEVEL:-5}
 FPMLB_YAML=${BENCH_FPMLB_YAML:-}
 uint_in "$GZIP_LEVEL" 1 9 || die "BENCH_GZIP_LEVEL must be 1..9"
 ALL_CONC=(32 256)
-ALL_BALANCERS=(fpmlb nginx nginx-ka haproxy)
+ALL_BALANCERS=(fpmlb fpmlb-1 nginx nginx-ka haproxy)
 
 script_path() {
     case $1 in
@@ -149,10 +161,12 @@ script_size() {
 
 bal_port() {
     case $1 in
-        fpmlb) echo 8081 ;;
+        fpmlb | fpmlb-1 | fpmlb-a | fpmlb-beside) echo 8081 ;;
         nginx) echo 8082 ;;
         nginx-ka) echo 8083 ;;
-        haproxy) echo 8084 ;;
+        haproxy | haproxy-beside) echo 8084 ;;
+        fpmlb-b) echo 8085 ;;
+        fpmlb-tls) echo 8086 ;;
     esac
 }
 
@@ -161,7 +175,9 @@ bal_tls_port() { echo $(($(bal_port "$1") + 360)); }
 
 # Cases: "SCRIPT:CONC" words.
 CASES=()
-if [[ -z "${BENCH_CASES:-}" || "${BENCH_CASES}" == all ]]; then
+if [[ "${BENCH_CASES:-}" == none ]]; then
+    : # only the issue-11 cases (BENCH_EXTRA)
+elif [[ -z "${BENCH_CASES:-}" || "${BENCH_CASES}" == all ]]; then
     for s in "${ALL_SCRIPTS[@]}"; do for c in "${ALL_CONC[@]}"; do CASES+=("$s:$c"); done; done
 else
     for item in ${BENCH_CASES//,/ }; do
@@ -176,30 +192,54 @@ else
         fi
     done
 fi
-((${#CASES[@]})) || die "BENCH_CASES selects nothing"
+((${#CASES[@]})) || [[ "${BENCH_CASES:-}" == none ]] || die "BENCH_CASES selects nothing"
 
 BALANCERS=()
 if [[ -z "${BENCH_BALANCERS:-}" || "${BENCH_BALANCERS}" == all ]]; then
     BALANCERS=("${ALL_BALANCERS[@]}")
 else
     for b in ${BENCH_BALANCERS//,/ }; do
-        case $b in fpmlb | nginx | nginx-ka | haproxy) BALANCERS+=("$b") ;; *) die "BENCH_BALANCERS: unknown balancer '$b' (fpmlb, nginx, nginx-ka, haproxy)" ;; esac
+        case $b in fpmlb | fpmlb-1 | nginx | nginx-ka | haproxy) BALANCERS+=("$b") ;; *) die "BENCH_BALANCERS: unknown balancer '$b' (fpmlb, fpmlb-1, nginx, nginx-ka, haproxy)" ;; esac
     done
 fi
 ((${#BALANCERS[@]})) || die "BENCH_BALANCERS selects nothing"
 
+# ---------------------------------------------- settings of the issue-11 cases
+# (the cases beyond wrk's closed loop; see "issue-11 cases" below)
+ALL_EXTRA=(rate pinned pair beside idle h2)
+EXTRA=()
+case ${BENCH_EXTRA:-all} in
+    all) EXTRA=("${ALL_EXTRA[@]}") ;;
+    none) ;;
+    *)
+        for x in ${BENCH_EXTRA//,/ }; do
+            case " ${ALL_EXTRA[*]} " in *" $x "*) EXTRA+=("$x") ;; *) die "BENCH_EXTRA: unknown case '$x' (${ALL_EXTRA[*]}, all, none)" ;; esac
+        done
+        ;;
+esac
+RATE=${BENCH_RATE:-3200}            # req/s of the fixed-rate runs, all balancers alike
+RATE_CONC=${BENCH_RATE_CONC:-32}    # hey workers (connections); RATE must divide by it
+RATE_SECONDS=${BENCH_RATE_SECONDS:-10}
+IDLE_COUNT=${BENCH_IDLE:-10000}     # idle keep-alive clients
+H2_CONC=${BENCH_H2_CONC:-16}        # h2load connections ...
+H2_STREAMS=${BENCH_H2_STREAMS:-8}   # ... and streams per connection
+uint_in "$RATE" 10 1000000 || die "BENCH_RATE must be 10..1000000"
+uint_in "$RATE_CONC" 1 10000 || die "BENCH_RATE_CONC must be 1..10000"
+((RATE % RATE_CONC == 0 && RATE / RATE_CONC > 0)) || die "BENCH_RATE ($RATE) must be a multiple of BENCH_RATE_CONC ($RATE_CONC)"
+uint_in "$RATE_SECONDS" 1 600 || die "BENCH_RATE_SECONDS must be 1..600"
+uint_in "$IDLE_COUNT" 1 15000 || die "BENCH_IDLE must be 1..15000 (file limits)"
+BAL_EXTRA_ARGS=()
+HELPER_PIDS=""
+
 need_cmd wrk h2load openssl curl python3 ss ps flock timeout getconf
+((${#EXTRA[@]} == 0)) || need_cmd hey
 find_bin nginx >/dev/null
 find_bin haproxy >/dev/null
 find_php_fpm >/dev/null
 find_bin memcached >/dev/null
 
 FPMLB_SRC=${FPMLB_BIN:-$REPO/target/release/fpmlb}
-for b in "${BALANCERS[@]}"; do
-    if [[ "$b" == fpmlb ]]; then
-        [[ -x "$FPMLB_SRC" ]] || die "$FPMLB_SRC not found; run: cargo build --release (or make bench)"
-    fi
-done
+[[ -x "$FPMLB_SRC" ]] || die "$FPMLB_SRC not found; run: cargo build --release (or make bench)"
 
 mkdir -p -- "$BENCH_DIR"
 BENCH_DIR=$(cd -P -- "$BENCH_DIR" && pwd -P)
@@ -210,6 +250,8 @@ CL_DIR=$W/cluster
 LOGS=$W/logs
 DB=$W/runs.jsonl
 REPORT=$HERE/bench/report.py
+EXTRA_PY=$HERE/bench/extra.py
+EXTRA_DB=$W/extra.jsonl
 LUA=$HERE/bench/wrk-report.lua
 CLK=$(getconf CLK_TCK)
 
@@ -226,17 +268,17 @@ fpmlb_exe() { readlink -f "$W/fpmlb-bin"; }
 stop_balancer() {
     local b=$1 d=$W/$1 pid
     case $b in
-        fpmlb)
+        fpmlb*)
             pid=$(read_pidfile "$d/fpmlb.pid")
             if [[ -n "$pid" ]]; then
                 STOP_TIMEOUT=10 stop_pid fpmlb "$pid" "$(fpmlb_exe)" TERM 2>>"$LOGS/stop.log" || true
             fi
             rm -f -- "$d/fpmlb.pid"
             ;;
-        nginx | nginx-ka)
+        nginx*)
             if [[ -d "$d" ]]; then "$HERE/nginx.sh" stop --dir "$d" >>"$LOGS/stop.log" 2>&1 || true; fi
             ;;
-        haproxy)
+        haproxy*)
             if [[ -d "$d" ]]; then "$HERE/haproxy.sh" stop --dir "$d" >>"$LOGS/stop.log" 2>&1 || true; fi
             ;;
     esac
@@ -250,10 +292,12 @@ stop_cluster() {
 cleanup() {
     local rc=$?
     trap '' INT TERM
-    if [[ -n "$CUR_BAL" ]]; then
-        stop_balancer "$CUR_BAL"
-        CUR_BAL=""
-    fi
+    local b
+    for b in $CUR_BAL; do
+        stop_balancer "$b"
+    done
+    CUR_BAL=""
+    stop_helpers
     if ((CLUSTER_UP)); then
         stop_cluster
     fi
@@ -271,20 +315,28 @@ start_cluster() {
     fi
 }
 
+# write_fpmlb_config FILE NAME: the config of fpmlb variant NAME (fpmlb: one
+# runtime thread per CPU; fpmlb-1: `workers: 1`; fpmlb-tls: a TLS listener).
 write_fpmlb_config() {
-    local cfg=$1 docroot i
+    local cfg=$1 name=${2:-fpmlb} docroot i
     # shellcheck disable=SC1091,SC2153
     docroot=$(source "$CL_DIR/cluster.env" && printf '%s' "$DOCROOT")
     {
         echo "# generated by integration/bench.sh"
-        echo "listen:"
-        echo "  - \"$LB_IP:$(bal_port fpmlb)\""
-        echo "  - {address: \"$LB_IP:$(bal_tls_port fpmlb)\", tls: true}"
+        if [[ "$name" == fpmlb-tls ]]; then
+            # The idle-clients case over TLS: one TLS listener.
+            echo "listen: [{address: \"$LB_IP:$(bal_port "$name")\", tls: true}]"
+        else
+            echo "listen:"
+            echo "  - \"$LB_IP:$(bal_port "$name")\""
+            echo "  - {address: \"$LB_IP:$(bal_tls_port "$name")\", tls: true}"
+        fi
         echo "tls:"
         echo "  certificates:"
         echo "    - {cert: \"$TLS_CERT\", key: \"$TLS_KEY\"}"
         echo "compression:"
         echo "  levels: {gzip: $GZIP_LEVEL}"
+        [[ "$name" == fpmlb-1 ]] && echo "workers: 1"
         echo "document_root: \"$docroot\""
         echo "log:"
         echo "  level: warn"
@@ -313,12 +365,14 @@ start_balancer() {
     local b=$1 d=$W/$1 listen tls_listen
     listen=$LB_IP:$(bal_port "$b")
     tls_listen=$LB_IP:$(bal_tls_port "$b")
+    # fpmlb-tls (the idle case over TLS) has its one listener, TLS.
+    [[ "$b" == fpmlb-tls ]] && tls_listen=$listen
     rm -rf -- "$d"
     mkdir -p -- "$d"
-    CUR_BAL=$b
+    CUR_BAL="$CUR_BAL $b"
     case $b in
-        fpmlb)
-            write_fpmlb_config "$d/fpmlb.yaml"
+        fpmlb*)
+            write_fpmlb_config "$d/fpmlb.yaml" "$b"
             if ! "$W/fpmlb-bin" config test -c "$d/fpmlb.yaml" >"$d/config-test.out" 2>&1; then
                 cat "$d/config-test.out" >&2
                 return 1
@@ -338,17 +392,19 @@ start_balancer() {
         nginx)
             "$HERE/nginx.sh" start --dir "$d" --listen "$listen" --cluster "$CL_DIR" --workers "$BAL_THREADS" \
                 --tls-listen "$tls_listen" --cert "$TLS_CERT" --key "$TLS_KEY" --gzip "$GZIP_LEVEL" \
-                >"$d/start.log" 2>&1 8>&- || { cat "$d/start.log" >&2; return 1; }
+                "${BAL_EXTRA_ARGS[@]}" >"$d/start.log" 2>&1 8>&- || { cat "$d/start.log" >&2; return 1; }
             ;;
         nginx-ka)
             "$HERE/nginx.sh" start --dir "$d" --listen "$listen" --cluster "$CL_DIR" --workers "$BAL_THREADS" \
                 --tls-listen "$tls_listen" --cert "$TLS_CERT" --key "$TLS_KEY" --gzip "$GZIP_LEVEL" \
-                --keepalive 32 >"$d/start.log" 2>&1 8>&- || { cat "$d/start.log" >&2; return 1; }
+                --keepalive 32 "${BAL_EXTRA_ARGS[@]}" >"$d/start.log" 2>&1 8>&- || { cat "$d/start.log" >&2; return 1; }
             ;;
-        haproxy)
+        haproxy | haproxy-beside)
+            local maxconn=$CHILDREN
+            [[ "$b" == haproxy-beside ]] && maxconn=$(((CHILDREN + 1) / 2))
             "$HERE/haproxy.sh" start --dir "$d" --listen "$listen" --cluster "$CL_DIR" --threads "$BAL_THREADS" \
                 --tls-listen "$tls_listen" --cert "$TLS_PEM" --compress \
-                --maxconn "$CHILDREN" >"$d/start.log" 2>&1 8>&- || { cat "$d/start.log" >&2; return 1; }
+                --maxconn "$maxconn" "${BAL_EXTRA_ARGS[@]}" >"$d/start.log" 2>&1 8>&- || { cat "$d/start.log" >&2; return 1; }
             ;;
     esac
 }
@@ -357,9 +413,9 @@ start_balancer() {
 balancer_pids() {
     local b=$1 d=$W/$1 pid
     case $b in
-        fpmlb) pid=$(read_pidfile "$d/fpmlb.pid") ;;
-        nginx | nginx-ka) pid=$(read_pidfile "$d/nginx.pid") ;;
-        haproxy) pid=$(read_pidfile "$d/haproxy.pid") ;;
+        fpmlb*) pid=$(read_pidfile "$d/fpmlb.pid") ;;
+        nginx*) pid=$(read_pidfile "$d/nginx.pid") ;;
+        haproxy*) pid=$(read_pidfile "$d/haproxy.pid") ;;
     esac
     [[ -n "$pid" ]] || return 0
     echo "$pid"
@@ -393,9 +449,9 @@ peak_rss() {
 log_findings() {
     local b=$1 d=$W/$1 f n first
     case $b in
-        fpmlb) f=$d/fpmlb.log ;;
-        nginx | nginx-ka) f=$d/error.log ;;
-        haproxy) f=$d/haproxy.out ;;
+        fpmlb*) f=$d/fpmlb.log ;;
+        nginx*) f=$d/error.log ;;
+        haproxy*) f=$d/haproxy.out ;;
     esac
     [[ -s "$f" ]] || return 0
     n=$(grep -cEv '\[notice\]|^\s*$' "$f" || true)
@@ -488,8 +544,8 @@ for b in "${ALL_BALANCERS[@]}"; do
         stop_balancer "$b"
     fi
 done
-rm -rf -- "$LOGS" "$DB" "$W/wrk"
-mkdir -p -- "$LOGS" "$W/wrk"
+rm -rf -- "$LOGS" "$DB" "$W/wrk" "$EXTRA_DB" "$W/extra"
+mkdir -p -- "$LOGS" "$W/wrk" "$W/extra"
 
 if [[ -x "$FPMLB_SRC" ]]; then
     cp -f -- "$FPMLB_SRC" "$W/fpmlb-bin.new"
@@ -503,7 +559,7 @@ TLS_PEM=$W/tls/haproxy.pem
 
 T0=$SECONDS
 nruns=$((${#CASES[@]} * ${#BALANCERS[@]}))
-info "$nruns runs (${#CASES[@]} cases x ${#BALANCERS[@]} balancers), ~$((nruns * (RUN_SECONDS + WARMUP + 6) / 60 + 1)) min; results in $OUT_MD and $OUT_JSON"
+info "$nruns runs (${#CASES[@]} cases x ${#BALANCERS[@]} balancers), ~$((nruns * (RUN_SECONDS + WARMUP + 6) / 60 + 1)) min, then ${EXTRA[*]:-no other cases} (~$((${#EXTRA[@]} * (RATE_SECONDS + 8) * 4 / 60 + 1)) min); results in $OUT_MD and $OUT_JSON"
 
 for case_ in "${CASES[@]}"; do
     s=${case_%%:*}
@@ -576,6 +632,232 @@ for case_ in "${CASES[@]}"; do
     python3 "$REPORT" case --db "$DB" --script "$s" --conc "$c"
 done
 
+# ================================================================ issue-11 cases
+# Beyond wrk's closed loop, each in its own function, each run bounded in
+# time (timeout -k): a fixed-rate latency run (hey, every balancer at the
+# same rate), a php-fpm worker pinned by an outside client, two fpmlb over
+# the same pools, fpmlb beside HAProxy keep-conn, idle keep-alive clients
+# (RSS per connection) and HTTP/2 over cleartext (h2load). Results go to
+# $EXTRA_DB through bench/extra.py, which prints their tables.
+
+# stop_helpers: the load generators and holders these cases started.
+stop_helpers() {
+    local p
+    for p in $HELPER_PIDS; do
+        kill "$p" 2>/dev/null || true
+        wait "$p" 2>/dev/null || true
+    done
+    HELPER_PIDS=""
+}
+
+# extra_start NAME...: a fresh cluster and these balancers; 1 if one did not start.
+extra_start() {
+    local b
+    start_cluster
+    for b in "$@"; do
+        if ! start_balancer "$b" 2>"$LOGS/extra-$b.start-error"; then
+            cat "$LOGS/extra-$b.start-error" >&2
+            info "$b did not start"
+            return 1
+        fi
+    done
+}
+
+# extra_stop: the balancers, helpers and cluster of the case.
+extra_stop() {
+    local b
+    stop_helpers
+    for b in $CUR_BAL; do
+        for f in fpmlb.log error.log haproxy.out; do
+            [[ -f "$W/$b/$f" ]] && cp -f -- "$W/$b/$f" "$LOGS/extra-$EXTRA_CASE-$b.$f"
+        done
+        stop_balancer "$b"
+    done
+    CUR_BAL=""
+    stop_cluster
+}
+
+# hey_run CASE NAME URL RATE CONC [--no-record]: hey at RATE req/s over CONC
+# connections for RATE_SECONDS into $W/extra/CASE-NAME.csv.
+hey_run() {
+    local case_=$1 name=$2 url=$3 rate=$4 conc=$5 out
+    out=$W/extra/$case_-$name.csv
+    timeout -k 5 $((RATE_SECONDS + 30)) hey -z "${RATE_SECONDS}s" -c "$conc" -q $((rate / conc)) -t 10 \
+        -o csv "$url" >"$out" 2>"$out.err" || echo "hey exited with $?" >>"$out.err"
+}
+
+# hey_record CASE NAME RATE TICKS_BEFORE TICKS_AFTER
+hey_record() {
+    local case_=$1 name=$2 rate=$3 notes=() finding
+    finding=$(log_findings "$name")
+    [[ -z "$finding" ]] || notes+=(--note "$finding")
+    [[ -s "$W/extra/$case_-$name.csv.err" ]] && notes+=(--note "$(head -c 200 "$W/extra/$case_-$name.csv.err")")
+    python3 "$EXTRA_PY" hey --db "$EXTRA_DB" --case "$case_" --balancer "$name" \
+        --csv "$W/extra/$case_-$name.csv" --seconds "$RATE_SECONDS" --rate "$rate" \
+        --ticks-before "$4" --ticks-after "$5" --clk "$CLK" "${notes[@]}"
+}
+
+url_of() { echo "http://$LB_IP:$(bal_port "$1")$2"; }
+
+# The fixed-rate latency run: hello at RATE req/s, a fresh cluster and a
+# warm-up per balancer.
+case_rate() {
+    local b pids t0 t1
+    echo
+    echo "== fixed rate: hello at $RATE req/s over $RATE_CONC connections, ${RATE_SECONDS}s (hey) =="
+    for b in fpmlb fpmlb-1 nginx nginx-ka haproxy; do
+        EXTRA_CASE=rate
+        if extra_start "$b"; then
+            timeout -k 5 30 hey -z 2s -c "$RATE_CONC" -q $((RATE / RATE_CONC)) "$(url_of "$b" /hello.php)" >/dev/null 2>&1 || true
+            mapfile -t pids < <(balancer_pids "$b")
+            t0=$(cpu_ticks "${pids[@]}")
+            hey_run rate "$b" "$(url_of "$b" /hello.php)" "$RATE" "$RATE_CONC"
+            t1=$(cpu_ticks "${pids[@]}")
+            hey_record rate "$b" "$RATE" "$t0" "$t1"
+        fi
+        extra_stop
+    done
+}
+
+# One worker of web01 held by an outside FastCGI client from before the
+# balancer starts, then the fixed-rate load at once (no warm-up: the issue's
+# slowest requests were the first ones).
+case_pinned() {
+    local b docroot ready
+    echo
+    echo "== pinned worker: one of web01's $CHILDREN workers held by an outside client, hello at $RATE req/s =="
+    for b in fpmlb nginx nginx-ka haproxy; do
+        EXTRA_CASE=pinned
+        start_cluster
+        # shellcheck disable=SC1091
+        docroot=$(source "$CL_DIR/cluster.env" && printf '%s' "$DOCROOT")
+        ready=$W/extra/pinned-$b.held
+        rm -f -- "$ready"
+        timeout -k 5 $((RATE_SECONDS + 60)) python3 "$HERE/bench/hold_worker.py" --pool "127.0.$NET.2:9000" \
+            --script "$docroot/hello.php" --hold $((RATE_SECONDS + 40)) --ready "$ready" >/dev/null 2>&1 8>&- &
+        HELPER_PIDS="$HELPER_PIDS $!"
+        wait_for "a web01 worker held" 10 test -s "$ready" || info "the worker holder did not report"
+        if start_balancer "$b" 2>"$LOGS/extra-$b.start-error"; then
+            hey_run pinned "$b" "$(url_of "$b" /hello.php)" "$RATE" "$RATE_CONC"
+            hey_record pinned "$b" "$RATE" -1 -1
+        else
+            cat "$LOGS/extra-$b.start-error" >&2
+        fi
+        extra_stop
+    done
+}
+
+# Two balancers over the same pools, both loaded at RATE/2 at once.
+two_loaded() {
+    local case_=$1 a=$2 b=$3 half=$((RATE / 2)) conc=$((RATE_CONC / 2)) pa pb
+    EXTRA_CASE=$case_
+    if extra_start "$a" "$b"; then
+        hey_run "$case_" "$a" "$(url_of "$a" /hello.php)" "$half" "$conc" &
+        pa=$!
+        hey_run "$case_" "$b" "$(url_of "$b" /hello.php)" "$half" "$conc" &
+        pb=$!
+        wait "$pa" "$pb" || true
+        hey_record "$case_" "$a" "$half" -1 -1
+        hey_record "$case_" "$b" "$half" -1 -1
+    fi
+    extra_stop
+}
+
+case_pair() {
+    echo
+    echo "== two fpmlb over the same pools, each at $((RATE / 2)) req/s of hello =="
+    two_loaded pair fpmlb-a fpmlb-b
+}
+
+case_beside() {
+    echo
+    echo "== fpmlb beside HAProxy keep-conn (maxconn $(((CHILDREN + 1) / 2)) per pool) over the same pools, each at $((RATE / 2)) req/s =="
+    two_loaded beside fpmlb-beside haproxy-beside
+}
+
+# rss_sum NAME: VmRSS of the balancer's processes, in KiB.
+rss_sum() {
+    local p v total=0
+    for p in $(balancer_pids "$1"); do
+        v=$(awk '/^VmRSS:/ {print $2}' "/proc/$p/status" 2>/dev/null || true)
+        [[ -n "$v" ]] && total=$((total + v))
+    done
+    echo "$total"
+}
+
+# IDLE_COUNT clients from 40 source addresses (the per-client cap of fpmlb
+# stays at its default), one request each, then silent; RSS before and 3 s
+# after the last answer (fpmlb parks a connection quiet for 100 ms).
+case_idle() {
+    local b ready before after tls_args=() sources=40
+    echo
+    echo "== $IDLE_COUNT idle HTTP/1.1 keep-alive clients (one request each, then silent) =="
+    if [[ ! -s "$W/tls/cert.pem" ]]; then
+        mkdir -p -- "$W/tls"
+        openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 -subj /CN=bench \
+            -addext "subjectAltName=DNS:bench,IP:$LB_IP" -keyout "$W/tls/key.pem" -out "$W/tls/cert.pem" \
+            >"$LOGS/openssl.log" 2>&1 || info "openssl could not make a certificate (fpmlb-tls will not start)"
+    fi
+    for b in fpmlb nginx haproxy fpmlb-tls; do
+        EXTRA_CASE=idle
+        BAL_EXTRA_ARGS=(--connections $((IDLE_COUNT + 1000)))
+        tls_args=()
+        [[ "$b" == fpmlb-tls ]] && tls_args=(--tls)
+        if extra_start "$b"; then
+            # One request first, so what every connection shares is there before.
+            curl -sk -o /dev/null --max-time 10 "$( [[ "$b" == fpmlb-tls ]] && echo https || echo http)://$LB_IP:$(bal_port "$b")/hello.php" || true
+            sleep 1
+            before=$(rss_sum "$b")
+            ready=$W/extra/idle-$b.json
+            rm -f -- "$ready"
+            timeout -k 5 150 python3 "$HERE/bench/idle_clients.py" --target "$LB_IP:$(bal_port "$b")" \
+                --count "$IDLE_COUNT" --sources "127.0.$NET.100" --source-count "$sources" --hold 15 \
+                --timeout 90 --ready "$ready" "${tls_args[@]}" >/dev/null 2>"$W/extra/idle-$b.err" 8>&- &
+            HELPER_PIDS="$HELPER_PIDS $!"
+            if wait_for "$IDLE_COUNT idle clients on $b" 100 test -s "$ready"; then
+                sleep 3
+                after=$(rss_sum "$b")
+                wait_for "the idle clients of $b to finish" 30 grep -q closed_by_server "$ready" || true
+                python3 "$EXTRA_PY" idle --db "$EXTRA_DB" --case idle --balancer "$b" --clients "$ready" \
+                    --rss-before "$before" --rss-after "$after"
+            else
+                info "$b: the idle clients did not report ($(head -c 300 "$W/extra/idle-$b.err"))"
+            fi
+        fi
+        BAL_EXTRA_ARGS=()
+        extra_stop
+    done
+}
+
+# HTTP/2 with prior knowledge: h2load, H2_CONC connections x H2_STREAMS streams.
+case_h2() {
+    local b pids t0 t1 out
+    echo
+    echo "== HTTP/2 over cleartext (h2c): hello, h2load -c$H2_CONC -m$H2_STREAMS, ${RUN_SECONDS}s =="
+    for b in fpmlb fpmlb-1 nginx haproxy; do
+        EXTRA_CASE=h2
+        BAL_EXTRA_ARGS=(--h2c)
+        if extra_start "$b"; then
+            out=$W/extra/h2-$b
+            timeout -k 5 30 h2load -c "$H2_CONC" -m "$H2_STREAMS" -D "$WARMUP" "$(url_of "$b" /hello.php)" >/dev/null 2>&1 || true
+            mapfile -t pids < <(balancer_pids "$b")
+            t0=$(cpu_ticks "${pids[@]}")
+            timeout -k 5 $((RUN_SECONDS + 30)) h2load -c "$H2_CONC" -m "$H2_STREAMS" -D "$RUN_SECONDS" \
+                --log-file "$out.log" "$(url_of "$b" /hello.php)" >"$out.out" 2>&1 || true
+            t1=$(cpu_ticks "${pids[@]}")
+            python3 "$EXTRA_PY" h2load --db "$EXTRA_DB" --case h2 --balancer "$b" --out "$out.out" \
+                --log "$out.log" --ticks-before "$t0" --ticks-after "$t1" --clk "$CLK"
+        fi
+        BAL_EXTRA_ARGS=()
+        extra_stop
+    done
+}
+
+for x in "${EXTRA[@]}"; do
+    "case_$x"
+done
+# ============================================================ end of issue-11 cases
+
 TOTAL=$((SECONDS - T0))
 
 # Metadata and the final report.
@@ -622,4 +904,8 @@ mkdir -p -- "$(dirname -- "$OUT_JSON")" "$(dirname -- "$OUT_MD")"
 echo
 echo "================================================================ summary"
 python3 "$REPORT" final --db "$DB" --meta "$META_FILE" --json "$OUT_JSON" --md "$OUT_MD"
+if ((${#EXTRA[@]})); then
+    python3 "$EXTRA_PY" final --db "$EXTRA_DB" --md "$W/extra.md" --json "${OUT_JSON%.json}-extra.json"
+    cat "$W/extra.md" >>"$OUT_MD"
+fi
 info "total run time ${TOTAL}s; Markdown: $OUT_MD; JSON: $OUT_JSON; logs: $LOGS"

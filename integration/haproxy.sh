@@ -14,7 +14,7 @@ usage() {
     cat <<'EOF'
 usage:
   haproxy.sh start --dir DIR --listen IP:PORT --backends "ADDR ..." --docroot DOCROOT
-                   [--maxconn N] [--threads N] [--cluster CLUSTER_DIR]
+                   [--maxconn N] [--threads N] [--connections N] [--h2c] [--cluster CLUSTER_DIR]
                    [--tls-listen IP:PORT --cert PEM] [--compress]
   haproxy.sh proxy  --dir DIR --forward LISTEN=TARGET [--forward ...] [--source IP]
                    [--http [--forward-tls LISTEN=TARGET --cert PEM]]
@@ -26,6 +26,10 @@ usage:
 --maxconn N per-server maxconn (default: CHILDREN from --cluster, else 4); set it to
             pm.max_children so HAProxy queues instead of overflowing php-fpm.
 --threads N nbthread (default: HAProxy's default, one per CPU).
+--connections N  global maxconn (default: what the open file limit allows at
+            2 fds per connection, at most 10000); above that limit HAProxy
+            starts anyway (no strict-limits), which idle clients (one fd each) fit.
+--h2c       the listener speaks HTTP/2 with prior knowledge (bind ... proto h2).
 --cluster   take --backends/--docroot/--maxconn defaults from CLUSTER_DIR/cluster.env.
 --tls-listen IP:PORT  also terminate TLS there (HTTP/1.1 and HTTP/2 by ALPN), with
             --cert PEM (certificate chain and key in one file).
@@ -104,7 +108,7 @@ haproxy_ready() {
 cmd_start() {
     local dir=$1
     shift
-    local listen="" backends="" docroot="" maxconn="" threads="" cluster="" tls_listen="" cert="" compress=0
+    local listen="" backends="" docroot="" maxconn="" threads="" cluster="" connections="" h2c="" tls_listen="" cert="" compress=0
     while (($#)); do
         case $1 in
             --listen) listen=${2:?--listen needs IP:PORT}; shift 2 ;;
@@ -112,6 +116,8 @@ cmd_start() {
             --docroot) docroot=${2:?--docroot needs a path}; shift 2 ;;
             --maxconn) maxconn=${2:?--maxconn needs a number}; shift 2 ;;
             --threads) threads=${2:?--threads needs a number}; shift 2 ;;
+            --connections) connections=${2:?--connections needs a number}; shift 2 ;;
+            --h2c) h2c=" proto h2"; shift ;;
             --cluster) cluster=${2:?--cluster needs a directory}; shift 2 ;;
             --tls-listen) tls_listen=${2:?--tls-listen needs IP:PORT}; shift 2 ;;
             --cert) cert=${2:?--cert needs a PEM file}; shift 2 ;;
@@ -184,6 +190,14 @@ cmd_start() {
     gmax=$(((hard - 200) / 2))
     ((gmax > 10000)) && gmax=10000
     ((gmax >= 100)) || die "open file limit too low for haproxy (ulimit -Hn = $hard)"
+    local limits=""
+    if [[ -n "$connections" ]]; then
+        uint_in "$connections" 16 1000000 || die "--connections must be 16..1000000"
+        if ((connections > gmax)); then
+            limits="    no strict-limits"
+        fi
+        gmax=$connections
+    fi
     local nbthread=""
     [[ -n "$threads" ]] && nbthread="    nbthread $threads"
 
@@ -193,6 +207,7 @@ global
     daemon
     pidfile $dir/haproxy.pid
     maxconn $gmax
+$limits
     stats socket $dir/haproxy.sock mode 600 level admin
 $nbthread
 
@@ -210,7 +225,7 @@ fcgi-app php
     option keep-conn
 
 frontend fe
-    bind $listen
+    bind $listen$h2c
 $tls_bind
 $compression
     default_backend php

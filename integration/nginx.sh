@@ -12,7 +12,7 @@ usage() {
     cat <<'EOF'
 usage:
   nginx.sh start --dir DIR --listen IP:PORT --backends "ADDR ..." --docroot DOCROOT
-                 [--keepalive N] [--workers N] [--cluster CLUSTER_DIR]
+                 [--keepalive N] [--workers N] [--connections N] [--h2c] [--cluster CLUSTER_DIR]
                  [--tls-listen IP:PORT --cert PEM --key PEM] [--gzip LEVEL]
   nginx.sh stop   --dir DIR
   nginx.sh status --dir DIR
@@ -23,6 +23,9 @@ usage:
             when they are not given.
 --keepalive N   upstream keepalive N + fastcgi_keep_conn on (default: off, as Debian).
 --workers N     worker_processes (default 1).
+--connections N worker_connections, clients and FastCGI connections together
+                (default 4096; the file limit follows it).
+--h2c           the listener speaks HTTP/2 with prior knowledge (listen ... http2).
 --tls-listen IP:PORT  also `listen IP:PORT ssl http2` with --cert and --key
                 (TLS 1.2 and 1.3, HTTP/2 by ALPN).
 --gzip LEVEL    gzip on, gzip_comp_level LEVEL, for fpmlb's default compression
@@ -61,7 +64,7 @@ cmd_status() {
 cmd_start() {
     local dir=$1
     shift
-    local listen="" backends="" docroot="" keepalive="" workers=1 cluster="" tls_listen="" cert="" key="" gzip=""
+    local listen="" backends="" docroot="" keepalive="" workers=1 cluster="" connections=4096 h2c="" tls_listen="" cert="" key="" gzip=""
     while (($#)); do
         case $1 in
             --listen) listen=${2:?--listen needs IP:PORT}; shift 2 ;;
@@ -69,6 +72,8 @@ cmd_start() {
             --docroot) docroot=${2:?--docroot needs a path}; shift 2 ;;
             --keepalive) keepalive=${2:?--keepalive needs a number}; shift 2 ;;
             --workers) workers=${2:?--workers needs a number}; shift 2 ;;
+            --connections) connections=${2:?--connections needs a number}; shift 2 ;;
+            --h2c) h2c=" http2"; shift ;;
             --cluster) cluster=${2:?--cluster needs a directory}; shift 2 ;;
             --tls-listen) tls_listen=${2:?--tls-listen needs IP:PORT}; shift 2 ;;
             --cert) cert=${2:?--cert needs a PEM file}; shift 2 ;;
@@ -95,6 +100,7 @@ cmd_start() {
     [[ -z "$keepalive" ]] || uint_in "$keepalive" 1 100000 || die "--keepalive must be a positive number"
     uint_in "$workers" 1 1024 || die "--workers must be 1..1024"
     [[ -z "$gzip" ]] || uint_in "$gzip" 1 9 || die "--gzip must be 1..9"
+    uint_in "$connections" 16 1000000 || die "--connections must be 16..1000000"
     split_hostport "$listen"
     if [[ -n "$tls_listen" ]]; then
         split_hostport "$tls_listen"
@@ -170,11 +176,12 @@ cmd_start() {
 user nobody nogroup;
 daemon on;
 worker_processes $workers;
+worker_rlimit_nofile $((connections + 100));
 pid $dir/nginx.pid;
 error_log $dir/error.log;
 
 events {
-    worker_connections 4096;
+    worker_connections $connections;
 }
 
 http {
@@ -197,7 +204,7 @@ $servers$ka
     }
 
     server {
-        listen $listen;
+        listen $listen$h2c;
 $tls_conf
         server_name _;
         root "$docroot";

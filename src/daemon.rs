@@ -40,8 +40,11 @@ use crate::upstream::discovery::{self, ResolveError};
 /// PHP's default session.name, until the session checker learns the real one.
 pub const DEFAULT_SESSION_NAME: &str = "PHPSESSID";
 
-/// How often idle pooled connections are looked at for closing.
-const IDLE_SWEEP: Duration = Duration::from_secs(1);
+/// How often idle pooled connections are looked at for closing: as often
+/// as they are recycled (`pool::RECYCLE_AFTER`), so an idle connection holds
+/// a php-fpm worker another client waits for at most twice that. A sweep is
+/// a lock and a scan of a few connections per backend.
+const IDLE_SWEEP: Duration = crate::upstream::pool::RECYCLE_AFTER;
 
 /// Why the daemon could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]

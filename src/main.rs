@@ -210,14 +210,24 @@ fn import_nginx(
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
+    runtime_with(None)
+}
+
+/// The multi-thread runtime, with `workers` threads (one per core when
+/// None, tokio's default).
+fn runtime_with(workers: Option<usize>) -> anyhow::Result<tokio::runtime::Runtime> {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Some(n) = workers {
+        builder.worker_threads(n);
+    }
+    builder
         .enable_all()
         .build()
         .context("starting the async runtime")
 }
 
 fn serve(config: Config, path: std::path::PathBuf) -> anyhow::Result<()> {
-    runtime()?
+    runtime_with(config.workers)?
         .block_on(fpmlb::daemon::run(config, path))
         .context("serve")
 }

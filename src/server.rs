@@ -1,5 +1,6 @@
 //! The listening side: accept loops, per-connection HTTP (1.1 and 2 on the
-//! same port, by hyper-util's auto builder), connection limits (a global
+//! same port, `serve.rs`, which parks quiet HTTP/1.1 connections without
+//! hyper's buffers), connection limits (a global
 //! cap, and a cap per client address in `per_client`), the head and idle
 //! timers, and graceful shutdown.
 //!
@@ -19,16 +20,11 @@
 
 mod proxy_protocol;
 
-use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::{ArcSwap, ArcSwapOption};
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
-use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
@@ -36,7 +32,6 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::{Listener, RealIpConfig};
-use crate::http::activity::{ConnActivity, InFlight, head_expired, idle_expired};
 use crate::http::handler::Proxy;
 use crate::http::limits::HeadLimits;
 use crate::http::params::{ConnInfo, TlsInfo};
@@ -45,46 +40,16 @@ use proxy_protocol::{ClientStream, Proxied};
 
 mod cancels;
 mod per_client;
+mod rewind;
+mod serve;
 mod watched;
 
-use cancels::Cancels;
 use per_client::ClientSlot;
 pub use per_client::{PerClient, client_key};
+use serve::{Protocols, Serving};
 
 /// A connection refused by `max_connections_per_client` (already logged).
 struct AtCap;
-use watched::Watched;
-
-/// Streams one HTTP/2 connection may have open, nginx's
-/// `http2_max_concurrent_streams` default (hyper's is 200): each may hold
-/// up to `body_buffer_size` of a body in memory while it is read.
-const H2_MAX_CONCURRENT_STREAMS: u32 = 128;
-
-/// Streams the client may reset before the server accepted them, at once,
-/// before the connection is closed with GOAWAY ENHANCE_YOUR_CALM: h2's
-/// counter (0.3.17) and default (20) for the rapid reset attack
-/// (CVE-2023-44487), kept explicitly. Resets of accepted streams are
-/// fpmlb's own count (`server/cancels.rs`). The h2 in Cargo.lock (0.4.20)
-/// also has the error-reset limit (0.4.2) and the CONTINUATION flood limit
-/// (0.4.4).
-const H2_MAX_PENDING_ACCEPT_RESETS: usize = 20;
-
-/// Streams fpmlb may reset because the client broke the protocol on them,
-/// before GOAWAY (h2's default since 0.4.2): floods of malformed streams.
-const H2_MAX_LOCAL_ERROR_RESETS: usize = 1024;
-
-/// A request body may be 1 MiB ahead of fpmlb per stream, and all streams
-/// of a connection together 1 MiB too (hyper's defaults): bodies are read
-/// as they come (`http/body.rs`), so this bounds what a connection holds
-/// unread, whatever its number of streams.
-const H2_STREAM_WINDOW: u32 = 1024 * 1024;
-const H2_CONNECTION_WINDOW: u32 = 1024 * 1024;
-
-/// Response bytes queued per stream before the body is polled again
-/// (hyper's default is 400 KiB): 128 streams of a client that reads
-/// slowly hold at most 8 MiB, not 50; a 1 MiB response still goes at full
-/// speed (measured: README, HTTP/2 at the edge).
-const H2_MAX_SEND_BUF: usize = 64 * 1024;
 
 /// Listen backlog, as nginx's default on Linux (511) rounded up.
 const LISTEN_BACKLOG: i32 = 1024;
@@ -138,7 +103,7 @@ pub struct HttpServer {
     pub real_ip: Arc<ArcSwap<RealIpConfig>>,
     permits: Arc<Semaphore>,
     per_client: Arc<PerClient>,
-    builder: Arc<auto::Builder<TokioExecutor>>,
+    protocols: Protocols,
 }
 
 /// A connection ready for HTTP.
@@ -155,33 +120,6 @@ impl HttpServer {
         limits: ClientLimits,
         shutdown: CancellationToken,
     ) -> HttpServer {
-        let mut builder = auto::Builder::new(TokioExecutor::new());
-        // hyper's header timer runs from the end of the previous response,
-        // so it would cut kept-alive connections at client_header: the head
-        // timer is fpmlb's own (see http::activity).
-        builder
-            .http1()
-            .timer(TokioTimer::new())
-            .header_read_timeout(None)
-            .max_buf_size(limits.head.h1_max_buf_size())
-            .keep_alive(true);
-        // HTTP/2 limits, set here rather than left to hyper's defaults so
-        // that a dependency update cannot loosen them (see the constants).
-        // The CONTINUATION flood protection (h2 >= 0.4.4) follows
-        // max_header_list_size: more CONTINUATION frames than that list
-        // needs, or a header block past it, is a GOAWAY.
-        builder
-            .http2()
-            .timer(TokioTimer::new())
-            .max_header_list_size(limits.head.h2_max_header_list_size())
-            .max_concurrent_streams(H2_MAX_CONCURRENT_STREAMS)
-            .max_pending_accept_reset_streams(H2_MAX_PENDING_ACCEPT_RESETS)
-            .max_local_error_reset_streams(H2_MAX_LOCAL_ERROR_RESETS)
-            .initial_stream_window_size(H2_STREAM_WINDOW)
-            .initial_connection_window_size(H2_CONNECTION_WINDOW)
-            .max_send_buf_size(H2_MAX_SEND_BUF)
-            .keep_alive_interval(Some(Duration::from_secs(30)))
-            .keep_alive_timeout(Duration::from_secs(20));
         HttpServer {
             proxy,
             limits,
@@ -191,7 +129,17 @@ impl HttpServer {
             real_ip: Arc::new(ArcSwap::from_pointee(RealIpConfig::default())),
             permits: Arc::new(Semaphore::new(limits.max_connections)),
             per_client: PerClient::new(limits.per_client),
-            builder: Arc::new(builder),
+            protocols: Protocols::new(&limits),
+        }
+    }
+
+    fn serving(&self) -> Serving<'_> {
+        Serving {
+            protocols: &self.protocols,
+            proxy: &self.proxy,
+            real_ip: &self.real_ip,
+            limits: &self.limits,
+            shutdown: &self.shutdown,
         }
     }
 
@@ -305,8 +253,8 @@ impl HttpServer {
             Ok(Ok(Accepted::AcmeChallenge)) => {
                 tracing::info!(client = %remote, sni = ?info.tls.as_ref().and_then(|t| t.sni.clone()), "ACME: answered a TLS-ALPN-01 challenge");
             }
-            Ok(Ok(Accepted::Plain(io))) => self.serve_http(io, info).await,
-            Ok(Ok(Accepted::Tls(io))) => self.serve_http(io, info).await,
+            Ok(Ok(Accepted::Plain(io))) => self.serving().run(io, info).await,
+            Ok(Ok(Accepted::Tls(io))) => self.serving().run(io, info).await,
         }
         drop(slot);
     }
@@ -339,7 +287,7 @@ impl HttpServer {
                 .map_err(|AtCap| HandshakeError::PerClient)?;
             stream
         } else {
-            ClientStream::new(stream)
+            ClientStream::new(stream, bytes::Bytes::new())
         };
         if !listener.tls {
             return Ok(Accepted::Plain(stream));
@@ -357,80 +305,6 @@ impl HttpServer {
             return Ok(Accepted::AcmeChallenge);
         }
         Ok(Accepted::Tls(Box::new(tls)))
-    }
-
-    /// Serves HTTP/1.1 or HTTP/2 on an accepted connection until it closes.
-    async fn serve_http<I>(&self, io: I, info: ConnInfo)
-    where
-        I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-    {
-        let remote = info.transport_client();
-        let info = Arc::new(info);
-        let real_ip = Arc::clone(&self.real_ip);
-        let activity = Arc::new(ConnActivity::new());
-        let epoch = Instant::now();
-        let proxy = Arc::clone(&self.proxy);
-        let svc_activity = Arc::clone(&activity);
-        let cancels = Cancels::new();
-        let svc_cancels = Arc::clone(&cancels);
-        let service = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-            let proxy = proxy.load_full();
-            let in_flight = InFlight::begin(&svc_activity, epoch);
-            let watch = svc_cancels.watch();
-            // What a trusted proxy's headers say of this request's client.
-            let real_ip = real_ip.load();
-            let info = if real_ip.trusts(info.transport_client().ip()) {
-                Arc::new(info.for_request(req.headers(), &real_ip))
-            } else {
-                Arc::clone(&info)
-            };
-            async move {
-                let response = proxy.handle(req, &info, Some(in_flight)).await;
-                watch.answered();
-                Ok::<_, Infallible>(response)
-            }
-        });
-        let io = Watched::new(
-            io,
-            remote,
-            Arc::clone(&activity),
-            epoch,
-            self.limits.send_timeout,
-        );
-        let conn = self.builder.serve_connection(TokioIo::new(io), service);
-        let mut conn = std::pin::pin!(conn);
-        let mut closing = false;
-        let header_timeout = self.limits.header_timeout;
-        loop {
-            tokio::select! {
-                result = conn.as_mut() => {
-                    if let Err(e) = result {
-                        log_connection_error(remote, e.as_ref());
-                    }
-                    return;
-                }
-                _ = self.shutdown.cancelled(), if !closing => {
-                    closing = true;
-                    conn.as_mut().graceful_shutdown();
-                }
-                _ = idle_expired(&activity, epoch, self.limits.idle_timeout), if !closing => {
-                    closing = true;
-                    conn.as_mut().graceful_shutdown();
-                }
-                _ = cancels.exceeded(), if !closing => {
-                    let (cancelled, requests) = cancels.counts();
-                    tracing::info!(client = %remote, "the client cancelled {cancelled} of its {requests} requests before their answer (HTTP/2 rapid reset?): GOAWAY, connection closed");
-                    closing = true;
-                    conn.as_mut().graceful_shutdown();
-                }
-                // Not graceful: the client is in the middle of a head it
-                // does not finish. Dropping the connection closes it.
-                _ = head_expired(&activity, epoch, header_timeout) => {
-                    tracing::info!(client = %remote, "no complete request head within {header_timeout:?} (timeouts.client_header): connection closed");
-                    return;
-                }
-            }
-        }
     }
 }
 
@@ -467,40 +341,4 @@ impl HandshakeError {
             }
         }
     }
-}
-
-/// A connection that hyper ended with an error: a head hyper refused
-/// (it answered 400 or 431 itself) is the client's, worth a line at info;
-/// the rest (resets, a client gone) at debug.
-fn log_connection_error(remote: SocketAddr, e: &(dyn std::error::Error + 'static)) {
-    match e.downcast_ref::<hyper::Error>() {
-        Some(he) if he.is_parse_too_large() => {
-            tracing::info!(client = %remote, "request head too large (max_header_size): 431, connection closed");
-        }
-        Some(he) if he.is_parse() => {
-            tracing::info!(client = %remote, "malformed request head ({he}): 400, connection closed");
-        }
-        _ => match h2_abuse(e) {
-            Some(h2e) => {
-                tracing::info!(client = %remote, "HTTP/2: {h2e} (too many resets or CONTINUATION frames): GOAWAY ENHANCE_YOUR_CALM, connection closed")
-            }
-            None => tracing::debug!(client = %remote, "connection ended: {e}"),
-        },
-    }
-}
-
-/// The h2 error under `e` when h2 itself closed the connection for abuse
-/// (rapid reset, a CONTINUATION flood, too many malformed streams).
-fn h2_abuse<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a h2::Error> {
-    let mut cause = Some(e);
-    while let Some(c) = cause {
-        if let Some(h2e) = c.downcast_ref::<h2::Error>() {
-            return (h2e.is_go_away()
-                && h2e.is_library()
-                && h2e.reason() == Some(h2::Reason::ENHANCE_YOUR_CALM))
-            .then_some(h2e);
-        }
-        cause = c.source();
-    }
-    None
 }

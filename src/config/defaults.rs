@@ -64,6 +64,10 @@ pub const MAX_CONNECTIONS: usize = 16 * 1024;
 /// browsers open 6 per host, a NAT of a few dozen users stays well below. `0` is no cap.
 pub const MAX_CONNECTIONS_PER_CLIENT: usize = 256;
 
+/// Most `workers` (runtime threads) accepted: far above any core count fpmlb
+/// has a use for, low enough that a typo does not spawn thousands of threads.
+pub const WORKERS_LIMIT: usize = 1024;
+
 /// `https`: off, since fpmlb itself speaks plain HTTP; turn it on behind a TLS terminator.
 pub const HTTPS: bool = false;
 
@@ -224,6 +228,8 @@ max_header_size: 32k
 max_connections: 16384
 # Connections one client address (IPv6: one /64) may hold open; 0 means no cap.
 max_connections_per_client: 256
+# Threads serving connections (nginx worker_processes, HAProxy nbthread); auto: one per core.
+workers: auto
 # SERVER_NAME sent to PHP; ~ uses the host of the request.
 server_name: ~
 # Set HTTPS=on and REQUEST_SCHEME=https (when fpmlb sits behind a TLS terminator).

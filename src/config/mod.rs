@@ -70,6 +70,8 @@ pub struct Config {
     pub max_connections: usize,
     /// Connections one client address (IPv6: one /64) may hold; `0` is no cap.
     pub max_connections_per_client: usize,
+    /// Runtime threads; `None`: one per core (`workers: auto`).
+    pub workers: Option<usize>,
     /// `SERVER_NAME` sent to PHP; `None` uses the host of the request.
     pub server_name: Option<String>,
     /// Sets `HTTPS=on` and `REQUEST_SCHEME=https` (fpmlb behind a TLS terminator).

@@ -30,6 +30,7 @@ pub(super) struct RawConfig {
     pub max_header_size: Option<String>,
     pub max_connections: Option<usize>,
     pub max_connections_per_client: Option<usize>,
+    pub workers: Option<String>,
     pub server_name: Option<String>,
     pub https: Option<bool>,
     pub params: Option<Params>,

@@ -216,6 +216,7 @@ fn default_config_lists_every_key() {
         "max_header_size",
         "max_connections",
         "max_connections_per_client",
+        "workers",
         "server_name",
         "https",
         "params",
@@ -293,6 +294,7 @@ fn every_default() {
         (c.max_connections, c.max_connections_per_client),
         (16384, 256)
     );
+    assert_eq!(c.workers, None, "one thread per core");
     assert_eq!(c.server_name, None);
     assert!(!c.https);
     assert!(c.params.is_empty());
@@ -435,6 +437,7 @@ fn all_keys_set() {
         "max_header_size: 64k",
         "max_connections: 100",
         "max_connections_per_client: 0",
+        "workers: 1",
     ]));
     assert_eq!(
         c.listen_addrs(),
@@ -522,6 +525,7 @@ fn all_keys_set() {
         (4096, 16 * 1024, 64 * 1024)
     );
     assert_eq!((c.max_connections, c.max_connections_per_client), (100, 0));
+    assert_eq!(c.workers, Some(1));
 }
 
 // ---- listen ----
@@ -1091,6 +1095,12 @@ fn head_limits_keep_every_param_in_one_record() {
         "max_header_size",
         Some(6),
         "must be at least max_request_line and max_header_line (8192 bytes)",
+    );
+    single_error(
+        &with(&["workers: 0"]),
+        "workers",
+        Some(6),
+        "must be auto or 1 to 1024, got \"0\"",
     );
     single_error(
         &with(&["max_connections: 0"]),

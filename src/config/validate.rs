@@ -75,6 +75,7 @@ pub(super) fn validate(raw: RawConfig, index: &KeyIndex) -> Result<Config, Confi
         max_connections_per_client: raw
             .max_connections_per_client
             .unwrap_or(d::MAX_CONNECTIONS_PER_CLIENT),
+        workers: v.workers(raw.workers),
         server_name: v.checked("server_name", raw.server_name, check_non_empty),
         https: raw.https.unwrap_or(d::HTTPS),
         params: v.params(raw.params.map(|p| p.0).unwrap_or_default()),
@@ -354,6 +355,24 @@ impl Validator<'_> {
             }
         }
         params
+    }
+
+    /// `workers`: `auto` (one thread per core) or 1 to `WORKERS_LIMIT`.
+    fn workers(&mut self, value: Option<String>) -> Option<usize> {
+        let text = value?;
+        if text.trim().eq_ignore_ascii_case("auto") {
+            return None;
+        }
+        match text.trim().parse::<usize>() {
+            Ok(n) if (1..=d::WORKERS_LIMIT).contains(&n) => Some(n),
+            _ => {
+                self.error(
+                    "workers",
+                    format!("must be auto or 1 to {}, got {text:?}", d::WORKERS_LIMIT),
+                );
+                None
+            }
+        }
     }
 
     fn timeouts(&mut self, raw: RawTimeouts) -> Timeouts {

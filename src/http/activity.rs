@@ -36,6 +36,8 @@ pub struct ConnActivity {
     multiplexed: AtomicBool,
     /// Wakes the head timer when a head starts.
     head_started: Notify,
+    /// A request asked to close the connection after its response.
+    closing: AtomicBool,
 }
 
 impl ConnActivity {
@@ -47,6 +49,7 @@ impl ConnActivity {
             head_started_ms: AtomicU64::new(0),
             multiplexed: AtomicBool::new(false),
             head_started: Notify::new(),
+            closing: AtomicBool::new(false),
         }
     }
 
@@ -67,6 +70,23 @@ impl ConnActivity {
     /// Whether the connection speaks HTTP/2.
     pub fn is_multiplexed(&self) -> bool {
         self.multiplexed.load(Ordering::Relaxed)
+    }
+
+    /// A request asked that the connection close after its response
+    /// (HTTP/1.0 without keep-alive, `Connection: close`).
+    pub fn set_closing(&self) {
+        self.closing.store(true, Ordering::Relaxed);
+    }
+
+    pub fn is_closing(&self) -> bool {
+        self.closing.load(Ordering::Relaxed)
+    }
+
+    /// Nothing in flight, no head coming, and not HTTP/2.
+    pub fn is_quiet(&self) -> bool {
+        self.in_flight.load(Ordering::Relaxed) == 0
+            && self.head_started_ms.load(Ordering::Relaxed) == NO_HEAD
+            && !self.multiplexed.load(Ordering::Relaxed)
     }
 
     /// The connection speaks HTTP/2: no head timer from now on.
@@ -131,6 +151,26 @@ pub async fn idle_expired(activity: &ConnActivity, epoch: Instant, idle: Duratio
     }
 }
 
+/// Resolves when the connection has had no request in flight and no head
+/// coming for `quiet`: an HTTP/1.1 connection then holds nothing worth
+/// hyper's buffers, and the server parks it (see `server::serve`).
+pub async fn quiet_for(activity: &ConnActivity, epoch: Instant, quiet: Duration) {
+    loop {
+        let last = Duration::from_millis(activity.last_done_ms.load(Ordering::Relaxed));
+        let deadline = epoch + last + quiet;
+        let now = Instant::now();
+        if now >= deadline && activity.is_quiet() {
+            return;
+        }
+        tokio::time::sleep_until(if now >= deadline {
+            now + quiet
+        } else {
+            deadline
+        })
+        .await;
+    }
+}
+
 /// Resolves when a request head has been coming in for `timeout` without
 /// being whole (HAProxy's `timeout http-request`).
 pub async fn head_expired(activity: &ConnActivity, epoch: Instant, timeout: Duration) {
@@ -185,6 +225,33 @@ mod tests {
         activity.saw_head_bytes(ms_since(epoch));
         assert!(!expires(&activity, epoch, Duration::from_secs(9)).await);
         assert!(expires(&activity, epoch, Duration::from_secs(2)).await);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_connection_is_quiet_only_after_its_request_and_before_the_next_head() {
+        let activity = Arc::new(ConnActivity::new());
+        let epoch = Instant::now();
+        let quiet = Duration::from_secs(1);
+        let resolves = |within| {
+            let activity = Arc::clone(&activity);
+            async move {
+                tokio::time::timeout(within, quiet_for(&activity, epoch, quiet))
+                    .await
+                    .is_ok()
+            }
+        };
+        // A new connection waits for its first head: not quiet.
+        assert!(!resolves(Duration::from_secs(5)).await);
+        let request = InFlight::begin(&activity, epoch);
+        assert!(!resolves(Duration::from_secs(5)).await, "in flight");
+        drop(request);
+        assert!(!resolves(Duration::from_millis(900)).await);
+        assert!(resolves(Duration::from_millis(200)).await);
+        // The next head's first bytes: not quiet until it is served.
+        activity.saw_head_bytes(ms_since(epoch));
+        assert!(!resolves(Duration::from_secs(5)).await);
+        drop(InFlight::begin(&activity, epoch));
+        assert!(resolves(Duration::from_millis(1100)).await);
     }
 
     #[tokio::test(start_paused = true)]

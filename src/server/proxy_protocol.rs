@@ -10,13 +10,13 @@
 
 use std::io;
 use std::net::SocketAddr;
-use std::pin::Pin;
-use std::task::{Context, Poll};
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Buf, BytesMut};
 use proxy_header::{ParseConfig, ProxyHeader};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
+use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
+
+use super::rewind::Rewind;
 
 /// The largest header accepted: v1 is at most 107 bytes; v2 is 16 bytes plus
 /// addresses (at most 216 for AF_UNIX) plus TLVs, a few hundred bytes from
@@ -129,13 +129,7 @@ pub async fn read_header(
             Parsed::Incomplete => {}
             Parsed::Complete { proxied, len } => {
                 buf.advance(len);
-                return Ok((
-                    proxied,
-                    ClientStream {
-                        early: buf.freeze(),
-                        inner: stream,
-                    },
-                ));
+                return Ok((proxied, Rewind::new(stream, buf.freeze())));
             }
         }
     }
@@ -143,68 +137,7 @@ pub async fn read_header(
 
 /// A client's TCP stream, with the bytes read ahead while looking for a
 /// PROXY header handed out first.
-#[derive(Debug)]
-pub struct ClientStream {
-    early: Bytes,
-    inner: TcpStream,
-}
-
-impl ClientStream {
-    /// A stream with nothing read ahead.
-    #[must_use]
-    pub fn new(inner: TcpStream) -> ClientStream {
-        ClientStream {
-            early: Bytes::new(),
-            inner,
-        }
-    }
-}
-
-impl AsyncRead for ClientStream {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        if !this.early.is_empty() {
-            let n = this.early.len().min(buf.remaining());
-            buf.put_slice(&this.early.split_to(n));
-            return Poll::Ready(Ok(()));
-        }
-        Pin::new(&mut this.inner).poll_read(cx, buf)
-    }
-}
-
-impl AsyncWrite for ClientStream {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
-    }
-
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
-    }
-}
+pub type ClientStream = Rewind<TcpStream>;
 
 #[cfg(test)]
 mod tests {

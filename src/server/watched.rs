@@ -23,7 +23,7 @@ use tokio::time::{Instant, Sleep};
 use crate::http::activity::{ConnActivity, ms_since};
 
 /// What a connection opens with on HTTP/2 with prior knowledge (RFC 9113 §3.4).
-const H2_PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+pub(super) const H2_PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
 /// A client socket whose reads are reported to its activity.
 pub struct Watched<S> {

@@ -137,7 +137,8 @@ pub struct SmallResponse {
 }
 
 /// Runs one request of fpmlb's own (ping, status page, session probe) on a
-/// pooled connection of `backend`, waiting at most `acquire` for a slot, and
+/// pooled connection of `backend` that it never keeps (see
+/// `Pool::acquire_for_probe`), waiting at most `acquire` for a slot, and
 /// reads the whole response, refusing one over `max_body` bytes.
 pub async fn small_request(
     backend: &Arc<Backend>,
@@ -147,7 +148,7 @@ pub async fn small_request(
     timeouts: ExchangeTimeouts,
     max_body: usize,
 ) -> Result<SmallResponse, BackendFailure> {
-    let conn = backend.pool.acquire_within(acquire).await?;
+    let conn = backend.pool.acquire_for_probe(acquire).await?;
     let mut ex = begin(conn, Arc::clone(backend), timeouts);
     ex.send_request(params, Some(body)).await?;
     let start = ex.read_head(false).await?;

@@ -24,6 +24,23 @@
 //! [`LEARNED_CAP_HOLD`] (a dynamic pool may have spawned workers since), so
 //! the next requests wait in fpmlb's queue, first come first served, rather
 //! than in php-fpm's listen queue.
+//!
+//! Sharing a pool with others (a second fpmlb of an HA pair, nginx,
+//! HAProxy, a cron job over cgi-fcgi): php-fpm hands a freed worker to the
+//! oldest connection in its listen queue, so a worker comes round only when
+//! some connection closes. Three rules keep fpmlb's connections from
+//! pinning workers others wait for:
+//! - the most recently used idle connection is reused first (LIFO), so the
+//!   ones a lull made surplus age out after `timeouts.idle`;
+//! - a kept connection is closed once it is [`RECYCLE_AFTER`] old (after
+//!   its exchange, or by the idle sweep), so every worker fpmlb holds is
+//!   given back that often even under full load: a connection another
+//!   client queued in the meantime gets it, and fpmlb's replacement queues
+//!   behind it (and, if it waits, makes this pool learn its share as
+//!   above);
+//! - fpmlb's own requests (health checks, status polls, session probes)
+//!   never keep a worker: they borrow an idle connection without making it
+//!   younger, or open one and close it after use.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -53,6 +70,13 @@ pub fn worker_patience(typical: Option<Duration>) -> Duration {
         .map_or(WORKER_PATIENCE, |t| t.saturating_mul(4))
         .clamp(WORKER_PATIENCE, WORKER_PATIENCE_MAX)
 }
+
+/// How long a kept connection lives before it is closed after its exchange
+/// (see the module comment): the longest a client queued behind fpmlb's
+/// connections waits for a worker of a pool fpmlb keeps busy. A reconnect
+/// costs a TCP handshake (tens of microseconds on a LAN), so recycling
+/// every connection four times a second costs nothing measurable.
+pub const RECYCLE_AFTER: Duration = Duration::from_millis(250);
 
 /// How long a cap learned from a connection that waited for a worker holds
 /// before the pool tries its full cap again: a pool that grew (pm = dynamic
@@ -85,6 +109,8 @@ pub enum PoolError {
 struct Idle {
     conn: Connection,
     since: Instant,
+    /// When it was opened (it is recycled at [`RECYCLE_AFTER`]).
+    born: Instant,
 }
 
 /// How many of the configured connection slots may be used now, and why.
@@ -120,6 +146,8 @@ struct Inner {
     starving: AtomicUsize,
     /// Kept-alive connections closed to give their worker back.
     given_back: AtomicU64,
+    /// Kept-alive connections closed at RECYCLE_AFTER.
+    recycled: AtomicU64,
     /// The pool was seen to have fewer workers than connections.
     oversubscribed: AtomicBool,
 }
@@ -152,6 +180,7 @@ impl Pool {
                 reused: AtomicU64::new(0),
                 starving: AtomicUsize::new(0),
                 given_back: AtomicU64::new(0),
+                recycled: AtomicU64::new(0),
                 oversubscribed: AtomicBool::new(false),
             }),
         }
@@ -243,6 +272,16 @@ impl Pool {
             .await
     }
 
+    /// A connection for one of fpmlb's own requests (health check, status
+    /// poll, session probe), waiting at most `wait` for a slot: an idle one
+    /// borrowed without making it younger, or a new one closed after use,
+    /// so that checks never keep a php-fpm worker.
+    pub async fn acquire_for_probe(&self, wait: Duration) -> Result<PooledConn, PoolError> {
+        let mut conn = self.acquire_with(wait, true).await?;
+        conn.probe = true;
+        Ok(conn)
+    }
+
     /// As `acquire`, waiting at most `wait` for a slot (health checks wait
     /// less than requests).
     pub async fn acquire_within(&self, wait: Duration) -> Result<PooledConn, PoolError> {
@@ -290,13 +329,14 @@ impl Pool {
 
     /// The most recently used idle connection that is young and still open;
     /// the others popped on the way are closed.
-    fn take_idle(&self, now: Instant) -> Option<Connection> {
+    fn take_idle(&self, now: Instant) -> Option<Idle> {
         loop {
             let mut idle = self.idle().pop()?;
             if now.duration_since(idle.since) < self.inner.settings.idle_timeout
+                && now.duration_since(idle.born) < RECYCLE_AFTER
                 && idle.conn.is_reusable()
             {
-                return Some(idle.conn);
+                return Some(idle);
             }
         }
     }
@@ -306,7 +346,9 @@ impl Pool {
         &self.inner.endpoint
     }
 
-    fn put_back(&self, conn: Connection) {
+    /// Keeps a connection whose exchange ended cleanly, idle since
+    /// `since`, unless its worker is to be given back.
+    fn put_back(&self, conn: Connection, since: Instant, born: Instant) {
         if self.inner.starving.load(Ordering::Relaxed) > 0 {
             // Closing it frees its php-fpm worker for the connection that
             // waits in the listen queue.
@@ -314,15 +356,21 @@ impl Pool {
             self.inner.given_back.fetch_add(1, Ordering::Relaxed);
             return;
         }
-        self.idle().push(Idle {
-            conn,
-            since: Instant::now(),
-        });
+        if since.duration_since(born) >= RECYCLE_AFTER {
+            drop(conn);
+            self.inner.recycled.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        let mut idle = self.idle();
+        // Most recently used on top; a borrowed one that was idle for a
+        // while goes back where its age puts it.
+        let at = idle.partition_point(|i| i.since <= since);
+        idle.insert(at, Idle { conn, since, born });
     }
 
-    /// Closes idle connections unused for longer than the idle timeout, so
-    /// that php-fpm workers are not held by connections nobody needs; and
-    /// lets a learned cap expire.
+    /// Closes idle connections unused for longer than the idle timeout or
+    /// older than [`RECYCLE_AFTER`], so that php-fpm workers are not held by
+    /// connections nobody needs; and lets a learned cap expire.
     pub fn close_idle(&self, now: Instant) -> usize {
         {
             let mut cap = self.cap();
@@ -333,8 +381,14 @@ impl Pool {
         let limit = self.inner.settings.idle_timeout;
         let mut idle = self.idle();
         let before = idle.len();
-        idle.retain(|i| now.duration_since(i.since) < limit);
-        before - idle.len()
+        idle.retain(|i| {
+            now.duration_since(i.since) < limit && now.duration_since(i.born) < RECYCLE_AFTER
+        });
+        let recycled = before - idle.len();
+        self.inner
+            .recycled
+            .fetch_add(recycled as u64, Ordering::Relaxed);
+        recycled
     }
 
     /// Closes every idle connection (backend removed, or shutting down).
@@ -364,6 +418,7 @@ impl Pool {
             opened: self.inner.opened.load(Ordering::Relaxed),
             reused: self.inner.reused.load(Ordering::Relaxed),
             given_back: self.inner.given_back.load(Ordering::Relaxed),
+            recycled: self.inner.recycled.load(Ordering::Relaxed),
         }
     }
 }
@@ -386,6 +441,9 @@ pub struct PoolFigures {
     /// Kept-alive connections closed to free a php-fpm worker for a new
     /// connection waiting in the pool's listen queue.
     pub given_back: u64,
+    /// Kept-alive connections closed at [`RECYCLE_AFTER`] of age, which
+    /// gives their worker to whoever queued for one meanwhile.
+    pub recycled: u64,
 }
 
 struct WaitGuard<'a>(&'a AtomicUsize);
@@ -409,14 +467,17 @@ impl Slot {
     /// live one is idle, else a new one.
     pub async fn connect(self, reuse: bool) -> Result<PooledConn, PoolError> {
         let Slot { permit, pool } = self;
-        if reuse && let Some(conn) = pool.take_idle(Instant::now()) {
+        if reuse && let Some(idle) = pool.take_idle(Instant::now()) {
             pool.inner.reused.fetch_add(1, Ordering::Relaxed);
             return Ok(PooledConn {
-                conn: Some(conn),
+                conn: Some(idle.conn),
                 permit: Some(permit),
                 pool,
                 reused: true,
                 starving: false,
+                born: idle.born,
+                idle_since: Some(idle.since),
+                probe: false,
             });
         }
         let conn = Connection::connect(&pool.inner.endpoint, pool.inner.settings.connect_timeout)
@@ -429,6 +490,9 @@ impl Slot {
             pool,
             reused: false,
             starving: false,
+            born: Instant::now(),
+            idle_since: None,
+            probe: false,
         })
     }
 }
@@ -445,6 +509,13 @@ pub struct PooledConn {
     pub reused: bool,
     /// Counted in the pool's `starving`.
     starving: bool,
+    /// When the connection was opened.
+    born: Instant,
+    /// When it went idle before this exchange (a reused connection).
+    idle_since: Option<Instant>,
+    /// Lent to one of fpmlb's own requests: given back as it was found
+    /// (see [`Pool::acquire_for_probe`]).
+    probe: bool,
 }
 
 impl PooledConn {
@@ -455,8 +526,16 @@ impl PooledConn {
     /// Gives a connection whose exchange ended cleanly back to the pool.
     pub fn release(mut self) {
         self.answered();
-        if let Some(conn) = self.conn.take() {
-            self.pool.put_back(conn);
+        let Some(conn) = self.conn.take() else {
+            return;
+        };
+        match (self.probe, self.idle_since) {
+            // A probe's new connection: closed, it holds a worker nobody
+            // asked for.
+            (true, None) => drop(conn),
+            // A probe's borrowed connection: as idle as before.
+            (true, Some(since)) => self.pool.put_back(conn, since, self.born),
+            (false, _) => self.pool.put_back(conn, Instant::now(), self.born),
         }
     }
 
@@ -487,11 +566,12 @@ impl PooledConn {
         inner.given_back.fetch_add(closed as u64, Ordering::Relaxed);
         // The workers: connections being served (in use, not waiting) and
         // the idle ones that held a worker until just now.
+        // None served: every worker is someone else's (another balancer
+        // keeps them busy); this one connection waits for the first to
+        // come round, and the pool opens no other meanwhile.
         let in_use = self.pool.figures().in_use;
         let served = in_use.saturating_sub(starving) + closed;
-        if served > 0 {
-            self.pool.learn_cap(served, Instant::now());
-        }
+        self.pool.learn_cap(served.max(1), Instant::now());
         !inner.oversubscribed.swap(true, Ordering::Relaxed)
     }
 
@@ -527,6 +607,15 @@ mod tests {
             connect_timeout: Duration::from_secs(1),
             queue_timeout: Duration::from_millis(200),
             idle_timeout: Duration::from_secs(5),
+        }
+    }
+
+    /// An idle timeout shorter than [`RECYCLE_AFTER`], so that the tests of
+    /// idle order are not overtaken by recycling.
+    fn short_idle(max_conns: usize) -> PoolSettings {
+        PoolSettings {
+            idle_timeout: Duration::from_millis(100),
+            ..settings(max_conns, 10)
         }
     }
 
@@ -707,6 +796,99 @@ mod tests {
         a.release();
         assert_eq!(pool.figures().idle, 1);
         keep.abort();
+    }
+
+    /// Reads from a worker's end until the pool closes its connection.
+    async fn closed_by_pool(worker: &mut tokio::net::TcpStream) -> bool {
+        let mut buf = [0u8; 1];
+        matches!(
+            tokio::time::timeout(Duration::from_secs(5), worker.read(&mut buf)).await,
+            Ok(Ok(0))
+        )
+    }
+
+    #[tokio::test]
+    async fn a_probe_never_keeps_a_worker() {
+        let (l, ep) = listener().await;
+        let pool = Pool::new(ep, settings(2, 10));
+        // No idle connection: the probe opens one and closes it after use.
+        let probe = pool
+            .acquire_for_probe(Duration::from_secs(1))
+            .await
+            .unwrap();
+        let (mut worker, _) = l.accept().await.unwrap();
+        probe.release();
+        assert_eq!(pool.figures().idle, 0);
+        assert!(
+            closed_by_pool(&mut worker).await,
+            "the probe's connection was closed"
+        );
+
+        // An idle connection is borrowed and goes back no younger: the
+        // idle timeout closes it as if the probe had not used it.
+        let pool = Pool::new(pool.endpoint().clone(), short_idle(2));
+        let traffic = pool.acquire().await.unwrap();
+        let (_worker, _) = l.accept().await.unwrap();
+        traffic.release();
+        tokio::time::pause();
+        tokio::time::advance(Duration::from_millis(60)).await;
+        let probe = pool
+            .acquire_for_probe(Duration::from_secs(1))
+            .await
+            .unwrap();
+        assert!(probe.reused, "borrowed the idle connection");
+        probe.release();
+        assert_eq!(pool.figures().idle, 1);
+        // 110 ms idle since the traffic, 50 ms since the probe: closed.
+        let later = Instant::now() + Duration::from_millis(50);
+        assert_eq!(pool.close_idle(later), 1);
+    }
+
+    #[tokio::test]
+    async fn a_connection_is_recycled_once_old() {
+        let (l, ep) = listener().await;
+        let pool = Pool::new(ep, settings(2, 10));
+        let first = pool.acquire().await.unwrap();
+        let (mut worker, _) = l.accept().await.unwrap();
+        first.release();
+        tokio::time::pause();
+        let again = pool.acquire().await.unwrap();
+        assert!(again.reused);
+        tokio::time::advance(RECYCLE_AFTER).await;
+        // Its exchange ends cleanly, but it is old: closed, its worker
+        // goes to whoever queued for one.
+        again.release();
+        assert_eq!(pool.figures().idle, 0);
+        assert_eq!(pool.figures().recycled, 1);
+        assert!(closed_by_pool(&mut worker).await);
+    }
+
+    #[tokio::test]
+    async fn idle_connections_are_reused_most_recent_first() {
+        let (l, ep) = listener().await;
+        let pool = Pool::new(ep, short_idle(2));
+        let a = pool.acquire().await.unwrap();
+        let (mut worker_a, _) = l.accept().await.unwrap();
+        let b = pool.acquire().await.unwrap();
+        let (_worker_b, _) = l.accept().await.unwrap();
+        a.release();
+        tokio::time::pause();
+        tokio::time::advance(Duration::from_millis(20)).await;
+        b.release();
+        // b, the most recently used, serves the next requests; a is left
+        // to age out.
+        for _ in 0..3 {
+            tokio::time::advance(Duration::from_millis(10)).await;
+            let c = pool.acquire().await.unwrap();
+            assert!(c.reused);
+            c.release();
+        }
+        // a idle for 110 ms, b for 60 ms: only a reached the idle timeout
+        // (neither is RECYCLE_AFTER old).
+        tokio::time::advance(Duration::from_millis(60)).await;
+        assert_eq!(pool.close_idle(Instant::now()), 1);
+        assert!(closed_by_pool(&mut worker_a).await, "a aged out");
+        assert_eq!(pool.figures().idle, 1);
     }
 
     #[tokio::test]

@@ -204,6 +204,17 @@ nets! {
 
     /// fuzz/capture.sh: one php-fpm node on .2 whose answers become seeds.
     FUZZ_CAPTURE = 199;
+
+    // Issue 11: sharing pools, parked client connections.
+    /// tests/client_limits.rs: parked keep-alive connections.
+    LIMITS_PARKED = 240;
+    LIMITS_PARKED_HTTP10 = 244;
+    /// tests/e2e_sharing.rs: a worker held by an outside FastCGI client.
+    SHARING_HELD_WORKER = 241;
+    /// tests/e2e_sharing.rs: health checks of an idle pool.
+    SHARING_IDLE_CHECKS = 242;
+    /// tests/e2e_sharing.rs: two fpmlb (.1:8080, .1:8081) over the same pools.
+    SHARING_TWO_INSTANCES = 243;
 }
 
 /// Two entries of the table on one network do not compile.

@@ -1,0 +1,484 @@
+//! HTTP on one accepted connection: which protocol (HTTP/2's preface, or an
+//! HTTP/1 request line), then hyper's HTTP/1.1 or HTTP/2 connection, under
+//! fpmlb's head, idle and shutdown timers.
+//!
+//! **Parking.** hyper keeps an HTTP/1.1 connection's read and write buffers
+//! (8 KiB each) for as long as the connection lives, so 10,000 idle
+//! keep-alive clients would hold about 190 MiB. An HTTP/1.1 connection
+//! that has been quiet for [`PARK_AFTER`] (no request in flight, no head
+//! coming) is handed back by hyper without closing the socket
+//! (`graceful_shutdown` while idle, then `into_parts`): hyper's state and
+//! buffers are dropped and the task waits for the client's next byte on the
+//! bare stream. That byte, and anything hyper had read but not parsed, are
+//! replayed into a fresh hyper connection (`Rewind`). The client sees one
+//! kept-alive connection throughout. A parked connection costs its socket,
+//! the task and a few small shared structs (see README, Performance).
+//!
+//! A request that asked to close (HTTP/1.0 without keep-alive, `Connection:
+//! close`) is never parked: hyper ends that connection itself.
+//!
+//! Futures that are big only while busy (hyper's connection, the TLS
+//! handshake) are boxed, so that what a parked connection's task holds is
+//! small: a task's future is as big as its biggest state.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use hyper::Request;
+use hyper::body::Incoming;
+use hyper::server::conn::{http1, http2};
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::RealIpConfig;
+use crate::http::activity::{ConnActivity, InFlight, head_expired, idle_expired, quiet_for};
+use crate::http::handler::Proxy;
+use crate::http::params::ConnInfo;
+use crate::http::response::ResponseBody;
+
+use super::ClientLimits;
+use super::cancels::Cancels;
+use super::rewind::Rewind;
+use super::watched::{H2_PREFACE, Watched};
+
+/// How long an HTTP/1.1 connection stays quiet before it is parked. Well
+/// above the gap between a client's back-to-back requests (a page's
+/// assets, a load generator's next request: microseconds to a few ms), so
+/// busy connections never pay for a new hyper connection; short enough
+/// that connections opened in a burst and left idle hold hyper's buffers
+/// only briefly, and the allocator reuses what they gave back.
+pub const PARK_AFTER: Duration = Duration::from_millis(100);
+
+/// Streams one HTTP/2 connection may have open, nginx's
+/// `http2_max_concurrent_streams` default (hyper's is 200): each may hold
+/// up to `body_buffer_size` of a body in memory while it is read.
+const H2_MAX_CONCURRENT_STREAMS: u32 = 128;
+
+/// Streams the client may reset before the server accepted them, at once,
+/// before the connection is closed with GOAWAY ENHANCE_YOUR_CALM: h2's
+/// counter (0.3.17) and default (20) for the rapid reset attack
+/// (CVE-2023-44487), kept explicitly. Resets of accepted streams are
+/// fpmlb's own count (`server/cancels.rs`). The h2 in Cargo.lock (0.4.20)
+/// also has the error-reset limit (0.4.2) and the CONTINUATION flood limit
+/// (0.4.4).
+const H2_MAX_PENDING_ACCEPT_RESETS: usize = 20;
+
+/// Streams fpmlb may reset because the client broke the protocol on them,
+/// before GOAWAY (h2's default since 0.4.2): floods of malformed streams.
+const H2_MAX_LOCAL_ERROR_RESETS: usize = 1024;
+
+/// A request body may be 1 MiB ahead of fpmlb per stream, and all streams
+/// of a connection together 1 MiB too (hyper's defaults): bodies are read
+/// as they come (`http/body.rs`), so this bounds what a connection holds
+/// unread, whatever its number of streams.
+const H2_STREAM_WINDOW: u32 = 1024 * 1024;
+const H2_CONNECTION_WINDOW: u32 = 1024 * 1024;
+
+/// Response bytes queued per stream before the body is polled again
+/// (hyper's default is 400 KiB): 128 streams of a client that reads
+/// slowly hold at most 8 MiB, not 50; a 1 MiB response still goes at full
+/// speed (measured: README, HTTP/2 at the edge).
+const H2_MAX_SEND_BUF: usize = 64 * 1024;
+
+/// How long closing a connection may take (TLS close_notify, FIN).
+const CLOSE_GRACE: Duration = Duration::from_secs(1);
+
+/// hyper's HTTP/1.1 and HTTP/2 settings, built once.
+pub struct Protocols {
+    h1: http1::Builder,
+    h2: http2::Builder<TokioExecutor>,
+}
+
+impl Protocols {
+    pub fn new(limits: &ClientLimits) -> Protocols {
+        let mut h1 = http1::Builder::new();
+        // hyper's header timer runs from the end of the previous response,
+        // so it would cut kept-alive connections at client_header: the head
+        // timer is fpmlb's own (see http::activity).
+        h1.timer(TokioTimer::new())
+            .header_read_timeout(None)
+            .max_buf_size(limits.head.h1_max_buf_size())
+            .keep_alive(true);
+        let mut h2 = http2::Builder::new(TokioExecutor::new());
+        // HTTP/2 limits, set here rather than left to hyper's defaults so
+        // that a dependency update cannot loosen them (see the constants).
+        // The CONTINUATION flood protection (h2 >= 0.4.4) follows
+        // max_header_list_size: more CONTINUATION frames than that list
+        // needs, or a header block past it, is a GOAWAY.
+        h2.timer(TokioTimer::new())
+            .max_header_list_size(limits.head.h2_max_header_list_size())
+            .max_concurrent_streams(H2_MAX_CONCURRENT_STREAMS)
+            .max_pending_accept_reset_streams(H2_MAX_PENDING_ACCEPT_RESETS)
+            .max_local_error_reset_streams(H2_MAX_LOCAL_ERROR_RESETS)
+            .initial_stream_window_size(H2_STREAM_WINDOW)
+            .initial_connection_window_size(H2_CONNECTION_WINDOW)
+            .max_send_buf_size(H2_MAX_SEND_BUF)
+            .keep_alive_interval(Some(Duration::from_secs(30)))
+            .keep_alive_timeout(Duration::from_secs(20));
+        Protocols { h1, h2 }
+    }
+}
+
+/// What one connection's requests share.
+pub struct Serving<'a> {
+    pub protocols: &'a Protocols,
+    pub proxy: &'a Arc<arc_swap::ArcSwap<Proxy>>,
+    /// Which peers' forwarding headers name the client (per request).
+    pub real_ip: &'a Arc<arc_swap::ArcSwap<RealIpConfig>>,
+    pub limits: &'a ClientLimits,
+    pub shutdown: &'a CancellationToken,
+}
+
+type Reply =
+    Pin<Box<dyn Future<Output = Result<hyper::Response<ResponseBody>, Infallible>> + Send>>;
+
+/// The request handler of one connection. Its futures are boxed: hyper
+/// hands a connection back (`poll_without_shutdown`) only for a service
+/// whose future is `Unpin`.
+fn service(
+    proxy: Arc<arc_swap::ArcSwap<Proxy>>,
+    real_ip: Arc<arc_swap::ArcSwap<RealIpConfig>>,
+    info: Arc<ConnInfo>,
+    activity: Arc<ConnActivity>,
+    cancels: Arc<Cancels>,
+    epoch: Instant,
+) -> impl hyper::service::Service<
+    Request<Incoming>,
+    Response = hyper::Response<ResponseBody>,
+    Error = Infallible,
+    Future = Reply,
+> + Unpin
++ Send
++ 'static {
+    service_fn(move |req: Request<Incoming>| -> Reply {
+        let proxy = proxy.load_full();
+        if !keeps_alive(&req) {
+            activity.set_closing();
+        }
+        let in_flight = InFlight::begin(&activity, epoch);
+        let watch = cancels.watch();
+        // What a trusted proxy's headers say of this request's client.
+        let real_ip = real_ip.load();
+        let info = if real_ip.trusts(info.transport_client().ip()) {
+            Arc::new(info.for_request(req.headers(), &real_ip))
+        } else {
+            Arc::clone(&info)
+        };
+        Box::pin(async move {
+            let response = proxy.handle(req, &info, Some(in_flight)).await;
+            watch.answered();
+            Ok(response)
+        })
+    })
+}
+
+/// Whether an HTTP/1 request lets the connection stay open after it
+/// (HTTP/1.1 without `Connection: close`, HTTP/1.0 with `keep-alive`), as
+/// hyper decides.
+fn keeps_alive<B>(req: &Request<B>) -> bool {
+    let tokens = || {
+        req.headers()
+            .get_all(hyper::header::CONNECTION)
+            .iter()
+            .flat_map(|v| v.as_bytes().split(|&b| b == b','))
+            .map(<[u8]>::trim_ascii)
+    };
+    match req.version() {
+        hyper::Version::HTTP_11 => !tokens().any(|t| t.eq_ignore_ascii_case(b"close")),
+        hyper::Version::HTTP_10 => tokens().any(|t| t.eq_ignore_ascii_case(b"keep-alive")),
+        _ => true,
+    }
+}
+
+/// The protocol a connection opened with.
+enum Opening {
+    Http1(Bytes),
+    Http2(Bytes),
+    /// Closed (or failed) before saying.
+    Gone,
+}
+
+/// Reads until the bytes either differ from HTTP/2's preface (HTTP/1) or
+/// are the whole preface; what was read is handed back for replay.
+async fn opening<S: AsyncRead + Unpin>(io: &mut S) -> Opening {
+    let mut seen = [0u8; H2_PREFACE.len()];
+    let mut n = 0;
+    loop {
+        match io.read(&mut seen[n..]).await {
+            Ok(0) | Err(_) => return Opening::Gone,
+            Ok(got) => n += got,
+        }
+        let ahead = Bytes::copy_from_slice(&seen[..n]);
+        if seen[..n] != H2_PREFACE[..n] {
+            return Opening::Http1(ahead);
+        }
+        if n == H2_PREFACE.len() {
+            return Opening::Http2(ahead);
+        }
+    }
+}
+
+impl Serving<'_> {
+    /// Serves HTTP/1.1 or HTTP/2 on an accepted connection until it closes.
+    pub async fn run<I>(&self, io: I, info: ConnInfo)
+    where
+        I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let remote = info.transport_client();
+        let activity = Arc::new(ConnActivity::new());
+        let epoch = Instant::now();
+        let cancels = Cancels::new();
+        let svc = service(
+            Arc::clone(self.proxy),
+            Arc::clone(self.real_ip),
+            Arc::new(info),
+            Arc::clone(&activity),
+            Arc::clone(&cancels),
+            epoch,
+        );
+        let mut io = Watched::new(
+            io,
+            remote,
+            Arc::clone(&activity),
+            epoch,
+            self.limits.send_timeout,
+        );
+        let header_timeout = self.limits.header_timeout;
+        let opened = tokio::select! {
+            _ = self.shutdown.cancelled() => return,
+            _ = head_expired(&activity, epoch, header_timeout) => {
+                tracing::info!(client = %remote, "no complete request head within {header_timeout:?} (timeouts.client_header): connection closed");
+                return;
+            }
+            opened = opening(&mut io) => opened,
+        };
+        let conn = Conn {
+            remote,
+            activity,
+            cancels,
+            epoch,
+        };
+        match opened {
+            Opening::Gone => {}
+            Opening::Http1(ahead) => self.http1(io, ahead, svc, &conn).await,
+            Opening::Http2(ahead) => self.http2(Rewind::new(io, ahead), svc, &conn).await,
+        }
+    }
+
+    /// HTTP/1.1, parked whenever it is quiet for [`PARK_AFTER`].
+    async fn http1<I, S>(&self, mut io: Watched<I>, mut ahead: Bytes, mut svc: S, c: &Conn)
+    where
+        I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+        S: hyper::service::Service<
+                Request<Incoming>,
+                Response = hyper::Response<ResponseBody>,
+                Error = Infallible,
+                Future = Reply,
+            > + Unpin,
+    {
+        loop {
+            let mut conn = Box::new(
+                self.protocols
+                    .h1
+                    .serve_connection(TokioIo::new(Rewind::new(io, ahead)), svc),
+            );
+            let mut closing = false;
+            let mut parking = false;
+            loop {
+                tokio::select! {
+                    done = std::future::poll_fn(|cx| conn.poll_without_shutdown(cx)) => {
+                        if let Err(e) = done {
+                            log_connection_error(c.remote, &e);
+                            return;
+                        }
+                        break;
+                    }
+                    _ = self.shutdown.cancelled(), if !closing => {
+                        closing = true;
+                        std::pin::Pin::new(&mut *conn).graceful_shutdown();
+                    }
+                    _ = idle_expired(&c.activity, c.epoch, self.limits.idle_timeout), if !closing => {
+                        closing = true;
+                        std::pin::Pin::new(&mut *conn).graceful_shutdown();
+                    }
+                    _ = quiet_for(&c.activity, c.epoch, PARK_AFTER), if !closing && !parking && !c.activity.is_closing() => {
+                        parking = true;
+                        std::pin::Pin::new(&mut *conn).graceful_shutdown();
+                    }
+                    // Not graceful: the client is in the middle of a head it
+                    // does not finish. Dropping the connection closes it.
+                    _ = head_expired(&c.activity, c.epoch, self.limits.header_timeout) => {
+                        c.head_timeout(self.limits.header_timeout);
+                        return;
+                    }
+                }
+            }
+            let parts = conn.into_parts();
+            let (watched, unread) = parts.io.into_inner().into_parts();
+            io = watched;
+            svc = parts.service;
+            if closing || !parking || c.activity.is_closing() {
+                // hyper ended the connection (the client closed, asked to
+                // close, or fpmlb is stopping): close it as hyper would.
+                let _ = tokio::time::timeout(CLOSE_GRACE, io.shutdown()).await;
+                return;
+            }
+            ahead = join(unread, parts.read_buf);
+            if !ahead.is_empty() {
+                // The next request (or a part of it) was already read.
+                continue;
+            }
+            // Parked: nothing of hyper's is held until the next byte.
+            let mut first = [0u8; 1];
+            tokio::select! {
+                read = io.read(&mut first) => match read {
+                    Ok(1) => ahead = Bytes::copy_from_slice(&first),
+                    _ => return,
+                },
+                _ = self.shutdown.cancelled() => return,
+                _ = idle_expired(&c.activity, c.epoch, self.limits.idle_timeout) => return,
+            }
+        }
+    }
+
+    async fn http2<I, S>(&self, io: I, svc: S, c: &Conn)
+    where
+        I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+        S: hyper::service::HttpService<Incoming, ResBody = ResponseBody> + Send + 'static,
+        S::Future: Send + 'static,
+        S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let mut conn = Box::pin(self.protocols.h2.serve_connection(TokioIo::new(io), svc));
+        let mut closing = false;
+        loop {
+            tokio::select! {
+                result = conn.as_mut() => {
+                    if let Err(e) = result {
+                        log_connection_error(c.remote, &e);
+                    }
+                    return;
+                }
+                _ = self.shutdown.cancelled(), if !closing => {
+                    closing = true;
+                    conn.as_mut().graceful_shutdown();
+                }
+                _ = idle_expired(&c.activity, c.epoch, self.limits.idle_timeout), if !closing => {
+                    closing = true;
+                    conn.as_mut().graceful_shutdown();
+                }
+                _ = c.cancels.exceeded(), if !closing => {
+                    let (cancelled, requests) = c.cancels.counts();
+                    tracing::info!(client = %c.remote, "the client cancelled {cancelled} of its {requests} requests before their answer (HTTP/2 rapid reset?): GOAWAY, connection closed");
+                    closing = true;
+                    conn.as_mut().graceful_shutdown();
+                }
+            }
+        }
+    }
+}
+
+/// What the timers of one connection look at.
+struct Conn {
+    remote: SocketAddr,
+    activity: Arc<ConnActivity>,
+    /// Requests the client cancelled before their answer (rapid reset).
+    cancels: Arc<Cancels>,
+    epoch: Instant,
+}
+
+impl Conn {
+    fn head_timeout(&self, timeout: Duration) {
+        tracing::info!(client = %self.remote, "no complete request head within {timeout:?} (timeouts.client_header): connection closed");
+    }
+}
+
+fn join(a: Bytes, b: Bytes) -> Bytes {
+    match (a.is_empty(), b.is_empty()) {
+        (true, _) => b,
+        (_, true) => a,
+        _ => {
+            let mut both = BytesMut::with_capacity(a.len() + b.len());
+            both.extend_from_slice(&a);
+            both.extend_from_slice(&b);
+            both.freeze()
+        }
+    }
+}
+
+/// A connection that hyper ended with an error: a head hyper refused
+/// (it answered 400 or 431 itself) is the client's, worth a line at info;
+/// HTTP/2 abuse that h2 itself stopped too; the rest (resets, a client
+/// gone) at debug.
+fn log_connection_error(remote: SocketAddr, e: &hyper::Error) {
+    if e.is_parse_too_large() {
+        tracing::info!(client = %remote, "request head too large (max_header_size): 431, connection closed");
+    } else if e.is_parse() {
+        tracing::info!(client = %remote, "malformed request head ({e}): 400, connection closed");
+    } else if let Some(h2e) = h2_abuse(e) {
+        tracing::info!(client = %remote, "HTTP/2: {h2e} (too many resets or CONTINUATION frames): GOAWAY ENHANCE_YOUR_CALM, connection closed");
+    } else {
+        tracing::debug!(client = %remote, "connection ended: {e}");
+    }
+}
+
+/// The h2 error under `e` when h2 itself closed the connection for abuse
+/// (rapid reset, a CONTINUATION flood, too many malformed streams).
+fn h2_abuse(e: &hyper::Error) -> Option<&h2::Error> {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(c) = cause {
+        if let Some(h2e) = c.downcast_ref::<h2::Error>() {
+            return (h2e.is_go_away()
+                && h2e.is_library()
+                && h2e.reason() == Some(h2::Reason::ENHANCE_YOUR_CALM))
+            .then_some(h2e);
+        }
+        cause = c.source();
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(version: hyper::Version, connection: Option<&str>) -> Request<()> {
+        let mut b = Request::builder().version(version);
+        if let Some(c) = connection {
+            b = b.header("connection", c);
+        }
+        b.body(()).unwrap()
+    }
+
+    #[test]
+    fn keep_alive_follows_the_version_and_the_connection_header() {
+        use hyper::Version;
+        assert!(keeps_alive(&request(Version::HTTP_11, None)));
+        assert!(keeps_alive(&request(Version::HTTP_11, Some("keep-alive"))));
+        assert!(!keeps_alive(&request(
+            Version::HTTP_11,
+            Some("Upgrade, Close")
+        )));
+        assert!(!keeps_alive(&request(Version::HTTP_10, None)));
+        assert!(keeps_alive(&request(Version::HTTP_10, Some("Keep-Alive"))));
+    }
+
+    #[tokio::test]
+    async fn the_opening_bytes_tell_http2_from_http1() {
+        let mut h2: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04";
+        assert!(matches!(opening(&mut h2).await, Opening::Http2(b) if b.len() == 24));
+        let mut h1: &[u8] = b"GET / HTTP/1.1\r\n";
+        assert!(
+            matches!(opening(&mut h1).await, Opening::Http1(b) if &b[..] == b"GET / HTTP/1.1\r\n")
+        );
+        let mut short: &[u8] = b"PRI *";
+        assert!(matches!(opening(&mut short).await, Opening::Gone));
+    }
+}

@@ -1,0 +1,191 @@
+//! Pools shared with others, against real php-fpm: a worker held by an
+//! outside FastCGI client, health checks of an idle pool, and two fpmlb
+//! over the same pools (an HA pair). php-fpm gives a worker to one
+//! connection at a time, so a kept connection nobody serves pins a worker;
+//! these show that no request waits behind one (every request answered),
+//! without timing anything.
+//!
+//! Each test has its own 127.0.N.x network (tests/support/nets.rs).
+
+mod support;
+
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use support::{Cluster, Fpmlb, base_yaml, client, get, nets, repo};
+
+/// An outside FastCGI client (integration/bench/hold_worker.py) that ran
+/// one request with FCGI_KEEP_CONN and keeps the connection: it holds one
+/// php-fpm worker until dropped.
+struct HeldWorker(Child);
+
+impl HeldWorker {
+    fn hold(cluster: &Cluster, node: &str, count: usize) -> HeldWorker {
+        let ready = cluster.dir.join("held");
+        let _ = std::fs::remove_file(&ready);
+        let child = Command::new("python3")
+            .arg(repo().join("integration/bench/hold_worker.py"))
+            .args([
+                "--pool",
+                node,
+                "--count",
+                &count.to_string(),
+                "--hold",
+                "300",
+            ])
+            .arg("--script")
+            .arg(format!("{}/hello.php", cluster.docroot()))
+            .arg("--ready")
+            .arg(&ready)
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        // Owned at once: dropping it (a panic below too) kills the holder.
+        let held = HeldWorker(child);
+        for _ in 0..200 {
+            if std::fs::read_to_string(&ready).is_ok_and(|t| t.starts_with("held")) {
+                return held;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("hold_worker.py did not hold a worker of {node}");
+    }
+}
+
+impl Drop for HeldWorker {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Sends `count` GETs of `path`, `parallel` at a time; every status.
+async fn load(lb: &Fpmlb, path: &str, count: usize, parallel: usize) -> Vec<u16> {
+    let c = client(false);
+    let url = lb.url(path);
+    let mut statuses = Vec::new();
+    for _ in 0..count.div_ceil(parallel) {
+        let batch = (0..parallel).map(|_| get(&c, &url));
+        for r in futures_util::future::join_all(batch).await {
+            statuses.push(r.map_or(0, |r| r.status));
+        }
+    }
+    statuses
+}
+
+fn one_node_yaml(addr: SocketAddr, cluster: &Cluster, extra: &str) -> String {
+    let (name, node) = cluster.nodes().remove(0);
+    format!(
+        "{}{extra}backends:\n  - name: {name}\n    address: \"{node}\"\n    max_conns: 2\n",
+        base_yaml(addr, &cluster.docroot())
+    )
+}
+
+/// Kept connections from anyone to `node` (ip:port), as /proc/net/tcp
+/// shows them: established sockets whose remote end is the pool.
+fn connections_to(node: &str) -> usize {
+    let addr: SocketAddr = node.parse().unwrap();
+    let SocketAddr::V4(v4) = addr else {
+        panic!("{node} is not IPv4")
+    };
+    // /proc/net/tcp writes an IPv4 address as the little-endian u32 in hex.
+    let want = format!(
+        "{:08X}:{:04X}",
+        u32::from_le_bytes(v4.ip().octets()),
+        v4.port()
+    );
+    let table = std::fs::read_to_string("/proc/net/tcp").unwrap();
+    table
+        .lines()
+        .skip(1)
+        .filter(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            f.len() > 3 && f[2] == want && f[3] == "01"
+        })
+        .count()
+}
+
+/// One of the pool's two workers is held by an outside client (what an
+/// nginx `keepalive` connection or a cron job over cgi-fcgi does): fpmlb,
+/// whose cap says two, still answers every request; its second connection,
+/// queued behind the held worker, gets a worker back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_held_by_an_outside_client_costs_no_request() {
+    let cluster = Cluster::start(
+        nets::SHARING_HELD_WORKER,
+        &["--nodes", "1", "--children", "2"],
+    );
+    let (_, node) = cluster.nodes().remove(0);
+    let _held = HeldWorker::hold(&cluster, &node, 1);
+    // A request stuck behind the held worker would wait for it until
+    // timeouts.read, and be a 504.
+    let yaml = one_node_yaml(cluster.lb_addr(), &cluster, "timeouts:\n  read: 15s\n");
+    let lb = Fpmlb::start(&cluster.dir, cluster.lb_addr(), &yaml);
+    let statuses = load(&lb, "/hello.php", 40, 4).await;
+    assert!(statuses.iter().all(|&s| s == 200), "{statuses:?}");
+}
+
+/// Health checks (ping and status page every 200 ms) of a pool with no
+/// traffic: no connection of fpmlb's stays open between two checks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_checks_keep_no_connection_to_an_idle_pool() {
+    let cluster = Cluster::start(
+        nets::SHARING_IDLE_CHECKS,
+        &["--nodes", "1", "--children", "2"],
+    );
+    let (_, node) = cluster.nodes().remove(0);
+    let health = "health:\n  interval: 200ms\n  timeout: 1s\n  ping_path: /fpm-ping\n  status_path: /fpm-status\n";
+    let yaml = one_node_yaml(cluster.lb_addr(), &cluster, health);
+    let lb = Fpmlb::start(&cluster.dir, cluster.lb_addr(), &yaml);
+    // Some traffic first: its kept connections age out like any.
+    let statuses = load(&lb, "/hello.php", 8, 2).await;
+    assert!(statuses.iter().all(|&s| s == 200), "{statuses:?}");
+    // Sampled across many checks: a check's connection is open only while
+    // it runs, so some samples must find none.
+    let mut counts = Vec::new();
+    for _ in 0..60 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        counts.push(connections_to(&node));
+    }
+    assert!(
+        counts.iter().rev().take(20).any(|&n| n == 0),
+        "a connection stayed open between checks: {counts:?}"
+    );
+    let log = lb.log_text();
+    assert!(!log.contains("backend DOWN"), "{log}");
+}
+
+/// Two fpmlb over the same pool of two workers (an HA pair). The first
+/// keeps its connections for a minute of idleness (`timeouts.idle: 60s`),
+/// yet every request of the second is answered: a kept connection is given
+/// back (recycled) after a while, so the one queued behind it gets the
+/// worker. Then both are loaded at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_over_the_same_pools_both_get_answers() {
+    let cluster = Cluster::start(
+        nets::SHARING_TWO_INSTANCES,
+        &["--nodes", "1", "--children", "2"],
+    );
+    let net = nets::SHARING_TWO_INSTANCES;
+    let (a_addr, b_addr) = (net.addr(1, 8080), net.addr(1, 8081));
+    let extra = "timeouts:\n  idle: 60s\n  read: 15s\n";
+    let dir_a = cluster.dir.join("a");
+    let dir_b = cluster.dir.join("b");
+    std::fs::create_dir_all(&dir_a).unwrap();
+    std::fs::create_dir_all(&dir_b).unwrap();
+    let a = Fpmlb::start(&dir_a, a_addr, &one_node_yaml(a_addr, &cluster, extra));
+    let b = Fpmlb::start(&dir_b, b_addr, &one_node_yaml(b_addr, &cluster, extra));
+
+    // a takes both workers, then goes quiet with its connections kept.
+    let first = load(&a, "/hello.php", 6, 2).await;
+    assert!(first.iter().all(|&s| s == 200), "{first:?}");
+    // b's connections queue behind a's until a gives its workers back.
+    let second = load(&b, "/hello.php", 20, 2).await;
+    assert!(second.iter().all(|&s| s == 200), "{second:?}");
+
+    // Both loaded at once.
+    let (ra, rb) = tokio::join!(load(&a, "/hello.php", 40, 2), load(&b, "/hello.php", 40, 2));
+    assert!(ra.iter().all(|&s| s == 200), "a: {ra:?}");
+    assert!(rb.iter().all(|&s| s == 200), "b: {rb:?}");
+}
