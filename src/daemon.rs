@@ -339,6 +339,9 @@ impl Daemon {
                 return;
             }
         };
+        for warning in &config.warnings {
+            tracing::warn!("{}: {warning}", self.config_path.display());
+        }
         let current = self.upstream.snapshot();
         let (set, changes) = match discovery::build_set(&config, Some(&current)).await {
             Ok(built) => built,

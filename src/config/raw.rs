@@ -11,6 +11,7 @@ use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 
 use super::edge::{RawListenEntry, RawRealIp, RawTls};
+use super::site::{RawLocation, RawStatic};
 use super::{Balance, LogFormat, MismatchAction};
 
 /// The whole file.
@@ -45,6 +46,10 @@ pub(super) struct RawConfig {
     pub admin: Option<RawAdmin>,
     pub tls: Option<RawTls>,
     pub real_ip: Option<RawRealIp>,
+    #[serde(rename = "static")]
+    pub static_files: Option<RawStatic>,
+    pub error_pages: Option<Params>,
+    pub locations: Option<Vec<RawLocation>>,
 }
 
 /// `timeouts:`.
@@ -80,6 +85,8 @@ pub(super) struct RawBackend {
     pub address: Option<String>,
     pub weight: Option<u32>,
     pub max_conns: Option<u32>,
+    pub group: Option<String>,
+    pub backup: Option<bool>,
 }
 
 /// `session:`.
