@@ -628,11 +628,30 @@ fn cli_exit_codes_and_notes() {
         "{err}"
     );
 
-    // Without --compat the output has keys this fpmlb does not know yet.
+    // The full output of a fixture passes this fpmlb's config test.
     let (code, out, err) = run(&[&f("sites-available/laravel")]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains("locations:"), "{out}");
+    assert!(
+        err.contains("the result passes `fpmlb config test`"),
+        "{err}"
+    );
+
+    // A location regex PCRE reads and fpmlb does not (recursion): written,
+    // refused by config test, exit 2.
+    let dir = tempfile::tempdir().unwrap();
+    let site = dir.path().join("site.conf");
+    std::fs::write(
+        &site,
+        "server {\n    listen 80;\n    root /srv;\n    location ~ \"^/(a(?R)?b)$\" { deny all; }\n    \
+         location ~ \\.php$ { fastcgi_pass 127.0.0.1:9000; }\n}\n",
+    )
+    .unwrap();
+    let (code, out, err) = run(&[site.to_str().unwrap()]);
     assert_eq!(code, Some(2), "{err}");
     assert!(out.contains("locations:"), "{out}");
     assert!(err.contains("this fpmlb refuses the result"), "{err}");
+    assert!(err.contains("not a regex fpmlb can use"), "{err}");
 
     let (code, _, err) = run(&[&f("nope.conf")]);
     assert_eq!(code, Some(1));

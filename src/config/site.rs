@@ -135,9 +135,9 @@ impl LocationMatch {
     #[must_use]
     pub fn path(&self) -> Option<&str> {
         match self {
-            LocationMatch::Exact(p) | LocationMatch::PrefixNoRegex(p) | LocationMatch::Prefix(p) => {
-                Some(p)
-            }
+            LocationMatch::Exact(p)
+            | LocationMatch::PrefixNoRegex(p)
+            | LocationMatch::Prefix(p) => Some(p),
             LocationMatch::Regex(_) => None,
         }
     }
@@ -467,7 +467,9 @@ impl Validator<'_> {
         {
             self.error(&key("deny"), format!("must be 403 or 404, got {status}"));
         }
-        let redirect = raw.redirect.and_then(|r| self.return_rule(&key("return"), r));
+        let redirect = raw
+            .redirect
+            .and_then(|r| self.return_rule(&key("return"), r));
         let alias = raw.alias.and_then(|a| {
             if !a.starts_with('/') || a.contains('\0') {
                 self.error(
@@ -516,12 +518,22 @@ impl Validator<'_> {
             }
         });
         let timeouts = raw.timeouts.unwrap_or_default();
-        let read_timeout = timeouts
-            .read
-            .map(|t| self.duration(&key("timeouts.read"), Some(t), Duration::ZERO, Zero::Invalid));
-        let send_timeout = timeouts
-            .send
-            .map(|t| self.duration(&key("timeouts.send"), Some(t), Duration::ZERO, Zero::Invalid));
+        let read_timeout = timeouts.read.map(|t| {
+            self.duration(
+                &key("timeouts.read"),
+                Some(t),
+                Duration::ZERO,
+                Zero::Invalid,
+            )
+        });
+        let send_timeout = timeouts.send.map(|t| {
+            self.duration(
+                &key("timeouts.send"),
+                Some(t),
+                Duration::ZERO,
+                Zero::Invalid,
+            )
+        });
         let max_body_size = raw
             .max_body_size
             .map(|s| self.size(&key("max_body_size"), Some(s), 0));
@@ -690,7 +702,10 @@ fn parse_match(text: &str) -> Result<LocationMatch, String> {
         ));
     }
     if rest.starts_with('@') && modifier.is_empty() {
-        return Err("named locations (@name) are not supported: fpmlb has no named internal redirects".to_owned());
+        return Err(
+            "named locations (@name) are not supported: fpmlb has no named internal redirects"
+                .to_owned(),
+        );
     }
     let path = |p: &str| -> Result<String, String> {
         if !p.starts_with('/') {
@@ -774,8 +789,7 @@ pub fn return_variables(text: &str) -> Vec<&str> {
 
 /// Whether a location path can equal a normalised request path.
 fn normalised(p: &str) -> bool {
-    !p.contains("//")
-        && !p.split('/').skip(1).any(|s| s == "." || s == "..")
+    !p.contains("//") && !p.split('/').skip(1).any(|s| s == "." || s == "..")
 }
 
 /// The `^~` prefix that takes every path `re` could match, if one does:

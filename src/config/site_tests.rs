@@ -32,7 +32,11 @@ fn ok(yaml: &str) -> Config {
 fn errors(yaml: &str) -> Vec<(String, Option<usize>, String)> {
     match Config::from_yaml(yaml) {
         Ok(c) => panic!("expected errors, got {c:?}"),
-        Err(e) => e.0.into_iter().map(|e| (e.key, e.line, e.message)).collect(),
+        Err(e) => {
+            e.0.into_iter()
+                .map(|e| (e.key, e.line, e.message))
+                .collect()
+        }
     }
 }
 
@@ -70,7 +74,10 @@ fn static_section_defaults_and_values() {
     assert!(s.allow_dotfiles.is_empty() && !s.precompressed);
     assert_eq!(s.cache_control.as_deref(), Some("public, max-age=60"));
     // No root: no files, whatever else the section says.
-    assert_eq!(ok(&with(&["static:", "  index: [a.html]"])).static_files, None);
+    assert_eq!(
+        ok(&with(&["static:", "  index: [a.html]"])).static_files,
+        None
+    );
 }
 
 #[test]
@@ -133,7 +140,11 @@ fn error_pages_need_a_root_and_valid_statuses() {
         "300 to 599",
     );
     one_error(
-        &with(&["static: {root: /srv}", "error_pages:", "  404: /../etc/passwd"]),
+        &with(&[
+            "static: {root: /srv}",
+            "error_pages:",
+            "  404: /../etc/passwd",
+        ]),
         "error_pages.404",
         8,
         "file's path",
@@ -375,7 +386,11 @@ fn overlaps_are_errors_and_dead_rules_warnings() {
         "{:#?}",
         c.warnings
     );
-    assert!(c.warnings[0].message.contains("\"^~ /wp-content/uploads/\""));
+    assert!(
+        c.warnings[0]
+            .message
+            .contains("\"^~ /wp-content/uploads/\"")
+    );
     assert!(c.warnings[1].message.contains("same regex on line 9"));
     assert!(c.warnings[2].message.contains("normalised"));
 }

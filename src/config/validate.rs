@@ -714,10 +714,10 @@ impl Validator<'_> {
         let main_used = !catch_all || locations.iter().any(|l| l.group.is_none());
         for group in groups {
             if !backends.iter().any(|b| b.group == group && !b.backup) {
-                let at = backends
-                    .iter()
-                    .position(|b| b.group == group)
-                    .map_or_else(|| "backends".to_owned(), |i| format!("backends[{i}].backup"));
+                let at = backends.iter().position(|b| b.group == group).map_or_else(
+                    || "backends".to_owned(),
+                    |i| format!("backends[{i}].backup"),
+                );
                 self.error(
                     &at,
                     format!("group {group:?} needs a backend that is not a backup"),
