@@ -12,6 +12,7 @@ use http_body::Body;
 use http_body_util::combinators::UnsyncBoxBody;
 use tokio::time::Instant;
 
+use crate::config::MAIN_GROUP;
 use crate::fastcgi::exchange::{ExchangeError, ExchangeTimeouts, encode_request_head};
 use crate::fastcgi::params::ParamList;
 use crate::http::activity::InFlight;
@@ -209,7 +210,7 @@ impl Proxy {
             let picked = match &fresh {
                 Some(b) => Some((Arc::clone(b), None)),
                 None => match snapshot
-                    .pick_slot(Instant::now(), &tried, self.queue_timeout)
+                    .pick_slot(Instant::now(), &tried, self.queue_timeout, MAIN_GROUP)
                     .await
                 {
                     Ok(found) => found.map(|(b, slot)| (b, Some(slot))),
