@@ -254,12 +254,12 @@ mod tests {
         assert!(names("nope", &[]).is_empty());
         // a is down and b failed this request: the backup takes it.
         a.set_alive(false);
-        assert_eq!(names("main", &[b.clone()]), ["spare"; 4]);
+        assert_eq!(names("main", std::slice::from_ref(&b)), ["spare"; 4]);
         // The admin group has no backup: nothing.
         admin.set_enabled(false);
         assert!(names("admin", &[]).is_empty());
         a.set_alive(true);
-        assert_eq!(names("main", &[b.clone()]), ["a"; 4]);
+        assert_eq!(names("main", std::slice::from_ref(&b)), ["a"; 4]);
     }
 
     /// Lets the other tasks run until `cond` holds; a state that never
