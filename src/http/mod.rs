@@ -13,6 +13,7 @@ pub mod activity;
 pub mod body;
 pub mod edge;
 pub mod error;
+pub mod files;
 pub mod handler;
 pub mod headers;
 pub mod limits;
