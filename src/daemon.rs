@@ -25,6 +25,7 @@ use crate::http::edge::Edge;
 use crate::http::handler::Proxy;
 use crate::http::limits::HeadLimits;
 use crate::http::params::Site;
+use crate::http::router::Router;
 use crate::server::{self, ClientLimits, HttpServer};
 use crate::session::cookie::SiteOrigin;
 use crate::session::probe::Probe;
@@ -99,6 +100,7 @@ pub fn build_proxy(
             https_port: config.listen.iter().find(|l| l.tls).map(|l| l.addr.port()),
             http01,
         },
+        router: Arc::new(Router::new(config)),
     }
 }
 

@@ -12,7 +12,6 @@ use http_body::Body;
 use http_body_util::combinators::UnsyncBoxBody;
 use tokio::time::Instant;
 
-use crate::config::MAIN_GROUP;
 use crate::fastcgi::exchange::{ExchangeError, ExchangeTimeouts, encode_request_head};
 use crate::fastcgi::params::ParamList;
 use crate::http::activity::InFlight;
@@ -23,8 +22,9 @@ use crate::http::error::{
 };
 use crate::http::headers;
 use crate::http::limits::{self, HeadLimits};
-use crate::http::params::{self, ConnInfo, Route, Site};
+use crate::http::params::{self, ConnInfo, Site};
 use crate::http::response::{self, AccessLog, BodyError, LoggedBody};
+use crate::http::router::{Routed, Router};
 use crate::http::session_watch;
 use crate::upstream::Upstream;
 use crate::upstream::backend::Backend;
@@ -49,6 +49,8 @@ pub struct Proxy {
     pub session_cookie: Arc<arc_swap::ArcSwap<String>>,
     /// ACME HTTP-01 answers, the HTTPS redirect, HSTS.
     pub edge: Edge,
+    /// Locations, static files, error pages, X-Accel-Redirect.
+    pub router: Arc<Router>,
 }
 
 /// How to run one attempt.
@@ -62,6 +64,8 @@ struct Attempt<'a> {
     fresh: bool,
     /// "Primary script unknown" is not an answer: the route has a fallback.
     fallback_on_unknown: bool,
+    /// php-fpm timeouts (the location's, else the config's).
+    timeouts: ExchangeTimeouts,
 }
 
 /// How one attempt on one backend failed.
@@ -141,7 +145,19 @@ impl Proxy {
                     }
                 }
                 log.error = Some(err.to_string());
-                let mut page = response::error_page(err.status());
+                let mut page = match self.router.error_page(err.status(), &parts.method).await {
+                    Some(mut page) => {
+                        if let Some(retry) = response::error_page(err.status())
+                            .headers()
+                            .get(http::header::RETRY_AFTER)
+                        {
+                            page.headers_mut()
+                                .insert(http::header::RETRY_AFTER, retry.clone());
+                        }
+                        page
+                    }
+                    None => response::error_page(err.status()),
+                };
                 if close {
                     page.headers_mut()
                         .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
@@ -170,19 +186,19 @@ impl Proxy {
         // counts against, a backend.
         limits::check_head(parts, &self.head)?;
         headers::check(parts)?;
-        let (script_name, path_info, mut fallback) =
-            match params::route(parts.uri.path(), &self.site) {
-                Route::Script {
-                    script_name,
-                    path_info,
-                    fallback,
-                } => (script_name, path_info, fallback),
-                Route::NotFound => return Err(ClientError::NotFound.into()),
-                Route::BadRequest(why) => return Err(ClientError::BadPath(why).into()),
-            };
+        let route = match self.router.route(parts, conn, &self.site).await? {
+            Routed::Respond(response) => return Ok(response),
+            Routed::Script(route) => route,
+        };
+        let (script_name, path_info, mut fallback) = (
+            route.script_name.clone(),
+            route.path_info.clone(),
+            route.fallback.clone(),
+        );
         let declared = body::declared_length(&parts.headers)?;
-        let mut body = body::prepare(body, declared, self.limits, &self.body_memory).await?;
-        let params = params::build_params(
+        let limits = route.limits(self.limits);
+        let mut body = body::prepare(body, declared, limits, &self.body_memory).await?;
+        let mut params = params::build_params(
             parts,
             &script_name,
             &path_info,
@@ -190,6 +206,7 @@ impl Proxy {
             conn,
             &self.site,
         )?;
+        route.add_params(&mut params)?;
         let mut head = encode_head(&params, &body);
         if !body.is_replayable() {
             fallback = None; // the body cannot be sent a second time
@@ -210,7 +227,7 @@ impl Proxy {
             let picked = match &fresh {
                 Some(b) => Some((Arc::clone(b), None)),
                 None => match snapshot
-                    .pick_slot(Instant::now(), &tried, self.queue_timeout, MAIN_GROUP)
+                    .pick_slot(Instant::now(), &tried, self.queue_timeout, route.group())
                     .await
                 {
                     Ok(found) => found.map(|(b, slot)| (b, Some(slot))),
@@ -244,6 +261,7 @@ impl Proxy {
                 session_id,
                 fresh: fresh.is_some(),
                 fallback_on_unknown: fallback.is_some(),
+                timeouts: route.timeouts(self.timeouts),
             };
             let outcome = self.attempt(&backend, slot, &head, &mut body, how).await;
             match outcome {
@@ -251,7 +269,7 @@ impl Proxy {
                     let elapsed = started.elapsed();
                     log.upstream_time = Some(elapsed);
                     backend.record_exchange(response.status().as_u16(), elapsed);
-                    return Ok(response);
+                    return self.router.after_script(response, parts).await;
                 }
                 Err(AttemptError::Client(e)) => return Err(e.into()),
                 Err(AttemptError::ScriptUnknown) => {
@@ -259,8 +277,9 @@ impl Proxy {
                     // takes the request, REQUEST_URI unchanged.
                     let Some(fc) = fallback.take() else { continue };
                     let content_length = body.content_length(declared);
-                    let params =
+                    let mut params =
                         params::build_params(parts, &fc, b"", content_length, conn, &self.site)?;
+                    route.add_params(&mut params)?;
                     head = encode_head(&params, &body);
                     continue;
                 }
@@ -321,6 +340,7 @@ impl Proxy {
             session_id,
             fresh,
             fallback_on_unknown,
+            timeouts,
         } = how;
         let conn = match slot {
             Some(slot) => slot.connect(!fresh).await,
@@ -328,7 +348,7 @@ impl Proxy {
         };
         let conn = conn.map_err(BackendFailure::from)?;
         let reused = conn.reused;
-        let mut ex = exchange::begin(conn, Arc::clone(backend), self.timeouts);
+        let mut ex = exchange::begin(conn, Arc::clone(backend), timeouts);
         let fail = |ex: &Exchange, failure: ExchangeError| AttemptError::Backend {
             failure: failure.into(),
             got_response: ex.got_response(),

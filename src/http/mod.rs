@@ -17,6 +17,8 @@ pub mod files;
 pub mod handler;
 pub mod headers;
 pub mod limits;
+pub mod locations;
 pub mod params;
 pub mod response;
+pub mod router;
 pub mod session_watch;
