@@ -38,7 +38,10 @@ pub enum ClientError {
     TransferEncoding(String),
     /// A location's rule or the static files refused the path.
     #[error("{status}: {why}")]
-    Refused { status: StatusCode, why: &'static str },
+    Refused {
+        status: StatusCode,
+        why: &'static str,
+    },
 }
 
 impl ClientError {

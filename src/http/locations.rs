@@ -20,14 +20,18 @@ use crate::config::{Location, LocationMatch, RegexGaveUp};
 /// # Errors
 ///
 /// A lookaround regex gave up on this path (its backtracking bound).
-pub fn select<'a>(locations: &'a [Location], uri: &[u8]) -> Result<Option<&'a Location>, RegexGaveUp> {
+pub fn select<'a>(
+    locations: &'a [Location],
+    uri: &[u8],
+) -> Result<Option<&'a Location>, RegexGaveUp> {
     let mut longest: Option<&Location> = None;
     let mut longest_len = 0;
     for location in locations {
         match &location.matcher {
             LocationMatch::Exact(p) if p.as_bytes() == uri => return Ok(Some(location)),
             LocationMatch::Prefix(p) | LocationMatch::PrefixNoRegex(p)
-                if uri.starts_with(p.as_bytes()) && (longest.is_none() || p.len() > longest_len) =>
+                if uri.starts_with(p.as_bytes())
+                    && (longest.is_none() || p.len() > longest_len) =>
             {
                 longest = Some(location);
                 longest_len = p.len();
@@ -60,7 +64,10 @@ mod tests {
             "listen: \":8080\"\ndocument_root: /srv\nbackends: [{name: a, address: \"127.0.0.1:9000\"}]\nlocations:\n",
         );
         for m in matches {
-            yaml.push_str(&format!("  - match: {}\n", serde_json::to_string(m).unwrap()));
+            yaml.push_str(&format!(
+                "  - match: {}\n",
+                serde_json::to_string(m).unwrap()
+            ));
         }
         Config::from_yaml(&yaml).unwrap().locations
     }

@@ -21,4 +21,6 @@ pub mod locations;
 pub mod params;
 pub mod response;
 pub mod router;
+#[cfg(test)]
+mod router_tests;
 pub mod session_watch;

@@ -390,10 +390,15 @@ impl Router {
                 Decision::Refuse(StatusCode::FORBIDDEN, "a directory without an index")
             }
             Found::Dir => Decision::AddSlash(uri),
-            Found::File(_) if uri.ends_with(b"/") => self.to_front_controller(req, front_controller, hops),
+            Found::File(_) if uri.ends_with(b"/") => {
+                self.to_front_controller(req, front_controller, hops)
+            }
             Found::File(opened) => {
                 if req.method != Method::GET && req.method != Method::HEAD {
-                    return Decision::Refuse(StatusCode::METHOD_NOT_ALLOWED, "a file takes GET and HEAD only");
+                    return Decision::Refuse(
+                        StatusCode::METHOD_NOT_ALLOWED,
+                        "a file takes GET and HEAD only",
+                    );
                 }
                 let precompressed = self.files.as_ref().is_some_and(|f| f.precompressed);
                 let choice = serve::choose(root, opened, &req.headers, precompressed);
@@ -408,7 +413,10 @@ impl Router {
                     Ok(resp) => Decision::File(resp),
                     Err(e) => {
                         tracing::error!(path = %path.display(), "reading a static file: {e}");
-                        Decision::Refuse(StatusCode::INTERNAL_SERVER_ERROR, "the file could not be read")
+                        Decision::Refuse(
+                            StatusCode::INTERNAL_SERVER_ERROR,
+                            "the file could not be read",
+                        )
                     }
                 }
             }
@@ -430,7 +438,14 @@ impl Router {
     /// Without files: today's routing (a directory's index with the front
     /// controller behind it, the front controller, or 404); `uri` has no
     /// `.php` segment.
-    fn legacy(&self, req: &Req, uri: Vec<u8>, fc: Option<&str>, index: Option<usize>, hops: u8) -> Decision {
+    fn legacy(
+        &self,
+        req: &Req,
+        uri: Vec<u8>,
+        fc: Option<&str>,
+        index: Option<usize>,
+        hops: u8,
+    ) -> Decision {
         if uri.ends_with(b"/") {
             let mut script_name = uri;
             script_name.extend_from_slice(self.index.as_bytes());
@@ -555,7 +570,9 @@ impl Router {
         if location.deny.is_some() || location.redirect.is_some() {
             return Err("its location denies or redirects");
         }
-        let (root, strip) = self.base(Some(i)).ok_or("its location has no alias and there is no static.root")?;
+        let (root, strip) = self
+            .base(Some(i))
+            .ok_or("its location has no alias and there is no static.root")?;
         if self.hides(uri) || files::is_php_source(uri) {
             return Err("a dotfile or PHP source");
         }
@@ -579,7 +596,8 @@ impl Router {
             "the file could not be read"
         })?;
         for cookie in kept.get_all(header::SET_COOKIE) {
-            resp.headers_mut().append(header::SET_COOKIE, cookie.clone());
+            resp.headers_mut()
+                .append(header::SET_COOKIE, cookie.clone());
         }
         Ok(resp)
     }
@@ -593,7 +611,10 @@ impl Router {
         status: StatusCode,
         method: &Method,
     ) -> Option<Response<Boxed>> {
-        let page = self.error_pages.iter().find(|p| p.status == status.as_u16())?;
+        let page = self
+            .error_pages
+            .iter()
+            .find(|p| p.status == status.as_u16())?;
         let uri = page.path.clone().into_bytes();
         let head = method == Method::HEAD;
         let me = Arc::clone(self);
@@ -607,7 +628,8 @@ impl Router {
         };
         let mut resp = Response::new(serve::body(plan));
         *resp.status_mut() = status;
-        resp.headers_mut().insert(header::CONTENT_TYPE, content_type);
+        resp.headers_mut()
+            .insert(header::CONTENT_TYPE, content_type);
         resp.headers_mut()
             .insert(header::CONTENT_LENGTH, HeaderValue::from(len));
         Some(resp)
@@ -667,7 +689,12 @@ fn host_header(parts: &http::request::Parts, conn: &ConnInfo, site: &Site) -> St
 
 /// The 301 of a directory asked without its `/`, query kept (nginx's
 /// static module).
-fn add_slash(uri: &[u8], parts: &http::request::Parts, conn: &ConnInfo, site: &Site) -> Response<Boxed> {
+fn add_slash(
+    uri: &[u8],
+    parts: &http::request::Parts,
+    conn: &ConnInfo,
+    site: &Site,
+) -> Response<Boxed> {
     let mut url = origin(parts, conn, site);
     url.push_str(&escape(uri));
     url.push('/');
@@ -709,7 +736,9 @@ fn fill_url(url: &str, parts: &http::request::Parts, conn: &ConnInfo, site: &Sit
                 .path_and_query()
                 .map_or("/", |pq| pq.as_str())
                 .to_owned(),
-            "uri" => escape(&params::normalize_path(parts.uri.path()).unwrap_or_else(|_| b"/".to_vec())),
+            "uri" => {
+                escape(&params::normalize_path(parts.uri.path()).unwrap_or_else(|_| b"/".to_vec()))
+            }
             "args" | "query_string" => query.to_owned(),
             "is_args" if !query.is_empty() => "?".to_owned(),
             _ => String::new(),
