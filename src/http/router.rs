@@ -18,9 +18,10 @@
 //!    source are 404 whatever exists; a file is sent (GET and HEAD; 405
 //!    else); a directory without `/` is 301 to it with `/`; a directory
 //!    with `/` tries `index` (a script, by an internal redirect), then
-//!    `static.index` (files), else 403 (nginx: "directory index is
-//!    forbidden"; no listings); nothing there goes to the front controller
-//!    (an internal redirect: the location is chosen again for it) or is 404;
+//!    `static.index` (files), then the front controller, else 403 (nginx:
+//!    "directory index is forbidden"; never a listing); nothing there goes
+//!    to the front controller (an internal redirect: the location is
+//!    chosen again for it) or is 404;
 //! 4. without files, today's routing (`params::route`): a directory's
 //!    index with the front controller behind it, the front controller, or 404.
 //!
@@ -387,7 +388,10 @@ impl Router {
                         return self.decide(req, next, true, hops + 1);
                     }
                 }
-                Decision::Refuse(StatusCode::FORBIDDEN, "a directory without an index")
+                match front_controller {
+                    Some(_) => self.to_front_controller(req, front_controller, hops),
+                    None => Decision::Refuse(StatusCode::FORBIDDEN, "a directory without an index"),
+                }
             }
             Found::Dir => Decision::AddSlash(uri),
             Found::File(_) if uri.ends_with(b"/") => {

@@ -179,8 +179,11 @@ async fn the_front_controller_takes_what_is_no_file() {
     // A dotfile or PHP source is never handed to it: 404.
     assert_eq!(route(&r, "GET", "/.env", &[]).await, "refused 404");
     assert_eq!(route(&r, "GET", "/x.php5", &[]).await, "refused 404");
-    // A directory without index stays 403, as nginx's `$uri/`.
-    assert_eq!(route(&r, "GET", "/empty/", &[]).await, "refused 403");
+    // A directory without an index: the front controller (403 without one).
+    assert_eq!(
+        route(&r, "GET", "/empty/", &[]).await,
+        "script /index.php [main]"
+    );
 }
 
 #[tokio::test]
