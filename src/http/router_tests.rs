@@ -38,11 +38,14 @@ fn tree() -> tempfile::TempDir {
     w("private/report.pdf", "%PDF");
     w("outside/secret", "s");
     std::fs::create_dir_all(dir.path().join("www/empty")).unwrap();
+    // An uploaded link (the application's user: nobody) and a package's (root's).
     std::os::unix::fs::symlink(
         dir.path().join("outside/secret"),
         dir.path().join("www/leak.txt"),
     )
     .unwrap();
+    std::os::unix::fs::lchown(dir.path().join("www/leak.txt"), Some(65534), None).unwrap();
+    std::os::unix::fs::symlink(dir.path().join("outside"), dir.path().join("www/vendor")).unwrap();
     dir
 }
 
@@ -146,6 +149,7 @@ async fn try_files_order_with_a_static_root() {
         ("/.well-known/security.txt", "file 200 text/plain contact"),
         ("/old.phtml", "refused 404"),
         ("/leak.txt", "refused 404"),
+        ("/vendor/secret", "file 200 application/octet-stream s"),
         ("/a/%2e%2e/%2e%2e/outside/secret", "error 400"),
         ("/..%2foutside/secret", "error 400"),
         ("/style.css%00.php", "error 400"),

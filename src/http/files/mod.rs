@@ -10,10 +10,21 @@
 //! `params::normalize_path`), opened (`O_NONBLOCK`, so a FIFO planted under
 //! the root cannot block a thread), checked to be a regular file with
 //! `fstat`, then the path the kernel reports for the opened descriptor
-//! (`/proc/self/fd/N`) must lie under the root's canonical path. Symlinks
-//! are followed, wherever they are, but what was opened is what is checked,
-//! so swapping a link between a check and the open (TOCTOU) gains nothing.
+//! (`/proc/self/fd/N`) must lie under the root's canonical path: what was
+//! opened is what is checked, so swapping a link between a check and the
+//! open (TOCTOU) gains nothing.
+//!
+//! Symlinks inside the root are followed. One that leads out of it is
+//! followed only when every symlink on the way belongs to root (uid 0): a
+//! package's or an administrator's link (Debian's phpMyAdmin links its
+//! jQuery to /usr/share/javascript), never one the web application's user
+//! could have made (an unpacked upload). This is nginx's
+//! `disable_symlinks if_not_owner` narrowed to links owned by root.
+//!
 //! Residual risks, without `unsafe` (no `openat2(RESOLVE_BENEATH)` in std):
+//! the links' owners are read after the open, so a root-owned link moved
+//! into place in between (rename needs write access to both directories)
+//! would pass;
 //! a hard link under the root to a file elsewhere is served (whoever can
 //! write in the root can do that; Linux's `fs.protected_hardlinks` limits it
 //! to files they own); without `/proc` nothing is served (the check fails
@@ -121,7 +132,7 @@ impl Root {
         };
         if meta.is_dir() {
             return match std::fs::canonicalize(path) {
-                Ok(real) if self.holds(&real) => Found::Dir,
+                Ok(real) if self.holds(&real) || self.links_of_root(path) => Found::Dir,
                 Ok(_) => Found::Refused("a directory outside the root (symlink)"),
                 Err(e) if is_missing(&e) => Found::Missing,
                 Err(_) => Found::Refused("cannot resolve the directory"),
@@ -154,7 +165,7 @@ impl Root {
             Err(_) => return Found::Refused("cannot stat it"),
         };
         match opened_path(&file) {
-            Ok(real) if self.holds(&real) => Found::File(Opened {
+            Ok(real) if self.holds(&real) || self.links_of_root(path) => Found::File(Opened {
                 file: Arc::new(file),
                 meta,
                 path: path.to_path_buf(),
@@ -172,6 +183,31 @@ impl Root {
                 Found::Refused("cannot check where it is")
             }
         }
+    }
+
+    /// Whether `path` (under this root's path as written) leaves the root
+    /// only through symlinks that all belong to root (uid 0), at least one.
+    fn links_of_root(&self, path: &Path) -> bool {
+        use std::os::unix::fs::MetadataExt;
+        let Ok(rel) = path.strip_prefix(&self.path) else {
+            return false;
+        };
+        let mut at = self.path.clone();
+        let mut linked = false;
+        for part in rel.components() {
+            at.push(part);
+            match std::fs::symlink_metadata(&at) {
+                Ok(m) if m.file_type().is_symlink() => {
+                    if m.uid() != 0 {
+                        return false;
+                    }
+                    linked = true;
+                }
+                Ok(_) => {}
+                Err(_) => return false,
+            }
+        }
+        linked
     }
 
     /// Whether a regular file is at `path` (a script's existence: it is not
@@ -330,9 +366,17 @@ mod tests {
         std::fs::create_dir_all(root_dir.join("sub")).unwrap();
         std::fs::write(root_dir.join("a.txt"), "a").unwrap();
         std::fs::write(dir.path().join("secret"), "s").unwrap();
-        std::os::unix::fs::symlink(dir.path().join("secret"), root_dir.join("out")).unwrap();
-        std::os::unix::fs::symlink(root_dir.join("a.txt"), root_dir.join("in")).unwrap();
-        std::os::unix::fs::symlink(dir.path(), root_dir.join("up")).unwrap();
+        let link = |to: &Path, name: &str, uid: u32| {
+            std::os::unix::fs::symlink(to, root_dir.join(name)).unwrap();
+            std::os::unix::fs::lchown(root_dir.join(name), Some(uid), None).unwrap();
+        };
+        // Links a web application's user (nobody here) could have made...
+        link(&dir.path().join("secret"), "out", 65534);
+        link(&root_dir.join("a.txt"), "in", 65534);
+        link(dir.path(), "up", 65534);
+        // ... and a package's: root's.
+        link(&dir.path().join("secret"), "pkg", 0);
+        link(dir.path(), "pkgdir", 0);
         let root = Root::new(root_dir.clone());
         assert!(matches!(root.find(&root_dir.join("a.txt")), Found::File(_)));
         assert!(matches!(root.find(&root_dir.join("in")), Found::File(_)));
@@ -349,6 +393,19 @@ mod tests {
         assert!(matches!(root.find(&root_dir.join("up")), Found::Refused(_)));
         assert!(matches!(
             root.find(&root_dir.join("up/secret")),
+            Found::Refused(_)
+        ));
+        assert!(matches!(root.find(&root_dir.join("pkg")), Found::File(_)));
+        assert!(matches!(root.find(&root_dir.join("pkgdir")), Found::Dir));
+        assert!(matches!(
+            root.find(&root_dir.join("pkgdir/secret")),
+            Found::File(_)
+        ));
+        // Root's link to a directory, then a user's link in it: refused.
+        std::os::unix::fs::symlink(dir.path().join("secret"), dir.path().join("mine")).unwrap();
+        std::os::unix::fs::lchown(dir.path().join("mine"), Some(65534), None).unwrap();
+        assert!(matches!(
+            root.find(&root_dir.join("pkgdir/mine")),
             Found::Refused(_)
         ));
     }
