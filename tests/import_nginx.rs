@@ -17,10 +17,10 @@
 mod support;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
-use support::{Cluster, Fpmlb, Net, Resp, child_command, client, get, nets, repo};
+use support::nginx::Nginx;
+use support::{Cluster, Fpmlb, Net, Resp, client, get, nets, repo};
 
 /// How a server answered: status, and the script that ran (None: not PHP).
 type Answer = (u16, Option<&'static str>);
@@ -486,73 +486,6 @@ fn prepare(site: &Site, dir: &Path, listen: &str, cluster: &Cluster, nginx: bool
     )
     .unwrap();
     main
-}
-
-/// A real nginx in one process (no daemon, no workers), killed on drop and
-/// with the test.
-struct Nginx {
-    child: Child,
-    dir: PathBuf,
-}
-
-impl Nginx {
-    fn start(dir: &Path, main: &Path, addr: std::net::SocketAddr) -> Nginx {
-        let globals = format!(
-            "daemon off; master_process off; pid {}/nginx.pid;",
-            dir.display()
-        );
-        let args = |cmd: &mut Command| {
-            cmd.arg("-p")
-                .arg(format!("{}/", dir.display()))
-                .arg("-c")
-                .arg(main)
-                .arg("-e")
-                .arg(dir.join("error.log"))
-                .arg("-g")
-                .arg(&globals);
-        };
-        let mut test = Command::new("nginx");
-        args(&mut test);
-        let out = test.arg("-t").output().expect("run nginx -t");
-        assert!(
-            out.status.success(),
-            "nginx -t refused {}:\n{}",
-            main.display(),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let mut cmd = child_command("nginx");
-        args(&mut cmd);
-        let child = cmd
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start nginx");
-        let mut nginx = Nginx {
-            child,
-            dir: dir.to_path_buf(),
-        };
-        let deadline = Instant::now() + support::READY_LIMIT;
-        while std::net::TcpStream::connect(addr).is_err() {
-            if let Ok(Some(status)) = nginx.child.try_wait() {
-                panic!("nginx exited with {status}:\n{}", nginx.error_log());
-            }
-            assert!(Instant::now() < deadline, "nginx not listening on {addr}");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        nginx
-    }
-
-    fn error_log(&self) -> String {
-        std::fs::read_to_string(self.dir.join("error.log")).unwrap_or_default()
-    }
-}
-
-impl Drop for Nginx {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_file(self.dir.join("nginx.pid"));
-    }
 }
 
 /// Runs `fpmlb import-nginx` on `main`; returns the YAML.
