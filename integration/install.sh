@@ -37,9 +37,9 @@ PACKAGES=(
     # tests/e2e_tls.rs and e2e_proxy_protocol.rs: curl, openssl s_client,
     # HAProxy in TCP mode with send-proxy-v2.
     pebble curl openssl haproxy
-    # tests/e2e_phpmyadmin.rs: phpMyAdmin as Debian ships it (its login
-    # page needs no database), in chromium through fpmlb and nginx.
-    phpmyadmin
+    # tests/e2e_phpmyadmin.rs: phpMyAdmin as Debian ships it, logged in to
+    # a MariaDB server the test starts, in chromium through fpmlb and nginx.
+    phpmyadmin mariadb-server
 )
 # integration/bench.sh only: the load generator (HAProxy and curl are in
 # the test set already).
