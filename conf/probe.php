@@ -16,6 +16,8 @@
 //            loaded; the .user.ini files the application's scripts get (param
 //            FPMLB_DOCUMENT_ROOT, and FPMLB_APP_SCRIPT below it). Credentials in save
 //            paths are replaced by "sha256:" + the first 16 hex digits of sha256(secret).
+//            Also "php_fpm": cgi.fix_pathinfo and the files fpmlb uses to test the
+//            pool's security.limit_extensions (see fpmlb_php_fpm_facts()).
 //   write    session_start(), $_SESSION['fpmlb_probe'] = FPMLB_PROBE_TOKEN,
 //            session_write_close(), then reads it back on this node ("readback"); returns
 //            the session id (also in Set-Cookie).
@@ -502,8 +504,43 @@ function fpmlb_action_config(): never
             ? array_values(array_filter(array_map('trim', explode(',', $scanned)))) : [],
         'user_ini' => ['filename' => (string) ini_get('user_ini.filename'), 'files' => $userIni],
         'files_dir_listable' => $handler === 'files' ? fpmlb_files_dir_listable() : null,
+        'php_fpm' => fpmlb_php_fpm_facts(),
         'error' => fpmlb_error_string(fpmlb_take_errors()),
     ]);
+}
+
+// ---------------------------------------------------------------- php-fpm
+
+/** What decides php-fpm's PATH_INFO walk-back on this node (fpmlb's README,
+ * "Security"). cgi.fix_pathinfo is an ini setting; security.limit_extensions is
+ * a pool setting PHP cannot read, so the probe leaves two small text files
+ * named like scripts in the temp dir ("limit_extensions_test": one .phar, one
+ * of a made-up extension) and fpmlb asks php-fpm to run each: 403 "Access
+ * denied." means the extension is refused. Their content is plain text, never
+ * code; a file of that name this process did not create (another user's, or a
+ * link) is not reported. */
+function fpmlb_php_fpm_facts(): array
+{
+    $dir = rtrim(sys_get_temp_dir(), '/');
+    $euid = function_exists('posix_geteuid') ? posix_geteuid() : null;
+    $tests = [];
+    foreach (['phar' => 'phar', 'other' => 'fpmlbtest'] as $key => $ext) {
+        $path = $dir . '/fpmlb-limit-extensions.' . $ext;
+        $f = @fopen($path, 'x'); // never through an existing file or link
+        if ($f !== false) {
+            @fwrite($f, "fpmlb limit_extensions test\n");
+            @fclose($f);
+        }
+        clearstatcache(true, $path);
+        $ours = $euid !== null && !is_link($path) && is_file($path)
+            && @fileowner($path) === $euid;
+        $tests[$key] = $ours ? $path : null;
+    }
+    $fix = ini_get('cgi.fix_pathinfo');
+    return [
+        'cgi.fix_pathinfo' => $fix === false ? null : $fix,
+        'limit_extensions_test' => $tests,
+    ];
 }
 
 // ---------------------------------------------------------------- sessions

@@ -18,7 +18,7 @@ usage:
                    [--redis] [--shared-files] [--php-value NODE:key=value]...
                    [--php-admin-value NODE:key=value]... [--php-ini NODE:key=value]...
                    [--no-probe NODE]... [--unix-node NODE]... [--docroot PATH]
-                   [--copy PATH]...
+                   [--limit-extensions ".php"|default] [--fastcgi-stderr] [--copy PATH]...
   cluster.sh reconfigure --dir DIR --node NODE[,NODE...|all] [--php-value key=value]...
                    [--php-admin-value key=value]... [--php-ini key=value]...
                    [--user-ini key=value]...
@@ -42,6 +42,10 @@ an application outside its document root needs: Debian's phpMyAdmin reads /usr/s
 (a shared mount, as NFS would be).
 reconfigure restarts the named nodes with their start settings plus the ones given (not
 added to those of an earlier reconfigure); without any, a node gets its start settings back.
+--limit-extensions: the pools' security.limit_extensions (default ".php", the
+  value fpmlb recommends; "default" leaves php-fpm's own, ".php .phar").
+--fastcgi-stderr: no php_admin_value[error_log], so PHP's errors reach the
+  FastCGI STDERR stream (as with a stock pool) instead of a file.
 Facts for scripts are written to DIR/cluster.env (shell-sourcable).
 EOF
 }
@@ -169,7 +173,7 @@ merge_kv() {
 # php_value / php_admin_value files (*.now: what it runs with).
 write_pool_conf() {
     local dir=$1 name=$2 line
-    local ADDR ROOT CHILDREN
+    local ADDR ROOT CHILDREN LIMIT_EXTENSIONS=.php FASTCGI_STDERR=0
     # shellcheck source=/dev/null
     source "$dir/$name/node.env"
     {
@@ -199,7 +203,8 @@ write_pool_conf() {
         echo "catch_workers_output = yes"
         echo "decorate_workers_output = no"
         echo "request_terminate_timeout = 0"
-        echo "php_admin_value[error_log] = /tmp/php-error.log"
+        [[ "$LIMIT_EXTENSIONS" == default ]] || echo "security.limit_extensions = $LIMIT_EXTENSIONS"
+        ((FASTCGI_STDERR)) || echo "php_admin_value[error_log] = /tmp/php-error.log"
         echo "php_admin_flag[log_errors] = on"
         while IFS= read -r line; do
             if [[ -n "$line" ]]; then printf 'php_value[%s] = "%s"\n' "${line%%=*}" "${line#*=}"; fi
@@ -272,6 +277,7 @@ cmd_start() {
     local net=0 nodes=3 children=4 session=memcached mc_count="" want_redis=0 docroot_src="$HERE/www"
     local shared_files=0
     local -a php_values=() admin_values=() ini_values=() no_probe=() unix_nodes=() copies=()
+    local limit_extensions=".php" fastcgi_stderr=0
     local orig_args="$*"
     while (($#)); do
         case $1 in
@@ -289,6 +295,8 @@ cmd_start() {
             --unix-node) unix_nodes+=("${2:?--unix-node needs a node name}"); shift 2 ;;
             --docroot) docroot_src=${2:?--docroot needs a path}; shift 2 ;;
             --copy) copies+=("${2:?--copy needs a path}"); shift 2 ;;
+            --limit-extensions) limit_extensions=${2:?--limit-extensions needs a value}; shift 2 ;;
+            --fastcgi-stderr) fastcgi_stderr=1; shift ;;
             -h | --help) usage; exit 0 ;;
             *) die "unknown option '$1' (see --help)" ;;
         esac
@@ -526,6 +534,8 @@ cmd_start() {
             envline ADDR "$a"
             envline ROOT "$root"
             envline CHILDREN "$children"
+            envline LIMIT_EXTENSIONS "$limit_extensions"
+            envline FASTCGI_STDERR "$fastcgi_stderr"
         } >"$dir/$name/node.env"
         for key in "${!ini[@]}"; do
             if [[ "$key" == "$name|"* ]]; then printf '%s=%s\n' "${key#*|}" "${ini[$key]}"; fi

@@ -12,7 +12,7 @@ usage() {
 usage: install.sh [--bench] [--demo] [--with-tools] [--with-browser] [--dry-run]
   (no option)     what `make test` runs: php-fpm and PHP's session extensions,
                   memcached, Redis, nginx, chromium, Python's OpenMetrics parser
-  --bench         also what only integration/bench.sh uses: wrk
+  --bench         also what only integration/bench.sh uses (nothing more today)
   --demo          also curl and openssl, for integration/demo.sh
   --with-tools    also install shellcheck and libfcgi-bin (cgi-fcgi)
   --with-browser  accepted for compatibility: chromium is now always installed
@@ -40,10 +40,11 @@ PACKAGES=(
     # tests/e2e_phpmyadmin.rs: phpMyAdmin as Debian ships it, logged in to
     # a MariaDB server the test starts, in chromium through fpmlb and nginx.
     phpmyadmin mariadb-server
+    # tests/soak.rs (integration/soak.sh): the load generator.
+    wrk
 )
-# integration/bench.sh only: the load generator (HAProxy and curl are in
-# the test set already).
-BENCH_PACKAGES=(wrk)
+# integration/bench.sh only (wrk, HAProxy and curl are in the test set).
+BENCH_PACKAGES=()
 with_browser=0 with_tools=0 with_bench=0 with_demo=0 dry_run=0
 while (($#)); do
     case $1 in

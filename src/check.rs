@@ -1,5 +1,6 @@
 //! `fpmlb check`: one run of every check, without serving, for cron, CI and
-//! monitoring. Exit status: 0 consistent, 1 a problem found, 2 could not
+//! monitoring, and a warning for each node php-fpm's PATH_INFO walk-back
+//! could turn against (`session::node_safety`). Exit status: 0 consistent, 1 a problem found, 2 could not
 //! check (a config error is caught before this runs).
 
 use std::sync::Arc;
@@ -9,8 +10,9 @@ use futures_util::future::join_all;
 use crate::config::Config;
 use crate::daemon::{self, DaemonError};
 use crate::health::liveness::Outcome;
+use crate::session::node_safety;
 use crate::session::round_trip::{NodeInput, SessionChecker};
-use crate::session::verdict::ClusterReport;
+use crate::session::verdict::{ClusterReport, Verdict};
 use crate::upstream::discovery;
 
 /// Runs liveness on every backend, then the session check; with `explain`, the
@@ -44,5 +46,25 @@ pub async fn run(config: &Config, explain: bool) -> Result<ClusterReport, Daemon
         return Ok(report);
     };
     checker.explain = explain;
-    Ok(checker.check(&nodes).await)
+    let mut report = checker.check(&nodes).await;
+    // Which nodes php-fpm's PATH_INFO walk-back could turn against: a
+    // warning each, the verdict otherwise unchanged.
+    let exposures = nodes.iter().filter(|n| n.down.is_none()).map(|n| {
+        let probe = &checker.probe;
+        async move { (n, node_safety::inspect(probe, &n.backend).await) }
+    });
+    for (node, exposure) in join_all(exposures).await {
+        let Ok(exposure) = exposure else { continue }; // the session check says why
+        let warnings = node_safety::warnings(&exposure);
+        if let Some(r) = report
+            .nodes
+            .iter_mut()
+            .find(|r| r.name == node.backend.name)
+            && !warnings.is_empty()
+        {
+            r.warnings.extend(warnings);
+            r.worsen(Verdict::Warning);
+        }
+    }
+    Ok(report)
 }

@@ -26,6 +26,7 @@ use crate::http::handler::Proxy;
 use crate::http::limits::HeadLimits;
 use crate::http::params::Site;
 use crate::http::router::Router;
+use crate::http::walk_back::WalkBackGuard;
 use crate::server::{self, ClientLimits, HttpServer};
 use crate::session::cookie::SiteOrigin;
 use crate::session::probe::Probe;
@@ -101,6 +102,12 @@ pub fn build_proxy(
             http01,
         },
         router: Arc::new(Router::new(config)),
+        walk_back: WalkBackGuard::new(
+            [&config.health.ping_path, &config.health.status_path]
+                .into_iter()
+                .flatten()
+                .map(String::as_str),
+        ),
     }
 }
 

@@ -14,9 +14,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body_util::Full;
 use support::fake_fcgi::{Behavior, FakeFcgi};
+use support::raw::{Ending, Raw, raw_exchange};
 use support::{Fpmlb, Net, nets};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 /// Upper bound of every test.
 const TEST_LIMIT: Duration = Duration::from_secs(30);
@@ -82,114 +81,6 @@ async fn assert_serving(lb: &Fpmlb, fake: &FakeFcgi) {
         "fpmlb sent bad FastCGI: {:?}",
         fake.protocol_errors()
     );
-}
-
-/// How a raw connection ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Ending {
-    Eof,
-    Reset,
-    /// Nothing more for 5 s with the connection still open.
-    Idle,
-}
-
-/// One HTTP/1.1 response as read off the wire.
-#[derive(Debug)]
-struct Raw {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-    /// Its framing says it is whole: a chunked body with its last chunk, all
-    /// of Content-Length, or a close-delimited body ended by a clean EOF.
-    complete: bool,
-    ending: Ending,
-}
-
-impl Raw {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-}
-
-/// Sends `request` on a new connection and reads until EOF, a reset, or
-/// 5 s of silence. None when not even a response head came back.
-async fn raw_exchange(addr: SocketAddr, request: &[u8]) -> Option<Raw> {
-    let mut stream = TcpStream::connect(addr).await.unwrap();
-    stream.write_all(request).await.unwrap();
-    let mut bytes = Vec::new();
-    let mut buf = [0u8; 16 * 1024];
-    let ending = loop {
-        match tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf)).await {
-            Err(_) => break Ending::Idle,
-            Ok(Ok(0)) => break Ending::Eof,
-            Ok(Ok(n)) => bytes.extend_from_slice(&buf[..n]),
-            Ok(Err(_)) => break Ending::Reset,
-        }
-    };
-    parse_raw(&bytes, ending)
-}
-
-fn parse_raw(bytes: &[u8], ending: Ending) -> Option<Raw> {
-    let head_end = bytes.windows(4).position(|w| w == b"\r\n\r\n")?;
-    let head = String::from_utf8_lossy(&bytes[..head_end]).into_owned();
-    let rest = &bytes[head_end + 4..];
-    let mut lines = head.split("\r\n");
-    let status = lines.next()?.split(' ').nth(1)?.parse().ok()?;
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(n, v)| (n.trim().to_string(), v.trim().to_string()))
-        .collect();
-    let mut raw = Raw {
-        status,
-        headers,
-        body: Vec::new(),
-        complete: false,
-        ending,
-    };
-    if raw
-        .header("transfer-encoding")
-        .is_some_and(|v| v.eq_ignore_ascii_case("chunked"))
-    {
-        let (body, complete) = dechunk(rest);
-        raw.body = body;
-        raw.complete = complete;
-    } else if let Some(len) = raw.header("content-length") {
-        let len: usize = len.parse().expect("numeric Content-Length");
-        raw.body = rest[..rest.len().min(len)].to_vec();
-        raw.complete = rest.len() >= len;
-    } else {
-        raw.body = rest.to_vec();
-        raw.complete = ending == Ending::Eof;
-    }
-    Some(raw)
-}
-
-/// Decodes a chunked body: (data, whether the last chunk and its CRLF came).
-fn dechunk(mut rest: &[u8]) -> (Vec<u8>, bool) {
-    let mut body = Vec::new();
-    loop {
-        let Some(eol) = rest.windows(2).position(|w| w == b"\r\n") else {
-            return (body, false);
-        };
-        let size_text = String::from_utf8_lossy(&rest[..eol]);
-        let size_text = size_text.split(';').next().unwrap_or("").trim();
-        let Ok(size) = usize::from_str_radix(size_text, 16) else {
-            return (body, false);
-        };
-        rest = &rest[eol + 2..];
-        if size == 0 {
-            return (body, rest.starts_with(b"\r\n"));
-        }
-        if rest.len() < size + 2 {
-            body.extend_from_slice(&rest[..rest.len().min(size)]);
-            return (body, false);
-        }
-        body.extend_from_slice(&rest[..size]);
-        rest = &rest[size + 2..];
-    }
 }
 
 /// A response fpmlb sent although the backend never finished it: it may be
@@ -735,6 +626,167 @@ async fn kept_connection_survives_an_end_request_after_a_full_content_length_bod
             1,
             "the kept connection was dropped after a complete exchange"
         );
+    })
+    .await;
+}
+
+// Issue 10, 11: records after END_REQUEST, from the exchange before, reach
+// the kept connection while the next request waits on it. They carry the
+// old request id: never read as the next answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_after_end_request_are_never_the_next_answer() {
+    let net = nets::FAULTS_STRAY_RECORDS;
+    bounded(async {
+        let fake = FakeFcgi::start(&net.ip(2), Behavior::ok("alive")).await;
+        fake.script([Behavior::RespondThenStray {
+            stdout: b"Content-Type: text/plain\r\n\r\nfirst".to_vec(),
+            stray: b"Content-Type: text/plain\r\n\r\nSTRAY".to_vec(),
+            pause: Duration::from_millis(300),
+        }]);
+        let lb = start_lb(net, "max_fails: 1\n", &[("stray-be", fake.addr)]);
+        let first = get(&lb, "/x.php").await;
+        assert_eq!(first.text(), "first");
+        // At once, on the kept connection, before the stray records come.
+        let second = get(&lb, "/x.php").await;
+        assert_eq!((second.status, second.text().as_str()), (200, "alive"));
+        lb.wait_log_line(&["stray-be", "request 1 while request 2"])
+            .await;
+        assert_serving(&lb, &fake).await;
+    })
+    .await;
+}
+
+// Issue 10, 11: an answer under another request id is the backend's
+// protocol error: a GET goes to another backend, the answer never out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_for_another_request_id_is_not_passed_on() {
+    let net = nets::FAULTS_FOREIGN_ID;
+    bounded(async {
+        let bad = FakeFcgi::start(
+            &net.ip(2),
+            Behavior::RespondAsRequest {
+                id: 7,
+                stdout: b"Content-Type: text/plain\r\n\r\nWRONG".to_vec(),
+            },
+        )
+        .await;
+        let good = FakeFcgi::start(&net.ip(3), Behavior::ok("alive")).await;
+        let lb = start_lb(
+            net,
+            "max_fails: 0\n",
+            &[("wrongid-be", bad.addr), ("good-be", good.addr)],
+        );
+        for _ in 0..4 {
+            let r = get(&lb, "/x.php").await;
+            assert_eq!((r.status, r.text().as_str()), (200, "alive"));
+        }
+        assert!(bad.request_count() > 0, "the bad backend never got a GET");
+        lb.wait_log_line(&["wrongid-be", "request 7 while request 1"])
+            .await;
+        assert_serving(&lb, &good).await;
+    })
+    .await;
+}
+
+// Issue 10, 11: a body streamed from the client is still whole when the
+// backend refused the connection: it goes to another backend, POST too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_streamed_body_refused_at_connect_goes_to_another_backend() {
+    let net = nets::FAULTS_STREAMED_REFUSED;
+    bounded(async {
+        let dead = free_addr(&net.ip(2));
+        let live = FakeFcgi::start(&net.ip(3), Behavior::ok("alive")).await;
+        let lb = start_lb(
+            net,
+            "max_fails: 0\nbody_buffer_size: 1k\n",
+            &[("refusing-be", dead), ("live-be", live.addr)],
+        );
+        let body: Vec<u8> = (0..5000u32).map(|i| b'a' + (i % 26) as u8).collect();
+        // Round robin: of two POSTs, one goes to the refusing backend first.
+        for _ in 0..2 {
+            let mut req = b"POST /x.php HTTP/1.1\r\nHost: a\r\nConnection: close\r\nContent-Length: 5000\r\n\r\n".to_vec();
+            req.extend_from_slice(&body);
+            let raw = raw_exchange(lb.addr, &req).await.expect("a response");
+            assert_eq!((raw.status, raw.body.as_slice()), (200, &b"alive"[..]));
+        }
+        assert_eq!(live.request_count(), 2);
+        assert!(live.requests().iter().all(|r| r.stdin == body));
+        lb.wait_log_line(&["refusing-be", "trying another backend"])
+            .await;
+        assert_serving(&lb, &live).await;
+    })
+    .await;
+}
+
+// Issue 10, 3: a script answering 100 ran: its POST is not sent to another
+// backend, and with max_fails 1 no backend leaves rotation over it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_1xx_answer_to_a_post_is_502_sent_once_and_counted_nowhere() {
+    let net = nets::FAULTS_INFORMATIONAL_POST;
+    bounded(async {
+        let hundred = || Behavior::Respond {
+            stdout: b"Status: 100 Continue\r\n\r\nbody".to_vec(),
+            stderr: Vec::new(),
+        };
+        let a = FakeFcgi::start(&net.ip(2), Behavior::ok("alive")).await;
+        let b = FakeFcgi::start(&net.ip(3), Behavior::ok("alive")).await;
+        // Round robin starts at the first backend.
+        a.script([hundred()]);
+        let lb = start_lb(
+            net,
+            "max_fails: 1\nfail_timeout: 60s\n",
+            &[("first-be", a.addr), ("second-be", b.addr)],
+        );
+        let resp = post(&lb, "/x.php", b"x=1").await;
+        assert_eq!(resp.status, 502, "{}", resp.text());
+        assert_eq!(
+            (a.request_count(), b.request_count()),
+            (1, 0),
+            "the POST ran twice, or not where it was meant to"
+        );
+        lb.wait_log_line(&["unusable response", "1xx", "backend="])
+            .await;
+        // Both still in rotation: round robin reaches each.
+        let (a_before, b_before) = (a.served(), b.served());
+        for _ in 0..2 {
+            let r = get(&lb, "/alive.php").await;
+            assert_eq!((r.status, r.text().as_str()), (200, "alive"));
+        }
+        assert_eq!((a.served() - a_before, b.served() - b_before), (1, 1));
+    })
+    .await;
+}
+
+// Issue 10, 11: a HEAD answer is given the script's length or none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_head_answer_gets_no_made_up_length() {
+    let net = nets::FAULTS_HEAD_NO_LENGTH;
+    bounded(async {
+        let fake = FakeFcgi::start(&net.ip(2), Behavior::ok("alive")).await;
+        fake.script([
+            Behavior::Respond {
+                stdout: b"Content-Type: text/plain\r\n\r\n".to_vec(),
+                stderr: Vec::new(),
+            },
+            Behavior::Respond {
+                stdout: b"Content-Type: text/plain\r\nContent-Length: 42\r\n\r\n".to_vec(),
+                stderr: Vec::new(),
+            },
+        ]);
+        let lb = start_lb(net, "max_fails: 0\n", &[("head-be", fake.addr)]);
+        let head = b"HEAD /x.php HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n";
+        let raw = raw_exchange(lb.addr, head).await.expect("a response");
+        assert_eq!(raw.status, 200);
+        assert_eq!(raw.header("content-length"), None, "{:?}", raw.headers);
+        let raw = raw_exchange(lb.addr, head).await.expect("a response");
+        assert_eq!(
+            raw.header("content-length"),
+            Some("42"),
+            "{:?}",
+            raw.headers
+        );
+        assert!(raw.body.is_empty());
+        assert_serving(&lb, &fake).await;
     })
     .await;
 }

@@ -235,6 +235,14 @@ impl Collector for UpstreamCollector {
             backends,
             |b| b.pool.figures().reused,
         )?;
+        counter_family(
+            &mut enc,
+            "fpmlb_pool_connections_given_back",
+            "Kept-alive FastCGI connections closed to free a php-fpm worker for a new connection \
+             waiting in the pool's listen queue (max_conns above pm.max_children).",
+            backends,
+            |b| b.pool.figures().given_back,
+        )?;
         for (name, help, field) in FPM_GAUGES {
             gauge_family(&mut enc, name, help, backends, |b| fpm(b, field))?;
         }

@@ -107,6 +107,8 @@ pub struct Connection {
     /// Reads since the last write: the first read of a response needs no
     /// quick ACK (see `ack_now`), so most small responses cost no setsockopt.
     reads_since_write: u32,
+    /// The request id of the last exchange begun on this connection.
+    request_id: u16,
 }
 
 impl Connection {
@@ -130,7 +132,18 @@ impl Connection {
             stream,
             read_buf: BytesMut::with_capacity(READ_RESERVE),
             reads_since_write: 0,
+            request_id: 0,
         })
+    }
+
+    /// A request id for the next exchange on this connection: 1 for the
+    /// first, then each exchange a new one (1..=65535, 0 being the
+    /// management id). A record that arrives late from an earlier exchange
+    /// carries that exchange's id, so it can never be taken for part of the
+    /// answer to the next request on a kept-alive connection.
+    pub fn next_request_id(&mut self) -> u16 {
+        self.request_id = self.request_id.checked_add(1).unwrap_or(1);
+        self.request_id
     }
 
     /// Writes all of `buf` (a whole request head, or a piece of body).

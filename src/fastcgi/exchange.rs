@@ -1,36 +1,47 @@
 //! One request and its response over a FastCGI connection it is lent.
 //!
-//! The caller drives it in order: `send` the request head (BEGIN_REQUEST and
-//! PARAMS, maybe the whole STDIN), `send_stdin` for a streamed body and
-//! `end_stdin`, then `read_head` for the CGI head, then `next_chunk` until it
-//! returns None, which is the moment END_REQUEST arrived and the connection
-//! is given back to its owner ([`LentConn::release`]: upstream's pool).
-//! Anything else (an error, a timeout, the caller dropping it) closes the
-//! connection: its state is unknown, so it is never reused. A response that ends without END_REQUEST is an error, never a
-//! short body that looks complete.
+//! The caller drives it in order: `send_request` (BEGIN_REQUEST and PARAMS,
+//! maybe the whole STDIN), `send_stdin` for a streamed body and `end_stdin`,
+//! then `read_head` for the CGI head, then `next_chunk` until it returns
+//! None, which is the moment END_REQUEST arrived and the connection is given
+//! back to its owner ([`LentConn::release`]: upstream's pool). Anything else
+//! (an error, a timeout, the caller dropping it) closes the connection: its
+//! state is unknown, so it is never reused. A response that ends without
+//! END_REQUEST is an error, never a short body that looks complete.
+//!
+//! Each exchange on a connection has a request id of its own, and a record
+//! for any other id fails it: a record left over from an earlier exchange is
+//! never read as this one's answer.
+//!
+//! The response framing is checked here, so no caller passes on a body its
+//! head misdescribes: a 1xx status, a `Content-Length` that is not one
+//! number, or a body longer or shorter than it is [`Unusable`] (the script's
+//! failure, not the backend's). Memory stays bounded: what is held before the
+//! head is returned is at most what was already read, or the declared length.
 //!
 //! STDERR records go to the log with the backend's name, bounded per request
-//! so a script that floods STDERR costs log lines, not memory.
+//! so a script that floods STDERR costs log lines, not memory, and escaped so
+//! it cannot forge log lines.
 
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
+use http::{HeaderName, HeaderValue};
 
 use crate::fastcgi::cgi::{self, CgiError, CgiHead};
 use crate::fastcgi::conn::{ConnError, Connection};
 use crate::fastcgi::params::ParamList;
-use crate::fastcgi::record::{self, ProtocolStatus, Record, RecordType};
-
-/// The request id of every exchange: php-fpm does not multiplex, so one
-/// connection carries one request at a time.
-pub const REQUEST_ID: u16 = 1;
+use crate::fastcgi::record::{self, ProtocolError, ProtocolStatus, Record, RecordType};
 
 /// STDERR records logged per request; the rest are counted in one line.
 const STDERR_LOG_LIMIT: u32 = 20;
 /// Bytes of one STDERR record put in the log.
 const STDERR_LOG_BYTES: usize = 2048;
 
-/// php-fpm's answer when SCRIPT_FILENAME names no file.
+/// php-fpm's answer when SCRIPT_FILENAME names no file: one STDERR record
+/// holding exactly this, before the 404 head (php-src
+/// sapi/fpm/fpm/fpm_main.c; measured on php-fpm 8.2, where the record has
+/// no newline; older versions end it with one).
 pub const PRIMARY_SCRIPT_UNKNOWN: &[u8] = b"Primary script unknown";
 
 /// What went wrong in one exchange, once it had a connection.
@@ -46,10 +57,48 @@ pub enum ExchangeError {
     ReadTimeout(Duration),
     #[error("connection closed before the response was complete")]
     Closed,
-    #[error("bad response head: {0}")]
-    BadHead(#[from] CgiError),
+    /// php-fpm's END_REQUEST said it did not take the request (overloaded,
+    /// cannot multiplex, unknown role): no script ran.
     #[error("backend refused the request: {0}")]
     Refused(&'static str),
+    /// The script ran and answered, but with something HTTP cannot carry.
+    /// The backend works: this is the request's failure alone.
+    #[error("unusable response from the script: {0}")]
+    Unusable(#[from] Unusable),
+}
+
+impl From<CgiError> for ExchangeError {
+    fn from(e: CgiError) -> Self {
+        ExchangeError::Unusable(Unusable::Head(e))
+    }
+}
+
+/// A response a script produced that HTTP cannot carry (nginx answers 502 to
+/// each, and neither retries it nor counts it against the server with its
+/// default `fastcgi_next_upstream error timeout`).
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum Unusable {
+    /// A head that does not parse: bad bytes in a header, a bad `Status:`,
+    /// over [`cgi::MAX_HEAD_LEN`], or no head at all.
+    #[error("{0}")]
+    Head(#[from] CgiError),
+    /// `http_response_code(100)` and the like: a 1xx is never a final
+    /// response, and passing it on would leave the client waiting for one.
+    #[error("status {0}: a 1xx status is not a final response")]
+    Informational(u16),
+    /// A `Content-Length` that is not digits, or several that differ.
+    #[error("Content-Length {0:?} is not one length")]
+    BadContentLength(String),
+    /// More body than the script's `Content-Length`: passed on, the rest
+    /// would be read by the client as the next response.
+    #[error("body longer than its Content-Length {declared}")]
+    BodyLonger { declared: u64 },
+    /// The script ended its response before its `Content-Length`.
+    #[error("body of {sent} bytes for a Content-Length of {declared}")]
+    BodyShorter { declared: u64, sent: u64 },
+    /// A response to one of fpmlb's own requests over what it reads.
+    #[error("response over {0} bytes")]
+    TooLarge(usize),
 }
 
 /// A connection lent to one exchange by whoever keeps it (upstream's pool).
@@ -61,6 +110,16 @@ pub trait LentConn {
     fn release(self);
     /// Whose connection it is, for log lines (the backend's name).
     fn name(&self) -> &str;
+    /// How long the first response byte may take before the owner hears of
+    /// it through [`LentConn::waiting_for_worker`]; None: nobody asks.
+    fn worker_patience(&self) -> Option<Duration> {
+        None
+    }
+    /// No response byte came within [`LentConn::worker_patience`]: the
+    /// request may be waiting in the backend's listen queue for a worker.
+    fn waiting_for_worker(&mut self) {}
+    /// The first response record arrived.
+    fn response_started(&mut self) {}
 }
 
 /// The start of a response: the CGI head and the body bytes read with it.
@@ -87,24 +146,46 @@ pub struct ExchangeTimeouts {
 pub struct Exchange<C: LentConn> {
     conn: Option<C>,
     timeouts: ExchangeTimeouts,
+    /// The request id of this exchange (see [`Connection::next_request_id`]).
+    id: u16,
     buf: BytesMut,
     /// Some response byte (STDOUT or STDERR) arrived.
     got_response: bool,
+    /// Some STDOUT byte arrived.
+    got_stdout: bool,
+    /// The first record arrived (the owner was told, see `LentConn`).
+    started: bool,
+    /// Left to wait for the first record before telling the owner.
+    patience: Option<Duration>,
     stderr_records: u32,
-    /// php-fpm said "Primary script unknown" on STDERR.
+    /// php-fpm said "Primary script unknown": SCRIPT_FILENAME names no
+    /// file. Set only for its exact STDERR record before a 404 head, never
+    /// for a script's own output that quotes those words.
     pub script_unknown: bool,
+    /// The body length the head announced, checked as the body arrives.
+    declared: Option<u64>,
+    /// Body bytes read so far.
+    received: u64,
     ended: bool,
 }
 
 impl<C: LentConn> Exchange<C> {
-    pub fn new(conn: C, timeouts: ExchangeTimeouts) -> Exchange<C> {
+    pub fn new(mut conn: C, timeouts: ExchangeTimeouts) -> Exchange<C> {
+        let id = conn.conn().map_or(1, Connection::next_request_id);
+        let patience = conn.worker_patience();
         Exchange {
             conn: Some(conn),
             timeouts,
+            id,
             buf: BytesMut::new(),
             got_response: false,
+            got_stdout: false,
+            started: false,
+            patience,
             stderr_records: 0,
             script_unknown: false,
+            declared: None,
+            received: 0,
             ended: false,
         }
     }
@@ -114,8 +195,21 @@ impl<C: LentConn> Exchange<C> {
         self.got_response
     }
 
-    /// Sends bytes already encoded as records (the request head).
-    pub async fn send(&mut self, bytes: &[u8]) -> Result<(), ExchangeError> {
+    /// Sends the request head: BEGIN_REQUEST (keep the connection), PARAMS,
+    /// and the whole STDIN when `stdin` is given (a body already in memory,
+    /// maybe empty), in one write. With `stdin` None the caller streams the
+    /// body with [`Exchange::send_stdin`] and [`Exchange::end_stdin`].
+    pub async fn send_request(
+        &mut self,
+        params: &ParamList,
+        stdin: Option<&[u8]>,
+    ) -> Result<(), ExchangeError> {
+        let head = encode_request_head(params, stdin, self.id);
+        self.send(&head).await
+    }
+
+    /// Sends bytes already encoded as records.
+    async fn send(&mut self, bytes: &[u8]) -> Result<(), ExchangeError> {
         let timeout = self.timeouts.send;
         let conn = self
             .conn
@@ -133,7 +227,7 @@ impl<C: LentConn> Exchange<C> {
     pub async fn send_stdin(&mut self, data: &[u8]) -> Result<(), ExchangeError> {
         let mut out = std::mem::take(&mut self.buf);
         out.clear();
-        record::encode_stream(&mut out, RecordType::Stdin, REQUEST_ID, data);
+        record::encode_stream(&mut out, RecordType::Stdin, self.id, data);
         let result = self.send(&out).await;
         self.buf = out;
         result
@@ -142,16 +236,21 @@ impl<C: LentConn> Exchange<C> {
     /// Sends the empty STDIN record that ends the body.
     pub async fn end_stdin(&mut self) -> Result<(), ExchangeError> {
         let mut out = BytesMut::with_capacity(record::HEADER_LEN);
-        record::encode_end_of_stream(&mut out, RecordType::Stdin, REQUEST_ID);
+        record::encode_end_of_stream(&mut out, RecordType::Stdin, self.id);
         self.send(&out).await
     }
 
     /// Reads records until the CGI head is complete, then takes whatever
     /// else is already buffered without waiting, so a short response comes
     /// back whole and gets a Content-Length.
-    pub async fn read_head(&mut self) -> Result<ResponseStart, ExchangeError> {
+    ///
+    /// `no_body`: the answer to a HEAD request. Its body, and that of a 204
+    /// or 304, is read to END_REQUEST and dropped: HTTP carries none, and
+    /// holding it would cost memory for nothing. Otherwise the body is
+    /// checked against the head's `Content-Length` as it arrives.
+    pub async fn read_head(&mut self, no_body: bool) -> Result<ResponseStart, ExchangeError> {
         let mut head_buf = BytesMut::new();
-        let (head, first) = loop {
+        let (mut head, first) = loop {
             match self.next_record().await? {
                 Some(chunk) => {
                     let parsed = if head_buf.is_empty() {
@@ -174,15 +273,32 @@ impl<C: LentConn> Exchange<C> {
                 None => {
                     // END_REQUEST with no complete head. php-fpm sends a head
                     // for every response it makes, so this is a broken one.
-                    return Err(ExchangeError::BadHead(CgiError::Incomplete));
+                    return Err(CgiError::Incomplete.into());
                 }
             }
         };
+        if head.status < 200 {
+            return Err(Unusable::Informational(head.status).into());
+        }
+        if head.status != 404 {
+            self.script_unknown = false;
+        }
+        let declared = declared_length(&mut head.headers)?;
+        if no_body || matches!(head.status, 204 | 304) {
+            while self.next_record().await?.is_some() {}
+            return Ok(ResponseStart {
+                head,
+                body: Bytes::new(),
+                complete: true,
+            });
+        }
+        self.declared = declared;
+        self.count_body(first.len())?;
         let mut body = first;
         let mut complete = false;
         let mut more: Option<BytesMut> = None;
         while !self.ended && self.has_buffered_record() {
-            match self.next_record().await? {
+            match self.next_body().await? {
                 Some(chunk) => {
                     let acc = more.get_or_insert_with(|| BytesMut::from(&body[..]));
                     acc.extend_from_slice(&chunk);
@@ -194,16 +310,14 @@ impl<C: LentConn> Exchange<C> {
             body = acc.freeze();
         }
         // When the head says the body is all here (its Content-Length has
-        // arrived, or a status that has no body), the client would take the
-        // response as done at once: wait for END_REQUEST first, so that a
-        // backend dying now gives a 502 rather than a response that looks
-        // whole, and the connection can go back to the pool.
-        if !complete && body_already_whole(&head, body.len()) {
-            let mut acc = BytesMut::from(&body[..]);
-            while let Some(chunk) = self.next_record().await? {
-                acc.extend_from_slice(&chunk);
-            }
-            body = acc.freeze();
+        // arrived), the client would take the response as done at once: wait
+        // for END_REQUEST first, so that a backend dying now gives a 502
+        // rather than a response that looks whole, and the connection can go
+        // back to the pool. Any byte past the Content-Length fails the
+        // exchange, so nothing more is held in memory while waiting.
+        if !complete && self.declared.is_some_and(|d| self.received >= d) {
+            // Any data now runs past the length: next_body fails on it.
+            while self.next_body().await?.is_some() {}
             complete = true;
         }
         Ok(ResponseStart {
@@ -221,32 +335,101 @@ impl<C: LentConn> Exchange<C> {
     }
 
     /// The next piece of body; None once END_REQUEST arrived (the connection
-    /// is back in the pool then).
+    /// is back in the pool then). Fails when the body runs past or stops
+    /// short of the head's `Content-Length`.
     pub async fn next_chunk(&mut self) -> Result<Option<Bytes>, ExchangeError> {
         if self.ended {
             return Ok(None);
         }
-        self.next_record().await
+        self.next_body().await
+    }
+
+    /// The next STDOUT data after the head, counted against the declared
+    /// length; at END_REQUEST, checks that the whole length came.
+    async fn next_body(&mut self) -> Result<Option<Bytes>, ExchangeError> {
+        match self.next_record().await? {
+            Some(data) => {
+                self.count_body(data.len())?;
+                Ok(Some(data))
+            }
+            None => match self.declared {
+                Some(declared) if self.received < declared => Err(Unusable::BodyShorter {
+                    declared,
+                    sent: self.received,
+                }
+                .into()),
+                _ => Ok(None),
+            },
+        }
+    }
+
+    /// Counts `len` more body bytes; an error when they run past the length.
+    fn count_body(&mut self, len: usize) -> Result<(), ExchangeError> {
+        self.received = self.received.saturating_add(len as u64);
+        match self.declared {
+            Some(declared) if self.received > declared => {
+                Err(Unusable::BodyLonger { declared }.into())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Reads one record, telling the connection's owner when the first one
+    /// is slow to come (see [`LentConn::worker_patience`]).
+    async fn read_record(&mut self) -> Result<(u16, Record), ExchangeError> {
+        let timeout = self.timeouts.read;
+        let mut left = timeout;
+        if let Some(patience) = self.patience.take().filter(|p| *p < timeout) {
+            let conn = self.conn_mut()?;
+            match tokio::time::timeout(patience, conn.read_record()).await {
+                Ok(read) => return finish_read(read),
+                Err(_) => {
+                    // Reading a record is cancel-safe (bytes stay in the
+                    // connection's buffer): tell the owner, then go on.
+                    if let Some(c) = self.conn.as_mut() {
+                        c.waiting_for_worker();
+                    }
+                    left = timeout - patience;
+                }
+            }
+        }
+        let conn = self.conn_mut()?;
+        match tokio::time::timeout(left, conn.read_record()).await {
+            Ok(read) => finish_read(read),
+            Err(_) => Err(ExchangeError::ReadTimeout(timeout)),
+        }
+    }
+
+    fn conn_mut(&mut self) -> Result<&mut Connection, ExchangeError> {
+        self.conn
+            .as_mut()
+            .and_then(C::conn)
+            .ok_or(ExchangeError::Closed)
     }
 
     /// Reads records, logging STDERR, until STDOUT data or the end.
     async fn next_record(&mut self) -> Result<Option<Bytes>, ExchangeError> {
         loop {
-            let timeout = self.timeouts.read;
-            let conn = self
-                .conn
-                .as_mut()
-                .and_then(C::conn)
-                .ok_or(ExchangeError::Closed)?;
-            let record = match tokio::time::timeout(timeout, conn.read_record()).await {
-                Ok(Ok(Some((_, record)))) => record,
-                Ok(Ok(None)) => return Err(ExchangeError::Closed),
-                Ok(Err(e)) => return Err(ExchangeError::Read(e)),
-                Err(_) => return Err(ExchangeError::ReadTimeout(timeout)),
-            };
+            let (id, record) = self.read_record().await?;
+            if !self.started {
+                self.started = true;
+                if let Some(c) = self.conn.as_mut() {
+                    c.response_started();
+                }
+            }
+            let management = matches!(record, Record::GetValuesResult(_) | Record::UnknownType(_));
+            let expected = if management { 0 } else { self.id };
+            if id != expected {
+                return Err(ConnError::Protocol(ProtocolError::UnexpectedRequestId {
+                    got: id,
+                    expected,
+                })
+                .into());
+            }
             match record {
                 Record::Stdout(data) => {
                     self.got_response = true;
+                    self.got_stdout = true;
                     if data.is_empty() {
                         continue; // end of the STDOUT stream; END_REQUEST follows
                     }
@@ -285,47 +468,432 @@ impl<C: LentConn> Exchange<C> {
     }
 
     fn log_stderr(&mut self, data: &[u8]) {
-        if data
-            .windows(PRIMARY_SCRIPT_UNKNOWN.len())
-            .any(|w| w == PRIMARY_SCRIPT_UNKNOWN)
-        {
+        if !self.got_stdout && self.stderr_records == 0 && is_primary_script_unknown(data) {
+            // A client asking for a script that is not there: the handler
+            // says so once, at info (a 404 any client can cause must not
+            // flood the log at warn).
             self.script_unknown = true;
+            self.stderr_records += 1;
+            return;
         }
         self.stderr_records += 1;
         let backend = self.conn.as_ref().map_or("", C::name);
         if self.stderr_records <= STDERR_LOG_LIMIT {
             let shown = &data[..data.len().min(STDERR_LOG_BYTES)];
-            let text = String::from_utf8_lossy(shown);
-            tracing::warn!(backend = %backend, "FastCGI sent in stderr: {}", text.trim_end());
+            let text = escape_log_text(shown);
+            tracing::warn!(backend = %backend, "FastCGI sent in stderr: {text}");
         } else if self.stderr_records == STDERR_LOG_LIMIT + 1 {
             tracing::warn!(backend = %backend, "more FastCGI stderr for this request is not logged");
         }
     }
 }
 
+/// Turns a read of the connection into a record or the exchange's error.
+fn finish_read(
+    read: Result<Option<(u16, Record)>, ConnError>,
+) -> Result<(u16, Record), ExchangeError> {
+    match read {
+        Ok(Some(found)) => Ok(found),
+        Ok(None) => Err(ExchangeError::Closed),
+        Err(e) => Err(ExchangeError::Read(e)),
+    }
+}
+
+/// php-fpm's own "Primary script unknown" record, and nothing else: a
+/// PHP warning that quotes those words (user input, say) is not it.
+pub fn is_primary_script_unknown(stderr: &[u8]) -> bool {
+    let line = stderr.strip_suffix(b"\n").unwrap_or(stderr);
+    line == PRIMARY_SCRIPT_UNKNOWN
+}
+
+/// STDERR text for one log line: invalid UTF-8 replaced, trailing line ends
+/// dropped, and every other control byte escaped (`\n`, `\u{1b}`), so a
+/// script's output can never start a line of its own in the text log.
+pub fn escape_log_text(bytes: &[u8]) -> String {
+    let text = String::from_utf8_lossy(bytes);
+    let text = text.trim_end_matches(['\r', '\n']);
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_control() {
+            out.extend(c.escape_debug());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// The body length a head announces, its `Content-Length` headers made one:
+/// repeated equal values are kept once; differing or malformed ones make the
+/// response unusable (two lengths would let the client and a proxy between
+/// frame the body differently).
+fn declared_length(headers: &mut Vec<(HeaderName, HeaderValue)>) -> Result<Option<u64>, Unusable> {
+    let mut declared: Option<u64> = None;
+    let mut error = None;
+    headers.retain(|(name, value)| {
+        if name != http::header::CONTENT_LENGTH || error.is_some() {
+            return true;
+        }
+        let parsed = value
+            .to_str()
+            .ok()
+            .filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|v| v.parse::<u64>().ok());
+        match (parsed, declared) {
+            (Some(n), None) => {
+                declared = Some(n);
+                true
+            }
+            (Some(n), Some(d)) if n == d => false,
+            _ => {
+                error = Some(Unusable::BadContentLength(
+                    String::from_utf8_lossy(value.as_bytes()).into_owned(),
+                ));
+                true
+            }
+        }
+    });
+    match error {
+        Some(e) => Err(e),
+        None => Ok(declared),
+    }
+}
+
 /// BEGIN_REQUEST (keep the connection), PARAMS, and the whole STDIN when
-/// `stdin` is given (a body already in memory, maybe empty): one buffer, so
-/// one write. With `stdin` None the caller streams the body after it.
-pub fn encode_request_head(params: &ParamList, stdin: Option<&[u8]>) -> Bytes {
+/// `stdin` is given (a body already in memory, maybe empty), all for request
+/// `id`: one buffer, so one write. With `stdin` None the caller streams the
+/// body after it.
+fn encode_request_head(params: &ParamList, stdin: Option<&[u8]>, id: u16) -> Bytes {
     let body_len = stdin.map_or(0, <[u8]>::len);
     let mut head = BytesMut::with_capacity(512 + params.len() * 40 + body_len + body_len / 8);
-    record::encode_begin_request(&mut head, REQUEST_ID, record::FCGI_RESPONDER, true);
-    record::encode_params(&mut head, REQUEST_ID, params.iter());
+    record::encode_begin_request(&mut head, id, record::FCGI_RESPONDER, true);
+    record::encode_params(&mut head, id, params.iter());
     if let Some(body) = stdin {
-        record::encode_stream(&mut head, RecordType::Stdin, REQUEST_ID, body);
-        record::encode_end_of_stream(&mut head, RecordType::Stdin, REQUEST_ID);
+        record::encode_stream(&mut head, RecordType::Stdin, id, body);
+        record::encode_end_of_stream(&mut head, RecordType::Stdin, id);
     }
     head.freeze()
 }
 
-/// Whether `received` body bytes are all the body `head` announces.
-fn body_already_whole(head: &CgiHead, received: usize) -> bool {
-    if matches!(head.status, 204 | 304) {
-        return true;
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
+    use super::*;
+    use crate::fastcgi::conn::Endpoint;
+
+    /// Where a test's connection goes when an exchange gives it back.
+    #[derive(Clone, Default)]
+    struct Back(Arc<Mutex<Option<Connection>>>);
+
+    impl Back {
+        fn released(&self) -> bool {
+            self.0.lock().unwrap().is_some()
+        }
+        fn take(&self) -> Connection {
+            self.0
+                .lock()
+                .unwrap()
+                .take()
+                .expect("the connection was given back")
+        }
     }
-    head.headers
-        .iter()
-        .find(|(name, _)| name == http::header::CONTENT_LENGTH)
-        .and_then(|(_, v)| v.to_str().ok()?.trim().parse::<usize>().ok())
-        .is_some_and(|declared| received >= declared)
+
+    /// A connection lent by a test.
+    struct Lent {
+        conn: Option<Connection>,
+        back: Back,
+    }
+
+    impl LentConn for Lent {
+        fn conn(&mut self) -> Option<&mut Connection> {
+            self.conn.as_mut()
+        }
+        fn release(self) {
+            *self.back.0.lock().unwrap() = self.conn;
+        }
+        fn name(&self) -> &str {
+            "test"
+        }
+    }
+
+    const TIMEOUTS: ExchangeTimeouts = ExchangeTimeouts {
+        send: Duration::from_secs(5),
+        read: Duration::from_secs(5),
+    };
+
+    fn stdout(id: u16, data: &[u8]) -> Vec<u8> {
+        let mut out = BytesMut::new();
+        record::encode_stream(&mut out, RecordType::Stdout, id, data);
+        out.to_vec()
+    }
+
+    fn stderr(id: u16, data: &[u8]) -> Vec<u8> {
+        let mut out = BytesMut::new();
+        record::encode_stream(&mut out, RecordType::Stderr, id, data);
+        out.to_vec()
+    }
+
+    fn end_request(id: u16) -> Vec<u8> {
+        let [hi, lo] = id.to_be_bytes();
+        vec![1, 3, hi, lo, 0, 8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]
+    }
+
+    /// A backend that answers each request it reads with the next of
+    /// `answers` (whatever bytes they are), on one kept connection.
+    async fn backend(answers: Vec<Vec<u8>>) -> Endpoint {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            for answer in answers {
+                // The request ends with the empty STDIN record.
+                let mut got = Vec::new();
+                let mut buf = [0u8; 4096];
+                while !got.ends_with(&[0, 0, 0, 0]) || got.len() < 16 {
+                    match s.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => got.extend_from_slice(&buf[..n]),
+                    }
+                }
+                s.write_all(&answer).await.unwrap();
+            }
+            let mut sink = [0u8; 64];
+            while matches!(s.read(&mut sink).await, Ok(n) if n > 0) {}
+        });
+        Endpoint::Tcp(addr)
+    }
+
+    async fn connect(endpoint: &Endpoint) -> Connection {
+        Connection::connect(endpoint, Duration::from_secs(5))
+            .await
+            .unwrap()
+    }
+
+    async fn exchange(conn: Connection) -> (Exchange<Lent>, Back) {
+        let back = Back::default();
+        let lent = Lent {
+            conn: Some(conn),
+            back: back.clone(),
+        };
+        let mut ex = Exchange::new(lent, TIMEOUTS);
+        ex.send_request(&ParamList::with_capacity(16, 1), Some(b""))
+            .await
+            .unwrap();
+        (ex, back)
+    }
+
+    /// One exchange over a new connection to a backend answering `answer`.
+    async fn one(answer: Vec<u8>) -> (Exchange<Lent>, Back) {
+        let endpoint = backend(vec![answer]).await;
+        exchange(connect(&endpoint).await).await
+    }
+
+    /// The whole body, read to the end.
+    async fn read_all(
+        ex: &mut Exchange<Lent>,
+        no_body: bool,
+    ) -> Result<(CgiHead, Vec<u8>), ExchangeError> {
+        let start = ex.read_head(no_body).await?;
+        let mut body = start.body.to_vec();
+        while let Some(chunk) = ex.next_chunk().await? {
+            body.extend_from_slice(&chunk);
+        }
+        Ok((start.head, body))
+    }
+
+    fn answer(parts: &[Vec<u8>]) -> Vec<u8> {
+        parts.concat()
+    }
+
+    #[tokio::test]
+    async fn a_body_that_fills_its_content_length_passes_and_the_connection_goes_back() {
+        let (mut ex, released) = one(answer(&[
+            stdout(1, b"Content-Length: 5\r\n\r\nhello"),
+            end_request(1),
+        ]))
+        .await;
+        let (head, body) = read_all(&mut ex, false).await.unwrap();
+        assert_eq!(head.status, 200);
+        assert_eq!(body, b"hello");
+        assert!(released.released());
+    }
+
+    #[tokio::test]
+    async fn a_body_past_its_content_length_is_unusable_before_it_is_held() {
+        // One byte too many, and a megabyte too many: neither is buffered.
+        for extra in [1usize, 1 << 20] {
+            let mut body = b"Content-Length: 2\r\n\r\nhi".to_vec();
+            body.extend(std::iter::repeat_n(b'x', extra));
+            let (mut ex, released) = one(answer(&[stdout(1, &body), end_request(1)])).await;
+            let err = read_all(&mut ex, false).await.unwrap_err();
+            assert!(
+                matches!(
+                    err,
+                    ExchangeError::Unusable(Unusable::BodyLonger { declared: 2 })
+                ),
+                "{err}"
+            );
+            assert!(!released.released());
+        }
+    }
+
+    #[tokio::test]
+    async fn a_body_short_of_its_content_length_is_unusable() {
+        let (mut ex, _) = one(answer(&[
+            stdout(1, b"Content-Length: 10\r\n\r\nabc"),
+            end_request(1),
+        ]))
+        .await;
+        let err = read_all(&mut ex, false).await.unwrap_err();
+        assert!(
+            matches!(
+                err,
+                ExchangeError::Unusable(Unusable::BodyShorter {
+                    declared: 10,
+                    sent: 3
+                })
+            ),
+            "{err}"
+        );
+    }
+
+    #[tokio::test]
+    async fn content_lengths_must_be_one_number() {
+        for (head, ok) in [
+            (
+                &b"Content-Length: 3\r\nContent-Length: 3\r\n\r\nabc"[..],
+                true,
+            ),
+            (b"Content-Length: 3\r\nContent-Length: 4\r\n\r\nabc", false),
+            (b"Content-Length: +3\r\n\r\nabc", false),
+            (b"Content-Length: 3, 3\r\n\r\nabc", false),
+            (b"Content-Length: 99999999999999999999999\r\n\r\nabc", false),
+        ] {
+            let (mut ex, _) = one(answer(&[stdout(1, head), end_request(1)])).await;
+            let got = read_all(&mut ex, false).await;
+            match got {
+                Ok((head_out, body)) if ok => {
+                    let lengths: Vec<_> = head_out
+                        .headers
+                        .iter()
+                        .filter(|(n, _)| n == http::header::CONTENT_LENGTH)
+                        .collect();
+                    assert_eq!(lengths.len(), 1);
+                    assert_eq!(body, b"abc");
+                }
+                Err(ExchangeError::Unusable(Unusable::BadContentLength(_))) if !ok => {}
+                other => panic!("{:?}: {other:?}", String::from_utf8_lossy(head)),
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_1xx_status_is_unusable() {
+        for status in ["100", "101", "103"] {
+            let head = format!("Status: {status}\r\n\r\n");
+            let (mut ex, _) = one(answer(&[stdout(1, head.as_bytes()), end_request(1)])).await;
+            let err = ex.read_head(false).await.unwrap_err();
+            assert!(
+                matches!(err, ExchangeError::Unusable(Unusable::Informational(_))),
+                "{status}: {err}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn bodies_http_cannot_carry_are_read_and_dropped() {
+        // A HEAD answer with a body, and a 304 with one: both end complete
+        // and empty, the Content-Length left as the script gave it.
+        for (status, no_body) in [("200", true), ("304", false), ("204", false)] {
+            let head = format!("Status: {status}\r\nContent-Length: 5\r\n\r\nhello and more");
+            let (mut ex, released) =
+                one(answer(&[stdout(1, head.as_bytes()), end_request(1)])).await;
+            let start = ex.read_head(no_body).await.unwrap();
+            assert!(start.complete && start.body.is_empty(), "{status}");
+            assert!(released.released(), "{status}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_record_of_another_request_fails_the_exchange() {
+        // The second exchange on a kept connection has request id 2: an
+        // answer with id 1 (a late record of the first) is not its answer.
+        let ok = answer(&[stdout(1, b"\r\nfirst"), end_request(1)]);
+        let stale = answer(&[stdout(1, b"\r\nstale"), end_request(1)]);
+        let endpoint = backend(vec![ok, stale]).await;
+        let conn = connect(&endpoint).await;
+        let (mut ex, back) = exchange(conn).await;
+        let (_, body) = read_all(&mut ex, false).await.unwrap();
+        assert_eq!(body, b"first");
+        // The connection, given back by the first exchange, goes on.
+        let (mut second, _) = exchange(back.take()).await;
+        let err = second.read_head(false).await.unwrap_err();
+        assert!(
+            matches!(
+                err,
+                ExchangeError::Read(ConnError::Protocol(ProtocolError::UnexpectedRequestId {
+                    got: 1,
+                    expected: 2
+                }))
+            ),
+            "{err}"
+        );
+    }
+
+    #[tokio::test]
+    async fn primary_script_unknown_is_php_fpms_record_only() {
+        let not_found = b"Status: 404 Not Found\r\n\r\nFile not found.\n";
+        let cases: [(Vec<u8>, bool); 4] = [
+            (stderr(1, b"Primary script unknown"), true),
+            (stderr(1, b"Primary script unknown\n"), true),
+            (
+                stderr(1, b"PHP message: bad input: Primary script unknown"),
+                false,
+            ),
+            (stderr(1, b"Primary script unknown, said the script"), false),
+        ];
+        for (record, unknown) in cases {
+            let (mut ex, _) = one(answer(&[
+                record.clone(),
+                stdout(1, not_found),
+                end_request(1),
+            ]))
+            .await;
+            read_all(&mut ex, false).await.unwrap();
+            assert_eq!(
+                ex.script_unknown,
+                unknown,
+                "{:?}",
+                String::from_utf8_lossy(&record)
+            );
+        }
+        // The words, but with a 200: a script's answer, not php-fpm's.
+        let (mut ex, _) = one(answer(&[
+            stderr(1, b"Primary script unknown"),
+            stdout(1, b"\r\nok"),
+            end_request(1),
+        ]))
+        .await;
+        read_all(&mut ex, false).await.unwrap();
+        assert!(!ex.script_unknown);
+    }
+
+    #[test]
+    fn stderr_cannot_forge_log_lines() {
+        let text = escape_log_text(b"one\nINFO fpmlb: forged\r\n\x1b[31mred\x00\n");
+        assert!(!text.contains(['\n', '\r', '\x1b', '\0']), "{text}");
+        assert_eq!(text, "one\\nINFO fpmlb: forged\\r\\n\\u{1b}[31mred\\0");
+    }
+
+    #[tokio::test]
+    async fn each_exchange_on_a_connection_has_its_own_request_id() {
+        let endpoint = backend(Vec::new()).await;
+        let mut conn = connect(&endpoint).await;
+        let ids: Vec<u16> = (0..3).map(|_| conn.next_request_id()).collect();
+        assert_eq!(ids, [1, 2, 3]);
+    }
 }

@@ -155,6 +155,11 @@ pub enum ProtocolError {
     /// A name-value pair whose lengths run past the end of the record content.
     #[error("malformed FastCGI name-value pair: lengths run past the end of the content")]
     BadNameValue,
+    /// A record for another request than the one in flight on the connection
+    /// (a record left over from an earlier exchange, or a confused backend).
+    /// Checked by the exchange, which knows the request id it sent.
+    #[error("FastCGI record for request {got} while request {expected} is in flight")]
+    UnexpectedRequestId { got: u16, expected: u16 },
 }
 
 /// The record types an application may send to a web server; any other type is a

@@ -6,6 +6,14 @@
 //! that reached it only if its method is safe to repeat and nothing of the
 //! response was seen (nginx's `proxy_next_upstream error`, HAProxy's
 //! `retry-on conn-failure`).
+//!
+//! Only the backend's own failures (connect errors, resets, timeouts, a
+//! broken protocol) count toward `max_fails`, as with nginx's default
+//! `fastcgi_next_upstream error timeout`. A response the script produced
+//! that HTTP cannot carry (a 1xx, bad header bytes, an oversized head, a
+//! bad `Status:` or `Content-Length`) is a 502 for that request alone:
+//! never retried (the script ran), never counted (one crafted URL per
+//! backend must not take the cluster out).
 
 use http::StatusCode;
 
@@ -20,6 +28,10 @@ pub enum ClientError {
     BadPath(&'static str),
     #[error("no PHP script at this path")]
     NotFound,
+    /// A path php-fpm would walk back through (see `http::walk_back`): 404,
+    /// as nginx's `try_files $fastcgi_script_name =404` answers it.
+    #[error("refused, php-fpm would walk back: {0}")]
+    WalkBack(&'static str),
     #[error("request body over max_body_size ({limit} bytes)")]
     BodyTooLarge { limit: u64 },
     #[error("reading the request body: {0}")]
@@ -51,7 +63,7 @@ impl ClientError {
             | ClientError::Body(_)
             | ClientError::BodyTruncated
             | ClientError::BadHeader(_) => StatusCode::BAD_REQUEST,
-            ClientError::NotFound => StatusCode::NOT_FOUND,
+            ClientError::NotFound | ClientError::WalkBack(_) => StatusCode::NOT_FOUND,
             ClientError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ClientError::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             ClientError::UriTooLong { .. } => StatusCode::URI_TOO_LONG,
@@ -138,6 +150,13 @@ pub fn retry_is_safe(
     got_response: bool,
     body_replayable: bool,
 ) -> bool {
+    if failure.is_unusable_answer() {
+        return false;
+    }
+    if failure.before_sending() {
+        // Not a byte left: even a body streamed from the client is whole.
+        return true;
+    }
     if failure.never_reached_backend() {
         return body_replayable;
     }
@@ -173,7 +192,9 @@ pub struct FailedAttempt<'a> {
     pub reused: bool,
     /// It was already the second try on a new connection to that backend.
     pub on_fresh_connection: bool,
-    /// The body can be sent again (it is not being streamed from the client).
+    /// The body can be sent again (it is not being streamed from the
+    /// client). A streamed body is still whole when the attempt failed
+    /// before sending anything ([`BackendFailure::before_sending`]).
     pub body_replayable: bool,
 }
 
@@ -203,7 +224,8 @@ pub struct Decision {
 /// on a new connection to the same backend, not held against it. Only where
 /// the request cannot have run twice: a safe method, or a failed write.
 /// Otherwise another backend when [`retry_is_safe`], and the failure counts
-/// toward max_fails unless the pool was only busy.
+/// toward max_fails unless the pool was only busy or the script answered
+/// something unusable.
 pub fn after_failure(attempt: &FailedAttempt<'_>) -> Decision {
     let failure = attempt.failure;
     let stale = attempt.reused
@@ -242,6 +264,9 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
+    use crate::fastcgi::cgi::CgiError;
+    use crate::fastcgi::exchange::Unusable;
+    use crate::fastcgi::record::ProtocolError;
 
     fn reset() -> BackendFailure {
         ExchangeError::Closed.into()
@@ -269,6 +294,20 @@ mod tests {
         let f = BackendFailure::from(ExchangeError::ReadTimeout(Duration::from_secs(60)));
         assert_eq!(f.status(), StatusCode::GATEWAY_TIMEOUT);
         assert!(!retry_is_safe(&http::Method::GET, &f, false, true));
+    }
+
+    #[test]
+    fn the_scripts_unusable_answer_is_502_never_retried_never_counted() {
+        for f in [
+            BackendFailure::from(ExchangeError::from(Unusable::Informational(100))),
+            ExchangeError::from(CgiError::BadHeaderLine("Location: /x\u{1}".into())).into(),
+            ExchangeError::from(Unusable::BodyLonger { declared: 2 }).into(),
+        ] {
+            assert_eq!(f.status(), StatusCode::BAD_GATEWAY, "{f}");
+            assert!(!f.counts_as_failure(), "{f}");
+            assert!(!f.never_reached_backend(), "{f}");
+            assert!(!retry_is_safe(&http::Method::GET, &f, false, true), "{f}");
+        }
     }
 
     #[test]
@@ -329,6 +368,21 @@ mod tests {
         ExchangeError::Read(crate::fastcgi::conn::ConnError::Io(reset)).into()
     }
 
+    /// Makes the failure of a case (a fresh one for each use).
+    type Failure = fn() -> BackendFailure;
+
+    fn unusable(u: Unusable) -> BackendFailure {
+        ExchangeError::Unusable(u).into()
+    }
+
+    fn foreign_record() -> BackendFailure {
+        let wrong = ProtocolError::UnexpectedRequestId {
+            got: 1,
+            expected: 2,
+        };
+        ExchangeError::Read(crate::fastcgi::conn::ConnError::Protocol(wrong)).into()
+    }
+
     fn case(what: &'static str, failure: fn() -> BackendFailure, expect: [Decision; 3]) -> Case {
         let [safe, other, streamed] = expect;
         Case {
@@ -354,18 +408,68 @@ mod tests {
             on_fresh_connection: true,
             ..c
         };
-        vec![
-            // Never reached php-fpm: any method, if the body can go again.
+        let unusable_answers: [(&'static str, Failure); 9] = [
+            ("1xx from the script", || {
+                unusable(Unusable::Informational(100))
+            }),
+            ("a control byte in a header", || {
+                unusable(Unusable::Head(CgiError::BadHeaderLine(
+                    "Location: /x".into(),
+                )))
+            }),
+            ("a head over the limit", || {
+                unusable(Unusable::Head(CgiError::TooLong))
+            }),
+            ("a bad Status", || {
+                unusable(Unusable::Head(CgiError::BadStatus("2000".into())))
+            }),
+            ("END_REQUEST before a whole head", || {
+                unusable(Unusable::Head(CgiError::Incomplete))
+            }),
+            ("two different Content-Lengths", || {
+                unusable(Unusable::BadContentLength("3".into()))
+            }),
+            ("a body past its Content-Length", || {
+                unusable(Unusable::BodyLonger { declared: 2 })
+            }),
+            ("a body short of its Content-Length", || {
+                unusable(Unusable::BodyShorter {
+                    declared: 100,
+                    sent: 10,
+                })
+            }),
+            ("an answer over what fpmlb reads", || {
+                unusable(Unusable::TooLarge(1 << 20))
+            }),
+        ];
+        // The script ran and answered: whatever the request, the connection
+        // or how far the answer got, no retry and no count.
+        let never = [GIVE_UP_UNCOUNTED; 3];
+        let mut table: Vec<Case> = unusable_answers
+            .iter()
+            .flat_map(|&(what, failure)| {
+                [
+                    case(what, failure, never),
+                    after_response(case(what, failure, never)),
+                    kept_alive(case(what, failure, never)),
+                    kept_alive(after_response(case(what, failure, never))),
+                ]
+            })
+            .collect();
+        table.extend([
+            // Nothing left fpmlb: any method and any body, even a streamed one.
             case(
                 "connect refused",
                 || connect(ConnectionRefused),
-                [ANOTHER, ANOTHER, GIVE_UP],
+                [ANOTHER, ANOTHER, ANOTHER],
             ),
             case(
                 "connect timed out",
                 || connect(TimedOut),
-                [ANOTHER, ANOTHER, GIVE_UP],
+                [ANOTHER, ANOTHER, ANOTHER],
             ),
+            // php-fpm refused it after reading it: no script ran, but a
+            // streamed body is gone.
             case(
                 "php-fpm overloaded",
                 || ExchangeError::Refused("overloaded").into(),
@@ -375,12 +479,12 @@ mod tests {
             case(
                 "queue full",
                 || PoolError::QueueFull { waiting: 8 }.into(),
-                [ANOTHER_UNCOUNTED, ANOTHER_UNCOUNTED, GIVE_UP_UNCOUNTED],
+                [ANOTHER_UNCOUNTED, ANOTHER_UNCOUNTED, ANOTHER_UNCOUNTED],
             ),
             case(
                 "queue timeout",
                 || PoolError::QueueTimeout(Duration::from_secs(5)).into(),
-                [ANOTHER_UNCOUNTED, ANOTHER_UNCOUNTED, GIVE_UP_UNCOUNTED],
+                [ANOTHER_UNCOUNTED, ANOTHER_UNCOUNTED, ANOTHER_UNCOUNTED],
             ),
             // Reached it, reset before any response: safe methods only.
             case("write reset", write_reset, [ANOTHER, GIVE_UP, GIVE_UP]),
@@ -395,6 +499,12 @@ mod tests {
                 || ExchangeError::Read(crate::fastcgi::conn::ConnError::TruncatedRecord).into(),
                 [ANOTHER, GIVE_UP, GIVE_UP],
             ),
+            // Not a script's doing: php-fpm frames every record itself.
+            case(
+                "a record of another request",
+                foreign_record,
+                [ANOTHER, GIVE_UP, GIVE_UP],
+            ),
             // The script may be running still, or answered badly: never again.
             case(
                 "read timeout",
@@ -404,11 +514,6 @@ mod tests {
             case(
                 "send timeout",
                 || ExchangeError::SendTimeout(Duration::from_secs(60)).into(),
-                [GIVE_UP, GIVE_UP, GIVE_UP],
-            ),
-            case(
-                "bad response head",
-                || ExchangeError::BadHead(crate::fastcgi::cgi::CgiError::Incomplete).into(),
                 [GIVE_UP, GIVE_UP, GIVE_UP],
             ),
             after_response(case(
@@ -438,6 +543,12 @@ mod tests {
                 read_reset,
                 [FRESH, GIVE_UP, GIVE_UP],
             )),
+            // A record left over from the connection's previous exchange.
+            kept_alive(case(
+                "a record of another request on a kept-alive connection",
+                foreign_record,
+                [FRESH, GIVE_UP, GIVE_UP],
+            )),
             kept_alive(case(
                 "read timeout on a kept-alive connection",
                 || ExchangeError::ReadTimeout(Duration::from_secs(60)).into(),
@@ -462,14 +573,15 @@ mod tests {
             on_fresh(case(
                 "the new connection refused",
                 || connect(ConnectionRefused),
-                [ANOTHER, ANOTHER, GIVE_UP],
+                [ANOTHER, ANOTHER, ANOTHER],
             )),
             on_fresh(case(
                 "no slot for the new connection",
                 || PoolError::QueueTimeout(Duration::from_secs(5)).into(),
-                [ANOTHER_UNCOUNTED, ANOTHER_UNCOUNTED, GIVE_UP_UNCOUNTED],
+                [ANOTHER_UNCOUNTED, ANOTHER_UNCOUNTED, ANOTHER_UNCOUNTED],
             )),
-        ]
+        ]);
+        table
     }
 
     /// The four kinds of request body, as `body::prepare` makes them from a

@@ -7,12 +7,13 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
-use http::{HeaderValue, Request, Response, StatusCode};
+use http::{Request, Response, StatusCode};
 use http_body::Body;
 use http_body_util::combinators::UnsyncBoxBody;
 use tokio::time::Instant;
 
-use crate::fastcgi::exchange::{ExchangeError, ExchangeTimeouts, encode_request_head};
+use crate::fastcgi::cgi::CgiError;
+use crate::fastcgi::exchange::{ExchangeError, ExchangeTimeouts, Unusable};
 use crate::fastcgi::params::ParamList;
 use crate::http::activity::InFlight;
 use crate::http::body::{self, AsyncChunk, BodyLimits, BodyMemory, FileSendError, RequestBody};
@@ -26,6 +27,7 @@ use crate::http::params::{self, ConnInfo, Site};
 use crate::http::response::{self, AccessLog, BodyError, LoggedBody};
 use crate::http::router::{Routed, Router};
 use crate::http::session_watch;
+use crate::http::walk_back::WalkBackGuard;
 use crate::upstream::Upstream;
 use crate::upstream::backend::Backend;
 use crate::upstream::exchange::{self, BackendFailure, Exchange};
@@ -51,6 +53,8 @@ pub struct Proxy {
     pub edge: Edge,
     /// Locations, static files, error pages, X-Accel-Redirect.
     pub router: Arc<Router>,
+    /// Paths php-fpm would walk back through to another script or its pages.
+    pub walk_back: WalkBackGuard,
 }
 
 /// How to run one attempt.
@@ -137,6 +141,11 @@ impl Proxy {
                     ProxyError::Client(e) => {
                         tracing::info!(client = %conn.client(), uri = %log.uri, "{e}")
                     }
+                    // The script's own unusable answer is its request's
+                    // failure, not the backend's: a warning naming both.
+                    ProxyError::Backend(e) if e.failure.is_unusable_answer() => {
+                        tracing::warn!(backend = %e.backend, uri = %log.uri, "{e}: 502")
+                    }
                     ProxyError::Backend(e) => {
                         tracing::error!(backend = %e.backend, uri = %log.uri, "{e}")
                     }
@@ -159,8 +168,10 @@ impl Proxy {
                     None => response::error_page(err.status()),
                 };
                 if close {
-                    page.headers_mut()
-                        .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+                    page.headers_mut().insert(
+                        http::header::CONNECTION,
+                        http::HeaderValue::from_static("close"),
+                    );
                 }
                 page
             }
@@ -195,6 +206,9 @@ impl Proxy {
             route.path_info.clone(),
             route.fallback.clone(),
         );
+        if let Some(why) = self.walk_back.refuses(&script_name, &path_info) {
+            return Err(ClientError::WalkBack(why).into());
+        }
         let declared = body::declared_length(&parts.headers)?;
         let limits = route.limits(self.limits);
         let mut body = body::prepare(body, declared, limits, &self.body_memory).await?;
@@ -207,7 +221,6 @@ impl Proxy {
             &self.site,
         )?;
         route.add_params(&mut params)?;
-        let mut head = encode_head(&params, &body);
         if !body.is_replayable() {
             fallback = None; // the body cannot be sent a second time
         }
@@ -263,7 +276,7 @@ impl Proxy {
                 fallback_on_unknown: fallback.is_some(),
                 timeouts: route.timeouts(self.timeouts),
             };
-            let outcome = self.attempt(&backend, slot, &head, &mut body, how).await;
+            let outcome = self.attempt(&backend, slot, &params, &mut body, how).await;
             match outcome {
                 Ok(response) => {
                     let elapsed = started.elapsed();
@@ -277,10 +290,9 @@ impl Proxy {
                     // takes the request, REQUEST_URI unchanged.
                     let Some(fc) = fallback.take() else { continue };
                     let content_length = body.content_length(declared);
-                    let mut params =
+                    params =
                         params::build_params(parts, &fc, b"", content_length, conn, &self.site)?;
                     route.add_params(&mut params)?;
-                    head = encode_head(&params, &body);
                     continue;
                 }
                 Err(AttemptError::Backend {
@@ -297,7 +309,13 @@ impl Proxy {
                         body_replayable: body.is_replayable(),
                     });
                     if decision.next == Next::FreshConnection {
-                        tracing::debug!(backend = %backend.name, "kept-alive connection died under the request ({failure}); retrying on a new one");
+                        if failure.is_protocol_error() {
+                            // Not a worker leaving: records php-fpm should
+                            // never have sent (one left over from before).
+                            tracing::warn!(backend = %backend.name, "kept-alive connection out of step ({failure}); retrying on a new one");
+                        } else {
+                            tracing::debug!(backend = %backend.name, "kept-alive connection died under the request ({failure}); retrying on a new one");
+                        }
                         fresh_retry = Some(backend);
                         continue;
                     }
@@ -327,7 +345,7 @@ impl Proxy {
         &self,
         backend: &Arc<Backend>,
         slot: Option<Slot>,
-        head: &[u8],
+        params: &ParamList,
         body: &mut RequestBody<B>,
         how: Attempt<'_>,
     ) -> Result<Response<Boxed>, AttemptError>
@@ -354,7 +372,7 @@ impl Proxy {
             got_response: ex.got_response(),
             reused,
         };
-        if let Err(f) = ex.send(head).await {
+        if let Err(f) = ex.send_request(params, in_memory(body)).await {
             return Err(fail(&ex, f));
         }
         match body {
@@ -399,24 +417,20 @@ impl Proxy {
                 }
             }
         }
-        let start = match ex.read_head().await {
+        let start = match ex.read_head(head_only).await {
             Ok(start) => start,
             Err(f) => return Err(fail(&ex, f)),
         };
-        let status = match StatusCode::from_u16(start.head.status) {
-            Ok(s) if s.as_u16() >= 200 => s,
-            _ => {
-                return Err(fail(
-                    &ex,
-                    ExchangeError::Refused("1xx or invalid Status from the script"),
-                ));
-            }
+        // The exchange refused 1xx; the head's status is within 200..=599.
+        let Ok(status) = StatusCode::from_u16(start.head.status) else {
+            let bad = CgiError::BadStatus(start.head.status.to_string());
+            return Err(fail(&ex, Unusable::Head(bad).into()));
         };
         if ex.script_unknown {
             if fallback_on_unknown && start.complete {
                 return Err(AttemptError::ScriptUnknown);
             }
-            tracing::warn!(backend = %backend.name, "php-fpm: Primary script unknown");
+            tracing::info!(backend = %backend.name, "php-fpm: Primary script unknown (404)");
         }
         let mut builder = Response::builder().status(status);
         // A reason phrase of the script's own ("Status: 404 Gone Fishing")
@@ -442,33 +456,22 @@ impl Proxy {
                 }
             }
         }
-        let body: Boxed = if start.complete {
+        let body: Boxed = if head_only {
+            // The exchange read the answer to its end. No length is made up
+            // for it: a HEAD answer's length is the GET's, or absent (RFC
+            // 9110 section 9.3.2), and the script gave one or not.
+            backend.record_success();
+            response::no_length()
+        } else if start.complete {
             backend.record_success();
             response::full(start.body)
-        } else if head_only {
-            // Read to the end so the connection can be kept.
-            loop {
-                match ex.next_chunk().await {
-                    Ok(Some(_)) => {}
-                    Ok(None) => break,
-                    Err(f) => return Err(fail(&ex, f)),
-                }
-            }
-            backend.record_success();
-            response::full(Bytes::new())
         } else {
             response::streamed(start.body, ex, Arc::clone(backend))
         };
-        let mut response = builder
-            .body(body)
-            .map_err(|_| fail_static(ExchangeError::Refused("unusable response head").into()))?;
-        if head_only {
-            response
-                .headers_mut()
-                .entry(http::header::CONTENT_LENGTH)
-                .or_insert(HeaderValue::from_static("0"));
-        }
-        Ok(response)
+        builder.body(body).map_err(|e| {
+            let bad = CgiError::BadHeaderLine(e.to_string());
+            fail_static(ExchangeError::from(Unusable::Head(bad)).into())
+        })
     }
 }
 
@@ -490,11 +493,12 @@ impl AsyncChunk for &mut Exchange {
     }
 }
 
-/// The request head; the whole body goes with it when it is in memory.
-fn encode_head<B>(params: &ParamList, body: &RequestBody<B>) -> Bytes {
+/// The body to send with the request head when it is in memory; None when
+/// it is streamed after it.
+fn in_memory<B>(body: &RequestBody<B>) -> Option<&[u8]> {
     match body {
-        RequestBody::Empty => encode_request_head(params, Some(&[])),
-        RequestBody::Memory(b) => encode_request_head(params, Some(b)),
-        RequestBody::Stream { .. } | RequestBody::File { .. } => encode_request_head(params, None),
+        RequestBody::Empty => Some(&[]),
+        RequestBody::Memory(b) => Some(b),
+        RequestBody::Stream { .. } | RequestBody::File { .. } => None,
     }
 }

@@ -7,7 +7,9 @@
 //! what status and retry that means, `response` builds what goes back and
 //! logs it, `activity` follows what a client connection is doing (requests
 //! in flight, a head being read), `session_watch` spots backends that hand
-//! out new sessions to clients that had one.
+//! out new sessions to clients that had one, `walk_back` refuses the paths
+//! php-fpm's PATH_INFO walk-back would turn into another script or its own
+//! pages.
 
 pub mod activity;
 pub mod body;
@@ -24,3 +26,4 @@ pub mod router;
 #[cfg(test)]
 mod router_tests;
 pub mod session_watch;
+pub mod walk_back;

@@ -507,6 +507,32 @@ mod tests {
         assert!(p.get("HTTP_PROXY").is_none());
     }
 
+    /// Found by the request_path fuzz target: a name with `.` (or `~`, `!`,
+    /// any token byte but `-`) reached PHP, which reads `X.A-B` as X_A_B.
+    #[test]
+    fn header_names_beyond_letters_digits_and_dash_are_dropped() {
+        let rq = parts(
+            "/index.php",
+            &[
+                ("x.forwarded-for", "6.6.6.6"),
+                ("x~y", "1"),
+                ("x!y", "2"),
+                ("x-forwarded-for", "1.2.3.4"),
+                ("a9-z", "ok"),
+            ],
+            http::Version::HTTP_11,
+        );
+        let p = build_params(&rq, b"/index.php", b"", None, &conn(), &site(None)).unwrap();
+        assert_eq!(get(&p, "HTTP_X_FORWARDED_FOR"), "1.2.3.4");
+        assert_eq!(get(&p, "HTTP_A9_Z"), "ok");
+        let names: Vec<&[u8]> = p
+            .iter()
+            .map(|(n, _)| n)
+            .filter(|n| n.starts_with(b"HTTP_"))
+            .collect();
+        assert_eq!(names, [&b"HTTP_X_FORWARDED_FOR"[..], b"HTTP_A9_Z"]);
+    }
+
     #[test]
     fn a_param_over_one_record_refuses_the_request() {
         // Lines within any limit, joined into one Cookie param of 80 KB.

@@ -34,6 +34,13 @@ pub fn full(bytes: Bytes) -> UnsyncBoxBody<Bytes, BodyError> {
         .boxed_unsync()
 }
 
+/// An empty body of no stated length: for a HEAD answer whose script gave
+/// no Content-Length (hyper adds `content-length: 0` to a body it knows is
+/// empty, which would tell a HEAD client the GET's body is empty).
+pub fn no_length() -> UnsyncBoxBody<Bytes, BodyError> {
+    http_body_util::StreamBody::new(futures_util::stream::empty()).boxed_unsync()
+}
+
 /// A body read from `backend` as the client takes it.
 pub fn streamed(
     first: Bytes,
@@ -57,7 +64,11 @@ pub fn streamed(
                 if failure.counts_as_failure() {
                     backend.record_failure(Instant::now());
                 }
-                tracing::error!(backend = %backend.name, "response cut short: {failure}");
+                if failure.is_unusable_answer() {
+                    tracing::warn!(backend = %backend.name, "response cut short: {failure}");
+                } else {
+                    tracing::error!(backend = %backend.name, "response cut short: {failure}");
+                }
                 let err: BodyError = Box::new(crate::http::error::BackendError {
                     backend: backend.name.clone(),
                     failure,

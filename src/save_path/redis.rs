@@ -192,8 +192,15 @@ fn auth_values(params: &[(String, Vec<u8>)]) -> Auth<'_> {
             next_index += 1;
             (next_index - 1).to_string()
         } else {
-            if let Ok(n) = sub.parse::<usize>() {
-                next_index = next_index.max(n + 1);
+            // PHP makes a key an integer only in its canonical decimal form
+            // within the range of a PHP int ("7", not "07" nor
+            // "18446744073709551615"), and only those move the next index.
+            if let Ok(n) = sub.parse::<i64>()
+                && n >= 0
+                && n.to_string() == sub
+                && let Some(next) = usize::try_from(n).ok().and_then(|n| n.checked_add(1))
+            {
+                next_index = next_index.max(next);
             }
             sub.to_string()
         };
@@ -404,5 +411,25 @@ mod tests {
             pass("s@cret")
         );
         assert_eq!(auth("memcache", "tcp://h:11211?auth=pw"), None);
+    }
+
+    /// Found by the save_path fuzz target: an index past the integers
+    /// overflowed the next index (a panic in a debug build, a wrap in a
+    /// release one). PHP keeps such a key as a string.
+    #[test]
+    fn auth_indexes_beyond_php_integers_are_string_keys() {
+        let auth = |p: &str| redis_auth(&Handler::Redis, p);
+        for big in [
+            "18446744073709551615",
+            "9223372036854775807",
+            "99999999999999999999",
+        ] {
+            assert_eq!(
+                auth(&format!("tcp://h?auth[{big}]=pw&auth[]=x")),
+                None,
+                "{big}"
+            );
+            assert!(parse_save_path("redis", &format!("tcp://h?auth[{big}]=pw")).is_ok());
+        }
     }
 }

@@ -12,7 +12,8 @@
 //! with `locking` for the locks it measures) and `evidence` sets what the
 //! round trip showed against the configuration's judgement; `verdict` holds
 //! the results, `render` prints them for people and `explain` says where
-//! every setting came from.
+//! every setting came from. `node_safety` asks each node what decides
+//! php-fpm's PATH_INFO walk-back there, for `fpmlb check`.
 
 pub mod compare;
 pub mod consequence;
@@ -23,6 +24,7 @@ pub mod explain;
 mod fixtures;
 pub mod locking;
 pub mod node;
+pub mod node_safety;
 pub mod probe;
 pub mod render;
 pub mod round_trip;

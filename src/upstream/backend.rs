@@ -79,6 +79,21 @@ impl LatencyHistogram {
         self.sum_micros.fetch_add(micros, Ordering::Relaxed);
     }
 
+    /// The upper bound of the bucket that holds the `q` quantile (0..1) of
+    /// what was observed: None before any observation, or when it lies past
+    /// the last bucket.
+    pub fn quantile_bound(&self, q: f64) -> Option<Duration> {
+        let (buckets, total, _) = self.snapshot();
+        if total == 0 {
+            return None;
+        }
+        let wanted = (q * total as f64).ceil() as u64;
+        buckets
+            .iter()
+            .find(|(_, count)| *count >= wanted)
+            .map(|(bound, _)| Duration::from_secs_f64(*bound))
+    }
+
     /// Cumulative counts per bucket bound (Prometheus' `le`), the +Inf
     /// count last, and the sum in seconds.
     pub fn snapshot(&self) -> (Vec<(f64, u64)>, u64, f64) {
@@ -282,5 +297,19 @@ mod tests {
         assert_eq!(buckets.last().copied(), Some((10.0, 2)));
         assert_eq!(count, 3);
         assert!((sum - 20.033).abs() < 1e-6);
+    }
+
+    #[test]
+    fn quantile_bounds_come_from_the_buckets() {
+        let h = LatencyHistogram::default();
+        assert_eq!(h.quantile_bound(0.9), None);
+        for _ in 0..9 {
+            h.observe(Duration::from_millis(3));
+        }
+        h.observe(Duration::from_millis(300));
+        assert_eq!(h.quantile_bound(0.9), Some(Duration::from_millis(5)));
+        assert_eq!(h.quantile_bound(1.0), Some(Duration::from_millis(500)));
+        h.observe(Duration::from_secs(60));
+        assert_eq!(h.quantile_bound(1.0), None, "past the last bucket");
     }
 }

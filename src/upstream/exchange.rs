@@ -12,11 +12,11 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 
 use crate::fastcgi::cgi::CgiHead;
-use crate::fastcgi::conn::Connection;
-use crate::fastcgi::exchange::{self, ExchangeError, ExchangeTimeouts, LentConn};
+use crate::fastcgi::conn::{ConnError, Connection};
+use crate::fastcgi::exchange::{self, ExchangeError, ExchangeTimeouts, LentConn, Unusable};
 use crate::fastcgi::params::ParamList;
 use crate::upstream::backend::Backend;
-use crate::upstream::pool::{PoolError, PooledConn};
+use crate::upstream::pool::{self, PoolError, PooledConn};
 
 /// What went wrong with a backend.
 #[derive(Debug, thiserror::Error)]
@@ -28,7 +28,9 @@ pub enum BackendFailure {
 }
 
 impl BackendFailure {
-    /// True when the request certainly did not reach php-fpm.
+    /// True when no script can have run: no connection from the pool, or
+    /// php-fpm's END_REQUEST refused the request. The script's own answer,
+    /// however unusable, is never this (the script ran).
     pub fn never_reached_backend(&self) -> bool {
         matches!(
             self,
@@ -36,12 +38,37 @@ impl BackendFailure {
         )
     }
 
-    /// True when the backend, not its load, is at fault: counts toward
-    /// max_fails. A full queue is a busy pool, not a broken one.
+    /// True when nothing of the request left fpmlb: the pool had no
+    /// connection for it, so even a body streamed from the client is still
+    /// whole and can go to another backend.
+    pub fn before_sending(&self) -> bool {
+        matches!(self, BackendFailure::Pool(_))
+    }
+
+    /// True when the backend broke the FastCGI protocol (garbage, a record
+    /// of another request): nothing a script can cause.
+    pub fn is_protocol_error(&self) -> bool {
+        matches!(
+            self,
+            BackendFailure::Exchange(ExchangeError::Read(ConnError::Protocol(_)))
+        )
+    }
+
+    /// True when the script ran and answered something HTTP cannot carry:
+    /// the request's failure alone, not the backend's.
+    pub fn is_unusable_answer(&self) -> bool {
+        matches!(self, BackendFailure::Exchange(ExchangeError::Unusable(_)))
+    }
+
+    /// True when the backend, not its load or a script, is at fault: counts
+    /// toward max_fails (nginx's `fastcgi_next_upstream error timeout`:
+    /// connect errors, resets, timeouts, a broken protocol). A full queue is
+    /// a busy pool, not a broken one; an unusable answer is one script's.
     pub fn counts_as_failure(&self) -> bool {
         !matches!(
             self,
             BackendFailure::Pool(PoolError::QueueFull { .. } | PoolError::QueueTimeout(_))
+                | BackendFailure::Exchange(ExchangeError::Unusable(_))
         )
     }
 }
@@ -64,6 +91,31 @@ impl LentConn for BackendConn {
 
     fn name(&self) -> &str {
         &self.backend.name
+    }
+
+    fn worker_patience(&self) -> Option<Duration> {
+        let typical = self.backend.stats.latency.quantile_bound(0.9);
+        self.conn
+            .watch_for_worker()
+            .then(|| pool::worker_patience(typical))
+    }
+
+    fn waiting_for_worker(&mut self) {
+        let cap = self.backend.pool.figures().cap;
+        if self.conn.waiting_for_worker() {
+            tracing::warn!(
+                backend = %self.backend.name,
+                "a new connection waited {:?} or more for a php-fpm worker while the others held kept-alive connections: \
+                 max_conns ({cap}) is likely above the pool's pm.max_children (set max_conns, or health.status_path \
+                 for a static pool); kept-alive connections are closed while one waits, and the cap follows the workers seen for {:?}",
+                crate::upstream::pool::WORKER_PATIENCE,
+                crate::upstream::pool::LEARNED_CAP_HOLD,
+            );
+        }
+    }
+
+    fn response_started(&mut self) {
+        self.conn.answered();
     }
 }
 
@@ -97,14 +149,13 @@ pub async fn small_request(
 ) -> Result<SmallResponse, BackendFailure> {
     let conn = backend.pool.acquire_within(acquire).await?;
     let mut ex = begin(conn, Arc::clone(backend), timeouts);
-    ex.send(&exchange::encode_request_head(params, Some(body)))
-        .await?;
-    let start = ex.read_head().await?;
+    ex.send_request(params, Some(body)).await?;
+    let start = ex.read_head(false).await?;
     let mut out = BytesMut::from(&start.body[..]);
     if !start.complete {
         while let Some(chunk) = ex.next_chunk().await? {
             if out.len() + chunk.len() > max_body {
-                return Err(ExchangeError::Refused("response larger than expected").into());
+                return Err(ExchangeError::Unusable(Unusable::TooLarge(max_body)).into());
             }
             out.extend_from_slice(&chunk);
         }

@@ -11,8 +11,21 @@
 //! exchange. `release` puts the connection back on the idle stack and frees
 //! the permit; dropping it instead closes the connection (an exchange that
 //! failed or was abandoned leaves the connection in an unknown state).
+//!
+//! When the cap is above the pool's real size (no `max_conns` and no status
+//! page: the default of 8 over a pool of 4 workers), a new connection lands
+//! in php-fpm's listen queue, and its request waits there until a worker
+//! frees. With kept-alive connections no worker ever frees: each serves its
+//! one connection until that closes. So a new connection that gets no answer
+//! within [`WORKER_PATIENCE`] makes the pool give workers back: its idle
+//! connections are closed at once, and connections that finish an exchange
+//! are closed rather than kept, until the waiting one is answered. The pool
+//! also lowers its cap to the connections that were being served, for
+//! [`LEARNED_CAP_HOLD`] (a dynamic pool may have spawned workers since), so
+//! the next requests wait in fpmlb's queue, first come first served, rather
+//! than in php-fpm's listen queue.
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -20,6 +33,32 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
 use crate::fastcgi::conn::{Connection, Endpoint};
+
+/// How long a request on a new connection waits for its first response
+/// byte, at least, before the pool suspects it waits for a php-fpm worker
+/// (see the module comment). Far above an idle pool's accept (well under
+/// 1 ms on a LAN) and below a page a user would call slow.
+pub const WORKER_PATIENCE: Duration = Duration::from_millis(100);
+
+/// The most a pool of slow pages waits before suspecting the same.
+pub const WORKER_PATIENCE_MAX: Duration = Duration::from_secs(2);
+
+/// The patience for a pool whose answers usually (90 in 100) come within
+/// `typical`: four times that, within [`WORKER_PATIENCE`] and
+/// [`WORKER_PATIENCE_MAX`]. A page that is merely slow then rarely passes
+/// for one waiting for a worker, which would lower the cap of a pool that
+/// has workers to spare.
+pub fn worker_patience(typical: Option<Duration>) -> Duration {
+    typical
+        .map_or(WORKER_PATIENCE, |t| t.saturating_mul(4))
+        .clamp(WORKER_PATIENCE, WORKER_PATIENCE_MAX)
+}
+
+/// How long a cap learned from a connection that waited for a worker holds
+/// before the pool tries its full cap again: a pool that grew (pm = dynamic
+/// spawns workers under load) gets its connections back, and one that did
+/// not costs one more wait of [`WORKER_PATIENCE`] per period.
+pub const LEARNED_CAP_HOLD: Duration = Duration::from_secs(30);
 
 /// Timeouts and bounds of a pool, from the config.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,17 +87,41 @@ struct Idle {
     since: Instant,
 }
 
+/// How many of the configured connection slots may be used now, and why.
+#[derive(Debug)]
+struct Cap {
+    /// The cap php-fpm's status page gave (or the default), within the
+    /// configured maximum.
+    reported: usize,
+    /// A lower cap learned from a connection that waited for a worker, and
+    /// when.
+    learned: Option<(usize, Instant)>,
+    /// Permits taken out of `slots` to lower the cap below the configured one.
+    withheld: usize,
+    /// Permits still to take out as connections finish (they were in use
+    /// when the cap was lowered).
+    owed: usize,
+}
+
 #[derive(Debug)]
 struct Inner {
     endpoint: Endpoint,
     settings: PoolSettings,
     slots: Arc<Semaphore>,
-    /// Permits taken out of `slots` to lower the cap below the configured one.
-    withheld: AtomicUsize,
+    cap: Mutex<Cap>,
+    /// `cap.owed > 0`, readable without the lock by every finishing exchange.
+    owes_permits: AtomicBool,
     idle: Mutex<Vec<Idle>>,
     waiting: AtomicUsize,
     opened: AtomicU64,
     reused: AtomicU64,
+    /// New connections whose request has waited over WORKER_PATIENCE with
+    /// no answer: while any does, finished connections are closed.
+    starving: AtomicUsize,
+    /// Kept-alive connections closed to give their worker back.
+    given_back: AtomicU64,
+    /// The pool was seen to have fewer workers than connections.
+    oversubscribed: AtomicBool,
 }
 
 /// The connection pool of one backend. Cheap to clone (shared).
@@ -69,17 +132,27 @@ pub struct Pool {
 
 impl Pool {
     pub fn new(endpoint: Endpoint, settings: PoolSettings) -> Pool {
-        let slots = Arc::new(Semaphore::new(settings.max_conns));
+        let max_conns = settings.max_conns;
+        let slots = Arc::new(Semaphore::new(max_conns));
         Pool {
             inner: Arc::new(Inner {
                 endpoint,
                 settings,
+                cap: Mutex::new(Cap {
+                    reported: max_conns,
+                    learned: None,
+                    withheld: 0,
+                    owed: 0,
+                }),
+                owes_permits: AtomicBool::new(false),
                 slots,
-                withheld: AtomicUsize::new(0),
                 idle: Mutex::new(Vec::new()),
                 waiting: AtomicUsize::new(0),
                 opened: AtomicU64::new(0),
                 reused: AtomicU64::new(0),
+                starving: AtomicUsize::new(0),
+                given_back: AtomicU64::new(0),
+                oversubscribed: AtomicBool::new(false),
             }),
         }
     }
@@ -89,6 +162,72 @@ impl Pool {
             Ok(guard) => guard,
             Err(poisoned) => poisoned.into_inner(),
         }
+    }
+
+    fn cap(&self) -> MutexGuard<'_, Cap> {
+        match self.inner.cap.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+
+    /// Brings the free permits in line with the cap in force at `now`: the
+    /// reported one, or a learned one still held. Permits in use cannot be
+    /// taken back; they are owed and kept as their connections finish.
+    fn apply_cap(&self, cap: &mut Cap, now: Instant) {
+        let configured = self.inner.settings.max_conns;
+        if cap
+            .learned
+            .is_some_and(|(_, at)| now.duration_since(at) >= LEARNED_CAP_HOLD)
+        {
+            cap.learned = None;
+        }
+        let target = cap
+            .learned
+            .map_or(cap.reported, |(learned, _)| learned.min(cap.reported))
+            .clamp(1, configured);
+        let want = configured - target;
+        if want > cap.withheld {
+            let taken = self.inner.slots.forget_permits(want - cap.withheld);
+            cap.withheld += taken;
+        } else if want < cap.withheld {
+            self.inner.slots.add_permits(cap.withheld - want);
+            cap.withheld = want;
+        }
+        cap.owed = want - cap.withheld;
+        self.inner
+            .owes_permits
+            .store(cap.owed > 0, Ordering::Relaxed);
+    }
+
+    /// Whether the permit of a finishing connection is kept back (the cap
+    /// was lowered while it was in use).
+    fn keep_back_permit(&self) -> bool {
+        if !self.inner.owes_permits.load(Ordering::Relaxed) {
+            return false;
+        }
+        let mut cap = self.cap();
+        if cap.owed == 0 {
+            return false;
+        }
+        cap.owed -= 1;
+        cap.withheld += 1;
+        self.inner
+            .owes_permits
+            .store(cap.owed > 0, Ordering::Relaxed);
+        true
+    }
+
+    /// Lowers the cap to `workers` for [`LEARNED_CAP_HOLD`]: that many
+    /// connections were served while another waited for a worker.
+    fn learn_cap(&self, workers: usize, now: Instant) {
+        let mut cap = self.cap();
+        let held = cap
+            .learned
+            .filter(|(_, at)| now.duration_since(*at) < LEARNED_CAP_HOLD)
+            .map_or(usize::MAX, |(learned, _)| learned);
+        cap.learned = Some((workers.min(held), now));
+        self.apply_cap(&mut cap, now);
     }
 
     /// A connection for one exchange: an idle one if a live one is kept,
@@ -168,6 +307,13 @@ impl Pool {
     }
 
     fn put_back(&self, conn: Connection) {
+        if self.inner.starving.load(Ordering::Relaxed) > 0 {
+            // Closing it frees its php-fpm worker for the connection that
+            // waits in the listen queue.
+            drop(conn);
+            self.inner.given_back.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
         self.idle().push(Idle {
             conn,
             since: Instant::now(),
@@ -175,8 +321,15 @@ impl Pool {
     }
 
     /// Closes idle connections unused for longer than the idle timeout, so
-    /// that php-fpm workers are not held by connections nobody needs.
+    /// that php-fpm workers are not held by connections nobody needs; and
+    /// lets a learned cap expire.
     pub fn close_idle(&self, now: Instant) -> usize {
+        {
+            let mut cap = self.cap();
+            if cap.learned.is_some() {
+                self.apply_cap(&mut cap, now);
+            }
+        }
         let limit = self.inner.settings.idle_timeout;
         let mut idle = self.idle();
         let before = idle.len();
@@ -192,23 +345,15 @@ impl Pool {
     /// Lowers or raises the cap, within the configured maximum (used when the
     /// pool reports a smaller `max children` than configured).
     pub fn set_cap(&self, cap: usize) {
-        let configured = self.inner.settings.max_conns;
-        let target_withheld = configured.saturating_sub(cap.clamp(1, configured));
-        let current = self.inner.withheld.load(Ordering::Relaxed);
-        if target_withheld > current {
-            let taken = self.inner.slots.forget_permits(target_withheld - current);
-            self.inner.withheld.fetch_add(taken, Ordering::Relaxed);
-        } else if target_withheld < current {
-            self.inner.slots.add_permits(current - target_withheld);
-            self.inner
-                .withheld
-                .fetch_sub(current - target_withheld, Ordering::Relaxed);
-        }
+        let mut state = self.cap();
+        state.reported = cap.clamp(1, self.inner.settings.max_conns);
+        self.apply_cap(&mut state, Instant::now());
     }
 
     /// Current figures for the status page and metrics.
     pub fn figures(&self) -> PoolFigures {
-        let cap = self.inner.settings.max_conns - self.inner.withheld.load(Ordering::Relaxed);
+        let withheld = self.cap().withheld;
+        let cap = self.inner.settings.max_conns - withheld;
         let idle = self.idle().len();
         let free = self.inner.slots.available_permits();
         PoolFigures {
@@ -218,6 +363,7 @@ impl Pool {
             waiting: self.inner.waiting.load(Ordering::Relaxed),
             opened: self.inner.opened.load(Ordering::Relaxed),
             reused: self.inner.reused.load(Ordering::Relaxed),
+            given_back: self.inner.given_back.load(Ordering::Relaxed),
         }
     }
 }
@@ -237,6 +383,9 @@ pub struct PoolFigures {
     pub opened: u64,
     /// Exchanges that reused a kept-alive connection.
     pub reused: u64,
+    /// Kept-alive connections closed to free a php-fpm worker for a new
+    /// connection waiting in the pool's listen queue.
+    pub given_back: u64,
 }
 
 struct WaitGuard<'a>(&'a AtomicUsize);
@@ -264,9 +413,10 @@ impl Slot {
             pool.inner.reused.fetch_add(1, Ordering::Relaxed);
             return Ok(PooledConn {
                 conn: Some(conn),
-                _permit: permit,
+                permit: Some(permit),
                 pool,
                 reused: true,
+                starving: false,
             });
         }
         let conn = Connection::connect(&pool.inner.endpoint, pool.inner.settings.connect_timeout)
@@ -275,9 +425,10 @@ impl Slot {
         pool.inner.opened.fetch_add(1, Ordering::Relaxed);
         Ok(PooledConn {
             conn: Some(conn),
-            _permit: permit,
+            permit: Some(permit),
             pool,
             reused: false,
+            starving: false,
         })
     }
 }
@@ -286,10 +437,14 @@ impl Slot {
 #[derive(Debug)]
 pub struct PooledConn {
     conn: Option<Connection>,
-    _permit: OwnedSemaphorePermit,
+    /// Given back to the pool's slots on drop, or kept back when the cap
+    /// was lowered meanwhile.
+    permit: Option<OwnedSemaphorePermit>,
     pool: Pool,
     /// Whether it was kept alive from an earlier exchange.
     pub reused: bool,
+    /// Counted in the pool's `starving`.
+    starving: bool,
 }
 
 impl PooledConn {
@@ -299,8 +454,62 @@ impl PooledConn {
 
     /// Gives a connection whose exchange ended cleanly back to the pool.
     pub fn release(mut self) {
+        self.answered();
         if let Some(conn) = self.conn.take() {
             self.pool.put_back(conn);
+        }
+    }
+
+    /// Whether its first answer is watched ([`PooledConn::waiting_for_worker`]):
+    /// only a new connection can wait for a worker (a kept one has its own).
+    pub fn watch_for_worker(&self) -> bool {
+        !self.reused
+    }
+
+    /// Its request got no answer within [`WORKER_PATIENCE`]: it may wait in
+    /// php-fpm's listen queue while every worker holds a kept-alive
+    /// connection. The pool closes its idle connections and keeps none until
+    /// this one is answered. True the first time a pool sees it, for one
+    /// warning.
+    pub fn waiting_for_worker(&mut self) -> bool {
+        if self.starving || self.reused {
+            return false;
+        }
+        self.starving = true;
+        let inner = &self.pool.inner;
+        let starving = inner.starving.fetch_add(1, Ordering::Relaxed) + 1;
+        let closed = {
+            let mut idle = self.pool.idle();
+            let n = idle.len();
+            idle.clear();
+            n
+        };
+        inner.given_back.fetch_add(closed as u64, Ordering::Relaxed);
+        // The workers: connections being served (in use, not waiting) and
+        // the idle ones that held a worker until just now.
+        let in_use = self.pool.figures().in_use;
+        let served = in_use.saturating_sub(starving) + closed;
+        if served > 0 {
+            self.pool.learn_cap(served, Instant::now());
+        }
+        !inner.oversubscribed.swap(true, Ordering::Relaxed)
+    }
+
+    /// The first answer arrived (or the exchange ended): no longer waiting.
+    pub fn answered(&mut self) {
+        if std::mem::take(&mut self.starving) {
+            self.pool.inner.starving.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+}
+
+impl Drop for PooledConn {
+    fn drop(&mut self) {
+        self.answered();
+        if let Some(permit) = self.permit.take()
+            && self.pool.keep_back_permit()
+        {
+            permit.forget();
         }
     }
 }
@@ -308,6 +517,7 @@ impl PooledConn {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::io::AsyncReadExt;
     use tokio::net::TcpListener;
 
     fn settings(max_conns: usize, queue_size: usize) -> PoolSettings {
@@ -403,6 +613,100 @@ mod tests {
         pool.set_cap(8); // clamped to the configured 4
         assert_eq!(pool.figures().cap, 4);
         let _two = pool.acquire().await.unwrap();
+    }
+
+    /// php-fpm with one worker: each kept connection holds the worker until
+    /// it closes, and the next waits in the listen queue meanwhile.
+    #[tokio::test]
+    async fn a_connection_waiting_for_a_worker_gets_one_given_back() {
+        let (l, ep) = listener().await;
+        let pool = Pool::new(ep, settings(2, 10));
+        let mut a = pool.acquire().await.unwrap();
+        let (mut worker, _) = l.accept().await.unwrap();
+        let mut b = pool.acquire().await.unwrap();
+        assert!(b.watch_for_worker());
+        a.answered();
+        assert!(a.watch_for_worker(), "a is new too");
+
+        // b's request gets no answer: the pool hears of it, once.
+        assert!(b.waiting_for_worker(), "first time: warn");
+        assert!(!b.waiting_for_worker(), "counted once");
+        // a finishes: closed rather than kept, which frees the worker.
+        a.release();
+        assert_eq!(pool.figures().idle, 0);
+        assert_eq!(pool.figures().given_back, 1);
+        let mut eof = [0u8; 1];
+        assert_eq!(worker.read(&mut eof).await.unwrap(), 0, "a was closed");
+        let _worker_now_serves_b = l.accept().await.unwrap();
+
+        // One connection was served while b waited: the cap is 1 now (a's
+        // slot was kept back as it finished), so the next request waits in
+        // the pool's queue rather than in php-fpm's listen queue.
+        assert_eq!(pool.figures().cap, 1);
+
+        // b is answered: connections are kept again.
+        b.answered();
+        b.release();
+        assert_eq!(pool.figures().idle, 1);
+        let c = pool.acquire().await.unwrap();
+        assert!(c.reused);
+        // A kept connection never waits for a worker: it has its own.
+        assert!(!c.watch_for_worker());
+        assert!(matches!(
+            pool.acquire().await,
+            Err(PoolError::QueueTimeout(_))
+        ));
+        drop(c);
+
+        // The learned cap holds for a while, then the full cap is tried again.
+        let now = Instant::now();
+        pool.close_idle(now + LEARNED_CAP_HOLD / 2);
+        assert_eq!(pool.figures().cap, 1);
+        pool.close_idle(now + LEARNED_CAP_HOLD);
+        assert_eq!(pool.figures().cap, 2);
+    }
+
+    #[test]
+    fn slow_pools_are_given_more_patience() {
+        assert_eq!(worker_patience(None), WORKER_PATIENCE);
+        assert_eq!(
+            worker_patience(Some(Duration::from_millis(5))),
+            WORKER_PATIENCE
+        );
+        assert_eq!(
+            worker_patience(Some(Duration::from_millis(250))),
+            Duration::from_secs(1)
+        );
+        assert_eq!(
+            worker_patience(Some(Duration::from_secs(10))),
+            WORKER_PATIENCE_MAX
+        );
+    }
+
+    #[tokio::test]
+    async fn a_waiting_connection_closes_the_idle_ones_and_its_drop_ends_the_wait() {
+        let (l, ep) = listener().await;
+        let keep = tokio::spawn(async move {
+            let mut kept = Vec::new();
+            while let Ok((s, _)) = l.accept().await {
+                kept.push(s);
+            }
+        });
+        let pool = Pool::new(ep, settings(3, 10));
+        let a = pool.acquire().await.unwrap();
+        let mut b = pool.acquire().await.unwrap();
+        let mut c = pool.acquire().await.unwrap();
+        b.answered();
+        b.release();
+        assert_eq!(pool.figures().idle, 1);
+        // c waits: b's idle connection holds a worker, so it is closed now.
+        c.waiting_for_worker();
+        assert_eq!(pool.figures().idle, 0);
+        // c fails and is dropped: the wait is over, connections are kept.
+        drop(c);
+        a.release();
+        assert_eq!(pool.figures().idle, 1);
+        keep.abort();
     }
 
     #[tokio::test]

@@ -60,6 +60,17 @@ pub enum Behavior {
     Overloaded,
     /// Reads the request, then closes without a byte of answer.
     CloseBeforeResponse,
+    /// A whole response (STDOUT, END_REQUEST) under request id `id`,
+    /// whatever id the request had.
+    RespondAsRequest { id: u16, stdout: Vec<u8> },
+    /// A normal response; then, after `pause`, more STDOUT and another
+    /// END_REQUEST for the same request: records after the end, which the
+    /// next request on the kept connection must never take for its answer.
+    RespondThenStray {
+        stdout: Vec<u8>,
+        stray: Vec<u8>,
+        pause: Duration,
+    },
 }
 
 impl Behavior {
@@ -338,6 +349,29 @@ async fn answer(stream: &mut TcpStream, id: u16, behavior: Behavior) -> std::io:
         Behavior::CloseBeforeResponse => {
             stream.shutdown().await?;
             Ok(false)
+        }
+        Behavior::RespondAsRequest { id: other, stdout } => {
+            put_stream(&mut out, STDOUT, other, &stdout);
+            put_record(&mut out, STDOUT, other, &[]);
+            put_end_request(&mut out, other, REQUEST_COMPLETE);
+            stream.write_all(&out).await?;
+            Ok(true)
+        }
+        Behavior::RespondThenStray {
+            stdout,
+            stray,
+            pause,
+        } => {
+            put_stream(&mut out, STDOUT, id, &stdout);
+            put_record(&mut out, STDOUT, id, &[]);
+            put_end_request(&mut out, id, REQUEST_COMPLETE);
+            stream.write_all(&out).await?;
+            tokio::time::sleep(pause).await;
+            out.clear();
+            put_stream(&mut out, STDOUT, id, &stray);
+            put_end_request(&mut out, id, REQUEST_COMPLETE);
+            stream.write_all(&out).await?;
+            Ok(true)
         }
     }
 }

@@ -12,6 +12,7 @@
 pub mod fake_fcgi;
 pub mod nets;
 pub mod nginx;
+pub mod raw;
 pub mod tls;
 
 use std::collections::HashMap;
@@ -165,6 +166,23 @@ impl Cluster {
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
+    }
+
+    /// SIGKILLs one node's php-fpm master and every worker at once: a node
+    /// dying with no chance to close anything cleanly. The workers are the
+    /// master's children (this cluster's own processes).
+    pub fn kill_node_hard(&self, name: &str) {
+        let pid = std::fs::read_to_string(self.dir.join(format!("{name}.pid"))).unwrap();
+        let pid = pid.trim();
+        let children =
+            std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
+        let status = Command::new("kill")
+            .arg("-KILL")
+            .arg(pid)
+            .args(children.split_whitespace())
+            .status()
+            .unwrap();
+        assert!(status.success());
     }
 
     pub fn lb_ip(&self) -> String {

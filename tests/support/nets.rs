@@ -182,6 +182,27 @@ nets! {
     HOSTILE_ADMIN = 177;
     HOSTILE_STREAMING = 178;
     HOSTILE_SLOW_READER = 179;
+    // tests/hostile_backend.rs: real php-fpm, scripts from tests/hostile-www.
+    HOSTILE_SCRIPT_ANSWERS = 180;
+    HOSTILE_STDERR_AND_HEAD = 181;
+    HOSTILE_WALK_BACK = 182;
+    HOSTILE_NODE_SIGKILL = 183;
+    HOSTILE_LYING_LENGTH = 188;
+    FAULTS_FOREIGN_ID = 189;
+
+    // tests/faults.rs, issue 10's backend side.
+    FAULTS_STRAY_RECORDS = 184;
+    FAULTS_STREAMED_REFUSED = 185;
+    FAULTS_INFORMATIONAL_POST = 186;
+    FAULTS_HEAD_NO_LENGTH = 187;
+
+    // tests/soak.rs: integration/soak.sh, fpmlb on .1:8080, nodes on .2 and .3.
+    SOAK = 190;
+    /// integration/soak.sh run by hand or by `make soak` (its default SOAK_NET).
+    SOAK_SCRIPT = 191;
+
+    /// fuzz/capture.sh: one php-fpm node on .2 whose answers become seeds.
+    FUZZ_CAPTURE = 199;
 }
 
 /// Two entries of the table on one network do not compile.

@@ -1,0 +1,2 @@
+<?php
+echo 'hello from ', getenv('NODE_NAME'), "\n";
