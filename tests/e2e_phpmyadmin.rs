@@ -2,7 +2,8 @@
 //! nodes, fpmlb in front with `static.root` at the package's code
 //! (/usr/share/phpmyadmin, whose jQuery and CodeMirror are links into
 //! /usr/share/javascript), a MariaDB server the test starts, and a real
-//! headless chromium that logs in through the login form. Every request
+//! headless chromium that logs in with the login form's token and opens
+//! phpMyAdmin's start page. Every request
 //! the browser made (its NetLog) must answer 200, or 302 for the login, with
 //! the type a browser accepts for a stylesheet, a script, an image; the same
 //! through nginx with the same site, for comparison.
@@ -85,13 +86,18 @@ fn mariadb(dir: &Path, ip: &str) -> MariaDb {
     let out = sql(&format!(
         "CREATE USER '{USER}'@'%' IDENTIFIED BY '{PASSWORD}'; GRANT ALL ON *.* TO '{USER}'@'%';"
     ));
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     db
 }
 
 /// What every node's phpMyAdmin reads besides Debian's config: the MariaDB
 /// server, one blowfish secret for all (the login cookie is read by
-/// whichever node takes the next request), a temp dir PHP may write.
+/// whichever node takes the next request), a temp dir PHP may write, and
+/// framing by its own origin (the test's page shows it in a frame).
 fn configure_nodes(cluster: &Cluster, db_ip: &str) {
     for (name, _) in cluster.nodes() {
         let root = cluster.dir.join(&name).join("root");
@@ -101,45 +107,62 @@ fn configure_nodes(cluster: &Cluster, db_ip: &str) {
             format!(
                 "<?php\n$cfg['Servers'][1]['host'] = '{db_ip}';\n$cfg['Servers'][1]['port'] = '3306';\n\
                  $cfg['Servers'][1]['connect_type'] = 'tcp';\n$cfg['Servers'][1]['auth_type'] = 'cookie';\n\
-                 $cfg['blowfish_secret'] = '{}';\n",
+                 $cfg['blowfish_secret'] = '{}';\n\
+                 $cfg['AllowThirdPartyFraming'] = 'sameorigin';\n",
                 "0123456789abcdef0123456789abcdef"
             ),
         )
         .unwrap();
         let tmp = root.join("var/lib/phpmyadmin/tmp");
         std::fs::create_dir_all(&tmp).unwrap();
-        let status = Command::new("chmod").arg("1777").arg(&tmp).status().unwrap();
+        let status = Command::new("chmod")
+            .arg("1777")
+            .arg(&tmp)
+            .status()
+            .unwrap();
         assert!(status.success());
     }
 }
 
-/// A page that logs in as a user would: it fetches the login page (which
-/// sets phpMyAdmin's cookies), copies the form's hidden fields (the token),
-/// fills in the user and password, and submits the form.
+/// A page that logs in as a user would, then opens phpMyAdmin: it fetches
+/// the login page (which sets phpMyAdmin's cookies), takes the form's
+/// hidden fields (the token), posts them with the user and password, and
+/// loads phpMyAdmin's start page in a frame. Synchronous requests and a
+/// frame written while the page is parsed hold the page's load event until
+/// phpMyAdmin's page and its assets have loaded, which is when chromium's
+/// `--dump-dom` writes the DOM; the frame's load handler writes what it saw
+/// into `#result` before that. (A navigation to the logged-in page with
+/// `--virtual-time-budget` never ends in headless chromium 156: its
+/// virtual time stops advancing on that page.)
 fn login_page(dir: &Path) {
     std::fs::create_dir_all(dir).unwrap();
     std::fs::write(
         dir.join("login.html"),
         format!(
             r#"<!doctype html><html><head><title>login</title></head><body><script>
-fetch('/index.php', {{credentials: 'same-origin'}}).then(r => r.text()).then(html => {{
-  const doc = new DOMParser().parseFromString(html, 'text/html');
-  const src = doc.querySelector('form#login_form');
-  const form = document.createElement('form');
-  form.method = 'post';
-  form.action = new URL(src.getAttribute('action') || 'index.php', location.origin + '/index.php').href;
-  for (const input of src.querySelectorAll('input[type=hidden]')) {{
-    const i = document.createElement('input');
-    i.type = 'hidden'; i.name = input.name; i.value = input.value;
-    form.appendChild(i);
-  }}
-  for (const [name, value] of [['pma_username', '{USER}'], ['pma_password', '{PASSWORD}']]) {{
-    const i = document.createElement('input');
-    i.type = 'hidden'; i.name = name; i.value = value;
-    form.appendChild(i);
-  }}
-  document.body.appendChild(form);
-  form.submit();
+function request(method, url, body) {{
+  const x = new XMLHttpRequest();
+  x.open(method, url, false);
+  if (body) x.setRequestHeader('Content-Type', 'application/x-www-form-urlencoded');
+  x.send(body || null);
+  return x.responseText;
+}}
+const login = new DOMParser().parseFromString(request('GET', '/index.php'), 'text/html');
+const form = new URLSearchParams();
+for (const i of login.querySelectorAll('form#login_form input[type=hidden]')) form.append(i.name, i.value);
+form.append('pma_username', '{USER}');
+form.append('pma_password', '{PASSWORD}');
+request('POST', '/index.php?route=/', form.toString());
+document.write('<iframe id="app" src="/index.php" width="1280" height="900"></iframe>');
+document.getElementById('app').addEventListener('load', (e) => {{
+  const d = e.target.contentDocument;
+  const out = document.createElement('pre');
+  out.id = 'result';
+  out.textContent = JSON.stringify({{
+    logged_in: !!d.getElementById('pma_navigation') && !d.getElementById('login_form'),
+    title: d.title,
+  }});
+  document.body.appendChild(out);
 }});
 </script></body></html>
 "#
@@ -208,7 +231,6 @@ fn browse(dir: &Path, origin: &str) -> (String, Vec<Seen>) {
     let dom = support::chromium(
         &[
             "--dump-dom",
-            "--virtual-time-budget=20000",
             &format!("--log-net-log={}", netlog.display()),
             "--net-log-capture-mode=Default",
         ],
@@ -240,7 +262,7 @@ fn expected_type(path: &str) -> Option<&'static [&'static str]> {
 /// Every problem of one browser run, as lines.
 fn problems(what: &str, dom: &str, seen: &[Seen]) -> Vec<String> {
     let mut wrong = Vec::new();
-    if !dom.contains("pma_navigation") || dom.contains("id=\"login_form\"") {
+    if !dom.contains("\"logged_in\":true") {
         wrong.push(format!(
             "{what}: not logged in; DOM starts: {}",
             dom.chars().take(600).collect::<String>()
@@ -251,7 +273,9 @@ fn problems(what: &str, dom: &str, seen: &[Seen]) -> Vec<String> {
         .filter(|(p, _, _)| expected_type(p).is_some())
         .count();
     if assets < 20 {
-        wrong.push(format!("{what}: only {assets} stylesheets, scripts and images: {seen:?}"));
+        wrong.push(format!(
+            "{what}: only {assets} stylesheets, scripts and images: {seen:?}"
+        ));
     }
     for (path, status, content_type) in seen {
         let essence = content_type.split(';').next().unwrap_or("").trim();
@@ -340,10 +364,13 @@ async fn phpmyadmin_logs_in_in_chromium_with_every_asset_served() {
     let mut wrong = problems("fpmlb", &dom, &seen);
     wrong.extend(problems("nginx", &nginx_dom, &nginx_seen));
     // The browser fetched the same assets from both.
+    // (The favicon is left out: chromium asks for it on its own schedule,
+    // before or after the DOM is written; when it asks, it is checked above.)
     let assets = |s: &[Seen]| -> BTreeSet<String> {
         s.iter()
             .filter(|(p, _, _)| expected_type(p).is_some())
             .map(|(p, _, _)| p.split('?').next().unwrap_or(p).to_owned())
+            .filter(|p| p != "/favicon.ico")
             .collect()
     };
     let (ours, theirs) = (assets(&seen), assets(&nginx_seen));
