@@ -370,6 +370,13 @@ pub fn body(plan: Plan) -> UnsyncBoxBody<Bytes, BodyError> {
         } => {
             let mut queue: std::collections::VecDeque<Piece> = pieces.into();
             queue.push_front(Piece::Bytes(first));
+            let total = queue
+                .iter()
+                .map(|p| match p {
+                    Piece::Bytes(b) => b.len() as u64,
+                    Piece::File { len, .. } => *len,
+                })
+                .sum();
             let stream =
                 futures_util::stream::unfold((queue, file), |(mut queue, file)| async move {
                     let piece = queue.pop_front()?;
@@ -395,8 +402,50 @@ pub fn body(plan: Plan) -> UnsyncBoxBody<Bytes, BodyError> {
                         }
                     }
                 });
-            http_body_util::StreamBody::new(stream).boxed_unsync()
+            Counted {
+                inner: http_body_util::StreamBody::new(stream).boxed_unsync(),
+                remaining: total,
+            }
+            .boxed_unsync()
         }
+    }
+}
+
+/// A streamed body of a known length that says it has ended once that
+/// many bytes went out: hyper stops polling an HTTP/1.1 body when its
+/// Content-Length is reached, so without this the access log would call
+/// every file longer than one chunk incomplete. Its size hint is exact.
+struct Counted<B> {
+    inner: B,
+    remaining: u64,
+}
+
+impl<B> http_body::Body for Counted<B>
+where
+    B: http_body::Body<Data = Bytes> + Unpin,
+{
+    type Data = Bytes;
+    type Error = B::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, B::Error>>> {
+        let polled = std::pin::Pin::new(&mut self.inner).poll_frame(cx);
+        if let std::task::Poll::Ready(Some(Ok(frame))) = &polled
+            && let Some(data) = frame.data_ref()
+        {
+            self.remaining = self.remaining.saturating_sub(data.len() as u64);
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.remaining == 0
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        http_body::SizeHint::with_exact(self.remaining)
     }
 }
 
@@ -501,6 +550,41 @@ mod tests {
             .unwrap();
         let bytes = rt.block_on(async { body(plan).collect().await.unwrap().to_bytes() });
         (parts.status, parts.headers, bytes.to_vec())
+    }
+
+    /// hyper stops polling an HTTP/1.1 body once its Content-Length went
+    /// out: a file body must say it ended with its last byte, and not before.
+    #[test]
+    fn a_streamed_body_ends_with_its_last_byte() {
+        use http_body::Body as _;
+        let dir = tempfile::tempdir().unwrap();
+        let content: Vec<u8> = (0..=255u8).cycle().take(2 * CHUNK + 3).collect();
+        let o = opened(dir.path(), "big.bin", &content);
+        let choice = Choice {
+            content_type: content_type(&o.path),
+            opened: o,
+            encoding: None,
+            vary: false,
+        };
+        let plan = prepare(&Method::GET, &HeaderMap::new(), choice, Extra::default())
+            .unwrap()
+            .into_body();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let mut b = body(plan);
+            assert!(!b.is_end_stream());
+            assert_eq!(b.size_hint().exact(), Some(content.len() as u64));
+            let mut got = Vec::new();
+            while !b.is_end_stream() {
+                let frame = b.frame().await.unwrap().unwrap();
+                got.extend_from_slice(frame.data_ref().unwrap());
+            }
+            assert_eq!(got, content);
+            assert!(b.frame().await.is_none());
+        });
     }
 
     #[test]
