@@ -4,25 +4,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use super::tests::with;
 use super::*;
-
-/// Required keys; what [`with`] appends starts on line 6.
-const MINIMAL: &str = "\
-listen: \":8080\"
-document_root: /var/www/html
-backends:
-  - name: local
-    address: 127.0.0.1:9000
-";
-
-fn with(lines: &[&str]) -> String {
-    let mut text = MINIMAL.to_owned();
-    for line in lines {
-        text.push_str(line);
-        text.push('\n');
-    }
-    text
-}
 
 fn ok(yaml: &str) -> Config {
     Config::from_yaml(yaml).unwrap_or_else(|e| panic!("unexpected errors:\n{e}\nin:\n{yaml}"))

@@ -12,7 +12,7 @@ use super::*;
 const EXAMPLE: &str = include_str!("../../conf/fpmlb.yaml");
 
 /// The required keys only; extra keys appended with [`with`] start on line 6.
-const MINIMAL: &str = "\
+pub(super) const MINIMAL: &str = "\
 listen: \":8080\"
 document_root: /var/www/html
 backends:
@@ -21,7 +21,7 @@ backends:
 ";
 
 /// [`MINIMAL`] followed by `lines`, the first of which is line 6.
-fn with(lines: &[&str]) -> String {
+pub(super) fn with(lines: &[&str]) -> String {
     let mut text = MINIMAL.to_owned();
     for line in lines {
         text.push_str(line);

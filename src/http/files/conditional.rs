@@ -175,7 +175,7 @@ fn date(headers: &HeaderMap, name: &header::HeaderName) -> Option<u64> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
     const V: Validators = Validators {
@@ -183,7 +183,8 @@ mod tests {
         mtime: 1_700_000_000,
     };
 
-    fn h(pairs: &[(&str, &str)]) -> HeaderMap {
+    /// A header map from pairs (also for `serve`'s tests).
+    pub(in crate::http::files) fn h(pairs: &[(&str, &str)]) -> HeaderMap {
         let mut m = HeaderMap::new();
         for (k, v) in pairs {
             m.append(

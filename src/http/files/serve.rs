@@ -461,18 +461,8 @@ async fn read_chunk(file: Arc<File>, offset: u64, len: u64) -> std::io::Result<B
 
 #[cfg(test)]
 mod tests {
+    use super::super::conditional::tests::h;
     use super::*;
-
-    fn h(pairs: &[(&str, &str)]) -> HeaderMap {
-        let mut m = HeaderMap::new();
-        for (k, v) in pairs {
-            m.append(
-                header::HeaderName::from_bytes(k.as_bytes()).unwrap(),
-                HeaderValue::from_str(v).unwrap(),
-            );
-        }
-        m
-    }
 
     #[test]
     fn accept_encoding_with_q_values() {
