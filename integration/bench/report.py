@@ -24,12 +24,15 @@ BALANCER_LABEL = {
     "nginx-ka": "nginx (keepalive 32)",
     "haproxy": "HAProxy (keep-conn)",
 }
-SCRIPT_ORDER = ["hello", "session", "64k", "1m"]
+SCRIPT_ORDER = ["hello", "session", "64k", "1m", "static1k", "static100k", "static10m"]
 SCRIPT_LABEL = {
     "hello": "hello (/hello.php)",
     "session": "session (/session.php, new session per request)",
     "64k": "64 KiB (/big.php?bytes=65536)",
     "1m": "1 MiB (/big.php?bytes=1048576)",
+    "static1k": "static file, 1 KiB (/static/1k.bin)",
+    "static100k": "static file, 100 KiB (/static/100k.bin)",
+    "static10m": "static file, 10 MiB (/static/10m.bin)",
 }
 
 
