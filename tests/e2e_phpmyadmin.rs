@@ -279,16 +279,12 @@ fn problems(what: &str, dom: &str, seen: &[Seen]) -> Vec<String> {
     }
     for (path, status, content_type) in seen {
         let essence = content_type.split(';').next().unwrap_or("").trim();
-        match expected_type(path) {
-            Some(types) => {
-                if *status != 200 || !types.contains(&essence) {
-                    wrong.push(format!("{what}: {path}: {status} {content_type}"));
-                }
-            }
-            None if *status != 200 && *status != 302 => {
-                wrong.push(format!("{what}: {path}: {status}"));
-            }
-            None => {}
+        let ok = match expected_type(path) {
+            Some(types) => *status == 200 && types.contains(&essence),
+            None => *status == 200 || *status == 302,
+        };
+        if !ok {
+            wrong.push(format!("{what}: {path}: {status} {content_type}"));
         }
     }
     wrong
