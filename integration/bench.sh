@@ -33,6 +33,11 @@ clients' default suites. Compressed cases send Accept-Encoding: CODING for the
 64 KiB HTML page (/html.php): gzip is compared with nginx (gzip_comp_level =
 BENCH_GZIP_LEVEL) and HAProxy (libslz); br and zstd run on fpmlb alone.
 
+Static file cases (static1k, static100k, static10m: a file of 1 KiB, 100 KiB,
+10 MiB in the document root, type application/octet-stream) compare fpmlb
+(static.root at the document root) with nginx (root, sendfile on) only: HAProxy
+serves no files, and nginx-ka is the same nginx for a file.
+
 Balancers get 2 threads/workers each (fpmlb: tokio multi-thread runtime, one
 thread per CPU): nginx --workers 2, HAProxy --threads 2.
 
@@ -45,7 +50,9 @@ Environment:
                    (HTTPS, HTTP/2), h2-1conn (hello, one HTTP/2 connection
                    of N streams), gzip (64 KiB HTML, gzip); br, zstd (the
                    same page, fpmlb only; not in "all"); concurrency 32, 256
-                   (or any number); e.g. BENCH_CASES=hello:32 or
+                   (or any number); static files static1k,
+                   static100k, static10m (fpmlb and nginx only); e.g.
+                   BENCH_CASES=hello:32 or
                    BENCH_CASES=hello,1m:256
   BENCH_GZIP_LEVEL gzip level of fpmlb and nginx in the gzip case (default 5,
                    fpmlb's default)
@@ -105,7 +112,7 @@ uint_in "$RUN_SECONDS" 1 3600 || die "BENCH_SECONDS must be 1..3600"
 uint_in "$WARMUP" 0 60 || die "BENCH_WARMUP must be 0..60"
 uint_in "$CHILDREN" 1 1000 || die "BENCH_CHILDREN must be 1..1000"
 
-ALL_SCRIPTS=(hello session 64k 1m tls-hello tls-64k h2-hello h2-64k h2-1conn gzip)
+ALL_SCRIPTS=(hello session 64k 1m static1k static100k static10m tls-hello tls-64k h2-hello h2-64k h2-1conn gzip)
 GZIP_LEVEL=${BENCH_GZIP_LEVEL:-5}
 FPMLB_YAML=${BENCH_FPMLB_YAML:-}
 uint_in "$GZIP_LEVEL" 1 9 || die "BENCH_GZIP_LEVEL must be 1..9"
@@ -119,6 +126,9 @@ script_path() {
         64k | tls-64k | h2-64k) echo '/big.php?bytes=65536' ;;
         1m) echo '/big.php?bytes=1048576' ;;
         gzip | br | zstd) echo '/html.php?bytes=65536' ;;
+        static1k) echo /static/1k.bin ;;
+        static100k) echo /static/100k.bin ;;
+        static10m) echo /static/10m.bin ;;
         *) return 1 ;;
     esac
 }
@@ -145,6 +155,7 @@ script_coding() {
 runs_case() {
     case $2 in
         br | zstd) [[ "$1" == fpmlb ]] ;;
+        static*) serves_files "$1" ;;
         *) return 0 ;;
     esac
 }
@@ -155,9 +166,18 @@ script_size() {
         hello | tls-hello | h2-hello | h2-1conn) echo 6 ;;
         64k | tls-64k | h2-64k | gzip | br | zstd) echo 65536 ;;
         1m) echo 1048576 ;;
+        static1k) echo 1024 ;;
+        static100k) echo 102400 ;;
+        static10m) echo 10485760 ;;
         *) echo "" ;;
     esac
 }
+
+# is_static SCRIPT: whether the case is a file fpmlb and nginx serve themselves.
+is_static() { [[ $1 == static* ]]; }
+
+# serves_files BALANCER: whether it can serve a static file case.
+serves_files() { [[ $1 == fpmlb* || $1 == nginx ]]; }
 
 bal_port() {
     case $1 in
@@ -182,7 +202,7 @@ elif [[ -z "${BENCH_CASES:-}" || "${BENCH_CASES}" == all ]]; then
 else
     for item in ${BENCH_CASES//,/ }; do
         s=${item%%:*}
-        script_path "$s" >/dev/null || die "BENCH_CASES: unknown script '$s' (hello, session, 64k, 1m, tls-hello, tls-64k, h2-hello, h2-64k, h2-1conn, gzip, br, zstd)"
+        script_path "$s" >/dev/null || die "BENCH_CASES: unknown script '$s' (hello, session, 64k, 1m, static1k, static100k, static10m, tls-hello, tls-64k, h2-hello, h2-64k, h2-1conn, gzip, br, zstd)"
         if [[ "$item" == *:* ]]; then
             c=${item#*:}
             uint_in "$c" "$WRK_THREADS" 100000 || die "BENCH_CASES: bad concurrency in '$item'"
@@ -313,12 +333,23 @@ start_cluster() {
         cat "$LOGS/cluster-start.log" >&2
         die "cluster.sh start failed"
     fi
+    # The static cases' files, in the document root on this host (where
+    # nginx and fpmlb's static.root read them); random bytes, so nothing
+    # compresses them on the way.
+    local docroot
+    # shellcheck disable=SC1091,SC2153
+    docroot=$(source "$CL_DIR/cluster.env" && printf '%s' "$DOCROOT")
+    mkdir -p -- "$docroot/static"
+    head -c 1024 /dev/urandom >"$docroot/static/1k.bin"
+    head -c 102400 /dev/urandom >"$docroot/static/100k.bin"
+    head -c 10485760 /dev/urandom >"$docroot/static/10m.bin"
+    chmod -R a+rX -- "$docroot/static"
 }
 
 # write_fpmlb_config FILE NAME: the config of fpmlb variant NAME (fpmlb: one
 # runtime thread per CPU; fpmlb-1: `workers: 1`; fpmlb-tls: a TLS listener).
 write_fpmlb_config() {
-    local cfg=$1 name=${2:-fpmlb} docroot i
+    local cfg=$1 name=${2:-fpmlb} script=${3:-} docroot i
     # shellcheck disable=SC1091,SC2153
     docroot=$(source "$CL_DIR/cluster.env" && printf '%s' "$DOCROOT")
     {
@@ -338,6 +369,10 @@ write_fpmlb_config() {
         echo "  levels: {gzip: $GZIP_LEVEL}"
         [[ "$name" == fpmlb-1 ]] && echo "workers: 1"
         echo "document_root: \"$docroot\""
+        if is_static "$script"; then
+            echo "static:"
+            echo "  root: \"$docroot\""
+        fi
         echo "log:"
         echo "  level: warn"
         echo "  access_log: false"
@@ -360,9 +395,9 @@ fpmlb_ready() {
     [[ -n "$pid" ]] && pid_alive "$pid" "$2" && is_listening "$3" && is_listening "$4"
 }
 
-# start_balancer NAME: returns 1 (with the reason in $LOGS) if it did not start.
+# start_balancer NAME SCRIPT: returns 1 (with the reason in $LOGS) if it did not start.
 start_balancer() {
-    local b=$1 d=$W/$1 listen tls_listen
+    local b=$1 script=${2:-} d=$W/$1 listen tls_listen
     listen=$LB_IP:$(bal_port "$b")
     tls_listen=$LB_IP:$(bal_tls_port "$b")
     # fpmlb-tls (the idle case over TLS) has its one listener, TLS.
@@ -372,7 +407,7 @@ start_balancer() {
     CUR_BAL="$CUR_BAL $b"
     case $b in
         fpmlb*)
-            write_fpmlb_config "$d/fpmlb.yaml" "$b"
+            write_fpmlb_config "$d/fpmlb.yaml" "$b" "$script"
             if ! "$W/fpmlb-bin" config test -c "$d/fpmlb.yaml" >"$d/config-test.out" 2>&1; then
                 cat "$d/config-test.out" >&2
                 return 1
@@ -558,7 +593,12 @@ TLS_KEY=$W/tls/key.pem
 TLS_PEM=$W/tls/haproxy.pem
 
 T0=$SECONDS
-nruns=$((${#CASES[@]} * ${#BALANCERS[@]}))
+nruns=0
+for case_ in "${CASES[@]}"; do
+    for b in "${BALANCERS[@]}"; do
+        if runs_case "$b" "${case_%%:*}"; then nruns=$((nruns + 1)); fi
+    done
+done
 info "$nruns runs (${#CASES[@]} cases x ${#BALANCERS[@]} balancers), ~$((nruns * (RUN_SECONDS + WARMUP + 6) / 60 + 1)) min, then ${EXTRA[*]:-no other cases} (~$((${#EXTRA[@]} * (RATE_SECONDS + 8) * 4 / 60 + 1)) min); results in $OUT_MD and $OUT_JSON"
 
 for case_ in "${CASES[@]}"; do
@@ -574,7 +614,7 @@ for case_ in "${CASES[@]}"; do
         notes=()
         tag="$b-$s-$c"
         start_cluster
-        if ! start_balancer "$b" 2>"$LOGS/$tag.start-error"; then
+        if ! start_balancer "$b" "$s" 2>"$LOGS/$tag.start-error"; then
             cat "$LOGS/$tag.start-error" >&2
             info "$b did not start; recording an empty run"
             : >"$W/wrk/$tag.out"

@@ -18,7 +18,7 @@ usage:
                    [--redis] [--shared-files] [--php-value NODE:key=value]...
                    [--php-admin-value NODE:key=value]... [--php-ini NODE:key=value]...
                    [--no-probe NODE]... [--unix-node NODE]... [--docroot PATH]
-                   [--limit-extensions ".php"|default] [--fastcgi-stderr]
+                   [--limit-extensions ".php"|default] [--fastcgi-stderr] [--copy PATH]...
   cluster.sh reconfigure --dir DIR --node NODE[,NODE...|all] [--php-value key=value]...
                    [--php-admin-value key=value]... [--php-ini key=value]...
                    [--user-ini key=value]...
@@ -34,6 +34,10 @@ Where a node's settings come from, as PHP sees it: --php-value and --php-admin-v
 the pool's php_value[] and php_admin_value[] lines, --php-ini is php-fpm's -d (the php.ini
 layer: get_cfg_var() sees it), --user-ini a .user.ini in the node's document root.
 NODE may be "all" to apply to every node; a setting wins over the defaults.
+--copy PATH copies a host file or directory into every node at the same path, as hard
+links where it can (add files to a copy, do not edit its files in place) (what
+an application outside its document root needs: Debian's phpMyAdmin reads /usr/share/php,
+/etc/phpmyadmin, /var/lib/phpmyadmin).
 --shared-files bind-mounts one DIR/shared-sessions over every node's /var/lib/php/sessions
 (a shared mount, as NFS would be).
 reconfigure restarts the named nodes with their start settings plus the ones given (not
@@ -272,7 +276,7 @@ cmd_start() {
     shift
     local net=0 nodes=3 children=4 session=memcached mc_count="" want_redis=0 docroot_src="$HERE/www"
     local shared_files=0
-    local -a php_values=() admin_values=() ini_values=() no_probe=() unix_nodes=()
+    local -a php_values=() admin_values=() ini_values=() no_probe=() unix_nodes=() copies=()
     local limit_extensions=".php" fastcgi_stderr=0
     local orig_args="$*"
     while (($#)); do
@@ -290,6 +294,7 @@ cmd_start() {
             --no-probe) no_probe+=("${2:?--no-probe needs a node name}"); shift 2 ;;
             --unix-node) unix_nodes+=("${2:?--unix-node needs a node name}"); shift 2 ;;
             --docroot) docroot_src=${2:?--docroot needs a path}; shift 2 ;;
+            --copy) copies+=("${2:?--copy needs a path}"); shift 2 ;;
             --limit-extensions) limit_extensions=${2:?--limit-extensions needs a value}; shift 2 ;;
             --fastcgi-stderr) fastcgi_stderr=1; shift ;;
             -h | --help) usage; exit 0 ;;
@@ -484,6 +489,12 @@ cmd_start() {
             echo "$root/var/lib/php/sessions" >>"$dir/cluster.mounts"
         fi
         cp -a -- "$docroot/." "$root$docroot/"
+        local copy
+        for copy in "${copies[@]}"; do
+            [[ "$copy" == /* && -e "$copy" ]] || die "--copy $copy: not an absolute path that exists"
+            mkdir -p -- "$root$(dirname -- "$copy")"
+            cp -al -- "$copy" "$root$copy" 2>/dev/null || cp -a -- "$copy" "$root$copy"
+        done
         # Minimal "machine" files. Without /usr/share/zoneinfo, Debian's PHP
         # (built against the system tzdata) segfaults in date() and loses
         # error_log lines; without /etc/hosts "localhost" does not resolve.

@@ -4,7 +4,9 @@
 # http://127.0.0.1:8080/ and https://localhost:8443/ (HTTP/2; a local CA made
 # here signs its certificate, and the script prints how to trust it). One node, web03, is misconfigured the classic way
 # (`php_value[session.save_handler] = files` in its pool file), so the demo
-# shows what fpmlb says about it and that it drains it.
+# shows what fpmlb says about it and that it drains it. A small app
+# (integration/demo-app: /app/ with a stylesheet, a script and a logo) shows
+# fpmlb serving a site's static files itself from `static.root`.
 #   integration/demo.sh        start (and print what to try)
 #   integration/demo.sh stop   stop exactly what it started
 set -euo pipefail
@@ -36,7 +38,12 @@ if [[ -f "$DIR/fpmlb.pid" ]] && kill -0 "$(cat "$DIR/fpmlb.pid")" 2>/dev/null; t
     echo "demo: already running (fpmlb pid $(cat "$DIR/fpmlb.pid")); 'make demo-stop' stops it"
     exit 0
 fi
-"$HERE/cluster.sh" start --dir "$DIR" --net 0 --redis --php-value web03:session.save_handler=files
+# The document root: integration/www (what the tests use) plus the app.
+SITE="$DIR/site-src"
+rm -rf -- "$SITE"
+mkdir -p -- "$SITE"
+cp -a -- "$HERE/www/." "$HERE/demo-app/." "$SITE/"
+"$HERE/cluster.sh" start --dir "$DIR" --net 0 --redis --php-value web03:session.save_handler=files --docroot "$SITE"
 # shellcheck source=/dev/null
 source "$DIR/cluster.env"
 
@@ -67,6 +74,11 @@ tls:
     - {cert: $TLS_DIR/localhost.pem, key: $TLS_DIR/localhost.key}
   hsts: "max-age=300"
 document_root: $DOCROOT
+static:
+  root: $DOCROOT     # the same code as on the nodes: files are served here
+locations:
+  - match: "^~ /app/"
+    cache_control: "public, max-age=300"
 session:
   save_handler: memcached
   save_path: "$MEMCACHED"
@@ -103,6 +115,8 @@ cat <<TXT
 fpmlb is running (pid $(cat "$DIR/fpmlb.pid"), log $DIR/fpmlb.log) over 3 php-fpm nodes:
 
   curl http://127.0.0.1:8080/                   # hello from web01, web02 (web03 is drained)
+  http://127.0.0.1:8080/app/                    # a page with CSS, JS and a logo from static.root
+  curl -I http://127.0.0.1:8080/app/style.css   # served by fpmlb: ETag, Last-Modified, Cache-Control
   curl --cacert $TLS_DIR/ca.pem https://localhost:8443/env.php   # HTTPS, HTTP/2: "HTTPS":"on"
   curl -c /tmp/jar -b /tmp/jar http://127.0.0.1:8080/session.php   # one session, every time
   http://127.0.0.1:9180/status                  # status page (drained web03 marked)

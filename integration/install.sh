@@ -37,6 +37,9 @@ PACKAGES=(
     # tests/e2e_tls.rs and e2e_proxy_protocol.rs: curl, openssl s_client,
     # HAProxy in TCP mode with send-proxy-v2.
     pebble curl openssl haproxy
+    # tests/e2e_phpmyadmin.rs: phpMyAdmin as Debian ships it, logged in to
+    # a MariaDB server the test starts, in chromium through fpmlb and nginx.
+    phpmyadmin mariadb-server
     # tests/soak.rs (integration/soak.sh): the load generator.
     wrk
 )
@@ -118,6 +121,14 @@ if [[ ! -e "$POLICY" ]]; then
 fi
 
 export DEBIAN_FRONTEND=noninteractive
+# phpmyadmin's maintainer scripts: no database set-up (dbconfig-common would
+# want a MySQL server), no web server reconfigured.
+if command -v debconf-set-selections >/dev/null 2>&1; then
+    printf '%s\n' \
+        'phpmyadmin phpmyadmin/dbconfig-install boolean false' \
+        'phpmyadmin phpmyadmin/reconfigure-webserver multiselect' |
+        debconf-set-selections
+fi
 apt-get update
 apt-get install -y --no-install-recommends "${missing[@]}"
 

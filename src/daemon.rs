@@ -25,6 +25,7 @@ use crate::http::edge::Edge;
 use crate::http::handler::Proxy;
 use crate::http::limits::HeadLimits;
 use crate::http::params::Site;
+use crate::http::router::Router;
 use crate::http::walk_back::WalkBackGuard;
 use crate::server::{self, ClientLimits, HttpServer};
 use crate::session::cookie::SiteOrigin;
@@ -104,6 +105,7 @@ pub fn build_proxy(
             http01,
         },
         compression: config.compression.clone(),
+        router: Arc::new(Router::new(config)),
         walk_back: WalkBackGuard::new(
             [&config.health.ping_path, &config.health.status_path]
                 .into_iter()
@@ -350,6 +352,9 @@ impl Daemon {
                 return;
             }
         };
+        for warning in &config.warnings {
+            tracing::warn!("{}: {warning}", self.config_path.display());
+        }
         let current = self.upstream.snapshot();
         let (set, changes) = match discovery::build_set(&config, Some(&current)).await {
             Ok(built) => built,

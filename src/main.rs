@@ -40,6 +40,9 @@ fn main() -> ExitCode {
                     }
                     return ExitCode::from(1);
                 }
+                for warning in &loaded.warnings {
+                    eprintln!("fpmlb: warning: {warning}");
+                }
                 println!(
                     "fpmlb: the configuration file {} syntax is ok",
                     config.display()
@@ -84,6 +87,9 @@ fn main() -> ExitCode {
                 }
             };
             init_logging(&config);
+            for warning in &config.warnings {
+                tracing::warn!("{}: {warning}", config_path.display());
+            }
             match serve(config, config_path) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {

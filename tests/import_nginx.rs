@@ -2,23 +2,25 @@
 //! fpmlb with what `import-nginx` made of the same file, over the same
 //! php-fpm cluster (integration/cluster.sh, document root
 //! tests/fixtures/nginx/www, where every script answers with its
-//! SCRIPT_NAME), answer a table of URLs alike: status and which script ran.
+//! SCRIPT_NAME), answer a table of URLs alike: status and which script ran,
+//! and for a file both send, the same bytes with the same media type.
 //!
 //! Each fixture is one [`Site`]: the file, the substitutions that point it at
 //! the test's addresses, and its URL table. nginx's answer is pinned in the
 //! table (two servers failing alike would otherwise compare nothing); where
 //! fpmlb answers otherwise the table says so and why, per mode: `--compat`
-//! (this fpmlb: no static files, no locations) and the full config (after
-//! issues 13 and 14; `all_fixtures_with_the_full_config`, ignored until then).
+//! (the keys of issues 13 and 14 commented out: no static files, no
+//! locations) and the full config (`all_fixtures_with_the_full_config`:
+//! static.root, locations, error pages).
 //! Adding a fixture is one `Site` and one test function.
 
 mod support;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
-use support::{Cluster, Fpmlb, Net, Resp, child_command, client, get, nets, repo};
+use support::nginx::Nginx;
+use support::{Cluster, Fpmlb, Net, Resp, client, get, nets, repo};
 
 /// How a server answered: status, and the script that ran (None: not PHP).
 type Answer = (u16, Option<&'static str>);
@@ -64,6 +66,8 @@ const STATIC: &str = "this fpmlb serves no static files (issue 14's static.root)
 const DOTFILES: &str = "fpmlb never serves dotfiles (issue 14); nginx serves them unless denied";
 const DIR_REDIRECT: &str = "nginx redirects a directory to its slash; fpmlb has no such file";
 const NO_LOCATIONS: &str = "this fpmlb has no locations (issue 14)";
+const NO_INDEX_FC: &str = "a directory without an index: fpmlb's front controller (file, directory \
+                           index, front controller); nginx's `$uri/` answers 403";
 
 /// A fixture and its URL table.
 struct Site {
@@ -108,9 +112,15 @@ const SEEDS: Site = Site {
             case("/style.css", 200, None).compat(404, None, STATIC),
             case("/sub/readme.txt", 200, None).compat(404, None, STATIC),
             case("/.htaccess", 200, None).differs(404, None, DOTFILES),
-            case("/sub", 301, None)
-                .compat(404, None, DIR_REDIRECT)
-                .full(404, None, DIR_REDIRECT),
+            case("/sub", 301, None).compat(404, None, DIR_REDIRECT),
+            case("/sub?x=1", 301, None).compat(404, None, DIR_REDIRECT),
+            case("/robots.txt", 200, None).compat(404, None, STATIC),
+            case("/wp-content/uploads/", 403, None).compat(
+                404,
+                None,
+                "php-fpm finds no index.php there (its own 404)",
+            ),
+            case("/%73tyle.css", 200, None).compat(404, None, STATIC),
         ]
     },
 };
@@ -144,9 +154,14 @@ const DEBIAN_DEFAULT_PHP: Site = Site {
             case("/style.css", 200, None).compat(404, None, STATIC),
             case("/.htaccess", 403, None).compat(404, None, NO_LOCATIONS),
             case("/.env", 200, None).differs(404, None, DOTFILES),
-            case("/sub", 301, None)
-                .compat(404, None, DIR_REDIRECT)
-                .full(404, None, DIR_REDIRECT),
+            case("/sub", 301, None).compat(404, None, DIR_REDIRECT),
+            case("/sub/readme.txt", 200, None).compat(404, None, STATIC),
+            case("/favicon.ico", 200, None).compat(404, None, STATIC),
+            case("/wp-content/uploads/", 403, None).compat(
+                404,
+                None,
+                "php-fpm finds no index.php there (its own 404)",
+            ),
         ]
     },
 };
@@ -189,6 +204,11 @@ const WORDPRESS: Site = Site {
             case("/.htaccess", 200, None)
                 .compat(200, Some("/index.php"), STATIC)
                 .full(404, None, DOTFILES),
+            case("/favicon.ico", 200, None).compat(200, Some("/index.php"), STATIC),
+            case("/sub/readme.txt", 200, None).compat(200, Some("/index.php"), STATIC),
+            case("/sub", 301, None).compat(200, Some("/index.php"), DIR_REDIRECT),
+            case("/sub/", 200, Some("/sub/index.php")),
+            case("/wp-content/uploads/", 403, None).differs(200, Some("/index.php"), NO_INDEX_FC),
         ]
     },
 };
@@ -233,6 +253,18 @@ const LARAVEL: Site = Site {
                  controller; fpmlb asks php-fpm for it (--compat) or refuses it (scripts \
                  allowlist)",
             ),
+            case("/favicon.ico", 200, None).compat(200, Some("/index.php"), STATIC),
+            case("/robots.txt", 200, None).compat(200, Some("/index.php"), STATIC),
+            case("/sub/readme.txt", 200, None).compat(200, Some("/index.php"), STATIC),
+            case("/sub", 301, None).compat(200, Some("/index.php"), DIR_REDIRECT),
+            case("/sub/", 200, None)
+                .compat(200, Some("/sub/index.php"), NO_LOCATIONS)
+                .full(
+                    200,
+                    Some("/index.php"),
+                    "nginx's index module sends /sub/index.php to location / as a file: its \
+                     source; fpmlb's scripts allowlist refuses it and the front controller answers",
+                ),
         ]
     },
 };
@@ -264,6 +296,22 @@ const SYMFONY: Site = Site {
             case("/index.php/some-path", 404, None).compat(200, Some("/index.php"), NO_LOCATIONS),
             case("/other.php", 404, None).compat(200, Some("/other.php"), NO_LOCATIONS),
             case("/style.css", 200, None).compat(200, Some("/index.php"), STATIC),
+            case("/favicon.ico", 200, None).compat(200, Some("/index.php"), STATIC),
+            case("/sub/readme.txt", 200, None).compat(200, Some("/index.php"), STATIC),
+            case("/sub/", 200, Some("/index.php")).compat(
+                200,
+                Some("/sub/index.php"),
+                NO_LOCATIONS,
+            ),
+            case("/sub", 200, Some("/index.php")).full(
+                301,
+                None,
+                "try_files without $uri/: nginx sends a directory to the front controller; \
+                 fpmlb redirects it to its slash",
+            ),
+            case("/.env", 200, None)
+                .compat(200, Some("/index.php"), STATIC)
+                .full(404, None, DOTFILES),
         ]
     },
 };
@@ -297,6 +345,14 @@ const PHPMYADMIN: Site = Site {
             case("/libraries/l.php", 403, None).compat(200, Some("/libraries/l.php"), NO_LOCATIONS),
             case("/style.css", 200, None).compat(404, None, STATIC),
             case("/nothing", 404, None),
+            case("/templates/", 403, None).compat(404, None, NO_LOCATIONS),
+            case("/favicon.ico", 200, None).compat(404, None, STATIC),
+            case("/sub/readme.txt", 200, None).compat(404, None, STATIC),
+            case("/sub/", 200, Some("/sub/index.php")),
+            case("/sub", 301, None).compat(404, None, DIR_REDIRECT),
+            case("/.env", 200, None)
+                .compat(404, None, STATIC)
+                .full(404, None, DOTFILES),
         ]
     },
 };
@@ -337,8 +393,6 @@ async fn phpmyadmin_compat() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs the keys of issues 13 and 14 in the loader and fpmlb serving static files \
-            and locations; the lead enables it when 13 and 14 are merged"]
 async fn all_fixtures_with_the_full_config() {
     for site in [
         &SEEDS,
@@ -434,73 +488,6 @@ fn prepare(site: &Site, dir: &Path, listen: &str, cluster: &Cluster, nginx: bool
     main
 }
 
-/// A real nginx in one process (no daemon, no workers), killed on drop and
-/// with the test.
-struct Nginx {
-    child: Child,
-    dir: PathBuf,
-}
-
-impl Nginx {
-    fn start(dir: &Path, main: &Path, addr: std::net::SocketAddr) -> Nginx {
-        let globals = format!(
-            "daemon off; master_process off; pid {}/nginx.pid;",
-            dir.display()
-        );
-        let args = |cmd: &mut Command| {
-            cmd.arg("-p")
-                .arg(format!("{}/", dir.display()))
-                .arg("-c")
-                .arg(main)
-                .arg("-e")
-                .arg(dir.join("error.log"))
-                .arg("-g")
-                .arg(&globals);
-        };
-        let mut test = Command::new("nginx");
-        args(&mut test);
-        let out = test.arg("-t").output().expect("run nginx -t");
-        assert!(
-            out.status.success(),
-            "nginx -t refused {}:\n{}",
-            main.display(),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let mut cmd = child_command("nginx");
-        args(&mut cmd);
-        let child = cmd
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start nginx");
-        let mut nginx = Nginx {
-            child,
-            dir: dir.to_path_buf(),
-        };
-        let deadline = Instant::now() + support::READY_LIMIT;
-        while std::net::TcpStream::connect(addr).is_err() {
-            if let Ok(Some(status)) = nginx.child.try_wait() {
-                panic!("nginx exited with {status}:\n{}", nginx.error_log());
-            }
-            assert!(Instant::now() < deadline, "nginx not listening on {addr}");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        nginx
-    }
-
-    fn error_log(&self) -> String {
-        std::fs::read_to_string(self.dir.join("error.log")).unwrap_or_default()
-    }
-}
-
-impl Drop for Nginx {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_file(self.dir.join("nginx.pid"));
-    }
-}
-
 /// Runs `fpmlb import-nginx` on `main`; returns the YAML.
 fn import(main: &Path, mode: Mode) -> String {
     let out_file = main.with_file_name("fpmlb-imported.yaml");
@@ -575,6 +562,26 @@ async fn compare(site: &Site, net: Net, mode: Mode) {
                 case.url
             ));
         }
+        // A file both sent: the same bytes with the same media type
+        // (Laravel's `charset utf-8` adds a parameter fpmlb leaves out).
+        if got == (200, None) && nginx_answer == (200, None) {
+            let kind = |r: &Resp| {
+                r.headers.get("content-type").map(|v| {
+                    let v = v.to_str().unwrap_or("");
+                    v.split(';').next().unwrap_or(v).trim().to_owned()
+                })
+            };
+            if (kind(&ours), &ours.body) != (kind(&theirs), &theirs.body) {
+                wrong.push(format!(
+                    "{}: fpmlb sent {:?} ({} bytes), nginx {:?} ({} bytes)",
+                    case.url,
+                    kind(&ours),
+                    ours.body.len(),
+                    kind(&theirs),
+                    theirs.body.len()
+                ));
+            }
+        }
     }
     assert!(
         wrong.is_empty(),
@@ -628,11 +635,30 @@ fn cli_exit_codes_and_notes() {
         "{err}"
     );
 
-    // Without --compat the output has keys this fpmlb does not know yet.
+    // The full output of a fixture passes this fpmlb's config test.
     let (code, out, err) = run(&[&f("sites-available/laravel")]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains("locations:"), "{out}");
+    assert!(
+        err.contains("the result passes `fpmlb config test`"),
+        "{err}"
+    );
+
+    // A location regex PCRE reads and fpmlb does not (recursion): written,
+    // refused by config test, exit 2.
+    let dir = tempfile::tempdir().unwrap();
+    let site = dir.path().join("site.conf");
+    std::fs::write(
+        &site,
+        "server {\n    listen 80;\n    root /srv;\n    location ~ \"^/(a(?R)?b)$\" { deny all; }\n    \
+         location ~ \\.php$ { fastcgi_pass 127.0.0.1:9000; }\n}\n",
+    )
+    .unwrap();
+    let (code, out, err) = run(&[site.to_str().unwrap()]);
     assert_eq!(code, Some(2), "{err}");
     assert!(out.contains("locations:"), "{out}");
     assert!(err.contains("this fpmlb refuses the result"), "{err}");
+    assert!(err.contains("not a regex fpmlb can use"), "{err}");
 
     let (code, _, err) = run(&[&f("nope.conf")]);
     assert_eq!(code, Some(1));

@@ -26,8 +26,8 @@ BALANCER_LABEL = {
     "nginx-ka": "nginx (keepalive 32)",
     "haproxy": "HAProxy (keep-conn)",
 }
-SCRIPT_ORDER = ["hello", "session", "64k", "1m", "tls-hello", "tls-64k", "h2-hello", "h2-64k",
-                "h2-1conn", "gzip", "br", "zstd"]
+SCRIPT_ORDER = ["hello", "session", "64k", "1m", "static1k", "static100k", "static10m",
+                "tls-hello", "tls-64k", "h2-hello", "h2-64k", "h2-1conn", "gzip", "br", "zstd"]
 SCRIPT_LABEL = {
     "hello": "hello (/hello.php)",
     "session": "session (/session.php, new session per request)",
@@ -41,6 +41,9 @@ SCRIPT_LABEL = {
     "gzip": "64 KiB HTML, Accept-Encoding: gzip (/html.php?bytes=65536)",
     "br": "64 KiB HTML, Accept-Encoding: br (fpmlb only)",
     "zstd": "64 KiB HTML, Accept-Encoding: zstd (fpmlb only)",
+    "static1k": "static file, 1 KiB (/static/1k.bin)",
+    "static100k": "static file, 100 KiB (/static/100k.bin)",
+    "static10m": "static file, 10 MiB (/static/10m.bin)",
 }
 
 

@@ -289,6 +289,33 @@ backends:
     weight: 1
     # Concurrent connections; ~ uses the pool's pm.max_children once known, else 8.
     max_conns: ~
+    # Backend group; locations pick one with `backends: GROUP`.
+    group: main
+    # Used only when no other backend of its group can take the request (nginx backup).
+    backup: false
+
+# Files served by fpmlb itself (nginx root + try_files $uri $uri/ ...).
+static:
+  # A copy of the code on this machine (nginx root); ~ serves no files. With a root, a .php that
+  # is not there is 404 without asking php-fpm, and PHP source, dotfiles and listings are never sent.
+  root: ~
+  # Directory indexes served as files, tried after `index` (nginx index).
+  index: [index.html]
+  # Path prefixes served although they hold a dot segment (.env, .git/ are 404 elsewhere).
+  allow_dotfiles: [/.well-known/]
+  # Serve x.br / x.gz in place of x when the client accepts them (nginx gzip_static; brotli too).
+  precompressed: true
+  # Cache-Control of static files, e.g. "public, max-age=3600"; locations override it; ~ sends none.
+  cache_control: ~
+
+# fpmlb's own error answers replaced by files under static.root, e.g. {404: /404.html, 502: /50x.html}.
+error_pages: {}
+
+# Per-path rules in nginx's precedence: "= /x" exact, then the longest prefix ("^~ /x" stops
+# regexes), then regexes "~ re", "~* re" in order, else the longest prefix. Keys of an entry:
+# match, deny (403|404), return ({status, url}), internal, alias, scripts ([/index.php]),
+# front_controller, backends (a group), timeouts ({read, send}), max_body_size, params, cache_control.
+locations: []
 
 # PHP session storage the nodes must use, e.g. {save_handler: memcached, save_path: "10.0.0.51:11211"}; ~ expects what most nodes use.
 session: ~

@@ -22,8 +22,11 @@ mod edge;
 mod locate;
 mod parse;
 mod raw;
+mod site;
 mod validate;
 
+#[cfg(test)]
+mod site_tests;
 #[cfg(test)]
 mod tests;
 
@@ -41,6 +44,10 @@ pub use edge::{
     RealIpHeader, TlsConfig, canonical_ip, parse_cidr,
 };
 pub use parse::{parse_duration, parse_listen, parse_size};
+pub use site::{
+    BACKTRACK_LIMIT, ErrorPage, Location, LocationMatch, LocationRegex, MAIN_GROUP,
+    RETURN_VARIABLES, RegexGaveUp, Return, StaticConfig, return_variables,
+};
 
 /// The validated configuration of fpmlb.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -106,6 +113,14 @@ pub struct Config {
     pub real_ip: RealIpConfig,
     /// Compression of responses.
     pub compression: CompressionConfig,
+    /// Files served from a local copy of the code; `None`: no files.
+    pub static_files: Option<StaticConfig>,
+    /// fpmlb's own error responses replaced by these files, by status.
+    pub error_pages: Vec<ErrorPage>,
+    /// Per-path rules, in file order (matched in nginx's precedence).
+    pub locations: Vec<Location>,
+    /// What loads but deserves a look: rules that can never match.
+    pub warnings: Vec<ConfigError>,
 }
 
 /// Load balancing algorithm, `balance:` in the file.
@@ -179,6 +194,10 @@ pub struct BackendConfig {
     /// Concurrent connections; `None` uses the pool's `pm.max_children` once known, else
     /// [`DEFAULT_MAX_CONNS`]. Never `Some(0)`.
     pub max_conns: Option<u32>,
+    /// The backend group locations pick ([`MAIN_GROUP`] by default).
+    pub group: String,
+    /// Only used when no other backend of its group is eligible (nginx `backup`).
+    pub backup: bool,
     /// Line of this backend in the file, for later error messages (0 when unknown).
     pub line: usize,
 }

@@ -12,6 +12,7 @@ use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 
 use super::compression::RawCompression;
 use super::edge::{RawListenEntry, RawRealIp, RawTls};
+use super::site::{RawLocation, RawStatic};
 use super::{Balance, LogFormat, MismatchAction};
 
 /// The whole file.
@@ -48,6 +49,10 @@ pub(super) struct RawConfig {
     pub tls: Option<RawTls>,
     pub real_ip: Option<RawRealIp>,
     pub compression: Option<RawCompression>,
+    #[serde(rename = "static")]
+    pub static_files: Option<RawStatic>,
+    pub error_pages: Option<Params>,
+    pub locations: Option<Vec<RawLocation>>,
 }
 
 /// `timeouts:`.
@@ -83,6 +88,8 @@ pub(super) struct RawBackend {
     pub address: Option<String>,
     pub weight: Option<u32>,
     pub max_conns: Option<u32>,
+    pub group: Option<String>,
+    pub backup: Option<bool>,
 }
 
 /// `session:`.

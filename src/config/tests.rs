@@ -12,7 +12,7 @@ use super::*;
 const EXAMPLE: &str = include_str!("../../conf/fpmlb.yaml");
 
 /// The required keys only; extra keys appended with [`with`] start on line 6.
-const MINIMAL: &str = "\
+pub(super) const MINIMAL: &str = "\
 listen: \":8080\"
 document_root: /var/www/html
 backends:
@@ -21,7 +21,7 @@ backends:
 ";
 
 /// [`MINIMAL`] followed by `lines`, the first of which is line 6.
-fn with(lines: &[&str]) -> String {
+pub(super) fn with(lines: &[&str]) -> String {
     let mut text = MINIMAL.to_owned();
     for line in lines {
         text.push_str(line);
@@ -242,6 +242,15 @@ fn default_config_lists_every_key() {
         "backends[0].address",
         "backends[0].weight",
         "backends[0].max_conns",
+        "backends[0].group",
+        "backends[0].backup",
+        "static.root",
+        "static.index",
+        "static.allow_dotfiles",
+        "static.precompressed",
+        "static.cache_control",
+        "error_pages",
+        "locations",
         "session",
         "health.interval",
         "health.timeout",
@@ -332,6 +341,8 @@ fn every_default() {
             address: tcp("127.0.0.1", 9000),
             weight: 1,
             max_conns: None,
+            group: "main".to_owned(),
+            backup: false,
             line: 4,
         }]
     );
@@ -363,6 +374,8 @@ fn every_default() {
     assert_eq!(c.tls, None);
     assert_eq!(c.real_ip, RealIpConfig::default());
     assert_eq!(c.compression, crate::config::CompressionConfig::default());
+    assert_eq!(c.static_files, None);
+    assert!(c.error_pages.is_empty() && c.locations.is_empty() && c.warnings.is_empty());
     assert!(
         c.listen
             .iter()
@@ -486,6 +499,8 @@ fn all_keys_set() {
             address: BackendAddress::Unix(PathBuf::from("/run/php/php8.2-fpm.sock")),
             weight: 1000,
             max_conns: Some(16),
+            group: "main".to_owned(),
+            backup: false,
             line: 19,
         }]
     );

@@ -24,6 +24,7 @@ pub(super) fn validate(raw: RawConfig, index: &KeyIndex) -> Result<Config, Confi
     let mut v = Validator {
         index,
         errors: Vec::new(),
+        warnings: Vec::new(),
     };
     let keyed_listen = v.listen(raw.listen);
     let acme_given = raw.tls.as_ref().is_some_and(|t| t.acme.is_some());
@@ -33,6 +34,11 @@ pub(super) fn validate(raw: RawConfig, index: &KeyIndex) -> Result<Config, Confi
     let real_ip = v.real_ip(raw.real_ip.unwrap_or_default());
     let compression = v.compression(raw.compression.unwrap_or_default());
     let document_root = v.document_root(raw.document_root);
+    let backends = v.backends(raw.backends);
+    let static_files = v.static_files(raw.static_files);
+    let locations = v.locations(raw.locations, &backends);
+    v.groups(&backends, &locations);
+    let error_pages = v.error_pages(raw.error_pages, static_files.is_some(), &locations);
     let config = Config {
         document_root,
         index: v.index(raw.index),
@@ -90,7 +96,7 @@ pub(super) fn validate(raw: RawConfig, index: &KeyIndex) -> Result<Config, Confi
         ),
         queue_size: raw.queue_size.unwrap_or(d::QUEUE_SIZE),
         log: v.log(raw.log.unwrap_or_default()),
-        backends: v.backends(raw.backends),
+        backends,
         resolve_interval: v.duration(
             "resolve_interval",
             raw.resolve_interval,
@@ -104,10 +110,18 @@ pub(super) fn validate(raw: RawConfig, index: &KeyIndex) -> Result<Config, Confi
         tls,
         real_ip,
         compression,
+        static_files,
+        error_pages,
+        locations,
+        warnings: Vec::new(),
     };
     v.head_limits(&config);
     if v.errors.is_empty() {
-        Ok(config)
+        v.warnings.sort_by_key(|e| e.line);
+        Ok(Config {
+            warnings: v.warnings,
+            ..config
+        })
     } else {
         // Stable: errors on one line keep the order of the checks.
         v.errors.sort_by_key(|e| e.line);
@@ -117,7 +131,7 @@ pub(super) fn validate(raw: RawConfig, index: &KeyIndex) -> Result<Config, Confi
 
 /// Whether a zero duration is acceptable for a key.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Zero {
+pub(super) enum Zero {
     Valid,
     Invalid,
 }
@@ -126,6 +140,8 @@ enum Zero {
 pub(super) struct Validator<'a> {
     index: &'a KeyIndex,
     errors: Vec<ConfigError>,
+    /// What loads but deserves a look (`config test` prints them).
+    pub(super) warnings: Vec<ConfigError>,
 }
 
 impl Validator<'_> {
@@ -153,6 +169,16 @@ impl Validator<'_> {
         });
     }
 
+    /// Line of the key at `key`.
+    pub(super) fn line(&self, key: &str) -> Option<usize> {
+        self.index.line_of(key)
+    }
+
+    /// Line where the value at `path` starts (0 when unknown).
+    pub(super) fn value_line(&self, path: &str) -> usize {
+        self.index.value_line_of(path).unwrap_or(0)
+    }
+
     /// How many problems were recorded so far.
     pub(super) fn error_count(&self) -> usize {
         self.errors.len()
@@ -175,7 +201,7 @@ impl Validator<'_> {
         }
     }
 
-    fn duration(
+    pub(super) fn duration(
         &mut self,
         key: &str,
         value: Option<String>,
@@ -198,7 +224,7 @@ impl Validator<'_> {
         }
     }
 
-    fn size(&mut self, key: &str, value: Option<String>, default: u64) -> u64 {
+    pub(super) fn size(&mut self, key: &str, value: Option<String>, default: u64) -> u64 {
         let Some(text) = value else {
             return default;
         };
@@ -331,8 +357,17 @@ impl Validator<'_> {
     }
 
     fn params(&mut self, params: Vec<(String, String)>) -> Vec<(String, String)> {
+        self.params_at("params", params)
+    }
+
+    /// `params:` at `at` (the top level's or a location's).
+    pub(super) fn params_at(
+        &mut self,
+        at: &str,
+        params: Vec<(String, String)>,
+    ) -> Vec<(String, String)> {
         for (name, value) in &params {
-            let key = join("params", name);
+            let key = join(at, name);
             if name.is_empty() || name.contains(['=', '\0']) {
                 self.error(
                     &key,
@@ -508,12 +543,25 @@ impl Validator<'_> {
                 "must be at least 1; leave it out to use the pool's pm.max_children",
             );
         }
+        let group = match raw.group {
+            Some(group) if !valid_backend_name(&group) => {
+                self.error(
+                    &join(path, "group"),
+                    format!("invalid group {group:?}: use letters, digits, '_', '.' and '-'"),
+                );
+                group
+            }
+            Some(group) => group,
+            None => super::MAIN_GROUP.to_owned(),
+        };
         let address = address.filter(|_| self.errors.len() == errors_before)?;
         Some(BackendConfig {
             name,
             address,
             weight,
             max_conns: raw.max_conns,
+            group,
+            backup: raw.backup.unwrap_or(false),
             line: self.index.value_line_of(path).unwrap_or(0),
         })
     }
@@ -661,6 +709,50 @@ impl Validator<'_> {
             listen: addr,
             token,
             hosts,
+        }
+    }
+}
+
+impl Validator<'_> {
+    /// Every group requests can reach has a backend that is not a backup:
+    /// the groups locations name, and `main` unless every path has a
+    /// location with its own group (a `/` prefix and every other location
+    /// naming one).
+    fn groups(&mut self, backends: &[BackendConfig], locations: &[super::Location]) {
+        if backends.is_empty() {
+            return;
+        }
+        let mut groups: Vec<&str> = Vec::new();
+        for b in backends {
+            if !groups.contains(&b.group.as_str()) {
+                groups.push(&b.group);
+            }
+        }
+        let catch_all = locations.iter().any(|l| {
+            l.group.is_some()
+                && matches!(&l.matcher, super::LocationMatch::Prefix(p) | super::LocationMatch::PrefixNoRegex(p) if p == "/")
+        });
+        let main_used = !catch_all || locations.iter().any(|l| l.group.is_none());
+        for group in groups {
+            if !backends.iter().any(|b| b.group == group && !b.backup) {
+                let at = backends.iter().position(|b| b.group == group).map_or_else(
+                    || "backends".to_owned(),
+                    |i| format!("backends[{i}].backup"),
+                );
+                self.error(
+                    &at,
+                    format!("group {group:?} needs a backend that is not a backup"),
+                );
+            }
+        }
+        if main_used && !backends.iter().any(|b| b.group == super::MAIN_GROUP) {
+            self.error(
+                "backends",
+                format!(
+                    "no backend is in group {:?}, which serves every path without a location naming another group",
+                    super::MAIN_GROUP
+                ),
+            );
         }
     }
 }

@@ -48,6 +48,12 @@ pub enum ClientError {
     BadHeader(String),
     #[error("Transfer-Encoding {0:?} not implemented")]
     TransferEncoding(String),
+    /// A location's rule or the static files refused the path.
+    #[error("{status}: {why}")]
+    Refused {
+        status: StatusCode,
+        why: &'static str,
+    },
 }
 
 impl ClientError {
@@ -63,6 +69,7 @@ impl ClientError {
             ClientError::UriTooLong { .. } => StatusCode::URI_TOO_LONG,
             ClientError::HeadTooLarge(_) => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             ClientError::TransferEncoding(_) => StatusCode::NOT_IMPLEMENTED,
+            ClientError::Refused { status, .. } => *status,
         }
     }
 

@@ -25,8 +25,9 @@ use crate::http::error::{
 };
 use crate::http::headers;
 use crate::http::limits::{self, HeadLimits};
-use crate::http::params::{self, ConnInfo, Route, Site};
+use crate::http::params::{self, ConnInfo, Site};
 use crate::http::response::{self, AccessLog, BodyError, LoggedBody};
+use crate::http::router::{Routed, Router};
 use crate::http::session_watch;
 use crate::http::walk_back::WalkBackGuard;
 use crate::upstream::Upstream;
@@ -54,6 +55,8 @@ pub struct Proxy {
     pub edge: Edge,
     /// Compression of responses.
     pub compression: CompressionConfig,
+    /// Locations, static files, error pages, X-Accel-Redirect.
+    pub router: Arc<Router>,
     /// Paths php-fpm would walk back through to another script or its pages.
     pub walk_back: WalkBackGuard,
 }
@@ -69,6 +72,8 @@ struct Attempt<'a> {
     fresh: bool,
     /// "Primary script unknown" is not an answer: the route has a fallback.
     fallback_on_unknown: bool,
+    /// php-fpm timeouts (the location's, else the config's).
+    timeouts: ExchangeTimeouts,
 }
 
 /// How one attempt on one backend failed.
@@ -153,7 +158,19 @@ impl Proxy {
                     }
                 }
                 log.error = Some(err.to_string());
-                let mut page = response::error_page(err.status());
+                let mut page = match self.router.error_page(err.status(), &parts.method).await {
+                    Some(mut page) => {
+                        if let Some(retry) = response::error_page(err.status())
+                            .headers()
+                            .get(http::header::RETRY_AFTER)
+                        {
+                            page.headers_mut()
+                                .insert(http::header::RETRY_AFTER, retry.clone());
+                        }
+                        page
+                    }
+                    None => response::error_page(err.status()),
+                };
                 if close {
                     page.headers_mut().insert(
                         http::header::CONNECTION,
@@ -190,21 +207,21 @@ impl Proxy {
         // counts against, a backend.
         limits::check_head(parts, &self.head)?;
         headers::check(parts)?;
-        let (script_name, path_info, mut fallback) =
-            match params::route(parts.uri.path(), &self.site) {
-                Route::Script {
-                    script_name,
-                    path_info,
-                    fallback,
-                } => (script_name, path_info, fallback),
-                Route::NotFound => return Err(ClientError::NotFound.into()),
-                Route::BadRequest(why) => return Err(ClientError::BadPath(why).into()),
-            };
+        let route = match self.router.route(parts, conn, &self.site).await? {
+            Routed::Respond(response) => return Ok(response),
+            Routed::Script(route) => route,
+        };
+        let (script_name, path_info, mut fallback) = (
+            route.script_name.clone(),
+            route.path_info.clone(),
+            route.fallback.clone(),
+        );
         if let Some(why) = self.walk_back.refuses(&script_name, &path_info) {
             return Err(ClientError::WalkBack(why).into());
         }
         let declared = body::declared_length(&parts.headers)?;
-        let mut body = body::prepare(body, declared, self.limits, &self.body_memory).await?;
+        let limits = route.limits(self.limits);
+        let mut body = body::prepare(body, declared, limits, &self.body_memory).await?;
         let mut params = params::build_params(
             parts,
             &script_name,
@@ -213,6 +230,7 @@ impl Proxy {
             conn,
             &self.site,
         )?;
+        route.add_params(&mut params)?;
         if !body.is_replayable() {
             fallback = None; // the body cannot be sent a second time
         }
@@ -232,7 +250,7 @@ impl Proxy {
             let picked = match &fresh {
                 Some(b) => Some((Arc::clone(b), None)),
                 None => match snapshot
-                    .pick_slot(Instant::now(), &tried, self.queue_timeout)
+                    .pick_slot(Instant::now(), &tried, self.queue_timeout, route.group())
                     .await
                 {
                     Ok(found) => found.map(|(b, slot)| (b, Some(slot))),
@@ -266,6 +284,7 @@ impl Proxy {
                 session_id,
                 fresh: fresh.is_some(),
                 fallback_on_unknown: fallback.is_some(),
+                timeouts: route.timeouts(self.timeouts),
             };
             let outcome = self.attempt(&backend, slot, &params, &mut body, how).await;
             match outcome {
@@ -273,7 +292,7 @@ impl Proxy {
                     let elapsed = started.elapsed();
                     log.upstream_time = Some(elapsed);
                     backend.record_exchange(response.status().as_u16(), elapsed);
-                    return Ok(response);
+                    return self.router.after_script(response, parts).await;
                 }
                 Err(AttemptError::Client(e)) => return Err(e.into()),
                 Err(AttemptError::ScriptUnknown) => {
@@ -283,6 +302,7 @@ impl Proxy {
                     let content_length = body.content_length(declared);
                     params =
                         params::build_params(parts, &fc, b"", content_length, conn, &self.site)?;
+                    route.add_params(&mut params)?;
                     continue;
                 }
                 Err(AttemptError::Backend {
@@ -348,6 +368,7 @@ impl Proxy {
             session_id,
             fresh,
             fallback_on_unknown,
+            timeouts,
         } = how;
         let conn = match slot {
             Some(slot) => slot.connect(!fresh).await,
@@ -355,7 +376,7 @@ impl Proxy {
         };
         let conn = conn.map_err(BackendFailure::from)?;
         let reused = conn.reused;
-        let mut ex = exchange::begin(conn, Arc::clone(backend), self.timeouts);
+        let mut ex = exchange::begin(conn, Arc::clone(backend), timeouts);
         let fail = |ex: &Exchange, failure: ExchangeError| AttemptError::Backend {
             failure: failure.into(),
             got_response: ex.got_response(),

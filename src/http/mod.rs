@@ -18,11 +18,16 @@ pub mod body;
 pub mod compress;
 pub mod edge;
 pub mod error;
+pub mod files;
 pub mod handler;
 pub mod headers;
 pub mod limits;
+pub mod locations;
 pub mod params;
 pub mod real_ip;
 pub mod response;
+pub mod router;
+#[cfg(test)]
+mod router_tests;
 pub mod session_watch;
 pub mod walk_back;

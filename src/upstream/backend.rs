@@ -126,6 +126,10 @@ impl BackendStats {
 #[derive(Debug)]
 pub struct Backend {
     pub name: String,
+    /// The backend group locations pick (`backends[].group`, default `main`).
+    pub group: String,
+    /// Takes requests only when no other backend of its group can (nginx `backup`).
+    pub backup: bool,
     /// Whether the connection cap follows the pool's reported size (no
     /// `max_conns` in the config).
     pub auto_cap: bool,
@@ -156,6 +160,8 @@ impl Backend {
     ) -> Self {
         Backend {
             name,
+            group: crate::config::MAIN_GROUP.to_owned(),
+            backup: false,
             auto_cap: false,
             shape: None,
             endpoint,

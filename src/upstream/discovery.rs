@@ -38,6 +38,8 @@ pub struct ResolveError {
 #[derive(Debug, Clone, PartialEq)]
 pub struct BackendShape {
     pub pool: PoolSettings,
+    pub group: String,
+    pub backup: bool,
     pub max_fails: u32,
     pub fail_timeout: Duration,
 }
@@ -97,6 +99,8 @@ fn shape(config: &Config, cfg: &BackendConfig) -> BackendShape {
             queue_timeout: config.timeouts.queue,
             idle_timeout: config.timeouts.idle,
         },
+        group: cfg.group.clone(),
+        backup: cfg.backup,
         max_fails: config.max_fails,
         fail_timeout: config.fail_timeout,
     }
@@ -117,6 +121,8 @@ pub fn build_backend(
     let failures = FailureWindow::new(shape.max_fails, shape.fail_timeout);
     let mut backend = Backend::new(name, endpoint, cfg.weight, pool, failures);
     backend.auto_cap = cfg.max_conns.is_none();
+    backend.group.clone_from(&cfg.group);
+    backend.backup = cfg.backup;
     backend.shape = Some(shape);
     Arc::new(backend)
 }

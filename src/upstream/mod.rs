@@ -63,18 +63,38 @@ impl BackendSet {
         }
     }
 
-    /// The next backend for a request, among those up at `now` and not in
-    /// `tried` (backends this request already failed on).
-    pub fn pick(&self, now: Instant, tried: &[Arc<Backend>]) -> Option<Arc<Backend>> {
+    /// Which backends may take a request of `group` at `now`, not in
+    /// `tried` (backends this request already failed on): the group's
+    /// backends that are up, or, when none of them is, its backups (nginx's
+    /// `backup`: used only when every primary server is unavailable).
+    fn eligible(&self, now: Instant, tried: &[Arc<Backend>], group: &str) -> Vec<bool> {
+        let usable = |b: &Arc<Backend>, backup: bool| {
+            b.group == group
+                && b.backup == backup
+                && b.is_available(now)
+                && !tried.iter().any(|t| Arc::ptr_eq(t, b))
+        };
+        let primary: Vec<bool> = self.backends.iter().map(|b| usable(b, false)).collect();
+        if primary.contains(&true) {
+            return primary;
+        }
+        self.backends.iter().map(|b| usable(b, true)).collect()
+    }
+
+    /// The next backend of `group` for a request, among those up at `now`
+    /// and not in `tried`.
+    pub fn pick(&self, now: Instant, tried: &[Arc<Backend>], group: &str) -> Option<Arc<Backend>> {
+        let mask = self.eligible(now, tried, group);
+        self.choose(&mask)
+    }
+
+    fn choose(&self, mask: &[bool]) -> Option<Arc<Backend>> {
         let table: Vec<&dyn Candidate> = self
             .backends
             .iter()
             .map(|b| b.as_ref() as &dyn Candidate)
             .collect();
-        let eligible = |i: usize| {
-            let b = &self.backends[i];
-            b.is_available(now) && !tried.iter().any(|t| Arc::ptr_eq(t, b))
-        };
+        let eligible = |i: usize| mask.get(i).copied().unwrap_or(false);
         self.selector
             .select(&table, &eligible)
             .map(|i| Arc::clone(&self.backends[i]))
@@ -96,8 +116,10 @@ impl BackendSet {
         now: Instant,
         tried: &[Arc<Backend>],
         wait: Duration,
+        group: &str,
     ) -> Result<Option<(Arc<Backend>, Slot)>, (Arc<Backend>, PoolError)> {
-        let Some(chosen) = self.pick(now, tried) else {
+        let mask = self.eligible(now, tried, group);
+        let Some(chosen) = self.choose(&mask) else {
             return Ok(None);
         };
         if let Some(slot) = chosen.pool.try_slot() {
@@ -111,8 +133,9 @@ impl BackendSet {
                 .unwrap_or(0);
             let n = self.backends.len();
             (0..n)
-                .map(|k| &self.backends[(start + k) % n])
-                .filter(|b| b.is_available(now) && !tried.iter().any(|t| Arc::ptr_eq(t, b)))
+                .map(|k| (start + k) % n)
+                .filter(|&i| mask[i])
+                .map(|i| &self.backends[i])
                 .collect()
         } else {
             vec![&chosen]
@@ -183,6 +206,10 @@ mod tests {
     use crate::upstream::pool::{Pool, PoolSettings};
 
     fn backend(name: &str, port: u16) -> Arc<Backend> {
+        grouped(name, port, "main", false)
+    }
+
+    fn grouped(name: &str, port: u16, group: &str, backup: bool) -> Arc<Backend> {
         let endpoint = Endpoint::Tcp(([127, 0, 0, 1], port).into());
         let settings = PoolSettings {
             max_conns: 1,
@@ -192,13 +219,47 @@ mod tests {
             idle_timeout: Duration::from_secs(1),
         };
         let pool = Pool::new(endpoint.clone(), settings);
-        Arc::new(Backend::new(
+        let mut b = Backend::new(
             name.into(),
             endpoint,
             1,
             pool,
             FailureWindow::new(0, Duration::from_secs(1)),
-        ))
+        );
+        b.group = group.into();
+        b.backup = backup;
+        Arc::new(b)
+    }
+
+    #[test]
+    fn a_group_picks_its_own_backends_and_backups_only_when_none_is_left() {
+        let a = grouped("a", 1, "main", false);
+        let b = grouped("b", 2, "main", false);
+        let spare = grouped("spare", 3, "main", true);
+        let admin = grouped("admin", 4, "admin", false);
+        let set = BackendSet::new(
+            vec![a.clone(), b.clone(), spare.clone(), admin.clone()],
+            Balance::RoundRobin,
+        );
+        let now = Instant::now();
+        let names = |group: &str, tried: &[Arc<Backend>]| -> Vec<String> {
+            (0..4)
+                .filter_map(|_| set.pick(now, tried, group).map(|b| b.name.clone()))
+                .collect()
+        };
+        let mut main = names("main", &[]);
+        main.sort();
+        assert_eq!(main, ["a", "a", "b", "b"], "never the backup nor admin");
+        assert_eq!(names("admin", &[]), ["admin"; 4]);
+        assert!(names("nope", &[]).is_empty());
+        // a is down and b failed this request: the backup takes it.
+        a.set_alive(false);
+        assert_eq!(names("main", std::slice::from_ref(&b)), ["spare"; 4]);
+        // The admin group has no backup: nothing.
+        admin.set_enabled(false);
+        assert!(names("admin", &[]).is_empty());
+        a.set_alive(true);
+        assert_eq!(names("main", std::slice::from_ref(&b)), ["a"; 4]);
     }
 
     /// Lets the other tasks run until `cond` holds; a state that never
@@ -226,7 +287,9 @@ mod tests {
         let held_b = b.pool.try_slot().unwrap();
         // Both full: the next request waits in both queues at once...
         let waiter = tokio::spawn(async move {
-            let picked = set.pick_slot(now, &[], Duration::from_secs(5)).await;
+            let picked = set
+                .pick_slot(now, &[], Duration::from_secs(5), "main")
+                .await;
             picked.map(|found| found.map(|(backend, _)| backend.name.clone()))
         });
         until("the request waits for a and for b", || {
@@ -251,7 +314,7 @@ mod tests {
         let now = Instant::now();
         let twin = BackendSet::new(backends.clone(), Balance::RoundRobin);
         assert_eq!(
-            twin.pick(now, &[]).unwrap().name,
+            twin.pick(now, &[], "main").unwrap().name,
             "a",
             "round robin starts at a"
         );
@@ -259,12 +322,14 @@ mod tests {
         let _held_a = a.pool.try_slot().unwrap();
         // Round robin starts at a, which is full: b's free slot is taken.
         let (picked, slot) = set
-            .pick_slot(now, &[], Duration::from_millis(50))
+            .pick_slot(now, &[], Duration::from_millis(50), "main")
             .await
             .unwrap()
             .unwrap();
         assert_eq!(picked.name, "b");
-        let err = set.pick_slot(now, &[], Duration::from_millis(50)).await;
+        let err = set
+            .pick_slot(now, &[], Duration::from_millis(50), "main")
+            .await;
         assert!(matches!(err, Err((_, PoolError::QueueTimeout(_)))));
         drop(slot);
     }
@@ -277,7 +342,9 @@ mod tests {
         let held_a = a.pool.try_slot().unwrap();
         let held_b = b.pool.try_slot().unwrap();
         let waiter = tokio::spawn(async move {
-            let picked = set.pick_slot(now, &[], Duration::from_millis(50)).await;
+            let picked = set
+                .pick_slot(now, &[], Duration::from_millis(50), "main")
+                .await;
             picked.map(|found| found.map(|(backend, _)| backend.name.clone()))
         });
         until("the request waits for one pool", || {

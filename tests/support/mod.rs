@@ -11,6 +11,7 @@
 
 pub mod fake_fcgi;
 pub mod nets;
+pub mod nginx;
 pub mod raw;
 pub mod tls;
 

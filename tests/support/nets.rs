@@ -112,6 +112,20 @@ nets! {
     /// `fpmlb check --explain`: php.ini, php_admin_value, php_value, .user.ini.
     CATALOGUE_EXPLAIN = 135;
 
+    // tests/static_files.rs: fpmlb on .1:8080, its static.root in the test's folder.
+    STATIC_FILES = 220;
+    /// A 1 GiB sparse file streamed while fpmlb's RSS is sampled.
+    STATIC_BIG_FILE = 221;
+
+    // tests/locations.rs
+    /// nginx on .5:8080 with the same locations as fpmlb on .1:8080.
+    LOCATIONS_VS_NGINX = 222;
+    /// Four php-fpm nodes: web01, web02 (main), web03 (main's backup), web04 (group admin).
+    LOCATIONS_ON_A_CLUSTER = 223;
+
+    // tests/e2e_phpmyadmin.rs: three nodes, fpmlb on .1:8080, nginx on .5:8080.
+    PHPMYADMIN = 224;
+
     // tests/import_nginx.rs: nginx on .5:8080, fpmlb on .1:8080.
     IMPORT_SEEDS = 230;
     IMPORT_DEBIAN_DEFAULT = 231;

@@ -117,9 +117,6 @@ fn compat_output_passes_config_test() {
 }
 
 #[test]
-#[ignore = "the keys of issues 13 and 14 (listener maps, tls, real_ip, compression, static, \
-            error_pages, locations, backends[].backup/group) are not in the loader yet; the lead \
-            enables this test when 13 and 14 are merged"]
 fn full_output_passes_config_test() {
     for (file, _) in FIXTURES {
         let yaml = import_fixture(file, false).yaml;

@@ -1,0 +1,678 @@
+//! One file as a response: the headers (type, validators, cache), the
+//! answer to conditional and range requests, and the body, streamed from
+//! the file in bounded chunks.
+//!
+//! [`prepare`] runs on a blocking thread with the file it was given: it
+//! decides the status and headers and reads the first [`CHUNK`] (a small
+//! file is then sent whole, in one hop to the blocking pool). The rest is
+//! read a chunk at a time, each read on the blocking pool as the client
+//! takes the previous one, so a response holds one chunk whatever the
+//! file's size. Zero-copy (`sendfile`) would need the socket under hyper,
+//! which takes bodies as buffers; with `unsafe` forbidden, fpmlb reads.
+//!
+//! Content-Type comes from `mime_guess` (a maintained table compiled in,
+//! built from the IANA registry and Apache's mime.types, as nginx's
+//! mime.types is): a table at hand keeps fpmlb's answer the same on every
+//! machine, whatever /etc/mime.types says. An unknown extension is
+//! `application/octet-stream`, as Debian's nginx.conf `default_type`.
+
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use http::{HeaderMap, HeaderValue, Method, Response, StatusCode, header};
+use http_body_util::BodyExt;
+use http_body_util::combinators::UnsyncBoxBody;
+
+use super::conditional::{self, Precondition, Validators};
+use super::range::{self, Ranges};
+use super::{Found, Opened, Root};
+use crate::http::response::BodyError;
+
+/// Bytes read from a file at a time, and the size under which a file goes
+/// out whole: a response holds at most this much of its file in memory.
+/// 128 KiB: a 10 MiB file takes 80 reads on the blocking pool (each a few
+/// microseconds of hand-over), and 1024 responses in flight hold 128 MiB.
+pub const CHUNK: usize = 128 * 1024;
+
+/// What to send of a file, and how it was chosen.
+#[derive(Debug)]
+pub struct Choice {
+    /// What is sent: the file, or its `.br`/`.gz` sibling.
+    pub opened: Opened,
+    /// The type of the file the URI names (not of its `.gz`).
+    pub content_type: HeaderValue,
+    /// `br` or `gzip` when a precompressed sibling is sent.
+    pub encoding: Option<&'static str>,
+    /// A sibling exists: caches must key on Accept-Encoding.
+    pub vary: bool,
+}
+
+/// The Content-Type of a path, by its extension.
+pub fn content_type(path: &Path) -> HeaderValue {
+    let mime = mime_guess::from_path(path)
+        .first_raw()
+        .unwrap_or("application/octet-stream");
+    HeaderValue::from_static(mime)
+}
+
+/// Chooses between `opened` and its precompressed siblings (`x.br`,
+/// `x.gz`) by the request's Accept-Encoding. Blocking.
+pub fn choose(root: &Root, opened: Opened, headers: &HeaderMap, precompressed: bool) -> Choice {
+    let content_type = content_type(&opened.path);
+    let mut choice = Choice {
+        opened,
+        content_type,
+        encoding: None,
+        vary: false,
+    };
+    if !precompressed {
+        return choice;
+    }
+    let accepted = accepted_encodings(headers);
+    let mut best: Option<(u16, &'static str, Opened)> = None;
+    for (suffix, coding) in [("br", "br"), ("gz", "gzip")] {
+        let mut name = choice.opened.path.clone().into_os_string();
+        name.push(".");
+        name.push(suffix);
+        let Found::File(sibling) = root.find(Path::new(&name)) else {
+            continue;
+        };
+        choice.vary = true;
+        let q = accepted
+            .iter()
+            .find(|(c, _)| *c == coding)
+            .map_or(0, |(_, q)| *q);
+        if q > 0 && best.as_ref().is_none_or(|(bq, _, _)| q > *bq) {
+            best = Some((q, coding, sibling));
+        }
+    }
+    if let Some((_, coding, sibling)) = best {
+        choice.opened = sibling;
+        choice.encoding = Some(coding);
+    }
+    choice
+}
+
+/// `br` and `gzip` with their q-values (in thousandths) from
+/// Accept-Encoding; `*` stands for the ones not named, `x-gzip` for gzip.
+fn accepted_encodings(headers: &HeaderMap) -> Vec<(&'static str, u16)> {
+    let mut named: Vec<(String, u16)> = Vec::new();
+    for value in headers.get_all(header::ACCEPT_ENCODING) {
+        let Ok(value) = value.to_str() else { continue };
+        for item in value.split(',') {
+            let mut parts = item.split(';');
+            let coding = parts.next().unwrap_or("").trim().to_ascii_lowercase();
+            if coding.is_empty() {
+                continue;
+            }
+            let q = parts
+                .find_map(|p| {
+                    let (k, v) = p.split_once('=')?;
+                    k.trim().eq_ignore_ascii_case("q").then(|| qvalue(v.trim()))
+                })
+                .unwrap_or(Some(1000));
+            let Some(q) = q else { continue };
+            let coding = if coding == "x-gzip" {
+                "gzip".to_owned()
+            } else {
+                coding
+            };
+            named.push((coding, q));
+        }
+    }
+    let star = named.iter().find(|(c, _)| c == "*").map(|(_, q)| *q);
+    ["br", "gzip"]
+        .into_iter()
+        .filter_map(|c| {
+            let q = named
+                .iter()
+                .find(|(n, _)| n == c)
+                .map(|(_, q)| *q)
+                .or(star)?;
+            Some((c, q))
+        })
+        .collect()
+}
+
+/// `0.8` as 800; `None` for what is not a qvalue.
+fn qvalue(s: &str) -> Option<u16> {
+    let (int, frac) = s.split_once('.').unwrap_or((s, ""));
+    if frac.len() > 3 || !frac.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let thousandths = format!("{frac:0<3}").parse::<u16>().ok()?;
+    match int {
+        "0" => Some(thousandths),
+        "1" if thousandths == 0 => Some(1000),
+        _ => None,
+    }
+}
+
+/// The body of a prepared response.
+#[derive(Debug)]
+pub enum Plan {
+    /// Nothing (HEAD, 304, 412).
+    Empty,
+    /// All of it, read already.
+    Whole(Bytes),
+    /// `first`, then the pieces still to read.
+    Stream {
+        first: Bytes,
+        file: Arc<File>,
+        pieces: Vec<Piece>,
+    },
+}
+
+/// A part of a body: literal bytes (multipart headers) or a file range.
+#[derive(Debug, Clone)]
+pub enum Piece {
+    Bytes(Bytes),
+    File { offset: u64, len: u64 },
+}
+
+/// Headers from elsewhere that a file response carries (a location's
+/// Cache-Control; for X-Accel-Redirect, the script's Content-Type,
+/// Content-Disposition...).
+#[derive(Debug, Default)]
+pub struct Extra {
+    pub cache_control: Option<HeaderValue>,
+    /// Replace the file's own header of the same name (Content-Type).
+    pub headers: HeaderMap,
+}
+
+/// Decides the answer for `choice` and reads its start. Blocking.
+///
+/// # Errors
+///
+/// Reading the file failed.
+pub fn prepare(
+    method: &Method,
+    headers: &HeaderMap,
+    choice: Choice,
+    extra: Extra,
+) -> std::io::Result<Response<Plan>> {
+    let v = Validators::of(&choice.opened.meta);
+    let mut out = HeaderMap::new();
+    for (name, value) in v.headers() {
+        out.insert(name, value);
+    }
+    out.insert(header::CONTENT_TYPE, choice.content_type.clone());
+    if let Some(cc) = extra.cache_control {
+        out.insert(header::CACHE_CONTROL, cc);
+    }
+    if choice.vary {
+        out.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
+    }
+    for (name, value) in &extra.headers {
+        out.insert(name, value.clone());
+    }
+    let status = match conditional::evaluate(method, headers, &v) {
+        Precondition::Proceed => None,
+        Precondition::NotModified => Some(StatusCode::NOT_MODIFIED),
+        Precondition::Failed => Some(StatusCode::PRECONDITION_FAILED),
+    };
+    if let Some(status) = status {
+        if status == StatusCode::PRECONDITION_FAILED {
+            out.remove(header::CONTENT_TYPE);
+            out.insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
+        }
+        return Ok(with(status, out, Plan::Empty));
+    }
+    if let Some(coding) = choice.encoding {
+        out.insert(header::CONTENT_ENCODING, HeaderValue::from_static(coding));
+    }
+    out.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    let ranges = if method == Method::GET && conditional::if_range_holds(headers, &v) {
+        range::parse(headers.get(header::RANGE), v.len)
+    } else {
+        Ranges::Full
+    };
+    let file = Arc::clone(&choice.opened.file);
+    let (status, pieces) = match ranges {
+        Ranges::Full => (
+            StatusCode::OK,
+            vec![Piece::File {
+                offset: 0,
+                len: v.len,
+            }],
+        ),
+        Ranges::Unsatisfiable => {
+            out.insert(
+                header::CONTENT_RANGE,
+                header_value(&format!("bytes */{}", v.len)),
+            );
+            out.insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
+            out.remove(header::CONTENT_ENCODING);
+            return Ok(with(StatusCode::RANGE_NOT_SATISFIABLE, out, Plan::Empty));
+        }
+        Ranges::Parts(parts) if parts.len() == 1 => {
+            let (a, b) = parts[0];
+            out.insert(
+                header::CONTENT_RANGE,
+                header_value(&format!("bytes {a}-{b}/{}", v.len)),
+            );
+            (
+                StatusCode::PARTIAL_CONTENT,
+                vec![Piece::File {
+                    offset: a,
+                    len: b - a + 1,
+                }],
+            )
+        }
+        Ranges::Parts(parts) => {
+            let boundary = format!("{:016x}", rand::random::<u64>());
+            let part_type = out
+                .get(header::CONTENT_TYPE)
+                .and_then(|t| t.to_str().ok())
+                .unwrap_or("application/octet-stream")
+                .to_owned();
+            out.insert(
+                header::CONTENT_TYPE,
+                header_value(&format!("multipart/byteranges; boundary={boundary}")),
+            );
+            let mut pieces = Vec::with_capacity(parts.len() * 2 + 1);
+            for (a, b) in parts {
+                let head = format!(
+                    "\r\n--{boundary}\r\nContent-Type: {part_type}\r\nContent-Range: bytes {a}-{b}/{}\r\n\r\n",
+                    v.len
+                );
+                pieces.push(Piece::Bytes(Bytes::from(head)));
+                pieces.push(Piece::File {
+                    offset: a,
+                    len: b - a + 1,
+                });
+            }
+            pieces.push(Piece::Bytes(Bytes::from(format!("\r\n--{boundary}--\r\n"))));
+            (StatusCode::PARTIAL_CONTENT, pieces)
+        }
+    };
+    let total: u64 = pieces
+        .iter()
+        .map(|p| match p {
+            Piece::Bytes(b) => b.len() as u64,
+            Piece::File { len, .. } => *len,
+        })
+        .sum();
+    out.insert(header::CONTENT_LENGTH, HeaderValue::from(total));
+    if method == Method::HEAD {
+        return Ok(with(status, out, Plan::Empty));
+    }
+    let plan = read_start(&file, pieces)?;
+    Ok(with(status, out, plan))
+}
+
+fn with(status: StatusCode, headers: HeaderMap, plan: Plan) -> Response<Plan> {
+    let mut r = Response::new(plan);
+    *r.status_mut() = status;
+    *r.headers_mut() = headers;
+    r
+}
+
+fn header_value(s: &str) -> HeaderValue {
+    HeaderValue::from_str(s).unwrap_or(HeaderValue::from_static(""))
+}
+
+/// Reads up to [`CHUNK`] bytes of the pieces: the whole body when it fits.
+fn read_start(file: &Arc<File>, pieces: Vec<Piece>) -> std::io::Result<Plan> {
+    let mut first = BytesMut::new();
+    let mut rest = Vec::new();
+    let mut pieces = pieces.into_iter();
+    for piece in pieces.by_ref() {
+        let room = CHUNK.saturating_sub(first.len());
+        match piece {
+            Piece::Bytes(b) => first.extend_from_slice(&b),
+            Piece::File { offset, len } if room == 0 => {
+                rest.push(Piece::File { offset, len });
+                break;
+            }
+            Piece::File { offset, len } => {
+                let take = len.min(room as u64);
+                let start = first.len();
+                first.resize(start + usize::try_from(take).unwrap_or(0), 0);
+                file.read_exact_at(&mut first[start..], offset)?;
+                if take < len {
+                    rest.push(Piece::File {
+                        offset: offset + take,
+                        len: len - take,
+                    });
+                    break;
+                }
+            }
+        }
+    }
+    rest.extend(pieces);
+    let first = first.freeze();
+    if rest.is_empty() {
+        return Ok(Plan::Whole(first));
+    }
+    Ok(Plan::Stream {
+        first,
+        file: Arc::clone(file),
+        pieces: rest,
+    })
+}
+
+/// The plan as a response body: what is left is read a chunk at a time on
+/// the blocking pool, as the client takes what came before. A file that
+/// shrank under it ends the body with an error (the client sees a cut
+/// response, never a short one taken for whole).
+pub fn body(plan: Plan) -> UnsyncBoxBody<Bytes, BodyError> {
+    match plan {
+        Plan::Empty => crate::http::response::full(Bytes::new()),
+        Plan::Whole(b) => crate::http::response::full(b),
+        Plan::Stream {
+            first,
+            file,
+            pieces,
+        } => {
+            let mut queue: std::collections::VecDeque<Piece> = pieces.into();
+            queue.push_front(Piece::Bytes(first));
+            let total = queue
+                .iter()
+                .map(|p| match p {
+                    Piece::Bytes(b) => b.len() as u64,
+                    Piece::File { len, .. } => *len,
+                })
+                .sum();
+            let stream =
+                futures_util::stream::unfold((queue, file), |(mut queue, file)| async move {
+                    let piece = queue.pop_front()?;
+                    let next = match piece {
+                        Piece::Bytes(b) => Ok(b),
+                        Piece::File { offset, len } => {
+                            let take = len.min(CHUNK as u64);
+                            if take < len {
+                                queue.push_front(Piece::File {
+                                    offset: offset + take,
+                                    len: len - take,
+                                });
+                            }
+                            read_chunk(Arc::clone(&file), offset, take).await
+                        }
+                    };
+                    match next {
+                        Ok(b) => Some((Ok(http_body::Frame::data(b)), (queue, file))),
+                        Err(e) => {
+                            tracing::error!("static file read failed mid-response: {e}");
+                            let err: BodyError = Box::new(e);
+                            Some((Err(err), (std::collections::VecDeque::new(), file)))
+                        }
+                    }
+                });
+            Counted {
+                inner: http_body_util::StreamBody::new(stream).boxed_unsync(),
+                remaining: total,
+            }
+            .boxed_unsync()
+        }
+    }
+}
+
+/// A streamed body of a known length that says it has ended once that
+/// many bytes went out: hyper stops polling an HTTP/1.1 body when its
+/// Content-Length is reached, so without this the access log would call
+/// every file longer than one chunk incomplete. Its size hint is exact.
+struct Counted<B> {
+    inner: B,
+    remaining: u64,
+}
+
+impl<B> http_body::Body for Counted<B>
+where
+    B: http_body::Body<Data = Bytes> + Unpin,
+{
+    type Data = Bytes;
+    type Error = B::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, B::Error>>> {
+        let polled = std::pin::Pin::new(&mut self.inner).poll_frame(cx);
+        if let std::task::Poll::Ready(Some(Ok(frame))) = &polled
+            && let Some(data) = frame.data_ref()
+        {
+            self.remaining = self.remaining.saturating_sub(data.len() as u64);
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.remaining == 0
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        http_body::SizeHint::with_exact(self.remaining)
+    }
+}
+
+async fn read_chunk(file: Arc<File>, offset: u64, len: u64) -> std::io::Result<Bytes> {
+    let read = tokio::task::spawn_blocking(move || {
+        let mut buf = vec![0; usize::try_from(len).unwrap_or(CHUNK)];
+        file.read_exact_at(&mut buf, offset)
+            .map(|()| Bytes::from(buf))
+    })
+    .await;
+    read.unwrap_or_else(|e| Err(std::io::Error::other(e)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::conditional::tests::h;
+    use super::*;
+
+    #[test]
+    fn accept_encoding_with_q_values() {
+        let a = |s: &str| accepted_encodings(&h(&[("accept-encoding", s)]));
+        assert_eq!(a("gzip, deflate, br"), [("br", 1000), ("gzip", 1000)]);
+        assert_eq!(a("br;q=0, gzip;q=0.5"), [("br", 0), ("gzip", 500)]);
+        assert_eq!(a("*;q=0.1, gzip;q=0"), [("br", 100), ("gzip", 0)]);
+        assert_eq!(a("x-gzip"), [("gzip", 1000)]);
+        assert_eq!(a("identity"), []);
+        assert_eq!(a("br;q=2, gzip;q=0.1234"), []);
+        assert!(accepted_encodings(&HeaderMap::new()).is_empty());
+    }
+
+    #[test]
+    fn types_from_the_table() {
+        for (name, want) in [
+            ("a.css", "text/css"),
+            ("a.html", "text/html"),
+            ("a.png", "image/png"),
+            ("a.svg", "image/svg+xml"),
+            ("a.woff2", "font/woff2"),
+            ("a.json", "application/json"),
+            ("a.unknownext", "application/octet-stream"),
+            ("noext", "application/octet-stream"),
+        ] {
+            assert_eq!(content_type(Path::new(name)), want, "{name}");
+        }
+        let js = content_type(Path::new("a.js"));
+        assert!(
+            js == "text/javascript" || js == "application/javascript",
+            "{js:?}"
+        );
+    }
+
+    fn opened(dir: &Path, name: &str, content: &[u8]) -> Opened {
+        let path = dir.join(name);
+        std::fs::write(&path, content).unwrap();
+        let root = Root::new(dir.to_path_buf());
+        match root.find(&path) {
+            Found::File(o) => o,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn run(
+        method: Method,
+        headers: &[(&str, &str)],
+        content: &[u8],
+    ) -> (StatusCode, HeaderMap, Vec<u8>) {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("f.txt"), content).unwrap();
+        serve_file(&dir.path().join("f.txt"), method, headers)
+    }
+
+    fn serve_file(
+        path: &Path,
+        method: Method,
+        headers: &[(&str, &str)],
+    ) -> (StatusCode, HeaderMap, Vec<u8>) {
+        let root = Root::new(path.parent().unwrap().to_path_buf());
+        let Found::File(o) = root.find(path) else {
+            panic!("{}", path.display())
+        };
+        let choice = Choice {
+            content_type: content_type(&o.path),
+            opened: o,
+            encoding: None,
+            vary: false,
+        };
+        let r = prepare(&method, &h(headers), choice, Extra::default()).unwrap();
+        let (parts, plan) = r.into_parts();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let bytes = rt.block_on(async { body(plan).collect().await.unwrap().to_bytes() });
+        (parts.status, parts.headers, bytes.to_vec())
+    }
+
+    /// hyper stops polling an HTTP/1.1 body once its Content-Length went
+    /// out: a file body must say it ended with its last byte, and not before.
+    #[test]
+    fn a_streamed_body_ends_with_its_last_byte() {
+        use http_body::Body as _;
+        let dir = tempfile::tempdir().unwrap();
+        let content: Vec<u8> = (0..=255u8).cycle().take(2 * CHUNK + 3).collect();
+        let o = opened(dir.path(), "big.bin", &content);
+        let choice = Choice {
+            content_type: content_type(&o.path),
+            opened: o,
+            encoding: None,
+            vary: false,
+        };
+        let plan = prepare(&Method::GET, &HeaderMap::new(), choice, Extra::default())
+            .unwrap()
+            .into_body();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let mut b = body(plan);
+            assert!(!b.is_end_stream());
+            assert_eq!(b.size_hint().exact(), Some(content.len() as u64));
+            let mut got = Vec::new();
+            while !b.is_end_stream() {
+                let frame = b.frame().await.unwrap().unwrap();
+                got.extend_from_slice(frame.data_ref().unwrap());
+            }
+            assert_eq!(got, content);
+            assert!(b.frame().await.is_none());
+        });
+    }
+
+    #[test]
+    fn whole_range_multipart_head() {
+        let content: Vec<u8> = (0..=255u8).cycle().take(3 * CHUNK + 7).collect();
+        let (s, hd, b) = run(Method::GET, &[], &content);
+        assert_eq!(s, 200);
+        assert_eq!(b, content, "streamed across chunks");
+        assert_eq!(hd["content-length"], (content.len()).to_string().as_str());
+        assert_eq!(hd["accept-ranges"], "bytes");
+        assert_eq!(hd["content-type"], "text/plain");
+
+        let (s, hd, b) = run(Method::GET, &[("range", "bytes=10-19")], &content);
+        assert_eq!(s, 206);
+        assert_eq!(b, &content[10..20]);
+        assert_eq!(
+            hd["content-range"],
+            format!("bytes 10-19/{}", content.len()).as_str()
+        );
+        let last = format!("bytes={}-", CHUNK - 3);
+        let (s, _, b) = run(Method::GET, &[("range", &last)], &content);
+        assert_eq!(s, 206);
+        assert_eq!(b, &content[CHUNK - 3..]);
+
+        let (s, hd, b) = run(Method::GET, &[("range", "bytes=0-1,-2")], b"abcdefgh");
+        assert_eq!(s, 206);
+        let ct = hd["content-type"].to_str().unwrap();
+        let boundary = ct.strip_prefix("multipart/byteranges; boundary=").unwrap();
+        let text = String::from_utf8(b.clone()).unwrap();
+        assert_eq!(
+            text,
+            format!(
+                "\r\n--{boundary}\r\nContent-Type: text/plain\r\nContent-Range: bytes 0-1/8\r\n\r\nab\
+                 \r\n--{boundary}\r\nContent-Type: text/plain\r\nContent-Range: bytes 6-7/8\r\n\r\ngh\
+                 \r\n--{boundary}--\r\n"
+            )
+        );
+        assert_eq!(hd["content-length"], b.len().to_string().as_str());
+
+        let (s, hd, b) = run(Method::GET, &[("range", "bytes=8-")], b"abcdefgh");
+        assert_eq!((s, b.len()), (StatusCode::RANGE_NOT_SATISFIABLE, 0));
+        assert_eq!(hd["content-range"], "bytes */8");
+
+        let (s, hd, b) = run(Method::HEAD, &[("range", "bytes=0-1")], b"abcdefgh");
+        assert_eq!((s, b.len()), (StatusCode::OK, 0));
+        assert_eq!(hd["content-length"], "8");
+    }
+
+    #[test]
+    fn conditional_answers() {
+        let dir = tempfile::tempdir().unwrap();
+        let o = opened(dir.path(), "a.css", b"body{}");
+        let v = Validators::of(&o.meta);
+        let (s, hd, b) = serve_file(&o.path, Method::GET, &[("if-none-match", &v.etag())]);
+        assert_eq!((s, b.len()), (StatusCode::NOT_MODIFIED, 0));
+        assert_eq!(hd["etag"], v.etag().as_str());
+        assert_eq!(hd["last-modified"], v.last_modified().as_str());
+        let (s, _, b) = serve_file(
+            &o.path,
+            Method::HEAD,
+            &[("if-modified-since", &v.last_modified())],
+        );
+        assert_eq!((s, b.len()), (StatusCode::NOT_MODIFIED, 0));
+        let (s, _, b) = serve_file(&o.path, Method::GET, &[("if-none-match", "\"other\"")]);
+        assert_eq!((s, b), (StatusCode::OK, b"body{}".to_vec()));
+        let (s, _, b) = run(Method::GET, &[("if-match", "\"nope\"")], b"x");
+        assert_eq!((s, b.len()), (StatusCode::PRECONDITION_FAILED, 0));
+        // If-Range that does not hold: the whole file.
+        let (s, _, b) = run(
+            Method::GET,
+            &[("range", "bytes=0-0"), ("if-range", "\"old\"")],
+            b"xyz",
+        );
+        assert_eq!((s, b), (StatusCode::OK, b"xyz".to_vec()));
+    }
+
+    #[test]
+    fn a_sibling_is_chosen_by_accept_encoding() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = Root::new(dir.path().to_path_buf());
+        let o = opened(dir.path(), "app.js", b"plain");
+        std::fs::write(dir.path().join("app.js.gz"), b"gz").unwrap();
+        std::fs::write(dir.path().join("app.js.br"), b"br").unwrap();
+        let pick = |ae: &str, pre: bool| {
+            let Found::File(o) = root.find(&o.path) else {
+                panic!()
+            };
+            let c = choose(&root, o, &h(&[("accept-encoding", ae)]), pre);
+            (c.encoding, c.vary, c.opened.meta.len())
+        };
+        assert_eq!(pick("gzip, br", true), (Some("br"), true, 2));
+        assert_eq!(pick("gzip;q=1, br;q=0.5", true), (Some("gzip"), true, 2));
+        assert_eq!(pick("identity", true), (None, true, 5));
+        assert_eq!(pick("gzip, br", false), (None, false, 5));
+        let Found::File(o2) = root.find(&o.path) else {
+            panic!()
+        };
+        let c = choose(&root, o2, &h(&[("accept-encoding", "gzip")]), true);
+        assert_eq!(c.content_type, content_type(Path::new("app.js")));
+    }
+}
