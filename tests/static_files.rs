@@ -273,6 +273,33 @@ async fn files_conditionals_ranges_siblings_and_refusals() {
         (css.as_slice(), "")
     );
 
+    // A file without siblings is compressed on the fly, as any answer
+    // (nginx's gzip applies to files too), and decodes to the file; a
+    // range of it is never compressed.
+    let js = b"function f() { return 42; }\n".repeat(200);
+    write(&root, "assets/app.js", &js);
+    let r = get(&lb, "/assets/app.js", &[("accept-encoding", "gzip")]).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(header(&r, "content-encoding"), "gzip");
+    assert_eq!(header(&r, "vary"), "Accept-Encoding");
+    assert!(r.body.len() < js.len() / 4, "{} bytes", r.body.len());
+    let mut plain = Vec::new();
+    async_compression::tokio::bufread::GzipDecoder::new(r.body.as_ref())
+        .read_to_end(&mut plain)
+        .await
+        .unwrap();
+    assert_eq!(plain, js);
+    let r = get(
+        &lb,
+        "/assets/app.js",
+        &[("accept-encoding", "gzip"), ("range", "bytes=0-9")],
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.body.as_ref(), header(&r, "content-encoding")),
+        (206, &js[..10], "")
+    );
+
     // Directories: redirect to the slash, index file, never a listing.
     let r = get(&lb, "/docs?x=1", &[]).await;
     assert_eq!(r.status, 301);
