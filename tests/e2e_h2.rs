@@ -164,21 +164,6 @@ async fn h2_connect(
     (w, reader)
 }
 
-/// Lines php-fpm's ran.php wrote with `tag`, on every node.
-fn ran(cluster: &Cluster, tag: &str) -> usize {
-    cluster
-        .nodes()
-        .iter()
-        .map(|(name, _)| {
-            std::fs::read_to_string(cluster.dir.join(name).join("root/tmp/ran.log"))
-                .unwrap_or_default()
-                .lines()
-                .filter(|l| *l == tag)
-                .count()
-        })
-        .sum()
-}
-
 async fn others_are_served(lb: &Fpmlb) {
     let c = support::client(false);
     for _ in 0..4 {
@@ -213,7 +198,7 @@ async fn rapid_reset_and_continuation_floods_are_cut_short() {
     assert_eq!(seen.goaway, Some(ENHANCE_YOUR_CALM), "{seen:?}");
     lb.wait_log_line(&["HTTP/2:", "GOAWAY ENHANCE_YOUR_CALM"])
         .await;
-    let burst_ran = ran(&cluster, "burst");
+    let burst_ran = cluster.ran("burst");
 
     // 2. Paced: each stream reset only after the server had time to take
     // it (and send it to php-fpm): fpmlb's count of cancelled requests.
@@ -259,7 +244,7 @@ async fn rapid_reset_and_continuation_floods_are_cut_short() {
     others_are_served(&lb).await;
     // Give php-fpm a moment to finish scripts already started.
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let paced_ran = ran(&cluster, "paced");
+    let paced_ran = cluster.ran("paced");
     eprintln!(
         "streams sent: burst {STREAMS}, paced {sent}; ran: burst {burst_ran}, paced {paced_ran}"
     );

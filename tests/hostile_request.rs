@@ -51,22 +51,6 @@ fn start(cluster: &Cluster, extra: &str, max_conns: u32) -> Fpmlb {
     Fpmlb::start(&cluster.dir, addr, &yaml)
 }
 
-/// How many times ran.php ran with `tag`, on all nodes together.
-fn ran(cluster: &Cluster, tag: &str) -> usize {
-    cluster
-        .nodes()
-        .iter()
-        .map(|(name, _)| {
-            let log = cluster.dir.join(name).join("root/tmp/ran.log");
-            std::fs::read_to_string(log)
-                .unwrap_or_default()
-                .lines()
-                .filter(|l| *l == tag)
-                .count()
-        })
-        .sum()
-}
-
 /// A TCP connection to `to`, from `from` when given (127.0.N.x source
 /// addresses stand for distinct clients).
 async fn connect(to: SocketAddr, from: Option<IpAddr>) -> TcpStream {
@@ -226,7 +210,7 @@ async fn oversized_heads_are_refused_by_fpmlb_with_the_default_limits() {
         let r = raw(lb.addr, request).await;
         assert_eq!(r.status, Some(*expected), "{tag}: {}", r.text);
         let runs = usize::from(*expected == 200);
-        assert_eq!(ran(&cluster, tag), runs, "{tag} ran {runs} times");
+        assert_eq!(cluster.ran(tag), runs, "{tag} ran {runs} times");
     }
     // fpmlb says why, at info, naming the limit.
     lb.wait_log_line(&["max_header_line"]).await;
@@ -252,7 +236,7 @@ async fn oversized_heads_are_refused_by_fpmlb_with_the_default_limits() {
     .await
     .unwrap();
     assert_eq!(r.status, 414);
-    assert_eq!(ran(&cluster, "h2pad") + ran(&cluster, "h2query"), 0);
+    assert_eq!(cluster.ran("h2pad") + cluster.ran("h2query"), 0);
     assert_every_backend_serves(&cluster, &lb).await;
 }
 
@@ -284,19 +268,19 @@ async fn with_the_widest_limits_every_param_still_fits_one_record() {
         raw(lb.addr, &get_request(&query, "")).await.status,
         Some(200)
     );
-    assert_eq!(ran(&cluster, "query60k"), 1);
+    assert_eq!(cluster.ran("query60k"), 1);
     let query = format!("/ran.php?tag=query64k&q={}", "q".repeat(65_500));
     assert_eq!(
         raw(lb.addr, &get_request(&query, "")).await.status,
         Some(414)
     );
-    assert_eq!(ran(&cluster, "query64k"), 0);
+    assert_eq!(cluster.ran("query64k"), 0);
 
     // Two 40 KB Cookie lines: each fits, joined they would not.
     let cookies = format!("Cookie: a={}\r\n", "v".repeat(40_000)).repeat(2);
     let r = raw(lb.addr, &get_request("/ran.php?tag=cookies80k", &cookies)).await;
     assert_eq!(r.status, Some(431), "{}", r.text);
-    assert_eq!(ran(&cluster, "cookies80k"), 0);
+    assert_eq!(cluster.ran("cookies80k"), 0);
     lb.wait_log_line(&["HTTP_COOKIE does not fit one FastCGI record"])
         .await;
     assert_every_backend_serves(&cluster, &lb).await;
@@ -392,7 +376,7 @@ async fn forged_names_host_games_and_smuggling_shapes() {
         assert_eq!(r.status, Some(*expected), "{tag}: {}", r.text);
         assert_eq!(r.responses(), 1, "{tag}: one answer: {}", r.text);
         let runs = usize::from(*expected == 200);
-        assert_eq!(ran(&cluster, tag), runs, "{tag} ran {runs} times");
+        assert_eq!(cluster.ran(tag), runs, "{tag} ran {runs} times");
     }
     lb.wait_log_line(&["duplicate host header"]).await;
 
@@ -404,7 +388,7 @@ async fn forged_names_host_games_and_smuggling_shapes() {
     )
     .await;
     assert_eq!((r.status, r.responses()), (Some(200), 1), "{}", r.text);
-    assert_eq!(ran(&cluster, "cl-same"), 1);
+    assert_eq!(cluster.ran("cl-same"), 1);
 
     // Transfer-Encoding with Content-Length: read as chunked, and the
     // connection closed after the answer, so the request hidden in what
@@ -417,8 +401,8 @@ async fn forged_names_host_games_and_smuggling_shapes() {
     )
     .await;
     assert_eq!((r.status, r.responses()), (Some(200), 1), "{}", r.text);
-    assert_eq!(ran(&cluster, "te-cl"), 1);
-    assert_eq!(ran(&cluster, "smuggled"), 0);
+    assert_eq!(cluster.ran("te-cl"), 1);
+    assert_eq!(cluster.ran("smuggled"), 0);
 
     // HTTP/2: a Host that contradicts :authority.
     let h2 = client(true);
@@ -432,7 +416,7 @@ async fn forged_names_host_games_and_smuggling_shapes() {
     .await
     .unwrap();
     assert_eq!((r.status, r.version), (400, http::Version::HTTP_2));
-    assert_eq!(ran(&cluster, "h2-host"), 0);
+    assert_eq!(cluster.ran("h2-host"), 0);
     assert_every_backend_serves(&cluster, &lb).await;
 }
 
@@ -497,7 +481,7 @@ async fn slow_uploads_hold_no_php_worker() {
         let r = read_until_closed(&mut s).await;
         assert_eq!(r.status, Some(408), "{}", r.text);
     }
-    assert_eq!(ran(&cluster, "upload"), 0);
+    assert_eq!(cluster.ran("upload"), 0);
     let log = lb.log_text();
     let timeouts = log
         .lines()
@@ -570,7 +554,7 @@ async fn slow_http2_streams_hold_no_php_worker() {
         assert_eq!(resp.status(), 408);
     }
     drop(feeds);
-    assert_eq!(ran(&cluster, "h2upload"), 0);
+    assert_eq!(cluster.ran("h2upload"), 0);
     assert_every_backend_serves(&cluster, &lb).await;
 }
 

@@ -263,18 +263,6 @@ async fn get_with(lb: &Fpmlb, path: &str, headers: &[(&str, &str)]) -> Resp {
         .unwrap()
 }
 
-/// What ran.php recorded on every node (its tags, one per request).
-fn ran_logs(cluster: &Cluster) -> String {
-    cluster
-        .nodes()
-        .iter()
-        .map(|(name, _)| {
-            std::fs::read_to_string(cluster.dir.join(name).join("root/tmp/ran.log"))
-                .unwrap_or_default()
-        })
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rules_on_a_real_cluster() {
     let net = nets::LOCATIONS_ON_A_CLUSTER;
@@ -370,7 +358,7 @@ async fn rules_on_a_real_cluster() {
         "<h1>Not here</h1>\n",
         "fpmlb's 404 is the error page"
     );
-    assert!(!ran_logs(&cluster).contains("allowlist"));
+    assert!(!cluster.ran_log().contains("allowlist"));
     assert_eq!(get(&c, &lb.url("/hello.php")).await.unwrap().status, 404);
 
     // deny.

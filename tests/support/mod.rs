@@ -117,6 +117,23 @@ impl Cluster {
             .collect()
     }
 
+    /// What the docroot's ran.php wrote on every node (its tags, one line
+    /// per run, in the node's /tmp/ran.log).
+    pub fn ran_log(&self) -> String {
+        self.nodes()
+            .iter()
+            .map(|(name, _)| {
+                std::fs::read_to_string(self.dir.join(name).join("root/tmp/ran.log"))
+                    .unwrap_or_default()
+            })
+            .collect()
+    }
+
+    /// How many times ran.php ran with `tag`, on all nodes together.
+    pub fn ran(&self, tag: &str) -> usize {
+        self.ran_log().lines().filter(|l| *l == tag).count()
+    }
+
     pub fn docroot(&self) -> String {
         self.env["DOCROOT"].clone()
     }
