@@ -410,6 +410,8 @@ async fn rules_on_a_real_cluster() {
     // The backup takes main's requests when web01 and web02 are gone.
     cluster.kill_node("web01", "TERM");
     cluster.kill_node("web02", "TERM");
+    cluster.wait_node_gone("web01");
+    cluster.wait_node_gone("web02");
     for _ in 0..4 {
         assert_eq!(
             get(&c, &lb.url("/who.php")).await.unwrap().text(),
@@ -419,6 +421,7 @@ async fn rules_on_a_real_cluster() {
     // The admin group has no backup: without web04, 502 (its kept
     // connection died) or 503 (no backend), with the page for both.
     cluster.kill_node("web04", "TERM");
+    cluster.wait_node_gone("web04");
     let r = get(&c, &lb.url("/admin/who.php")).await.unwrap();
     assert!(matches!(r.status, 502 | 503), "{}", r.status);
     assert_eq!(r.text(), "<h1>Back soon</h1>\n");

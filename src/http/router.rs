@@ -26,8 +26,14 @@
 //!    index with the front controller behind it, the front controller, or 404.
 //!
 //! Internal redirects are counted: more than nginx's 10 is a loop, 500.
-//! File system work (stat, open, the first read) runs in one hop to the
-//! blocking pool per request.
+//! A request's routing, with its file system work (stat, open, the checks
+//! of `files::Root`, the first read), runs on the async thread, as nginx
+//! opens files in its event loop: the first read takes only what the page
+//! cache holds (`serve::Start::IfCached`), and what must come from a disk
+//! is read on the blocking pool. Paths and metadata are expected on a
+//! local file system (a lookup on a hung network mount would stall the
+//! thread, as it stalls an nginx worker). X-Accel-Redirect targets and
+//! error pages are rarer: they keep their hop to the blocking pool.
 
 use std::sync::Arc;
 
@@ -41,7 +47,7 @@ use crate::fastcgi::exchange::ExchangeTimeouts;
 use crate::fastcgi::params::ParamList;
 use crate::http::body::BodyLimits;
 use crate::http::error::{ClientError, ProxyError};
-use crate::http::files::serve::{self, Extra, Plan};
+use crate::http::files::serve::{self, Extra, Plan, Start};
 use crate::http::files::{self, Found, Root, StaticFiles};
 use crate::http::locations;
 use crate::http::params::{self, ConnInfo, Site};
@@ -184,10 +190,13 @@ enum Decision {
     },
 }
 
-/// What of the request the blocking side needs.
-struct Req {
+/// What of the request the routing needs.
+struct Req<'r> {
     method: Method,
-    headers: HeaderMap,
+    headers: &'r HeaderMap,
+    /// How a file's first bytes are read: without waiting on the async
+    /// thread, or whole on a blocking one.
+    start: Start,
 }
 
 impl Router {
@@ -227,12 +236,12 @@ impl Router {
         site: &Site,
     ) -> Result<Routed<'a>, ProxyError> {
         let uri = params::normalize_path(parts.uri.path()).map_err(ClientError::BadPath)?;
+        let req = Req {
+            method: parts.method.clone(),
+            headers: &parts.headers,
+            start: Start::IfCached,
+        };
         let decision = if self.locations.is_empty() && self.files.is_none() {
-            // Nothing of issue 14 configured: no hop to the blocking pool.
-            let req = Req {
-                method: parts.method.clone(),
-                headers: HeaderMap::new(),
-            };
             match params::split_path_info(&uri) {
                 Some(end) => Decision::Script {
                     script_name: uri[..end].to_vec(),
@@ -243,17 +252,7 @@ impl Router {
                 None => self.legacy(&req, uri, self.front_controller.as_deref(), None, 0),
             }
         } else {
-            let me = Arc::clone(self);
-            let req = Req {
-                method: parts.method.clone(),
-                headers: parts.headers.clone(),
-            };
-            tokio::task::spawn_blocking(move || me.decide(&req, uri, false, 0))
-                .await
-                .unwrap_or(Decision::Refuse(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "routing task failed",
-                ))
+            self.decide(&req, uri, false, 0)
         };
         match decision {
             Decision::Refuse(status, why) => Err(ClientError::Refused { status, why }.into()),
@@ -312,7 +311,7 @@ impl Router {
         }
     }
 
-    fn decide(&self, req: &Req, uri: Vec<u8>, internal: bool, hops: u8) -> Decision {
+    fn decide(&self, req: &Req<'_>, uri: Vec<u8>, internal: bool, hops: u8) -> Decision {
         if hops > MAX_REDIRECTS {
             tracing::error!(uri = %String::from_utf8_lossy(&uri), "more than {MAX_REDIRECTS} internal redirects: 500");
             return Decision::Refuse(StatusCode::INTERNAL_SERVER_ERROR, "internal redirect loop");
@@ -405,7 +404,7 @@ impl Router {
                     );
                 }
                 let precompressed = self.files.as_ref().is_some_and(|f| f.precompressed);
-                let choice = serve::choose(root, opened, &req.headers, precompressed);
+                let choice = serve::choose(root, opened, req.headers, precompressed);
                 let cache_control = index
                     .and_then(|i| self.cache_controls.get(i).cloned().flatten())
                     .or_else(|| self.files.as_ref().and_then(|f| f.cache_control.clone()));
@@ -413,7 +412,7 @@ impl Router {
                     cache_control,
                     headers: HeaderMap::new(),
                 };
-                match serve::prepare(&req.method, &req.headers, choice, extra) {
+                match serve::prepare(&req.method, req.headers, choice, extra, req.start) {
                     Ok(resp) => Decision::File(resp),
                     Err(e) => {
                         tracing::error!(path = %path.display(), "reading a static file: {e}");
@@ -432,7 +431,7 @@ impl Router {
         }
     }
 
-    fn to_front_controller(&self, req: &Req, fc: Option<&str>, hops: u8) -> Decision {
+    fn to_front_controller(&self, req: &Req<'_>, fc: Option<&str>, hops: u8) -> Decision {
         match fc {
             Some(fc) => self.decide(req, fc.as_bytes().to_vec(), true, hops + 1),
             None => Decision::Refuse(StatusCode::NOT_FOUND, "no file or script at this path"),
@@ -444,7 +443,7 @@ impl Router {
     /// `.php` segment.
     fn legacy(
         &self,
-        req: &Req,
+        req: &Req<'_>,
         uri: Vec<u8>,
         fc: Option<&str>,
         index: Option<usize>,
@@ -544,14 +543,18 @@ impl Router {
         } else {
             Method::GET
         };
-        let req = Req {
-            method,
-            headers: parts.headers.clone(),
-        };
+        let headers = parts.headers.clone();
         let me = Arc::clone(self);
-        let decided = tokio::task::spawn_blocking(move || me.accel_file(&req, &uri, kept))
-            .await
-            .unwrap_or(Err("the file task failed"));
+        let decided = tokio::task::spawn_blocking(move || {
+            let req = Req {
+                method,
+                headers: &headers,
+                start: Start::Read,
+            };
+            me.accel_file(&req, &uri, kept)
+        })
+        .await
+        .unwrap_or(Err("the file task failed"));
         match decided {
             Ok(resp) => Ok(resp.map(serve::body)),
             Err(why) => Err(refused(why)),
@@ -560,7 +563,7 @@ impl Router {
 
     fn accel_file(
         &self,
-        req: &Req,
+        req: &Req<'_>,
         uri: &[u8],
         kept: HeaderMap,
     ) -> Result<Response<Plan>, &'static str> {
@@ -584,7 +587,7 @@ impl Router {
         let Found::File(opened) = root.find(&path) else {
             return Err("no file there");
         };
-        let choice = serve::choose(root, opened, &req.headers, false);
+        let choice = serve::choose(root, opened, req.headers, false);
         let mut extra = Extra {
             cache_control: self.cache_controls.get(i).cloned().flatten(),
             headers: HeaderMap::new(),
@@ -595,10 +598,11 @@ impl Router {
             }
             extra.headers.insert(name, value.clone());
         }
-        let mut resp = serve::prepare(&req.method, &req.headers, choice, extra).map_err(|e| {
-            tracing::error!(path = %path.display(), "reading a file for X-Accel-Redirect: {e}");
-            "the file could not be read"
-        })?;
+        let mut resp =
+            serve::prepare(&req.method, req.headers, choice, extra, req.start).map_err(|e| {
+                tracing::error!(path = %path.display(), "reading a file for X-Accel-Redirect: {e}");
+                "the file could not be read"
+            })?;
         for cookie in kept.get_all(header::SET_COOKIE) {
             resp.headers_mut()
                 .append(header::SET_COOKIE, cookie.clone());
@@ -648,12 +652,10 @@ impl Router {
         };
         let len = opened.meta.len();
         let content_type = serve::content_type(&opened.path);
-        let req = Req {
-            method: if head { Method::HEAD } else { Method::GET },
-            headers: HeaderMap::new(),
-        };
-        let choice = serve::choose(root, opened, &req.headers, false);
-        let resp = serve::prepare(&req.method, &req.headers, choice, Extra::default()).ok()?;
+        let method = if head { Method::HEAD } else { Method::GET };
+        let headers = HeaderMap::new();
+        let choice = serve::choose(root, opened, &headers, false);
+        let resp = serve::prepare(&method, &headers, choice, Extra::default(), Start::Read).ok()?;
         Some((content_type, resp.into_body(), len))
     }
 }

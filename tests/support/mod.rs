@@ -162,6 +162,26 @@ impl Cluster {
         assert!(status.success());
     }
 
+    /// Waits (up to 10 s) until one node's php-fpm master has exited, as
+    /// after [`Cluster::kill_node`] with TERM: `kill` returns before the
+    /// node is gone, and a request sent at once may still be served. Gone:
+    /// its pid file removed (php-fpm does at exit) or its process ended.
+    pub fn wait_node_gone(&self, name: &str) {
+        let pid_file = self.dir.join(format!("{name}.pid"));
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while let Ok(pid) = std::fs::read_to_string(&pid_file) {
+            if !Path::new(&format!("/proc/{}", pid.trim())).exists() {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{name} (pid {}) still runs 10 s after its signal",
+                pid.trim()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
     /// Restarts `nodes` (`web03`, `web01,web02` or `all`) with their start settings
     /// plus `settings` (`--php-value key=value`, `--php-admin-value ...`, `--php-ini ...`,
     /// `--user-ini ...` pairs as cluster.sh reconfigure takes them); none gives them

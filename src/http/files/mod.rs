@@ -120,7 +120,8 @@ impl Root {
     }
 
     /// What `path` (under this root) is; a file is opened and checked. Runs
-    /// blocking system calls: call it from a blocking thread.
+    /// system calls on paths and metadata (stat, open, fstat, readlink; no
+    /// read): quick on a local file system, whose metadata the kernel caches.
     pub fn find(&self, path: &Path) -> Found {
         let meta = match std::fs::metadata(path) {
             Ok(meta) => meta,
