@@ -323,6 +323,9 @@ impl Serving<'_> {
             }
             let parts = conn.into_parts();
             let (watched, unread) = parts.io.into_inner().into_parts();
+            // Copied, so that hyper's read buffer goes now (see `unparsed`).
+            let next = unparsed(&unread, &parts.read_buf);
+            drop((unread, parts.read_buf));
             io = watched;
             svc = parts.service;
             if closing || !parking || c.activity.is_closing() {
@@ -331,7 +334,7 @@ impl Serving<'_> {
                 let _ = tokio::time::timeout(CLOSE_GRACE, io.shutdown()).await;
                 return;
             }
-            ahead = join(unread, parts.read_buf);
+            ahead = next;
             if !ahead.is_empty() {
                 // The next request (or a part of it) was already read.
                 continue;
@@ -400,17 +403,19 @@ impl Conn {
     }
 }
 
-fn join(a: Bytes, b: Bytes) -> Bytes {
-    match (a.is_empty(), b.is_empty()) {
-        (true, _) => b,
-        (_, true) => a,
-        _ => {
-            let mut both = BytesMut::with_capacity(a.len() + b.len());
-            both.extend_from_slice(&a);
-            both.extend_from_slice(&b);
-            both.freeze()
-        }
+/// What hyper had read but not parsed (`a`: left in the rewind buffer;
+/// `b`: hyper's read buffer), copied out. Never a slice of `b`: even empty,
+/// a `Bytes` frozen from hyper's read buffer holds that whole buffer (8 to
+/// 16 KiB), which a parked connection would then keep for as long as it
+/// is parked.
+fn unparsed(a: &[u8], b: &[u8]) -> Bytes {
+    if a.is_empty() && b.is_empty() {
+        return Bytes::new();
     }
+    let mut both = BytesMut::with_capacity(a.len() + b.len());
+    both.extend_from_slice(a);
+    both.extend_from_slice(b);
+    both.freeze()
 }
 
 /// A connection that hyper ended with an error: a head hyper refused
@@ -468,6 +473,33 @@ mod tests {
         )));
         assert!(!keeps_alive(&request(Version::HTTP_10, None)));
         assert!(keeps_alive(&request(Version::HTTP_10, Some("Keep-Alive"))));
+    }
+
+    /// What a parked connection keeps of hyper's read buffer: a copy of
+    /// the unparsed bytes, never the buffer itself (hyper's `read_buf` is
+    /// frozen from its whole read buffer, even when empty).
+    #[test]
+    fn unparsed_bytes_are_copied_out_of_hypers_buffer() {
+        let mut hyper_buf = BytesMut::with_capacity(16 * 1024);
+        hyper_buf.extend_from_slice(b"GET /next HTTP/1.1\r\n");
+        let read_buf = hyper_buf.freeze();
+        let buf_range = read_buf.as_ptr_range();
+
+        let kept = unparsed(b"", &read_buf);
+        assert_eq!(&kept[..], &read_buf[..]);
+        assert!(
+            !buf_range.contains(&kept.as_ptr()),
+            "a slice of hyper's buffer"
+        );
+
+        let kept = unparsed(b"G", &read_buf.slice(1..));
+        assert_eq!(&kept[..], &read_buf[..]);
+        assert!(!buf_range.contains(&kept.as_ptr()));
+
+        // Nothing unparsed: nothing held.
+        let kept = unparsed(b"", &read_buf.slice(0..0));
+        assert!(kept.is_empty());
+        assert!(!buf_range.contains(&kept.as_ptr()));
     }
 
     #[tokio::test]
