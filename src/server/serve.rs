@@ -285,56 +285,17 @@ impl Serving<'_> {
             > + Unpin,
     {
         loop {
-            let mut conn = Box::new(
-                self.protocols
-                    .h1
-                    .serve_connection(TokioIo::new(Rewind::new(io, ahead)), svc),
-            );
-            let mut closing = false;
-            let mut parking = false;
-            loop {
-                tokio::select! {
-                    done = std::future::poll_fn(|cx| conn.poll_without_shutdown(cx)) => {
-                        if let Err(e) = done {
-                            log_connection_error(c.remote, &e);
-                            return;
-                        }
-                        break;
-                    }
-                    _ = self.shutdown.cancelled(), if !closing => {
-                        closing = true;
-                        std::pin::Pin::new(&mut *conn).graceful_shutdown();
-                    }
-                    _ = idle_expired(&c.activity, c.epoch, self.limits.idle_timeout), if !closing => {
-                        closing = true;
-                        std::pin::Pin::new(&mut *conn).graceful_shutdown();
-                    }
-                    _ = quiet_for(&c.activity, c.epoch, PARK_AFTER), if !closing && !parking && !c.activity.is_closing() => {
-                        parking = true;
-                        std::pin::Pin::new(&mut *conn).graceful_shutdown();
-                    }
-                    // Not graceful: the client is in the middle of a head it
-                    // does not finish. Dropping the connection closes it.
-                    _ = head_expired(&c.activity, c.epoch, self.limits.header_timeout) => {
-                        c.head_timeout(self.limits.header_timeout);
-                        return;
-                    }
+            // Boxed: its timers and hyper's handle are needed only while
+            // busy, and a task is as big as its biggest state, so the
+            // parked state below stays small.
+            match Box::pin(self.http1_until_quiet(io, ahead, svc, c)).await {
+                Some((watched, service, next)) => {
+                    io = watched;
+                    svc = service;
+                    ahead = next;
                 }
+                None => return,
             }
-            let parts = conn.into_parts();
-            let (watched, unread) = parts.io.into_inner().into_parts();
-            // Copied, so that hyper's read buffer goes now (see `unparsed`).
-            let next = unparsed(&unread, &parts.read_buf);
-            drop((unread, parts.read_buf));
-            io = watched;
-            svc = parts.service;
-            if closing || !parking || c.activity.is_closing() {
-                // hyper ended the connection (the client closed, asked to
-                // close, or fpmlb is stopping): close it as hyper would.
-                let _ = tokio::time::timeout(CLOSE_GRACE, io.shutdown()).await;
-                return;
-            }
-            ahead = next;
             if !ahead.is_empty() {
                 // The next request (or a part of it) was already read.
                 continue;
@@ -350,6 +311,75 @@ impl Serving<'_> {
                 _ = idle_expired(&c.activity, c.epoch, self.limits.idle_timeout) => return,
             }
         }
+    }
+
+    /// One hyper HTTP/1.1 connection over `io` (after `ahead`), until it
+    /// ends (`None`: the connection is closed) or has been quiet for
+    /// [`PARK_AFTER`]: then the stream, the service and what hyper had read
+    /// but not parsed are handed back to be parked.
+    async fn http1_until_quiet<I, S>(
+        &self,
+        io: Watched<I>,
+        ahead: Bytes,
+        svc: S,
+        c: &Conn,
+    ) -> Option<(Watched<I>, S, Bytes)>
+    where
+        I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+        S: hyper::service::Service<
+                Request<Incoming>,
+                Response = hyper::Response<ResponseBody>,
+                Error = Infallible,
+                Future = Reply,
+            > + Unpin,
+    {
+        let mut conn = self
+            .protocols
+            .h1
+            .serve_connection(TokioIo::new(Rewind::new(io, ahead)), svc);
+        let mut closing = false;
+        let mut parking = false;
+        loop {
+            tokio::select! {
+                done = std::future::poll_fn(|cx| conn.poll_without_shutdown(cx)) => {
+                    if let Err(e) = done {
+                        log_connection_error(c.remote, &e);
+                        return None;
+                    }
+                    break;
+                }
+                _ = self.shutdown.cancelled(), if !closing => {
+                    closing = true;
+                    Pin::new(&mut conn).graceful_shutdown();
+                }
+                _ = idle_expired(&c.activity, c.epoch, self.limits.idle_timeout), if !closing => {
+                    closing = true;
+                    Pin::new(&mut conn).graceful_shutdown();
+                }
+                _ = quiet_for(&c.activity, c.epoch, PARK_AFTER), if !closing && !parking && !c.activity.is_closing() => {
+                    parking = true;
+                    Pin::new(&mut conn).graceful_shutdown();
+                }
+                // Not graceful: the client is in the middle of a head it
+                // does not finish. Dropping the connection closes it.
+                _ = head_expired(&c.activity, c.epoch, self.limits.header_timeout) => {
+                    c.head_timeout(self.limits.header_timeout);
+                    return None;
+                }
+            }
+        }
+        let parts = conn.into_parts();
+        let (mut io, unread) = parts.io.into_inner().into_parts();
+        // Copied, so that hyper's read buffer goes now (see `unparsed`).
+        let next = unparsed(&unread, &parts.read_buf);
+        drop((unread, parts.read_buf));
+        if closing || !parking || c.activity.is_closing() {
+            // hyper ended the connection (the client closed, asked to
+            // close, or fpmlb is stopping): close it as hyper would.
+            let _ = tokio::time::timeout(CLOSE_GRACE, io.shutdown()).await;
+            return None;
+        }
+        Some((io, parts.service, next))
     }
 
     async fn http2<I, S>(&self, io: I, svc: S, c: &Conn)
