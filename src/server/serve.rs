@@ -140,6 +140,28 @@ pub struct Serving<'a> {
 type Reply =
     Pin<Box<dyn Future<Output = Result<hyper::Response<ResponseBody>, Infallible>> + Send>>;
 
+/// What [`service`] returns, as the HTTP/1.1 side names it: hyper hands a
+/// connection back only for a service whose future is `Unpin`.
+trait H1Service:
+    hyper::service::Service<
+        Request<Incoming>,
+        Response = hyper::Response<ResponseBody>,
+        Error = Infallible,
+        Future = Reply,
+    > + Unpin
+{
+}
+
+impl<T> H1Service for T where
+    T: hyper::service::Service<
+            Request<Incoming>,
+            Response = hyper::Response<ResponseBody>,
+            Error = Infallible,
+            Future = Reply,
+        > + Unpin
+{
+}
+
 /// The request handler of one connection. Its futures are boxed: hyper
 /// hands a connection back (`poll_without_shutdown`) only for a service
 /// whose future is `Unpin`.
@@ -277,12 +299,7 @@ impl Serving<'_> {
     async fn http1<I, S>(&self, mut io: Watched<I>, mut ahead: Bytes, mut svc: S, c: &Conn)
     where
         I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-        S: hyper::service::Service<
-                Request<Incoming>,
-                Response = hyper::Response<ResponseBody>,
-                Error = Infallible,
-                Future = Reply,
-            > + Unpin,
+        S: H1Service,
     {
         loop {
             // Boxed: its timers and hyper's handle are needed only while
@@ -326,12 +343,7 @@ impl Serving<'_> {
     ) -> Option<(Watched<I>, S, Bytes)>
     where
         I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-        S: hyper::service::Service<
-                Request<Incoming>,
-                Response = hyper::Response<ResponseBody>,
-                Error = Infallible,
-                Future = Reply,
-            > + Unpin,
+        S: H1Service,
     {
         let mut conn = self
             .protocols
