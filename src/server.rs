@@ -243,7 +243,10 @@ impl HttpServer {
         let deadline = Instant::now() + self.limits.header_timeout;
         let accepted = tokio::select! {
             _ = self.shutdown.cancelled() => return,
-            r = tokio::time::timeout_at(deadline, self.handshake(stream, &listener, &mut info, &mut slot)) => r,
+            // Boxed: the TLS handshake's future (rustls' connection state)
+            // is big, and a task is as big as its biggest state; the box is
+            // gone once the connection is serving (README, Performance).
+            r = tokio::time::timeout_at(deadline, Box::pin(self.handshake(stream, &listener, &mut info, &mut slot))) => r,
         };
         match accepted {
             Err(_) => {

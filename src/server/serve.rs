@@ -140,6 +140,28 @@ pub struct Serving<'a> {
 type Reply =
     Pin<Box<dyn Future<Output = Result<hyper::Response<ResponseBody>, Infallible>> + Send>>;
 
+/// What [`service`] returns, as the HTTP/1.1 side names it: hyper hands a
+/// connection back only for a service whose future is `Unpin`.
+trait H1Service:
+    hyper::service::Service<
+        Request<Incoming>,
+        Response = hyper::Response<ResponseBody>,
+        Error = Infallible,
+        Future = Reply,
+    > + Unpin
+{
+}
+
+impl<T> H1Service for T where
+    T: hyper::service::Service<
+            Request<Incoming>,
+            Response = hyper::Response<ResponseBody>,
+            Error = Infallible,
+            Future = Reply,
+        > + Unpin
+{
+}
+
 /// The request handler of one connection. Its futures are boxed: hyper
 /// hands a connection back (`poll_without_shutdown`) only for a service
 /// whose future is `Unpin`.
@@ -277,61 +299,20 @@ impl Serving<'_> {
     async fn http1<I, S>(&self, mut io: Watched<I>, mut ahead: Bytes, mut svc: S, c: &Conn)
     where
         I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-        S: hyper::service::Service<
-                Request<Incoming>,
-                Response = hyper::Response<ResponseBody>,
-                Error = Infallible,
-                Future = Reply,
-            > + Unpin,
+        S: H1Service,
     {
         loop {
-            let mut conn = Box::new(
-                self.protocols
-                    .h1
-                    .serve_connection(TokioIo::new(Rewind::new(io, ahead)), svc),
-            );
-            let mut closing = false;
-            let mut parking = false;
-            loop {
-                tokio::select! {
-                    done = std::future::poll_fn(|cx| conn.poll_without_shutdown(cx)) => {
-                        if let Err(e) = done {
-                            log_connection_error(c.remote, &e);
-                            return;
-                        }
-                        break;
-                    }
-                    _ = self.shutdown.cancelled(), if !closing => {
-                        closing = true;
-                        std::pin::Pin::new(&mut *conn).graceful_shutdown();
-                    }
-                    _ = idle_expired(&c.activity, c.epoch, self.limits.idle_timeout), if !closing => {
-                        closing = true;
-                        std::pin::Pin::new(&mut *conn).graceful_shutdown();
-                    }
-                    _ = quiet_for(&c.activity, c.epoch, PARK_AFTER), if !closing && !parking && !c.activity.is_closing() => {
-                        parking = true;
-                        std::pin::Pin::new(&mut *conn).graceful_shutdown();
-                    }
-                    // Not graceful: the client is in the middle of a head it
-                    // does not finish. Dropping the connection closes it.
-                    _ = head_expired(&c.activity, c.epoch, self.limits.header_timeout) => {
-                        c.head_timeout(self.limits.header_timeout);
-                        return;
-                    }
+            // Boxed: its timers and hyper's handle are needed only while
+            // busy, and a task is as big as its biggest state, so the
+            // parked state below stays small.
+            match Box::pin(self.http1_until_quiet(io, ahead, svc, c)).await {
+                Some((watched, service, next)) => {
+                    io = watched;
+                    svc = service;
+                    ahead = next;
                 }
+                None => return,
             }
-            let parts = conn.into_parts();
-            let (watched, unread) = parts.io.into_inner().into_parts();
-            io = watched;
-            svc = parts.service;
-            if closing || !parking || c.activity.is_closing() {
-                // hyper ended the connection (the client closed, asked to
-                // close, or fpmlb is stopping): close it as hyper would.
-                let _ = tokio::time::timeout(CLOSE_GRACE, io.shutdown()).await;
-                return;
-            }
-            ahead = join(unread, parts.read_buf);
             if !ahead.is_empty() {
                 // The next request (or a part of it) was already read.
                 continue;
@@ -347,6 +328,70 @@ impl Serving<'_> {
                 _ = idle_expired(&c.activity, c.epoch, self.limits.idle_timeout) => return,
             }
         }
+    }
+
+    /// One hyper HTTP/1.1 connection over `io` (after `ahead`), until it
+    /// ends (`None`: the connection is closed) or has been quiet for
+    /// [`PARK_AFTER`]: then the stream, the service and what hyper had read
+    /// but not parsed are handed back to be parked.
+    async fn http1_until_quiet<I, S>(
+        &self,
+        io: Watched<I>,
+        ahead: Bytes,
+        svc: S,
+        c: &Conn,
+    ) -> Option<(Watched<I>, S, Bytes)>
+    where
+        I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+        S: H1Service,
+    {
+        let mut conn = self
+            .protocols
+            .h1
+            .serve_connection(TokioIo::new(Rewind::new(io, ahead)), svc);
+        let mut closing = false;
+        let mut parking = false;
+        loop {
+            tokio::select! {
+                done = std::future::poll_fn(|cx| conn.poll_without_shutdown(cx)) => {
+                    if let Err(e) = done {
+                        log_connection_error(c.remote, &e);
+                        return None;
+                    }
+                    break;
+                }
+                _ = self.shutdown.cancelled(), if !closing => {
+                    closing = true;
+                    Pin::new(&mut conn).graceful_shutdown();
+                }
+                _ = idle_expired(&c.activity, c.epoch, self.limits.idle_timeout), if !closing => {
+                    closing = true;
+                    Pin::new(&mut conn).graceful_shutdown();
+                }
+                _ = quiet_for(&c.activity, c.epoch, PARK_AFTER), if !closing && !parking && !c.activity.is_closing() => {
+                    parking = true;
+                    Pin::new(&mut conn).graceful_shutdown();
+                }
+                // Not graceful: the client is in the middle of a head it
+                // does not finish. Dropping the connection closes it.
+                _ = head_expired(&c.activity, c.epoch, self.limits.header_timeout) => {
+                    c.head_timeout(self.limits.header_timeout);
+                    return None;
+                }
+            }
+        }
+        let parts = conn.into_parts();
+        let (mut io, unread) = parts.io.into_inner().into_parts();
+        // Copied, so that hyper's read buffer goes now (see `unparsed`).
+        let next = unparsed(&unread, &parts.read_buf);
+        drop((unread, parts.read_buf));
+        if closing || !parking || c.activity.is_closing() {
+            // hyper ended the connection (the client closed, asked to
+            // close, or fpmlb is stopping): close it as hyper would.
+            let _ = tokio::time::timeout(CLOSE_GRACE, io.shutdown()).await;
+            return None;
+        }
+        Some((io, parts.service, next))
     }
 
     async fn http2<I, S>(&self, io: I, svc: S, c: &Conn)
@@ -400,17 +445,19 @@ impl Conn {
     }
 }
 
-fn join(a: Bytes, b: Bytes) -> Bytes {
-    match (a.is_empty(), b.is_empty()) {
-        (true, _) => b,
-        (_, true) => a,
-        _ => {
-            let mut both = BytesMut::with_capacity(a.len() + b.len());
-            both.extend_from_slice(&a);
-            both.extend_from_slice(&b);
-            both.freeze()
-        }
+/// What hyper had read but not parsed (`a`: left in the rewind buffer;
+/// `b`: hyper's read buffer), copied out. Never a slice of `b`: even empty,
+/// a `Bytes` frozen from hyper's read buffer holds that whole buffer (8 to
+/// 16 KiB), which a parked connection would then keep for as long as it
+/// is parked.
+fn unparsed(a: &[u8], b: &[u8]) -> Bytes {
+    if a.is_empty() && b.is_empty() {
+        return Bytes::new();
     }
+    let mut both = BytesMut::with_capacity(a.len() + b.len());
+    both.extend_from_slice(a);
+    both.extend_from_slice(b);
+    both.freeze()
 }
 
 /// A connection that hyper ended with an error: a head hyper refused
@@ -468,6 +515,33 @@ mod tests {
         )));
         assert!(!keeps_alive(&request(Version::HTTP_10, None)));
         assert!(keeps_alive(&request(Version::HTTP_10, Some("Keep-Alive"))));
+    }
+
+    /// What a parked connection keeps of hyper's read buffer: a copy of
+    /// the unparsed bytes, never the buffer itself (hyper's `read_buf` is
+    /// frozen from its whole read buffer, even when empty).
+    #[test]
+    fn unparsed_bytes_are_copied_out_of_hypers_buffer() {
+        let mut hyper_buf = BytesMut::with_capacity(16 * 1024);
+        hyper_buf.extend_from_slice(b"GET /next HTTP/1.1\r\n");
+        let read_buf = hyper_buf.freeze();
+        let buf_range = read_buf.as_ptr_range();
+
+        let kept = unparsed(b"", &read_buf);
+        assert_eq!(&kept[..], &read_buf[..]);
+        assert!(
+            !buf_range.contains(&kept.as_ptr()),
+            "a slice of hyper's buffer"
+        );
+
+        let kept = unparsed(b"G", &read_buf.slice(1..));
+        assert_eq!(&kept[..], &read_buf[..]);
+        assert!(!buf_range.contains(&kept.as_ptr()));
+
+        // Nothing unparsed: nothing held.
+        let kept = unparsed(b"", &read_buf.slice(0..0));
+        assert!(kept.is_empty());
+        assert!(!buf_range.contains(&kept.as_ptr()));
     }
 
     #[tokio::test]
