@@ -832,12 +832,6 @@ case_idle() {
     local b ready before after tls_args=() sources=40
     echo
     echo "== $IDLE_COUNT idle HTTP/1.1 keep-alive clients (one request each, then silent) =="
-    if [[ ! -s "$W/tls/cert.pem" ]]; then
-        mkdir -p -- "$W/tls"
-        openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 -subj /CN=bench \
-            -addext "subjectAltName=DNS:bench,IP:$LB_IP" -keyout "$W/tls/key.pem" -out "$W/tls/cert.pem" \
-            >"$LOGS/openssl.log" 2>&1 || info "openssl could not make a certificate (fpmlb-tls will not start)"
-    fi
     for b in fpmlb nginx haproxy fpmlb-tls; do
         EXTRA_CASE=idle
         BAL_EXTRA_ARGS=(--connections $((IDLE_COUNT + 1000)))
