@@ -43,9 +43,10 @@ PACKAGES=(
     # tests/soak.rs (integration/soak.sh): the load generator.
     wrk
 )
-# integration/bench.sh only: h2load from nghttp2-client (HTTP/2); wrk,
-# HAProxy, curl and openssl are in the test set already.
-BENCH_PACKAGES=(nghttp2-client)
+# integration/bench.sh only: h2load from nghttp2-client (HTTP/2), hey (the
+# fixed-rate, pinned-worker, two-instance and beside cases); wrk, HAProxy,
+# curl and openssl are in the test set already.
+BENCH_PACKAGES=(nghttp2-client hey)
 with_browser=0 with_tools=0 with_bench=0 with_demo=0 dry_run=0
 while (($#)); do
     case $1 in
