@@ -13,6 +13,7 @@ use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use serde_json::Value;
 use support::{Cluster, Fpmlb, base_yaml, client, get, nets, repo};
 
 /// An outside FastCGI client (integration/bench/hold_worker.py) that ran
@@ -82,6 +83,37 @@ fn one_node_yaml(addr: SocketAddr, cluster: &Cluster, extra: &str) -> String {
     )
 }
 
+/// `yaml` with its admin API on `admin` instead of off.
+fn with_admin(yaml: &str, admin: SocketAddr) -> String {
+    let off = "admin:\n  listen: off\n";
+    assert!(yaml.contains(off), "{yaml}");
+    yaml.replacen(off, &format!("admin:\n  listen: \"{admin}\"\n"), 1)
+}
+
+/// The connection figures of fpmlb's one backend (status.json), read
+/// until `pred` holds, at most 20 s.
+async fn pool_figures(admin: SocketAddr, pred: impl Fn(&Value) -> bool) -> Value {
+    let url = format!("http://{admin}/status.json");
+    let c = client(false);
+    let mut last = Value::Null;
+    for _ in 0..200 {
+        let r = get(&c, &url).await.unwrap();
+        assert_eq!(r.status, 200, "{}", r.text());
+        last = r.json()["backends"][0]["connections"].clone();
+        if pred(&last) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    last
+}
+
+fn figure(figures: &Value, name: &str) -> u64 {
+    figures[name]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no {name} in {figures}"))
+}
+
 /// Kept connections from anyone to `node` (ip:port), as /proc/net/tcp
 /// shows them: established sockets whose remote end is the pool.
 fn connections_to(node: &str) -> usize {
@@ -119,15 +151,23 @@ async fn a_worker_held_by_an_outside_client_costs_no_request() {
     let (_, node) = cluster.nodes().remove(0);
     let _held = HeldWorker::hold(&cluster, &node, 1);
     // A request stuck behind the held worker would wait for it until
-    // timeouts.read, and be a 504.
-    let yaml = one_node_yaml(cluster.lb_addr(), &cluster, "timeouts:\n  read: 15s\n");
+    // timeouts.read, and be a 504. The idle timeout is longer than that,
+    // so that closing an idle connection at the idle timeout (5 s by
+    // default) cannot give the worker back in time: only giving it back
+    // (or recycling the connection) does.
+    let yaml = one_node_yaml(
+        cluster.lb_addr(),
+        &cluster,
+        "timeouts:\n  idle: 60s\n  read: 15s\n",
+    );
     let lb = Fpmlb::start(&cluster.dir, cluster.lb_addr(), &yaml);
     let statuses = load(&lb, "/hello.php", 40, 4).await;
     assert!(statuses.iter().all(|&s| s == 200), "{statuses:?}");
 }
 
 /// Health checks (ping and status page every 200 ms) of a pool with no
-/// traffic: no connection of fpmlb's stays open between two checks.
+/// traffic: no connection of fpmlb's stays open between two checks, and
+/// no check runs on a connection an earlier one kept.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_checks_keep_no_connection_to_an_idle_pool() {
     let cluster = Cluster::start(
@@ -136,8 +176,9 @@ async fn health_checks_keep_no_connection_to_an_idle_pool() {
     );
     let (_, node) = cluster.nodes().remove(0);
     let health = "health:\n  interval: 200ms\n  timeout: 1s\n  ping_path: /fpm-ping\n  status_path: /fpm-status\n";
-    let yaml = one_node_yaml(cluster.lb_addr(), &cluster, health);
-    let lb = Fpmlb::start(&cluster.dir, cluster.lb_addr(), &yaml);
+    let admin = nets::SHARING_IDLE_CHECKS.addr(1, 9180);
+    let yaml = with_admin(&one_node_yaml(cluster.lb_addr(), &cluster, health), admin);
+    let lb = Fpmlb::start_with_admin(&cluster.dir, cluster.lb_addr(), Some(admin), &yaml);
     // Some traffic first: its kept connections age out like any.
     let statuses = load(&lb, "/hello.php", 8, 2).await;
     assert!(statuses.iter().all(|&s| s == 200), "{statuses:?}");
@@ -151,6 +192,28 @@ async fn health_checks_keep_no_connection_to_an_idle_pool() {
     assert!(
         counts.iter().rev().take(20).any(|&n| n == 0),
         "a connection stayed open between checks: {counts:?}"
+    );
+    // Counted: once no connection is idle, the next checks open their own
+    // connections (10 of them here), and none reuses one an earlier check
+    // kept. Sampling alone misses a check's connection kept until it is
+    // recycled: the idle sweep closes it a while before a check opens the
+    // next, so some samples find none.
+    let before = pool_figures(admin, |f| figure(f, "idle") == 0).await;
+    assert_eq!(
+        figure(&before, "idle"),
+        0,
+        "a connection stayed idle: {before}"
+    );
+    let goal = figure(&before, "opened") + 10;
+    let after = pool_figures(admin, |f| figure(f, "opened") >= goal).await;
+    assert_eq!(
+        figure(&after, "reused"),
+        figure(&before, "reused"),
+        "a check reused a connection kept by an earlier one: {before} -> {after}"
+    );
+    assert!(
+        figure(&after, "opened") >= goal,
+        "the checks opened no connections: {before} -> {after}"
     );
     let log = lb.log_text();
     assert!(!log.contains("backend DOWN"), "{log}");
