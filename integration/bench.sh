@@ -66,8 +66,11 @@ Environment:
                    client), pair (two fpmlb over the same pools), beside (fpmlb
                    beside HAProxy keep-conn), idle (idle keep-alive clients, RSS),
                    h2 (h2c, h2load); or none
-  BENCH_RATE       req/s of the fixed-rate runs (default 3200; pair and beside
-                   give each balancer half); BENCH_RATE_CONC connections (32),
+  BENCH_RATE       req/s of the fixed-rate runs (pair and beside give each
+                   balancer half); by default half the slowest of fpmlb, nginx
+                   and HAProxy on hello at BENCH_RATE_CONC connections in this
+                   run's wrk cases (a rate every one of them sustains), or 1600
+                   when those did not run; BENCH_RATE_CONC connections (32),
                    BENCH_RATE_SECONDS (10)
   BENCH_IDLE       idle clients (default 10000)
   BENCH_H2_CONC, BENCH_H2_STREAMS   h2load -c and -m (16, 8)
@@ -237,7 +240,7 @@ case ${BENCH_EXTRA:-all} in
         done
         ;;
 esac
-RATE=${BENCH_RATE:-3200}            # req/s of the fixed-rate runs, all balancers alike
+RATE=${BENCH_RATE:-1600}            # req/s of the fixed-rate runs, all balancers alike (see auto_rate)
 RATE_CONC=${BENCH_RATE_CONC:-32}    # hey workers (connections); RATE must divide by it
 RATE_SECONDS=${BENCH_RATE_SECONDS:-10}
 IDLE_COUNT=${BENCH_IDLE:-10000}     # idle keep-alive clients
@@ -887,6 +890,34 @@ case_h2() {
     done
 }
 
+# auto_rate: without BENCH_RATE, half the slowest closed-loop req/s of
+# fpmlb, nginx and HAProxy on hello at RATE_CONC connections in this run
+# (nginx-ka is left out: it stalls), as a multiple of RATE_CONC; nothing
+# when the wrk cases did not measure all three.
+auto_rate() {
+    [[ -z "${BENCH_RATE:-}" && -s "$DB" ]] || return 0
+    local r
+    r=$(python3 - "$DB" "$RATE_CONC" <<'PY'
+import json, sys
+db, conc = sys.argv[1], int(sys.argv[2])
+best = {}
+for line in open(db):
+    run = json.loads(line)
+    if run["script"] == "hello" and run["concurrency"] == conc and run["balancer"] in ("fpmlb", "nginx", "haproxy"):
+        best[run["balancer"]] = max(best.get(run["balancer"], 0), run["rps"])
+if len(best) == 3:
+    rate = int(min(best.values()) / 2) // conc * conc
+    if rate >= conc * 10:
+        print(rate)
+PY
+    )
+    if [[ -n "$r" ]]; then
+        RATE=$r
+        info "fixed rate: $RATE req/s (half the slowest of fpmlb, nginx and HAProxy on hello at $RATE_CONC connections above)"
+    fi
+}
+
+((${#EXTRA[@]} == 0)) || auto_rate
 for x in "${EXTRA[@]}"; do
     "case_$x"
 done

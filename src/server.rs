@@ -26,8 +26,9 @@ use std::time::Duration;
 
 use arc_swap::{ArcSwap, ArcSwapOption};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
+use tokio_util::either::Either;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -46,7 +47,7 @@ mod watched;
 
 use per_client::ClientSlot;
 pub use per_client::{PerClient, client_key};
-use serve::{Protocols, Serving};
+use serve::{Protocols, Ready, Serving};
 
 /// A connection refused by `max_connections_per_client` (already logged).
 struct AtCap;
@@ -106,12 +107,28 @@ pub struct HttpServer {
     protocols: Protocols,
 }
 
+/// An accepted connection's stream after its PROXY header and TLS
+/// handshake, cleartext (`Left`) or TLS (`Right`), as one type: hyper's
+/// connection and the parked state are then one type too (one copy of the
+/// code; the TLS stream is boxed, so a parked connection's task is as
+/// small as the cleartext case allows).
+pub type ClientIo = Either<ClientStream, Box<tokio_rustls::server::TlsStream<ClientStream>>>;
+
 /// A connection ready for HTTP.
 enum Accepted {
-    Plain(ClientStream),
-    Tls(Box<tokio_rustls::server::TlsStream<ClientStream>>),
+    Http(ClientIo),
     /// A TLS-ALPN-01 validation: the handshake was the whole answer.
     AcmeChallenge,
+}
+
+/// A connection just accepted, handed to its task boxed: an async fn keeps
+/// its arguments for as long as it runs, and a parked connection's task
+/// should not carry what only its first moments need.
+struct Arrival {
+    stream: TcpStream,
+    remote: SocketAddr,
+    listener: Arc<Listener>,
+    slot: Option<ClientSlot>,
 }
 
 impl HttpServer {
@@ -182,11 +199,14 @@ impl HttpServer {
                             }
                         }
                     };
-                    let server = Arc::clone(&self);
-                    self.tracker.spawn(async move {
-                        server.serve_connection(stream, remote, options, slot).await;
-                        drop(permit);
+                    let arrival = Box::new(Arrival {
+                        stream,
+                        remote,
+                        listener: options,
+                        slot,
                     });
+                    self.tracker
+                        .spawn(Arc::clone(&self).serve_connection(arrival, permit));
                 }
                 Err(e) => {
                     // EMFILE and friends: back off instead of spinning.
@@ -221,45 +241,68 @@ impl HttpServer {
         }
     }
 
-    /// Serves one accepted connection; `slot` (its per-client count) is
-    /// held until it closes.
+    /// Serves one accepted connection; its per-client slot and its
+    /// `permit` are held until it closes.
     async fn serve_connection(
+        self: Arc<Self>,
+        arrival: Box<Arrival>,
+        permit: OwnedSemaphorePermit,
+    ) {
+        let Arrival {
+            stream,
+            remote,
+            listener,
+            mut slot,
+        } = *arrival;
+        // Boxed: the TLS handshake's future (rustls' connection state) is
+        // big, and a task is as big as its biggest state.
+        let ready = Box::pin(self.before_http(stream, remote, &listener, &mut slot)).await;
+        drop(listener);
+        if let Some(ready) = ready {
+            self.serving().run(ready).await;
+        }
+        drop(slot);
+        drop(permit);
+    }
+
+    /// The PROXY header and the TLS handshake, within `timeouts.client_header`.
+    async fn before_http(
         &self,
         stream: TcpStream,
         remote: SocketAddr,
-        listener: Arc<Listener>,
-        mut slot: Option<ClientSlot>,
-    ) {
+        listener: &Listener,
+        slot: &mut Option<ClientSlot>,
+    ) -> Option<Box<Ready>> {
         let _ = stream.set_nodelay(true);
         let local = match stream.local_addr() {
             Ok(a) => a,
             Err(e) => {
                 tracing::debug!(client = %remote, "connection gone before serving: {e}");
-                return;
+                return None;
             }
         };
         let mut info = ConnInfo::plain(remote, local);
         info.redirect_https = listener.redirect_https;
         let deadline = Instant::now() + self.limits.header_timeout;
         let accepted = tokio::select! {
-            _ = self.shutdown.cancelled() => return,
-            // Boxed: the TLS handshake's future (rustls' connection state)
-            // is big, and a task is as big as its biggest state; the box is
-            // gone once the connection is serving (README, Performance).
-            r = tokio::time::timeout_at(deadline, Box::pin(self.handshake(stream, &listener, &mut info, &mut slot))) => r,
+            _ = self.shutdown.cancelled() => return None,
+            r = tokio::time::timeout_at(deadline, self.handshake(stream, listener, &mut info, slot)) => r,
         };
         match accepted {
             Err(_) => {
                 tracing::debug!(client = %remote, listener = %local, "no PROXY header or TLS handshake within timeouts.client_header: closed");
+                None
             }
-            Ok(Err(e)) => e.log(remote, local),
+            Ok(Err(e)) => {
+                e.log(remote, local);
+                None
+            }
             Ok(Ok(Accepted::AcmeChallenge)) => {
                 tracing::info!(client = %remote, sni = ?info.tls.as_ref().and_then(|t| t.sni.clone()), "ACME: answered a TLS-ALPN-01 challenge");
+                None
             }
-            Ok(Ok(Accepted::Plain(io))) => self.serving().run(io, info).await,
-            Ok(Ok(Accepted::Tls(io))) => self.serving().run(io, info).await,
+            Ok(Ok(Accepted::Http(io))) => Some(Box::new(Ready { io, info })),
         }
-        drop(slot);
     }
 
     /// What comes before HTTP: the PROXY header (then the client it names
@@ -293,7 +336,7 @@ impl HttpServer {
             ClientStream::new(stream, bytes::Bytes::new())
         };
         if !listener.tls {
-            return Ok(Accepted::Plain(stream));
+            return Ok(Accepted::Http(Either::Left(stream)));
         }
         let config = self.tls.load_full().ok_or(HandshakeError::NoTlsConfig)?;
         let tls = tokio_rustls::TlsAcceptor::from(config)
@@ -307,7 +350,7 @@ impl HttpServer {
         if conn.alpn_protocol() == Some(ACME_TLS_ALPN) {
             return Ok(Accepted::AcmeChallenge);
         }
-        Ok(Accepted::Tls(Box::new(tls)))
+        Ok(Accepted::Http(Either::Right(Box::new(tls))))
     }
 }
 

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
-use support::{Fpmlb, Net, Resp, client, nets, send, state_dir};
+use support::{Fpmlb, Net, Resp, client, nets, rss_kib, send, state_dir};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// fpmlb with `static.root` at `root` and `extra` config; `dir` is the
@@ -374,16 +374,6 @@ async fn files_conditionals_ranges_siblings_and_refusals() {
     .await;
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
     assert!(!lb.log_text().contains("panicked"));
-}
-
-/// VmRSS of a process, in KiB.
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -38,10 +38,12 @@ pub struct ConnActivity {
     head_started: Notify,
     /// A request asked to close the connection after its response.
     closing: AtomicBool,
+    /// When the connection opened: the times above count from it.
+    epoch: Instant,
 }
 
 impl ConnActivity {
-    /// A new connection: its first head is due from now (`epoch`).
+    /// A new connection: its first head is due from now (its epoch).
     pub fn new() -> ConnActivity {
         ConnActivity {
             in_flight: AtomicUsize::new(0),
@@ -50,12 +52,19 @@ impl ConnActivity {
             multiplexed: AtomicBool::new(false),
             head_started: Notify::new(),
             closing: AtomicBool::new(false),
+            epoch: Instant::now(),
         }
     }
 
-    /// Bytes came in at `ms` since the epoch: with no request in flight they
-    /// are the start of the next head.
-    pub fn saw_head_bytes(&self, ms: u64) {
+    /// Milliseconds since the connection opened.
+    pub fn now_ms(&self) -> u64 {
+        ms_since(self.epoch)
+    }
+
+    /// Bytes came in: with no request in flight they are the start of the
+    /// next head.
+    pub fn saw_head_bytes(&self) {
+        let ms = self.now_ms();
         if self.in_flight.load(Ordering::Relaxed) == 0
             && !self.multiplexed.load(Ordering::Relaxed)
             && self
@@ -103,7 +112,7 @@ impl Default for ConnActivity {
 }
 
 /// Milliseconds from `epoch` to now.
-pub fn ms_since(epoch: Instant) -> u64 {
+fn ms_since(epoch: Instant) -> u64 {
     u64::try_from(epoch.elapsed().as_millis()).unwrap_or(u64::MAX - 1)
 }
 
@@ -111,31 +120,40 @@ pub fn ms_since(epoch: Instant) -> u64 {
 #[derive(Debug)]
 pub struct InFlight {
     activity: Arc<ConnActivity>,
-    epoch: Instant,
 }
 
 impl InFlight {
     /// A request's head is whole (hyper parsed it): its head timer stops.
-    pub fn begin(activity: &Arc<ConnActivity>, epoch: Instant) -> InFlight {
+    pub fn begin(activity: &Arc<ConnActivity>) -> InFlight {
         activity.in_flight.fetch_add(1, Ordering::Relaxed);
         activity.head_started_ms.store(NO_HEAD, Ordering::Relaxed);
         InFlight {
             activity: Arc::clone(activity),
-            epoch,
         }
     }
 }
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        let ms = ms_since(self.epoch);
+        let ms = self.activity.now_ms();
         self.activity.last_done_ms.store(ms, Ordering::Relaxed);
         self.activity.in_flight.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
+impl ConnActivity {
+    /// When a connection with nothing in flight, as it is now, reaches
+    /// `idle` since its last request (a parked connection: nothing starts
+    /// before its next byte).
+    pub fn idle_deadline(&self, idle: Duration) -> Instant {
+        let last = Duration::from_millis(self.last_done_ms.load(Ordering::Relaxed));
+        self.epoch + last + idle
+    }
+}
+
 /// Resolves when the connection has had no request in flight for `idle`.
-pub async fn idle_expired(activity: &ConnActivity, epoch: Instant, idle: Duration) {
+pub async fn idle_expired(activity: &ConnActivity, idle: Duration) {
+    let epoch = activity.epoch;
     loop {
         let last = Duration::from_millis(activity.last_done_ms.load(Ordering::Relaxed));
         let deadline = epoch + last + idle;
@@ -154,7 +172,8 @@ pub async fn idle_expired(activity: &ConnActivity, epoch: Instant, idle: Duratio
 /// Resolves when the connection has had no request in flight and no head
 /// coming for `quiet`: an HTTP/1.1 connection then holds nothing worth
 /// hyper's buffers, and the server parks it (see `server::serve`).
-pub async fn quiet_for(activity: &ConnActivity, epoch: Instant, quiet: Duration) {
+pub async fn quiet_for(activity: &ConnActivity, quiet: Duration) {
+    let epoch = activity.epoch;
     loop {
         let last = Duration::from_millis(activity.last_done_ms.load(Ordering::Relaxed));
         let deadline = epoch + last + quiet;
@@ -173,7 +192,8 @@ pub async fn quiet_for(activity: &ConnActivity, epoch: Instant, quiet: Duration)
 
 /// Resolves when a request head has been coming in for `timeout` without
 /// being whole (HAProxy's `timeout http-request`).
-pub async fn head_expired(activity: &ConnActivity, epoch: Instant, timeout: Duration) {
+pub async fn head_expired(activity: &ConnActivity, timeout: Duration) {
+    let epoch = activity.epoch;
     loop {
         // Registered before the load, so a head that starts in between
         // still wakes this loop.
@@ -196,74 +216,67 @@ mod tests {
     use super::*;
 
     /// Whether `head_expired` resolves within `within` of paused time.
-    async fn expires(activity: &Arc<ConnActivity>, epoch: Instant, within: Duration) -> bool {
-        tokio::time::timeout(
-            within,
-            head_expired(activity, epoch, Duration::from_secs(10)),
-        )
-        .await
-        .is_ok()
+    async fn expires(activity: &Arc<ConnActivity>, within: Duration) -> bool {
+        tokio::time::timeout(within, head_expired(activity, Duration::from_secs(10)))
+            .await
+            .is_ok()
     }
 
     #[tokio::test(start_paused = true)]
     async fn a_connection_that_sends_nothing_runs_out_of_head_time() {
         let activity = Arc::new(ConnActivity::new());
-        let epoch = Instant::now();
-        assert!(!expires(&activity, epoch, Duration::from_secs(9)).await);
-        assert!(expires(&activity, epoch, Duration::from_secs(2)).await);
+        assert!(!expires(&activity, Duration::from_secs(9)).await);
+        assert!(expires(&activity, Duration::from_secs(2)).await);
     }
 
     #[tokio::test(start_paused = true)]
     async fn an_idle_kept_alive_connection_has_no_head_timer() {
         let activity = Arc::new(ConnActivity::new());
-        let epoch = Instant::now();
         // A request came and went.
-        drop(InFlight::begin(&activity, epoch));
-        assert!(!expires(&activity, epoch, Duration::from_secs(60)).await);
+        drop(InFlight::begin(&activity));
+        assert!(!expires(&activity, Duration::from_secs(60)).await);
         // The next head starts: from its first byte, 10 s.
         tokio::time::advance(Duration::from_secs(5)).await;
-        activity.saw_head_bytes(ms_since(epoch));
-        assert!(!expires(&activity, epoch, Duration::from_secs(9)).await);
-        assert!(expires(&activity, epoch, Duration::from_secs(2)).await);
+        activity.saw_head_bytes();
+        assert!(!expires(&activity, Duration::from_secs(9)).await);
+        assert!(expires(&activity, Duration::from_secs(2)).await);
     }
 
     #[tokio::test(start_paused = true)]
     async fn a_connection_is_quiet_only_after_its_request_and_before_the_next_head() {
         let activity = Arc::new(ConnActivity::new());
-        let epoch = Instant::now();
         let quiet = Duration::from_secs(1);
         let resolves = |within| {
             let activity = Arc::clone(&activity);
             async move {
-                tokio::time::timeout(within, quiet_for(&activity, epoch, quiet))
+                tokio::time::timeout(within, quiet_for(&activity, quiet))
                     .await
                     .is_ok()
             }
         };
         // A new connection waits for its first head: not quiet.
         assert!(!resolves(Duration::from_secs(5)).await);
-        let request = InFlight::begin(&activity, epoch);
+        let request = InFlight::begin(&activity);
         assert!(!resolves(Duration::from_secs(5)).await, "in flight");
         drop(request);
         assert!(!resolves(Duration::from_millis(900)).await);
         assert!(resolves(Duration::from_millis(200)).await);
         // The next head's first bytes: not quiet until it is served.
-        activity.saw_head_bytes(ms_since(epoch));
+        activity.saw_head_bytes();
         assert!(!resolves(Duration::from_secs(5)).await);
-        drop(InFlight::begin(&activity, epoch));
+        drop(InFlight::begin(&activity));
         assert!(resolves(Duration::from_millis(1100)).await);
     }
 
     #[tokio::test(start_paused = true)]
     async fn body_bytes_and_http2_do_not_start_a_head() {
         let activity = Arc::new(ConnActivity::new());
-        let epoch = Instant::now();
-        let request = InFlight::begin(&activity, epoch);
-        activity.saw_head_bytes(ms_since(epoch)); // a body, while in flight
-        assert!(!expires(&activity, epoch, Duration::from_secs(30)).await);
+        let request = InFlight::begin(&activity);
+        activity.saw_head_bytes(); // a body, while in flight
+        assert!(!expires(&activity, Duration::from_secs(30)).await);
         drop(request);
         activity.set_multiplexed();
-        activity.saw_head_bytes(ms_since(epoch)); // HTTP/2 frames
-        assert!(!expires(&activity, epoch, Duration::from_secs(30)).await);
+        activity.saw_head_bytes(); // HTTP/2 frames
+        assert!(!expires(&activity, Duration::from_secs(30)).await);
     }
 }

@@ -30,6 +30,10 @@ impl<S> Rewind<S> {
     pub fn into_parts(self) -> (S, Bytes) {
         (self.inner, self.ahead)
     }
+
+    pub fn inner(&self) -> &S {
+        &self.inner
+    }
 }
 
 impl<S: AsyncRead + Unpin> AsyncRead for Rewind<S> {

@@ -32,10 +32,8 @@ use bytes::{Bytes, BytesMut};
 use hyper::Request;
 use hyper::body::Incoming;
 use hyper::server::conn::{http1, http2};
-use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::time::Instant;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::RealIpConfig;
@@ -44,10 +42,13 @@ use crate::http::handler::Proxy;
 use crate::http::params::ConnInfo;
 use crate::http::response::ResponseBody;
 
-use super::ClientLimits;
 use super::cancels::Cancels;
 use super::rewind::Rewind;
-use super::watched::{H2_PREFACE, Watched};
+use super::watched::Watched;
+use super::{ClientIo, ClientLimits};
+
+/// What a connection opens with on HTTP/2 with prior knowledge (RFC 9113 §3.4).
+const H2_PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
 /// How long an HTTP/1.1 connection stays quiet before it is parked. Well
 /// above the gap between a client's back-to-back requests (a page's
@@ -137,69 +138,57 @@ pub struct Serving<'a> {
     pub shutdown: &'a CancellationToken,
 }
 
+/// A connection ready for HTTP: its stream after the PROXY header and the
+/// TLS handshake, and what is known of it. Handed over boxed, so that the
+/// connection's task does not carry a copy of it while parked (an async
+/// fn keeps its arguments for as long as it runs).
+pub struct Ready {
+    pub io: ClientIo,
+    pub info: ConnInfo,
+}
+
 type Reply =
     Pin<Box<dyn Future<Output = Result<hyper::Response<ResponseBody>, Infallible>> + Send>>;
-
-/// What [`service`] returns, as the HTTP/1.1 side names it: hyper hands a
-/// connection back only for a service whose future is `Unpin`.
-trait H1Service:
-    hyper::service::Service<
-        Request<Incoming>,
-        Response = hyper::Response<ResponseBody>,
-        Error = Infallible,
-        Future = Reply,
-    > + Unpin
-{
-}
-
-impl<T> H1Service for T where
-    T: hyper::service::Service<
-            Request<Incoming>,
-            Response = hyper::Response<ResponseBody>,
-            Error = Infallible,
-            Future = Reply,
-        > + Unpin
-{
-}
 
 /// The request handler of one connection. Its futures are boxed: hyper
 /// hands a connection back (`poll_without_shutdown`) only for a service
 /// whose future is `Unpin`.
-fn service(
+struct RequestService {
     proxy: Arc<arc_swap::ArcSwap<Proxy>>,
     real_ip: Arc<arc_swap::ArcSwap<RealIpConfig>>,
     info: Arc<ConnInfo>,
     activity: Arc<ConnActivity>,
-    cancels: Arc<Cancels>,
-    epoch: Instant,
-) -> impl hyper::service::Service<
-    Request<Incoming>,
-    Response = hyper::Response<ResponseBody>,
-    Error = Infallible,
-    Future = Reply,
-> + Unpin
-+ Send
-+ 'static {
-    service_fn(move |req: Request<Incoming>| -> Reply {
-        let proxy = proxy.load_full();
+    /// HTTP/2 only: the requests the client cancels (rapid reset).
+    cancels: Option<Arc<Cancels>>,
+}
+
+impl hyper::service::Service<Request<Incoming>> for RequestService {
+    type Response = hyper::Response<ResponseBody>;
+    type Error = Infallible;
+    type Future = Reply;
+
+    fn call(&self, req: Request<Incoming>) -> Reply {
+        let proxy = self.proxy.load_full();
         if !keeps_alive(&req) {
-            activity.set_closing();
+            self.activity.set_closing();
         }
-        let in_flight = InFlight::begin(&activity, epoch);
-        let watch = cancels.watch();
+        let in_flight = InFlight::begin(&self.activity);
+        let watch = self.cancels.as_ref().map(Cancels::watch);
         // What a trusted proxy's headers say of this request's client.
-        let real_ip = real_ip.load();
-        let info = if real_ip.trusts(info.transport_client().ip()) {
-            Arc::new(info.for_request(req.headers(), &real_ip))
+        let real_ip = self.real_ip.load();
+        let info = if real_ip.trusts(self.info.transport_client().ip()) {
+            Arc::new(self.info.for_request(req.headers(), &real_ip))
         } else {
-            Arc::clone(&info)
+            Arc::clone(&self.info)
         };
         Box::pin(async move {
             let response = proxy.handle(req, &info, Some(in_flight)).await;
-            watch.answered();
+            if let Some(watch) = watch {
+                watch.answered();
+            }
             Ok(response)
         })
-    })
+    }
 }
 
 /// Whether an HTTP/1 request lets the connection stay open after it
@@ -248,114 +237,130 @@ async fn opening<S: AsyncRead + Unpin>(io: &mut S) -> Opening {
     }
 }
 
+/// An HTTP/1.1 connection between two hyper connections: what a parked
+/// connection holds.
+struct Http1 {
+    io: Watched<ClientIo>,
+    svc: RequestService,
+    /// Read but not parsed yet: the start of the next request.
+    ahead: Bytes,
+}
+
+/// An HTTP/2 connection about to be served.
+struct Http2 {
+    io: Rewind<Watched<ClientIo>>,
+    svc: RequestService,
+    cancels: Arc<Cancels>,
+}
+
 impl Serving<'_> {
-    /// Serves HTTP/1.1 or HTTP/2 on an accepted connection until it closes.
-    pub async fn run<I>(&self, io: I, info: ConnInfo)
-    where
-        I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-    {
+    /// Serves HTTP/1.1 or HTTP/2 on a connection until it closes.
+    ///
+    /// Everything that is big only while busy (reading the opening bytes,
+    /// hyper's connection and its timers) runs boxed, so that the parked
+    /// state of this future, which a parked connection's task is made of,
+    /// stays small.
+    pub async fn run(&self, ready: Box<Ready>) {
+        let Some(mut conn) = Box::pin(self.start(ready)).await else {
+            return;
+        };
+        loop {
+            conn = match Box::pin(self.http1_until_quiet(conn)).await {
+                Some(conn) => conn,
+                None => return,
+            };
+            // Parked unless the next request (or a part of it) was
+            // already read: nothing of hyper's is held until the next byte.
+            if conn.ahead.is_empty() && !self.park(&mut conn).await {
+                return;
+            }
+        }
+    }
+
+    /// The connection's first bytes, under the head timer, tell the
+    /// protocol: an HTTP/2 connection is served here to its end, an
+    /// HTTP/1.1 one is handed back (`None`: closed).
+    async fn start(&self, ready: Box<Ready>) -> Option<Http1> {
+        let Ready { io, info } = *ready;
         let remote = info.transport_client();
         let activity = Arc::new(ConnActivity::new());
-        let epoch = Instant::now();
-        let cancels = Cancels::new();
-        let svc = service(
-            Arc::clone(self.proxy),
-            Arc::clone(self.real_ip),
-            Arc::new(info),
-            Arc::clone(&activity),
-            Arc::clone(&cancels),
-            epoch,
-        );
-        let mut io = Watched::new(
-            io,
-            remote,
-            Arc::clone(&activity),
-            epoch,
-            self.limits.send_timeout,
-        );
+        let mut io = Watched::new(io, remote, Arc::clone(&activity), self.limits.send_timeout);
         let header_timeout = self.limits.header_timeout;
         let opened = tokio::select! {
-            _ = self.shutdown.cancelled() => return,
-            _ = head_expired(&activity, epoch, header_timeout) => {
-                tracing::info!(client = %remote, "no complete request head within {header_timeout:?} (timeouts.client_header): connection closed");
-                return;
+            _ = self.shutdown.cancelled() => return None,
+            _ = head_expired(&activity, header_timeout) => {
+                log_head_timeout(remote, header_timeout);
+                return None;
             }
             opened = opening(&mut io) => opened,
         };
-        let conn = Conn {
-            remote,
-            activity,
+        let svc = |cancels| RequestService {
+            proxy: Arc::clone(self.proxy),
+            real_ip: Arc::clone(self.real_ip),
+            info: Arc::new(info),
+            activity: Arc::clone(&activity),
             cancels,
-            epoch,
         };
         match opened {
-            Opening::Gone => {}
-            Opening::Http1(ahead) => self.http1(io, ahead, svc, &conn).await,
-            Opening::Http2(ahead) => self.http2(Rewind::new(io, ahead), svc, &conn).await,
+            Opening::Gone => None,
+            Opening::Http1(ahead) => Some(Http1 {
+                svc: svc(None),
+                io,
+                ahead,
+            }),
+            Opening::Http2(ahead) => {
+                // Heads are frames of streams from now on, bounded by h2.
+                activity.set_multiplexed();
+                let cancels = Cancels::new();
+                let conn = Http2 {
+                    svc: svc(Some(Arc::clone(&cancels))),
+                    io: Rewind::new(io, ahead),
+                    cancels,
+                };
+                self.http2(conn).await;
+                None
+            }
         }
     }
 
-    /// HTTP/1.1, parked whenever it is quiet for [`PARK_AFTER`].
-    async fn http1<I, S>(&self, mut io: Watched<I>, mut ahead: Bytes, mut svc: S, c: &Conn)
-    where
-        I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-        S: H1Service,
-    {
-        loop {
-            // Boxed: its timers and hyper's handle are needed only while
-            // busy, and a task is as big as its biggest state, so the
-            // parked state below stays small.
-            match Box::pin(self.http1_until_quiet(io, ahead, svc, c)).await {
-                Some((watched, service, next)) => {
-                    io = watched;
-                    svc = service;
-                    ahead = next;
+    /// A parked HTTP/1.1 connection waits for the client's next byte;
+    /// `false` when it is to be closed (the client closed, the idle
+    /// timeout, shutdown).
+    async fn park(&self, conn: &mut Http1) -> bool {
+        let mut first = [0u8; 1];
+        // Nothing is in flight while parked: the deadline stays put.
+        let idle = conn.svc.activity.idle_deadline(self.limits.idle_timeout);
+        tokio::select! {
+            read = conn.io.read(&mut first) => match read {
+                Ok(1) => {
+                    conn.ahead = Bytes::copy_from_slice(&first);
+                    true
                 }
-                None => return,
-            }
-            if !ahead.is_empty() {
-                // The next request (or a part of it) was already read.
-                continue;
-            }
-            // Parked: nothing of hyper's is held until the next byte.
-            let mut first = [0u8; 1];
-            tokio::select! {
-                read = io.read(&mut first) => match read {
-                    Ok(1) => ahead = Bytes::copy_from_slice(&first),
-                    _ => return,
-                },
-                _ = self.shutdown.cancelled() => return,
-                _ = idle_expired(&c.activity, c.epoch, self.limits.idle_timeout) => return,
-            }
+                _ => false,
+            },
+            _ = self.shutdown.cancelled() => false,
+            () = tokio::time::sleep_until(idle) => false,
         }
     }
 
-    /// One hyper HTTP/1.1 connection over `io` (after `ahead`), until it
-    /// ends (`None`: the connection is closed) or has been quiet for
+    /// One hyper HTTP/1.1 connection over `conn` (after its `ahead`), until
+    /// it ends (`None`: the connection is closed) or has been quiet for
     /// [`PARK_AFTER`]: then the stream, the service and what hyper had read
     /// but not parsed are handed back to be parked.
-    async fn http1_until_quiet<I, S>(
-        &self,
-        io: Watched<I>,
-        ahead: Bytes,
-        svc: S,
-        c: &Conn,
-    ) -> Option<(Watched<I>, S, Bytes)>
-    where
-        I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-        S: H1Service,
-    {
+    async fn http1_until_quiet(&self, conn: Http1) -> Option<Http1> {
+        let activity = Arc::clone(&conn.svc.activity);
+        let remote = conn.io.remote();
         let mut conn = self
             .protocols
             .h1
-            .serve_connection(TokioIo::new(Rewind::new(io, ahead)), svc);
+            .serve_connection(TokioIo::new(Rewind::new(conn.io, conn.ahead)), conn.svc);
         let mut closing = false;
         let mut parking = false;
         loop {
             tokio::select! {
                 done = std::future::poll_fn(|cx| conn.poll_without_shutdown(cx)) => {
                     if let Err(e) = done {
-                        log_connection_error(c.remote, &e);
+                        log_connection_error(remote, &e);
                         return None;
                     }
                     break;
@@ -364,18 +369,18 @@ impl Serving<'_> {
                     closing = true;
                     Pin::new(&mut conn).graceful_shutdown();
                 }
-                _ = idle_expired(&c.activity, c.epoch, self.limits.idle_timeout), if !closing => {
+                _ = idle_expired(&activity, self.limits.idle_timeout), if !closing => {
                     closing = true;
                     Pin::new(&mut conn).graceful_shutdown();
                 }
-                _ = quiet_for(&c.activity, c.epoch, PARK_AFTER), if !closing && !parking && !c.activity.is_closing() => {
+                _ = quiet_for(&activity, PARK_AFTER), if !closing && !parking && !activity.is_closing() => {
                     parking = true;
                     Pin::new(&mut conn).graceful_shutdown();
                 }
                 // Not graceful: the client is in the middle of a head it
                 // does not finish. Dropping the connection closes it.
-                _ = head_expired(&c.activity, c.epoch, self.limits.header_timeout) => {
-                    c.head_timeout(self.limits.header_timeout);
+                _ = head_expired(&activity, self.limits.header_timeout) => {
+                    log_head_timeout(remote, self.limits.header_timeout);
                     return None;
                 }
             }
@@ -383,31 +388,36 @@ impl Serving<'_> {
         let parts = conn.into_parts();
         let (mut io, unread) = parts.io.into_inner().into_parts();
         // Copied, so that hyper's read buffer goes now (see `unparsed`).
-        let next = unparsed(&unread, &parts.read_buf);
+        let ahead = unparsed(&unread, &parts.read_buf);
         drop((unread, parts.read_buf));
-        if closing || !parking || c.activity.is_closing() {
+        if closing || !parking || activity.is_closing() {
             // hyper ended the connection (the client closed, asked to
             // close, or fpmlb is stopping): close it as hyper would.
             let _ = tokio::time::timeout(CLOSE_GRACE, io.shutdown()).await;
             return None;
         }
-        Some((io, parts.service, next))
+        Some(Http1 {
+            io,
+            svc: parts.service,
+            ahead,
+        })
     }
 
-    async fn http2<I, S>(&self, io: I, svc: S, c: &Conn)
-    where
-        I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-        S: hyper::service::HttpService<Incoming, ResBody = ResponseBody> + Send + 'static,
-        S::Future: Send + 'static,
-        S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-    {
-        let mut conn = Box::pin(self.protocols.h2.serve_connection(TokioIo::new(io), svc));
+    async fn http2(&self, conn: Http2) {
+        let activity = Arc::clone(&conn.svc.activity);
+        let remote = conn.io.inner().remote();
+        let cancels = conn.cancels;
+        let mut conn = Box::pin(
+            self.protocols
+                .h2
+                .serve_connection(TokioIo::new(conn.io), conn.svc),
+        );
         let mut closing = false;
         loop {
             tokio::select! {
                 result = conn.as_mut() => {
                     if let Err(e) = result {
-                        log_connection_error(c.remote, &e);
+                        log_connection_error(remote, &e);
                     }
                     return;
                 }
@@ -415,13 +425,13 @@ impl Serving<'_> {
                     closing = true;
                     conn.as_mut().graceful_shutdown();
                 }
-                _ = idle_expired(&c.activity, c.epoch, self.limits.idle_timeout), if !closing => {
+                _ = idle_expired(&activity, self.limits.idle_timeout), if !closing => {
                     closing = true;
                     conn.as_mut().graceful_shutdown();
                 }
-                _ = c.cancels.exceeded(), if !closing => {
-                    let (cancelled, requests) = c.cancels.counts();
-                    tracing::info!(client = %c.remote, "the client cancelled {cancelled} of its {requests} requests before their answer (HTTP/2 rapid reset?): GOAWAY, connection closed");
+                _ = cancels.exceeded(), if !closing => {
+                    let (cancelled, requests) = cancels.counts();
+                    tracing::info!(client = %remote, "the client cancelled {cancelled} of its {requests} requests before their answer (HTTP/2 rapid reset?): GOAWAY, connection closed");
                     closing = true;
                     conn.as_mut().graceful_shutdown();
                 }
@@ -430,19 +440,8 @@ impl Serving<'_> {
     }
 }
 
-/// What the timers of one connection look at.
-struct Conn {
-    remote: SocketAddr,
-    activity: Arc<ConnActivity>,
-    /// Requests the client cancelled before their answer (rapid reset).
-    cancels: Arc<Cancels>,
-    epoch: Instant,
-}
-
-impl Conn {
-    fn head_timeout(&self, timeout: Duration) {
-        tracing::info!(client = %self.remote, "no complete request head within {timeout:?} (timeouts.client_header): connection closed");
-    }
+fn log_head_timeout(remote: SocketAddr, timeout: Duration) {
+    tracing::info!(client = %remote, "no complete request head within {timeout:?} (timeouts.client_header): connection closed");
 }
 
 /// What hyper had read but not parsed (`a`: left in the rewind buffer;
@@ -554,5 +553,24 @@ mod tests {
         );
         let mut short: &[u8] = b"PRI *";
         assert!(matches!(opening(&mut short).await, Opening::Gone));
+    }
+
+    /// The preface may come in pieces: the protocol is settled only when it
+    /// is whole, or at the first byte that differs from it.
+    #[tokio::test]
+    async fn the_preface_is_recognised_in_pieces() {
+        let (mut client, mut server) = tokio::io::duplex(64);
+        let reading = tokio::spawn(async move { opening(&mut server).await });
+        client.write_all(&H2_PREFACE[..5]).await.unwrap();
+        tokio::task::yield_now().await;
+        client.write_all(&H2_PREFACE[5..]).await.unwrap();
+        assert!(matches!(reading.await.unwrap(), Opening::Http2(b) if &b[..] == H2_PREFACE));
+
+        let (mut client, mut server) = tokio::io::duplex(64);
+        let reading = tokio::spawn(async move { opening(&mut server).await });
+        client.write_all(b"PRI").await.unwrap();
+        tokio::task::yield_now().await;
+        client.write_all(b" /x HTTP/1.1\r\n").await.unwrap();
+        assert!(matches!(reading.await.unwrap(), Opening::Http1(b) if b.starts_with(b"PRI /x")));
     }
 }

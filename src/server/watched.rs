@@ -1,13 +1,12 @@
 //! A client socket that tells its connection's [`ConnActivity`] when bytes
-//! come in, for the head timer (see `http::activity`), and whether the
-//! connection opened with the HTTP/2 preface; and that gives up on a client
+//! come in, for the head timer (see `http::activity`), and that gives up on a client
 //! that takes nothing of what fpmlb writes for `send_timeout` (nginx's
 //! `send_timeout`): the write fails, hyper ends the connection, and the
 //! response's backend exchange is dropped with it.
 //!
 //! Nothing is parsed or buffered here: reads and writes go straight to the
-//! socket; the wrapper only looks at the bytes a read returned and at how
-//! long a write has been waiting.
+//! socket; the wrapper only looks at whether a read returned bytes and at
+//! how long a write has been waiting.
 
 use std::future::Future;
 use std::io;
@@ -18,21 +17,14 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::time::{Instant, Sleep};
+use tokio::time::Sleep;
 
-use crate::http::activity::{ConnActivity, ms_since};
-
-/// What a connection opens with on HTTP/2 with prior knowledge (RFC 9113 §3.4).
-pub(super) const H2_PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+use crate::http::activity::ConnActivity;
 
 /// A client socket whose reads are reported to its activity.
 pub struct Watched<S> {
     inner: S,
     activity: Arc<ConnActivity>,
-    epoch: Instant,
-    /// How many bytes of the connection matched the HTTP/2 preface so far;
-    /// `None` once the question is settled.
-    preface_seen: Option<usize>,
     /// For the log line of a send timeout.
     remote: SocketAddr,
     send_timeout: Duration,
@@ -45,18 +37,20 @@ impl<S> Watched<S> {
         inner: S,
         remote: SocketAddr,
         activity: Arc<ConnActivity>,
-        epoch: Instant,
         send_timeout: Duration,
     ) -> Watched<S> {
         Watched {
             inner,
             activity,
-            epoch,
-            preface_seen: Some(0),
             remote,
             send_timeout,
             write_stalled: None,
         }
+    }
+
+    /// The client, for log lines.
+    pub fn remote(&self) -> SocketAddr {
+        self.remote
     }
 
     /// A write (or flush) that is still pending after `send_timeout` of
@@ -84,23 +78,6 @@ impl<S> Watched<S> {
             "client took nothing of its response for timeouts.client_send",
         )))
     }
-
-    fn saw(&mut self, bytes: &[u8]) {
-        if let Some(seen) = self.preface_seen {
-            let want = &H2_PREFACE[seen..];
-            let n = want.len().min(bytes.len());
-            if bytes[..n] != want[..n] {
-                self.preface_seen = None; // HTTP/1
-            } else if seen + n == H2_PREFACE.len() {
-                self.preface_seen = None;
-                self.activity.set_multiplexed();
-                return;
-            } else {
-                self.preface_seen = Some(seen + n);
-            }
-        }
-        self.activity.saw_head_bytes(ms_since(self.epoch));
-    }
 }
 
 impl<S: AsyncRead + Unpin> AsyncRead for Watched<S> {
@@ -112,15 +89,10 @@ impl<S: AsyncRead + Unpin> AsyncRead for Watched<S> {
         let this = self.get_mut();
         let before = buf.filled().len();
         let polled = Pin::new(&mut this.inner).poll_read(cx, buf);
-        if let Poll::Ready(Ok(())) = polled {
-            let new = &buf.filled()[before..];
-            if !new.is_empty() {
-                // A copy of at most the preface's length, to end the borrow.
-                let mut head = [0u8; H2_PREFACE.len()];
-                let n = new.len().min(head.len());
-                head[..n].copy_from_slice(&new[..n]);
-                this.saw(&head[..n]);
-            }
+        if let Poll::Ready(Ok(())) = polled
+            && buf.filled().len() > before
+        {
+            this.activity.saw_head_bytes();
         }
         polled
     }
@@ -180,7 +152,6 @@ mod tests {
             server,
             remote,
             Arc::clone(&activity),
-            Instant::now(),
             Duration::from_secs(1),
         );
         (client, watched, activity)
@@ -212,31 +183,5 @@ mod tests {
             }
         }
         server.write_all(b"more").await.unwrap();
-    }
-
-    async fn read_all(w: &mut Watched<TcpStream>, n: usize) {
-        let mut buf = vec![0u8; n];
-        w.read_exact(&mut buf).await.unwrap();
-    }
-
-    #[tokio::test]
-    async fn the_http2_preface_is_recognised_even_in_pieces() {
-        let (mut client, mut server, activity) = pair().await;
-        client.write_all(&H2_PREFACE[..5]).await.unwrap();
-        read_all(&mut server, 5).await;
-        assert_eq!(server.preface_seen, Some(5));
-        client.write_all(&H2_PREFACE[5..]).await.unwrap();
-        read_all(&mut server, 19).await;
-        assert_eq!(server.preface_seen, None);
-        assert!(activity.is_multiplexed());
-    }
-
-    #[tokio::test]
-    async fn http1_is_settled_at_the_first_differing_byte() {
-        let (mut client, mut server, activity) = pair().await;
-        client.write_all(b"GET / HTTP/1.1\r\n").await.unwrap();
-        read_all(&mut server, 16).await;
-        assert_eq!(server.preface_seen, None);
-        assert!(!activity.is_multiplexed());
     }
 }
