@@ -201,7 +201,8 @@ def cmd_add(a):
 
 
 def best_peer(rows):
-    peers = [r for r in rows if r["balancer"] != "fpmlb" and r["requests"] > 0]
+    # fpmlb-1 is fpmlb itself (workers: 1), never a peer.
+    peers = [r for r in rows if not r["balancer"].startswith("fpmlb") and r["requests"] > 0]
     if not peers:
         return None
     clean = [r for r in peers if r["errors"] == 0 and not r.get("stalled_connections_est")]
@@ -247,8 +248,8 @@ def case_rows(runs, script, conc):
     return rows
 
 
-def comparison(rows):
-    fp = next((r for r in rows if r["balancer"] == "fpmlb"), None)
+def comparison(rows, who="fpmlb"):
+    fp = next((r for r in rows if r["balancer"] == who), None)
     bp = best_peer(rows)
     if fp is None or bp is None:
         return None
@@ -265,6 +266,7 @@ def case_markdown(runs, script, conc):
     if not rows:
         return ""
     cmp_ = comparison(rows)
+    cmp1 = comparison(rows, "fpmlb-1")
     out = ["### %s, %d connections" % (SCRIPT_LABEL.get(script, script), conc), ""]
     out.append("| balancer | req/s | p50 ms | p99 ms | errors | CPU s/100k req | peak RSS MiB "
                "| KiB/resp | req/s ratio | p99 ratio | CPU ratio |")
@@ -274,8 +276,9 @@ def case_markdown(runs, script, conc):
         if cmp_ and r["balancer"] == cmp_["best_peer"]:
             name += " (best peer)"
         rss = None if r["peak_rss_kib"] is None else r["peak_rss_kib"] / 1024.0
-        if cmp_ and r["balancer"] == "fpmlb":
-            rat = [fmt_ratio(cmp_["rps_ratio"]), fmt_ratio(cmp_["p99_ratio"]), fmt_ratio(cmp_["cpu_ratio"])]
+        mine = {"fpmlb": cmp_, "fpmlb-1": cmp1}.get(r["balancer"])
+        if mine:
+            rat = [fmt_ratio(mine["rps_ratio"]), fmt_ratio(mine["p99_ratio"]), fmt_ratio(mine["cpu_ratio"])]
         else:
             rat = ["", "", ""]
         kib = None if r.get("bytes_per_response") is None else r["bytes_per_response"] / 1024.0
@@ -303,8 +306,10 @@ def cases_in(runs):
 
 def summary_markdown(runs):
     out = ["### fpmlb against the best peer (highest req/s without errors or stalls)", "",
-           "| case | best peer | fpmlb req/s | peer req/s | req/s ratio | p99 ratio | CPU ratio |",
-           "|---|---|---:|---:|---:|---:|---:|"]
+           "Peers are nginx and HAProxy; fpmlb-1 is fpmlb with `workers: 1`, compared with the same peer.", "",
+           "| case | best peer | fpmlb req/s | peer req/s | req/s ratio | p99 ratio | CPU ratio "
+           "| fpmlb-1 req/s ratio | p99 ratio | CPU ratio |",
+           "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     any_row = False
     for script, conc in cases_in(runs):
         rows = case_rows(runs, script, conc)
@@ -314,9 +319,11 @@ def summary_markdown(runs):
         any_row = True
         fp = next(r for r in rows if r["balancer"] == "fpmlb")
         bp = next(r for r in rows if r["balancer"] == c["best_peer"])
-        out.append("| %s @%d | %s | %s | %s | %s | %s | %s |" % (
+        c1 = comparison(rows, "fpmlb-1") or {}
+        out.append("| %s @%d | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
             script, conc, BALANCER_LABEL.get(bp["balancer"], bp["balancer"]), fmt(fp["rps"], 0), fmt(bp["rps"], 0),
-            fmt_ratio(c["rps_ratio"]), fmt_ratio(c["p99_ratio"]), fmt_ratio(c["cpu_ratio"])))
+            fmt_ratio(c["rps_ratio"]), fmt_ratio(c["p99_ratio"]), fmt_ratio(c["cpu_ratio"]),
+            fmt_ratio(c1.get("rps_ratio")), fmt_ratio(c1.get("p99_ratio")), fmt_ratio(c1.get("cpu_ratio"))))
     out.append("")
     return "\n".join(out) if any_row else ""
 
