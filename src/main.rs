@@ -15,6 +15,7 @@ use fpmlb::cli::{Cli, Command, ConfigCommand, Format};
 /// buffers a burst of requests freed stayed resident between the small
 /// allocations of the connections left open: 10,000 idle clients cost
 /// 3.9 KiB each, 1.6 KiB with jemalloc (README, Performance).
+#[cfg(feature = "jemalloc")]
 #[global_allocator]
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 use fpmlb::config::{Config, DEFAULT_CONFIG, LogFormat};
