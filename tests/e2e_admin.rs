@@ -236,6 +236,8 @@ async fn status_json_and_metrics_show_every_backend() {
         ("fpmlb_backend_enabled", "gauge"),
         ("fpmlb_pool_connections", "gauge"),
         ("fpmlb_pool_connection_cap", "gauge"),
+        ("fpmlb_pool_connections_given_back", "counter"),
+        ("fpmlb_pool_connections_recycled", "counter"),
         ("fpmlb_fpm_active_processes", "gauge"),
         ("fpmlb_fpm_idle_processes", "gauge"),
         ("fpmlb_fpm_total_processes", "gauge"),

@@ -243,6 +243,14 @@ impl Collector for UpstreamCollector {
             backends,
             |b| b.pool.figures().given_back,
         )?;
+        counter_family(
+            &mut enc,
+            "fpmlb_pool_connections_recycled",
+            "Kept-alive FastCGI connections closed once 250 ms old, so that a php-fpm worker \
+             goes to whoever else queued for one (another balancer, a cron job).",
+            backends,
+            |b| b.pool.figures().recycled,
+        )?;
         for (name, help, field) in FPM_GAUGES {
             gauge_family(&mut enc, name, help, backends, |b| fpm(b, field))?;
         }

@@ -381,14 +381,17 @@ impl Pool {
         let limit = self.inner.settings.idle_timeout;
         let mut idle = self.idle();
         let before = idle.len();
+        let mut recycled = 0;
         idle.retain(|i| {
-            now.duration_since(i.since) < limit && now.duration_since(i.born) < RECYCLE_AFTER
+            if now.duration_since(i.born) >= RECYCLE_AFTER {
+                recycled += 1;
+                false
+            } else {
+                now.duration_since(i.since) < limit
+            }
         });
-        let recycled = before - idle.len();
-        self.inner
-            .recycled
-            .fetch_add(recycled as u64, Ordering::Relaxed);
-        recycled
+        self.inner.recycled.fetch_add(recycled, Ordering::Relaxed);
+        before - idle.len()
     }
 
     /// Closes every idle connection (backend removed, or shutting down).
@@ -441,8 +444,9 @@ pub struct PoolFigures {
     /// Kept-alive connections closed to free a php-fpm worker for a new
     /// connection waiting in the pool's listen queue.
     pub given_back: u64,
-    /// Kept-alive connections closed at [`RECYCLE_AFTER`] of age, which
-    /// gives their worker to whoever queued for one meanwhile.
+    /// Kept-alive connections closed at [`RECYCLE_AFTER`] of age (after
+    /// their exchange, or idle), which gives their worker to whoever queued
+    /// for one meanwhile; closes at the idle timeout are not counted.
     pub recycled: u64,
 }
 
@@ -884,11 +888,16 @@ mod tests {
             c.release();
         }
         // a idle for 110 ms, b for 60 ms: only a reached the idle timeout
-        // (neither is RECYCLE_AFTER old).
+        // (neither is RECYCLE_AFTER old, so neither counts as recycled).
         tokio::time::advance(Duration::from_millis(60)).await;
         assert_eq!(pool.close_idle(Instant::now()), 1);
         assert!(closed_by_pool(&mut worker_a).await, "a aged out");
         assert_eq!(pool.figures().idle, 1);
+        assert_eq!(pool.figures().recycled, 0);
+        // b, once RECYCLE_AFTER old, is closed as recycled.
+        tokio::time::advance(RECYCLE_AFTER).await;
+        assert_eq!(pool.close_idle(Instant::now()), 1);
+        assert_eq!(pool.figures().recycled, 1);
     }
 
     #[tokio::test]
