@@ -14,7 +14,7 @@ use fpmlb::cli::{Cli, Command, ConfigCommand, Format};
 /// the kernel after 1 s (`.cargo/config.toml`). With glibc's malloc, the
 /// buffers a burst of requests freed stayed resident between the small
 /// allocations of the connections left open: 10,000 idle clients cost
-/// 3.9 KiB each, 1.6 KiB with jemalloc (README, Performance).
+/// 3.0-4.2 KiB each, 1.6 KiB with jemalloc (README, Performance).
 #[cfg(feature = "jemalloc")]
 #[global_allocator]
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
