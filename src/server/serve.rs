@@ -17,9 +17,12 @@
 //! A request that asked to close (HTTP/1.0 without keep-alive, `Connection:
 //! close`) is never parked: hyper ends that connection itself.
 //!
-//! Futures that are big only while busy (hyper's connection, the TLS
-//! handshake) are boxed, so that what a parked connection's task holds is
-//! small: a task's future is as big as its biggest state.
+//! Futures that are big only while busy (the opening bytes, HTTP/2, each
+//! hyper HTTP/1.1 connection; the TLS handshake in `server.rs`) are boxed,
+//! and what a connection starts with comes boxed too, so that what a parked
+//! connection's task holds is small (768 B): a task's future is as big as
+//! its biggest state, and an async fn keeps its arguments for as long as
+//! it runs.
 
 use std::convert::Infallible;
 use std::future::Future;
