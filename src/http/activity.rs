@@ -103,6 +103,14 @@ impl ConnActivity {
         self.multiplexed.store(true, Ordering::Relaxed);
         self.head_started_ms.store(NO_HEAD, Ordering::Relaxed);
     }
+
+    /// `after` past the end of the last request (past the connection's
+    /// start while none has ended): when a connection with nothing in
+    /// flight since has been idle, or quiet, that long.
+    pub fn since_last_request(&self, after: Duration) -> Instant {
+        let last = Duration::from_millis(self.last_done_ms.load(Ordering::Relaxed));
+        self.epoch + last + after
+    }
 }
 
 impl Default for ConnActivity {
@@ -141,22 +149,10 @@ impl Drop for InFlight {
     }
 }
 
-impl ConnActivity {
-    /// When a connection with nothing in flight, as it is now, reaches
-    /// `idle` since its last request (a parked connection: nothing starts
-    /// before its next byte).
-    pub fn idle_deadline(&self, idle: Duration) -> Instant {
-        let last = Duration::from_millis(self.last_done_ms.load(Ordering::Relaxed));
-        self.epoch + last + idle
-    }
-}
-
 /// Resolves when the connection has had no request in flight for `idle`.
 pub async fn idle_expired(activity: &ConnActivity, idle: Duration) {
-    let epoch = activity.epoch;
     loop {
-        let last = Duration::from_millis(activity.last_done_ms.load(Ordering::Relaxed));
-        let deadline = epoch + last + idle;
+        let deadline = activity.since_last_request(idle);
         if Instant::now() >= deadline && activity.in_flight.load(Ordering::Relaxed) == 0 {
             return;
         }
@@ -173,10 +169,8 @@ pub async fn idle_expired(activity: &ConnActivity, idle: Duration) {
 /// coming for `quiet`: an HTTP/1.1 connection then holds nothing worth
 /// hyper's buffers, and the server parks it (see `server::serve`).
 pub async fn quiet_for(activity: &ConnActivity, quiet: Duration) {
-    let epoch = activity.epoch;
     loop {
-        let last = Duration::from_millis(activity.last_done_ms.load(Ordering::Relaxed));
-        let deadline = epoch + last + quiet;
+        let deadline = activity.since_last_request(quiet);
         let now = Instant::now();
         if now >= deadline && activity.is_quiet() {
             return;

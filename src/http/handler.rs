@@ -160,12 +160,8 @@ impl Proxy {
                 log.error = Some(err.to_string());
                 let mut page = match self.router.error_page(err.status(), &parts.method).await {
                     Some(mut page) => {
-                        if let Some(retry) = response::error_page(err.status())
-                            .headers()
-                            .get(http::header::RETRY_AFTER)
-                        {
-                            page.headers_mut()
-                                .insert(http::header::RETRY_AFTER, retry.clone());
+                        if let Some(retry) = response::retry_after(err.status()) {
+                            page.headers_mut().insert(http::header::RETRY_AFTER, retry);
                         }
                         page
                     }
@@ -207,16 +203,13 @@ impl Proxy {
         // counts against, a backend.
         limits::check_head(parts, &self.head)?;
         headers::check(parts)?;
-        let route = match self.router.route(parts, conn, &self.site).await? {
+        let mut route = match self.router.route(parts, conn, &self.site).await? {
             Routed::Respond(response) => return Ok(response),
             Routed::Script(route) => route,
         };
-        let (script_name, path_info, mut fallback) = (
-            route.script_name.clone(),
-            route.path_info.clone(),
-            route.fallback.clone(),
-        );
-        if let Some(why) = self.walk_back.refuses(&script_name, &path_info) {
+        let mut fallback = route.fallback.take();
+        let (script_name, path_info) = (&route.script_name, &route.path_info);
+        if let Some(why) = self.walk_back.refuses(script_name, path_info) {
             return Err(ClientError::WalkBack(why).into());
         }
         let declared = body::declared_length(&parts.headers)?;
@@ -224,8 +217,8 @@ impl Proxy {
         let mut body = body::prepare(body, declared, limits, &self.body_memory).await?;
         let mut params = params::build_params(
             parts,
-            &script_name,
-            &path_info,
+            script_name,
+            path_info,
             body.content_length(declared),
             conn,
             &self.site,

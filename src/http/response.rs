@@ -95,13 +95,16 @@ pub fn error_page(status: StatusCode) -> Response<UnsyncBoxBody<Bytes, BodyError
         http::header::CONTENT_TYPE,
         HeaderValue::from_static("text/plain; charset=utf-8"),
     );
-    if status == StatusCode::SERVICE_UNAVAILABLE {
-        headers.insert(
-            http::header::RETRY_AFTER,
-            HeaderValue::from_static(RETRY_AFTER_SECS),
-        );
+    if let Some(retry) = retry_after(status) {
+        headers.insert(http::header::RETRY_AFTER, retry);
     }
     resp
+}
+
+/// The `Retry-After` fpmlb's own answer with `status` carries: on a 503
+/// (no backend, or its queue full), when to come back.
+pub fn retry_after(status: StatusCode) -> Option<HeaderValue> {
+    (status == StatusCode::SERVICE_UNAVAILABLE).then(|| HeaderValue::from_static(RETRY_AFTER_SECS))
 }
 
 /// What the access log line says of a request, filled in as it goes.

@@ -332,7 +332,10 @@ impl Serving<'_> {
     async fn park(&self, conn: &mut Http1) -> bool {
         let mut first = [0u8; 1];
         // Nothing is in flight while parked: the deadline stays put.
-        let idle = conn.svc.activity.idle_deadline(self.limits.idle_timeout);
+        let idle = conn
+            .svc
+            .activity
+            .since_last_request(self.limits.idle_timeout);
         tokio::select! {
             read = conn.io.read(&mut first) => match read {
                 Ok(1) => {

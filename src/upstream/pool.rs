@@ -78,6 +78,11 @@ pub fn worker_patience(typical: Option<Duration>) -> Duration {
 /// every connection four times a second costs nothing measurable.
 pub const RECYCLE_AFTER: Duration = Duration::from_millis(250);
 
+/// Whether a connection opened at `born` is [`RECYCLE_AFTER`] old at `now`.
+fn due_for_recycling(born: Instant, now: Instant) -> bool {
+    now.duration_since(born) >= RECYCLE_AFTER
+}
+
 /// How long a cap learned from a connection that waited for a worker holds
 /// before the pool tries its full cap again: a pool that grew (pm = dynamic
 /// spawns workers under load) gets its connections back, and one that did
@@ -333,7 +338,7 @@ impl Pool {
         loop {
             let mut idle = self.idle().pop()?;
             if now.duration_since(idle.since) < self.inner.settings.idle_timeout
-                && now.duration_since(idle.born) < RECYCLE_AFTER
+                && !due_for_recycling(idle.born, now)
                 && idle.conn.is_reusable()
             {
                 return Some(idle);
@@ -356,7 +361,7 @@ impl Pool {
             self.inner.given_back.fetch_add(1, Ordering::Relaxed);
             return;
         }
-        if since.duration_since(born) >= RECYCLE_AFTER {
+        if due_for_recycling(born, since) {
             drop(conn);
             self.inner.recycled.fetch_add(1, Ordering::Relaxed);
             return;
@@ -383,7 +388,7 @@ impl Pool {
         let before = idle.len();
         let mut recycled = 0;
         idle.retain(|i| {
-            if now.duration_since(i.born) >= RECYCLE_AFTER {
+            if due_for_recycling(i.born, now) {
                 recycled += 1;
                 false
             } else {
