@@ -16,15 +16,18 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::admin::{self, AdminState};
+use crate::config::defaults::RESPONSE_MEMORY;
 use crate::config::{Config, Listener, TlsConfig};
 use crate::fastcgi::exchange::ExchangeTimeouts;
 use crate::health::liveness::LivenessProbe;
 use crate::health::runner::{LivenessSettings, SessionLoop, run_liveness};
-use crate::http::body::{BODY_MEMORY, BodyLimits, BodyMemory};
+use crate::http::body::{BODY_MEMORY, BodyLimits};
+use crate::http::budget::ByteBudget;
 use crate::http::edge::Edge;
 use crate::http::handler::Proxy;
 use crate::http::limits::HeadLimits;
 use crate::http::params::Site;
+use crate::http::read_ahead::ReadAhead;
 use crate::http::router::Router;
 use crate::http::walk_back::WalkBackGuard;
 use crate::server::{self, ClientLimits, HttpServer};
@@ -86,7 +89,17 @@ pub fn build_proxy(
             buffering: config.request_buffering,
             timeout: config.timeouts.client_body,
         },
-        body_memory: BodyMemory::new(BODY_MEMORY),
+        body_memory: ByteBudget::new(BODY_MEMORY),
+        response_buffering: config.response_buffering,
+        read_ahead: ReadAhead {
+            memory: config.response_buffer_size,
+            max_temp_file: config.response_max_temp_file,
+            memory_budget: ByteBudget::new(RESPONSE_MEMORY),
+            temp_total: config.response_temp_total,
+            temp_budget: ByteBudget::new(
+                usize::try_from(config.response_temp_total).unwrap_or(usize::MAX),
+            ),
+        },
         head: head_limits(config),
         timeouts: ExchangeTimeouts {
             send: config.timeouts.send,
@@ -423,7 +436,12 @@ impl Daemon {
         );
         // One budget across reloads: bodies read under the old settings
         // still hold their share of it.
-        proxy.body_memory = self.proxy.load().body_memory.clone();
+        let old = self.proxy.load();
+        proxy.body_memory = old.body_memory.clone();
+        proxy.read_ahead.memory_budget = old.read_ahead.memory_budget.clone();
+        if proxy.read_ahead.temp_total == old.read_ahead.temp_total {
+            proxy.read_ahead.temp_budget = old.read_ahead.temp_budget.clone();
+        }
         self.proxy.store(Arc::new(proxy));
         match tls {
             Some((files, server_config)) => {

@@ -1,8 +1,12 @@
 <?php
 // big.php?bytes=N[&cl=1]: exactly N bytes (default 65536) of "0123456789abcdef"
-// repeated, written and flushed in 8 KiB pieces. cl=1 also sends Content-Length.
+// repeated, written and flushed in 8 KiB pieces. cl=1 also sends Content-Length;
+// xab=no (or yes) sends X-Accel-Buffering with that value.
 $n = isset($_GET['bytes']) ? max(0, (int) $_GET['bytes']) : 65536;
 header('Content-Type: application/octet-stream');
+if (isset($_GET['xab']) && in_array($_GET['xab'], ['yes', 'no'], true)) {
+    header('X-Accel-Buffering: ' . $_GET['xab']);
+}
 if (!empty($_GET['cl'])) {
     header('Content-Length: ' . $n);
 }

@@ -24,6 +24,29 @@ pub const BODY_BUFFER_SIZE: usize = 64 * 1024;
 /// connection of fpmlb's, never a worker.
 pub const REQUEST_BUFFERING: bool = true;
 
+/// `response_buffering`: on, as nginx's `fastcgi_buffering`: PHP's response is read ahead
+/// of a slow client (memory, then a temp file), so the php-fpm worker is free when the
+/// script ends, not when the client has read it all.
+pub const RESPONSE_BUFFERING: bool = true;
+
+/// `response_buffer_size`: 1 MiB of one response in memory ahead of its client: a whole
+/// PHP page, nearly always, with no temp file. nginx holds 32-64 KiB before its temp
+/// file; with all responses sharing [`RESPONSE_MEMORY`], memory stays bounded whatever
+/// this is.
+pub const RESPONSE_BUFFER_SIZE: usize = 1024 * 1024;
+
+/// All responses together hold at most this much in memory ahead of their clients
+/// (beyond it, their temp files); and the most `response_buffer_size` may be.
+pub const RESPONSE_MEMORY: usize = 64 * 1024 * 1024;
+
+/// `response_max_temp_file`: 1 GiB of one response in its temp file, nginx's
+/// `fastcgi_max_temp_file_size` default; beyond it PHP waits for the client.
+pub const RESPONSE_MAX_TEMP_FILE: u64 = 1024 * 1024 * 1024;
+
+/// `response_temp_total`: 4 GiB in the temp files of all responses together: /tmp may be
+/// a tmpfs (Debian 13's default), so this is memory too; past it, PHP waits for clients.
+pub const RESPONSE_TEMP_TOTAL: u64 = 4 * 1024 * 1024 * 1024;
+
 /// `max_request_line`: nginx's `large_client_header_buffers 4 8k`: a request line must fit
 /// one 8 KiB buffer (414 beyond).
 pub const MAX_REQUEST_LINE: usize = 8 * 1024;
@@ -218,6 +241,15 @@ max_body_size: 1m
 body_buffer_size: 64k
 # Read the whole body before taking a php-fpm worker (nginx fastcgi_request_buffering); off streams it.
 request_buffering: true
+# Read PHP's response ahead of a slow client, so its php-fpm worker is free when the script
+# ends (nginx fastcgi_buffering); a script's "X-Accel-Buffering: no" streams it instead.
+response_buffering: true
+# Of one response, held in memory ahead of the client (all responses together: 64 MiB at most).
+response_buffer_size: 1m
+# Of one response, held in a temporary file past that (nginx fastcgi_max_temp_file_size); 0: none.
+response_max_temp_file: 1g
+# Of all responses together, held in temporary files; past it, PHP waits for the client.
+response_temp_total: 4g
 # Longest request line, method and target included (414 beyond; at most 60k).
 max_request_line: 8k
 # Longest header line, name and value included (431 beyond; at most 60k).
@@ -314,7 +346,8 @@ error_pages: {}
 # Per-path rules in nginx's precedence: "= /x" exact, then the longest prefix ("^~ /x" stops
 # regexes), then regexes "~ re", "~* re" in order, else the longest prefix. Keys of an entry:
 # match, deny (403|404), return ({status, url}), internal, alias, scripts ([/index.php]),
-# front_controller, backends (a group), timeouts ({read, send}), max_body_size, params, cache_control.
+# front_controller, backends (a group), timeouts ({read, send}), max_body_size, response_buffering,
+# params, cache_control.
 locations: []
 
 # PHP session storage the nodes must use, e.g. {save_handler: memcached, save_path: "10.0.0.51:11211"}; ~ expects what most nodes use.

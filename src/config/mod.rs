@@ -67,6 +67,14 @@ pub struct Config {
     /// Read the whole request body before a backend is picked (nginx
     /// `fastcgi_request_buffering`); `false` streams bodies with a Content-Length.
     pub request_buffering: bool,
+    /// Read PHP's response ahead of the client (nginx `fastcgi_buffering`).
+    pub response_buffering: bool,
+    /// Bytes of one response in memory ahead of the client (`1..=64m`).
+    pub response_buffer_size: usize,
+    /// Bytes of one response in a temp file ahead of the client; `0`: none.
+    pub response_max_temp_file: u64,
+    /// Bytes of all responses together in temp files.
+    pub response_temp_total: u64,
     /// Longest request line in bytes (414 beyond); `1..=60k`.
     pub max_request_line: usize,
     /// Longest header line in bytes, name and value (431 beyond); `1..=60k`.

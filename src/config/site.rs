@@ -90,6 +90,8 @@ pub struct Location {
     pub send_timeout: Option<Duration>,
     /// Overrides `max_body_size` here.
     pub max_body_size: Option<u64>,
+    /// Overrides `response_buffering` here.
+    pub response_buffering: Option<bool>,
     /// Params added to (and overriding) the top-level `params` here.
     pub params: Vec<(String, String)>,
     /// Cache-Control of the static files served here.
@@ -294,6 +296,7 @@ pub(super) struct RawLocation {
     pub backends: Option<String>,
     pub timeouts: Option<RawLocationTimeouts>,
     pub max_body_size: Option<String>,
+    pub response_buffering: Option<bool>,
     pub params: Option<Params>,
     pub cache_control: Option<String>,
 }
@@ -556,6 +559,7 @@ impl Validator<'_> {
             read_timeout,
             send_timeout,
             max_body_size,
+            response_buffering: raw.response_buffering,
             params,
             cache_control,
         })

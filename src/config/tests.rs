@@ -211,6 +211,10 @@ fn default_config_lists_every_key() {
         "max_body_size",
         "body_buffer_size",
         "request_buffering",
+        "response_buffering",
+        "response_buffer_size",
+        "response_max_temp_file",
+        "response_temp_total",
         "max_request_line",
         "max_header_line",
         "max_header_size",
@@ -295,6 +299,10 @@ fn every_default() {
     assert_eq!(c.max_body_size, 1024 * 1024);
     assert_eq!(c.body_buffer_size, 64 * 1024);
     assert!(c.request_buffering);
+    assert!(c.response_buffering);
+    assert_eq!(c.response_buffer_size, 1024 * 1024);
+    assert_eq!(c.response_max_temp_file, 1024 * 1024 * 1024);
+    assert_eq!(c.response_temp_total, 4 * 1024 * 1024 * 1024);
     assert_eq!(
         (c.max_request_line, c.max_header_line, c.max_header_size),
         (8 * 1024, 8 * 1024, 32 * 1024)
@@ -445,6 +453,10 @@ fn all_keys_set() {
         "  token: s3cret",
         "  hosts: [Fpmlb.Internal, lb-1]",
         "request_buffering: off",
+        "response_buffering: off",
+        "response_buffer_size: 64k",
+        "response_max_temp_file: 0",
+        "response_temp_total: 10g",
         "max_request_line: 4k",
         "max_header_line: 16k",
         "max_header_size: 64k",
@@ -535,6 +547,10 @@ fn all_keys_set() {
         }
     );
     assert!(!c.request_buffering);
+    assert!(!c.response_buffering);
+    assert_eq!(c.response_buffer_size, 64 * 1024);
+    assert_eq!(c.response_max_temp_file, 0);
+    assert_eq!(c.response_temp_total, 10 << 30);
     assert_eq!(
         (c.max_request_line, c.max_header_line, c.max_header_size),
         (4096, 16 * 1024, 64 * 1024)
@@ -703,6 +719,12 @@ fn size_and_duration_keys() {
         "body_buffer_size",
         Some(6),
         "greater than 0",
+    );
+    single_error(
+        &with(&["response_buffer_size: 65m"]),
+        "response_buffer_size",
+        Some(6),
+        "must be 1 to 67108864 bytes",
     );
     single_error(
         &with(&["fail_timeout: 10 seconds"]),

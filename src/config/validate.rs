@@ -50,6 +50,23 @@ pub(super) fn validate(raw: RawConfig, index: &KeyIndex) -> Result<Config, Confi
         max_body_size: v.size("max_body_size", raw.max_body_size, d::MAX_BODY_SIZE),
         body_buffer_size: v.body_buffer_size(raw.body_buffer_size),
         request_buffering: raw.request_buffering.unwrap_or(d::REQUEST_BUFFERING),
+        response_buffering: raw.response_buffering.unwrap_or(d::RESPONSE_BUFFERING),
+        response_buffer_size: v.bounded_size(
+            "response_buffer_size",
+            raw.response_buffer_size,
+            d::RESPONSE_BUFFER_SIZE,
+            d::RESPONSE_MEMORY,
+        ),
+        response_max_temp_file: v.size(
+            "response_max_temp_file",
+            raw.response_max_temp_file,
+            d::RESPONSE_MAX_TEMP_FILE,
+        ),
+        response_temp_total: v.size(
+            "response_temp_total",
+            raw.response_temp_total,
+            d::RESPONSE_TEMP_TOTAL,
+        ),
         max_request_line: v.bounded_size(
             "max_request_line",
             raw.max_request_line,

@@ -8,7 +8,7 @@
 //! `timeout` between two reads gets 408; either way it never held a worker.
 //!
 //! Memory is bounded twice: per request by `buffer_size`, and for all
-//! requests at once by a budget ([`BodyMemory`]): when it is taken, bodies
+//! requests at once by a budget ([`ByteBudget`]): when it is taken, bodies
 //! go straight to temp files, so many clients each sending a body just
 //! under `buffer_size` cannot grow fpmlb's memory without bound.
 //!
@@ -18,15 +18,15 @@
 //! or HTTP/2 without content-length) is still read first, as nginx does.
 
 use std::io::SeekFrom;
-use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use http_body::Body;
 use http_body_util::BodyExt;
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::OwnedSemaphorePermit;
 
+use crate::http::budget::{self, ByteBudget};
 use crate::http::error::ClientError;
 
 /// How much of a spooled body is read from its temp file per STDIN write.
@@ -36,52 +36,6 @@ const FILE_CHUNK: usize = 64 * 1024;
 /// bodies of the default `body_buffer_size` (64 KiB). Beyond it, bodies are
 /// read into temp files: slower, but the RSS stays flat.
 pub const BODY_MEMORY: usize = 64 * 1024 * 1024;
-
-/// The budget of request body bytes in memory, shared by all requests; a
-/// body in memory holds its share until it is dropped.
-#[derive(Debug, Clone)]
-pub struct BodyMemory(Arc<Semaphore>);
-
-impl BodyMemory {
-    pub fn new(bytes: usize) -> BodyMemory {
-        BodyMemory(Arc::new(Semaphore::new(bytes)))
-    }
-
-    /// Bytes of the budget not taken.
-    pub fn available(&self) -> usize {
-        self.0.available_permits()
-    }
-
-    /// Takes `n` more bytes of the budget into `held`, if there are that many.
-    fn take(&self, n: usize, held: &mut Option<OwnedSemaphorePermit>) -> bool {
-        let Ok(n) = u32::try_from(n) else {
-            return false;
-        };
-        match Arc::clone(&self.0).try_acquire_many_owned(n) {
-            Ok(permit) => {
-                match held {
-                    Some(h) => h.merge(permit),
-                    None => *held = Some(permit),
-                }
-                true
-            }
-            Err(_) => false,
-        }
-    }
-}
-
-/// A body in memory and its share of the [`BodyMemory`] budget, given back
-/// when the last `Bytes` of it is dropped.
-struct Reserved {
-    bytes: BytesMut,
-    _share: Option<OwnedSemaphorePermit>,
-}
-
-impl AsRef<[u8]> for Reserved {
-    fn as_ref(&self) -> &[u8] {
-        &self.bytes
-    }
-}
 
 /// Limits from the config.
 #[derive(Debug, Clone, Copy)]
@@ -148,7 +102,7 @@ pub async fn prepare<B>(
     body: B,
     declared: Option<u64>,
     limits: BodyLimits,
-    memory: &BodyMemory,
+    memory: &ByteBudget,
 ) -> Result<RequestBody<B>, ClientError>
 where
     B: Body<Data = Bytes> + Unpin,
@@ -201,7 +155,7 @@ async fn spool<B>(
     mut body: B,
     limits: BodyLimits,
     expected: Option<u64>,
-    budget: &BodyMemory,
+    budget: &ByteBudget,
 ) -> Result<RequestBody<B>, ClientError>
 where
     B: Body<Data = Bytes> + Unpin,
@@ -247,10 +201,7 @@ where
             Ok(RequestBody::File { file: f, len })
         }
         None if len == 0 => Ok(RequestBody::Empty),
-        None => Ok(RequestBody::Memory(Bytes::from_owner(Reserved {
-            bytes: memory,
-            _share: share,
-        }))),
+        None => Ok(RequestBody::Memory(budget::holding(memory.freeze(), share))),
     }
 }
 
@@ -306,8 +257,8 @@ mod tests {
         }
     }
 
-    fn budget() -> BodyMemory {
-        BodyMemory::new(BODY_MEMORY)
+    fn budget() -> ByteBudget {
+        ByteBudget::new(BODY_MEMORY)
     }
 
     fn streaming(max: u64, buffer: usize) -> BodyLimits {
@@ -490,7 +441,7 @@ mod tests {
 
     #[tokio::test]
     async fn bodies_in_memory_share_one_budget_then_spill_to_files() {
-        let budget = BodyMemory::new(10);
+        let budget = ByteBudget::new(10);
         let first = prepare(
             chunked(&[b"0123", b"4567"]),
             Some(8),

@@ -597,7 +597,7 @@ mod tests {
             buffering: false,
             timeout: std::time::Duration::from_secs(60),
         };
-        let memory = body::BodyMemory::new(body::BODY_MEMORY);
+        let memory = crate::http::budget::ByteBudget::new(body::BODY_MEMORY);
         let prepare = |data: &'static [u8], declared: Option<u64>| {
             body::prepare(
                 Full::new(Bytes::from_static(data)),

@@ -17,7 +17,8 @@ use crate::fastcgi::cgi::CgiError;
 use crate::fastcgi::exchange::{ExchangeError, ExchangeTimeouts, Unusable};
 use crate::fastcgi::params::ParamList;
 use crate::http::activity::InFlight;
-use crate::http::body::{self, AsyncChunk, BodyLimits, BodyMemory, FileSendError, RequestBody};
+use crate::http::body::{self, AsyncChunk, BodyLimits, FileSendError, RequestBody};
+use crate::http::budget::ByteBudget;
 use crate::http::compress;
 use crate::http::edge::{self, Edge};
 use crate::http::error::{
@@ -26,6 +27,7 @@ use crate::http::error::{
 use crate::http::headers;
 use crate::http::limits::{self, HeadLimits};
 use crate::http::params::{self, ConnInfo, Site};
+use crate::http::read_ahead::{self, ReadAhead};
 use crate::http::response::{self, AccessLog, BodyError, LoggedBody};
 use crate::http::router::{Routed, Router};
 use crate::http::session_watch;
@@ -42,7 +44,11 @@ pub struct Proxy {
     pub upstream: Arc<Upstream>,
     pub limits: BodyLimits,
     /// What request bodies may hold in memory, all requests together.
-    pub body_memory: BodyMemory,
+    pub body_memory: ByteBudget,
+    /// Read PHP's responses ahead of their clients (`response_buffering`).
+    pub response_buffering: bool,
+    /// How far ahead, in memory and temp files.
+    pub read_ahead: ReadAhead,
     pub head: HeadLimits,
     pub timeouts: ExchangeTimeouts,
     pub access_log: bool,
@@ -74,6 +80,9 @@ struct Attempt<'a> {
     fallback_on_unknown: bool,
     /// php-fpm timeouts (the location's, else the config's).
     timeouts: ExchangeTimeouts,
+    /// Read the response ahead of the client unless the script says not
+    /// to (the location's `response_buffering`, else the config's).
+    read_ahead: bool,
 }
 
 /// How one attempt on one backend failed.
@@ -278,6 +287,7 @@ impl Proxy {
                 fresh: fresh.is_some(),
                 fallback_on_unknown: fallback.is_some(),
                 timeouts: route.timeouts(self.timeouts),
+                read_ahead: route.response_buffering(self.response_buffering),
             };
             let outcome = self.attempt(&backend, slot, &params, &mut body, how).await;
             match outcome {
@@ -362,6 +372,7 @@ impl Proxy {
             fresh,
             fallback_on_unknown,
             timeouts,
+            read_ahead,
         } = how;
         let conn = match slot {
             Some(slot) => slot.connect(!fresh).await,
@@ -435,6 +446,7 @@ impl Proxy {
             }
             tracing::info!(backend = %backend.name, "php-fpm: Primary script unknown (404)");
         }
+        let read_ahead = read_ahead::wanted(&start.head.headers, read_ahead);
         let mut builder = Response::builder().status(status);
         // A reason phrase of the script's own ("Status: 404 Gone Fishing")
         // goes out on HTTP/1.1 as nginx passes it; HTTP/2 has none.
@@ -468,6 +480,8 @@ impl Proxy {
         } else if start.complete {
             backend.record_success();
             response::full(start.body)
+        } else if read_ahead {
+            read_ahead::body(start.body, ex, Arc::clone(backend), &self.read_ahead)
         } else {
             response::streamed(start.body, ex, Arc::clone(backend))
         };

@@ -15,6 +15,7 @@
 
 pub mod activity;
 pub mod body;
+pub mod budget;
 pub mod compress;
 pub mod edge;
 pub mod error;
@@ -24,6 +25,7 @@ pub mod headers;
 pub mod limits;
 pub mod locations;
 pub mod params;
+pub mod read_ahead;
 pub mod real_ip;
 pub mod response;
 pub mod router;

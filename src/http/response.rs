@@ -13,6 +13,7 @@ use http_body_util::BodyExt;
 use http_body_util::combinators::UnsyncBoxBody;
 use tokio::time::Instant;
 
+use crate::fastcgi::exchange::ExchangeError;
 use crate::upstream::backend::Backend;
 use crate::upstream::exchange::{BackendFailure, Exchange};
 
@@ -60,25 +61,33 @@ pub fn streamed(
                 None
             }
             Err(failure) => {
-                let failure = BackendFailure::from(failure);
-                if failure.counts_as_failure() {
-                    backend.record_failure(Instant::now());
-                }
-                if failure.is_unusable_answer() {
-                    tracing::warn!(backend = %backend.name, "response cut short: {failure}");
-                } else {
-                    tracing::error!(backend = %backend.name, "response cut short: {failure}");
-                }
-                let err: BodyError = Box::new(crate::http::error::BackendError {
-                    backend: backend.name.clone(),
-                    failure,
-                    got_response: true,
-                });
+                let err = cut_short(failure, &backend);
                 Some((Err(err), (None, None, backend)))
             }
         }
     });
     http_body_util::StreamBody::new(stream).boxed_unsync()
+}
+
+/// A response that failed after its head went out: counted against the
+/// backend when it is the backend's fault (not a script's unusable
+/// answer), logged, and turned into the body error that makes hyper cut
+/// the response.
+pub fn cut_short(failure: ExchangeError, backend: &Backend) -> BodyError {
+    let failure = BackendFailure::from(failure);
+    if failure.counts_as_failure() {
+        backend.record_failure(Instant::now());
+    }
+    if failure.is_unusable_answer() {
+        tracing::warn!(backend = %backend.name, "response cut short: {failure}");
+    } else {
+        tracing::error!(backend = %backend.name, "response cut short: {failure}");
+    }
+    Box::new(crate::http::error::BackendError {
+        backend: backend.name.clone(),
+        failure,
+        got_response: true,
+    })
 }
 
 /// fpmlb's own short plain-text response for an error.

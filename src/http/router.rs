@@ -143,6 +143,14 @@ impl ScriptRoute<'_> {
         base
     }
 
+    /// Whether responses are read ahead of the client, with the location's
+    /// `response_buffering`.
+    pub fn response_buffering(&self, base: bool) -> bool {
+        self.location
+            .and_then(|l| l.response_buffering)
+            .unwrap_or(base)
+    }
+
     /// The php-fpm timeouts, with the location's.
     pub fn timeouts(&self, mut base: ExchangeTimeouts) -> ExchangeTimeouts {
         if let Some(l) = self.location {

@@ -231,6 +231,11 @@ nets! {
     SHARING_TWO_INSTANCES = 243;
     /// tests/e2e_idle.rs: idle keep-alive clients and fpmlb's memory.
     IDLE_CLIENTS_MEMORY = 245;
+
+    // Responses read ahead of slow clients (tests/e2e_read_ahead.rs).
+    READ_AHEAD_ON = 246;
+    READ_AHEAD_OFF_HERE = 247;
+    READ_AHEAD_SCRIPT_SAYS_NO = 248;
 }
 
 /// Two entries of the table on one network do not compile.

@@ -423,7 +423,7 @@ fn read_cached(file: &File, buf: &mut [u8], offset: u64) -> std::io::Result<usiz
 /// # Errors
 ///
 /// The file ended first (it shrank), or a read error.
-fn read_exact(file: &File, len: usize, offset: u64) -> std::io::Result<Bytes> {
+pub fn read_exact(file: &File, len: usize, offset: u64) -> std::io::Result<Bytes> {
     let mut buf: Vec<u8> = Vec::with_capacity(len);
     while buf.len() < len {
         let at = offset + buf.len() as u64;

@@ -1,0 +1,100 @@
+//! A budget of bytes shared by many requests: what request bodies hold in
+//! memory, what responses read ahead of their clients hold in memory and in
+//! temp files. A request takes its share a piece at a time and holds it
+//! until it drops it; when the budget is spent, the taker falls back to
+//! something slower that costs no more of it (a temp file, or waiting for
+//! the client), so many clients together cannot grow fpmlb without bound.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+/// Bytes that many requests share; cloning shares the same budget.
+#[derive(Debug, Clone)]
+pub struct ByteBudget(Arc<Semaphore>);
+
+impl ByteBudget {
+    /// A budget of `bytes` (at most tokio's semaphore maximum, about 2^61).
+    pub fn new(bytes: usize) -> ByteBudget {
+        ByteBudget(Arc::new(Semaphore::new(bytes.min(Semaphore::MAX_PERMITS))))
+    }
+
+    /// Bytes of the budget not taken.
+    pub fn available(&self) -> usize {
+        self.0.available_permits()
+    }
+
+    /// Takes `n` more bytes of the budget into `held`, if there are that
+    /// many; `held` gives them all back when it is dropped.
+    pub fn take(&self, n: usize, held: &mut Option<OwnedSemaphorePermit>) -> bool {
+        let Ok(n) = u32::try_from(n) else {
+            return false;
+        };
+        match Arc::clone(&self.0).try_acquire_many_owned(n) {
+            Ok(permit) => {
+                match held {
+                    Some(h) => h.merge(permit),
+                    None => *held = Some(permit),
+                }
+                true
+            }
+            Err(_) => false,
+        }
+    }
+}
+
+/// Bytes with the share of a budget they hold: the share goes back when
+/// the last clone of the bytes is dropped (after hyper wrote them).
+pub fn holding(bytes: Bytes, share: Option<OwnedSemaphorePermit>) -> Bytes {
+    match share {
+        None => bytes,
+        Some(share) => Bytes::from_owner(Held {
+            bytes,
+            _share: share,
+        }),
+    }
+}
+
+struct Held {
+    bytes: Bytes,
+    _share: OwnedSemaphorePermit,
+}
+
+impl AsRef<[u8]> for Held {
+    fn as_ref(&self) -> &[u8] {
+        &self.bytes
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shares_are_taken_until_spent_and_given_back_when_dropped() {
+        let budget = ByteBudget::new(10);
+        let mut held = None;
+        assert!(budget.take(6, &mut held));
+        assert!(budget.take(4, &mut held));
+        assert!(!budget.take(1, &mut held));
+        assert_eq!(budget.available(), 0);
+        drop(held);
+        assert_eq!(budget.available(), 10);
+        assert!(!budget.take(usize::MAX, &mut None));
+    }
+
+    #[test]
+    fn bytes_hold_their_share_until_the_last_clone_goes() {
+        let budget = ByteBudget::new(8);
+        let mut share = None;
+        assert!(budget.take(5, &mut share));
+        let bytes = holding(Bytes::from_static(b"hello"), share);
+        let clone = bytes.clone();
+        drop(bytes);
+        assert_eq!(budget.available(), 3);
+        assert_eq!(&clone[..], b"hello");
+        drop(clone);
+        assert_eq!(budget.available(), 8);
+    }
+}

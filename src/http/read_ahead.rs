@@ -1,0 +1,505 @@
+//! PHP's response read ahead of the client (nginx's `fastcgi_buffering`).
+//!
+//! A php-fpm worker, and the connection fpmlb lent it, are held until the
+//! response has been read to its END_REQUEST. Read at the client's pace, a
+//! client that reads slowly (a phone on a bad network, or a few connections
+//! that ask for a large page and read nothing) holds a worker for as long
+//! as it likes, and a handful of them hold a whole pool. So a task of its
+//! own reads the response as fast as php-fpm sends it: into memory, up to
+//! `memory` bytes per response while the budget all responses share lasts,
+//! then into an anonymous temp file, up to `max_temp_file` bytes per
+//! response while the temp budget lasts. The client takes it from there at
+//! its own pace; the connection went back to its pool at END_REQUEST.
+//! Past those limits, or when the temp file cannot be written, the task
+//! waits for the client, as an unbuffered response does: memory and disk
+//! stay bounded, and the worker follows the client.
+//!
+//! Nothing is held back: what has come is the client's at once, so a
+//! script that streams (server-sent events, a progress page) reaches the
+//! client as it writes. A failure mid-response reaches the client after
+//! everything that came before it, as an error, so the response is cut,
+//! never passed on as complete. When the client goes away, the task stops
+//! and the connection is closed, as without read-ahead.
+
+use std::collections::VecDeque;
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use bytes::Bytes;
+use http_body::Frame;
+use http_body_util::BodyExt;
+use http_body_util::combinators::UnsyncBoxBody;
+use tokio::sync::{Notify, OwnedSemaphorePermit};
+use tokio_util::sync::CancellationToken;
+
+use crate::http::budget::{self, ByteBudget};
+use crate::http::response::{self, BodyError};
+use crate::upstream::backend::Backend;
+use crate::upstream::exchange::Exchange;
+
+/// Bytes read back from the temp file at a time: a client reading from it
+/// costs one such buffer, whatever the response's size.
+const FILE_CHUNK: u64 = 256 * 1024;
+
+/// How far responses may be read ahead of their clients.
+#[derive(Debug, Clone)]
+pub struct ReadAhead {
+    /// Bytes of one response in memory (`response_buffer_size`).
+    pub memory: usize,
+    /// Bytes of one response in its temp file (`response_max_temp_file`).
+    pub max_temp_file: u64,
+    /// Memory of all responses together.
+    pub memory_budget: ByteBudget,
+    /// `response_temp_total`, the size of `temp_budget`.
+    pub temp_total: u64,
+    /// Temp file bytes of all responses together.
+    pub temp_budget: ByteBudget,
+}
+
+/// Whether a response is read ahead: the script's `X-Accel-Buffering`
+/// (`yes` or `no`, as nginx reads it) over the configured `default`.
+pub fn wanted(headers: &[(http::HeaderName, http::HeaderValue)], default: bool) -> bool {
+    headers
+        .iter()
+        .find(|(name, _)| name == "x-accel-buffering")
+        .map_or(default, |(_, value)| {
+            !value.as_bytes().trim_ascii().eq_ignore_ascii_case(b"no")
+        })
+}
+
+/// The rest of a response, after `first`, read ahead of the client by a
+/// task of its own.
+pub fn body(
+    first: Bytes,
+    exchange: Exchange,
+    backend: Arc<Backend>,
+    limits: &ReadAhead,
+) -> UnsyncBoxBody<Bytes, BodyError> {
+    let shared = Shared::new(first);
+    tokio::spawn(read(exchange, backend, Arc::clone(&shared), limits.clone()));
+    let stream = futures_util::stream::unfold(Taker(shared), |taker| async move {
+        let next = taker.next().await?;
+        Some((next.map(Frame::data), taker))
+    });
+    http_body_util::StreamBody::new(stream).boxed_unsync()
+}
+
+/// What the reading task and the client's body share.
+struct Shared {
+    state: Mutex<State>,
+    /// Data or the end is queued (to the body).
+    data: Notify,
+    /// The body took some memory back (to the reading task).
+    room: Notify,
+    /// The body is gone: the client left, or the response was replaced.
+    gone: CancellationToken,
+}
+
+struct State {
+    /// What the client has not taken yet, in order.
+    queue: VecDeque<Piece>,
+    /// Bytes of `queue` in memory.
+    in_memory: usize,
+    /// The temp file, once the memory was full.
+    file: Option<Arc<File>>,
+    /// Bytes written to the temp file (its size).
+    written: u64,
+    /// The temp budget the file holds, given back when the response ends.
+    file_share: Option<OwnedSemaphorePermit>,
+    /// A write failed: no more of this response goes to the file.
+    file_failed: bool,
+    end: End,
+}
+
+enum Piece {
+    Memory(Bytes),
+    /// Bytes of the temp file.
+    File {
+        offset: u64,
+        len: u64,
+    },
+}
+
+enum End {
+    Running,
+    Done(Result<(), BodyError>),
+    /// The body has said so.
+    Told,
+}
+
+impl Shared {
+    /// A response whose first bytes, read with its head, are `first`.
+    fn new(first: Bytes) -> Arc<Shared> {
+        let mut queue = VecDeque::new();
+        let in_memory = first.len();
+        if !first.is_empty() {
+            queue.push_back(Piece::Memory(first));
+        }
+        Arc::new(Shared {
+            state: Mutex::new(State {
+                queue,
+                in_memory,
+                file: None,
+                written: 0,
+                file_share: None,
+                file_failed: false,
+                end: End::Running,
+            }),
+            data: Notify::new(),
+            room: Notify::new(),
+            gone: CancellationToken::new(),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn finish(&self, end: Result<(), BodyError>) {
+        self.lock().end = End::Done(end);
+        self.data.notify_one();
+    }
+}
+
+/// Reads the response to its end, queueing what comes for the client.
+async fn read(mut ex: Exchange, backend: Arc<Backend>, shared: Arc<Shared>, limits: ReadAhead) {
+    loop {
+        let next = tokio::select! {
+            biased;
+            () = shared.gone.cancelled() => return,
+            next = ex.next_chunk() => next,
+        };
+        match next {
+            Ok(Some(chunk)) => {
+                if !queue(&shared, chunk, &limits).await {
+                    return;
+                }
+            }
+            Ok(None) => {
+                backend.record_success();
+                shared.finish(Ok(()));
+                return;
+            }
+            Err(failure) => {
+                shared.finish(Err(response::cut_short(failure, &backend)));
+                return;
+            }
+        }
+    }
+}
+
+/// Where the next piece goes.
+enum Place {
+    Memory(Option<OwnedSemaphorePermit>),
+    File,
+    /// Neither has room: wait for the client.
+    Wait,
+}
+
+/// Queues `chunk` for the client: in memory if it fits, else in the temp
+/// file if that may grow, else once the client has taken enough. False
+/// when the client is gone.
+async fn queue(shared: &Shared, chunk: Bytes, limits: &ReadAhead) -> bool {
+    let len = chunk.len();
+    loop {
+        let place = {
+            let mut state = shared.lock();
+            place(&mut state, len, limits)
+        };
+        match place {
+            Place::Memory(share) => {
+                let mut state = shared.lock();
+                state.in_memory += len;
+                state
+                    .queue
+                    .push_back(Piece::Memory(budget::holding(chunk, share)));
+                drop(state);
+                shared.data.notify_one();
+                return true;
+            }
+            Place::File => match write(shared, &chunk).await {
+                Ok(()) => return true,
+                Err(e) => {
+                    tracing::error!(
+                        "cannot write a response to its temp file ({e}); the rest goes at the client's pace"
+                    );
+                    shared.lock().file_failed = true;
+                }
+            },
+            Place::Wait => {
+                tokio::select! {
+                    () = shared.gone.cancelled() => return false,
+                    () = shared.room.notified() => {}
+                }
+            }
+        }
+        if shared.gone.is_cancelled() {
+            return false;
+        }
+    }
+}
+
+/// The policy: memory while this response's share and the budget allow
+/// (and always when nothing of it is in memory: one piece at a time is
+/// what a response costs unbuffered), then the temp file while its limits
+/// allow.
+fn place(state: &mut State, len: usize, limits: &ReadAhead) -> Place {
+    let mut share = None;
+    if state.in_memory == 0
+        || (state.in_memory + len <= limits.memory && limits.memory_budget.take(len, &mut share))
+    {
+        if state.in_memory == 0 && share.is_none() {
+            limits.memory_budget.take(len, &mut share);
+        }
+        return Place::Memory(share);
+    }
+    let fits_file = !state.file_failed
+        && state.written.saturating_add(len as u64) <= limits.max_temp_file
+        && limits.temp_budget.take(len, &mut state.file_share);
+    if fits_file { Place::File } else { Place::Wait }
+}
+
+/// Appends `chunk` to the temp file (made on first use) and queues it.
+async fn write(shared: &Shared, chunk: &Bytes) -> std::io::Result<()> {
+    let (file, offset) = {
+        let state = shared.lock();
+        (state.file.clone(), state.written)
+    };
+    let file = match file {
+        Some(f) => f,
+        None => {
+            let f = Arc::new(tempfile::tempfile()?);
+            shared.lock().file = Some(Arc::clone(&f));
+            f
+        }
+    };
+    let data = chunk.clone();
+    tokio::task::spawn_blocking(move || file.write_all_at(&data, offset))
+        .await
+        .map_err(std::io::Error::other)??;
+    let len = chunk.len() as u64;
+    let mut state = shared.lock();
+    state.written = offset + len;
+    match state.queue.back_mut() {
+        Some(Piece::File { offset: at, len: n }) if *at + *n == offset => *n += len,
+        _ => state.queue.push_back(Piece::File { offset, len }),
+    }
+    drop(state);
+    shared.data.notify_one();
+    Ok(())
+}
+
+/// The client's side; dropping it stops the reading task.
+struct Taker(Arc<Shared>);
+
+impl Taker {
+    /// The next piece for the client; None after the end.
+    async fn next(&self) -> Option<Result<Bytes, BodyError>> {
+        let shared = &self.0;
+        loop {
+            let from_file = {
+                let mut state = shared.lock();
+                match state.queue.pop_front() {
+                    Some(Piece::Memory(b)) => {
+                        state.in_memory -= b.len();
+                        drop(state);
+                        shared.room.notify_one();
+                        return Some(Ok(b));
+                    }
+                    Some(Piece::File { offset, len }) => {
+                        let take = len.min(FILE_CHUNK);
+                        if take < len {
+                            state.queue.push_front(Piece::File {
+                                offset: offset + take,
+                                len: len - take,
+                            });
+                        }
+                        match state.file.clone() {
+                            Some(file) => Some((file, offset, take)),
+                            None => return Some(Err("read-ahead: no temp file".into())),
+                        }
+                    }
+                    None => match std::mem::replace(&mut state.end, End::Told) {
+                        End::Running => {
+                            state.end = End::Running;
+                            None
+                        }
+                        End::Done(Ok(())) | End::Told => return None,
+                        End::Done(Err(e)) => return Some(Err(e)),
+                    },
+                }
+            };
+            match from_file {
+                Some((file, offset, len)) => return Some(read_back(file, offset, len).await),
+                None => shared.data.notified().await,
+            }
+        }
+    }
+}
+
+impl Drop for Taker {
+    fn drop(&mut self) {
+        self.0.gone.cancel();
+    }
+}
+
+/// Reads `len` bytes of the temp file at `offset`, on the blocking pool.
+async fn read_back(file: Arc<File>, offset: u64, len: u64) -> Result<Bytes, BodyError> {
+    let len = usize::try_from(len).unwrap_or(usize::MAX);
+    let read = tokio::task::spawn_blocking(move || {
+        crate::http::files::serve::read_exact(&file, len, offset)
+    })
+    .await
+    .unwrap_or_else(|e| Err(std::io::Error::other(e)));
+    read.map_err(|e| {
+        tracing::error!("cannot read a response back from its temp file: {e}");
+        Box::new(e) as BodyError
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits(memory: usize, max_temp_file: u64, budget: usize, temp: usize) -> ReadAhead {
+        ReadAhead {
+            memory,
+            max_temp_file,
+            memory_budget: ByteBudget::new(budget),
+            temp_total: temp as u64,
+            temp_budget: ByteBudget::new(temp),
+        }
+    }
+
+    fn chunk(byte: u8, len: usize) -> Bytes {
+        Bytes::from(vec![byte; len])
+    }
+
+    async fn take_all(taker: &Taker) -> (Vec<u8>, Option<String>) {
+        let mut got = Vec::new();
+        while let Some(next) = taker.next().await {
+            match next {
+                Ok(b) => got.extend_from_slice(&b),
+                Err(e) => return (got, Some(e.to_string())),
+            }
+        }
+        (got, None)
+    }
+
+    #[test]
+    fn the_script_may_say_yes_or_no() {
+        let h = |v: &'static str| {
+            vec![(
+                http::HeaderName::from_static("x-accel-buffering"),
+                http::HeaderValue::from_static(v),
+            )]
+        };
+        assert!(wanted(&[], true));
+        assert!(!wanted(&[], false));
+        assert!(!wanted(&h("no"), true));
+        assert!(!wanted(&h(" No "), true));
+        assert!(wanted(&h("yes"), false));
+    }
+
+    #[tokio::test]
+    async fn memory_first_then_the_temp_file_then_the_client_s_pace() {
+        // 10 bytes of memory, 20 of file: 40 bytes in 10-byte pieces.
+        let limits = limits(10, 20, 1000, 1000);
+        let shared = Shared::new(Bytes::new());
+        for (i, byte) in [b'a', b'b', b'c'].into_iter().enumerate() {
+            assert!(queue(&shared, chunk(byte, 10), &limits).await, "piece {i}");
+        }
+        {
+            let state = shared.lock();
+            assert_eq!((state.in_memory, state.written), (10, 20));
+            assert_eq!(limits.memory_budget.available(), 990);
+            assert_eq!(limits.temp_budget.available(), 980);
+        }
+        // Neither has room for the fourth: it waits for the client.
+        let reader = {
+            let shared = Arc::clone(&shared);
+            let limits = limits.clone();
+            tokio::spawn(async move {
+                let queued = queue(&shared, chunk(b'd', 10), &limits).await;
+                shared.finish(Ok(()));
+                queued
+            })
+        };
+        tokio::task::yield_now().await;
+        assert!(!reader.is_finished());
+        let taker = Taker(Arc::clone(&shared));
+        let (got, err) = take_all(&taker).await;
+        assert!(reader.await.unwrap());
+        assert_eq!(err, None);
+        let want: Vec<u8> = [b'a', b'b', b'c', b'd']
+            .iter()
+            .flat_map(|b| [*b; 10])
+            .collect();
+        assert_eq!(got, want, "in order, from memory and file alike");
+        drop(taker);
+        drop(shared);
+        assert_eq!(
+            limits.temp_budget.available(),
+            1000,
+            "the file's share is back"
+        );
+    }
+
+    #[tokio::test]
+    async fn budgets_all_responses_share_send_the_rest_to_file_or_to_waiting() {
+        // A budget of 15 bytes of memory, none of temp files.
+        let limits = limits(100, 100, 15, 0);
+        let shared = Shared::new(Bytes::new());
+        assert!(queue(&shared, chunk(b'a', 10), &limits).await);
+        let other = limits.memory_budget.available();
+        assert_eq!(other, 5);
+        let waiting = {
+            let shared = Arc::clone(&shared);
+            let limits = limits.clone();
+            tokio::spawn(async move { queue(&shared, chunk(b'b', 10), &limits).await })
+        };
+        tokio::task::yield_now().await;
+        assert!(!waiting.is_finished(), "over budget, and no file: it waits");
+        let taker = Taker(Arc::clone(&shared));
+        assert_eq!(taker.next().await.unwrap().unwrap(), chunk(b'a', 10));
+        assert!(waiting.await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn one_piece_always_goes_even_past_the_budget() {
+        let limits = limits(4, 0, 0, 0);
+        let shared = Shared::new(Bytes::new());
+        assert!(queue(&shared, chunk(b'a', 10), &limits).await);
+        assert_eq!(shared.lock().in_memory, 10);
+    }
+
+    #[tokio::test]
+    async fn a_failure_comes_after_everything_before_it() {
+        let limits = limits(10, 100, 1000, 1000);
+        let shared = Shared::new(chunk(b'0', 3));
+        assert!(queue(&shared, chunk(b'a', 10), &limits).await);
+        assert!(queue(&shared, chunk(b'b', 10), &limits).await);
+        shared.finish(Err("backend reset".into()));
+        let taker = Taker(Arc::clone(&shared));
+        let (got, err) = take_all(&taker).await;
+        assert_eq!(got.len(), 23);
+        assert_eq!(err.as_deref(), Some("backend reset"));
+        assert!(taker.next().await.is_none(), "said once");
+    }
+
+    #[tokio::test]
+    async fn the_reader_stops_when_the_client_is_gone() {
+        let limits = limits(10, 0, 1000, 0);
+        let shared = Shared::new(chunk(b'0', 10));
+        let waiting = {
+            let shared = Arc::clone(&shared);
+            let limits = limits.clone();
+            tokio::spawn(async move { queue(&shared, chunk(b'a', 10), &limits).await })
+        };
+        tokio::task::yield_now().await;
+        assert!(!waiting.is_finished());
+        drop(Taker(Arc::clone(&shared)));
+        assert!(!waiting.await.unwrap(), "gone: the piece is dropped");
+    }
+}

@@ -1,0 +1,198 @@
+//! Responses read ahead of slow clients (`response_buffering`, nginx's
+//! `fastcgi_buffering`), against real php-fpm: clients that ask for a
+//! large page and read nothing hold no php-fpm worker, get their whole
+//! page when they read at last, and cost fpmlb bounded memory; where the
+//! response is not read ahead (a location's `response_buffering: false`,
+//! a script's `X-Accel-Buffering: no`), the same clients do hold the
+//! workers, which shows the tests can fail. No timing is asserted: a
+//! request behind a held worker waits out `timeouts.queue` and is a 503.
+//!
+//! Each test has its own 127.0.N.x network (tests/support/nets.rs).
+
+mod support;
+
+use std::time::Duration;
+
+use support::nets::{self, Net};
+use support::{Cluster, Fpmlb, base_yaml, client, get, rss_kib};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpSocket, TcpStream};
+
+/// Bytes of each slow client's page: far more than the socket buffers
+/// between php-fpm and the client hold, so unbuffered, the worker is still
+/// writing it when the client stops reading.
+const PAGE: usize = 40_000_000;
+
+/// The pool's workers, and slow clients: one per worker.
+const WORKERS: usize = 2;
+
+/// A client that asked for a large page, read its head, and then reads
+/// nothing until told to.
+struct SlowClient {
+    stream: TcpStream,
+    /// Body bytes that came with the head.
+    body: Vec<u8>,
+    head: String,
+}
+
+impl SlowClient {
+    /// Sends the request and reads up to the end of the response head: by
+    /// then php-fpm has started the page, so its worker is engaged.
+    async fn ask(lb: &Fpmlb, path: &str) -> SlowClient {
+        // A small receive buffer, so that the client's kernel takes little
+        // of the page for it.
+        let socket = TcpSocket::new_v4().unwrap();
+        socket.set_recv_buffer_size(64 * 1024).unwrap();
+        let mut stream = socket.connect(lb.addr).await.unwrap();
+        let request = format!("GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n");
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut got = Vec::new();
+        let mut buf = [0u8; 4096];
+        let end = loop {
+            let n = tokio::time::timeout(Duration::from_secs(30), stream.read(&mut buf))
+                .await
+                .expect("no response head within 30 s")
+                .unwrap();
+            assert!(n > 0, "closed before the head: {got:?}");
+            got.extend_from_slice(&buf[..n]);
+            if let Some(at) = got.windows(4).position(|w| w == b"\r\n\r\n") {
+                break at + 4;
+            }
+        };
+        let head = String::from_utf8_lossy(&got[..end]).into_owned();
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        SlowClient {
+            stream,
+            body: got[end..].to_vec(),
+            head,
+        }
+    }
+
+    /// Reads the rest of the page (to EOF) and checks it is big.php's,
+    /// whole.
+    async fn read_rest(mut self) {
+        let mut buf = vec![0u8; 256 * 1024];
+        loop {
+            let n = tokio::time::timeout(Duration::from_secs(30), self.stream.read(&mut buf))
+                .await
+                .expect("the page stalled for 30 s")
+                .unwrap();
+            if n == 0 {
+                break;
+            }
+            self.body.extend_from_slice(&buf[..n]);
+        }
+        assert_eq!(self.body.len(), PAGE, "the page is cut or too long");
+        let pattern = b"0123456789abcdef";
+        let bad = self
+            .body
+            .chunks(pattern.len())
+            .position(|c| c != &pattern[..c.len()]);
+        assert_eq!(bad, None, "the page's bytes are not big.php's");
+    }
+}
+
+fn yaml(cluster: &Cluster, extra: &str) -> String {
+    let (name, node) = cluster.nodes().remove(0);
+    format!(
+        "{}timeouts:\n  queue: 3s\n{extra}backends:\n  - name: {name}\n    address: \"{node}\"\n    max_conns: {WORKERS}\n",
+        base_yaml(cluster.lb_addr(), &cluster.docroot())
+    )
+}
+
+/// Starts a one-node cluster of [`WORKERS`] workers and fpmlb over it,
+/// has one slow client per worker ask for `path`, then asks for hello.php
+/// a few times: every status.
+async fn slow_clients_then_hello(
+    net: Net,
+    extra: &str,
+    path: &str,
+) -> (Cluster, Fpmlb, Vec<SlowClient>, Vec<u16>) {
+    let children = WORKERS.to_string();
+    let cluster = Cluster::start(net, &["--nodes", "1", "--children", &children]);
+    let lb = Fpmlb::start(&cluster.dir, cluster.lb_addr(), &yaml(&cluster, extra));
+    let mut slow = Vec::new();
+    for _ in 0..WORKERS {
+        slow.push(SlowClient::ask(&lb, path).await);
+    }
+    let c = client(false);
+    let mut statuses = Vec::new();
+    for _ in 0..3 {
+        statuses.push(get(&c, &lb.url("/hello.php")).await.map_or(0, |r| r.status));
+    }
+    (cluster, lb, slow, statuses)
+}
+
+/// Read ahead (the default): the slow clients' pages are read into memory
+/// and temp files, their workers serve hello.php, fpmlb's memory holds a
+/// small part of the pages, and each page arrives whole when read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_clients_hold_no_php_fpm_worker() {
+    let path = format!("/big.php?bytes={PAGE}&cl=1");
+    let children = WORKERS.to_string();
+    let cluster = Cluster::start(
+        nets::READ_AHEAD_ON,
+        &["--nodes", "1", "--children", &children],
+    );
+    let lb = Fpmlb::start(&cluster.dir, cluster.lb_addr(), &yaml(&cluster, ""));
+    // Warm up, so the baseline includes the runtime's threads and buffers.
+    let c = client(false);
+    assert_eq!(get(&c, &lb.url("/hello.php")).await.unwrap().status, 200);
+    let before = rss_kib(lb.child.id());
+    let mut slow = Vec::new();
+    for _ in 0..WORKERS {
+        slow.push(SlowClient::ask(&lb, &path).await);
+    }
+    for _ in 0..3 {
+        let r = get(&c, &lb.url("/hello.php")).await.unwrap();
+        assert_eq!(r.status, 200, "a slow client holds a worker: {}", r.text());
+    }
+    // Both workers answered: the pages were read to their end. What fpmlb
+    // holds of them in memory is response_buffer_size (1 MiB) each, the
+    // rest is in temp files; all in memory would be 80 MB.
+    let grown = rss_kib(lb.child.id()).saturating_sub(before);
+    eprintln!("fpmlb grew by {grown} KiB holding two pages of {PAGE} bytes");
+    assert!(
+        grown < 40 * 1024,
+        "fpmlb grew by {grown} KiB holding two pages of {PAGE} bytes"
+    );
+    for s in slow {
+        assert!(s.head.contains("content-length: 40000000"), "{}", s.head);
+        s.read_rest().await;
+    }
+    let log = lb.log_text();
+    assert!(!log.contains("cannot write a response"), "{log}");
+}
+
+/// A location with `response_buffering: false` streams at the client's
+/// pace: the slow clients hold both workers, hello.php waits out the
+/// queue timeout (503); the pages still arrive whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_read_ahead_slow_clients_hold_the_workers() {
+    let extra = "locations:\n  - match: = /big.php\n    response_buffering: false\n";
+    let path = format!("/big.php?bytes={PAGE}&cl=1");
+    let (_cluster, _lb, slow, statuses) =
+        slow_clients_then_hello(nets::READ_AHEAD_OFF_HERE, extra, &path).await;
+    assert!(statuses.iter().all(|&s| s == 503), "{statuses:?}");
+    for s in slow {
+        s.read_rest().await;
+    }
+}
+
+/// A script's `X-Accel-Buffering: no` streams its response at the
+/// client's pace, as nginx does, and the header goes no further.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_script_that_says_x_accel_buffering_no_is_streamed() {
+    let path = format!("/big.php?bytes={PAGE}&cl=1&xab=no");
+    let (_cluster, _lb, slow, statuses) =
+        slow_clients_then_hello(nets::READ_AHEAD_SCRIPT_SAYS_NO, "", &path).await;
+    assert!(statuses.iter().all(|&s| s == 503), "{statuses:?}");
+    for s in slow {
+        assert!(
+            !s.head.to_ascii_lowercase().contains("x-accel-buffering"),
+            "{}",
+            s.head
+        );
+        s.read_rest().await;
+    }
+}
