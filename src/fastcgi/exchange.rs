@@ -327,7 +327,9 @@ impl<C: LentConn> Exchange<C> {
         })
     }
 
-    fn has_buffered_record(&mut self) -> bool {
+    /// Whether the next record is already read (the next [`Self::next_chunk`]
+    /// needs no read from the socket).
+    pub fn has_buffered_record(&mut self) -> bool {
         self.conn
             .as_mut()
             .and_then(C::conn)

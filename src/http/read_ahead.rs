@@ -175,6 +175,12 @@ async fn read(mut ex: Exchange, backend: Arc<Backend>, shared: Arc<Shared>, limi
                 if !queue(&shared, chunk, &limits).await {
                     return;
                 }
+                // The client's side is woken once per read from php-fpm,
+                // not once per record: php flushes every 8 KiB, and a read
+                // takes several such records at once.
+                if !ex.has_buffered_record() {
+                    shared.data.notify_one();
+                }
             }
             Ok(None) => {
                 backend.record_success();
@@ -199,26 +205,26 @@ enum Place {
 
 /// Queues `chunk` for the client: in memory if it fits, else in the temp
 /// file if that may grow, else once the client has taken enough. False
-/// when the client is gone.
+/// when the client is gone. The client's side is told of it before any
+/// wait here, else by the caller.
 async fn queue(shared: &Shared, chunk: Bytes, limits: &ReadAhead) -> bool {
     let len = chunk.len();
     loop {
-        let place = {
+        let to_file = {
             let mut state = shared.lock();
-            place(&mut state, len, limits)
-        };
-        match place {
-            Place::Memory(share) => {
-                let mut state = shared.lock();
-                state.in_memory += len;
-                state
-                    .queue
-                    .push_back(Piece::Memory(budget::holding(chunk, share)));
-                drop(state);
-                shared.data.notify_one();
-                return true;
+            match place(&mut state, len, limits) {
+                Place::Memory(share) => {
+                    state.in_memory += len;
+                    let held = budget::holding(chunk, share);
+                    state.queue.push_back(Piece::Memory(held));
+                    return true;
+                }
+                Place::File => true,
+                Place::Wait => false,
             }
-            Place::File => match write(shared, &chunk).await {
+        };
+        if to_file {
+            match write(shared, &chunk).await {
                 Ok(()) => return true,
                 Err(e) => {
                     tracing::error!(
@@ -226,12 +232,12 @@ async fn queue(shared: &Shared, chunk: Bytes, limits: &ReadAhead) -> bool {
                     );
                     shared.lock().file_failed = true;
                 }
-            },
-            Place::Wait => {
-                tokio::select! {
-                    () = shared.gone.cancelled() => return false,
-                    () = shared.room.notified() => {}
-                }
+            }
+        } else {
+            shared.data.notify_one();
+            tokio::select! {
+                () = shared.gone.cancelled() => return false,
+                () = shared.room.notified() => {}
             }
         }
         if shared.gone.is_cancelled() {
@@ -285,8 +291,6 @@ async fn write(shared: &Shared, chunk: &Bytes) -> std::io::Result<()> {
         Some(Piece::File { offset: at, len: n }) if *at + *n == offset => *n += len,
         _ => state.queue.push_back(Piece::File { offset, len }),
     }
-    drop(state);
-    shared.data.notify_one();
     Ok(())
 }
 
