@@ -118,6 +118,7 @@ pub(super) enum Rule {
     Scripts(Vec<String>),
     Backends(String),
     MaxBodySize(String),
+    ResponseBuffering(bool),
     /// (read|send, duration)
     Timeouts(Vec<(&'static str, String)>),
     Params(Vec<(String, String)>),
@@ -145,6 +146,9 @@ pub(super) struct Draft {
     pub https: Option<Sourced<bool>>,
     pub max_body_size: Option<Sourced<String>>,
     pub body_buffer_size: Option<Sourced<String>>,
+    pub request_buffering: Option<Sourced<bool>>,
+    pub response_buffering: Option<Sourced<bool>>,
+    pub response_max_temp_file: Option<Sourced<String>>,
     /// (name, value, why)
     pub params: Vec<(String, String, String)>,
     pub balance: Option<Sourced<&'static str>>,
@@ -235,6 +239,17 @@ impl Draft {
             if let Some(v) = v {
                 w.key(0, key, &scalar(&v.value), &v.why);
             }
+        }
+        for (key, v) in [
+            ("request_buffering", &self.request_buffering),
+            ("response_buffering", &self.response_buffering),
+        ] {
+            if let Some(v) = v {
+                w.key(0, key, &v.value.to_string(), &v.why);
+            }
+        }
+        if let Some(v) = &self.response_max_temp_file {
+            w.key(0, "response_max_temp_file", &scalar(&v.value), &v.why);
         }
         if !self.params.is_empty() {
             w.line(0, "params:");
@@ -439,6 +454,7 @@ pub(super) fn rule_yaml(rule: &Rule) -> (&'static str, String) {
         Rule::Scripts(s) => ("scripts", list(s)),
         Rule::Backends(g) => ("backends", scalar(g)),
         Rule::MaxBodySize(s) => ("max_body_size", scalar(s)),
+        Rule::ResponseBuffering(on) => ("response_buffering", on.to_string()),
         Rule::Timeouts(t) => (
             "timeouts",
             format!(

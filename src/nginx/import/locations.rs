@@ -2,8 +2,8 @@
 //! the server's order, with nginx's match modifiers kept: `deny`, `return`,
 //! `internal`, `alias` (and a `root` of its own), `try_files` with a PHP
 //! fallback, `expires` and `Cache-Control`, and, in PHP locations, the
-//! params, timeouts, body limit and backends that differ from the main PHP
-//! location (whose settings are the top-level keys).
+//! params, timeouts, body limit, response buffering and backends that differ
+//! from the main PHP location (whose settings are the top-level keys).
 //!
 //! An entry with no rule is kept (with a comment) so that nginx's
 //! precedence holds: `location = /favicon.ico {}` stops the regexes from
@@ -11,6 +11,7 @@
 //! the last resort of every match.
 
 use super::draft::{Draft, Location, Rule, Sourced};
+use super::server::flag_value;
 use super::upstream::upstream_backends;
 use super::{Cx, ImportError, NoteKind, Scope};
 use crate::config::{parse_duration, parse_size};
@@ -442,7 +443,7 @@ pub(super) fn translate<'a>(
             }
         }
         if !is_main && block.iter().any(|c| c.name == "fastcgi_pass") {
-            php_differences(cx, srv, main_php, &scope, &mut rules);
+            php_differences(cx, srv, main_php, d, &scope, &mut rules);
         }
         let rules = first_of_each(cx, rules);
         if matcher == "/" {
@@ -609,11 +610,13 @@ fn return_rule(cx: &mut Cx<'_>, c: &Directive, rules: &mut Vec<(Rule, String)>) 
     }
 }
 
-/// Rules for what a second PHP location sets differently from the main one.
+/// Rules for what a second PHP location sets differently from the main one;
+/// notes for what differs in settings fpmlb has at the top level only.
 fn php_differences<'a>(
     cx: &mut Cx<'_>,
     srv: &Scope<'a>,
     main: &'a Directive,
+    location: &'a Directive,
     scope: &Scope<'a>,
     rules: &mut Vec<(Rule, String)>,
 ) {
@@ -648,6 +651,46 @@ fn php_differences<'a>(
         }
         cx.done(d);
     }
+    // fastcgi_buffering: the location's own when it is not the top level's
+    // (nginx's default, on, where neither sets it).
+    let here = scope.one(cx, "fastcgi_buffering");
+    let there = main_scope.one(cx, "fastcgi_buffering");
+    let on = |d: Option<&Directive>| d.map_or(Some(true), flag_value);
+    let top = on(there).unwrap_or(true);
+    if let Some(d) = here {
+        if on(here).is_some() {
+            cx.done(d);
+        } else {
+            cx.untranslated(d, "not on or off");
+        }
+    }
+    if let Some(v) = on(here)
+        && v != top
+    {
+        let why = here.map_or_else(
+            || "nginx's default fastcgi_buffering on".to_owned(),
+            |d| cx.why(d),
+        );
+        rules.push((Rule::ResponseBuffering(v), why));
+    }
+    top_level_only(
+        cx,
+        (scope, &main_scope),
+        location,
+        "fastcgi_request_buffering",
+        "request_buffering",
+        |d| flag_value(d).map(u64::from),
+        1,
+    );
+    top_level_only(
+        cx,
+        (scope, &main_scope),
+        location,
+        "fastcgi_max_temp_file_size",
+        "response_max_temp_file",
+        |d| parse_size(d.arg(0).unwrap_or("")).ok(),
+        NGINX_MAX_TEMP_FILE,
+    );
     let main_params: Vec<(String, String)> = main_scope
         .all(cx, "fastcgi_param")
         .iter()
@@ -693,6 +736,49 @@ fn php_differences<'a>(
         if let Some(d) = scope.one(cx, name) {
             cx.done(d);
         }
+    }
+}
+
+/// nginx's `fastcgi_max_temp_file_size` when none is set: 1024m.
+const NGINX_MAX_TEMP_FILE: u64 = 1024 << 20;
+
+/// A setting fpmlb has at the top level only (taken from the main PHP
+/// location): where a second PHP location's value differs, a note says the
+/// top level's applies there. `value` reads a directive (None: a value
+/// nginx refuses, noted); `default` is nginx's when none is set.
+fn top_level_only<'a>(
+    cx: &mut Cx<'_>,
+    (scope, main_scope): (&Scope<'a>, &Scope<'a>),
+    location: &'a Directive,
+    name: &str,
+    key: &str,
+    value: impl Fn(&Directive) -> Option<u64>,
+    default: u64,
+) {
+    let here = scope.one(cx, name);
+    let there = main_scope.one(cx, name);
+    let of = |d: Option<&Directive>| d.map_or(Some(default), &value);
+    // The main location's value when it is one fpmlb took, else the default.
+    let top = of(there).unwrap_or(default);
+    let Some(v) = of(here) else {
+        if let Some(d) = here {
+            cx.untranslated(d, "not a value nginx takes");
+        }
+        return;
+    };
+    let message =
+        format!("fpmlb has one {key}, the top level's (the main PHP location's), for every script");
+    match here {
+        Some(d) if v != top => cx.untranslated(d, message),
+        Some(d) => cx.done(d),
+        None if v != top => cx.general(
+            NoteKind::Untranslated,
+            format!(
+                "{}: nginx's default {name} here; {message}",
+                cx.why(location)
+            ),
+        ),
+        None => {}
     }
 }
 

@@ -423,12 +423,15 @@ fn directive_reason(name: &str) -> &'static str {
         "fastcgi_buffers"
         | "fastcgi_buffer_size"
         | "fastcgi_busy_buffers_size"
-        | "fastcgi_buffering"
         | "fastcgi_temp_path"
-        | "fastcgi_temp_file_write_size"
-        | "fastcgi_max_temp_file_size"
-        | "fastcgi_request_buffering" => {
-            "fpmlb streams responses with bounded memory: no buffer settings"
+        | "fastcgi_temp_file_write_size" => {
+            "fpmlb holds up to response_buffer_size (1m) of a response in memory, then an \
+             anonymous temp file in $TMPDIR: no buffer or temp file settings"
+        }
+        // Translated where they apply to a PHP location (server.rs,
+        // locations.rs); what is left is elsewhere.
+        "fastcgi_buffering" | "fastcgi_max_temp_file_size" | "fastcgi_request_buffering" => {
+            "outside a PHP location (one with fastcgi_pass) it changes nothing fpmlb imports"
         }
         "fastcgi_hide_header" | "fastcgi_pass_header" | "fastcgi_ignore_headers" => {
             "fpmlb passes the script's response headers as they are"

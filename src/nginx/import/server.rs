@@ -1,7 +1,7 @@
 //! Choosing the PHP server and translating what applies to its PHP location:
 //! listeners, root and index, FastCGI params and timeouts, body limits,
-//! upstreams, TLS, real IP, gzip and error pages. Its other locations are
-//! `locations.rs`'s.
+//! request and response buffering, upstreams, TLS, real IP, gzip and error
+//! pages. Its other locations are `locations.rs`'s.
 
 use crate::config::{parse_duration, parse_listen, parse_size};
 
@@ -651,6 +651,23 @@ impl<'a> Translation<'a, '_> {
         if let Some(d) = php.one(cx, "client_body_buffer_size") {
             self.draft.body_buffer_size = size(cx, d);
         }
+        if let Some(d) = php.one(cx, "fastcgi_request_buffering") {
+            self.draft.request_buffering = flag(cx, d);
+            if self
+                .draft
+                .request_buffering
+                .as_ref()
+                .is_some_and(|v| !v.value)
+            {
+                cx.differs(d, REQUEST_STREAMING);
+            }
+        }
+        if let Some(d) = php.one(cx, "fastcgi_buffering") {
+            self.draft.response_buffering = flag(cx, d);
+        }
+        if let Some(d) = php.one(cx, "fastcgi_max_temp_file_size") {
+            self.draft.response_max_temp_file = size(cx, d);
+        }
         for (name, key, scope) in [
             ("fastcgi_connect_timeout", "connect", php),
             ("fastcgi_send_timeout", "send", php),
@@ -800,6 +817,29 @@ pub(super) fn size(cx: &mut Cx<'_>, d: &Directive) -> Option<Sourced<String>> {
             None
         }
     }
+}
+
+/// What `request_buffering: false` streams, where nginx streams every body.
+const REQUEST_STREAMING: &str = "fpmlb streams only a body with a Content-Length (a small one \
+                                 is read whole first); a chunked body is still read whole";
+
+/// nginx's `on`/`off` (any case, as nginx reads a flag).
+pub(super) fn flag_value(d: &Directive) -> Option<bool> {
+    match d.arg(0) {
+        Some(a) if a.eq_ignore_ascii_case("on") => Some(true),
+        Some(a) if a.eq_ignore_ascii_case("off") => Some(false),
+        _ => None,
+    }
+}
+
+/// A flag directive's value, or a note when it is neither `on` nor `off`.
+fn flag(cx: &mut Cx<'_>, d: &Directive) -> Option<Sourced<bool>> {
+    let Some(on) = flag_value(d) else {
+        cx.untranslated(d, "not on or off");
+        return None;
+    };
+    cx.done(d);
+    Some(Sourced::new(on, cx.why(d)))
 }
 
 pub(super) fn duration(cx: &mut Cx<'_>, d: &Directive) -> Option<Sourced<String>> {

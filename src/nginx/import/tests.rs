@@ -512,7 +512,7 @@ fn every_directive_is_translated_or_listed() {
         ),
         (
             NoteKind::Untranslated,
-            "site.conf:3  fastcgi_buffers 8 16k: fpmlb streams",
+            "site.conf:3  fastcgi_buffers 8 16k: fpmlb holds up to response_buffer_size (1m)",
         ),
         (
             NoteKind::Untranslated,
@@ -524,6 +524,191 @@ fn every_directive_is_translated_or_listed() {
     assert_eq!(i.count(NoteKind::Untranslated), 5, "{:#?}", i.notes);
     // The directives inside the `if` are not listed one by one.
     assert!(!has_note(&i, NoteKind::Untranslated, "return 404"));
+}
+
+/// The import's YAML, loaded by this fpmlb.
+fn loads(i: &Import) -> Config {
+    Config::from_yaml(&i.yaml).unwrap_or_else(|e| panic!("{e}\n{}", i.yaml))
+}
+
+#[test]
+fn buffering_at_the_server_level() {
+    let text = "server { listen 8080; root /srv;
+           fastcgi_buffering off; fastcgi_request_buffering off;
+           fastcgi_max_temp_file_size 0;
+           location ~ \\.php$ { fastcgi_pass 127.0.0.1:9000; } }";
+    let i = full(text);
+    let want = "request_buffering: false  # fastcgi_request_buffering off (site.conf:2)
+response_buffering: false  # fastcgi_buffering off (site.conf:2)
+response_max_temp_file: \"0\"  # fastcgi_max_temp_file_size 0 (site.conf:3)
+";
+    assert!(i.yaml.contains(want), "{}", i.yaml);
+    assert!(has_note(
+        &i,
+        NoteKind::Differs,
+        "fastcgi_request_buffering off: fpmlb streams only a body with a Content-Length"
+    ));
+    assert_eq!(i.count(NoteKind::Untranslated), 0, "{:#?}", i.notes);
+    let c = loads(&i);
+    assert!(!c.request_buffering && !c.response_buffering);
+    assert_eq!(c.response_max_temp_file, 0, "0: no temp file, as in nginx");
+    // --compat writes them too: this fpmlb knows them.
+    let c = loads(&compat(text));
+    assert!(!c.request_buffering && !c.response_buffering);
+}
+
+#[test]
+fn buffering_in_the_php_location() {
+    // The PHP location's own values win over the server's, as in nginx;
+    // `on` is written although it is fpmlb's default (explicit settings are).
+    let i = full(
+        "server { listen 8080; root /srv; fastcgi_buffering off;
+           fastcgi_max_temp_file_size 64m;
+           location ~ \\.php$ { fastcgi_pass 127.0.0.1:9000; fastcgi_buffering ON;
+             fastcgi_max_temp_file_size 2048M; fastcgi_request_buffering on; } }",
+    );
+    let want = "request_buffering: true  # fastcgi_request_buffering on (site.conf:4)
+response_buffering: true  # fastcgi_buffering ON (site.conf:3)
+response_max_temp_file: 2048m  # fastcgi_max_temp_file_size 2048M (site.conf:4)
+";
+    assert!(i.yaml.contains(want), "{}", i.yaml);
+    assert!(
+        i.notes.iter().all(|n| !n.directive.starts_with("fastcgi_")),
+        "translated as they are: {:#?}",
+        i.notes
+    );
+    assert_eq!(i.count(NoteKind::Untranslated), 0, "{:#?}", i.notes);
+    let c = loads(&i);
+    assert!(c.request_buffering && c.response_buffering);
+    assert_eq!(c.response_max_temp_file, 2 << 30);
+    // Not a flag: listed, fpmlb's default kept.
+    let i = full(
+        "server { listen 8080; root /srv;
+           location ~ \\.php$ { fastcgi_pass 127.0.0.1:9000; fastcgi_buffering maybe; } }",
+    );
+    assert!(has_note(
+        &i,
+        NoteKind::Untranslated,
+        "fastcgi_buffering maybe: not on or off"
+    ));
+    assert!(!i.yaml.contains("\nresponse_buffering:"), "{}", i.yaml);
+    assert!(loads(&i).response_buffering);
+}
+
+#[test]
+fn buffering_in_a_second_php_location() {
+    let i = full(
+        "server { listen 8080; root /srv;
+           location ~ ^/export/.+\\.php$ { fastcgi_pass 127.0.0.1:9000;
+             fastcgi_buffering off; fastcgi_max_temp_file_size 0;
+             fastcgi_request_buffering off; }
+           location ~ \\.php$ { fastcgi_pass 127.0.0.1:9000; } }",
+    );
+    assert!(
+        i.yaml.contains(
+            "  - match: \"~ ^/export/.+\\\\.php$\"  # location ~ ^/export/.+\\.php$ (site.conf:2)
+    response_buffering: false  # fastcgi_buffering off (site.conf:3)
+"
+        ),
+        "{}",
+        i.yaml
+    );
+    // Top-level-only settings: noted, not written.
+    assert!(!i.yaml.contains("\nrequest_buffering:"), "{}", i.yaml);
+    assert!(!i.yaml.contains("\nresponse_max_temp_file:"), "{}", i.yaml);
+    for fragment in [
+        "site.conf:3  fastcgi_max_temp_file_size 0: fpmlb has one response_max_temp_file, the top \
+         level's",
+        "site.conf:4  fastcgi_request_buffering off: fpmlb has one request_buffering, the top \
+         level's",
+    ] {
+        assert!(
+            has_note(&i, NoteKind::Untranslated, fragment),
+            "{fragment}\n{:#?}",
+            i.notes
+        );
+    }
+    let c = loads(&i);
+    assert_eq!(c.locations[0].response_buffering, Some(false));
+    assert!(c.response_buffering && c.request_buffering);
+
+    // The main PHP location turns it off: the second one keeps nginx's
+    // default, on, where it sets nothing; where it sets the same, nothing.
+    let i = full(
+        "server { listen 8080; root /srv;
+           location ~ ^/export/.+\\.php$ { fastcgi_pass 127.0.0.1:9000; }
+           location ~ ^/admin/.+\\.php$ { fastcgi_pass 127.0.0.1:9000; fastcgi_buffering off;
+             fastcgi_max_temp_file_size 0; }
+           location ~ \\.php$ { fastcgi_pass 127.0.0.1:9000; fastcgi_buffering off;
+             fastcgi_max_temp_file_size 0; } }",
+    );
+    assert!(
+        i.yaml.contains(
+            "  - match: \"~ ^/export/.+\\\\.php$\"  # location ~ ^/export/.+\\.php$ (site.conf:2)
+    response_buffering: true  # nginx's default fastcgi_buffering on
+"
+        ),
+        "{}",
+        i.yaml
+    );
+    assert!(
+        i.yaml.contains(
+            "  - match: \"~ ^/admin/.+\\\\.php$\"  # location ~ ^/admin/.+\\.php$ (site.conf:3)
+  #"
+        ),
+        "the same as the top level: no rule\n{}",
+        i.yaml
+    );
+    assert!(
+        i.yaml.contains(
+            "response_buffering: false  # fastcgi_buffering off (site.conf:5)\n\
+             response_max_temp_file: \"0\"  # fastcgi_max_temp_file_size 0 (site.conf:6)\n"
+        ),
+        "{}",
+        i.yaml
+    );
+    assert!(has_note(
+        &i,
+        NoteKind::Untranslated,
+        "location ~ ^/export/.+\\.php$ (site.conf:2): nginx's default fastcgi_max_temp_file_size \
+         here; fpmlb has one response_max_temp_file"
+    ));
+    assert_eq!(i.count(NoteKind::Untranslated), 1, "{:#?}", i.notes);
+    let c = loads(&i);
+    assert!(!c.response_buffering);
+    assert_eq!(c.locations[0].response_buffering, Some(true));
+    assert_eq!(c.locations[1].response_buffering, None);
+}
+
+#[test]
+fn buffer_settings_are_listed() {
+    let i = full(
+        "http { fastcgi_temp_path /var/cache/nginx/fastcgi 1 2;
+           server { listen 8080; root /srv; fastcgi_buffers 16 16k; fastcgi_buffer_size 32k;
+             location /static/ { fastcgi_buffering off; }
+             location ~ \\.php$ { fastcgi_pass 127.0.0.1:9000; fastcgi_busy_buffers_size 64k;
+               fastcgi_temp_file_write_size 64k; } } }",
+    );
+    for fragment in [
+        "site.conf:1  fastcgi_temp_path /var/cache/nginx/fastcgi 1 2: fpmlb holds up to \
+         response_buffer_size (1m) of a response in memory, then an anonymous temp file in \
+         $TMPDIR: no buffer or temp file settings",
+        "site.conf:2  fastcgi_buffers 16 16k: fpmlb holds up to response_buffer_size",
+        "site.conf:2  fastcgi_buffer_size 32k: fpmlb holds up to response_buffer_size",
+        "site.conf:4  fastcgi_busy_buffers_size 64k: fpmlb holds up to response_buffer_size",
+        "site.conf:5  fastcgi_temp_file_write_size 64k: fpmlb holds up to response_buffer_size",
+        "site.conf:3  fastcgi_buffering off: outside a PHP location (one with fastcgi_pass) it \
+         changes nothing fpmlb imports",
+    ] {
+        assert!(
+            has_note(&i, NoteKind::Untranslated, fragment),
+            "{fragment}\n{:#?}",
+            i.notes
+        );
+    }
+    assert_eq!(i.count(NoteKind::Untranslated), 6, "{:#?}", i.notes);
+    assert!(!i.yaml.contains("\nresponse_buffering:"), "{}", i.yaml);
+    loads(&i);
 }
 
 #[test]
@@ -640,6 +825,9 @@ mod hostile {
         "include",
         "fastcgi_read_timeout",
         "client_max_body_size",
+        "fastcgi_buffering",
+        "fastcgi_request_buffering",
+        "fastcgi_max_temp_file_size",
         "keepalive",
         "least_conn",
         "ssl",
