@@ -94,7 +94,7 @@ pub fn body(
     backend: Arc<Backend>,
     limits: &ReadAhead,
 ) -> UnsyncBoxBody<Bytes, BodyError> {
-    let shared = Shared::new(first, Some(Reader { exchange, backend }));
+    let shared = Shared::new(first, Some(Box::new(Reader { exchange, backend })));
     tokio::spawn(watch(Arc::clone(&shared), limits.clone()));
     let stream = futures_util::stream::unfold(Taker(shared), |taker| async move {
         let next = taker.next().await?;
@@ -138,7 +138,7 @@ struct State {
     end: End,
     /// Whoever reads the response next: the client's side while it keeps
     /// up, taking it out for each read; the reading task once it took over.
-    reader: Option<Reader>,
+    reader: Option<Box<Reader>>,
 }
 
 enum Piece {
@@ -159,7 +159,7 @@ enum End {
 
 impl Shared {
     /// A response whose first bytes, read with its head, are `first`.
-    fn new(first: Bytes, reader: Option<Reader>) -> Arc<Shared> {
+    fn new(first: Bytes, reader: Option<Box<Reader>>) -> Arc<Shared> {
         let mut queue = VecDeque::new();
         let in_memory = first.len();
         if !first.is_empty() {
@@ -219,11 +219,11 @@ async fn watch(shared: Arc<Shared>, limits: ReadAhead) {
 }
 
 /// Reads the response to its end, queueing what comes for the client.
-async fn read(reader: Reader, shared: &Shared, limits: &ReadAhead) {
+async fn read(reader: Box<Reader>, shared: &Shared, limits: &ReadAhead) {
     let Reader {
         exchange: mut ex,
         backend,
-    } = reader;
+    } = *reader;
     loop {
         let next = tokio::select! {
             biased;
@@ -360,7 +360,7 @@ struct Taker(Arc<Shared>);
 /// What the client's side does next.
 enum Next {
     File(Arc<File>, u64, u64),
-    Read(Reader),
+    Read(Box<Reader>),
     Wait,
 }
 
@@ -414,7 +414,7 @@ impl Taker {
     }
 
     /// Reads the next piece straight from php-fpm (the client keeps up).
-    async fn read(&self, mut reader: Reader) -> Option<Result<Bytes, BodyError>> {
+    async fn read(&self, mut reader: Box<Reader>) -> Option<Result<Bytes, BodyError>> {
         let next = reader.exchange.next_chunk().await;
         let mut state = self.0.lock();
         match next {
