@@ -16,6 +16,7 @@ use http_body_util::Full;
 use support::fake_fcgi::{Behavior, FakeFcgi};
 use support::raw::{Ending, Raw, raw_exchange};
 use support::{Fpmlb, Net, nets};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Upper bound of every test.
 const TEST_LIMIT: Duration = Duration::from_secs(30);
@@ -786,6 +787,46 @@ async fn a_head_answer_gets_no_made_up_length() {
             raw.headers
         );
         assert!(raw.body.is_empty());
+        assert_serving(&lb, &fake).await;
+    })
+    .await;
+}
+
+/// A response cut by its backend while fpmlb reads it ahead of a client
+/// that reads nothing: the backend's whole output is taken (fpmlb logs the
+/// cut while the client still reads nothing), and the client, reading at
+/// last, gets everything before the cut and then a cut response, never a
+/// complete one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_response_cut_while_read_ahead_is_never_complete() {
+    let net = nets::FAULTS_CUT_READ_AHEAD;
+    bounded(async {
+        // 8 MB of a declared 32: far more than the sockets between the fake
+        // and the client hold, so the fake's write ends only if fpmlb reads.
+        const SENT: usize = 8_000_000;
+        let mut cut =
+            b"Content-Type: application/octet-stream\r\nContent-Length: 32000000\r\n\r\n".to_vec();
+        cut.extend(std::iter::repeat_n(b'x', SENT));
+        let fake = FakeFcgi::start(&net.ip(2), Behavior::ok("alive")).await;
+        fake.script([Behavior::CloseAfter(cut)]);
+        let lb = start_lb(net, "max_fails: 0\n", &[("cut-be", fake.addr)]);
+
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.set_recv_buffer_size(64 * 1024).unwrap();
+        let mut stream = socket.connect(lb.addr).await.unwrap();
+        stream.write_all(GET_X).await.unwrap();
+        // The client reads nothing until fpmlb has read to the cut: read at
+        // the client's pace, the cut would come only as the client reads.
+        lb.wait_log_line(&["cut-be", "cut short"]).await;
+        let mut bytes = Vec::new();
+        let ending = match stream.read_to_end(&mut bytes).await {
+            Ok(_) => Ending::Eof,
+            Err(_) => Ending::Reset,
+        };
+        let raw = support::raw::parse_raw(&bytes, ending).expect("a response head");
+        assert_eq!(raw.status, 200);
+        assert_eq!(raw.body.len(), SENT, "everything before the cut");
+        assert!(!raw.complete);
         assert_serving(&lb, &fake).await;
     })
     .await;

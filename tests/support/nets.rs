@@ -210,6 +210,7 @@ nets! {
     FAULTS_STREAMED_REFUSED = 185;
     FAULTS_INFORMATIONAL_POST = 186;
     FAULTS_HEAD_NO_LENGTH = 187;
+    FAULTS_CUT_READ_AHEAD = 192;
 
     // tests/soak.rs: integration/soak.sh, fpmlb on .1:8080, nodes on .2 and .3.
     SOAK = 190;
