@@ -100,7 +100,7 @@ pub fn choose(root: &Root, opened: Opened, headers: &HeaderMap, precompressed: b
         let mut name = choice.opened.path.clone().into_os_string();
         name.push(".");
         name.push(suffix);
-        let Found::File(sibling) = root.find(Path::new(&name)) else {
+        let Found::File(sibling) = root.find_beside(&choice.opened, Path::new(&name)) else {
             continue;
         };
         choice.vary = true;
