@@ -196,3 +196,48 @@ async fn a_script_that_says_x_accel_buffering_no_is_streamed() {
         s.read_rest().await;
     }
 }
+
+/// The same over HTTP/2 (h2c): streams whose client reads nothing stop at
+/// HTTP/2's flow control, not at a socket; their pages are read ahead all
+/// the same, hello.php is answered, and each page arrives whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_http2_streams_hold_no_php_fpm_worker() {
+    use http_body_util::BodyExt;
+
+    let children = WORKERS.to_string();
+    let cluster = Cluster::start(
+        nets::READ_AHEAD_HTTP2,
+        &["--nodes", "1", "--children", &children],
+    );
+    let lb = Fpmlb::start(&cluster.dir, cluster.lb_addr(), &yaml(&cluster, ""));
+    let h2 = client(true);
+    let url = lb.url(&format!("/big.php?bytes={PAGE}&cl=1"));
+    // Each response's head is in: its worker is engaged; no body is read.
+    let mut held = Vec::new();
+    for _ in 0..WORKERS {
+        let req = http::Request::get(&url)
+            .body(http_body_util::Full::new(bytes::Bytes::new()))
+            .unwrap();
+        let resp = tokio::time::timeout(Duration::from_secs(30), h2.request(req))
+            .await
+            .expect("no response head within 30 s")
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        assert_eq!(resp.version(), http::Version::HTTP_2);
+        held.push(resp);
+    }
+    let c = client(false);
+    for _ in 0..3 {
+        let r = get(&c, &lb.url("/hello.php")).await.unwrap();
+        assert_eq!(r.status, 200, "a slow stream holds a worker: {}", r.text());
+    }
+    for resp in held {
+        let body = tokio::time::timeout(Duration::from_secs(60), resp.into_body().collect())
+            .await
+            .expect("the page stalled")
+            .unwrap()
+            .to_bytes();
+        assert_eq!(body.len(), PAGE, "the page is cut or too long");
+        assert!(body.starts_with(b"0123456789abcdef"));
+    }
+}

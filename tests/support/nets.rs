@@ -237,6 +237,7 @@ nets! {
     READ_AHEAD_ON = 246;
     READ_AHEAD_OFF_HERE = 247;
     READ_AHEAD_SCRIPT_SAYS_NO = 248;
+    READ_AHEAD_HTTP2 = 249;
 }
 
 /// Two entries of the table on one network do not compile.
