@@ -15,9 +15,8 @@
 //! With buffering off, a body with a Content-Length streams to the backend
 //! as it arrives (read whole first when it is small, so head and body leave
 //! in one write and a retry can send it again); a body without one (chunked,
-//! or HTTP/2 without content-length) is still read first: PHP reads no body
-//! without CONTENT_LENGTH (nginx streams such a body with none, and the
-//! script sees an empty one).
+//! or HTTP/2 without content-length) is still read first, so that php-fpm
+//! gets its CONTENT_LENGTH (nginx streams such a body without one).
 
 use std::io::SeekFrom;
 use std::time::Duration;
