@@ -241,3 +241,41 @@ async fn slow_http2_streams_hold_no_php_fpm_worker() {
         assert!(body.starts_with(b"0123456789abcdef"));
     }
 }
+
+/// A streamed response with a Content-Length, to a client that keeps up:
+/// hyper stops asking for its body once the length is sent, so fpmlb reads
+/// php-fpm's END_REQUEST with the last piece. The connection goes back to
+/// its pool (later requests reuse it) and the access log calls each
+/// response complete.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_streamed_response_with_a_length_gives_its_connection_back() {
+    let net = nets::READ_AHEAD_LENGTH_KEEPS_CONN;
+    let cluster = Cluster::start(net, &["--nodes", "1", "--children", "2"]);
+    let admin = net.addr(1, 9180);
+    let yaml = yaml(&cluster, "health:\n  interval: 1h\n").replacen(
+        "admin:\n  listen: off\n",
+        &format!("admin:\n  listen: \"{admin}\"\n"),
+        1,
+    );
+    let lb = Fpmlb::start_with_admin(&cluster.dir, cluster.lb_addr(), Some(admin), &yaml);
+    let c = client(false);
+    for _ in 0..6 {
+        let r = get(&c, &lb.url("/big.php?bytes=1000000&cl=1"))
+            .await
+            .unwrap();
+        assert_eq!((r.status, r.body.len()), (200, 1_000_000));
+    }
+    let status = get(&c, &format!("http://{admin}/status.json"))
+        .await
+        .unwrap();
+    let figures = &status.json()["backends"][0]["connections"];
+    let reused = figures["reused"].as_u64().unwrap_or(0);
+    assert!(reused >= 1, "no connection was given back: {figures}");
+    let log = lb.log_text();
+    let lines: Vec<&str> = log.lines().filter(|l| l.contains("uri=/big.php")).collect();
+    assert_eq!(lines.len(), 6, "{log}");
+    assert!(
+        lines.iter().all(|l| l.contains("complete=true")),
+        "{lines:#?}"
+    );
+}

@@ -306,6 +306,8 @@ impl<C: LentConn> Exchange<C> {
                 None => complete = true,
             }
         }
+        // The piece that completed the length came with its END_REQUEST.
+        complete |= self.ended;
         if let Some(acc) = more {
             body = acc.freeze();
         }
@@ -348,10 +350,22 @@ impl<C: LentConn> Exchange<C> {
 
     /// The next STDOUT data after the head, counted against the declared
     /// length; at END_REQUEST, checks that the whole length came.
+    ///
+    /// The piece that completes the declared length comes back only once
+    /// END_REQUEST has been read: a client takes the response as whole when
+    /// it has that piece, and hyper asks for no more of a body once its
+    /// Content-Length is sent. So the connection goes back to the pool, and
+    /// a backend that dies before its END_REQUEST cuts the response instead
+    /// of passing it on as whole. Any byte past the length fails here.
     async fn next_body(&mut self) -> Result<Option<Bytes>, ExchangeError> {
         match self.next_record().await? {
             Some(data) => {
                 self.count_body(data.len())?;
+                if self.declared.is_some_and(|d| self.received >= d) {
+                    while let Some(more) = self.next_record().await? {
+                        self.count_body(more.len())?;
+                    }
+                }
                 Ok(Some(data))
             }
             None => match self.declared {

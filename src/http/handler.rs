@@ -194,7 +194,9 @@ impl Proxy {
         let response = compress::apply(request, response, &self.compression);
         log.status = response.status().as_u16();
         let log = self.access_log.then_some(log);
-        response.map(|b| LoggedBody::new(b, log, in_flight))
+        let (head, body) = response.into_parts();
+        let body = LoggedBody::new(body, &head.headers, log, in_flight);
+        Response::from_parts(head, body)
     }
 
     async fn proxy<B>(

@@ -141,14 +141,24 @@ pub struct LoggedBody {
     /// Released when the response is done: counts requests in flight for
     /// the connection's idle timer.
     _in_flight: Option<crate::http::activity::InFlight>,
+    /// The response's Content-Length: hyper stops asking for an HTTP/1.1
+    /// body once that much is sent, without polling it to its end.
+    length: Option<u64>,
 }
 
 impl LoggedBody {
+    /// `head`'s body, logged when done; `head` is the response as it goes
+    /// out (its Content-Length, if any, is what the client will expect).
     pub fn new(
         inner: UnsyncBoxBody<Bytes, BodyError>,
+        head: &http::HeaderMap,
         log: Option<AccessLog>,
         in_flight: Option<crate::http::activity::InFlight>,
     ) -> Self {
+        let length = head
+            .get(http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok());
         LoggedBody {
             inner,
             bytes: 0,
@@ -156,6 +166,7 @@ impl LoggedBody {
             failed: false,
             done: false,
             _in_flight: in_flight,
+            length,
         }
     }
 }
@@ -200,7 +211,8 @@ impl Body for LoggedBody {
 impl Drop for LoggedBody {
     fn drop(&mut self) {
         let Some(log) = self.log.take() else { return };
-        let complete = !self.failed && (self.done || self.inner.is_end_stream());
+        let complete = !self.failed
+            && (self.done || self.inner.is_end_stream() || self.length == Some(self.bytes));
         let upstream_ms = log.upstream_time.map(millis);
         tracing::info!(
             target: "fpmlb::access",

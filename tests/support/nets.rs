@@ -238,6 +238,8 @@ nets! {
     READ_AHEAD_OFF_HERE = 247;
     READ_AHEAD_SCRIPT_SAYS_NO = 248;
     READ_AHEAD_HTTP2 = 249;
+    /// fpmlb on .1:8080, its admin API on .1:9180.
+    READ_AHEAD_LENGTH_KEEPS_CONN = 250;
 }
 
 /// Two entries of the table on one network do not compile.
