@@ -664,6 +664,14 @@ impl<'a> Translation<'a, '_> {
         }
         if let Some(d) = php.one(cx, "fastcgi_buffering") {
             self.draft.response_buffering = flag(cx, d);
+            if self
+                .draft
+                .response_buffering
+                .as_ref()
+                .is_some_and(|v| !v.value)
+            {
+                cx.info(d, RESPONSE_STREAMING);
+            }
         }
         if let Some(d) = php.one(cx, "fastcgi_max_temp_file_size") {
             self.draft.response_max_temp_file = size(cx, d);
@@ -818,6 +826,11 @@ pub(super) fn size(cx: &mut Cx<'_>, d: &Directive) -> Option<Sourced<String>> {
         }
     }
 }
+
+/// Said of `fastcgi_buffering off` for the whole site.
+const RESPONSE_STREAMING: &str = "unsafe at the edge: every slow client holds a php-fpm worker \
+     until it has read its page; only the scripts that stream need it: have them send \
+     `X-Accel-Buffering: no`, or set response_buffering: false in their location";
 
 /// What `request_buffering: false` streams, where nginx streams every body.
 const REQUEST_STREAMING: &str = "fpmlb streams only a body with a Content-Length (a small one \

@@ -548,6 +548,11 @@ response_max_temp_file: \"0\"  # fastcgi_max_temp_file_size 0 (site.conf:3)
         NoteKind::Differs,
         "fastcgi_request_buffering off: fpmlb streams only a body with a Content-Length"
     ));
+    assert!(has_note(
+        &i,
+        NoteKind::Info,
+        "fastcgi_buffering off: unsafe at the edge"
+    ));
     assert_eq!(i.count(NoteKind::Untranslated), 0, "{:#?}", i.notes);
     let c = loads(&i);
     assert!(!c.request_buffering && !c.response_buffering);
