@@ -99,6 +99,7 @@ pub fn build_proxy(
             temp_budget: ByteBudget::new(
                 usize::try_from(config.response_temp_total).unwrap_or(usize::MAX),
             ),
+            stats: Arc::default(),
         },
         head: head_limits(config),
         timeouts: ExchangeTimeouts {
@@ -155,6 +156,8 @@ struct Daemon {
     config: Config,
     upstream: Arc<Upstream>,
     proxy: Arc<ArcSwap<Proxy>>,
+    /// The proxy's read-ahead budgets and counters, for the admin API.
+    read_ahead: Arc<ArcSwap<ReadAhead>>,
     http: Arc<HttpServer>,
     session_cookie: Arc<ArcSwap<String>>,
     latest_report: Arc<ArcSwap<Option<ClusterReport>>>,
@@ -191,6 +194,7 @@ pub async fn run(config: Config, config_path: PathBuf) -> Result<(), DaemonError
         Arc::clone(&session_cookie),
         Arc::clone(&http01),
     );
+    let read_ahead = Arc::new(ArcSwap::from_pointee(proxy.read_ahead.clone()));
     let proxy = Arc::new(ArcSwap::from_pointee(proxy));
     let resolver = Arc::new(CertResolver::default());
     let tls_config = match &config.tls {
@@ -235,6 +239,7 @@ pub async fn run(config: Config, config_path: PathBuf) -> Result<(), DaemonError
         config,
         upstream,
         proxy,
+        read_ahead,
         http,
         session_cookie,
         latest_report: Arc::new(ArcSwap::from_pointee(None)),
@@ -263,6 +268,7 @@ pub async fn run(config: Config, config_path: PathBuf) -> Result<(), DaemonError
         let state = Arc::new(AdminState {
             upstream: Arc::clone(&daemon.upstream),
             latest_report: Arc::clone(&daemon.latest_report),
+            read_ahead: Arc::clone(&daemon.read_ahead),
             token: daemon.config.admin.token.clone(),
             hosts: daemon.config.admin.hosts.clone(),
             started,
@@ -442,6 +448,8 @@ impl Daemon {
         if proxy.read_ahead.temp_total == old.read_ahead.temp_total {
             proxy.read_ahead.temp_budget = old.read_ahead.temp_budget.clone();
         }
+        proxy.read_ahead.stats = Arc::clone(&old.read_ahead.stats);
+        self.read_ahead.store(Arc::new(proxy.read_ahead.clone()));
         self.proxy.store(Arc::new(proxy));
         match tls {
             Some((files, server_config)) => {

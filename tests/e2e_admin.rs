@@ -217,6 +217,11 @@ async fn status_json_and_metrics_show_every_backend() {
     assert!(ok, "no session report:\n{doc:#}");
     assert_eq!(doc["session"]["verdict"], "ok", "{doc:#}");
     assert_eq!(backend(&doc, "web01")["session"]["verdict"], "ok");
+    assert_eq!(
+        doc["read_ahead"]["memory_budget_bytes"].as_u64(),
+        Some(64 << 20),
+        "{doc:#}"
+    );
 
     // /metrics, read without the token, through a real parser.
     let r = get(&client(false), &format!("{admin}/metrics"))
@@ -258,6 +263,23 @@ async fn status_json_and_metrics_show_every_backend() {
             .collect();
         assert_eq!(labelled, names, "{family}: backend labels");
     }
+    // Read-ahead: all backends together, no backend label.
+    for (family, kind) in [
+        ("fpmlb_read_ahead_streamed", "counter"),
+        ("fpmlb_read_ahead_taken_over", "counter"),
+        ("fpmlb_read_ahead_spilled", "counter"),
+        ("fpmlb_read_ahead_waited", "counter"),
+        ("fpmlb_read_ahead_temp_written_bytes", "counter"),
+        ("fpmlb_read_ahead_temp_write_failures", "counter"),
+        ("fpmlb_read_ahead_held_bytes", "gauge"),
+        ("fpmlb_read_ahead_budget_bytes", "gauge"),
+    ] {
+        let f = &families[family];
+        assert_eq!(f["type"], kind, "{family}: {f:#}");
+    }
+    let memory = &families["fpmlb_read_ahead_budget_bytes"]["samples"][0];
+    assert_eq!(memory[1]["store"], "memory", "{memory}");
+    assert_eq!(memory[2].as_f64(), Some(f64::from(64 << 20)), "{memory}");
     let samples = |family: &str| -> Vec<(String, Value, f64)> {
         families[family]["samples"]
             .as_array()

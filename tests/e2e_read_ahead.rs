@@ -6,11 +6,13 @@
 //! a script's `X-Accel-Buffering: no`), the same clients do hold the
 //! workers, which shows the tests can fail. No timing is asserted: a
 //! request behind a held worker waits out `timeouts.queue` and is a 503.
+//! The admin API's read-ahead metrics count what happened.
 //!
 //! Each test has its own 127.0.N.x network (tests/support/nets.rs).
 
 mod support;
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use support::nets::{self, Net};
@@ -100,6 +102,40 @@ fn yaml(cluster: &Cluster, extra: &str) -> String {
     )
 }
 
+/// `yaml` with its admin API on `admin` instead of off.
+fn with_admin(yaml: &str, admin: SocketAddr) -> String {
+    let off = "admin:\n  listen: off\n";
+    assert!(yaml.contains(off), "{yaml}");
+    yaml.replacen(off, &format!("admin:\n  listen: \"{admin}\"\n"), 1)
+}
+
+/// The value of one unlabelled sample (or one with `labels`) in the
+/// admin API's /metrics.
+fn metric(text: &str, sample: &str) -> f64 {
+    let prefix = format!("{sample} ");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {sample} in /metrics:\n{text}"))
+}
+
+/// /metrics, read until `done` holds for it, at most 10 s.
+async fn metrics_until(admin: SocketAddr, done: impl Fn(&str) -> bool) -> String {
+    let c = client(false);
+    let url = format!("http://{admin}/metrics");
+    let mut text = String::new();
+    for _ in 0..100 {
+        let r = get(&c, &url).await.unwrap();
+        assert_eq!(r.status, 200);
+        text = r.text();
+        if done(&text) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    text
+}
+
 /// Starts a one-node cluster of [`WORKERS`] workers and fpmlb over it,
 /// has one slow client per worker ask for `path`, then asks for hello.php
 /// a few times: every status.
@@ -125,7 +161,9 @@ async fn slow_clients_then_hello(
 
 /// Read ahead (the default): the slow clients' pages are read into memory
 /// and temp files, their workers serve hello.php, fpmlb's memory holds a
-/// small part of the pages, and each page arrives whole when read.
+/// small part of the pages, and each page arrives whole when read. The
+/// admin API counts both pages read ahead and spilled to temp files, and
+/// shows nothing held once they are read.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_clients_hold_no_php_fpm_worker() {
     let path = format!("/big.php?bytes={PAGE}&cl=1");
@@ -134,7 +172,9 @@ async fn slow_clients_hold_no_php_fpm_worker() {
         nets::READ_AHEAD_ON,
         &["--nodes", "1", "--children", &children],
     );
-    let lb = Fpmlb::start(&cluster.dir, cluster.lb_addr(), &yaml(&cluster, ""));
+    let admin = nets::READ_AHEAD_ON.addr(1, 9180);
+    let yaml = with_admin(&yaml(&cluster, ""), admin);
+    let lb = Fpmlb::start_with_admin(&cluster.dir, cluster.lb_addr(), Some(admin), &yaml);
     // Warm up, so the baseline includes the runtime's threads and buffers.
     let c = client(false);
     assert_eq!(get(&c, &lb.url("/hello.php")).await.unwrap().status, 200);
@@ -162,6 +202,32 @@ async fn slow_clients_hold_no_php_fpm_worker() {
     }
     let log = lb.log_text();
     assert!(!log.contains("cannot write a response"), "{log}");
+    // The pages are read: what they held goes back as their tasks end.
+    let held = |t: &str| {
+        metric(t, "fpmlb_read_ahead_held_bytes{store=\"memory\"}")
+            + metric(t, "fpmlb_read_ahead_held_bytes{store=\"temp_file\"}")
+    };
+    let text = metrics_until(admin, |t| held(t) == 0.0).await;
+    assert_eq!(held(&text), 0.0, "still held:\n{text}");
+    // hello.php came whole with its head: only the two pages streamed.
+    let pages = WORKERS as f64;
+    for (sample, want) in [
+        ("fpmlb_read_ahead_streamed_total", pages),
+        ("fpmlb_read_ahead_taken_over_total", pages),
+        ("fpmlb_read_ahead_spilled_total", pages),
+        ("fpmlb_read_ahead_waited_total", 0.0),
+        ("fpmlb_read_ahead_temp_write_failures_total", 0.0),
+    ] {
+        assert_eq!(metric(&text, sample), want, "{sample} in:\n{text}");
+    }
+    // Of each page, all but what memory and the sockets held went to its
+    // file.
+    let written = metric(&text, "fpmlb_read_ahead_temp_written_bytes_total");
+    assert!(
+        written > PAGE as f64,
+        "{written} bytes written to temp files"
+    );
+    assert!(written < (WORKERS * PAGE) as f64, "{written}");
 }
 
 /// A location with `response_buffering: false` streams at the client's

@@ -2,7 +2,8 @@
 //!
 //! One custom collector reads the live counters of the backends in the
 //! current table at scrape time: the table changes on reload, so nothing is
-//! registered per backend.
+//! registered per backend. The read-ahead figures are the proxy's, all
+//! backends together.
 
 use std::fmt;
 use std::sync::Arc;
@@ -17,7 +18,9 @@ use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::registry::{Registry, Unit};
 use tokio::time::Instant;
 
+use crate::admin::view::ReadAheadView;
 use crate::health::fpm_status::FpmStatus;
+use crate::http::read_ahead::ReadAhead;
 use crate::session::verdict::ClusterReport;
 use crate::upstream::Upstream;
 use crate::upstream::backend::{Backend, State};
@@ -30,6 +33,7 @@ pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; cha
 pub struct UpstreamCollector {
     pub upstream: Arc<Upstream>,
     pub latest_report: Arc<ArcSwap<Option<ClusterReport>>>,
+    pub read_ahead: Arc<ArcSwap<ReadAhead>>,
     pub started: Instant,
 }
 
@@ -268,6 +272,7 @@ impl Collector for UpstreamCollector {
             backends,
             |b| load(&b.stats.session_resets),
         )?;
+        encode_read_ahead(&mut enc, &ReadAheadView::of(&self.read_ahead.load()))?;
         if let Some(report) = self.latest_report.load().as_ref() {
             let m = enc.encode_descriptor(
                 "fpmlb_session_cluster_ok",
@@ -286,6 +291,75 @@ impl Collector for UpstreamCollector {
         ConstGauge::new(self.started.elapsed().as_secs_f64()).encode(m)?;
         Ok(())
     }
+}
+
+/// Responses read ahead of their clients, all backends together.
+fn encode_read_ahead(enc: &mut DescriptorEncoder<'_>, r: &ReadAheadView) -> fmt::Result {
+    let counters = [
+        (
+            "fpmlb_read_ahead_streamed",
+            "Responses streamed with read-ahead allowed: longer than what came with their head, \
+             and not X-Accel-Buffering: no.",
+            None,
+            r.streamed,
+        ),
+        (
+            "fpmlb_read_ahead_taken_over",
+            "Streamed responses whose client lagged (took nothing for 25 ms), read ahead of it \
+             from then on: their php-fpm worker was free at the response's end.",
+            None,
+            r.read_ahead,
+        ),
+        (
+            "fpmlb_read_ahead_spilled",
+            "Responses read ahead that went on to a temp file (past response_buffer_size, or the \
+             64 MiB all responses share in memory).",
+            None,
+            r.spilled,
+        ),
+        (
+            "fpmlb_read_ahead_waited",
+            "Responses read ahead that hit a limit (response_max_temp_file, response_temp_total, a \
+             failed write) and went at their client's pace for a while, holding their php-fpm worker.",
+            None,
+            r.waited,
+        ),
+        (
+            "fpmlb_read_ahead_temp_written",
+            "Bytes of responses written to temp files.",
+            Some(Unit::Bytes),
+            r.temp_file_bytes_written,
+        ),
+        (
+            "fpmlb_read_ahead_temp_write_failures",
+            "Temp files of responses that could not be made or written to (see the log).",
+            None,
+            r.temp_file_failures,
+        ),
+    ];
+    for (name, help, unit, v) in counters {
+        let m = enc.encode_descriptor(name, help, unit.as_ref(), MetricType::Counter)?;
+        ConstCounter::new(v).encode(m)?;
+    }
+    for (name, help, [memory, temp_file]) in [
+        (
+            "fpmlb_read_ahead_held",
+            "Bytes of responses read ahead and not yet sent, in memory and in temp files.",
+            [r.memory_bytes, r.temp_file_bytes],
+        ),
+        (
+            "fpmlb_read_ahead_budget",
+            "Most bytes all responses read ahead may hold together: 64 MiB in memory, \
+             response_temp_total in temp files.",
+            [r.memory_budget_bytes, r.temp_file_budget_bytes],
+        ),
+    ] {
+        let mut m = enc.encode_descriptor(name, help, Some(&Unit::Bytes), MetricType::Gauge)?;
+        for (store, v) in [("memory", memory), ("temp_file", temp_file)] {
+            ConstGauge::new(int(v)).encode(m.encode_family(&[("store", store)])?)?;
+        }
+    }
+    Ok(())
 }
 
 type FpmField = fn(&FpmStatus) -> u64;

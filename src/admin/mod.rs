@@ -52,6 +52,8 @@ use view::{StatusDoc, state_names};
 pub struct AdminState {
     pub upstream: Arc<crate::upstream::Upstream>,
     pub latest_report: Arc<arc_swap::ArcSwap<Option<crate::session::verdict::ClusterReport>>>,
+    /// The proxy's read-ahead budgets and counters (swapped on reload).
+    pub read_ahead: Arc<arc_swap::ArcSwap<crate::http::read_ahead::ReadAhead>>,
     pub token: Option<String>,
     /// `admin.hosts`: names the admin API answers to besides IP addresses
     /// and localhost.
@@ -168,6 +170,7 @@ impl Admin {
         let registry = metrics::registry(metrics::UpstreamCollector {
             upstream: Arc::clone(&state.upstream),
             latest_report: Arc::clone(&state.latest_report),
+            read_ahead: Arc::clone(&state.read_ahead),
             started: state.started,
         });
         Admin { state, registry }
@@ -214,6 +217,7 @@ impl Admin {
         let doc = StatusDoc::build(
             &set.backends,
             report.as_ref().as_ref(),
+            &self.state.read_ahead.load(),
             self.state.started.elapsed().as_secs(),
             Instant::now(),
         );

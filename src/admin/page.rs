@@ -8,7 +8,7 @@
 
 use std::fmt::{self, Display, Write};
 
-use crate::admin::view::{BackendView, StatusDoc};
+use crate::admin::view::{BackendView, ReadAheadView, StatusDoc};
 use crate::session::verdict::{ClusterReport, Verdict};
 
 /// Seconds between automatic reloads of the page.
@@ -118,6 +118,7 @@ fn write_page(out: &mut String, doc: &StatusDoc<'_>, host: &str) -> fmt::Result 
     )?;
     write_session_summary(out, doc.session)?;
     write_backends(out, doc)?;
+    write_read_ahead(out, &doc.read_ahead)?;
     write_store(out, doc.session)?;
     write!(
         out,
@@ -384,6 +385,38 @@ fn write_details_row(out: &mut String, b: &BackendView<'_>, class: &str) -> fmt:
     Ok(())
 }
 
+/// Responses read ahead of their clients: what happened to them, and the
+/// memory and temp files they hold now.
+fn write_read_ahead(out: &mut String, r: &ReadAheadView) -> fmt::Result {
+    write!(
+        out,
+        "<h2>Responses read ahead</h2>\n<div class=\"summary none\" id=\"read-ahead\">\n\
+         <div title=\"longer than what came with their head, read-ahead allowed\">streamed: {}</div>\
+         <div title=\"the client lagged: read ahead of it, the php-fpm worker freed at the end\">read ahead: {}</div>\
+         <div>spilled to a temp file: {}</div>\
+         <div title=\"a limit was hit: the response went at its client's pace for a while, holding its worker\">waited for the client: {}</div>\n\
+         <div>in memory: {} of {}</div><div>in temp files: {} of {}</div><div>written to temp files: {}</div>",
+        r.streamed,
+        r.read_ahead,
+        r.spilled,
+        r.waited,
+        Size(r.memory_bytes),
+        Size(r.memory_budget_bytes),
+        Size(r.temp_file_bytes),
+        Size(r.temp_file_budget_bytes),
+        Size(r.temp_file_bytes_written),
+    )?;
+    if r.temp_file_failures > 0 {
+        write!(
+            out,
+            "<div class=\"verdict bad\">temp file failures: {} (see the log)</div>",
+            r.temp_file_failures
+        )?;
+    }
+    out.push_str("\n</div>\n");
+    Ok(())
+}
+
 /// The store servers as fpmlb sees them.
 fn write_store(out: &mut String, report: Option<&ClusterReport>) -> fmt::Result {
     let Some(report) = report else { return Ok(()) };
@@ -431,6 +464,25 @@ impl Display for Uptime {
     }
 }
 
+/// A size in bytes, in binary units: `512 B`, `1.5 MiB`, `4.0 GiB`.
+struct Size(u64);
+
+impl Display for Size {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
+        if self.0 < 1024 {
+            return write!(f, "{} B", self.0);
+        }
+        let mut v = self.0 as f64 / 1024.0;
+        let mut unit = 0;
+        while v >= 1024.0 && unit + 1 < UNITS.len() {
+            v /= 1024.0;
+            unit += 1;
+        }
+        write!(f, "{v:.1} {}", UNITS[unit])
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -451,5 +503,14 @@ mod tests {
         assert_eq!(Uptime(125).to_string(), "2m 5s");
         assert_eq!(Uptime(7500).to_string(), "2h 5m");
         assert_eq!(Uptime(3 * 86_400 + 4 * 3600).to_string(), "3d 4h");
+    }
+
+    #[test]
+    fn sizes_in_binary_units() {
+        assert_eq!(Size(0).to_string(), "0 B");
+        assert_eq!(Size(1023).to_string(), "1023 B");
+        assert_eq!(Size(1536).to_string(), "1.5 KiB");
+        assert_eq!(Size(64 << 20).to_string(), "64.0 MiB");
+        assert_eq!(Size(4 << 30).to_string(), "4.0 GiB");
     }
 }

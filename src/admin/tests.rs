@@ -10,6 +10,8 @@ use crate::config::Balance;
 use crate::fastcgi::conn::Endpoint;
 use crate::health::fpm_status::FpmStatus;
 use crate::health::passive::FailureWindow;
+use crate::http::budget::ByteBudget;
+use crate::http::read_ahead::ReadAhead;
 use crate::session::compare::Difference;
 use crate::session::consequence::Consequence;
 use crate::session::rules::{Judgement, Proof};
@@ -90,6 +92,38 @@ fn mismatch_report() -> ClusterReport {
 struct Fixture {
     admin: Admin,
     backends: Vec<Arc<Backend>>,
+    /// The proxy's read-ahead (shares its budgets and counters).
+    read_ahead: ReadAhead,
+}
+
+/// Read-ahead within 1000 bytes of memory and 5000 of temp files.
+fn read_ahead() -> ReadAhead {
+    ReadAhead {
+        memory: 100,
+        max_temp_file: 1000,
+        memory_budget: ByteBudget::new(1000),
+        temp_total: 5000,
+        temp_budget: ByteBudget::new(5000),
+        stats: Arc::default(),
+    }
+}
+
+/// Read-ahead as if three responses were streamed, two read ahead, one of
+/// them spilled 700 bytes to its file and waited; 300 bytes held in memory
+/// and 700 in temp files (the held shares are returned).
+fn busy_read_ahead(r: &ReadAhead) -> [Option<tokio::sync::OwnedSemaphorePermit>; 2] {
+    use std::sync::atomic::Ordering::Relaxed;
+    let s = &r.stats;
+    s.streamed.store(3, Relaxed);
+    s.taken_over.store(2, Relaxed);
+    s.spilled.store(1, Relaxed);
+    s.waited.store(1, Relaxed);
+    s.temp_bytes.store(700, Relaxed);
+    s.temp_failures.store(4, Relaxed);
+    let (mut memory, mut file) = (None, None);
+    assert!(r.memory_budget.take(300, &mut memory));
+    assert!(r.temp_budget.take(700, &mut file));
+    [memory, file]
 }
 
 fn fixture(token: Option<&str>) -> Fixture {
@@ -102,9 +136,11 @@ fn fixture(token: Option<&str>) -> Fixture {
         backends.clone(),
         Balance::RoundRobin,
     )));
+    let read_ahead = read_ahead();
     let state = Arc::new(AdminState {
         upstream,
         latest_report: Arc::new(ArcSwap::from_pointee(None)),
+        read_ahead: Arc::new(ArcSwap::from_pointee(read_ahead.clone())),
         token: token.map(str::to_string),
         hosts: Vec::new(),
         started: Instant::now(),
@@ -112,6 +148,7 @@ fn fixture(token: Option<&str>) -> Fixture {
     Fixture {
         admin: Admin::new(state),
         backends,
+        read_ahead,
     }
 }
 
@@ -138,6 +175,7 @@ async fn status_json_has_every_backend_with_integers() {
     f.backends[0].record_exchange(503, Duration::from_millis(8));
     f.backends[0].record_failure(tokio::time::Instant::now());
     f.backends[1].set_fpm_status(Some(status(4)));
+    let _held = busy_read_ahead(&f.read_ahead);
     let resp = call(&f, "GET", "/status.json", None);
     assert_eq!(resp.status(), StatusCode::OK);
     assert_eq!(resp.headers()[CONTENT_TYPE], "application/json");
@@ -160,6 +198,21 @@ async fn status_json_has_every_backend_with_integers() {
     assert!(bs[1]["latency_mean_ms"].is_null());
     assert!(j["session"].is_null());
     assert!(j["uptime_seconds"].is_u64());
+    let r = &j["read_ahead"];
+    for (key, want) in [
+        ("streamed", 3),
+        ("read_ahead", 2),
+        ("spilled", 1),
+        ("waited", 1),
+        ("temp_file_bytes_written", 700),
+        ("temp_file_failures", 4),
+        ("memory_bytes", 300),
+        ("memory_budget_bytes", 1000),
+        ("temp_file_bytes", 700),
+        ("temp_file_budget_bytes", 5000),
+    ] {
+        assert_eq!(r[key].as_u64(), Some(want), "{key} in {r:#}");
+    }
 }
 
 #[tokio::test]
@@ -250,6 +303,7 @@ async fn page_marks_drained_rows_and_escapes() {
     let f = fixture(None);
     f.backends[0].set_enabled(false);
     f.backends[1].set_session_ok(false);
+    let _held = busy_read_ahead(&f.read_ahead);
     f.admin
         .state
         .latest_report
@@ -288,6 +342,12 @@ async fn page_marks_drained_rows_and_escapes() {
     assert!(!html.contains("<b>x#1"));
     assert!(html.contains("majority (web01, &lt;web03&gt;)"));
     assert!(html.contains("id=\"cluster-verdict\">fail<"));
+    assert!(html.contains("<div class=\"summary none\" id=\"read-ahead\">"));
+    assert!(html.contains(">read ahead: 2</div>"), "{html}");
+    assert!(html.contains("<div>spilled to a temp file: 1</div>"));
+    assert!(html.contains("<div>in memory: 300 B of 1000 B</div>"));
+    assert!(html.contains("<div>in temp files: 700 B of 4.9 KiB</div>"));
+    assert!(html.contains("temp file failures: 4"));
     assert!(!html.contains("src="), "no external assets");
 }
 
@@ -303,6 +363,7 @@ async fn metrics_are_openmetrics_with_backend_labels() {
     f.backends[0].stats.latency.observe(Duration::from_secs(20));
     f.backends[1].set_fpm_status(Some(status(5)));
     f.backends[1].set_enabled(false);
+    let _held = busy_read_ahead(&f.read_ahead);
     let resp = call(&f, "GET", "/metrics", None);
     assert_eq!(resp.status(), StatusCode::OK);
     assert_eq!(resp.headers()[CONTENT_TYPE], metrics::CONTENT_TYPE);
@@ -328,6 +389,19 @@ async fn metrics_are_openmetrics_with_backend_labels() {
         "fpmlb_fpm_max_children_reached{backend=\"web02\"} 0",
         "fpmlb_session_resets_total{backend=\"web01\"} 0",
         "fpmlb_requests_total{backend=\"<b>x#1\",class=\"2xx\"} 0",
+        "# TYPE fpmlb_read_ahead_streamed counter",
+        "fpmlb_read_ahead_streamed_total 3",
+        "fpmlb_read_ahead_taken_over_total 2",
+        "fpmlb_read_ahead_spilled_total 1",
+        "fpmlb_read_ahead_waited_total 1",
+        "# UNIT fpmlb_read_ahead_temp_written_bytes bytes",
+        "fpmlb_read_ahead_temp_written_bytes_total 700",
+        "fpmlb_read_ahead_temp_write_failures_total 4",
+        "# TYPE fpmlb_read_ahead_held_bytes gauge",
+        "fpmlb_read_ahead_held_bytes{store=\"memory\"} 300",
+        "fpmlb_read_ahead_held_bytes{store=\"temp_file\"} 700",
+        "fpmlb_read_ahead_budget_bytes{store=\"memory\"} 1000",
+        "fpmlb_read_ahead_budget_bytes{store=\"temp_file\"} 5000",
     ] {
         assert!(text.contains(line), "{line} missing in:\n{text}");
     }

@@ -9,6 +9,7 @@ use serde::Serialize;
 use tokio::time::Instant;
 
 use crate::health::fpm_status::FpmStatus;
+use crate::http::read_ahead::ReadAhead;
 use crate::session::compare::Difference;
 use crate::session::cookie::SetCookie;
 use crate::session::verdict::{ClusterReport, Locking, NodeReport, Verdict};
@@ -21,9 +22,51 @@ pub struct StatusDoc<'a> {
     pub version: &'static str,
     pub uptime_seconds: u64,
     pub backends: Vec<BackendView<'a>>,
+    /// Responses read ahead of their clients, all backends together.
+    pub read_ahead: ReadAheadView,
     /// The latest session check of the cluster; null before the first one
     /// or when session checks are off (no `health.probe_script`).
     pub session: Option<&'a ClusterReport>,
+}
+
+/// What read-ahead did since fpmlb started, and what it holds now.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct ReadAheadView {
+    /// Responses streamed with read-ahead allowed.
+    pub streamed: u64,
+    /// ... read ahead of a lagging client.
+    pub read_ahead: u64,
+    /// ... that went on to a temp file.
+    pub spilled: u64,
+    /// ... that hit a limit and went at the client's pace for a while.
+    pub waited: u64,
+    pub temp_file_bytes_written: u64,
+    pub temp_file_failures: u64,
+    /// Bytes held now, and the budget they share.
+    pub memory_bytes: u64,
+    pub memory_budget_bytes: u64,
+    pub temp_file_bytes: u64,
+    pub temp_file_budget_bytes: u64,
+}
+
+impl ReadAheadView {
+    pub fn of(r: &ReadAhead) -> Self {
+        let load = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
+        let bytes = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
+        let s = &r.stats;
+        ReadAheadView {
+            streamed: load(&s.streamed),
+            read_ahead: load(&s.taken_over),
+            spilled: load(&s.spilled),
+            waited: load(&s.waited),
+            temp_file_bytes_written: load(&s.temp_bytes),
+            temp_file_failures: load(&s.temp_failures),
+            memory_bytes: bytes(r.memory_budget.held()),
+            memory_budget_bytes: bytes(r.memory_budget.total()),
+            temp_file_bytes: bytes(r.temp_budget.held()),
+            temp_file_budget_bytes: bytes(r.temp_budget.total()),
+        }
+    }
 }
 
 /// One backend as shown.
@@ -171,6 +214,7 @@ impl<'a> StatusDoc<'a> {
     pub fn build(
         backends: &[Arc<Backend>],
         report: Option<&'a ClusterReport>,
+        read_ahead: &ReadAhead,
         uptime_seconds: u64,
         now: Instant,
     ) -> Self {
@@ -181,6 +225,7 @@ impl<'a> StatusDoc<'a> {
                 .iter()
                 .map(|b| BackendView::of(b, report, now))
                 .collect(),
+            read_ahead: ReadAheadView::of(read_ahead),
             session: report,
         }
     }

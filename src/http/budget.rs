@@ -12,17 +12,35 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// Bytes that many requests share; cloning shares the same budget.
 #[derive(Debug, Clone)]
-pub struct ByteBudget(Arc<Semaphore>);
+pub struct ByteBudget {
+    permits: Arc<Semaphore>,
+    /// The budget's size, for [`ByteBudget::held`].
+    total: usize,
+}
 
 impl ByteBudget {
     /// A budget of `bytes` (at most tokio's semaphore maximum, about 2^61).
     pub fn new(bytes: usize) -> ByteBudget {
-        ByteBudget(Arc::new(Semaphore::new(bytes.min(Semaphore::MAX_PERMITS))))
+        let total = bytes.min(Semaphore::MAX_PERMITS);
+        ByteBudget {
+            permits: Arc::new(Semaphore::new(total)),
+            total,
+        }
     }
 
     /// Bytes of the budget not taken.
     pub fn available(&self) -> usize {
-        self.0.available_permits()
+        self.permits.available_permits()
+    }
+
+    /// The budget's size.
+    pub fn total(&self) -> usize {
+        self.total
+    }
+
+    /// Bytes of the budget taken now (what the admin API shows).
+    pub fn held(&self) -> usize {
+        self.total.saturating_sub(self.available())
     }
 
     /// Takes `n` more bytes of the budget into `held`, if there are that
@@ -31,7 +49,7 @@ impl ByteBudget {
         let Ok(n) = u32::try_from(n) else {
             return false;
         };
-        match Arc::clone(&self.0).try_acquire_many_owned(n) {
+        match Arc::clone(&self.permits).try_acquire_many_owned(n) {
             Ok(permit) => {
                 match held {
                     Some(h) => h.merge(permit),
@@ -79,7 +97,9 @@ mod tests {
         assert!(budget.take(4, &mut held));
         assert!(!budget.take(1, &mut held));
         assert_eq!(budget.available(), 0);
+        assert_eq!((budget.held(), budget.total()), (10, 10));
         drop(held);
+        assert_eq!(budget.held(), 0);
         assert_eq!(budget.available(), 10);
         assert!(!budget.take(usize::MAX, &mut None));
     }

@@ -30,6 +30,9 @@
 //! everything that came before it, as an error, so the response is cut,
 //! never passed on as complete. When the client goes away, the task stops
 //! and the connection is closed, as without read-ahead.
+//!
+//! [`ReadAheadStats`] counts what read-ahead did, for the admin API: a few
+//! relaxed atomic additions per response, one per temp file write.
 
 use std::collections::VecDeque;
 use std::fs::File;
@@ -73,6 +76,37 @@ pub struct ReadAhead {
     pub temp_total: u64,
     /// Temp file bytes of all responses together.
     pub temp_budget: ByteBudget,
+    /// What read-ahead did, all responses together, across reloads.
+    pub stats: Arc<ReadAheadStats>,
+}
+
+/// What read-ahead did since fpmlb started (the admin API's figures). Each
+/// response is counted once in each that applies: a response that spilled
+/// was taken over and streamed too.
+#[derive(Debug, Default)]
+pub struct ReadAheadStats {
+    /// Responses streamed with read-ahead allowed: longer than what came
+    /// with their head, and not `X-Accel-Buffering: no`.
+    pub streamed: AtomicU64,
+    /// Of those, responses whose client lagged, so that the watch read
+    /// them ahead of it.
+    pub taken_over: AtomicU64,
+    /// Of those, responses that went on to a temp file.
+    pub spilled: AtomicU64,
+    /// Of those, responses that hit a limit (the memory, their temp file,
+    /// the temp budget, or a failed write) and went at their client's pace
+    /// for a while, holding their php-fpm worker.
+    pub waited: AtomicU64,
+    /// Bytes written to temp files.
+    pub temp_bytes: AtomicU64,
+    /// Temp files that could not be made or written to.
+    pub temp_failures: AtomicU64,
+}
+
+impl ReadAheadStats {
+    fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
 }
 
 /// Whether a response is read ahead: the script's `X-Accel-Buffering`
@@ -94,6 +128,7 @@ pub fn body(
     backend: Arc<Backend>,
     limits: &ReadAhead,
 ) -> UnsyncBoxBody<Bytes, BodyError> {
+    ReadAheadStats::add(&limits.stats.streamed, 1);
     let shared = Shared::new(first, Some(Box::new(Reader { exchange, backend })));
     tokio::spawn(watch(Arc::clone(&shared), limits.clone()));
     let stream = futures_util::stream::unfold(Taker(shared), |taker| async move {
@@ -135,6 +170,8 @@ struct State {
     file_share: Option<OwnedSemaphorePermit>,
     /// A write failed: no more of this response goes to the file.
     file_failed: bool,
+    /// The response has waited for its client once (it is counted once).
+    waited: bool,
     end: End,
     /// Whoever reads the response next: the client's side while it keeps
     /// up, taking it out for each read; the reading task once it took over.
@@ -173,6 +210,7 @@ impl Shared {
                 written: 0,
                 file_share: None,
                 file_failed: false,
+                waited: false,
                 end: End::Running,
                 reader,
             }),
@@ -215,6 +253,7 @@ async fn watch(shared: Arc<Shared>, limits: ReadAhead) {
         }
         seen = asked;
     };
+    ReadAheadStats::add(&limits.stats.taken_over, 1);
     read(reader, &shared, &limits).await;
 }
 
@@ -280,16 +319,29 @@ async fn queue(shared: &Shared, chunk: Bytes, limits: &ReadAhead) -> bool {
                     return true;
                 }
                 Place::File => true,
-                Place::Wait => false,
+                Place::Wait => {
+                    if !state.waited {
+                        state.waited = true;
+                        ReadAheadStats::add(&limits.stats.waited, 1);
+                    }
+                    false
+                }
             }
         };
         if to_file {
             match write(shared, &chunk).await {
-                Ok(()) => return true,
+                Ok(offset) => {
+                    if offset == 0 {
+                        ReadAheadStats::add(&limits.stats.spilled, 1);
+                    }
+                    ReadAheadStats::add(&limits.stats.temp_bytes, len as u64);
+                    return true;
+                }
                 Err(e) => {
                     tracing::error!(
                         "cannot write a response to its temp file ({e}); the rest goes at the client's pace"
                     );
+                    ReadAheadStats::add(&limits.stats.temp_failures, 1);
                     shared.lock().file_failed = true;
                 }
             }
@@ -326,8 +378,9 @@ fn place(state: &mut State, len: usize, limits: &ReadAhead) -> Place {
     if fits_file { Place::File } else { Place::Wait }
 }
 
-/// Appends `chunk` to the temp file (made on first use) and queues it.
-async fn write(shared: &Shared, chunk: &Bytes) -> std::io::Result<()> {
+/// Appends `chunk` to the temp file (made on first use) and queues it;
+/// the offset it was written at.
+async fn write(shared: &Shared, chunk: &Bytes) -> std::io::Result<u64> {
     let (file, offset) = {
         let state = shared.lock();
         (state.file.clone(), state.written)
@@ -351,7 +404,7 @@ async fn write(shared: &Shared, chunk: &Bytes) -> std::io::Result<()> {
         Some(Piece::File { offset: at, len: n }) if *at + *n == offset => *n += len,
         _ => state.queue.push_back(Piece::File { offset, len }),
     }
-    Ok(())
+    Ok(offset)
 }
 
 /// The client's side; dropping it stops the reading task.
@@ -467,7 +520,20 @@ mod tests {
             memory_budget: ByteBudget::new(budget),
             temp_total: temp as u64,
             temp_budget: ByteBudget::new(temp),
+            stats: Arc::default(),
         }
+    }
+
+    /// (spilled, waited, temp bytes, temp failures).
+    fn counts(limits: &ReadAhead) -> (u64, u64, u64, u64) {
+        let s = &limits.stats;
+        let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        (
+            load(&s.spilled),
+            load(&s.waited),
+            load(&s.temp_bytes),
+            load(&s.temp_failures),
+        )
     }
 
     fn chunk(byte: u8, len: usize) -> Bytes {
@@ -513,7 +579,12 @@ mod tests {
             assert_eq!((state.in_memory, state.written), (10, 20));
             assert_eq!(limits.memory_budget.available(), 990);
             assert_eq!(limits.temp_budget.available(), 980);
+            assert_eq!(
+                (limits.temp_budget.held(), limits.memory_budget.held()),
+                (20, 10)
+            );
         }
+        assert_eq!(counts(&limits), (1, 0, 20, 0), "one spill, two writes");
         // Neither has room for the fourth: it waits for the client.
         let reader = {
             let shared = Arc::clone(&shared);
@@ -526,6 +597,7 @@ mod tests {
         };
         tokio::task::yield_now().await;
         assert!(!reader.is_finished());
+        assert_eq!(counts(&limits), (1, 1, 20, 0), "and a wait");
         let taker = Taker(Arc::clone(&shared));
         let (got, err) = take_all(&taker).await;
         assert!(reader.await.unwrap());
@@ -542,6 +614,7 @@ mod tests {
             1000,
             "the file's share is back"
         );
+        assert_eq!(counts(&limits), (1, 1, 20, 0), "counted once per response");
     }
 
     #[tokio::test]
@@ -559,9 +632,11 @@ mod tests {
         };
         tokio::task::yield_now().await;
         assert!(!waiting.is_finished(), "over budget, and no file: it waits");
+        assert_eq!(counts(&limits), (0, 1, 0, 0));
         let taker = Taker(Arc::clone(&shared));
         assert_eq!(taker.next().await.unwrap().unwrap(), chunk(b'a', 10));
         assert!(waiting.await.unwrap());
+        assert_eq!(limits.memory_budget.held(), 10, "b is held, a given back");
     }
 
     #[tokio::test]
@@ -570,6 +645,7 @@ mod tests {
         let shared = Shared::new(Bytes::new(), None);
         assert!(queue(&shared, chunk(b'a', 10), &limits).await);
         assert_eq!(shared.lock().in_memory, 10);
+        assert_eq!(counts(&limits), (0, 0, 0, 0), "no limit was hit");
     }
 
     #[tokio::test]
