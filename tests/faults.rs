@@ -76,6 +76,14 @@ async fn assert_serving(lb: &Fpmlb, fake: &FakeFcgi) {
     let resp = get(lb, "/alive.php").await;
     assert_eq!(resp.status, 200, "{}\n{}", resp.text(), lb.log_text());
     assert_eq!(resp.text(), "alive");
+    // The fake counts an answer once its write returned, which may be
+    // after fpmlb has read it and answered the client.
+    for _ in 0..250 {
+        if fake.served() > before {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     assert!(fake.served() > before);
     assert!(
         fake.protocol_errors().is_empty(),
