@@ -653,23 +653,13 @@ impl<'a> Translation<'a, '_> {
         }
         if let Some(d) = php.one(cx, "fastcgi_request_buffering") {
             self.draft.request_buffering = flag(cx, d);
-            if self
-                .draft
-                .request_buffering
-                .as_ref()
-                .is_some_and(|v| !v.value)
-            {
+            if flag_value(d) == Some(false) {
                 cx.differs(d, REQUEST_STREAMING);
             }
         }
         if let Some(d) = php.one(cx, "fastcgi_buffering") {
             self.draft.response_buffering = flag(cx, d);
-            if self
-                .draft
-                .response_buffering
-                .as_ref()
-                .is_some_and(|v| !v.value)
-            {
+            if flag_value(d) == Some(false) {
                 cx.info(d, RESPONSE_STREAMING);
             }
         }
