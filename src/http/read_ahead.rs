@@ -6,10 +6,9 @@
 //! that ask for a large page and read nothing) holds a worker for as long
 //! as it likes, and a handful of them hold a whole pool. So, once the
 //! client lags, a task of its own reads the response as fast as php-fpm
-//! sends it: into memory, up to
-//! `memory` bytes per response while the budget all responses share lasts,
-//! then into an anonymous temp file, up to `max_temp_file` bytes per
-//! response while the temp budget lasts. The client takes it from there at
+//! sends it: into memory, up to `memory` bytes per response while the
+//! budget all responses share lasts, then into an anonymous temp file, up
+//! to `max_temp_file` bytes per response while the temp budget lasts. The client takes it from there at
 //! its own pace; the connection went back to its pool at END_REQUEST.
 //! Past those limits, or when the temp file cannot be written, the task
 //! waits for the client, as an unbuffered response does: memory and disk
@@ -18,7 +17,8 @@
 //! While the client keeps up, the response goes straight from php-fpm to
 //! the client on the client's own task, as unbuffered: a hand-over between
 //! two tasks for every read from php-fpm cost 10-25% more CPU on 64 KiB and
-//! 1 MiB responses. A watch (the same task, asleep) looks every [`WATCH`]:
+//! 1 MiB responses. A watch (that task, asleep until then) looks every
+//! [`WATCH`]:
 //! when the client's side has not asked for more during a whole period,
 //! hyper is waiting for the client to take what it has, and the watch
 //! takes the response over and reads it ahead from then on. So a slow
