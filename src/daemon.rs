@@ -95,7 +95,6 @@ pub fn build_proxy(
             memory: config.response_buffer_size,
             max_temp_file: config.response_max_temp_file,
             memory_budget: ByteBudget::new(RESPONSE_MEMORY),
-            temp_total: config.response_temp_total,
             temp_budget: ByteBudget::new(
                 usize::try_from(config.response_temp_total).unwrap_or(usize::MAX),
             ),
@@ -445,7 +444,7 @@ impl Daemon {
         let old = self.proxy.load();
         proxy.body_memory = old.body_memory.clone();
         proxy.read_ahead.memory_budget = old.read_ahead.memory_budget.clone();
-        if proxy.read_ahead.temp_total == old.read_ahead.temp_total {
+        if proxy.read_ahead.temp_budget.total() == old.read_ahead.temp_budget.total() {
             proxy.read_ahead.temp_budget = old.read_ahead.temp_budget.clone();
         }
         proxy.read_ahead.stats = Arc::clone(&old.read_ahead.stats);

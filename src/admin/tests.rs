@@ -102,7 +102,6 @@ fn read_ahead() -> ReadAhead {
         memory: 100,
         max_temp_file: 1000,
         memory_budget: ByteBudget::new(1000),
-        temp_total: 5000,
         temp_budget: ByteBudget::new(5000),
         stats: Arc::default(),
     }

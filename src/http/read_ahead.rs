@@ -72,9 +72,7 @@ pub struct ReadAhead {
     pub max_temp_file: u64,
     /// Memory of all responses together.
     pub memory_budget: ByteBudget,
-    /// `response_temp_total`, the size of `temp_budget`.
-    pub temp_total: u64,
-    /// Temp file bytes of all responses together.
+    /// Temp file bytes of all responses together (`response_temp_total`).
     pub temp_budget: ByteBudget,
     /// What read-ahead did, all responses together, across reloads.
     pub stats: Arc<ReadAheadStats>,
@@ -363,13 +361,11 @@ async fn queue(shared: &Shared, chunk: Bytes, limits: &ReadAhead) -> bool {
 /// what a response costs unbuffered), then the temp file while its limits
 /// allow.
 fn place(state: &mut State, len: usize, limits: &ReadAhead) -> Place {
+    let empty = state.in_memory == 0;
+    let fits = state.in_memory + len <= limits.memory;
     let mut share = None;
-    if state.in_memory == 0
-        || (state.in_memory + len <= limits.memory && limits.memory_budget.take(len, &mut share))
-    {
-        if state.in_memory == 0 && share.is_none() {
-            limits.memory_budget.take(len, &mut share);
-        }
+    let budgeted = (fits || empty) && limits.memory_budget.take(len, &mut share);
+    if (budgeted && fits) || empty {
         return Place::Memory(share);
     }
     let fits_file = !state.file_failed
@@ -518,7 +514,6 @@ mod tests {
             memory,
             max_temp_file,
             memory_budget: ByteBudget::new(budget),
-            temp_total: temp as u64,
             temp_budget: ByteBudget::new(temp),
             stats: Arc::default(),
         }
