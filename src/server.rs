@@ -43,6 +43,7 @@ mod cancels;
 mod per_client;
 mod rewind;
 mod serve;
+mod streams;
 mod watched;
 
 use per_client::ClientSlot;

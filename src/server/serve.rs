@@ -35,7 +35,7 @@ use bytes::{Bytes, BytesMut};
 use hyper::Request;
 use hyper::body::Incoming;
 use hyper::server::conn::{http1, http2};
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 
@@ -47,6 +47,7 @@ use crate::http::response::ResponseBody;
 
 use super::cancels::Cancels;
 use super::rewind::Rewind;
+use super::streams::{StreamExec, Streams};
 use super::watched::Watched;
 use super::{ClientIo, ClientLimits};
 
@@ -95,10 +96,11 @@ const H2_MAX_SEND_BUF: usize = 64 * 1024;
 /// How long closing a connection may take (TLS close_notify, FIN).
 const CLOSE_GRACE: Duration = Duration::from_secs(1);
 
-/// hyper's HTTP/1.1 and HTTP/2 settings, built once.
+/// hyper's HTTP/1.1 settings, built once, and HTTP/2's, built for each
+/// connection around its own executor (`streams.rs`).
 pub struct Protocols {
     h1: http1::Builder,
-    h2: http2::Builder<TokioExecutor>,
+    h2_max_header_list_size: u32,
 }
 
 impl Protocols {
@@ -111,14 +113,22 @@ impl Protocols {
             .header_read_timeout(None)
             .max_buf_size(limits.head.h1_max_buf_size())
             .keep_alive(true);
-        let mut h2 = http2::Builder::new(TokioExecutor::new());
+        Protocols {
+            h1,
+            h2_max_header_list_size: limits.head.h2_max_header_list_size(),
+        }
+    }
+
+    /// HTTP/2 for one connection, whose streams run on its task.
+    fn h2(&self, exec: StreamExec) -> http2::Builder<StreamExec> {
+        let mut h2 = http2::Builder::new(exec);
         // HTTP/2 limits, set here rather than left to hyper's defaults so
         // that a dependency update cannot loosen them (see the constants).
         // The CONTINUATION flood protection (h2 >= 0.4.4) follows
         // max_header_list_size: more CONTINUATION frames than that list
         // needs, or a header block past it, is a GOAWAY.
         h2.timer(TokioTimer::new())
-            .max_header_list_size(limits.head.h2_max_header_list_size())
+            .max_header_list_size(self.h2_max_header_list_size)
             .max_concurrent_streams(H2_MAX_CONCURRENT_STREAMS)
             .max_pending_accept_reset_streams(H2_MAX_PENDING_ACCEPT_RESETS)
             .max_local_error_reset_streams(H2_MAX_LOCAL_ERROR_RESETS)
@@ -127,7 +137,7 @@ impl Protocols {
             .max_send_buf_size(H2_MAX_SEND_BUF)
             .keep_alive_interval(Some(Duration::from_secs(30)))
             .keep_alive_timeout(Duration::from_secs(20));
-        Protocols { h1, h2 }
+        h2
     }
 }
 
@@ -413,9 +423,10 @@ impl Serving<'_> {
         let activity = Arc::clone(&conn.svc.activity);
         let remote = conn.io.inner().remote();
         let cancels = conn.cancels;
+        let (exec, mut streams) = Streams::new();
         let mut conn = Box::pin(
             self.protocols
-                .h2
+                .h2(exec)
                 .serve_connection(TokioIo::new(conn.io), conn.svc),
         );
         let mut closing = false;
@@ -425,8 +436,9 @@ impl Serving<'_> {
                     if let Err(e) = result {
                         log_connection_error(remote, &e);
                     }
-                    return;
+                    break;
                 }
+                () = std::future::poll_fn(|cx| streams.poll_run(cx)) => {}
                 _ = self.shutdown.cancelled(), if !closing => {
                     closing = true;
                     conn.as_mut().graceful_shutdown();
@@ -443,6 +455,8 @@ impl Serving<'_> {
                 }
             }
         }
+        drop(conn);
+        streams.finish().await;
     }
 }
 
