@@ -9,7 +9,9 @@
 //! ([`StreamExec`]) hands the stream to the connection's task instead,
 //! which polls it beside the connection ([`Streams`]), as an HTTP/1.1
 //! connection runs its request on its own task. A connection's streams
-//! then share one thread; connections still spread over all of them.
+//! then share one thread, as they share one worker process in nginx and
+//! one thread in HAProxy; connections still spread over all of them. A
+//! handler that panics ends its connection, as on HTTP/1.1.
 //! Measured with h2load, one connection of 256 streams, on the 2-core
 //! reference machine: README, Performance.
 //!
