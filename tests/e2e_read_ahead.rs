@@ -6,7 +6,8 @@
 //! a script's `X-Accel-Buffering: no`), the same clients do hold the
 //! workers, which shows the tests can fail. No timing is asserted: a
 //! request behind a held worker waits out `timeouts.queue` and is a 503.
-//! The admin API's read-ahead metrics count what happened.
+//! The admin API's read-ahead metrics count what happened. Temp files that
+//! cannot be made degrade to streaming at the client's pace, whole pages.
 //!
 //! Each test has its own 127.0.N.x network (tests/support/nets.rs).
 
@@ -261,6 +262,52 @@ async fn a_script_that_says_x_accel_buffering_no_is_streamed() {
         );
         s.read_rest().await;
     }
+}
+
+/// Temp files that cannot be made (`TMPDIR` names no directory): each
+/// page is read ahead into memory as far as `response_buffer_size`, then
+/// goes at its client's pace, as unbuffered. The failure is logged and
+/// counted once per page, the slow clients hold the workers again
+/// (hello.php waits out the queue: 503), and each page still arrives whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_temp_file_that_cannot_be_made_leaves_pages_whole() {
+    let net = nets::READ_AHEAD_NO_TEMP_FILE;
+    let children = WORKERS.to_string();
+    let cluster = Cluster::start(net, &["--nodes", "1", "--children", &children]);
+    let admin = net.addr(1, 9180);
+    let yaml = with_admin(&yaml(&cluster, ""), admin);
+    let missing = cluster.dir.join("no-such-dir");
+    let missing = missing.to_str().unwrap();
+    let lb = Fpmlb::start_with_env(
+        &cluster.dir,
+        cluster.lb_addr(),
+        Some(admin),
+        &yaml,
+        &[("TMPDIR", missing)],
+    );
+    let path = format!("/big.php?bytes={PAGE}&cl=1");
+    let mut slow = Vec::new();
+    for _ in 0..WORKERS {
+        slow.push(SlowClient::ask(&lb, &path).await);
+    }
+    let failures = |t: &str| metric(t, "fpmlb_read_ahead_temp_write_failures_total");
+    let text = metrics_until(admin, |t| failures(t) == WORKERS as f64).await;
+    assert_eq!(failures(&text), WORKERS as f64, "{text}");
+    assert_eq!(
+        metric(&text, "fpmlb_read_ahead_temp_written_bytes_total"),
+        0.0,
+        "{text}"
+    );
+    let c = client(false);
+    let status = get(&c, &lb.url("/hello.php")).await.map_or(0, |r| r.status);
+    assert_eq!(status, 503, "the pages went on being read ahead");
+    for s in slow {
+        s.read_rest().await;
+    }
+    let line = lb
+        .wait_log_line(&["cannot write a response to its temp file"])
+        .await;
+    assert!(line.contains("No such file or directory"), "{line}");
 }
 
 /// The same over HTTP/2 (h2c): streams whose client reads nothing stop at

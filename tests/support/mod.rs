@@ -284,6 +284,18 @@ impl Fpmlb {
         admin: Option<SocketAddr>,
         yaml: &str,
     ) -> Fpmlb {
+        Self::start_with_env(dir, addr, admin, yaml, &[])
+    }
+
+    /// Like [`Fpmlb::start_with_admin`], with `env` added to the
+    /// process's environment (`TMPDIR`, say).
+    pub fn start_with_env(
+        dir: &Path,
+        addr: SocketAddr,
+        admin: Option<SocketAddr>,
+        yaml: &str,
+        env: &[(&str, &str)],
+    ) -> Fpmlb {
         let config = dir.join("fpmlb.yaml");
         std::fs::write(&config, yaml).unwrap();
         let log = dir.join("fpmlb.log");
@@ -292,6 +304,7 @@ impl Fpmlb {
             .arg("serve")
             .arg("--config")
             .arg(&config)
+            .envs(env.iter().copied())
             .stdout(logfile.try_clone().unwrap())
             .stderr(logfile)
             .spawn()

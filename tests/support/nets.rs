@@ -240,6 +240,8 @@ nets! {
     READ_AHEAD_HTTP2 = 249;
     /// fpmlb on .1:8080, its admin API on .1:9180.
     READ_AHEAD_LENGTH_KEEPS_CONN = 250;
+    /// fpmlb on .1:8080, its admin API on .1:9180, temp files impossible.
+    READ_AHEAD_NO_TEMP_FILE = 251;
 }
 
 /// Two entries of the table on one network do not compile.
