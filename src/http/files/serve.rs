@@ -9,9 +9,9 @@
 //! never waits for a disk; what it did not get is read on the blocking
 //! pool. A hop to the blocking pool costs two thread wake-ups, about half
 //! of fpmlb's CPU for a 1 KiB file (perf, `static1k`). The rest of a large
-//! file is read [`STREAM_CHUNK`] at a time on the blocking pool as the
-//! client takes the previous one, so a response holds one chunk whatever
-//! the file's size. Zero-copy (`sendfile`) would need the socket under
+//! file is read [`STREAM_CHUNK`] at a time, the same way, as the client
+//! takes the previous one, so a response holds one chunk whatever the
+//! file's size. Zero-copy (`sendfile`) would need the socket under
 //! hyper, which takes bodies as buffers; with `unsafe` forbidden, fpmlb
 //! reads.
 //!
@@ -535,10 +535,25 @@ where
     }
 }
 
+/// The next `len` bytes of a streamed file: what the page cache holds is
+/// read here, on the async thread, as the first chunk is; only what it
+/// does not hold is read on the blocking pool (two thread wake-ups).
 async fn read_chunk(file: Arc<File>, offset: u64, len: u64) -> std::io::Result<Bytes> {
     let len = usize::try_from(len).unwrap_or(STREAM_CHUNK);
-    let read = tokio::task::spawn_blocking(move || read_exact(&file, len, offset)).await;
-    read.unwrap_or_else(|e| Err(std::io::Error::other(e)))
+    let mut buf = BytesMut::zeroed(len);
+    let got = read_cached(&file, &mut buf, offset)?;
+    if got == len {
+        return Ok(buf.freeze());
+    }
+    buf.truncate(got);
+    let at = offset + got as u64;
+    let read = tokio::task::spawn_blocking(move || read_exact(&file, len - got, at)).await;
+    let rest = read.unwrap_or_else(|e| Err(std::io::Error::other(e)))?;
+    if got == 0 {
+        return Ok(rest);
+    }
+    buf.extend_from_slice(&rest);
+    Ok(buf.freeze())
 }
 
 #[cfg(test)]
@@ -737,8 +752,8 @@ mod tests {
         }
     }
 
-    /// Nothing of the file cached: the whole body comes from the blocking
-    /// pool, and the body still ends with its last byte.
+    /// Nothing of the file read at the start: the whole body is read as it
+    /// streams, and still ends with its last byte.
     #[test]
     fn a_start_left_to_the_blocking_pool_streams_it_all() {
         use http_body::Body as _;
@@ -771,6 +786,39 @@ mod tests {
                 assert_eq!(got, size);
             });
         }
+    }
+
+    /// A chunk partly in the page cache: what it holds is read at once,
+    /// the rest on the blocking pool, and the bytes come in order. (How
+    /// much is out of the cache when read is the kernel's: tmpfs keeps
+    /// every page, and an RWF_NOWAIT read may start readahead.)
+    #[test]
+    fn a_chunk_partly_cached_is_read_whole() {
+        use std::io::Write as _;
+        let dir = tempfile::tempdir().unwrap();
+        let content: Vec<u8> = (0..3 * STREAM_CHUNK).map(|i| (i * 7 % 251) as u8).collect();
+        let path = dir.path().join("part.bin");
+        let mut f = File::create(&path).unwrap();
+        f.write_all(&content).unwrap();
+        f.sync_all().unwrap();
+        let file = Arc::new(File::open(&path).unwrap());
+        // Out of the cache from half a chunk on (clean pages go at once).
+        let half = (STREAM_CHUNK / 2) as u64;
+        rustix::fs::fadvise(&*file, half, None, rustix::fs::Advice::DontNeed).unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            for (offset, len) in [(0, STREAM_CHUNK), (STREAM_CHUNK, 2 * STREAM_CHUNK)] {
+                let got = read_chunk(Arc::clone(&file), offset as u64, len as u64)
+                    .await
+                    .unwrap();
+                assert_eq!(&got[..], &content[offset..offset + len], "at {offset}");
+            }
+            let past = read_chunk(Arc::clone(&file), content.len() as u64 - 5, 10).await;
+            assert_eq!(past.unwrap_err().kind(), std::io::ErrorKind::UnexpectedEof);
+        });
     }
 
     #[test]
