@@ -45,6 +45,47 @@ async fn round_robin_spreads_thirty_requests_ten_each() {
     );
 }
 
+/// PHP's "answer early" idiom (integration/www/early.php): the whole
+/// response with its Content-Length, flushed, then the script works on
+/// past `timeouts.read`. The client gets the whole response, small (read
+/// with the head) or large (streamed); the script's long tail is not its
+/// backend's failure (with `max_fails: 1`, one would take the node out of
+/// rotation: the index page would then come from the other node only); the
+/// connection is closed when the read timeout ends the wait for the
+/// END_REQUEST behind it, and said so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answering_early_then_working_on_is_a_whole_response() {
+    let cluster = Cluster::start(nets::PROXY_ANSWER_EARLY, &["--nodes", "2"]);
+    let lb = start_lb(&cluster, "timeouts:\n  read: 1s\nmax_fails: 1\n");
+    let c = client(false);
+    for (query, len) in [("", 5), ("?bytes=300000", 300_000)] {
+        let r = get(&c, &lb.url(&format!("/early.php{query}")))
+            .await
+            .unwrap();
+        assert_eq!(r.status, 200, "{query}: {}", r.text());
+        assert_eq!(r.body.len(), len, "{query}");
+        assert!(r.body.iter().all(|&b| b == b'e'), "{query}");
+    }
+    let mut nodes = std::collections::BTreeSet::new();
+    for _ in 0..6 {
+        let r = get(&c, &lb.url("/")).await.unwrap();
+        assert_eq!(r.status, 200, "{}", r.text());
+        nodes.insert(node_of(&r.text()));
+    }
+    assert_eq!(
+        nodes.len(),
+        2,
+        "a node was taken out of rotation: {nodes:?}"
+    );
+    lb.wait_log_line(&[
+        "after a response's whole Content-Length",
+        "connection closed",
+    ])
+    .await;
+    let log = lb.log_text();
+    assert!(!log.contains("response cut short"), "{log}");
+}
+
 /// The URL table compared with what nginx sends through Debian's snippet,
 /// with the status both must give (pinned: two servers failing alike would
 /// otherwise compare nothing).

@@ -177,12 +177,14 @@ impl Connection {
 
     /// Whether a record is already buffered in full (no read needed).
     pub fn has_buffered_record(&self) -> bool {
-        if self.read_buf.len() < record::HEADER_LEN {
-            return false;
-        }
-        let content = usize::from(u16::from_be_bytes([self.read_buf[4], self.read_buf[5]]));
-        let padding = usize::from(self.read_buf[6]);
-        self.read_buf.len() >= record::HEADER_LEN + content + padding
+        record::whole_at_front(&self.read_buf).is_some()
+    }
+
+    /// Whether the next record, buffered in full, is STDOUT with data: the
+    /// next piece of body needs no read.
+    pub fn has_buffered_data(&self) -> bool {
+        matches!(record::whole_at_front(&self.read_buf),
+            Some((kind, len)) if kind == record::RecordType::Stdout as u8 && len > 0)
     }
 
     /// php-fpm leaves Nagle on for its sockets. It writes a response's STDOUT,

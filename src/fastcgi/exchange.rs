@@ -44,6 +44,16 @@ const STDERR_LOG_BYTES: usize = 2048;
 /// no newline; older versions end it with one).
 pub const PRIMARY_SCRIPT_UNKNOWN: &[u8] = b"Primary script unknown";
 
+/// How long the piece that completes a response's `Content-Length` waits
+/// for the END_REQUEST behind it. php-fpm sends END_REQUEST when the
+/// script ends, nearly always with its last output or a few ms later (the
+/// session written, shutdown functions): then the connection goes back to
+/// the pool at once, and a backend that dies before it cuts the response.
+/// A script that sends its whole length, flushes and works on (PHP's
+/// "answer early" idiom) gets its response sent after this, and the rest
+/// is read on a task of its own ([`Exchange::finish`]).
+pub const END_GRACE: Duration = Duration::from_millis(50);
+
 /// What went wrong in one exchange, once it had a connection.
 #[derive(Debug, thiserror::Error)]
 pub enum ExchangeError {
@@ -167,6 +177,8 @@ pub struct Exchange<C: LentConn> {
     /// Body bytes read so far.
     received: u64,
     ended: bool,
+    /// [`END_GRACE`] was waited once (the length is complete).
+    end_awaited: bool,
 }
 
 impl<C: LentConn> Exchange<C> {
@@ -187,6 +199,7 @@ impl<C: LentConn> Exchange<C> {
             declared: None,
             received: 0,
             ended: false,
+            end_awaited: false,
         }
     }
 
@@ -312,14 +325,12 @@ impl<C: LentConn> Exchange<C> {
             body = acc.freeze();
         }
         // When the head says the body is all here (its Content-Length has
-        // arrived), the client would take the response as done at once: wait
-        // for END_REQUEST first, so that a backend dying now gives a 502
-        // rather than a response that looks whole, and the connection can go
-        // back to the pool. Any byte past the Content-Length fails the
-        // exchange, so nothing more is held in memory while waiting.
-        if !complete && self.declared.is_some_and(|d| self.received >= d) {
-            // Any data now runs past the length: next_body fails on it.
-            while self.next_body().await?.is_some() {}
+        // arrived), the response is whole: wait a little for END_REQUEST
+        // (see END_GRACE), so that the connection goes back to the pool
+        // now. Any byte past the Content-Length fails the exchange, so
+        // nothing more is held in memory while waiting.
+        if !complete && self.length_complete() {
+            self.await_end(END_GRACE).await?;
             complete = true;
         }
         Ok(ResponseStart {
@@ -338,6 +349,16 @@ impl<C: LentConn> Exchange<C> {
             .is_some_and(|c| c.has_buffered_record())
     }
 
+    /// Whether the next record is body data already read (STDOUT, not
+    /// STDERR or the end): the next [`Self::next_chunk`] returns without
+    /// a read from the socket.
+    pub fn has_buffered_data(&mut self) -> bool {
+        self.conn
+            .as_mut()
+            .and_then(C::conn)
+            .is_some_and(|c| c.has_buffered_data())
+    }
+
     /// The next piece of body; None once END_REQUEST arrived (the connection
     /// is back in the pool then). Fails when the body runs past or stops
     /// short of the head's `Content-Length`.
@@ -351,20 +372,17 @@ impl<C: LentConn> Exchange<C> {
     /// The next STDOUT data after the head, counted against the declared
     /// length; at END_REQUEST, checks that the whole length came.
     ///
-    /// The piece that completes the declared length comes back only once
-    /// END_REQUEST has been read: a client takes the response as whole when
-    /// it has that piece, and hyper asks for no more of a body once its
-    /// Content-Length is sent. So the connection goes back to the pool, and
-    /// a backend that dies before its END_REQUEST cuts the response instead
-    /// of passing it on as whole. Any byte past the length fails here.
+    /// The piece that completes the declared length comes back once
+    /// END_REQUEST has been read, or after [`END_GRACE`] without it: hyper
+    /// asks for no more of a body once its Content-Length is sent, so the
+    /// caller then hands the exchange to [`Exchange::finish`] when
+    /// [`Exchange::awaits_end`]. Any byte past the length fails here.
     async fn next_body(&mut self) -> Result<Option<Bytes>, ExchangeError> {
         match self.next_record().await? {
             Some(data) => {
                 self.count_body(data.len())?;
-                if self.declared.is_some_and(|d| self.received >= d) {
-                    while let Some(more) = self.next_record().await? {
-                        self.count_body(more.len())?;
-                    }
+                if self.length_complete() {
+                    self.await_end(END_GRACE).await?;
                 }
                 Ok(Some(data))
             }
@@ -377,6 +395,52 @@ impl<C: LentConn> Exchange<C> {
                 _ => Ok(None),
             },
         }
+    }
+
+    /// Whether the whole declared length has arrived.
+    fn length_complete(&self) -> bool {
+        self.declared.is_some_and(|d| self.received >= d)
+    }
+
+    /// True when the response's whole `Content-Length` has arrived but its
+    /// END_REQUEST has not: the script works on. Dropping the exchange
+    /// would close a connection whose worker is still busy; hand it to
+    /// [`Exchange::finish`] instead.
+    pub fn awaits_end(&self) -> bool {
+        !self.ended && self.conn.is_some() && self.length_complete()
+    }
+
+    /// Reads to END_REQUEST, for at most `grace`, once: whether it came.
+    async fn await_end(&mut self, grace: Duration) -> Result<bool, ExchangeError> {
+        if std::mem::replace(&mut self.end_awaited, true) {
+            return Ok(self.ended);
+        }
+        // Reading a record is cancel-safe: a record cut by the grace stays
+        // in the connection's buffer for the next read.
+        match tokio::time::timeout(grace, self.read_end()).await {
+            Ok(read) => read.map(|()| true),
+            Err(_) => Ok(false),
+        }
+    }
+
+    /// Reads to END_REQUEST (the connection goes back to its pool then);
+    /// any body byte now runs past the length and fails.
+    async fn read_end(&mut self) -> Result<(), ExchangeError> {
+        while let Some(more) = self.next_record().await? {
+            self.count_body(more.len())?;
+        }
+        Ok(())
+    }
+
+    /// Reads what is left of a response whose whole `Content-Length` has
+    /// arrived (see [`Exchange::awaits_end`]): its END_REQUEST, each record
+    /// within the read timeout. An error closes the connection; the
+    /// response itself was whole.
+    pub async fn finish(mut self) -> Result<(), ExchangeError> {
+        if self.ended {
+            return Ok(());
+        }
+        self.read_end().await
     }
 
     /// Counts `len` more body bytes; an error when they run past the length.
@@ -658,6 +722,20 @@ mod tests {
         vec![1, 3, hi, lo, 0, 8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]
     }
 
+    /// Reads one request, to the empty STDIN record that ends it; false
+    /// when the connection closed first.
+    async fn read_request(s: &mut tokio::net::TcpStream) -> bool {
+        let mut got = Vec::new();
+        let mut buf = [0u8; 4096];
+        while !got.ends_with(&[0, 0, 0, 0]) || got.len() < 16 {
+            match s.read(&mut buf).await {
+                Ok(0) | Err(_) => return false,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+            }
+        }
+        true
+    }
+
     /// A backend that answers each request it reads with the next of
     /// `answers` (whatever bytes they are), on one kept connection.
     async fn backend(answers: Vec<Vec<u8>>) -> Endpoint {
@@ -666,14 +744,8 @@ mod tests {
         tokio::spawn(async move {
             let (mut s, _) = listener.accept().await.unwrap();
             for answer in answers {
-                // The request ends with the empty STDIN record.
-                let mut got = Vec::new();
-                let mut buf = [0u8; 4096];
-                while !got.ends_with(&[0, 0, 0, 0]) || got.len() < 16 {
-                    match s.read(&mut buf).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => got.extend_from_slice(&buf[..n]),
-                    }
+                if !read_request(&mut s).await {
+                    return;
                 }
                 s.write_all(&answer).await.unwrap();
             }
@@ -736,6 +808,94 @@ mod tests {
         assert_eq!(head.status, 200);
         assert_eq!(body, b"hello");
         assert!(released.released());
+    }
+
+    /// A backend that reads one request and writes `parts`, each once its
+    /// gate (if any) opens.
+    async fn gated_backend(
+        parts: Vec<(Option<tokio::sync::oneshot::Receiver<()>>, Vec<u8>)>,
+    ) -> Endpoint {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            if !read_request(&mut s).await {
+                return;
+            }
+            for (gate, bytes) in parts {
+                if let Some(gate) = gate {
+                    let _ = gate.await;
+                }
+                s.write_all(&bytes).await.unwrap();
+            }
+            let mut sink = [0u8; 64];
+            while matches!(s.read(&mut sink).await, Ok(n) if n > 0) {}
+        });
+        Endpoint::Tcp(addr)
+    }
+
+    /// A script that sends its whole Content-Length and works on: the
+    /// response is whole after END_GRACE, with the head or as the last
+    /// piece of a streamed body; `finish` then reads its END_REQUEST and
+    /// gives the connection back.
+    #[tokio::test]
+    async fn a_whole_length_goes_out_while_the_script_works_on() {
+        // Read with the head.
+        let (go, gate) = tokio::sync::oneshot::channel();
+        let endpoint = gated_backend(vec![
+            (None, stdout(1, b"Content-Length: 5\r\n\r\nhello")),
+            (Some(gate), end_request(1)),
+        ])
+        .await;
+        let (mut ex, back) = exchange(connect(&endpoint).await).await;
+        let start = ex.read_head(false).await.unwrap();
+        assert!(start.complete);
+        assert_eq!(&start.body[..], b"hello");
+        assert!(ex.awaits_end() && !back.released());
+        go.send(()).unwrap();
+        ex.finish().await.unwrap();
+        assert!(back.released());
+
+        // The last piece of a streamed body.
+        let (go_last, last) = tokio::sync::oneshot::channel();
+        let (go_end, end) = tokio::sync::oneshot::channel();
+        let endpoint = gated_backend(vec![
+            (None, stdout(1, b"Content-Length: 10\r\n\r\nhello")),
+            (Some(last), stdout(1, b"world")),
+            (Some(end), end_request(1)),
+        ])
+        .await;
+        let (mut ex, back) = exchange(connect(&endpoint).await).await;
+        let start = ex.read_head(false).await.unwrap();
+        assert!(!start.complete && !ex.awaits_end());
+        go_last.send(()).unwrap();
+        assert_eq!(&ex.next_chunk().await.unwrap().unwrap()[..], b"world");
+        assert!(ex.awaits_end() && !back.released());
+        go_end.send(()).unwrap();
+        ex.finish().await.unwrap();
+        assert!(back.released());
+    }
+
+    /// Bytes past the length while the script works on fail `finish`: the
+    /// connection is closed, not given back.
+    #[tokio::test]
+    async fn more_after_a_whole_length_closes_the_connection() {
+        let (go, gate) = tokio::sync::oneshot::channel();
+        let endpoint = gated_backend(vec![
+            (None, stdout(1, b"Content-Length: 5\r\n\r\nhello")),
+            (Some(gate), answer(&[stdout(1, b"!"), end_request(1)])),
+        ])
+        .await;
+        let (mut ex, back) = exchange(connect(&endpoint).await).await;
+        assert!(ex.read_head(false).await.unwrap().complete);
+        go.send(()).unwrap();
+        assert!(matches!(
+            ex.finish().await,
+            Err(ExchangeError::Unusable(Unusable::BodyLonger {
+                declared: 5
+            }))
+        ));
+        assert!(!back.released());
     }
 
     #[tokio::test]

@@ -191,6 +191,16 @@ impl AppType {
     }
 }
 
+/// The type byte and content length of the record at the front of `buf`
+/// when all of it (content and padding) is there; only the lengths are
+/// read, nothing is checked.
+pub fn whole_at_front(buf: &[u8]) -> Option<(u8, usize)> {
+    let header = buf.first_chunk::<HEADER_LEN>()?;
+    let content = usize::from(u16::from_be_bytes([header[4], header[5]]));
+    let padding = usize::from(header[6]);
+    (buf.len() >= HEADER_LEN + content + padding).then_some((header[1], content))
+}
+
 /// Parse one complete record from the front of `buf`, consuming it (content and padding).
 /// Ok(None) = not enough bytes yet (nothing consumed). Returns (request_id, record).
 ///

@@ -477,10 +477,9 @@ impl Proxy {
             // The exchange read the answer to its end. No length is made up
             // for it: a HEAD answer's length is the GET's, or absent (RFC
             // 9110 section 9.3.2), and the script gave one or not.
-            backend.record_success();
             response::no_length()
         } else if start.complete {
-            backend.record_success();
+            exchange::finish_later(ex, backend);
             response::full(start.body)
         } else if read_ahead {
             read_ahead::body(start.body, ex, Arc::clone(backend), &self.read_ahead)

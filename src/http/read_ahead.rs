@@ -268,19 +268,26 @@ async fn read(reader: Box<Reader>, shared: &Shared, limits: &ReadAhead) {
             next = ex.next_chunk() => next,
         };
         match next {
+            Ok(Some(chunk)) if ex.awaits_end() => {
+                crate::upstream::exchange::finish_later(ex, &backend);
+                if queue(shared, chunk, limits).await {
+                    shared.finish(Ok(()));
+                }
+                return;
+            }
             Ok(Some(chunk)) => {
                 if !queue(shared, chunk, limits).await {
                     return;
                 }
                 // The client's side is woken once per read from php-fpm,
                 // not once per record: php flushes every 8 KiB, and a read
-                // takes several such records at once.
-                if !ex.has_buffered_record() {
+                // takes several such records at once. Woken before any
+                // other record (STDERR, the end), whose next may be a read.
+                if !ex.has_buffered_data() {
                     shared.data.notify_one();
                 }
             }
             Ok(None) => {
-                backend.record_success();
                 shared.finish(Ok(()));
                 return;
             }
@@ -467,13 +474,20 @@ impl Taker {
         let next = reader.exchange.next_chunk().await;
         let mut state = self.0.lock();
         match next {
+            Ok(Some(chunk)) if reader.exchange.awaits_end() => {
+                // The last piece: there is nothing left to read ahead.
+                state.end = End::Done(Ok(()));
+                drop(state);
+                let Reader { exchange, backend } = *reader;
+                crate::upstream::exchange::finish_later(exchange, &backend);
+                Some(Ok(chunk))
+            }
             Ok(Some(chunk)) => {
                 state.reader = Some(reader);
                 Some(Ok(chunk))
             }
             Ok(None) => {
                 state.end = End::Told;
-                reader.backend.record_success();
                 None
             }
             Err(failure) => {

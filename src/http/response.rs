@@ -55,11 +55,14 @@ pub fn streamed(
         }
         let mut ex = exchange?;
         match ex.next_chunk().await {
-            Ok(Some(chunk)) => Some((Ok(Frame::data(chunk)), (None, Some(ex), backend))),
-            Ok(None) => {
-                backend.record_success();
-                None
+            // The whole Content-Length: the body ends here (hyper would
+            // drop it unread), the script may work on.
+            Ok(Some(chunk)) if ex.awaits_end() => {
+                crate::upstream::exchange::finish_later(ex, &backend);
+                Some((Ok(Frame::data(chunk)), (None, None, backend)))
             }
+            Ok(Some(chunk)) => Some((Ok(Frame::data(chunk)), (None, Some(ex), backend))),
+            Ok(None) => None,
             Err(failure) => {
                 let err = cut_short(failure, &backend);
                 Some((Err(err), (None, None, backend)))

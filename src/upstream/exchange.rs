@@ -78,6 +78,9 @@ impl BackendFailure {
 pub struct BackendConn {
     conn: PooledConn,
     backend: Arc<Backend>,
+    /// A client's request (not one of fpmlb's own): its clean end clears
+    /// the backend's recent failures.
+    proxied: bool,
 }
 
 impl LentConn for BackendConn {
@@ -85,7 +88,14 @@ impl LentConn for BackendConn {
         self.conn.conn()
     }
 
+    /// END_REQUEST came: the script ended and the backend answered whole.
+    /// A client's request counts as a success here, whichever way its body
+    /// went out (a body sent by its Content-Length is dropped by hyper
+    /// without being read to its end).
     fn release(self) {
+        if self.proxied {
+            self.backend.record_success();
+        }
         self.conn.release();
     }
 
@@ -122,9 +132,32 @@ impl LentConn for BackendConn {
 /// An exchange on a backend's pooled connection.
 pub type Exchange = exchange::Exchange<BackendConn>;
 
-/// Starts an exchange on `conn`, a connection of `backend`'s pool.
+/// Starts an exchange for a client's request on `conn`, a connection of
+/// `backend`'s pool.
 pub fn begin(conn: PooledConn, backend: Arc<Backend>, timeouts: ExchangeTimeouts) -> Exchange {
-    Exchange::new(BackendConn { conn, backend }, timeouts)
+    let conn = BackendConn {
+        conn,
+        backend,
+        proxied: true,
+    };
+    Exchange::new(conn, timeouts)
+}
+
+/// Reads the rest of a response whose whole Content-Length went out, on a
+/// task of its own, when its script works on (see
+/// [`exchange::END_GRACE`]): the worker's connection goes back to the pool
+/// when the script ends, and is closed if it fails or says more. Neither
+/// is the backend's failure: the client had the whole response.
+pub fn finish_later(ex: Exchange, backend: &Backend) {
+    if !ex.awaits_end() {
+        return;
+    }
+    let name = backend.name.clone();
+    tokio::spawn(async move {
+        if let Err(e) = ex.finish().await {
+            tracing::info!(backend = %name, "after a response's whole Content-Length: {e}; connection closed");
+        }
+    });
 }
 
 /// A whole, small response to one of fpmlb's own requests.
@@ -148,8 +181,12 @@ pub async fn small_request(
     timeouts: ExchangeTimeouts,
     max_body: usize,
 ) -> Result<SmallResponse, BackendFailure> {
-    let conn = backend.pool.acquire_for_probe(acquire).await?;
-    let mut ex = begin(conn, Arc::clone(backend), timeouts);
+    let conn = BackendConn {
+        conn: backend.pool.acquire_for_probe(acquire).await?,
+        backend: Arc::clone(backend),
+        proxied: false,
+    };
+    let mut ex = Exchange::new(conn, timeouts);
     ex.send_request(params, Some(body)).await?;
     let start = ex.read_head(false).await?;
     let mut out = BytesMut::from(&start.body[..]);

@@ -55,6 +55,7 @@ nets! {
     PROXY_LARGE_RESPONSES = 13;
     PROXY_NODE_STOPS = 14;
     PROXY_HEADERS = 15;
+    PROXY_ANSWER_EARLY = 16;
 
     /// integration/bench.sh (`make bench`; its cluster, nginx and HAProxy).
     BENCH = 20;
