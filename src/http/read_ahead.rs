@@ -255,8 +255,27 @@ async fn watch(shared: Arc<Shared>, limits: ReadAhead) {
     read(reader, &shared, &limits).await;
 }
 
+/// Ends the response with an error when the reading task stops without
+/// having ended it (a panic), so that the client's side does not wait for
+/// ever; after a normal end it does nothing.
+struct EndsTheResponse<'a>(&'a Shared);
+
+impl Drop for EndsTheResponse<'_> {
+    fn drop(&mut self) {
+        let mut state = self.0.lock();
+        if matches!(state.end, End::Running) {
+            state.end = End::Done(Err(Box::new(std::io::Error::other(
+                "the response's reading task failed",
+            ))));
+            drop(state);
+            self.0.data.notify_one();
+        }
+    }
+}
+
 /// Reads the response to its end, queueing what comes for the client.
 async fn read(reader: Box<Reader>, shared: &Shared, limits: &ReadAhead) {
+    let _ends = EndsTheResponse(shared);
     let Reader {
         exchange: mut ex,
         backend,
@@ -573,6 +592,36 @@ mod tests {
         assert!(!wanted(&h("no"), true));
         assert!(!wanted(&h(" No "), true));
         assert!(wanted(&h("yes"), false));
+    }
+
+    /// A reading task that panics after queueing a piece: the client
+    /// takes that piece, then an error (a cut response), not a wait for
+    /// ever. A task that ended the response leaves its end alone.
+    #[tokio::test]
+    async fn a_reading_task_that_dies_cuts_the_response() {
+        let limits = limits(10, 0, 1000, 0);
+        let shared = Shared::new(Bytes::new(), None);
+        let dying = {
+            let shared = Arc::clone(&shared);
+            let limits = limits.clone();
+            tokio::spawn(async move {
+                let _ends = EndsTheResponse(&shared);
+                assert!(queue(&shared, chunk(b'a', 10), &limits).await);
+                panic!("a bug in the reading task");
+            })
+        };
+        assert!(dying.await.is_err());
+        let taker = Taker(Arc::clone(&shared));
+        let taken =
+            tokio::time::timeout(std::time::Duration::from_secs(10), take_all(&taker)).await;
+        let (got, err) = taken.expect("the client's side waits for ever");
+        assert_eq!(got, vec![b'a'; 10]);
+        assert!(err.is_some_and(|e| e.contains("reading task failed")));
+
+        let shared = Shared::new(Bytes::new(), None);
+        shared.finish(Ok(()));
+        drop(EndsTheResponse(&shared));
+        assert!(matches!(shared.lock().end, End::Done(Ok(()))));
     }
 
     #[tokio::test]
