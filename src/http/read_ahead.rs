@@ -60,7 +60,12 @@ use crate::upstream::exchange::Exchange;
 const WATCH: std::time::Duration = std::time::Duration::from_millis(25);
 
 /// Bytes read back from the temp file at a time: a client reading from it
-/// costs one such buffer, whatever the response's size.
+/// costs one such buffer, whatever the response's size (outside the
+/// memory budget: one per response). Larger than hyper's HTTP/1.1 write
+/// queue, so that hyper writes each piece out before it asks for the next:
+/// when the next is the cut of a response cut by its backend, hyper drops
+/// the connection with whatever it still had queued (64 KiB pieces lost
+/// the last few KiB before the cut in tests/faults.rs).
 const FILE_CHUNK: u64 = 256 * 1024;
 
 /// How far responses may be read ahead of their clients.
@@ -524,18 +529,15 @@ impl Drop for Taker {
     }
 }
 
-/// Reads `len` bytes of the temp file at `offset`, on the blocking pool.
+/// Reads `len` bytes of the temp file at `offset`: from the page cache
+/// when it holds them, else on the blocking pool (as a static file's).
 async fn read_back(file: Arc<File>, offset: u64, len: u64) -> Result<Bytes, BodyError> {
-    let len = usize::try_from(len).unwrap_or(usize::MAX);
-    let read = tokio::task::spawn_blocking(move || {
-        crate::http::files::serve::read_exact(&file, len, offset)
-    })
-    .await
-    .unwrap_or_else(|e| Err(std::io::Error::other(e)));
-    read.map_err(|e| {
-        tracing::error!("cannot read a response back from its temp file: {e}");
-        Box::new(e) as BodyError
-    })
+    crate::http::files::serve::read_chunk(file, offset, len)
+        .await
+        .map_err(|e| {
+            tracing::error!("cannot read a response back from its temp file: {e}");
+            Box::new(e) as BodyError
+        })
 }
 
 #[cfg(test)]
