@@ -61,11 +61,7 @@ const WATCH: std::time::Duration = std::time::Duration::from_millis(25);
 
 /// Bytes read back from the temp file at a time: a client reading from it
 /// costs one such buffer, whatever the response's size (outside the
-/// memory budget: one per response). Larger than hyper's HTTP/1.1 write
-/// queue, so that hyper writes each piece out before it asks for the next:
-/// when the next is the cut of a response cut by its backend, hyper drops
-/// the connection with whatever it still had queued (64 KiB pieces lost
-/// the last few KiB before the cut in tests/faults.rs).
+/// memory budget: one per response).
 const FILE_CHUNK: u64 = 256 * 1024;
 
 /// How far responses may be read ahead of their clients.
