@@ -48,7 +48,7 @@ async fn round_robin_spreads_thirty_requests_ten_each() {
 /// PHP's "answer early" idiom (integration/www/early.php): the whole
 /// response with its Content-Length, flushed, then the script works on
 /// past `timeouts.read`. The client gets the whole response, small (read
-/// with the head) or large (streamed); the script's long tail is not its
+/// with the head) or large (streamed), and a HEAD its head; the script's long tail is not its
 /// backend's failure (with `max_fails: 1`, one would take the node out of
 /// rotation: the index page would then come from the other node only); the
 /// connection is closed when the read timeout ends the wait for the
@@ -66,6 +66,12 @@ async fn answering_early_then_working_on_is_a_whole_response() {
         assert_eq!(r.body.len(), len, "{query}");
         assert!(r.body.iter().all(|&b| b == b'e'), "{query}");
     }
+    // HEAD: whole with its head, as the GET.
+    let head = http::Request::head(lb.url("/early.php"))
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let r = send(&c, head).await.unwrap();
+    assert_eq!(r.status, 200, "HEAD: {}", r.text());
     let mut nodes = std::collections::BTreeSet::new();
     for _ in 0..6 {
         let r = get(&c, &lb.url("/")).await.unwrap();

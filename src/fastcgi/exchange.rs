@@ -179,6 +179,9 @@ pub struct Exchange<C: LentConn> {
     ended: bool,
     /// [`END_GRACE`] was waited once (the length is complete).
     end_awaited: bool,
+    /// The answer has no body (HEAD, 204, 304): STDOUT after the head is
+    /// dropped.
+    discard: bool,
 }
 
 impl<C: LentConn> Exchange<C> {
@@ -200,6 +203,7 @@ impl<C: LentConn> Exchange<C> {
             received: 0,
             ended: false,
             end_awaited: false,
+            discard: false,
         }
     }
 
@@ -298,7 +302,10 @@ impl<C: LentConn> Exchange<C> {
         }
         let declared = declared_length(&mut head.headers)?;
         if no_body || matches!(head.status, 204 | 304) {
-            while self.next_record().await?.is_some() {}
+            // No body goes out: what the script writes after its head is
+            // read and dropped, and the answer is whole with its head.
+            self.discard = true;
+            self.await_end(END_GRACE).await?;
             return Ok(ResponseStart {
                 head,
                 body: Bytes::new(),
@@ -402,12 +409,13 @@ impl<C: LentConn> Exchange<C> {
         self.declared.is_some_and(|d| self.received >= d)
     }
 
-    /// True when the response's whole `Content-Length` has arrived but its
-    /// END_REQUEST has not: the script works on. Dropping the exchange
+    /// True when the response's whole `Content-Length` (or the head of an
+    /// answer with no body) has arrived but its END_REQUEST has not: the
+    /// script works on. Dropping the exchange
     /// would close a connection whose worker is still busy; hand it to
     /// [`Exchange::finish`] instead.
     pub fn awaits_end(&self) -> bool {
-        !self.ended && self.conn.is_some() && self.length_complete()
+        !self.ended && self.conn.is_some() && (self.discard || self.length_complete())
     }
 
     /// Reads to END_REQUEST, for at most `grace`, once: whether it came.
@@ -424,10 +432,13 @@ impl<C: LentConn> Exchange<C> {
     }
 
     /// Reads to END_REQUEST (the connection goes back to its pool then);
-    /// any body byte now runs past the length and fails.
+    /// any body byte now runs past the length and fails, or is dropped
+    /// when the answer has no body.
     async fn read_end(&mut self) -> Result<(), ExchangeError> {
         while let Some(more) = self.next_record().await? {
-            self.count_body(more.len())?;
+            if !self.discard {
+                self.count_body(more.len())?;
+            }
         }
         Ok(())
     }
@@ -872,6 +883,26 @@ mod tests {
         assert_eq!(&ex.next_chunk().await.unwrap().unwrap()[..], b"world");
         assert!(ex.awaits_end() && !back.released());
         go_end.send(()).unwrap();
+        ex.finish().await.unwrap();
+        assert!(back.released());
+    }
+
+    /// An answer with no body (HEAD here) whose script works on after its
+    /// head: whole with its head; what the script writes next is dropped,
+    /// and `finish` gives the connection back at END_REQUEST.
+    #[tokio::test]
+    async fn a_head_answer_goes_out_while_the_script_works_on() {
+        let (go, gate) = tokio::sync::oneshot::channel();
+        let endpoint = gated_backend(vec![
+            (None, stdout(1, b"Content-Length: 5\r\n\r\n")),
+            (Some(gate), answer(&[stdout(1, b"hello"), end_request(1)])),
+        ])
+        .await;
+        let (mut ex, back) = exchange(connect(&endpoint).await).await;
+        let start = ex.read_head(true).await.unwrap();
+        assert!(start.complete && start.body.is_empty());
+        assert!(ex.awaits_end() && !back.released());
+        go.send(()).unwrap();
         ex.finish().await.unwrap();
         assert!(back.released());
     }

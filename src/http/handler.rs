@@ -474,9 +474,11 @@ impl Proxy {
             }
         }
         let body: Boxed = if head_only {
-            // The exchange read the answer to its end. No length is made up
+            // The exchange read the head, and its end unless the script
+            // works on (finish_later reads it then). No length is made up
             // for it: a HEAD answer's length is the GET's, or absent (RFC
             // 9110 section 9.3.2), and the script gave one or not.
+            exchange::finish_later(ex, backend);
             response::no_length()
         } else if start.complete {
             exchange::finish_later(ex, backend);
