@@ -298,6 +298,12 @@ async fn a_temp_file_that_cannot_be_made_leaves_pages_whole() {
         0.0,
         "{text}"
     );
+    // What was taken of the temp budget for the failed writes is back.
+    assert_eq!(
+        metric(&text, "fpmlb_read_ahead_held_bytes{store=\"temp_file\"}"),
+        0.0,
+        "{text}"
+    );
     let c = client(false);
     let status = get(&c, &lb.url("/hello.php")).await.map_or(0, |r| r.status);
     assert_eq!(status, 503, "the pages went on being read ahead");

@@ -62,6 +62,14 @@ impl ByteBudget {
     }
 }
 
+/// Gives `n` bytes of `held` back to their budget at once (bytes taken
+/// for something that did not happen); nothing when `held` has fewer.
+pub fn give_back(n: usize, held: &mut Option<OwnedSemaphorePermit>) {
+    if let Some(h) = held.as_mut() {
+        drop(h.split(n));
+    }
+}
+
 /// Bytes with the share of a budget they hold: the share goes back when
 /// the last clone of the bytes is dropped (after hyper wrote them).
 pub fn holding(bytes: Bytes, share: Option<OwnedSemaphorePermit>) -> Bytes {
@@ -98,6 +106,10 @@ mod tests {
         assert!(!budget.take(1, &mut held));
         assert_eq!(budget.available(), 0);
         assert_eq!((budget.held(), budget.total()), (10, 10));
+        give_back(4, &mut held);
+        assert_eq!(budget.available(), 4);
+        give_back(7, &mut held);
+        assert_eq!(budget.available(), 4, "more than held: nothing");
         drop(held);
         assert_eq!(budget.held(), 0);
         assert_eq!(budget.available(), 10);

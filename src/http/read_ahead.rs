@@ -367,7 +367,10 @@ async fn queue(shared: &Shared, chunk: Bytes, limits: &ReadAhead) -> bool {
                         "cannot write a response to its temp file ({e}); the rest goes at the client's pace"
                     );
                     ReadAheadStats::add(&limits.stats.temp_failures, 1);
-                    shared.lock().file_failed = true;
+                    let mut state = shared.lock();
+                    state.file_failed = true;
+                    // The share taken for this piece: it is not in the file.
+                    budget::give_back(len, &mut state.file_share);
                 }
             }
         } else {
