@@ -61,8 +61,9 @@ const WATCH: std::time::Duration = std::time::Duration::from_millis(25);
 
 /// Bytes read back from the temp file at a time: a client reading from it
 /// costs one such buffer, whatever the response's size (outside the
-/// memory budget: one per response).
-const FILE_CHUNK: u64 = 256 * 1024;
+/// memory budget: one per response, so an HTTP/2 connection's 128 streams
+/// hold at most 8 MiB of it, as of static files).
+const FILE_CHUNK: u64 = crate::http::files::serve::STREAM_CHUNK as u64;
 
 /// How far responses may be read ahead of their clients.
 #[derive(Debug, Clone)]
