@@ -845,6 +845,18 @@ mod tests {
         Endpoint::Tcp(addr)
     }
 
+    /// An exchange with a backend that answers `first` at once and `rest`
+    /// when the returned sender says so (the script working on between).
+    async fn held_back(
+        first: Vec<u8>,
+        rest: Vec<u8>,
+    ) -> (Exchange<Lent>, Back, tokio::sync::oneshot::Sender<()>) {
+        let (go, gate) = tokio::sync::oneshot::channel();
+        let endpoint = gated_backend(vec![(None, first), (Some(gate), rest)]).await;
+        let (ex, back) = exchange(connect(&endpoint).await).await;
+        (ex, back, go)
+    }
+
     /// A script that sends its whole Content-Length and works on: the
     /// response is whole after END_GRACE, with the head or as the last
     /// piece of a streamed body; `finish` then reads its END_REQUEST and
@@ -852,13 +864,8 @@ mod tests {
     #[tokio::test]
     async fn a_whole_length_goes_out_while_the_script_works_on() {
         // Read with the head.
-        let (go, gate) = tokio::sync::oneshot::channel();
-        let endpoint = gated_backend(vec![
-            (None, stdout(1, b"Content-Length: 5\r\n\r\nhello")),
-            (Some(gate), end_request(1)),
-        ])
-        .await;
-        let (mut ex, back) = exchange(connect(&endpoint).await).await;
+        let (mut ex, back, go) =
+            held_back(stdout(1, b"Content-Length: 5\r\n\r\nhello"), end_request(1)).await;
         let start = ex.read_head(false).await.unwrap();
         assert!(start.complete);
         assert_eq!(&start.body[..], b"hello");
@@ -892,13 +899,11 @@ mod tests {
     /// and `finish` gives the connection back at END_REQUEST.
     #[tokio::test]
     async fn a_head_answer_goes_out_while_the_script_works_on() {
-        let (go, gate) = tokio::sync::oneshot::channel();
-        let endpoint = gated_backend(vec![
-            (None, stdout(1, b"Content-Length: 5\r\n\r\n")),
-            (Some(gate), answer(&[stdout(1, b"hello"), end_request(1)])),
-        ])
+        let (mut ex, back, go) = held_back(
+            stdout(1, b"Content-Length: 5\r\n\r\n"),
+            answer(&[stdout(1, b"hello"), end_request(1)]),
+        )
         .await;
-        let (mut ex, back) = exchange(connect(&endpoint).await).await;
         let start = ex.read_head(true).await.unwrap();
         assert!(start.complete && start.body.is_empty());
         assert!(ex.awaits_end() && !back.released());
@@ -911,13 +916,11 @@ mod tests {
     /// connection is closed, not given back.
     #[tokio::test]
     async fn more_after_a_whole_length_closes_the_connection() {
-        let (go, gate) = tokio::sync::oneshot::channel();
-        let endpoint = gated_backend(vec![
-            (None, stdout(1, b"Content-Length: 5\r\n\r\nhello")),
-            (Some(gate), answer(&[stdout(1, b"!"), end_request(1)])),
-        ])
+        let (mut ex, back, go) = held_back(
+            stdout(1, b"Content-Length: 5\r\n\r\nhello"),
+            answer(&[stdout(1, b"!"), end_request(1)]),
+        )
         .await;
-        let (mut ex, back) = exchange(connect(&endpoint).await).await;
         assert!(ex.read_head(false).await.unwrap().complete);
         go.send(()).unwrap();
         assert!(matches!(

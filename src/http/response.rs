@@ -198,32 +198,34 @@ impl Body for LoggedBody {
             std::task::ready!(after.as_mut().poll(cx));
             return Poll::Ready(error.take().map(Err));
         }
-        let polled = Pin::new(&mut this.inner).poll_frame(cx);
-        match &polled {
-            Poll::Ready(Some(Ok(frame))) => {
-                if let Some(data) = frame.data_ref() {
-                    this.bytes += data.len() as u64;
-                }
-            }
+        match Pin::new(&mut this.inner).poll_frame(cx) {
             Poll::Ready(Some(Err(e))) => {
                 this.failed = true;
                 if let Some(log) = this.log.as_mut() {
                     log.error = Some(e.to_string());
                 }
-                if this.bytes > 0
-                    && let Poll::Ready(Some(Err(e))) = polled
-                {
-                    let mut after = Box::pin(tokio::time::sleep(CUT_GRACE));
-                    // A fresh timer: pending, and it wakes this body.
-                    let _ = after.as_mut().poll(cx);
-                    this.cut = Some((Some(e), after));
-                    return Poll::Pending;
+                if this.bytes == 0 {
+                    return Poll::Ready(Some(Err(e)));
                 }
+                let mut after = Box::pin(tokio::time::sleep(CUT_GRACE));
+                // A fresh timer: pending, and it wakes this body.
+                let _ = after.as_mut().poll(cx);
+                this.cut = Some((Some(e), after));
+                Poll::Pending
             }
-            Poll::Ready(None) => this.done = true,
-            Poll::Pending => {}
+            polled => {
+                match &polled {
+                    Poll::Ready(Some(Ok(frame))) => {
+                        if let Some(data) = frame.data_ref() {
+                            this.bytes += data.len() as u64;
+                        }
+                    }
+                    Poll::Ready(None) => this.done = true,
+                    _ => {}
+                }
+                polled
+            }
         }
-        polled
     }
 
     fn is_end_stream(&self) -> bool {
