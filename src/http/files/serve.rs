@@ -96,6 +96,14 @@ pub fn choose(root: &Root, opened: Opened, headers: &HeaderMap, precompressed: b
         return choice;
     }
     let accepted = accepted_encodings(headers);
+    if accepted.iter().all(|(_, q)| *q == 0) {
+        // Neither coding acceptable (curl, bots, API clients): identity
+        // whatever lies beside the file, so no lookup for siblings (two
+        // `stat`s of ten system calls per small file). The answer still
+        // depended on Accept-Encoding, which Vary says.
+        choice.vary = true;
+        return choice;
+    }
     let mut best: Option<(u16, &'static str, Opened)> = None;
     for (suffix, coding) in [("br", "br"), ("gz", "gzip")] {
         let mut name = choice.opened.path.clone().into_os_string();
@@ -930,6 +938,17 @@ mod tests {
         assert_eq!(pick("gzip, br", true), (Some("br"), true, 2));
         assert_eq!(pick("gzip;q=1, br;q=0.5", true), (Some("gzip"), true, 2));
         assert_eq!(pick("identity", true), (None, true, 5));
+        assert_eq!(pick("gzip;q=0, br;q=0", true), (None, true, 5));
+        // Without siblings: Vary only where they were not looked for.
+        let lone = opened(dir.path(), "lone.css", b"plain");
+        let vary_of = |ae: &str| {
+            let Found::File(o) = root.find(&lone.path) else {
+                panic!()
+            };
+            choose(&root, o, &h(&[("accept-encoding", ae)]), true).vary
+        };
+        assert!(!vary_of("gzip"));
+        assert!(vary_of("identity"));
         assert_eq!(pick("gzip, br", false), (None, false, 5));
         let Found::File(o2) = root.find(&o.path) else {
             panic!()
