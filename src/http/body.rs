@@ -184,7 +184,7 @@ where
         {
             memory.extend_from_slice(&data);
         } else {
-            let std_file = tempfile::tempfile().map_err(spool_error)?;
+            let std_file = temp_file().await.map_err(spool_error)?;
             let mut f = tokio::fs::File::from_std(std_file);
             f.write_all(&memory).await.map_err(spool_error)?;
             f.write_all(&data).await.map_err(spool_error)?;
@@ -204,6 +204,14 @@ where
         None if len == 0 => Ok(RequestBody::Empty),
         None => Ok(RequestBody::Memory(budget::holding(memory.freeze(), share))),
     }
+}
+
+/// An anonymous temp file (in `TMPDIR`, unlinked), made on the blocking
+/// pool: a slow or stalled disk holds that thread, not this one's requests.
+pub async fn temp_file() -> std::io::Result<std::fs::File> {
+    tokio::task::spawn_blocking(tempfile::tempfile)
+        .await
+        .map_err(std::io::Error::other)?
 }
 
 fn spool_error(e: std::io::Error) -> ClientError {

@@ -415,7 +415,7 @@ async fn write(shared: &Shared, chunk: &Bytes) -> std::io::Result<u64> {
     let file = match file {
         Some(f) => f,
         None => {
-            let f = Arc::new(tempfile::tempfile()?);
+            let f = Arc::new(crate::http::body::temp_file().await?);
             shared.lock().file = Some(Arc::clone(&f));
             f
         }
