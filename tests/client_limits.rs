@@ -57,6 +57,30 @@ async fn pipelined_requests_get_their_answers_in_order() {
     );
 }
 
+#[tokio::test]
+async fn half_a_pipelined_head_is_cut_off_too() {
+    let lb = start_alone(
+        nets::LIMITS_PIPELINED_HALF_HEAD,
+        "timeouts:\n  client_header: 1s\n  client_idle: 2s\n",
+    );
+    let mut s = tokio::net::TcpStream::connect(lb.addr).await.unwrap();
+    // The second head's start comes with the first request: read with it,
+    // it is replayed to the next hyper connection, never read again.
+    s.write_all(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nX-Slow: ")
+        .await
+        .unwrap();
+    let mut rest = Vec::new();
+    assert_eq!(one_response(&mut s, &mut rest).await, "404");
+    let mut buf = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(30), s.read_to_end(&mut buf)).await;
+    assert!(read.is_ok(), "connection still open after 30 s");
+    let text = String::from_utf8_lossy(&rest) + String::from_utf8_lossy(&buf);
+    assert!(
+        text.is_empty() || text.starts_with("HTTP/1.1 408"),
+        "{text}"
+    );
+}
+
 /// Reads one response with a Content-Length (fpmlb's own answers have one)
 /// from `s`, keeping what follows it in `rest`; its status.
 async fn one_response(s: &mut tokio::net::TcpStream, rest: &mut Vec<u8>) -> String {

@@ -2,8 +2,9 @@
 //! conditional requests, ranges (with their edge cases), precompressed
 //! siblings, HEAD, and everything that must never go out: paths that climb
 //! out (`..`, `%2e%2e`, encoded slashes), symlinks out of the root made by
-//! the application's user, dotfiles, PHP source, listings, FIFOs. And a
-//! 1 GiB file streamed with fpmlb's memory flat.
+//! the application's user, dotfiles, PHP source, listings, FIFOs. A
+//! 1 GiB file streamed with fpmlb's memory flat, and large files whose
+//! windows go out with sendfile: byte for byte.
 //!
 //! fpmlb's backend is an address where nothing listens: a script that
 //! exists locally is 503 (php-fpm was asked and could not be reached); a
@@ -437,4 +438,93 @@ async fn a_1_gib_file_streams_with_fpmlb_s_memory_flat() {
         header(&r, "content-range"),
         format!("bytes {}-{}/{SIZE}", SIZE - 5, SIZE - 1)
     );
+}
+
+/// Bytes no two windows of a file share, so that a window sent from the
+/// wrong offset, or placeholder zeros, cannot pass for the file.
+fn patterned(len: usize, seed: u32) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(2_654_435_761).max(1);
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_files_go_out_byte_for_byte_zero_copy_or_not() {
+    let net = nets::STATIC_ZERO_COPY;
+    let dir = state_dir(net);
+    let root = dir.join("www");
+    // Past the first chunk (128 KiB) and past a window (1 MiB), and not a
+    // multiple of either.
+    let a = patterned(3 * (1 << 20) + 12_345, 1);
+    let b = patterned(1 << 20 | 77, 2);
+    write(&root, "a.bin", &a);
+    write(&root, "b.bin", &b);
+    write(
+        &root,
+        "a.css",
+        &a.iter().map(|x| b'a' + x % 26).collect::<Vec<_>>(),
+    );
+    let lb = start(net, &dir, &root, "");
+
+    // Cleartext HTTP/1.1: both files, one after the other on one kept-alive
+    // connection (the connection's windows go from one response to the
+    // next), then ranges.
+    let h1 = client(false);
+    for _ in 0..2 {
+        for (path, want) in [("/a.bin", &a), ("/b.bin", &b)] {
+            let r = send(
+                &h1,
+                http::Request::get(lb.url(path))
+                    .body(Full::new(Bytes::new()))
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+            assert_eq!(r.status, 200, "{path}");
+            assert_eq!(r.body.len(), want.len(), "{path}");
+            assert!(
+                r.body == want[..],
+                "{path}: the bytes differ from the file's"
+            );
+        }
+    }
+    let r = get(&lb, "/a.bin", &[("range", "bytes=1000-2500000")]).await;
+    assert_eq!(r.status, 206);
+    assert!(r.body == a[1000..=2_500_000], "a range's bytes differ");
+    let r = get(&lb, "/a.bin", &[("range", "bytes=5-9,2000000-3100000")]).await;
+    assert_eq!(r.status, 206);
+    let body = &r.body[..];
+    let second = &a[2_000_000..=3_100_000];
+    assert!(
+        body.windows(5).any(|w| w == &a[5..=9]) && body.windows(second.len()).any(|w| w == second),
+        "a multipart range's parts differ from the file's"
+    );
+    // Compressed on the fly: the compressor had the file's bytes.
+    let r = get(&lb, "/a.css", &[("accept-encoding", "gzip")]).await;
+    assert_eq!((r.status, header(&r, "content-encoding")), (200, "gzip"));
+    let mut plain = Vec::new();
+    std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&r.body[..]), &mut plain).unwrap();
+    assert!(
+        plain == std::fs::read(root.join("a.css")).unwrap(),
+        "gzip of a large file"
+    );
+
+    // h2c: the same bytes, read and framed by HTTP/2.
+    let r = send(
+        &client(true),
+        http::Request::get(lb.url("/a.bin"))
+            .body(Full::new(Bytes::new()))
+            .unwrap(),
+    )
+    .await
+    .unwrap();
+    assert_eq!((r.status, r.version), (200, http::Version::HTTP_2));
+    assert!(r.body == a[..], "h2c: the bytes differ from the file's");
+    assert!(!lb.log_text().contains("placeholder"), "{}", lb.log_text());
 }

@@ -43,8 +43,13 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     if text.bytes().all(|b| b.is_ascii_digit()) {
         return text
             .parse::<u64>()
+            .ok()
+            .filter(|secs| {
+                secs.checked_mul(1000)
+                    .is_some_and(|ms| ms <= MAX_DURATION_MS)
+            })
             .map(Duration::from_secs)
-            .map_err(|_| fail("too large"));
+            .ok_or_else(|| fail("too large (at most 100y)"));
     }
     let mut total_ms: u64 = 0;
     // Index into DURATION_UNITS of the previous unit: the next must be smaller.
@@ -89,8 +94,16 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
             .ok_or_else(|| fail("too large"))?;
         rest = after.trim_start();
     }
+    if total_ms > MAX_DURATION_MS {
+        return Err(fail("too large (at most 100y)"));
+    }
     Ok(Duration::from_millis(total_ms))
 }
+
+/// The longest duration a config may give: anything longer is a typo,
+/// and would overflow a deadline built from it (`Instant` + duration
+/// panics past the clock's range).
+const MAX_DURATION_MS: u64 = 100 * DURATION_UNITS[0].1;
 
 /// Parses an nginx-style size: `100` (bytes), `512k`, `1m`, `1g`, case-insensitive, with
 /// 1k = 1024 bytes. Fractions, signs and values above `u64::MAX` are errors.

@@ -1384,7 +1384,9 @@ fn parse_duration_table() {
         ("0s", Duration::ZERO),
         ("30", s(30)),
         (" 5s ", s(5)),
-        ("18446744073709551615", s(u64::MAX)),
+        // The longest a config may give.
+        ("3153600000", s(3_153_600_000)),
+        ("100y", s(3_153_600_000)),
     ] {
         assert_eq!(parse_duration(input), Ok(expected), "{input:?}");
     }
@@ -1404,6 +1406,10 @@ fn parse_duration_table() {
         ("18446744073709551615s", "too large"),
         ("99999999999999999999ms", "too large"),
         ("584942418y", "too large"),
+        // Past the clock's range as a deadline (`Instant` + it panics).
+        ("10000000000000000000", "too large"),
+        ("101y", "too large"),
+        ("3153600001", "too large"),
         ("5 s", "missing unit"),
     ] {
         let err = parse_duration(input).unwrap_err();

@@ -52,11 +52,13 @@ impl FailureWindow {
         false
     }
 
-    /// A successful exchange forgets earlier failures.
+    /// A successful exchange forgets earlier failures. It does not end a
+    /// trip: an exchange that started before the backend went out and
+    /// ends well says nothing of the failures that took it out (nginx
+    /// waits out `fail_timeout` the same way).
     pub fn record_success(&mut self) {
         self.fails = 0;
         self.first_fail = None;
-        self.down_until = None;
     }
 
     /// Whether the backend is out of rotation at `now`.
@@ -102,6 +104,17 @@ mod tests {
         w.record_success();
         assert!(!w.record_failure(t0 + Duration::from_secs(1)));
         assert!(!w.is_down(t0 + Duration::from_secs(1)));
+    }
+
+    #[test]
+    fn a_success_while_out_does_not_bring_it_back() {
+        let t0 = Instant::now();
+        let mut w = FailureWindow::new(1, TEN_S);
+        assert!(w.record_failure(t0));
+        // A request sent before the trip ends well.
+        w.record_success();
+        assert!(w.is_down(t0 + Duration::from_secs(1)));
+        assert!(!w.is_down(t0 + TEN_S));
     }
 
     #[test]

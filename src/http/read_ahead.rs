@@ -328,6 +328,22 @@ enum Place {
     Wait,
 }
 
+/// Pieces under this are copied before they are held in memory.
+const COPY_BELOW: usize = 32 * 1024;
+
+/// `chunk` as memory of its own when it is small: a piece of PHP's output
+/// is a slice of its connection's read buffer (64 KiB or more), which it
+/// keeps whole while held. A script that flushes a byte at a time to a
+/// client that reads nothing would otherwise hold 64 KiB per byte the
+/// budget counts.
+fn owned(chunk: Bytes) -> Bytes {
+    if chunk.len() < COPY_BELOW {
+        Bytes::copy_from_slice(&chunk)
+    } else {
+        chunk
+    }
+}
+
 /// Queues `chunk` for the client: in memory if it fits, else in the temp
 /// file if that may grow, else once the client has taken enough. False
 /// when the client is gone. The client's side is told of it before any
@@ -340,7 +356,7 @@ async fn queue(shared: &Shared, chunk: Bytes, limits: &ReadAhead) -> bool {
             match place(&mut state, len, limits) {
                 Place::Memory(share) => {
                     state.in_memory += len;
-                    let held = budget::holding(chunk, share);
+                    let held = budget::holding(owned(chunk), share);
                     state.queue.push_back(Piece::Memory(held));
                     return true;
                 }
@@ -579,6 +595,21 @@ mod tests {
             }
         }
         (got, None)
+    }
+
+    #[test]
+    fn small_pieces_are_held_apart_from_their_read_buffer() {
+        let read_buf = Bytes::from(vec![7u8; 64 * 1024]);
+        let within = |b: &Bytes| {
+            let start = read_buf.as_ptr().addr();
+            (start..start + read_buf.len()).contains(&b.as_ptr().addr())
+        };
+        let byte = read_buf.slice(100..101);
+        let held = owned(byte.clone());
+        assert_eq!(held, byte);
+        assert!(!within(&held), "a flushed byte keeps 64 KiB");
+        let large = read_buf.slice(0..COPY_BELOW);
+        assert!(within(&owned(large)), "a large piece is not copied");
     }
 
     #[test]

@@ -266,7 +266,7 @@ impl Router {
             Decision::Refuse(status, why) => Err(ClientError::Refused { status, why }.into()),
             Decision::Return(i) => Ok(Routed::Respond(self.answer_return(i, parts, conn, site))),
             Decision::AddSlash(uri) => Ok(Routed::Respond(add_slash(&uri, parts, conn, site))),
-            Decision::File(resp) => Ok(Routed::Respond(resp.map(serve::body))),
+            Decision::File(resp) => Ok(Routed::Respond(serve::response(resp))),
             Decision::Script {
                 script_name,
                 path_info,
@@ -564,7 +564,7 @@ impl Router {
         .await
         .unwrap_or(Err("the file task failed"));
         match decided {
-            Ok(resp) => Ok(resp.map(serve::body)),
+            Ok(resp) => Ok(serve::response(resp)),
             Err(why) => Err(refused(why)),
         }
     }

@@ -41,6 +41,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::RealIpConfig;
 use crate::http::activity::{ConnActivity, InFlight, head_expired, idle_expired, quiet_for};
+use crate::http::files::zero_copy::{self, Windows};
 use crate::http::handler::Proxy;
 use crate::http::params::ConnInfo;
 use crate::http::response::ResponseBody;
@@ -112,6 +113,10 @@ impl Protocols {
         h1.timer(TokioTimer::new())
             .header_read_timeout(None)
             .max_buf_size(limits.head.h1_max_buf_size())
+            // Body frames queued and written as they are, never copied into
+            // hyper's buffer: the placeholders of a static body's file
+            // windows reach the socket as such (`http::files::zero_copy`).
+            .writev(true)
             .keep_alive(true);
         Protocols {
             h1,
@@ -173,6 +178,9 @@ struct RequestService {
     activity: Arc<ConnActivity>,
     /// HTTP/2 only: the requests the client cancels (rapid reset).
     cancels: Option<Arc<Cancels>>,
+    /// Cleartext HTTP/1.1 only: the socket's file windows, for static
+    /// bodies sent with `sendfile` (`http::files::zero_copy`).
+    zero_copy: Option<Arc<Windows>>,
 }
 
 impl hyper::service::Service<Request<Incoming>> for RequestService {
@@ -194,8 +202,12 @@ impl hyper::service::Service<Request<Incoming>> for RequestService {
         } else {
             Arc::clone(&self.info)
         };
+        let zero_copy = self.zero_copy.clone();
         Box::pin(async move {
-            let response = proxy.handle(req, &info, Some(in_flight)).await;
+            let mut response = proxy.handle(req, &info, Some(in_flight)).await;
+            if let Some(windows) = &zero_copy {
+                zero_copy::take_up(&mut response, windows);
+            }
             if let Some(watch) = watch {
                 watch.answered();
             }
@@ -307,17 +319,18 @@ impl Serving<'_> {
             }
             opened = opening(&mut io) => opened,
         };
-        let svc = |cancels| RequestService {
+        let svc = |cancels, zero_copy| RequestService {
             proxy: Arc::clone(self.proxy),
             real_ip: Arc::clone(self.real_ip),
             info: Arc::new(info),
             activity: Arc::clone(&activity),
             cancels,
+            zero_copy,
         };
         match opened {
             Opening::Gone => None,
             Opening::Http1(ahead) => Some(Http1 {
-                svc: svc(None),
+                svc: svc(None, io.zero_copy()),
                 io,
                 ahead,
             }),
@@ -326,7 +339,7 @@ impl Serving<'_> {
                 activity.set_multiplexed();
                 let cancels = Cancels::new();
                 let conn = Http2 {
-                    svc: svc(Some(Arc::clone(&cancels))),
+                    svc: svc(Some(Arc::clone(&cancels)), None),
                     io: Rewind::new(io, ahead),
                     cancels,
                 };
@@ -365,6 +378,13 @@ impl Serving<'_> {
     /// but not parsed are handed back to be parked.
     async fn http1_until_quiet(&self, conn: Http1) -> Option<Http1> {
         let activity = Arc::clone(&conn.svc.activity);
+        // Bytes read ahead are the start of the next head; replayed, they
+        // do not pass through `Watched` again, so its timer starts here
+        // (a client that sent a request and half of the next in one write
+        // would otherwise hold the connection with no timer running).
+        if !conn.ahead.is_empty() {
+            activity.saw_head_bytes();
+        }
         let remote = conn.io.remote();
         let mut conn = self
             .protocols

@@ -6,7 +6,9 @@
 //!
 //! Nothing is parsed or buffered here: reads and writes go straight to the
 //! socket; the wrapper only looks at whether a read returned bytes and at
-//! how long a write has been waiting.
+//! how long a write has been waiting, and sends the file windows that a
+//! static body's placeholders stand for with `sendfile` (see
+//! `http::files::zero_copy`).
 
 use std::future::Future;
 use std::io;
@@ -16,10 +18,41 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf};
+use tokio::net::TcpStream;
 use tokio::time::Sleep;
+use tokio_util::either::Either;
 
+use super::rewind::Rewind;
 use crate::http::activity::ConnActivity;
+use crate::http::files::zero_copy::{self, Windows};
+
+/// The TCP socket under a stream, which `sendfile` can write to: none
+/// under TLS.
+pub trait Tcp {
+    fn tcp(&self) -> Option<&TcpStream>;
+}
+
+impl Tcp for TcpStream {
+    fn tcp(&self) -> Option<&TcpStream> {
+        Some(self)
+    }
+}
+
+impl<S: Tcp> Tcp for Rewind<S> {
+    fn tcp(&self) -> Option<&TcpStream> {
+        self.inner().tcp()
+    }
+}
+
+impl<L: Tcp, R> Tcp for Either<L, R> {
+    fn tcp(&self) -> Option<&TcpStream> {
+        match self {
+            Either::Left(l) => l.tcp(),
+            Either::Right(_) => None,
+        }
+    }
+}
 
 /// A client socket whose reads are reported to its activity.
 pub struct Watched<S> {
@@ -30,6 +63,8 @@ pub struct Watched<S> {
     send_timeout: Duration,
     /// Running while a write waits for the client to take bytes.
     write_stalled: Option<Pin<Box<Sleep>>>,
+    /// The file windows this connection's bodies queue (cleartext only).
+    windows: Option<Arc<Windows>>,
 }
 
 impl<S> Watched<S> {
@@ -45,7 +80,18 @@ impl<S> Watched<S> {
             remote,
             send_timeout,
             write_stalled: None,
+            windows: None,
         }
+    }
+
+    /// The windows through which this connection's static bodies go out
+    /// zero-copy; `None` where they cannot (TLS).
+    pub fn zero_copy(&mut self) -> Option<Arc<Windows>>
+    where
+        S: Tcp,
+    {
+        self.inner.tcp()?;
+        Some(Arc::clone(self.windows.get_or_insert_default()))
     }
 
     /// The client, for log lines.
@@ -98,14 +144,58 @@ impl<S: AsyncRead + Unpin> AsyncRead for Watched<S> {
     }
 }
 
-impl<S: AsyncWrite + Unpin> AsyncWrite for Watched<S> {
+impl<S: Tcp> Watched<S> {
+    /// Sends (some of) the file window that the placeholder `mark` stands
+    /// for, with `sendfile` from the page cache to the socket.
+    fn poll_send_window(&self, cx: &mut Context<'_>, mark: &[u8]) -> Poll<io::Result<usize>> {
+        let (Some(windows), Some(tcp)) = (&self.windows, self.inner.tcp()) else {
+            // Never sends a placeholder's bytes: the connection fails.
+            return Poll::Ready(Err(io::Error::other(
+                "a file placeholder on a connection that sends no file windows",
+            )));
+        };
+        let segment = windows.resolve(mark)?;
+        loop {
+            std::task::ready!(tcp.poll_write_ready(cx))?;
+            let sent = tcp.try_io(Interest::WRITABLE, || {
+                let mut at = segment.offset;
+                rustix::fs::sendfile(tcp, &*segment.file, Some(&mut at), segment.len)
+                    .map_err(io::Error::from)
+            });
+            let sent = match sent {
+                // The socket is full: wait until it is writable again.
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                sent => sent,
+            };
+            return Poll::Ready(match sent {
+                // The file shrank under its Content-Length: the response is
+                // cut, never passed on short as if whole.
+                Ok(0) => Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "the file ended before its Content-Length",
+                )),
+                Ok(n) => {
+                    windows.sent(mark, n);
+                    Ok(n)
+                }
+                Err(e) => Err(e),
+            });
+        }
+    }
+}
+
+impl<S: AsyncWrite + Unpin + Tcp> AsyncWrite for Watched<S> {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        let polled = Pin::new(&mut this.inner).poll_write(cx, buf);
+        let polled = if zero_copy::is_mark(buf) {
+            this.poll_send_window(cx, buf)
+        } else {
+            Pin::new(&mut this.inner).poll_write(cx, buf)
+        };
         this.stalled(cx, polled)
     }
 
@@ -115,7 +205,14 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Watched<S> {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        let polled = Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
+        // The bytes before a placeholder go out first, then its window.
+        let polled = match bufs.iter().position(|b| zero_copy::is_mark(b)) {
+            None => Pin::new(&mut this.inner).poll_write_vectored(cx, bufs),
+            Some(i) if bufs[..i].iter().all(|b| b.is_empty()) => {
+                this.poll_send_window(cx, &bufs[i])
+            }
+            Some(i) => Pin::new(&mut this.inner).poll_write_vectored(cx, &bufs[..i]),
+        };
         this.stalled(cx, polled)
     }
 
@@ -137,6 +234,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Watched<S> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bytes::Bytes;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::TcpStream;
 
@@ -155,6 +253,65 @@ mod tests {
             Duration::from_secs(1),
         );
         (client, watched, activity)
+    }
+
+    /// Reads what the client end receives until `len` bytes came.
+    async fn receive(client: &mut TcpStream, len: usize) -> Vec<u8> {
+        let mut got = vec![0u8; len];
+        tokio::time::timeout(Duration::from_secs(30), client.read_exact(&mut got))
+            .await
+            .expect("the bytes never came")
+            .unwrap();
+        got
+    }
+
+    #[tokio::test]
+    async fn a_placeholder_goes_out_as_its_file_window() {
+        use std::io::Write;
+        let (mut client, mut server, _) = pair().await;
+        let content: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 251) as u8).collect();
+        let mut file = tempfile::tempfile().unwrap();
+        file.write_all(&content).unwrap();
+        let file = Arc::new(file);
+        let windows = server.zero_copy().expect("a TCP socket sends windows");
+        // As hyper writes a response: head bytes, then the body's frame,
+        // each write resuming where the last one stopped.
+        let head = Bytes::from_static(b"HEAD");
+        let frame = windows.push(Arc::clone(&file), 1000, 250_000);
+        let reading = tokio::spawn(async move { receive(&mut client, 4 + 250_000).await });
+        let (mut h, mut f) = (&head[..], &frame[..]);
+        while !h.is_empty() || !f.is_empty() {
+            let n = server
+                .write_vectored(&[io::IoSlice::new(h), io::IoSlice::new(f)])
+                .await
+                .unwrap();
+            let from_head = n.min(h.len());
+            h = &h[from_head..];
+            f = &f[n - from_head..];
+        }
+        let got = reading.await.unwrap();
+        assert_eq!(&got[..4], b"HEAD");
+        assert!(
+            got[4..] == content[1000..251_000],
+            "the window's bytes differ"
+        );
+        assert_eq!(windows.pending(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_placeholder_with_no_window_fails_the_write() {
+        let (_client, mut server, _) = pair().await;
+        // Another connection's window: never this socket's bytes.
+        let other = Windows::default();
+        let frame = other.push(Arc::new(tempfile::tempfile().unwrap()), 0, 10);
+        assert!(server.write_all(&frame).await.is_err());
+        server.zero_copy();
+        assert!(server.write_all(&frame).await.is_err());
+        // A file shorter than its window: cut, never zeros or short.
+        let windows = server.zero_copy().unwrap();
+        let frame = windows.push(Arc::new(tempfile::tempfile().unwrap()), 0, 10);
+        let e = server.write_all(&frame).await.unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof);
     }
 
     #[tokio::test]

@@ -100,6 +100,8 @@ nets! {
     // tests/client_limits.rs
     LIMITS_HEADER_TIMEOUT = 70;
     LIMITS_PIPELINING = 71;
+    /// A whole request and half of the next in one write, then silence.
+    LIMITS_PIPELINED_HALF_HEAD = 72;
 
     // tests/session_catalogue.rs: one cluster per store, web03 the deviating node
     // (memcached on .1:11211 and .1:11212).
@@ -117,6 +119,10 @@ nets! {
     STATIC_FILES = 220;
     /// A 1 GiB sparse file streamed while fpmlb's RSS is sampled.
     STATIC_BIG_FILE = 221;
+    /// Files past the first chunk, whose windows go out with sendfile on
+    /// cleartext HTTP/1.1: their bytes, whole and by range, over HTTP/1.1
+    /// and h2c.
+    STATIC_ZERO_COPY = 252;
 
     // tests/locations.rs
     /// nginx on .5:8080 with the same locations as fpmlb on .1:8080.

@@ -59,6 +59,7 @@
 pub mod conditional;
 pub mod range;
 pub mod serve;
+pub mod zero_copy;
 
 use std::fs::{File, Metadata};
 use std::io;

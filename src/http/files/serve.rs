@@ -11,9 +11,9 @@
 //! of fpmlb's CPU for a 1 KiB file (perf, `static1k`). The rest of a large
 //! file is read [`STREAM_CHUNK`] at a time, the same way, as the client
 //! takes the previous one, so a response holds one chunk whatever the
-//! file's size. Zero-copy (`sendfile`) would need the socket under
-//! hyper, which takes bodies as buffers; with `unsafe` forbidden, fpmlb
-//! reads.
+//! file's size. On a cleartext HTTP/1.1 connection, the rest of a file
+//! the page cache holds goes out with `sendfile` instead, a window of up
+//! to 1 MiB at a time, never read into fpmlb ([`zero_copy`]).
 //!
 //! Content-Type comes from `mime_guess` (a maintained table compiled in,
 //! built from the IANA registry and Apache's mime.types, as nginx's
@@ -33,6 +33,7 @@ use http_body_util::combinators::UnsyncBoxBody;
 
 use super::conditional::{self, Precondition, Validators};
 use super::range::{self, Ranges};
+use super::zero_copy::{self, Offer};
 use super::{Found, Opened, Root};
 use crate::http::response::BodyError;
 
@@ -426,6 +427,24 @@ fn read_cached(file: &File, buf: &mut [u8], offset: u64) -> std::io::Result<usiz
     Ok(done)
 }
 
+/// Whether the page cache holds `len` bytes of `file` at `offset`, as far
+/// as a byte read without waiting (`preadv2(RWF_NOWAIT)`) every
+/// [`CHUNK`] and at the end tells: the kernel caches and evicts a file by
+/// readahead windows larger than that, so a miss between two probes is
+/// rare, and costs a disk read on the async thread (what nginx's
+/// `sendfile` always risks).
+fn cached(file: &File, offset: u64, len: u64) -> bool {
+    if len == 0 {
+        return false;
+    }
+    let last = offset + (len - 1);
+    let mut probe = [0u8; 1];
+    (offset..last)
+        .step_by(CHUNK)
+        .chain(std::iter::once(last))
+        .all(|at| matches!(read_cached(file, &mut probe, at), Ok(1)))
+}
+
 /// Reads exactly `len` bytes at `offset` into a fresh buffer, without
 /// zeroing it first (`pread` into the Vec's spare capacity). Blocking.
 ///
@@ -453,6 +472,42 @@ pub fn read_exact(file: &File, len: usize, offset: u64) -> std::io::Result<Bytes
 /// shrank under it ends the body with an error (the client sees a cut
 /// response, never a short one taken for whole).
 pub fn body(plan: Plan) -> UnsyncBoxBody<Bytes, BodyError> {
+    body_offered(plan, None)
+}
+
+/// A prepared response with its body; one that streams from its file
+/// carries an [`Offer`] to go out zero-copy (see [`zero_copy`]).
+pub fn response(prepared: Response<Plan>) -> Response<UnsyncBoxBody<Bytes, BodyError>> {
+    let (mut parts, plan) = prepared.into_parts();
+    let offer = matches!(plan, Plan::Stream { .. }).then(Offer::default);
+    if let Some(offer) = &offer {
+        parts.extensions.insert(offer.clone());
+    }
+    Response::from_parts(parts, body_offered(plan, offer))
+}
+
+/// The next part of a file piece: a placeholder for a window that the
+/// connection sends with `sendfile` when it took the offer up and the
+/// page cache holds the window, else the bytes, read.
+async fn next_part(
+    file: &Arc<File>,
+    offset: u64,
+    len: u64,
+    offer: Option<&Offer>,
+) -> (u64, std::io::Result<Bytes>) {
+    if let Some(windows) = offer.and_then(Offer::windows) {
+        let take = len.min(zero_copy::WINDOW as u64);
+        if cached(file, offset, take) {
+            // `take` is at most WINDOW: it fits a usize.
+            let frame = windows.push(Arc::clone(file), offset, take as usize);
+            return (frame.len() as u64, Ok(frame));
+        }
+    }
+    let take = len.min(STREAM_CHUNK as u64);
+    (take, read_chunk(Arc::clone(file), offset, take).await)
+}
+
+fn body_offered(plan: Plan, offer: Option<Offer>) -> UnsyncBoxBody<Bytes, BodyError> {
     match plan {
         Plan::Empty => crate::http::response::full(Bytes::new()),
         Plan::Whole(b) => crate::http::response::full(b),
@@ -472,31 +527,33 @@ pub fn body(plan: Plan) -> UnsyncBoxBody<Bytes, BodyError> {
                     Piece::File { len, .. } => *len,
                 })
                 .sum();
-            let stream =
-                futures_util::stream::unfold((queue, file), |(mut queue, file)| async move {
+            let stream = futures_util::stream::unfold(
+                (queue, file, offer),
+                |(mut queue, file, offer)| async move {
                     let piece = queue.pop_front()?;
                     let next = match piece {
                         Piece::Bytes(b) => Ok(b),
                         Piece::File { offset, len } => {
-                            let take = len.min(STREAM_CHUNK as u64);
+                            let (take, part) = next_part(&file, offset, len, offer.as_ref()).await;
                             if take < len {
                                 queue.push_front(Piece::File {
                                     offset: offset + take,
                                     len: len - take,
                                 });
                             }
-                            read_chunk(Arc::clone(&file), offset, take).await
+                            part
                         }
                     };
                     match next {
-                        Ok(b) => Some((Ok(http_body::Frame::data(b)), (queue, file))),
+                        Ok(b) => Some((Ok(http_body::Frame::data(b)), (queue, file, offer))),
                         Err(e) => {
                             tracing::error!("static file read failed mid-response: {e}");
                             let err: BodyError = Box::new(e);
-                            Some((Err(err), (std::collections::VecDeque::new(), file)))
+                            Some((Err(err), (std::collections::VecDeque::new(), file, offer)))
                         }
                     }
-                });
+                },
+            );
             Counted {
                 inner: http_body_util::StreamBody::new(stream).boxed_unsync(),
                 remaining: total,

@@ -3,7 +3,7 @@
 //! directive it came from as a trailing comment. With `--compat`, the keys
 //! this fpmlb's loader does not know yet are written commented out.
 
-use super::yaml::{Writer, scalar};
+use super::yaml::{Writer, comment_text, scalar};
 use super::{Note, NoteKind};
 
 /// A value and the nginx directive(s) it came from (`root (site:12)`).
@@ -337,7 +337,7 @@ impl Draft {
             }
         }
         if let Some(c) = &self.compression {
-            w.line(0, &format!("compression:  # {}", c.why));
+            w.line(0, &format!("compression:  # {}", comment_text(&c.why)));
             w.line(1, "encodings: [gzip]");
             if let Some(t) = &c.types {
                 w.key(1, "types", &list(&t.value), &t.why);

@@ -196,6 +196,23 @@ fn fastcgi_params_follow_nginx_inheritance() {
 }
 
 #[test]
+fn a_directive_s_newlines_stay_in_its_comment() {
+    // nginx reads \n in a quoted argument as a newline: written raw into
+    // the comment after `compression:`, it would start lines of YAML.
+    let i = full(
+        "server { listen 8080; root /srv;
+           location ~ \\.php$ { include fastcgi.conf; gzip on \"\\nstatic: {root: /}\\n#\";
+             fastcgi_pass 127.0.0.1:9000; } }",
+    );
+    assert!(i.yaml.contains("compression:  # gzip on"), "{}", i.yaml);
+    assert!(
+        !i.yaml.lines().any(|l| l.starts_with("static: {root: /}")),
+        "{}",
+        i.yaml
+    );
+}
+
+#[test]
 fn https_and_escapes_in_params() {
     let i = full(
         "server { listen 8080; root /srv;
