@@ -286,3 +286,49 @@ async fn one_connection_gets_128_streams_and_others_are_still_served() {
         seen.outcome
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_the_client_grants_no_window_is_reset_after_client_send() {
+    let cluster = Cluster::start(nets::H2_ZERO_WINDOW, &["--nodes", "1", "--children", "2"]);
+    let lb = support::start_lb(
+        &cluster,
+        "timeouts:\n  client_send: 2s\n  client_idle: 120s\n",
+    );
+    let authority = lb.addr.to_string();
+    // SETTINGS_INITIAL_WINDOW_SIZE 0: the streams may get no byte of DATA.
+    // The connection stays up and answers PINGs, so nothing but the
+    // streams' own clock can end them.
+    let s = TcpStream::connect(lb.addr).await.unwrap();
+    let (r, mut w) = s.into_split();
+    w.write_all(PREFACE).await.unwrap();
+    w.write_all(&frame(SETTINGS, 0, 0, &[0, 4, 0, 0, 0, 0]))
+        .await
+        .unwrap();
+    // A page PHP writes in 8 KiB pieces, read ahead of the client (1 MiB).
+    let block = get_block("/big.php?bytes=1048576", &authority);
+    w.write_all(&frame(HEADERS, END_STREAM | END_HEADERS, 1, &block))
+        .await
+        .unwrap();
+    let w = Arc::new(Mutex::new(w));
+    let reader = tokio::spawn(read_frames(
+        r,
+        Arc::clone(&w),
+        Duration::from_secs(120),
+        None,
+    ));
+    let reset = async {
+        while !lb
+            .log_text()
+            .contains("took nothing of its response for 2s (timeouts.client_send): stream reset")
+        {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(60), reset)
+        .await
+        .expect("a stream with no window was never reset");
+    // The response is gone with its stream, and its worker is free.
+    others_are_served(&lb).await;
+    assert!(!lb.log_text().contains("panicked"));
+    reader.abort();
+}

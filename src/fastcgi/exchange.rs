@@ -279,8 +279,11 @@ impl<C: LentConn> Exchange<C> {
                             }
                         }
                     } else {
+                        // What came before holds no end of head: the scan
+                        // goes on from there (linear, whatever the pieces).
+                        let scanned = head_buf.len();
                         head_buf.extend_from_slice(&chunk);
-                        cgi::parse_head(&head_buf)?
+                        cgi::parse_head_from(&head_buf, scanned)?
                             .map(|(head, start)| (head, head_buf.split_off(start).freeze()))
                     };
                     if let Some(done) = parsed {

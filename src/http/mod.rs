@@ -31,5 +31,6 @@ pub mod response;
 pub mod router;
 #[cfg(test)]
 mod router_tests;
+pub mod send_clock;
 pub mod session_watch;
 pub mod walk_back;

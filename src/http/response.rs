@@ -14,6 +14,7 @@ use http_body_util::combinators::UnsyncBoxBody;
 use tokio::time::Instant;
 
 use crate::fastcgi::exchange::ExchangeError;
+use crate::http::send_clock;
 use crate::upstream::backend::Backend;
 use crate::upstream::exchange::{BackendFailure, Exchange};
 
@@ -172,6 +173,8 @@ impl LoggedBody {
             .get(http::header::CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse().ok());
+        // Ready: over HTTP/2, the client is to ask for its first bytes.
+        send_clock::waiting();
         LoggedBody {
             inner,
             bytes: 0,
@@ -194,6 +197,7 @@ impl Body for LoggedBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
         let this = &mut *self;
+        send_clock::asked();
         if let Some((error, after)) = this.cut.as_mut() {
             std::task::ready!(after.as_mut().poll(cx));
             return Poll::Ready(error.take().map(Err));
@@ -219,6 +223,7 @@ impl Body for LoggedBody {
                         if let Some(data) = frame.data_ref() {
                             this.bytes += data.len() as u64;
                         }
+                        send_clock::waiting();
                     }
                     Poll::Ready(None) => this.done = true,
                     _ => {}

@@ -443,7 +443,7 @@ impl Serving<'_> {
         let activity = Arc::clone(&conn.svc.activity);
         let remote = conn.io.inner().remote();
         let cancels = conn.cancels;
-        let (exec, mut streams) = Streams::new();
+        let (exec, mut streams) = Streams::new(self.limits.send_timeout, remote);
         let mut conn = Box::pin(
             self.protocols
                 .h2(exec)

@@ -15,6 +15,11 @@
 //! Measured with h2load, one connection of 256 streams, on the 2-core
 //! reference machine: README, Performance.
 //!
+//! Each stream runs under its response's [`SendClock`]: one whose body
+//! has waited `timeouts.client_send` for the client to ask for more (a
+//! client that grants the stream no flow-control window) ends, and h2
+//! resets it (`http::send_clock`).
+//!
 //! The streams a connection may have at once are bounded by
 //! `max_concurrent_streams` (hyper hands over one per accepted stream), so
 //! the channel between the two, unbounded, is bounded by that.
@@ -24,9 +29,16 @@ use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
 use futures_util::FutureExt;
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use tokio::sync::mpsc;
+use tokio::time::Sleep;
+
+use crate::http::send_clock::{SEND_CLOCK, SendClock};
 
 type Stream = Pin<Box<dyn Future<Output = ()> + Send>>;
 
@@ -35,6 +47,10 @@ type Stream = Pin<Box<dyn Future<Output = ()> + Send>>;
 #[derive(Clone)]
 pub struct StreamExec {
     to_conn: mpsc::UnboundedSender<Stream>,
+    /// `timeouts.client_send`.
+    send_timeout: Duration,
+    /// The client, for log lines.
+    remote: SocketAddr,
 }
 
 impl<F> hyper::rt::Executor<F> for StreamExec
@@ -50,6 +66,7 @@ where
                 tracing::error!("an HTTP/2 stream's handler panicked: stream reset");
             }
         });
+        let stream = timed(stream, self.send_timeout, self.remote);
         // The connection's task is gone (hyper hands streams over only
         // while it polls the connection, so never in practice): the
         // stream still runs, on a task of its own.
@@ -59,6 +76,40 @@ where
     }
 }
 
+/// `stream`, polled under its response's [`SendClock`], ended when its
+/// response has waited `send_timeout` for the client: dropped, the stream
+/// is reset (RST_STREAM) and its response's body, with what it holds of
+/// the script's output, released.
+async fn timed<F: Future<Output = ()>>(stream: F, send_timeout: Duration, remote: SocketAddr) {
+    let clock = Arc::new(SendClock::new());
+    let mut stream = std::pin::pin!(stream);
+    // Armed only while the response waits and the stream is pending.
+    let mut timer: Option<Pin<Box<Sleep>>> = None;
+    std::future::poll_fn(move |cx| {
+        if SEND_CLOCK
+            .sync_scope(Arc::clone(&clock), || stream.as_mut().poll(cx))
+            .is_ready()
+        {
+            return Poll::Ready(());
+        }
+        let Some(since) = clock.waiting_since() else {
+            timer = None;
+            return Poll::Pending;
+        };
+        let deadline = since + send_timeout;
+        let timer = timer.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+        if timer.deadline() != deadline {
+            timer.as_mut().reset(deadline);
+        }
+        if timer.as_mut().poll(cx).is_pending() {
+            return Poll::Pending;
+        }
+        tracing::info!(client = %remote, "an HTTP/2 stream's client took nothing of its response for {send_timeout:?} (timeouts.client_send): stream reset");
+        Poll::Ready(())
+    })
+    .await;
+}
+
 /// The streams of one connection, polled by the connection's task.
 pub struct Streams {
     handed: mpsc::UnboundedReceiver<Stream>,
@@ -66,13 +117,20 @@ pub struct Streams {
 }
 
 impl Streams {
-    pub fn new() -> (StreamExec, Streams) {
+    /// The streams of a connection from `remote`, each reset when its
+    /// response waits `send_timeout` for the client.
+    pub fn new(send_timeout: Duration, remote: SocketAddr) -> (StreamExec, Streams) {
         let (to_conn, handed) = mpsc::unbounded_channel();
         let streams = Streams {
             handed,
             running: FuturesUnordered::new(),
         };
-        (StreamExec { to_conn }, streams)
+        let exec = StreamExec {
+            to_conn,
+            send_timeout,
+            remote,
+        };
+        (exec, streams)
     }
 
     /// Takes the streams handed over and runs those that were woken; never
@@ -113,7 +171,7 @@ mod tests {
 
     #[tokio::test]
     async fn streams_run_on_the_connections_task_and_finish_after_it() {
-        let (exec, mut streams) = Streams::new();
+        let (exec, mut streams) = Streams::new(Duration::from_secs(60), ([127, 0, 0, 1], 1).into());
         let done = Arc::new(AtomicUsize::new(0));
         let (release, wait) = tokio::sync::oneshot::channel::<()>();
         let d = Arc::clone(&done);
@@ -138,7 +196,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_panicking_stream_ends_alone() {
-        let (exec, streams) = Streams::new();
+        let (exec, streams) = Streams::new(Duration::from_secs(60), ([127, 0, 0, 1], 1).into());
         let (tx, rx) = tokio::sync::oneshot::channel();
         exec.execute(async {
             panic!("a handler's bug");
@@ -152,7 +210,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_stream_handed_after_the_connection_still_runs() {
-        let (exec, streams) = Streams::new();
+        let (exec, streams) = Streams::new(Duration::from_secs(60), ([127, 0, 0, 1], 1).into());
         drop(streams);
         let (tx, rx) = tokio::sync::oneshot::channel();
         exec.execute(async move {

@@ -172,6 +172,8 @@ nets! {
     // tests/e2e_h2.rs (215..216): HTTP/2 at the edge.
     H2_RAPID_RESET = 215;
     H2_MANY_STREAMS = 216;
+    /// A client that grants its streams no flow-control window.
+    H2_ZERO_WINDOW = 217;
 
     // tests/faults.rs: fpmlb on .1, fake FastCGI backends on .2 and .3.
     FAULTS_GARBAGE = 100;
