@@ -252,3 +252,30 @@ async fn two_instances_over_the_same_pools_both_get_answers() {
     assert!(ra.iter().all(|&s| s == 200), "a: {ra:?}");
     assert!(rb.iter().all(|&s| s == 200), "b: {rb:?}");
 }
+
+/// A script slower than the worker patience, on a new connection of a
+/// quiet pool, looks like a connection queued behind busy workers; but
+/// nothing else of the pool's holds a worker, so nothing says the pool is
+/// full: its cap stays at two, and a request that comes while the slow
+/// one runs gets php-fpm's other worker, not fpmlb's queue (whose 1 s
+/// would be a 503 with a learnt cap of one).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_script_on_a_quiet_pool_holds_up_no_other_request() {
+    let cluster = Cluster::start(
+        nets::SHARING_SLOW_SCRIPT,
+        &["--nodes", "1", "--children", "2"],
+    );
+    let yaml = one_node_yaml(cluster.lb_addr(), &cluster, "timeouts:\n  queue: 1s\n");
+    let lb = Fpmlb::start(&cluster.dir, cluster.lb_addr(), &yaml);
+    let url = lb.url("/slow.php?ms=4000");
+    let slow = tokio::spawn(async move { get(&client(false), &url).await.unwrap().status });
+    // Past the worker patience (100 ms with no history) while it runs.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let r = get(&client(false), &lb.url("/hello.php")).await.unwrap();
+    assert_eq!(r.status, 200, "{}\n{}", r.text(), lb.log_text());
+    assert!(
+        !slow.is_finished(),
+        "the slow script ended first: nothing was shown"
+    );
+    assert_eq!(slow.await.unwrap(), 200);
+}

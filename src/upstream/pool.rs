@@ -566,6 +566,17 @@ impl PooledConn {
         self.starving = true;
         let inner = &self.pool.inner;
         let starving = inner.starving.fetch_add(1, Ordering::Relaxed) + 1;
+        // None of this pool's other connections holds a worker (none in
+        // use and answered, none idle): no evidence that the pool is full.
+        // A script slower than the patience on a quiet pool looks exactly
+        // like this, and learning a cap of 1 from it would queue the whole
+        // site behind one slow page for LEARNED_CAP_HOLD. The connection
+        // waits for its answer; nothing is learnt.
+        let in_use = self.pool.figures().in_use;
+        let idle_now = self.pool.idle().len();
+        if in_use.saturating_sub(starving) + idle_now == 0 {
+            return false;
+        }
         let closed = {
             let mut idle = self.pool.idle();
             let n = idle.len();
@@ -575,10 +586,6 @@ impl PooledConn {
         inner.given_back.fetch_add(closed as u64, Ordering::Relaxed);
         // The workers: connections being served (in use, not waiting) and
         // the idle ones that held a worker until just now.
-        // None served: every worker is someone else's (another balancer
-        // keeps them busy); this one connection waits for the first to
-        // come round, and the pool opens no other meanwhile.
-        let in_use = self.pool.figures().in_use;
         let served = in_use.saturating_sub(starving) + closed;
         self.pool.learn_cap(served.max(1), Instant::now());
         !inner.oversubscribed.swap(true, Ordering::Relaxed)
@@ -711,6 +718,24 @@ mod tests {
         pool.set_cap(8); // clamped to the configured 4
         assert_eq!(pool.figures().cap, 4);
         let _two = pool.acquire().await.unwrap();
+    }
+
+    /// A slow script on a quiet pool: its new connection gets no answer
+    /// within the patience, but nothing else of the pool holds a worker, so
+    /// nothing says the pool is full. Its cap stays, and other requests get
+    /// connections of their own (php-fpm's idle workers take them).
+    #[tokio::test]
+    async fn a_slow_script_on_a_quiet_pool_teaches_no_cap() {
+        let (_l, ep) = listener().await;
+        let pool = Pool::new(ep, settings(2, 10));
+        let mut slow = pool.acquire().await.unwrap();
+        assert!(!slow.waiting_for_worker(), "no warning: nothing is known");
+        assert_eq!(pool.figures().cap, 2);
+        let _other = pool.acquire().await.unwrap();
+        // Two such scripts at once: still nothing answered, nothing learnt.
+        let mut slow_too = _other;
+        assert!(!slow_too.waiting_for_worker());
+        assert_eq!(pool.figures().cap, 2);
     }
 
     /// php-fpm with one worker: each kept connection holds the worker until

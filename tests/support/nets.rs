@@ -239,6 +239,8 @@ nets! {
     SHARING_IDLE_CHECKS = 242;
     /// tests/e2e_sharing.rs: two fpmlb (.1:8080, .1:8081) over the same pools.
     SHARING_TWO_INSTANCES = 243;
+    /// tests/e2e_sharing.rs: a slow script on a quiet pool.
+    SHARING_SLOW_SCRIPT = 23;
     /// tests/e2e_idle.rs: idle keep-alive clients and fpmlb's memory.
     IDLE_CLIENTS_MEMORY = 245;
 
