@@ -277,7 +277,7 @@ mod tests {
         // As hyper writes a response: head bytes, then the body's frame,
         // each write resuming where the last one stopped.
         let head = Bytes::from_static(b"HEAD");
-        let frame = windows.push(Arc::clone(&file), 1000, 250_000);
+        let frame = windows.push(Arc::clone(&file), 1000, 250_000).unwrap();
         let reading = tokio::spawn(async move { receive(&mut client, 4 + 250_000).await });
         let (mut h, mut f) = (&head[..], &frame[..]);
         while !h.is_empty() || !f.is_empty() {
@@ -303,13 +303,17 @@ mod tests {
         let (_client, mut server, _) = pair().await;
         // Another connection's window: never this socket's bytes.
         let other = Windows::default();
-        let frame = other.push(Arc::new(tempfile::tempfile().unwrap()), 0, 10);
+        let frame = other
+            .push(Arc::new(tempfile::tempfile().unwrap()), 0, 10)
+            .unwrap();
         assert!(server.write_all(&frame).await.is_err());
         server.zero_copy();
         assert!(server.write_all(&frame).await.is_err());
         // A file shorter than its window: cut, never zeros or short.
         let windows = server.zero_copy().unwrap();
-        let frame = windows.push(Arc::new(tempfile::tempfile().unwrap()), 0, 10);
+        let frame = windows
+            .push(Arc::new(tempfile::tempfile().unwrap()), 0, 10)
+            .unwrap();
         let e = server.write_all(&frame).await.unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof);
     }

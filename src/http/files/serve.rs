@@ -497,9 +497,10 @@ async fn next_part(
 ) -> (u64, std::io::Result<Bytes>) {
     if let Some(windows) = offer.and_then(Offer::windows) {
         let take = len.min(zero_copy::WINDOW as u64);
-        if cached(file, offset, take) {
-            // `take` is at most WINDOW: it fits a usize.
-            let frame = windows.push(Arc::clone(file), offset, take as usize);
+        // `take` is at most WINDOW: it fits a usize.
+        if cached(file, offset, take)
+            && let Some(frame) = windows.push(Arc::clone(file), offset, take as usize)
+        {
             return (frame.len() as u64, Ok(frame));
         }
     }

@@ -30,7 +30,6 @@
 use std::collections::VecDeque;
 use std::fs::File;
 use std::io;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use bytes::Bytes;
@@ -38,8 +37,10 @@ use bytes::Bytes;
 /// The largest window a placeholder stands for.
 pub const WINDOW: usize = 1 << 20;
 
-/// Placeholder regions: a window's slot is its region, so two windows
-/// queued at once (hyper holds at most a frame or two) are told apart.
+/// Placeholder regions: a window's slot is its region, so windows queued
+/// at once are told apart. A slot is taken again only once its window went
+/// out whole; with none free, a piece is read instead (hyper may queue
+/// many small frames, a multipart range's parts).
 const SLOTS: usize = 4;
 
 /// The placeholder bytes: never read, never written to a socket (zeros in
@@ -76,18 +77,18 @@ pub struct Segment {
 #[derive(Default)]
 pub struct Windows {
     queued: Mutex<VecDeque<Window>>,
-    next_slot: AtomicUsize,
 }
 
 impl Windows {
     /// Queues `len` bytes (at most [`WINDOW`]) of `file` at `offset`; the
     /// placeholder frame that stands for them is what the body yields.
-    pub fn push(&self, file: Arc<File>, offset: u64, len: usize) -> Bytes {
+    /// `None` while every slot holds a window not yet sent whole: the body
+    /// reads that piece (a slot is never shared, so a placeholder never
+    /// stands for another window than its own).
+    pub fn push(&self, file: Arc<File>, offset: u64, len: usize) -> Option<Bytes> {
         let len = len.min(WINDOW);
-        let slot = self.next_slot.fetch_add(1, Ordering::Relaxed) % SLOTS;
         let mut queued = self.queued.lock().unwrap_or_else(PoisonError::into_inner);
-        // A window left in this slot is stale (its response was cut).
-        queued.retain(|w| w.slot != slot);
+        let slot = (0..SLOTS).find(|s| queued.iter().all(|w| w.slot != *s))?;
         queued.push_back(Window {
             slot,
             file,
@@ -95,7 +96,7 @@ impl Windows {
             len,
         });
         let start = slot * WINDOW;
-        Bytes::from_static(&MARKS[start..start + len])
+        Some(Bytes::from_static(&MARKS[start..start + len]))
     }
 
     /// What the placeholder slice `buf` (or what is left of it) stands for.
@@ -182,7 +183,7 @@ mod tests {
     #[test]
     fn a_placeholder_resolves_to_its_window_as_it_is_sent() {
         let windows = Windows::default();
-        let frame = windows.push(file(), 1000, 300);
+        let frame = windows.push(file(), 1000, 300).unwrap();
         assert_eq!(frame.len(), 300);
         assert!(is_mark(&frame));
         let seg = windows.resolve(&frame).unwrap();
@@ -202,12 +203,12 @@ mod tests {
     #[test]
     fn placeholders_of_queued_windows_are_told_apart() {
         let windows = Windows::default();
-        let a = windows.push(file(), 0, 10);
-        let b = windows.push(file(), 5000, 20);
+        let a = windows.push(file(), 0, 10).unwrap();
+        let b = windows.push(file(), 5000, 20).unwrap();
         assert_eq!(windows.resolve(&b).unwrap().offset, 5000);
         assert_eq!(windows.resolve(&a).unwrap().offset, 0);
         // A window is at most WINDOW long.
-        let big = windows.push(file(), 0, 3 * WINDOW);
+        let big = windows.push(file(), 0, 3 * WINDOW).unwrap();
         assert_eq!(big.len(), WINDOW);
     }
 
@@ -221,22 +222,25 @@ mod tests {
         assert!(windows.resolve(&bytes).is_err());
         // A placeholder of another connection's windows is refused here.
         let other = Windows::default();
-        let frame = other.push(file(), 0, 8);
+        let frame = other.push(file(), 0, 8).unwrap();
         assert!(windows.resolve(&frame).is_err());
     }
 
     #[test]
-    fn a_stale_window_gives_way_to_the_next_in_its_slot() {
+    fn a_slot_is_taken_again_only_once_its_window_went_out() {
         let windows = Windows::default();
-        let first = windows.push(file(), 0, 64);
+        let first = windows.push(file(), 0, 64).unwrap();
         for _ in 1..SLOTS {
-            windows.push(file(), 0, 8);
+            windows.push(file(), 0, 8).unwrap();
         }
-        // Same slot as `first`, which was never sent.
-        let again = windows.push(file(), 7, 64);
+        // Every slot holds a window not sent yet: the next piece is read.
+        assert!(windows.push(file(), 7, 64).is_none());
+        assert_eq!(windows.resolve(&first).unwrap().offset, 0);
+        // `first` goes out whole: its slot is free again.
+        windows.sent(&first, 64);
+        let again = windows.push(file(), 7, 64).unwrap();
         assert_eq!(first.as_ptr(), again.as_ptr());
         assert_eq!(windows.resolve(&again).unwrap().offset, 7);
-        assert_eq!(windows.pending(), SLOTS);
     }
 
     #[test]
