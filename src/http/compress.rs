@@ -290,10 +290,6 @@ pub fn apply(
         .or(known_length);
     parts.headers.remove(CONTENT_LENGTH);
     parts.headers.remove(ACCEPT_RANGES);
-    // The compressor reads the file's bytes: none go out zero-copy.
-    parts
-        .extensions
-        .remove::<crate::http::files::zero_copy::Offer>();
     parts.headers.insert(
         CONTENT_ENCODING,
         HeaderValue::from_static(encoding.as_str()),

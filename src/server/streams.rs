@@ -169,9 +169,13 @@ mod tests {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
+    fn streams() -> (StreamExec, Streams) {
+        Streams::new(Duration::from_secs(60), ([127, 0, 0, 1], 1).into())
+    }
+
     #[tokio::test]
     async fn streams_run_on_the_connections_task_and_finish_after_it() {
-        let (exec, mut streams) = Streams::new(Duration::from_secs(60), ([127, 0, 0, 1], 1).into());
+        let (exec, mut streams) = streams();
         let done = Arc::new(AtomicUsize::new(0));
         let (release, wait) = tokio::sync::oneshot::channel::<()>();
         let d = Arc::clone(&done);
@@ -196,7 +200,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_panicking_stream_ends_alone() {
-        let (exec, streams) = Streams::new(Duration::from_secs(60), ([127, 0, 0, 1], 1).into());
+        let (exec, streams) = streams();
         let (tx, rx) = tokio::sync::oneshot::channel();
         exec.execute(async {
             panic!("a handler's bug");
@@ -210,7 +214,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_stream_handed_after_the_connection_still_runs() {
-        let (exec, streams) = Streams::new(Duration::from_secs(60), ([127, 0, 0, 1], 1).into());
+        let (exec, streams) = streams();
         drop(streams);
         let (tx, rx) = tokio::sync::oneshot::channel();
         exec.execute(async move {

@@ -17,7 +17,7 @@
 //! - a body yields placeholders only once its connection took up its
 //!   [`Offer`], which the connection does only for a cleartext HTTP/1.1
 //!   response that goes out as the body made it (its Content-Length is the
-//!   body's exact size: compression, which removes the offer anyway, or
+//!   body's exact size: compression, which drops the Content-Length, or
 //!   any other rewrite of the body would change that);
 //! - a placeholder the socket cannot match to a window of its own fails
 //!   the write (the connection closes): placeholder bytes never reach a
