@@ -48,6 +48,7 @@ use crate::fastcgi::params::ParamList;
 use crate::http::body::BodyLimits;
 use crate::http::error::{ClientError, ProxyError};
 use crate::http::files::serve::{self, Extra, Plan, Start};
+use crate::http::files::zero_copy::SendsWindows;
 use crate::http::files::{self, Found, Root, StaticFiles};
 use crate::http::locations;
 use crate::http::params::{self, ConnInfo, Site};
@@ -247,7 +248,11 @@ impl Router {
         let req = Req {
             method: parts.method.clone(),
             headers: &parts.headers,
-            start: Start::IfCached,
+            start: if parts.extensions.get::<SendsWindows>().is_some() {
+                Start::Sendfile
+            } else {
+                Start::IfCached
+            },
         };
         let decision = if self.locations.is_empty() && self.files.is_none() {
             match params::split_path_info(&uri) {

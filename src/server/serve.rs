@@ -188,7 +188,7 @@ impl hyper::service::Service<Request<Incoming>> for RequestService {
     type Error = Infallible;
     type Future = Reply;
 
-    fn call(&self, req: Request<Incoming>) -> Reply {
+    fn call(&self, mut req: Request<Incoming>) -> Reply {
         let proxy = self.proxy.load_full();
         if !keeps_alive(&req) {
             self.activity.set_closing();
@@ -203,6 +203,9 @@ impl hyper::service::Service<Request<Incoming>> for RequestService {
             Arc::clone(&self.info)
         };
         let zero_copy = self.zero_copy.clone();
+        if zero_copy.is_some() {
+            req.extensions_mut().insert(zero_copy::SendsWindows);
+        }
         Box::pin(async move {
             let mut response = proxy.handle(req, &info, Some(in_flight)).await;
             if let Some(windows) = &zero_copy {

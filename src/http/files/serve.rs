@@ -11,9 +11,10 @@
 //! of fpmlb's CPU for a 1 KiB file (perf, `static1k`). The rest of a large
 //! file is read [`STREAM_CHUNK`] at a time, the same way, as the client
 //! takes the previous one, so a response holds one chunk whatever the
-//! file's size. On a cleartext HTTP/1.1 connection, the rest of a file
-//! the page cache holds goes out with `sendfile` instead, a window of up
-//! to 1 MiB at a time, never read into fpmlb ([`zero_copy`]).
+//! file's size. On a cleartext HTTP/1.1 connection ([`Start::Sendfile`]),
+//! a piece of [`SENDFILE_MIN`] or more the page cache holds goes out with
+//! `sendfile` instead, a window of up to 1 MiB at a time, never read into
+//! fpmlb ([`zero_copy`]).
 //!
 //! Content-Type comes from `mime_guess` (a maintained table compiled in,
 //! built from the IANA registry and Apache's mime.types, as nginx's
@@ -60,7 +61,16 @@ pub enum Start {
     /// Take what the page cache holds now, without waiting (on an async
     /// thread); the rest is read on the blocking pool as the body streams.
     IfCached,
+    /// As [`Start::IfCached`], but a file piece of [`SENDFILE_MIN`] bytes
+    /// or more is not read: on a connection that sends file windows
+    /// (cleartext HTTP/1.1), the body offers it whole to `sendfile`.
+    Sendfile,
 }
+
+/// The smallest file piece [`Start::Sendfile`] leaves to `sendfile`:
+/// below it, one copy into fpmlb and one into the socket cost less than
+/// the residency probe and the separate write of the head.
+pub const SENDFILE_MIN: u64 = 32 * 1024;
 
 /// What to send of a file, and how it was chosen.
 #[derive(Debug)]
@@ -350,7 +360,8 @@ fn header_value(s: &str) -> HeaderValue {
 }
 
 /// Reads up to [`CHUNK`] bytes of the pieces: the whole body when it fits
-/// (and, with [`Start::IfCached`], is in the page cache).
+/// (and, with [`Start::IfCached`], is in the page cache); with
+/// [`Start::Sendfile`], up to the first piece of [`SENDFILE_MIN`] or more.
 fn read_start(file: &Arc<File>, pieces: Vec<Piece>, start: Start) -> std::io::Result<Plan> {
     let mut first = BytesMut::new();
     let mut rest = Vec::new();
@@ -359,7 +370,9 @@ fn read_start(file: &Arc<File>, pieces: Vec<Piece>, start: Start) -> std::io::Re
         let room = CHUNK.saturating_sub(first.len());
         match piece {
             Piece::Bytes(b) => first.extend_from_slice(&b),
-            Piece::File { offset, len } if room == 0 => {
+            Piece::File { offset, len }
+                if room == 0 || (start == Start::Sendfile && len >= SENDFILE_MIN) =>
+            {
                 rest.push(Piece::File { offset, len });
                 break;
             }
@@ -372,7 +385,9 @@ fn read_start(file: &Arc<File>, pieces: Vec<Piece>, start: Start) -> std::io::Re
                         file.read_exact_at(&mut first[at..], offset)?;
                         take
                     }
-                    Start::IfCached => read_cached(file, &mut first[at..], offset)? as u64,
+                    Start::IfCached | Start::Sendfile => {
+                        read_cached(file, &mut first[at..], offset)? as u64
+                    }
                 };
                 first.truncate(at + usize::try_from(got).unwrap_or(0));
                 if got < len {
@@ -428,18 +443,18 @@ fn read_cached(file: &File, buf: &mut [u8], offset: u64) -> std::io::Result<usiz
 }
 
 /// Whether the page cache holds `len` bytes of `file` at `offset`, as far
-/// as a byte read without waiting (`preadv2(RWF_NOWAIT)`) every
-/// [`CHUNK`] and at the end tells: the kernel caches and evicts a file by
-/// readahead windows larger than that, so a miss between two probes is
-/// rare, and costs a disk read on the async thread (what nginx's
-/// `sendfile` always risks).
+/// as a byte read without waiting (`preadv2(RWF_NOWAIT)`) at the end of
+/// every [`CHUNK`] tells (one read for a window of up to 128 KiB): the
+/// kernel caches and evicts a file by readahead windows larger than that,
+/// so a miss between two probes is rare, and costs a disk read on the
+/// async thread (what nginx's `sendfile` always risks).
 fn cached(file: &File, offset: u64, len: u64) -> bool {
     if len == 0 {
         return false;
     }
     let last = offset + (len - 1);
     let mut probe = [0u8; 1];
-    (offset..last)
+    (offset + (CHUNK as u64 - 1)..last)
         .step_by(CHUNK)
         .chain(std::iter::once(last))
         .all(|at| matches!(read_cached(file, &mut probe, at), Ok(1)))
@@ -766,6 +781,8 @@ mod tests {
             0,
             1,
             1024,
+            SENDFILE_MIN as usize - 1,
+            SENDFILE_MIN as usize,
             CHUNK - 1,
             CHUNK,
             CHUNK + 1,
@@ -798,15 +815,26 @@ mod tests {
                             .unwrap()
                             .into_parts();
                     let whole = matches!(plan, Plan::Whole(_));
-                    (parts.status, parts.headers, collect(plan), whole)
+                    let unread = matches!(&plan, Plan::Stream { first, .. } if first.is_empty());
+                    (parts.status, parts.headers, collect(plan), whole, unread)
                 };
-                let (s1, h1, b1, whole1) = answer(Start::Read);
-                let (s2, h2, b2, whole2) = answer(Start::IfCached);
+                let (s1, h1, b1, whole1, _) = answer(Start::Read);
+                let (s2, h2, b2, whole2, _) = answer(Start::IfCached);
                 assert_eq!((s1, &h1), (s2, &h2), "size {size}, {range:?}");
                 assert_eq!(b1, b2, "size {size}, {range:?}");
                 // The file was just written: it is in the page cache, so a
                 // small one goes out whole from the async thread too.
                 assert_eq!(whole1, whole2, "size {size}, {range:?}");
+                // For a connection that sends file windows: the same answer,
+                // with a large piece left unread for `sendfile`.
+                let (s3, h3, b3, whole3, unread3) = answer(Start::Sendfile);
+                assert_eq!((s1, &h1, &b1), (s3, &h3, &b3), "size {size}, {range:?}");
+                let large = b1.len() as u64 >= SENDFILE_MIN;
+                assert_eq!(
+                    (whole3, unread3),
+                    (whole1 && !large, large),
+                    "size {size}, {range:?}"
+                );
                 assert_eq!(
                     h1["content-length"],
                     b1.len().to_string().as_str(),

@@ -139,6 +139,12 @@ impl Windows {
     }
 }
 
+/// A request extension: its connection sends file windows (cleartext
+/// HTTP/1.1), so a file body may leave large pieces unread for it
+/// (`serve::Start::Sendfile`).
+#[derive(Clone, Copy, Debug)]
+pub struct SendsWindows;
+
 /// A file body's offer to go out zero-copy, carried in its response's
 /// extensions; the connection takes it up with its [`Windows`].
 #[derive(Clone, Default)]
