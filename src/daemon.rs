@@ -118,6 +118,9 @@ pub fn build_proxy(
             http01,
         },
         compression: config.compression.clone(),
+        compression_memory: ByteBudget::new(
+            usize::try_from(config.compression.max_memory).unwrap_or(usize::MAX),
+        ),
         router: Arc::new(Router::new(config)),
         walk_back: WalkBackGuard::new(
             [&config.health.ping_path, &config.health.status_path]

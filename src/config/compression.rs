@@ -65,6 +65,8 @@ pub struct CompressionConfig {
     pub min_size: u64,
     /// Level of each coding.
     pub levels: Levels,
+    /// What the compressors' states may hold, all responses together.
+    pub max_memory: u64,
 }
 
 impl Default for CompressionConfig {
@@ -77,6 +79,7 @@ impl Default for CompressionConfig {
                 .collect(),
             min_size: d::COMPRESSION_MIN_SIZE,
             levels: Levels::default(),
+            max_memory: d::COMPRESSION_MAX_MEMORY,
         }
     }
 }
@@ -89,6 +92,7 @@ pub(super) struct RawCompression {
     pub types: Option<Vec<String>>,
     pub min_size: Option<String>,
     pub levels: Option<RawLevels>,
+    pub max_memory: Option<String>,
 }
 
 /// `compression.levels:`.
@@ -138,6 +142,13 @@ impl Validator<'_> {
                 defaults.min_size
             }),
         };
+        let max_memory = match raw.max_memory {
+            None => defaults.max_memory,
+            Some(text) => parse_size(&text).unwrap_or_else(|message| {
+                self.error("compression.max_memory", message);
+                defaults.max_memory
+            }),
+        };
         let raw_levels = raw.levels.unwrap_or_default();
         let mut level =
             |name: &str, value: Option<i64>, range: (i64, i64), default: i64| match value {
@@ -164,6 +175,7 @@ impl Validator<'_> {
             types,
             min_size,
             levels,
+            max_memory,
         }
     }
 }

@@ -209,6 +209,12 @@ pub const COMPRESSION_TYPES: &[&str] = &[
 /// `compression.min_size`: below 1 KiB the coding's header and a lost
 /// packet's worth of saving are not worth a compressor's setup.
 pub const COMPRESSION_MIN_SIZE: u64 = 1024;
+/// `compression.max_memory`: the compressors' states of all responses
+/// compressed at once (about 6 MiB each for brotli at level 4, 1.7 MiB for
+/// zstd at 3, 400 KiB for gzip): some 40 brotli responses, 150 zstd or
+/// 650 gzip ones at a time; past it a response takes a cheaper coding the
+/// client accepts, or goes uncompressed.
+pub const COMPRESSION_MAX_MEMORY: u64 = 256 * 1024 * 1024;
 /// `compression.levels`: see README's Compression for the measurement.
 pub const COMPRESSION_LEVELS: Levels = Levels {
     gzip: 5,
@@ -399,6 +405,9 @@ compression:
   min_size: 1k
   # Levels: gzip 1-9, br 0-11, zstd 1-19.
   levels: {gzip: 5, br: 4, zstd: 3}
+  # Memory the compressors may hold, all responses together; past it a
+  # response takes a cheaper coding the client accepts, or none.
+  max_memory: 256m
 
 # The admin API of fpmlb.
 admin:

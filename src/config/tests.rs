@@ -275,6 +275,7 @@ fn default_config_lists_every_key() {
         "compression.types",
         "compression.min_size",
         "compression.levels",
+        "compression.max_memory",
         "admin.hosts",
     ];
     for key in keys {

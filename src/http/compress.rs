@@ -29,6 +29,13 @@
 //! PHP script's `flush()` still reaches the client; memory per response is
 //! the encoder's state (windows of 512 KiB for brotli and zstd, zlib's for
 //! gzip) and one 16 KiB output buffer.
+//!
+//! Memory: the encoders' states of all responses share one budget
+//! (`compression.max_memory`, a [`ByteBudget`]): a response takes its
+//! encoder's measured size ([`state_size`]) for as long as its body lives,
+//! and when that does not fit, the next coding the client accepts that
+//! does, or none (the body goes as it is). Slow clients of compressible
+//! pages then cost at most that budget, not a brotli state each.
 
 use std::io;
 
@@ -48,7 +55,12 @@ use http_body_util::BodyExt;
 use http_body_util::combinators::UnsyncBoxBody;
 use tokio_util::io::{ReaderStream, StreamReader};
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use tokio::sync::OwnedSemaphorePermit;
+
 use crate::config::{CompressionConfig, Encoding, Levels};
+use crate::http::budget::ByteBudget;
 use crate::http::response::BodyError;
 
 type Boxed = UnsyncBoxBody<Bytes, BodyError>;
@@ -172,6 +184,14 @@ fn media_type(value: &[u8]) -> Option<&[u8]> {
 /// Accept-Encoding prefers, if any (see the module's doc).
 #[must_use]
 pub fn negotiate(headers: &HeaderMap, offered: &[Encoding]) -> Option<Encoding> {
+    acceptable(headers, offered).first().copied()
+}
+
+/// The codings of `offered` the request's Accept-Encoding accepts, the
+/// preferred first: higher q-values first, then `offered`'s order; none
+/// that `identity` is preferred to.
+#[must_use]
+pub fn acceptable(headers: &HeaderMap, offered: &[Encoding]) -> Vec<Encoding> {
     // q-values in thousandths, as RFC 9110 §12.4.2 allows three decimals.
     let mut named: [Option<u16>; 3] = [None; 3];
     let mut star: Option<u16> = None;
@@ -216,20 +236,16 @@ pub fn negotiate(headers: &HeaderMap, offered: &[Encoding]) -> Option<Encoding> 
         }
     }
     if !any {
-        return None;
+        return Vec::new();
     }
-    let mut best: Option<(Encoding, u16)> = None;
-    for &e in offered {
-        let q = named[index(e)].or(star).unwrap_or(0);
-        if q > 0 && best.is_none_or(|(_, bq)| q > bq) {
-            best = Some((e, q));
-        }
-    }
-    let (encoding, q) = best?;
-    match identity {
-        Some(iq) if iq > q => None,
-        _ => Some(encoding),
-    }
+    let mut accepted: Vec<(Encoding, u16)> = offered
+        .iter()
+        .map(|&e| (e, named[index(e)].or(star).unwrap_or(0)))
+        .filter(|&(_, q)| q > 0 && identity.is_none_or(|iq| iq <= q))
+        .collect();
+    // Stable: equal q-values keep `offered`'s order.
+    accepted.sort_by_key(|&(_, q)| std::cmp::Reverse(q));
+    accepted.into_iter().map(|(e, _)| e).collect()
 }
 
 fn index(e: Encoding) -> usize {
@@ -261,11 +277,14 @@ fn parse_q(value: &[u8]) -> Option<u16> {
 }
 
 /// Applies `decide` to a response: adds Vary, and compresses the body as
-/// it streams.
+/// it streams, with the first coding the request accepts whose state
+/// `memory` (all responses' compressors together) still has room for; with
+/// none, the body goes as it is.
 pub fn apply(
     req: RequestView<'_>,
     response: Response<Boxed>,
     config: &CompressionConfig,
+    memory: &ByteBudget,
 ) -> Response<Boxed> {
     let known_length = response.body().size_hint().exact();
     let decision = decide(
@@ -280,7 +299,15 @@ pub fn apply(
     }
     let (mut parts, body) = response.into_parts();
     add_vary(&mut parts.headers);
-    let Some(encoding) = decision.encoding else {
+    if decision.encoding.is_none() {
+        return Response::from_parts(parts, body);
+    }
+    let mut share = None;
+    let Some(encoding) = acceptable(req.headers, &config.encodings)
+        .into_iter()
+        .find(|&e| memory.take(state_size(e, config.levels), &mut share))
+    else {
+        memory_spent(memory);
         return Response::from_parts(parts, body);
     };
     let length = parts
@@ -295,7 +322,98 @@ pub fn apply(
         HeaderValue::from_static(encoding.as_str()),
     );
     weaken_etag(&mut parts.headers);
-    Response::from_parts(parts, compress_body(body, encoding, config.levels, length))
+    let body = compress_body(body, encoding, config.levels, length);
+    Response::from_parts(parts, holding(body, share))
+}
+
+/// What one response's compressor holds at most, as measured for each
+/// coding and level (the RSS of compressors fed 2 MiB of HTML, rounded up:
+/// README, Compression): brotli's and zstd's grow steeply with the level.
+#[must_use]
+pub fn state_size(encoding: Encoding, levels: Levels) -> usize {
+    const KIB: usize = 1024;
+    match encoding {
+        // zlib's window and hash chains, whatever the level.
+        Encoding::Gzip => 400 * KIB,
+        Encoding::Br => {
+            KIB * match levels.br {
+                0 | 1 => 128,
+                2 | 3 => 2_250,
+                4 => 6_000,
+                5 => 7_000,
+                6 => 8_000,
+                7 => 13_500,
+                8 => 22_000,
+                9 => 40_000,
+                _ => 15_000,
+            }
+        }
+        Encoding::Zstd => {
+            KIB * match levels.zstd {
+                ..=1 => 1_000,
+                2 => 1_250,
+                3 => 1_750,
+                4 => 3_000,
+                5 | 6 => 3_500,
+                7 | 8 => 6_250,
+                9 => 11_500,
+                10 => 21_500,
+                11 | 12 => 42_000,
+                13..=15 => 67_000,
+                _ => 85_000,
+            }
+        }
+    }
+}
+
+/// A body that holds its share of the compressors' budget until it is
+/// dropped (sent to its end, or its client gone).
+struct Holding<B> {
+    inner: B,
+    _share: Option<OwnedSemaphorePermit>,
+}
+
+fn holding(body: Boxed, share: Option<OwnedSemaphorePermit>) -> Boxed {
+    Holding {
+        inner: body,
+        _share: share,
+    }
+    .boxed_unsync()
+}
+
+impl<B: Body + Unpin> Body for Holding<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<Frame<B::Data>, B::Error>>> {
+        std::pin::Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// A response that goes uncompressed for want of memory: a line at most
+/// once a minute (a flood of them is one attack, or one busy minute).
+fn memory_spent(memory: &ByteBudget) {
+    static LAST_MINUTE: AtomicU64 = AtomicU64::new(u64::MAX);
+    let minute = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() / 60);
+    if LAST_MINUTE.swap(minute, Ordering::Relaxed) != minute {
+        tracing::warn!(
+            "compression.max_memory ({} bytes) is held by responses being compressed: responses go out uncompressed until some end (logged at most once a minute)",
+            memory.total()
+        );
+    }
 }
 
 /// `Vary: Accept-Encoding`, merged into the Vary the response has.

@@ -61,6 +61,8 @@ pub struct Proxy {
     pub edge: Edge,
     /// Compression of responses.
     pub compression: CompressionConfig,
+    /// What the compressors of all responses may hold at once.
+    pub compression_memory: ByteBudget,
     /// Locations, static files, error pages, X-Accel-Redirect.
     pub router: Arc<Router>,
     /// Paths php-fpm would walk back through to another script or its pages.
@@ -191,7 +193,12 @@ impl Proxy {
             version: parts.version,
             headers: &parts.headers,
         };
-        let response = compress::apply(request, response, &self.compression);
+        let response = compress::apply(
+            request,
+            response,
+            &self.compression,
+            &self.compression_memory,
+        );
         log.status = response.status().as_u16();
         let log = self.access_log.then_some(log);
         let (head, body) = response.into_parts();

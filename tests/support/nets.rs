@@ -165,9 +165,11 @@ nets! {
     REAL_IP_HAPROXY = 211;
     REAL_IP_PER_CLIENT = 212;
 
-    // tests/e2e_compression.rs (213..214).
+    // tests/e2e_compression.rs (213..214, 253).
     COMPRESSION_CLIENTS = 213;
     COMPRESSION_STREAMING = 214;
+    /// compression.max_memory: room for one gzip compressor.
+    COMPRESSION_MEMORY = 253;
 
     // tests/e2e_h2.rs (215..216): HTTP/2 at the edge.
     H2_RAPID_RESET = 215;

@@ -344,7 +344,7 @@ async fn apply_rewrites_the_head_and_the_body_decompresses() {
             ],
             full(&original),
         );
-        let out = apply(get_view(&req), resp, &config());
+        let out = apply(get_view(&req), resp, &config(), &ByteBudget::new(1 << 30));
         let h = out.headers().clone();
         assert_eq!(h[CONTENT_ENCODING], e.as_str());
         assert!(h.get(CONTENT_LENGTH).is_none());
@@ -371,7 +371,7 @@ async fn apply_rewrites_the_head_and_the_body_decompresses() {
         ],
         full(b"x"),
     );
-    let out = apply(get_view(&req), resp, &config());
+    let out = apply(get_view(&req), resp, &config(), &ByteBudget::new(1 << 30));
     assert_eq!(out.headers().get_all(VARY).iter().count(), 1);
     assert_eq!(out.headers()[ETAG], "W/\"a\"");
     assert!(out.headers().get(CONTENT_ENCODING).is_none());
@@ -379,9 +379,71 @@ async fn apply_rewrites_the_head_and_the_body_decompresses() {
     // Vary: * stays alone; a small body read whole is not compressed.
     let req = headers(&[AE]);
     let resp = response(200, &[HTML, ("vary", "*")], full(&original[..100]));
-    let out = apply(get_view(&req), resp, &config());
+    let out = apply(get_view(&req), resp, &config(), &ByteBudget::new(1 << 30));
     assert_eq!(out.headers().get_all(VARY).iter().count(), 1);
     assert!(out.headers().get(CONTENT_ENCODING).is_none());
+}
+
+/// The compressors' memory is one budget: a response takes the first
+/// coding the client accepts whose state still fits, else goes as it is;
+/// a response's share comes back when its body is dropped.
+#[tokio::test]
+async fn compressors_share_a_memory_budget() {
+    let original = page(50_000);
+    let levels = config().levels;
+    let (br, gzip) = (
+        state_size(Encoding::Br, levels),
+        state_size(Encoding::Gzip, levels),
+    );
+    assert!(br > gzip && state_size(Encoding::Zstd, levels) > gzip);
+    let memory = ByteBudget::new(br + gzip);
+    let req = headers(&[("accept-encoding", "gzip;q=0.5, br")]);
+    let answer = || {
+        let resp = response(200, &[HTML, ("content-length", "50000")], full(&original));
+        apply(get_view(&req), resp, &config(), &memory)
+    };
+    let coding = |r: &Response<Boxed>| {
+        r.headers()
+            .get(CONTENT_ENCODING)
+            .map(|v| v.to_str().unwrap().to_owned())
+    };
+    let first = answer();
+    assert_eq!(coding(&first).as_deref(), Some("br"));
+    assert_eq!(memory.available(), gzip);
+    // No room for brotli: gzip, which the client accepts too.
+    let second = answer();
+    assert_eq!(coding(&second).as_deref(), Some("gzip"));
+    assert_eq!(memory.available(), 0);
+    // No room at all: as it is, whole and with its length, still Vary.
+    let third = answer();
+    assert_eq!(coding(&third), None);
+    assert_eq!(third.headers()[CONTENT_LENGTH], "50000");
+    assert_eq!(third.headers()[VARY], "Accept-Encoding");
+    assert_eq!(collect(third.into_body()).await, original);
+    // The gzip response is still whole, and gives its share back once sent.
+    assert_eq!(
+        decompress(Encoding::Gzip, &collect(second.into_body()).await).await,
+        original
+    );
+    assert_eq!(memory.available(), gzip);
+    // A client gone mid-response gives its share back too.
+    drop(first);
+    assert_eq!(memory.available(), br + gzip);
+    assert_eq!(coding(&answer()).as_deref(), Some("br"));
+}
+
+#[test]
+fn acceptable_codings_in_preference_order() {
+    use Encoding::{Br, Gzip, Zstd};
+    let all = [Zstd, Br, Gzip];
+    let of = |value: &str| acceptable(&headers(&[("accept-encoding", value)]), &all);
+    assert_eq!(of("gzip;q=0.5, br, zstd;q=0.8"), [Br, Zstd, Gzip]);
+    assert_eq!(of("gzip, br, zstd"), [Zstd, Br, Gzip]);
+    assert_eq!(of("gzip, *;q=0.1"), [Gzip, Zstd, Br]);
+    // identity preferred to a coding: that coding is never taken.
+    assert_eq!(of("gzip;q=0.5, br, identity;q=0.9"), [Br]);
+    assert_eq!(of("br;q=0, gzip"), [Gzip]);
+    assert!(acceptable(&HeaderMap::new(), &all).is_empty());
 }
 
 /// A body fed from a channel: each message is one data frame, an `Err`
