@@ -160,6 +160,8 @@ struct Daemon {
     proxy: Arc<ArcSwap<Proxy>>,
     /// The proxy's read-ahead budgets and counters, for the admin API.
     read_ahead: Arc<ArcSwap<ReadAhead>>,
+    /// The proxy's compression budget, for the admin API (swapped on reload).
+    compression_memory: Arc<ArcSwap<ByteBudget>>,
     http: Arc<HttpServer>,
     session_cookie: Arc<ArcSwap<String>>,
     latest_report: Arc<ArcSwap<Option<ClusterReport>>>,
@@ -197,6 +199,7 @@ pub async fn run(config: Config, config_path: PathBuf) -> Result<(), DaemonError
         Arc::clone(&http01),
     );
     let read_ahead = Arc::new(ArcSwap::from_pointee(proxy.read_ahead.clone()));
+    let compression_memory = Arc::new(ArcSwap::from_pointee(proxy.compression_memory.clone()));
     let proxy = Arc::new(ArcSwap::from_pointee(proxy));
     let resolver = Arc::new(CertResolver::default());
     let tls_config = match &config.tls {
@@ -242,6 +245,7 @@ pub async fn run(config: Config, config_path: PathBuf) -> Result<(), DaemonError
         upstream,
         proxy,
         read_ahead,
+        compression_memory,
         http,
         session_cookie,
         latest_report: Arc::new(ArcSwap::from_pointee(None)),
@@ -271,6 +275,7 @@ pub async fn run(config: Config, config_path: PathBuf) -> Result<(), DaemonError
             upstream: Arc::clone(&daemon.upstream),
             latest_report: Arc::clone(&daemon.latest_report),
             read_ahead: Arc::clone(&daemon.read_ahead),
+            compression_memory: Arc::clone(&daemon.compression_memory),
             token: daemon.config.admin.token.clone(),
             hosts: daemon.config.admin.hosts.clone(),
             started,
@@ -451,7 +456,14 @@ impl Daemon {
             proxy.read_ahead.temp_budget = old.read_ahead.temp_budget.clone();
         }
         proxy.read_ahead.stats = Arc::clone(&old.read_ahead.stats);
+        // The same for the compressors: responses being compressed keep
+        // their share of it, unless compression.max_memory changed.
+        if proxy.compression_memory.total() == old.compression_memory.total() {
+            proxy.compression_memory = old.compression_memory.clone();
+        }
         self.read_ahead.store(Arc::new(proxy.read_ahead.clone()));
+        self.compression_memory
+            .store(Arc::new(proxy.compression_memory.clone()));
         self.proxy.store(Arc::new(proxy));
         match tls {
             Some((files, server_config)) => {

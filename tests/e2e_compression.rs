@@ -308,8 +308,8 @@ async fn a_1mib_compressed_response_streams_while_the_script_runs() {
 
 /// `compression.max_memory` with room for one gzip compressor: while one
 /// response holds it (its script waiting half way), another response that
-/// asks for gzip gets the page uncompressed, whole; once the first ended,
-/// gzip again.
+/// asks for gzip gets the page uncompressed, whole, before and after a
+/// reload; once the first ended, gzip again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn responses_past_the_compressors_memory_go_uncompressed() {
     let cluster = Cluster::start(nets::COMPRESSION_MEMORY, &["--nodes", "1"]);
@@ -342,20 +342,31 @@ async fn responses_past_the_compressors_memory_go_uncompressed() {
     let first = read_n(&mut decoder, SIZE / 2, Duration::from_secs(20)).await;
     assert!(first[..] == identity[..SIZE / 2], "first half");
 
-    // Meanwhile: no room for a second gzip state, so the page as it is.
+    // Meanwhile: no room for a second gzip state, so the page as it is;
+    // and the same after a reload of the same config, which keeps the
+    // budget and what the first response holds of it.
     let other = support::client(false);
-    let resp = tokio::time::timeout(
-        Duration::from_secs(30),
-        other.request(gzip(lb.url(&format!("/html.php?bytes={SIZE}")))),
-    )
-    .await
-    .expect("no response")
-    .unwrap();
-    assert!(resp.headers().get("content-encoding").is_none());
-    assert_eq!(resp.headers()["vary"], "Accept-Encoding");
-    let body = resp.into_body().collect().await.unwrap().to_bytes();
-    assert!(body == identity, "the uncompressed page differs");
-    lb.wait_log_line(&["compression.max_memory"]).await;
+    for reloaded in [false, true] {
+        if reloaded {
+            lb.signal("HUP");
+            lb.wait_log_line(&["config reloaded"]).await;
+        }
+        let resp = tokio::time::timeout(
+            Duration::from_secs(30),
+            other.request(gzip(lb.url(&format!("/html.php?bytes={SIZE}")))),
+        )
+        .await
+        .expect("no response")
+        .unwrap();
+        assert!(
+            resp.headers().get("content-encoding").is_none(),
+            "compressed past the budget (reloaded: {reloaded})"
+        );
+        assert_eq!(resp.headers()["vary"], "Accept-Encoding");
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        assert!(body == identity, "the uncompressed page differs");
+        lb.wait_log_line(&["compression.max_memory"]).await;
+    }
 
     // The first ends: its memory is back, and the next is compressed.
     let rest = release_and_read_rest(&cluster, tag, &mut decoder).await;

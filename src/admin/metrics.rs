@@ -18,8 +18,9 @@ use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::registry::{Registry, Unit};
 use tokio::time::Instant;
 
-use crate::admin::view::ReadAheadView;
+use crate::admin::view::{CompressionView, ReadAheadView};
 use crate::health::fpm_status::FpmStatus;
+use crate::http::budget::ByteBudget;
 use crate::http::read_ahead::ReadAhead;
 use crate::session::verdict::ClusterReport;
 use crate::upstream::Upstream;
@@ -34,6 +35,7 @@ pub struct UpstreamCollector {
     pub upstream: Arc<Upstream>,
     pub latest_report: Arc<ArcSwap<Option<ClusterReport>>>,
     pub read_ahead: Arc<ArcSwap<ReadAhead>>,
+    pub compression_memory: Arc<ArcSwap<ByteBudget>>,
     pub started: Instant,
 }
 
@@ -273,6 +275,22 @@ impl Collector for UpstreamCollector {
             |b| load(&b.stats.session_resets),
         )?;
         encode_read_ahead(&mut enc, &ReadAheadView::of(&self.read_ahead.load()))?;
+        let compression = CompressionView::of(&self.compression_memory.load());
+        for (name, help, v) in [
+            (
+                "fpmlb_compression_memory_held",
+                "Bytes the compressors of the responses being compressed hold.",
+                compression.memory_bytes,
+            ),
+            (
+                "fpmlb_compression_memory_budget",
+                "compression.max_memory: past it, a response takes a cheaper coding, or none.",
+                compression.memory_budget_bytes,
+            ),
+        ] {
+            let m = enc.encode_descriptor(name, help, Some(&Unit::Bytes), MetricType::Gauge)?;
+            ConstGauge::new(int(v)).encode(m)?;
+        }
         if let Some(report) = self.latest_report.load().as_ref() {
             let m = enc.encode_descriptor(
                 "fpmlb_session_cluster_ok",

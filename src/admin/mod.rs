@@ -54,6 +54,8 @@ pub struct AdminState {
     pub latest_report: Arc<arc_swap::ArcSwap<Option<crate::session::verdict::ClusterReport>>>,
     /// The proxy's read-ahead budgets and counters (swapped on reload).
     pub read_ahead: Arc<arc_swap::ArcSwap<crate::http::read_ahead::ReadAhead>>,
+    /// What the compressors of all responses may hold (swapped on reload).
+    pub compression_memory: Arc<arc_swap::ArcSwap<crate::http::budget::ByteBudget>>,
     pub token: Option<String>,
     /// `admin.hosts`: names the admin API answers to besides IP addresses
     /// and localhost.
@@ -171,6 +173,7 @@ impl Admin {
             upstream: Arc::clone(&state.upstream),
             latest_report: Arc::clone(&state.latest_report),
             read_ahead: Arc::clone(&state.read_ahead),
+            compression_memory: Arc::clone(&state.compression_memory),
             started: state.started,
         });
         Admin { state, registry }
@@ -218,6 +221,7 @@ impl Admin {
             &set.backends,
             report.as_ref().as_ref(),
             &self.state.read_ahead.load(),
+            &self.state.compression_memory.load(),
             self.state.started.elapsed().as_secs(),
             Instant::now(),
         );

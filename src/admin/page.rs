@@ -119,6 +119,12 @@ fn write_page(out: &mut String, doc: &StatusDoc<'_>, host: &str) -> fmt::Result 
     write_session_summary(out, doc.session)?;
     write_backends(out, doc)?;
     write_read_ahead(out, &doc.read_ahead)?;
+    writeln!(
+        out,
+        "<div class=\"summary none\" id=\"compression\"><div title=\"compression.max_memory: past it, a response takes a cheaper coding, or none\">compressors: {} of {}</div></div>",
+        Size(doc.compression.memory_bytes),
+        Size(doc.compression.memory_budget_bytes),
+    )?;
     write_store(out, doc.session)?;
     write!(
         out,

@@ -94,6 +94,16 @@ struct Fixture {
     backends: Vec<Arc<Backend>>,
     /// The proxy's read-ahead (shares its budgets and counters).
     read_ahead: ReadAhead,
+    /// The proxy's compression budget: 2000 bytes.
+    compression: ByteBudget,
+}
+
+/// 1500 bytes of the compression budget held, as by responses being
+/// compressed.
+fn busy_compression(f: &Fixture) -> Option<tokio::sync::OwnedSemaphorePermit> {
+    let mut held = None;
+    assert!(f.compression.take(1500, &mut held));
+    held
 }
 
 /// Read-ahead within 1000 bytes of memory and 5000 of temp files.
@@ -136,10 +146,12 @@ fn fixture(token: Option<&str>) -> Fixture {
         Balance::RoundRobin,
     )));
     let read_ahead = read_ahead();
+    let compression = ByteBudget::new(2000);
     let state = Arc::new(AdminState {
         upstream,
         latest_report: Arc::new(ArcSwap::from_pointee(None)),
         read_ahead: Arc::new(ArcSwap::from_pointee(read_ahead.clone())),
+        compression_memory: Arc::new(ArcSwap::from_pointee(compression.clone())),
         token: token.map(str::to_string),
         hosts: Vec::new(),
         started: Instant::now(),
@@ -148,6 +160,7 @@ fn fixture(token: Option<&str>) -> Fixture {
         admin: Admin::new(state),
         backends,
         read_ahead,
+        compression,
     }
 }
 
@@ -175,6 +188,7 @@ async fn status_json_has_every_backend_with_integers() {
     f.backends[0].record_failure(tokio::time::Instant::now());
     f.backends[1].set_fpm_status(Some(status(4)));
     let _held = busy_read_ahead(&f.read_ahead);
+    let _compressing = busy_compression(&f);
     let resp = call(&f, "GET", "/status.json", None);
     assert_eq!(resp.status(), StatusCode::OK);
     assert_eq!(resp.headers()[CONTENT_TYPE], "application/json");
@@ -212,6 +226,8 @@ async fn status_json_has_every_backend_with_integers() {
     ] {
         assert_eq!(r[key].as_u64(), Some(want), "{key} in {r:#}");
     }
+    assert_eq!(j["compression"]["memory_bytes"].as_u64(), Some(1500));
+    assert_eq!(j["compression"]["memory_budget_bytes"].as_u64(), Some(2000));
 }
 
 #[tokio::test]
@@ -303,6 +319,7 @@ async fn page_marks_drained_rows_and_escapes() {
     f.backends[0].set_enabled(false);
     f.backends[1].set_session_ok(false);
     let _held = busy_read_ahead(&f.read_ahead);
+    let _compressing = busy_compression(&f);
     f.admin
         .state
         .latest_report
@@ -347,6 +364,10 @@ async fn page_marks_drained_rows_and_escapes() {
     assert!(html.contains("<div>in memory: 300 B of 1000 B</div>"));
     assert!(html.contains("<div>in temp files: 700 B of 4.9 KiB</div>"));
     assert!(html.contains("temp file failures: 4"));
+    assert!(
+        html.contains(">compressors: 1.5 KiB of 2.0 KiB</div>"),
+        "{html}"
+    );
     assert!(!html.contains("src="), "no external assets");
 }
 
@@ -363,6 +384,7 @@ async fn metrics_are_openmetrics_with_backend_labels() {
     f.backends[1].set_fpm_status(Some(status(5)));
     f.backends[1].set_enabled(false);
     let _held = busy_read_ahead(&f.read_ahead);
+    let _compressing = busy_compression(&f);
     let resp = call(&f, "GET", "/metrics", None);
     assert_eq!(resp.status(), StatusCode::OK);
     assert_eq!(resp.headers()[CONTENT_TYPE], metrics::CONTENT_TYPE);
@@ -401,6 +423,9 @@ async fn metrics_are_openmetrics_with_backend_labels() {
         "fpmlb_read_ahead_held_bytes{store=\"temp_file\"} 700",
         "fpmlb_read_ahead_budget_bytes{store=\"memory\"} 1000",
         "fpmlb_read_ahead_budget_bytes{store=\"temp_file\"} 5000",
+        "# TYPE fpmlb_compression_memory_held_bytes gauge",
+        "fpmlb_compression_memory_held_bytes 1500",
+        "fpmlb_compression_memory_budget_bytes 2000",
     ] {
         assert!(text.contains(line), "{line} missing in:\n{text}");
     }

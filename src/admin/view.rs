@@ -9,6 +9,7 @@ use serde::Serialize;
 use tokio::time::Instant;
 
 use crate::health::fpm_status::FpmStatus;
+use crate::http::budget::ByteBudget;
 use crate::http::read_ahead::ReadAhead;
 use crate::session::compare::Difference;
 use crate::session::cookie::SetCookie;
@@ -24,6 +25,8 @@ pub struct StatusDoc<'a> {
     pub backends: Vec<BackendView<'a>>,
     /// Responses read ahead of their clients, all backends together.
     pub read_ahead: ReadAheadView,
+    /// What the compressors of the responses being compressed hold.
+    pub compression: CompressionView,
     /// The latest session check of the cluster; null before the first one
     /// or when session checks are off (no `health.probe_script`).
     pub session: Option<&'a ClusterReport>,
@@ -65,6 +68,24 @@ impl ReadAheadView {
             memory_budget_bytes: bytes(r.memory_budget.total()),
             temp_file_bytes: bytes(r.temp_budget.held()),
             temp_file_budget_bytes: bytes(r.temp_budget.total()),
+        }
+    }
+}
+
+/// The compressors' memory (`compression.max_memory`): held now, and the
+/// budget; a response that does not fit takes a cheaper coding, or none.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct CompressionView {
+    pub memory_bytes: u64,
+    pub memory_budget_bytes: u64,
+}
+
+impl CompressionView {
+    pub fn of(budget: &ByteBudget) -> Self {
+        let bytes = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
+        CompressionView {
+            memory_bytes: bytes(budget.held()),
+            memory_budget_bytes: bytes(budget.total()),
         }
     }
 }
@@ -215,6 +236,7 @@ impl<'a> StatusDoc<'a> {
         backends: &[Arc<Backend>],
         report: Option<&'a ClusterReport>,
         read_ahead: &ReadAhead,
+        compression: &ByteBudget,
         uptime_seconds: u64,
         now: Instant,
     ) -> Self {
@@ -226,6 +248,7 @@ impl<'a> StatusDoc<'a> {
                 .map(|b| BackendView::of(b, report, now))
                 .collect(),
             read_ahead: ReadAheadView::of(read_ahead),
+            compression: CompressionView::of(compression),
             session: report,
         }
     }
