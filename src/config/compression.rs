@@ -47,6 +47,48 @@ pub struct Levels {
     pub zstd: i32,
 }
 
+impl Levels {
+    /// What one response's compressor holds at most, as measured for each
+    /// coding and level (the RSS of compressors fed 2 MiB of HTML, rounded up:
+    /// README, Compression): brotli's and zstd's grow steeply with the level.
+    #[must_use]
+    pub fn state_size(self, encoding: Encoding) -> usize {
+        const KIB: usize = 1024;
+        match encoding {
+            // zlib's window and hash chains, whatever the level.
+            Encoding::Gzip => 400 * KIB,
+            Encoding::Br => {
+                KIB * match self.br {
+                    0 | 1 => 128,
+                    2 | 3 => 2_250,
+                    4 => 6_000,
+                    5 => 7_000,
+                    6 => 8_000,
+                    7 => 13_500,
+                    8 => 22_000,
+                    9 => 40_000,
+                    _ => 15_000,
+                }
+            }
+            Encoding::Zstd => {
+                KIB * match self.zstd {
+                    ..=1 => 1_000,
+                    2 => 1_250,
+                    3 => 1_750,
+                    4 => 3_000,
+                    5 | 6 => 3_500,
+                    7 | 8 => 6_250,
+                    9 => 11_500,
+                    10 => 21_500,
+                    11 | 12 => 42_000,
+                    13..=15 => 67_000,
+                    _ => 85_000,
+                }
+            }
+        }
+    }
+}
+
 impl Default for Levels {
     fn default() -> Self {
         d::COMPRESSION_LEVELS
@@ -170,6 +212,21 @@ impl Validator<'_> {
             zstd: i32::try_from(level("zstd", raw_levels.zstd, (1, 19), dl.zstd.into()))
                 .unwrap_or(dl.zstd),
         };
+        // A budget no compressor fits in would turn compression off
+        // without a word: say so, with what each coding needs.
+        for &e in &encodings {
+            let needs = levels.state_size(e) as u64;
+            if max_memory < needs {
+                self.error(
+                    "compression.max_memory",
+                    format!(
+                        "{max_memory} bytes cannot hold one {} compressor at its level ({needs} bytes): raise it, lower compression.levels, or leave {} out of compression.encodings",
+                        e.as_str(),
+                        e.as_str()
+                    ),
+                );
+            }
+        }
         CompressionConfig {
             encodings,
             types,
@@ -256,5 +313,41 @@ mod tests {
         assert_eq!(e[0].key, "compression.encodings[0]", "{e:?}");
         let e = errors("compression:\n  level: 5\n");
         assert_eq!(e[0].key, "compression.level", "{e:?}");
+    }
+
+    /// `max_memory` takes a size, and must hold one compressor of each
+    /// coding offered at its level: a budget that cannot would turn that
+    /// coding off without a word.
+    #[test]
+    fn max_memory_holds_each_coding_offered() {
+        assert_eq!(ok("").max_memory, 256 << 20);
+        assert_eq!(ok("compression: {max_memory: 64m}\n").max_memory, 64 << 20);
+        let gzip_only = ok("compression: {encodings: [gzip], max_memory: 500k}\n");
+        assert_eq!(gzip_only.max_memory, 500 * 1024);
+        // brotli at level 4 needs 6 MiB.
+        let e = errors("compression: {max_memory: 1m}\n");
+        assert_eq!(e.len(), 2, "{e:?}");
+        assert_eq!(e[0].key, "compression.max_memory");
+        assert!(
+            e.iter().any(|e| e.message.contains("one br compressor")),
+            "{e:?}"
+        );
+        assert!(
+            e.iter().any(|e| e.message.contains("one zstd compressor")),
+            "{e:?}"
+        );
+        assert!(
+            ok("compression: {max_memory: 1m, levels: {br: 1, zstd: 1}}\n").max_memory == 1 << 20
+        );
+        let e = errors("compression: {encodings: [gzip], max_memory: 0}\n");
+        assert!(e[0].message.contains("one gzip compressor"), "{e:?}");
+        let e = errors("compression: {max_memory: lots}\n");
+        assert_eq!(e[0].key, "compression.max_memory", "{e:?}");
+        // Compression off: any budget will do.
+        assert!(
+            ok("compression: {encodings: [], max_memory: 0}\n")
+                .encodings
+                .is_empty()
+        );
     }
 }

@@ -32,7 +32,7 @@
 //!
 //! Memory: the encoders' states of all responses share one budget
 //! (`compression.max_memory`, a [`ByteBudget`]): a response takes its
-//! encoder's measured size ([`state_size`]) for as long as its body lives,
+//! encoder's measured size ([`Levels::state_size`]) for as long as its body lives,
 //! and when that does not fit, the next coding the client accepts that
 //! does, or none (the body goes as it is). Slow clients of compressible
 //! pages then cost at most that budget, not a brotli state each.
@@ -305,7 +305,7 @@ pub fn apply(
     let mut share = None;
     let Some(encoding) = acceptable(req.headers, &config.encodings)
         .into_iter()
-        .find(|&e| memory.take(state_size(e, config.levels), &mut share))
+        .find(|&e| memory.take(config.levels.state_size(e), &mut share))
     else {
         memory_spent(memory);
         return Response::from_parts(parts, body);
@@ -324,46 +324,6 @@ pub fn apply(
     weaken_etag(&mut parts.headers);
     let body = compress_body(body, encoding, config.levels, length);
     Response::from_parts(parts, holding(body, share))
-}
-
-/// What one response's compressor holds at most, as measured for each
-/// coding and level (the RSS of compressors fed 2 MiB of HTML, rounded up:
-/// README, Compression): brotli's and zstd's grow steeply with the level.
-#[must_use]
-pub fn state_size(encoding: Encoding, levels: Levels) -> usize {
-    const KIB: usize = 1024;
-    match encoding {
-        // zlib's window and hash chains, whatever the level.
-        Encoding::Gzip => 400 * KIB,
-        Encoding::Br => {
-            KIB * match levels.br {
-                0 | 1 => 128,
-                2 | 3 => 2_250,
-                4 => 6_000,
-                5 => 7_000,
-                6 => 8_000,
-                7 => 13_500,
-                8 => 22_000,
-                9 => 40_000,
-                _ => 15_000,
-            }
-        }
-        Encoding::Zstd => {
-            KIB * match levels.zstd {
-                ..=1 => 1_000,
-                2 => 1_250,
-                3 => 1_750,
-                4 => 3_000,
-                5 | 6 => 3_500,
-                7 | 8 => 6_250,
-                9 => 11_500,
-                10 => 21_500,
-                11 | 12 => 42_000,
-                13..=15 => 67_000,
-                _ => 85_000,
-            }
-        }
-    }
 }
 
 /// A body that holds its share of the compressors' budget until it is
@@ -410,7 +370,8 @@ fn memory_spent(memory: &ByteBudget) {
         .map_or(0, |d| d.as_secs() / 60);
     if LAST_MINUTE.swap(minute, Ordering::Relaxed) != minute {
         tracing::warn!(
-            "compression.max_memory ({} bytes) is held by responses being compressed: responses go out uncompressed until some end (logged at most once a minute)",
+            "no compressor a client accepts fits in what is left of compression.max_memory ({} of {} bytes held by responses being compressed): its response goes out uncompressed (logged at most once a minute)",
+            memory.held(),
             memory.total()
         );
     }

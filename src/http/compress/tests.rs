@@ -392,10 +392,10 @@ async fn compressors_share_a_memory_budget() {
     let original = page(50_000);
     let levels = config().levels;
     let (br, gzip) = (
-        state_size(Encoding::Br, levels),
-        state_size(Encoding::Gzip, levels),
+        levels.state_size(Encoding::Br),
+        levels.state_size(Encoding::Gzip),
     );
-    assert!(br > gzip && state_size(Encoding::Zstd, levels) > gzip);
+    assert!(br > gzip && levels.state_size(Encoding::Zstd) > gzip);
     let memory = ByteBudget::new(br + gzip);
     let req = headers(&[("accept-encoding", "gzip;q=0.5, br")]);
     let answer = || {

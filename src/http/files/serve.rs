@@ -443,18 +443,20 @@ fn read_cached(file: &File, buf: &mut [u8], offset: u64) -> std::io::Result<usiz
 }
 
 /// Whether the page cache holds `len` bytes of `file` at `offset`, as far
-/// as a byte read without waiting (`preadv2(RWF_NOWAIT)`) at the end of
-/// every [`CHUNK`] tells (one read for a window of up to 128 KiB): the
-/// kernel caches and evicts a file by readahead windows larger than that,
-/// so a miss between two probes is rare, and costs a disk read on the
-/// async thread (what nginx's `sendfile` always risks).
+/// as a byte read without waiting (`preadv2(RWF_NOWAIT)`) every [`CHUNK`]
+/// from the start, and at the end, tells: the window's first byte is
+/// always probed, since a client that seeks (`Range: bytes=X-`) starts
+/// where another client's reads may not have been. A miss between two
+/// probes is rare (the kernel reads a file ahead in large windows), and
+/// costs a disk read on the async thread (what nginx's `sendfile` always
+/// risks).
 fn cached(file: &File, offset: u64, len: u64) -> bool {
     if len == 0 {
         return false;
     }
     let last = offset + (len - 1);
     let mut probe = [0u8; 1];
-    (offset + (CHUNK as u64 - 1)..last)
+    (offset..last)
         .step_by(CHUNK)
         .chain(std::iter::once(last))
         .all(|at| matches!(read_cached(file, &mut probe, at), Ok(1)))
