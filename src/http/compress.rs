@@ -38,6 +38,7 @@
 //! pages then cost at most that budget, not a brotli state each.
 
 use std::io;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use async_compression::Level;
 use async_compression::brotli::EncoderParams;
@@ -54,10 +55,6 @@ use http_body::{Body, Frame};
 use http_body_util::BodyExt;
 use http_body_util::combinators::UnsyncBoxBody;
 use tokio_util::io::{ReaderStream, StreamReader};
-
-use std::sync::atomic::{AtomicU64, Ordering};
-
-use tokio::sync::OwnedSemaphorePermit;
 
 use crate::config::{CompressionConfig, Encoding, Levels};
 use crate::http::budget::ByteBudget;
@@ -299,14 +296,19 @@ pub fn apply(
     }
     let (mut parts, body) = response.into_parts();
     add_vary(&mut parts.headers);
-    if decision.encoding.is_none() {
+    let Some(preferred) = decision.encoding else {
         return Response::from_parts(parts, body);
-    }
+    };
     let mut share = None;
-    let Some(encoding) = acceptable(req.headers, &config.encodings)
-        .into_iter()
-        .find(|&e| memory.take(config.levels.state_size(e), &mut share))
-    else {
+    let mut fits = |e: Encoding| memory.take(config.levels.state_size(e), &mut share);
+    // The request's other codings are looked at only when the preferred
+    // one does not fit (it is the first of them).
+    let Some(encoding) = Some(preferred).filter(|&e| fits(e)).or_else(|| {
+        acceptable(req.headers, &config.encodings)
+            .into_iter()
+            .skip(1)
+            .find(|&e| fits(e))
+    }) else {
         memory_spent(memory);
         return Response::from_parts(parts, body);
     };
@@ -322,43 +324,15 @@ pub fn apply(
         HeaderValue::from_static(encoding.as_str()),
     );
     weaken_etag(&mut parts.headers);
-    let body = compress_body(body, encoding, config.levels, length);
-    Response::from_parts(parts, holding(body, share))
-}
-
-/// A body that holds its share of the compressors' budget until it is
-/// dropped (sent to its end, or its client gone).
-struct Holding<B> {
-    inner: B,
-    _share: Option<OwnedSemaphorePermit>,
-}
-
-fn holding(body: Boxed, share: Option<OwnedSemaphorePermit>) -> Boxed {
-    Holding {
-        inner: body,
-        _share: share,
-    }
-    .boxed_unsync()
-}
-
-impl<B: Body + Unpin> Body for Holding<B> {
-    type Data = B::Data;
-    type Error = B::Error;
-
-    fn poll_frame(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<Result<Frame<B::Data>, B::Error>>> {
-        std::pin::Pin::new(&mut self.inner).poll_frame(cx)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> http_body::SizeHint {
-        self.inner.size_hint()
-    }
+    // The body holds its share of the budget until it is dropped (sent to
+    // its end, or its client gone).
+    let body = compress_body(body, encoding, config.levels, length)
+        .map_frame(move |frame| {
+            let _held = &share;
+            frame
+        })
+        .boxed_unsync();
+    Response::from_parts(parts, body)
 }
 
 /// A response that goes uncompressed for want of memory: a line at most

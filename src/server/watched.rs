@@ -144,47 +144,58 @@ impl<S: AsyncRead + Unpin> AsyncRead for Watched<S> {
     }
 }
 
-impl<S: Tcp> Watched<S> {
-    /// Sends (some of) the file window that the placeholder `mark` stands
-    /// for, with `sendfile` from the page cache to the socket.
-    fn poll_send_window(&self, cx: &mut Context<'_>, mark: &[u8]) -> Poll<io::Result<usize>> {
-        let (Some(windows), Some(tcp)) = (&self.windows, self.inner.tcp()) else {
-            // Never sends a placeholder's bytes: the connection fails.
-            return Poll::Ready(Err(io::Error::other(
-                "a file placeholder on a connection that sends no file windows",
-            )));
-        };
-        let segment = windows.resolve(mark)?;
-        loop {
-            std::task::ready!(tcp.poll_write_ready(cx))?;
-            let sent = tcp.try_io(Interest::WRITABLE, || {
-                let mut at = segment.offset;
-                rustix::fs::sendfile(tcp, &*segment.file, Some(&mut at), segment.len)
-                    .map_err(io::Error::from)
-            });
-            let sent = match sent {
-                // The socket is full: wait until it is writable again.
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                sent => sent,
-            };
-            return Poll::Ready(match sent {
-                // The file shrank under its Content-Length: the response is
-                // cut, never passed on short as if whole.
-                Ok(0) => Err(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    "the file ended before its Content-Length",
-                )),
-                Ok(n) => {
-                    windows.sent(mark, n);
-                    Ok(n)
-                }
-                Err(e) => Err(e),
-            });
-        }
-    }
+/// A placeholder on a connection that sends no file windows: the write
+/// fails (the connection closes), and its bytes never go out.
+fn no_windows() -> io::Error {
+    io::Error::other("a file placeholder on a connection that sends no file windows")
 }
 
 impl<S: Tcp> Watched<S> {
+    /// Runs the system call `write` on the TCP socket once it is writable,
+    /// again whenever the socket was full.
+    fn poll_tcp_write(
+        &self,
+        cx: &mut Context<'_>,
+        write: impl Fn(&TcpStream) -> rustix::io::Result<usize>,
+    ) -> Poll<io::Result<usize>> {
+        let Some(tcp) = self.inner.tcp() else {
+            return Poll::Ready(Err(no_windows()));
+        };
+        loop {
+            std::task::ready!(tcp.poll_write_ready(cx))?;
+            match tcp.try_io(Interest::WRITABLE, || write(tcp).map_err(io::Error::from)) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                written => return Poll::Ready(written),
+            }
+        }
+    }
+
+    /// Sends (some of) the file window that the placeholder `mark` stands
+    /// for, with `sendfile` from the page cache to the socket.
+    fn poll_send_window(&self, cx: &mut Context<'_>, mark: &[u8]) -> Poll<io::Result<usize>> {
+        let Some(windows) = &self.windows else {
+            return Poll::Ready(Err(no_windows()));
+        };
+        let segment = windows.resolve(mark)?;
+        let sent = std::task::ready!(self.poll_tcp_write(cx, |tcp| {
+            let mut at = segment.offset;
+            rustix::fs::sendfile(tcp, &*segment.file, Some(&mut at), segment.len)
+        }));
+        Poll::Ready(match sent {
+            // The file shrank under its Content-Length: the response is
+            // cut, never passed on short as if whole.
+            Ok(0) => Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the file ended before its Content-Length",
+            )),
+            Ok(n) => {
+                windows.sent(mark, n);
+                Ok(n)
+            }
+            Err(e) => Err(e),
+        })
+    }
+
     /// Writes the bytes that come before a file window (a response's head,
     /// a multipart boundary) with `MSG_MORE`: the kernel holds them for the
     /// window's `sendfile`, which follows at once, so that head and file
@@ -195,27 +206,14 @@ impl<S: Tcp> Watched<S> {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        let Some(tcp) = self.inner.tcp() else {
-            return Poll::Ready(Err(io::Error::other(
-                "a file placeholder on a connection that sends no file windows",
-            )));
-        };
-        loop {
-            std::task::ready!(tcp.poll_write_ready(cx))?;
-            let sent = tcp.try_io(Interest::WRITABLE, || {
-                rustix::net::sendmsg(
-                    tcp,
-                    bufs,
-                    &mut rustix::net::SendAncillaryBuffer::default(),
-                    rustix::net::SendFlags::MORE | rustix::net::SendFlags::NOSIGNAL,
-                )
-                .map_err(io::Error::from)
-            });
-            match sent {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                sent => return Poll::Ready(sent),
-            }
-        }
+        self.poll_tcp_write(cx, |tcp| {
+            rustix::net::sendmsg(
+                tcp,
+                bufs,
+                &mut rustix::net::SendAncillaryBuffer::default(),
+                rustix::net::SendFlags::MORE | rustix::net::SendFlags::NOSIGNAL,
+            )
+        })
     }
 }
 

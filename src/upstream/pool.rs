@@ -572,22 +572,20 @@ impl PooledConn {
         // like this, and learning a cap of 1 from it would queue the whole
         // site behind one slow page for LEARNED_CAP_HOLD. The connection
         // waits for its answer; nothing is learnt.
-        let in_use = self.pool.figures().in_use;
-        let idle_now = self.pool.idle().len();
-        if in_use.saturating_sub(starving) + idle_now == 0 {
-            return false;
-        }
+        let busy = self.pool.figures().in_use.saturating_sub(starving);
         let closed = {
             let mut idle = self.pool.idle();
+            if busy + idle.len() == 0 {
+                return false;
+            }
             let n = idle.len();
             idle.clear();
             n
         };
         inner.given_back.fetch_add(closed as u64, Ordering::Relaxed);
         // The workers: connections being served (in use, not waiting) and
-        // the idle ones that held a worker until just now.
-        let served = in_use.saturating_sub(starving) + closed;
-        self.pool.learn_cap(served.max(1), Instant::now());
+        // the idle ones that held a worker until just now; one at least.
+        self.pool.learn_cap(busy + closed, Instant::now());
         !inner.oversubscribed.swap(true, Ordering::Relaxed)
     }
 
@@ -731,9 +729,8 @@ mod tests {
         let mut slow = pool.acquire().await.unwrap();
         assert!(!slow.waiting_for_worker(), "no warning: nothing is known");
         assert_eq!(pool.figures().cap, 2);
-        let _other = pool.acquire().await.unwrap();
         // Two such scripts at once: still nothing answered, nothing learnt.
-        let mut slow_too = _other;
+        let mut slow_too = pool.acquire().await.unwrap();
         assert!(!slow_too.waiting_for_worker());
         assert_eq!(pool.figures().cap, 2);
     }
