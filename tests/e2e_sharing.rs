@@ -163,6 +163,13 @@ async fn a_worker_held_by_an_outside_client_costs_no_request() {
     let lb = Fpmlb::start(&cluster.dir, cluster.lb_addr(), &yaml);
     let statuses = load(&lb, "/hello.php", 40, 4).await;
     assert!(statuses.iter().all(|&s| s == 200), "{statuses:?}");
+    // The connection queued behind the held worker was answered once a
+    // kept one was closed for it: the pool learnt that it has one worker.
+    let log = lb.log_text();
+    assert!(
+        log.contains("waited for a php-fpm worker") && log.contains("the cap is now 1"),
+        "{log}"
+    );
 }
 
 /// Health checks (ping and status page every 200 ms) of a pool with no
@@ -278,4 +285,53 @@ async fn a_slow_script_on_a_quiet_pool_holds_up_no_other_request() {
         "the slow script ended first: nothing was shown"
     );
     assert_eq!(slow.await.unwrap(), 200);
+}
+
+/// A script slower than the worker patience on a new connection, while
+/// the pool's other worker answers fast requests on a kept connection:
+/// from fpmlb's side, exactly what a connection queued behind a worker
+/// held by someone else looks like, until the slow one is answered long
+/// after fpmlb gave a worker back. Nothing is learnt from it: the fast
+/// requests keep php-fpm's second worker while the slow one runs (a
+/// learnt cap of one would queue them behind it, 503 after `queue: 1s`),
+/// and the pool's cap is still two afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_script_beside_fast_ones_teaches_no_cap() {
+    let net = nets::SHARING_SLOW_BESIDE_FAST;
+    let cluster = Cluster::start(net, &["--nodes", "1", "--children", "2"]);
+    let admin = net.addr(1, 9180);
+    let yaml = with_admin(
+        &one_node_yaml(cluster.lb_addr(), &cluster, "timeouts:\n  queue: 1s\n"),
+        admin,
+    );
+    let lb = Fpmlb::start_with_admin(&cluster.dir, cluster.lb_addr(), Some(admin), &yaml);
+    let url = lb.url("/slow.php?ms=3000");
+    let slow = tokio::spawn(async move { get(&client(false), &url).await.unwrap().status });
+    // Fast requests one after another while the slow one runs, past its
+    // patience (100 ms with no history) and on for a while.
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let c = client(false);
+    let mut fast = Vec::new();
+    for _ in 0..20 {
+        let r = get(&c, &lb.url("/hello.php")).await.unwrap();
+        fast.push(r.status);
+        if r.status != 200 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        fast.iter().all(|&s| s == 200),
+        "{fast:?}\n{}",
+        lb.log_text()
+    );
+    assert!(
+        !slow.is_finished(),
+        "the slow script ended first: nothing was shown"
+    );
+    assert_eq!(slow.await.unwrap(), 200);
+    let figures = pool_figures(admin, |f| figure(f, "in_use") == 0).await;
+    assert_eq!(figure(&figures, "cap"), 2, "{figures}\n{}", lb.log_text());
+    let log = lb.log_text();
+    assert!(!log.contains("waited"), "{log}");
 }

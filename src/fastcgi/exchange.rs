@@ -125,9 +125,9 @@ pub trait LentConn {
     fn worker_patience(&self) -> Option<Duration> {
         None
     }
-    /// No response byte came within [`LentConn::worker_patience`]: the
-    /// request may be waiting in the backend's listen queue for a worker.
-    fn waiting_for_worker(&mut self) {}
+    /// No response byte came within `patience` ([`LentConn::worker_patience`]):
+    /// the request may be waiting in the backend's listen queue for a worker.
+    fn waiting_for_worker(&mut self, _patience: Duration) {}
     /// The first response record arrived.
     fn response_started(&mut self) {}
 }
@@ -481,7 +481,7 @@ impl<C: LentConn> Exchange<C> {
                     // Reading a record is cancel-safe (bytes stay in the
                     // connection's buffer): tell the owner, then go on.
                     if let Some(c) = self.conn.as_mut() {
-                        c.waiting_for_worker();
+                        c.waiting_for_worker(patience);
                     }
                     left = timeout - patience;
                 }

@@ -110,22 +110,22 @@ impl LentConn for BackendConn {
             .then(|| pool::worker_patience(typical))
     }
 
-    fn waiting_for_worker(&mut self) {
-        let cap = self.backend.pool.figures().cap;
-        if self.conn.waiting_for_worker() {
-            tracing::warn!(
-                backend = %self.backend.name,
-                "a new connection waited {:?} or more for a php-fpm worker while the others held kept-alive connections: \
-                 max_conns ({cap}) is likely above the pool's pm.max_children (set max_conns, or health.status_path \
-                 for a static pool); kept-alive connections are closed while one waits, and the cap follows the workers seen for {:?}",
-                crate::upstream::pool::WORKER_PATIENCE,
-                crate::upstream::pool::LEARNED_CAP_HOLD,
-            );
-        }
+    fn waiting_for_worker(&mut self, patience: Duration) {
+        self.conn.waiting_for_worker(patience);
     }
 
     fn response_started(&mut self) {
-        self.conn.answered();
+        if self.conn.first_answer() {
+            let cap = self.backend.pool.figures().cap;
+            tracing::warn!(
+                backend = %self.backend.name,
+                "a new connection waited for a php-fpm worker until a kept-alive connection was closed to free one: \
+                 the pool has fewer workers for fpmlb than its connections (max_conns above pm.max_children, or \
+                 workers held by others); the cap is now {cap}, the workers seen, for {:?} (set max_conns, or \
+                 health.status_path for a static pool)",
+                crate::upstream::pool::LEARNED_CAP_HOLD,
+            );
+        }
     }
 }
 

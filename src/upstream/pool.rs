@@ -19,11 +19,16 @@
 //! one connection until that closes. So a new connection that gets no answer
 //! within [`WORKER_PATIENCE`] makes the pool give workers back: its idle
 //! connections are closed at once, and connections that finish an exchange
-//! are closed rather than kept, until the waiting one is answered. The pool
-//! also lowers its cap to the connections that were being served, for
-//! [`LEARNED_CAP_HOLD`] (a dynamic pool may have spawned workers since), so
-//! the next requests wait in fpmlb's queue, first come first served, rather
-//! than in php-fpm's listen queue.
+//! are closed rather than kept, until the waiting one is answered. If that
+//! answer comes soon after a worker was given back (within the patience),
+//! the connection had waited for one, and the pool lowers its cap to the
+//! connections that were being served, for [`LEARNED_CAP_HOLD`] (a dynamic
+//! pool may have spawned workers since), so the next requests wait in
+//! fpmlb's queue, first come first served, rather than in php-fpm's listen
+//! queue. A script slower than the patience looks the same until its answer
+//! comes late, or with no worker given back: it had a worker all along, and
+//! nothing is learnt (a cap learnt from slow pages would fall by one with
+//! each, and queue the site behind them).
 //!
 //! Sharing a pool with others (a second fpmlb of an HA pair, nginx,
 //! HAProxy, a cron job over cgi-fcgi): php-fpm hands a freed worker to the
@@ -346,6 +351,12 @@ impl Pool {
         }
     }
 
+    /// Kept connections closed so far (given back or recycled): each gave
+    /// its php-fpm worker to whoever queued for one.
+    fn freed(&self) -> u64 {
+        self.inner.given_back.load(Ordering::Relaxed) + self.inner.recycled.load(Ordering::Relaxed)
+    }
+
     /// Where the pool connects to.
     pub fn endpoint(&self) -> &Endpoint {
         &self.inner.endpoint
@@ -484,6 +495,7 @@ impl Slot {
                 pool,
                 reused: true,
                 starving: false,
+                judged: None,
                 born: idle.born,
                 idle_since: Some(idle.since),
                 probe: false,
@@ -499,6 +511,7 @@ impl Slot {
             pool,
             reused: false,
             starving: false,
+            judged: None,
             born: Instant::now(),
             idle_since: None,
             probe: false,
@@ -518,6 +531,8 @@ pub struct PooledConn {
     pub reused: bool,
     /// Counted in the pool's `starving`.
     starving: bool,
+    /// Its request waited past the patience while others held workers.
+    judged: Option<Judged>,
     /// When the connection was opened.
     born: Instant,
     /// When it went idle before this exchange (a reused connection).
@@ -554,14 +569,15 @@ impl PooledConn {
         !self.reused
     }
 
-    /// Its request got no answer within [`WORKER_PATIENCE`]: it may wait in
-    /// php-fpm's listen queue while every worker holds a kept-alive
-    /// connection. The pool closes its idle connections and keeps none until
-    /// this one is answered. True the first time a pool sees it, for one
-    /// warning.
-    pub fn waiting_for_worker(&mut self) -> bool {
+    /// Its request got no answer within `patience` (see
+    /// [`worker_patience`]): it may wait in php-fpm's listen queue while
+    /// every worker holds a kept-alive connection, or run a slow script.
+    /// The pool closes its idle connections and keeps none until this one
+    /// is answered, which frees a worker if it waits for one; whether it
+    /// did is told by when its answer comes ([`PooledConn::first_answer`]).
+    pub fn waiting_for_worker(&mut self, patience: Duration) {
         if self.starving || self.reused {
-            return false;
+            return;
         }
         self.starving = true;
         let inner = &self.pool.inner;
@@ -569,32 +585,68 @@ impl PooledConn {
         // None of this pool's other connections holds a worker (none in
         // use and answered, none idle): no evidence that the pool is full.
         // A script slower than the patience on a quiet pool looks exactly
-        // like this, and learning a cap of 1 from it would queue the whole
-        // site behind one slow page for LEARNED_CAP_HOLD. The connection
-        // waits for its answer; nothing is learnt.
+        // like this. The connection waits for its answer; nothing is learnt.
         let busy = self.pool.figures().in_use.saturating_sub(starving);
+        let freed = self.pool.freed();
         let closed = {
             let mut idle = self.pool.idle();
             if busy + idle.len() == 0 {
-                return false;
+                return;
             }
             let n = idle.len();
             idle.clear();
             n
         };
         inner.given_back.fetch_add(closed as u64, Ordering::Relaxed);
-        // The workers: connections being served (in use, not waiting) and
-        // the idle ones that held a worker until just now; one at least.
-        self.pool.learn_cap(busy + closed, Instant::now());
-        !inner.oversubscribed.swap(true, Ordering::Relaxed)
+        self.judged = Some(Judged {
+            at: Instant::now(),
+            patience,
+            workers: busy + closed,
+            freed,
+        });
     }
 
-    /// The first answer arrived (or the exchange ended): no longer waiting.
+    /// The first answer arrived. If it came within the patience after the
+    /// pool gave a worker back for it ([`PooledConn::waiting_for_worker`]),
+    /// it had waited for one: the pool lowers its cap to the workers seen
+    /// then, for [`LEARNED_CAP_HOLD`], so that the next requests wait in
+    /// fpmlb's queue rather than in php-fpm's listen queue. An answer with
+    /// no worker given back, or later than that, is a slow script's, which
+    /// had a worker all along: nothing is learnt from it (learning would
+    /// queue the site's other requests behind one slow page). True the
+    /// first time a pool learns a cap this way, for one warning.
+    pub fn first_answer(&mut self) -> bool {
+        self.answered();
+        let Some(judged) = self.judged.take() else {
+            return false;
+        };
+        let now = Instant::now();
+        if now.duration_since(judged.at) > judged.patience || self.pool.freed() == judged.freed {
+            return false;
+        }
+        self.pool.learn_cap(judged.workers, now);
+        !self.pool.inner.oversubscribed.swap(true, Ordering::Relaxed)
+    }
+
+    /// The first answer arrived or the exchange ended: no longer waiting.
     pub fn answered(&mut self) {
         if std::mem::take(&mut self.starving) {
             self.pool.inner.starving.fetch_sub(1, Ordering::Relaxed);
         }
     }
+}
+
+/// A new connection's request went unanswered past the patience, while
+/// other connections of the pool held workers (see
+/// [`PooledConn::waiting_for_worker`]).
+#[derive(Debug, Clone, Copy)]
+struct Judged {
+    at: Instant,
+    patience: Duration,
+    /// The workers seen: connections being served and idle ones closed.
+    workers: usize,
+    /// The pool's [`Pool::freed`] before its idle connections were closed.
+    freed: u64,
 }
 
 impl Drop for PooledConn {
@@ -727,12 +779,58 @@ mod tests {
         let (_l, ep) = listener().await;
         let pool = Pool::new(ep, settings(2, 10));
         let mut slow = pool.acquire().await.unwrap();
-        assert!(!slow.waiting_for_worker(), "no warning: nothing is known");
+        slow.waiting_for_worker(WORKER_PATIENCE);
         assert_eq!(pool.figures().cap, 2);
         // Two such scripts at once: still nothing answered, nothing learnt.
         let mut slow_too = pool.acquire().await.unwrap();
-        assert!(!slow_too.waiting_for_worker());
+        slow_too.waiting_for_worker(WORKER_PATIENCE);
+        assert!(!slow.first_answer(), "no warning: nothing is known");
+        assert!(!slow_too.first_answer());
         assert_eq!(pool.figures().cap, 2);
+    }
+
+    /// A slow script on a new connection while a kept one is served: from
+    /// the pool's side, a connection queued behind that worker, until its
+    /// answer comes later than the patience after the idle worker was given
+    /// back, or with no worker given back at all. Either way it had a worker
+    /// of its own: nothing is learnt, the cap stays.
+    #[tokio::test]
+    async fn a_slow_script_beside_kept_connections_teaches_no_cap() {
+        let (l, ep) = listener().await;
+        let _keep = tokio::spawn(async move {
+            let mut kept = Vec::new();
+            while let Ok((s, _)) = l.accept().await {
+                kept.push(s);
+            }
+        });
+        let pool = Pool::new(ep, settings(3, 10));
+        tokio::time::pause();
+        let fast = pool.acquire().await.unwrap();
+        fast.release();
+        let mut fast = pool.acquire().await.unwrap();
+        assert!(fast.reused, "a kept connection holds a worker");
+        let mut slow = pool.acquire().await.unwrap();
+        slow.waiting_for_worker(WORKER_PATIENCE);
+        // No worker given back (nothing idle, the fast one still runs):
+        // the answer was the script's own.
+        assert!(!slow.first_answer());
+        assert_eq!(pool.figures().cap, 3);
+        slow.release();
+        fast.answered();
+        fast.release();
+        assert_eq!(pool.figures().idle, 2);
+
+        // A worker given back (the idle ones closed), but the answer comes
+        // long after: not the freed worker's.
+        let mut fast = pool.acquire().await.unwrap();
+        let mut slow = pool.acquire_fresh().await.unwrap();
+        slow.waiting_for_worker(WORKER_PATIENCE);
+        assert_eq!(pool.figures().given_back, 1, "the idle one was closed");
+        tokio::time::advance(WORKER_PATIENCE * 3).await;
+        assert!(!slow.first_answer());
+        assert_eq!(pool.figures().cap, 3);
+        fast.answered();
+        drop(fast);
     }
 
     /// php-fpm with one worker: each kept connection holds the worker until
@@ -749,8 +847,9 @@ mod tests {
         assert!(a.watch_for_worker(), "a is new too");
 
         // b's request gets no answer: the pool hears of it, once.
-        assert!(b.waiting_for_worker(), "first time: warn");
-        assert!(!b.waiting_for_worker(), "counted once");
+        b.waiting_for_worker(WORKER_PATIENCE);
+        b.waiting_for_worker(WORKER_PATIENCE);
+        assert_eq!(pool.inner.starving.load(Ordering::Relaxed), 1);
         // a finishes: closed rather than kept, which frees the worker.
         a.release();
         assert_eq!(pool.figures().idle, 0);
@@ -758,14 +857,15 @@ mod tests {
         let mut eof = [0u8; 1];
         assert_eq!(worker.read(&mut eof).await.unwrap(), 0, "a was closed");
         let _worker_now_serves_b = l.accept().await.unwrap();
+        assert_eq!(pool.figures().cap, 2, "nothing learnt before b's answer");
 
-        // One connection was served while b waited: the cap is 1 now (a's
-        // slot was kept back as it finished), so the next request waits in
-        // the pool's queue rather than in php-fpm's listen queue.
+        // b is answered right after a worker was given back: it had waited
+        // for one. One connection was served meanwhile: the cap is 1 now,
+        // so the next request waits in the pool's queue rather than in
+        // php-fpm's listen queue.
+        assert!(b.first_answer(), "first time: warn");
         assert_eq!(pool.figures().cap, 1);
-
-        // b is answered: connections are kept again.
-        b.answered();
+        assert!(!b.first_answer(), "learnt once");
         b.release();
         assert_eq!(pool.figures().idle, 1);
         let c = pool.acquire().await.unwrap();
@@ -820,7 +920,7 @@ mod tests {
         b.release();
         assert_eq!(pool.figures().idle, 1);
         // c waits: b's idle connection holds a worker, so it is closed now.
-        c.waiting_for_worker();
+        c.waiting_for_worker(WORKER_PATIENCE);
         assert_eq!(pool.figures().idle, 0);
         // c fails and is dropped: the wait is over, connections are kept.
         drop(c);

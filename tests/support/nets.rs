@@ -243,6 +243,9 @@ nets! {
     SHARING_TWO_INSTANCES = 243;
     /// tests/e2e_sharing.rs: a slow script on a quiet pool.
     SHARING_SLOW_SCRIPT = 23;
+    /// tests/e2e_sharing.rs: a slow script beside fast ones; fpmlb on
+    /// .1:8080, its admin API on .1:9180.
+    SHARING_SLOW_BESIDE_FAST = 24;
     /// tests/e2e_idle.rs: idle keep-alive clients and fpmlb's memory.
     IDLE_CLIENTS_MEMORY = 245;
 
