@@ -32,7 +32,8 @@
 //!
 //! Memory: the encoders' states of all responses share one budget
 //! (`compression.max_memory`, a [`ByteBudget`]): a response takes its
-//! encoder's measured size ([`Levels::state_size`]) for as long as its body lives,
+//! encoder's measured size ([`Levels::state_size_for`]: brotli's is smaller
+//! for a body of known length under 1 MiB) for as long as its body lives,
 //! and when that does not fit, the next coding the client accepts that
 //! does, or none (the body goes as it is). Slow clients of compressible
 //! pages then cost at most that budget, not a brotli state each.
@@ -299,8 +300,16 @@ pub fn apply(
     let Some(preferred) = decision.encoding else {
         return Response::from_parts(parts, body);
     };
+    let length = parts
+        .headers
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.trim().parse::<u64>().ok())
+        .or(known_length);
     let mut share = None;
-    let mut fits = |e: Encoding| memory.take(config.levels.state_size(e), &mut share);
+    let mut fits = |e: Encoding| {
+        let size = config.levels.state_size_for(e, br_hint(length));
+        memory.take(size, &mut share)
+    };
     // The request's other codings are looked at only when the preferred
     // one does not fit (it is the first of them).
     let Some(encoding) = Some(preferred).filter(|&e| fits(e)).or_else(|| {
@@ -312,11 +321,6 @@ pub fn apply(
         memory_spent(memory);
         return Response::from_parts(parts, body);
     };
-    let length = parts
-        .headers
-        .get(CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok()?.trim().parse::<u64>().ok())
-        .or(known_length);
     parts.headers.remove(CONTENT_LENGTH);
     parts.headers.remove(ACCEPT_RANGES);
     parts.headers.insert(
@@ -390,6 +394,17 @@ fn weaken_etag(headers: &mut HeaderMap) {
 /// Identity lengths from which brotli is given no size hint.
 const BR_HINT_BELOW: usize = 1 << 20;
 
+/// The size hint brotli is given for an identity body of `length`: it
+/// sizes brotli's structures down for a small page
+/// ([`Levels::state_size_for`]); from 1 MiB on it picks a larger hasher
+/// (6.3 MiB a response at quality 4 against 2.9 without a hint), so none
+/// is given.
+fn br_hint(length: Option<u64>) -> Option<usize> {
+    length
+        .and_then(|n| usize::try_from(n).ok())
+        .filter(|&n| n < BR_HINT_BELOW)
+}
+
 /// The body, compressed as it streams. `length`: the identity body's
 /// length when known (sizes brotli's structures to it).
 #[must_use]
@@ -410,13 +425,7 @@ pub fn compress_body(
                 .quality(Level::Precise(i32::try_from(levels.br).unwrap_or(4)))
                 .window_size(WINDOW_LOG as i32)
                 .text_mode();
-            // The hint sizes brotli's structures down for a small page;
-            // from 1 MiB on it picks a larger hasher (6.3 MiB a response
-            // at quality 4 against 2.9 without a hint), so none is given.
-            if let Some(n) = length
-                .and_then(|n| usize::try_from(n).ok())
-                .filter(|&n| n < BR_HINT_BELOW)
-            {
+            if let Some(n) = br_hint(length) {
                 params = params.size_hint(n);
             }
             framed(BrotliEncoder::with_params(input, params))

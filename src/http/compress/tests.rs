@@ -392,7 +392,7 @@ async fn compressors_share_a_memory_budget() {
     let original = page(50_000);
     let levels = config().levels;
     let (br, gzip) = (
-        levels.state_size(Encoding::Br),
+        levels.state_size_for(Encoding::Br, Some(50_000)),
         levels.state_size(Encoding::Gzip),
     );
     assert!(br > gzip && levels.state_size(Encoding::Zstd) > gzip);
@@ -535,4 +535,46 @@ async fn a_backend_failing_mid_body_fails_the_compressed_body() {
     tx.send(Err("backend went away")).unwrap();
     let err = body.collect().await.unwrap_err();
     assert!(err.to_string().contains("backend went away"), "{err}");
+}
+
+/// A body of known length under 1 MiB gives brotli a size hint, which
+/// sizes its state down: it is charged that smaller size, so two such
+/// responses fit where one of unknown length does.
+#[tokio::test]
+async fn a_known_length_charges_brotli_its_hinted_size() {
+    let original = page(50_000);
+    let levels = config().levels;
+    let unhinted = levels.state_size(Encoding::Br);
+    let hinted = levels.state_size_for(Encoding::Br, Some(50_000));
+    assert!(2 * hinted <= unhinted, "{hinted} of {unhinted}");
+    let memory = ByteBudget::new(unhinted);
+    let req = headers(&[("accept-encoding", "br")]);
+    let known = || {
+        let resp = response(200, &[HTML, ("content-length", "50000")], full(&original));
+        apply(get_view(&req), resp, &config(), &memory)
+    };
+    let coding = |r: &Response<Boxed>| r.headers().get(CONTENT_ENCODING).cloned();
+    let first = known();
+    let second = known();
+    assert_eq!(coding(&first).unwrap(), "br");
+    assert_eq!(coding(&second).unwrap(), "br");
+    assert_eq!(memory.available(), unhinted - 2 * hinted);
+    assert_eq!(
+        decompress(Encoding::Br, &collect(second.into_body()).await).await,
+        original
+    );
+    drop(first);
+    assert_eq!(memory.available(), unhinted);
+    // Of unknown length (a script's streamed page): the whole state.
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    tx.send(Ok(Bytes::from(original.clone()))).unwrap();
+    drop(tx);
+    let streamed = apply(
+        get_view(&req),
+        response(200, &[HTML], Fed(rx).boxed_unsync()),
+        &config(),
+        &memory,
+    );
+    assert_eq!(coding(&streamed).unwrap(), "br");
+    assert_eq!(memory.available(), 0);
 }
