@@ -128,6 +128,9 @@ pub trait LentConn {
     /// No response byte came within `patience` ([`LentConn::worker_patience`]):
     /// the request may be waiting in the backend's listen queue for a worker.
     fn waiting_for_worker(&mut self, _patience: Duration) {}
+    /// No response byte came within twice the patience either: not a
+    /// request waiting for a worker (one given back would have reached it).
+    fn worker_wait_over(&mut self) {}
     /// The first response record arrived.
     fn response_started(&mut self) {}
 }
@@ -484,6 +487,20 @@ impl<C: LentConn> Exchange<C> {
                         c.waiting_for_worker(patience);
                     }
                     left = timeout - patience;
+                }
+            }
+            // A worker given back reaches a connection that waits for one
+            // within about an exchange: past one more patience, this one is
+            // a slow script's, and its owner stops giving workers back.
+            let window = patience.min(left);
+            let conn = self.conn_mut()?;
+            match tokio::time::timeout(window, conn.read_record()).await {
+                Ok(read) => return finish_read(read),
+                Err(_) => {
+                    if let Some(c) = self.conn.as_mut() {
+                        c.worker_wait_over();
+                    }
+                    left -= window;
                 }
             }
         }
@@ -858,6 +875,74 @@ mod tests {
         let endpoint = gated_backend(vec![(None, first), (Some(gate), rest)]).await;
         let (ex, back) = exchange(connect(&endpoint).await).await;
         (ex, back, go)
+    }
+
+    /// A connection whose owner watches for a first answer slow to come,
+    /// and notes what it hears.
+    struct Watching {
+        conn: Option<Connection>,
+        heard: Arc<Mutex<Vec<&'static str>>>,
+    }
+
+    impl LentConn for Watching {
+        fn conn(&mut self) -> Option<&mut Connection> {
+            self.conn.as_mut()
+        }
+        fn release(self) {}
+        fn name(&self) -> &str {
+            "test"
+        }
+        fn worker_patience(&self) -> Option<Duration> {
+            Some(Duration::from_millis(20))
+        }
+        fn waiting_for_worker(&mut self, patience: Duration) {
+            assert_eq!(patience, Duration::from_millis(20));
+            self.heard.lock().unwrap().push("waiting");
+        }
+        fn worker_wait_over(&mut self) {
+            self.heard.lock().unwrap().push("over");
+        }
+        fn response_started(&mut self) {
+            self.heard.lock().unwrap().push("started");
+        }
+    }
+
+    /// A first answer slower than twice the patience: the owner hears that
+    /// the request may wait for a worker, then that it does not (a worker
+    /// given back would have reached it by then), then the answer, which
+    /// is read whole as any.
+    #[tokio::test]
+    async fn a_slow_first_answer_is_told_to_the_owner_then_the_wait_is_over() {
+        let (go, gate) = tokio::sync::oneshot::channel();
+        let endpoint = gated_backend(vec![(
+            Some(gate),
+            answer(&[stdout(1, b"Status: 200\r\n\r\nslow"), end_request(1)]),
+        )])
+        .await;
+        let heard = Arc::new(Mutex::new(Vec::new()));
+        let lent = Watching {
+            conn: Some(connect(&endpoint).await),
+            heard: Arc::clone(&heard),
+        };
+        let mut ex = Exchange::new(lent, TIMEOUTS);
+        ex.send_request(&ParamList::with_capacity(16, 1), Some(b""))
+            .await
+            .unwrap();
+        let reading = tokio::spawn(async move {
+            let start = ex.read_head(false).await.map(|s| s.head.status);
+            (start, ex)
+        });
+        for _ in 0..500 {
+            if heard.lock().unwrap().len() == 2 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(*heard.lock().unwrap(), ["waiting", "over"]);
+        go.send(()).unwrap();
+        let (status, _ex) = reading.await.unwrap();
+        assert_eq!(status.unwrap(), 200);
+        assert_eq!(*heard.lock().unwrap(), ["waiting", "over", "started"]);
     }
 
     /// A script that sends its whole Content-Length and works on: the

@@ -114,6 +114,10 @@ impl LentConn for BackendConn {
         self.conn.waiting_for_worker(patience);
     }
 
+    fn worker_wait_over(&mut self) {
+        self.conn.answered();
+    }
+
     fn response_started(&mut self) {
         if self.conn.first_answer() {
             let cap = self.backend.pool.figures().cap;

@@ -19,7 +19,8 @@
 //! one connection until that closes. So a new connection that gets no answer
 //! within [`WORKER_PATIENCE`] makes the pool give workers back: its idle
 //! connections are closed at once, and connections that finish an exchange
-//! are closed rather than kept, until the waiting one is answered. If that
+//! are closed rather than kept (one per [`RECYCLE_GAP`]), until the waiting
+//! one is answered or has waited that long again. If that
 //! answer comes soon after a worker was given back (within the patience),
 //! the connection had waited for one, and the pool lowers its cap to the
 //! connections that were being served, for [`LEARNED_CAP_HOLD`] (a dynamic
@@ -38,11 +39,11 @@
 //! - the most recently used idle connection is reused first (LIFO), so the
 //!   ones a lull made surplus age out after `timeouts.idle`;
 //! - a kept connection is closed once it is [`RECYCLE_AFTER`] old (after
-//!   its exchange, or by the idle sweep), so every worker fpmlb holds is
-//!   given back that often even under full load: a connection another
-//!   client queued in the meantime gets it, and fpmlb's replacement queues
-//!   behind it (and, if it waits, makes this pool learn its share as
-//!   above);
+//!   its exchange, or by the idle sweep), one of the pool's at most every
+//!   [`RECYCLE_GAP`], so workers fpmlb holds are given back that often
+//!   even under full load: a connection another client queued in the
+//!   meantime gets one, and fpmlb's replacement queues behind it (and, if
+//!   it waits, makes this pool learn its share as above);
 //! - fpmlb's own requests (health checks, status polls, session probes)
 //!   never keep a worker: they borrow an idle connection without making it
 //!   younger, or open one and close it after use.
@@ -87,6 +88,18 @@ pub const RECYCLE_AFTER: Duration = Duration::from_millis(250);
 fn due_for_recycling(born: Instant, now: Instant) -> bool {
     now.duration_since(born) >= RECYCLE_AFTER
 }
+
+/// The least time between two kept connections of a pool closed to give
+/// their worker back (recycled, or given back to a connection waiting for
+/// one): at most 50 a second, whatever the pool's size. Each connection fpmlb closes leaves
+/// a TIME_WAIT socket on its side for 60 s, which holds a local port for
+/// that backend's address (Linux reuses them only on loopback), and the
+/// 28,000 ports of Linux's default range last 470 new connections a second
+/// to one backend: a pool of 128 connections, each recycled four times a
+/// second, would run out. Any one recycle gives a worker to whoever queued
+/// for one, so for someone waiting this bounds the wait as well as
+/// recycling every connection does.
+pub const RECYCLE_GAP: Duration = Duration::from_millis(20);
 
 /// How long a cap learned from a connection that waited for a worker holds
 /// before the pool tries its full cap again: a pool that grew (pm = dynamic
@@ -160,6 +173,9 @@ struct Inner {
     recycled: AtomicU64,
     /// The pool was seen to have fewer workers than connections.
     oversubscribed: AtomicBool,
+    /// When a kept connection was last closed to give its worker back
+    /// (recycled, or given back: [`RECYCLE_GAP`]).
+    last_close: Mutex<Option<Instant>>,
 }
 
 /// The connection pool of one backend. Cheap to clone (shared).
@@ -192,6 +208,7 @@ impl Pool {
                 given_back: AtomicU64::new(0),
                 recycled: AtomicU64::new(0),
                 oversubscribed: AtomicBool::new(false),
+                last_close: Mutex::new(None),
             }),
         }
     }
@@ -337,13 +354,39 @@ impl Pool {
         }
     }
 
-    /// The most recently used idle connection that is young and still open;
-    /// the others popped on the way are closed.
+    /// Whether the pool may close a kept connection at `now` to give its
+    /// worker back: it closed none in the last [`RECYCLE_GAP`].
+    fn close_turn(&self, now: Instant) -> bool {
+        let mut last = match self.inner.last_close.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if last.is_some_and(|at| now.saturating_duration_since(at) < RECYCLE_GAP) {
+            return false;
+        }
+        *last = Some(now);
+        true
+    }
+
+    /// Whether a connection opened at `born` is recycled at `now`: it is
+    /// [`RECYCLE_AFTER`] old, and it is the pool's turn to close one (else
+    /// it is kept, and recycled later). Counted.
+    fn recycle(&self, born: Instant, now: Instant) -> bool {
+        let recycled = due_for_recycling(born, now) && self.close_turn(now);
+        if recycled {
+            self.inner.recycled.fetch_add(1, Ordering::Relaxed);
+        }
+        recycled
+    }
+
+    /// The most recently used idle connection that is still open, not idle
+    /// for too long and not to be recycled; the others popped on the way
+    /// are closed.
     fn take_idle(&self, now: Instant) -> Option<Idle> {
         loop {
             let mut idle = self.idle().pop()?;
             if now.duration_since(idle.since) < self.inner.settings.idle_timeout
-                && !due_for_recycling(idle.born, now)
+                && !self.recycle(idle.born, now)
                 && idle.conn.is_reusable()
             {
                 return Some(idle);
@@ -365,16 +408,16 @@ impl Pool {
     /// Keeps a connection whose exchange ended cleanly, idle since
     /// `since`, unless its worker is to be given back.
     fn put_back(&self, conn: Connection, since: Instant, born: Instant) {
-        if self.inner.starving.load(Ordering::Relaxed) > 0 {
+        if self.inner.starving.load(Ordering::Relaxed) > 0 && self.close_turn(since) {
             // Closing it frees its php-fpm worker for the connection that
-            // waits in the listen queue.
+            // waits in the listen queue (one per RECYCLE_GAP: each freed
+            // worker goes to the oldest connection queued).
             drop(conn);
             self.inner.given_back.fetch_add(1, Ordering::Relaxed);
             return;
         }
-        if due_for_recycling(born, since) {
+        if self.recycle(born, since) {
             drop(conn);
-            self.inner.recycled.fetch_add(1, Ordering::Relaxed);
             return;
         }
         let mut idle = self.idle();
@@ -397,16 +440,7 @@ impl Pool {
         let limit = self.inner.settings.idle_timeout;
         let mut idle = self.idle();
         let before = idle.len();
-        let mut recycled = 0;
-        idle.retain(|i| {
-            if due_for_recycling(i.born, now) {
-                recycled += 1;
-                false
-            } else {
-                now.duration_since(i.since) < limit
-            }
-        });
-        self.inner.recycled.fetch_add(recycled, Ordering::Relaxed);
+        idle.retain(|i| !self.recycle(i.born, now) && now.duration_since(i.since) < limit);
         before - idle.len()
     }
 
@@ -628,7 +662,11 @@ impl PooledConn {
         !self.pool.inner.oversubscribed.swap(true, Ordering::Relaxed)
     }
 
-    /// The first answer arrived or the exchange ended: no longer waiting.
+    /// No longer counted as waiting for a worker: the first answer arrived,
+    /// the exchange ended, or the wait outlasted the time a worker given
+    /// back takes to reach a connection that waits for one (the pool then
+    /// stops closing finished connections for it: each close leaves a
+    /// TIME_WAIT socket on fpmlb's side, a local port for 60 s).
     pub fn answered(&mut self) {
         if std::mem::take(&mut self.starving) {
             self.pool.inner.starving.fetch_sub(1, Ordering::Relaxed);
@@ -685,6 +723,17 @@ mod tests {
         }
     }
 
+    /// Accepts every connection and keeps it open (a php-fpm worker per
+    /// connection), until the returned task is aborted.
+    fn keep_accepting(l: TcpListener) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(async move {
+            let mut kept = Vec::new();
+            while let Ok((s, _)) = l.accept().await {
+                kept.push(s);
+            }
+        })
+    }
+
     async fn listener() -> (TcpListener, Endpoint) {
         let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = l.local_addr().unwrap();
@@ -694,12 +743,7 @@ mod tests {
     #[tokio::test]
     async fn reuses_released_connections_and_caps_open_ones() {
         let (l, ep) = listener().await;
-        let accept = tokio::spawn(async move {
-            let mut kept = Vec::new();
-            while let Ok((s, _)) = l.accept().await {
-                kept.push(s);
-            }
-        });
+        let accept = keep_accepting(l);
         let pool = Pool::new(ep, settings(2, 10));
         let a = pool.acquire().await.unwrap();
         let b = pool.acquire().await.unwrap();
@@ -737,12 +781,7 @@ mod tests {
     #[tokio::test]
     async fn queue_is_bounded() {
         let (l, ep) = listener().await;
-        let _keep = tokio::spawn(async move {
-            let mut kept = Vec::new();
-            while let Ok((s, _)) = l.accept().await {
-                kept.push(s);
-            }
-        });
+        let _keep = keep_accepting(l);
         let pool = Pool::new(ep, settings(1, 0));
         let _held = pool.acquire().await.unwrap();
         assert!(matches!(
@@ -754,12 +793,7 @@ mod tests {
     #[tokio::test]
     async fn cap_can_be_lowered_and_raised() {
         let (l, ep) = listener().await;
-        let _keep = tokio::spawn(async move {
-            let mut kept = Vec::new();
-            while let Ok((s, _)) = l.accept().await {
-                kept.push(s);
-            }
-        });
+        let _keep = keep_accepting(l);
         let pool = Pool::new(ep, settings(4, 10));
         pool.set_cap(1);
         assert_eq!(pool.figures().cap, 1);
@@ -797,12 +831,7 @@ mod tests {
     #[tokio::test]
     async fn a_slow_script_beside_kept_connections_teaches_no_cap() {
         let (l, ep) = listener().await;
-        let _keep = tokio::spawn(async move {
-            let mut kept = Vec::new();
-            while let Ok((s, _)) = l.accept().await {
-                kept.push(s);
-            }
-        });
+        let _keep = keep_accepting(l);
         let pool = Pool::new(ep, settings(3, 10));
         tokio::time::pause();
         let fast = pool.acquire().await.unwrap();
@@ -906,12 +935,7 @@ mod tests {
     #[tokio::test]
     async fn a_waiting_connection_closes_the_idle_ones_and_its_drop_ends_the_wait() {
         let (l, ep) = listener().await;
-        let keep = tokio::spawn(async move {
-            let mut kept = Vec::new();
-            while let Ok((s, _)) = l.accept().await {
-                kept.push(s);
-            }
-        });
+        let keep = keep_accepting(l);
         let pool = Pool::new(ep, settings(3, 10));
         let a = pool.acquire().await.unwrap();
         let mut b = pool.acquire().await.unwrap();
@@ -992,6 +1016,58 @@ mod tests {
         assert_eq!(pool.figures().idle, 0);
         assert_eq!(pool.figures().recycled, 1);
         assert!(closed_by_pool(&mut worker).await);
+    }
+
+    /// Connections that come of age together are recycled one per
+    /// RECYCLE_GAP: the others are kept meanwhile, then recycled in turn.
+    #[tokio::test]
+    async fn a_pool_recycles_one_connection_per_gap() {
+        let (l, ep) = listener().await;
+        let pool = Pool::new(ep, settings(3, 10));
+        let a = pool.acquire().await.unwrap();
+        let (mut worker_a, _) = l.accept().await.unwrap();
+        let b = pool.acquire().await.unwrap();
+        let (mut worker_b, _) = l.accept().await.unwrap();
+        tokio::time::pause();
+        tokio::time::advance(RECYCLE_AFTER).await;
+        a.release();
+        b.release();
+        assert_eq!(pool.figures().recycled, 1);
+        assert_eq!(pool.figures().idle, 1, "the second is kept for now");
+        assert!(closed_by_pool(&mut worker_a).await);
+        // Within the gap, the sweep keeps it too; past it, recycles it.
+        let now = Instant::now();
+        pool.close_idle(now + RECYCLE_GAP / 2);
+        assert_eq!(pool.figures().idle, 1);
+        pool.close_idle(now + RECYCLE_GAP);
+        assert_eq!(pool.figures().idle, 0);
+        assert_eq!(pool.figures().recycled, 2);
+        assert!(closed_by_pool(&mut worker_b).await);
+    }
+
+    /// While a connection waits for a worker, finishing connections are
+    /// closed one per RECYCLE_GAP, not all: each close leaves a local port
+    /// in TIME_WAIT, and one freed worker is what the waiting one needs.
+    #[tokio::test]
+    async fn workers_are_given_back_one_per_gap() {
+        let (l, ep) = listener().await;
+        let _keep = keep_accepting(l);
+        let pool = Pool::new(ep, settings(4, 10));
+        let a = pool.acquire().await.unwrap();
+        let b = pool.acquire().await.unwrap();
+        let mut waiting = pool.acquire().await.unwrap();
+        tokio::time::pause();
+        waiting.waiting_for_worker(WORKER_PATIENCE);
+        a.release();
+        b.release();
+        assert_eq!(pool.figures().given_back, 1);
+        assert_eq!(pool.figures().idle, 1, "the second is kept");
+        tokio::time::advance(RECYCLE_GAP).await;
+        let c = pool.acquire().await.unwrap();
+        assert!(c.reused);
+        c.release();
+        assert_eq!(pool.figures().given_back, 2, "its turn came");
+        waiting.answered();
     }
 
     #[tokio::test]
