@@ -128,8 +128,9 @@ pub trait LentConn {
     /// No response byte came within `patience` ([`LentConn::worker_patience`]):
     /// the request may be waiting in the backend's listen queue for a worker.
     fn waiting_for_worker(&mut self, _patience: Duration) {}
-    /// No response byte came within twice the patience either: not a
-    /// request waiting for a worker (one given back would have reached it).
+    /// No response byte came within twice the patience either: likely not a
+    /// request waiting for a worker (one given back would most likely have
+    /// reached it, unless others queued before it).
     fn worker_wait_over(&mut self) {}
     /// The first response record arrived.
     fn response_started(&mut self) {}

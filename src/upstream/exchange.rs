@@ -119,8 +119,7 @@ impl LentConn for BackendConn {
     }
 
     fn response_started(&mut self) {
-        if self.conn.first_answer() {
-            let cap = self.backend.pool.figures().cap;
+        if let Some(cap) = self.conn.first_answer() {
             tracing::warn!(
                 backend = %self.backend.name,
                 "a new connection waited for a php-fpm worker until a kept-alive connection was closed to free one: \

@@ -98,7 +98,8 @@ fn due_for_recycling(born: Instant, now: Instant) -> bool {
 /// to one backend: a pool of 128 connections, each recycled four times a
 /// second, would run out. Any one recycle gives a worker to whoever queued
 /// for one, so for someone waiting this bounds the wait as well as
-/// recycling every connection does.
+/// recycling every connection does. (A unix socket leaves no TIME_WAIT, but
+/// the same bound keeps reconnects cheap there too.)
 pub const RECYCLE_GAP: Duration = Duration::from_millis(20);
 
 /// How long a cap learned from a connection that waited for a worker holds
@@ -164,8 +165,9 @@ struct Inner {
     waiting: AtomicUsize,
     opened: AtomicU64,
     reused: AtomicU64,
-    /// New connections whose request has waited over WORKER_PATIENCE with
-    /// no answer: while any does, finished connections are closed.
+    /// New connections whose request has waited past the patience with no
+    /// answer (until twice that): while any does, connections that finish
+    /// an exchange are closed, one per RECYCLE_GAP.
     starving: AtomicUsize,
     /// Kept-alive connections closed to give their worker back.
     given_back: AtomicU64,
@@ -275,8 +277,9 @@ impl Pool {
     }
 
     /// Lowers the cap to `workers` for [`LEARNED_CAP_HOLD`]: that many
-    /// connections were served while another waited for a worker.
-    fn learn_cap(&self, workers: usize, now: Instant) {
+    /// connections were served while another waited for a worker. The cap
+    /// in force afterwards.
+    fn learn_cap(&self, workers: usize, now: Instant) -> usize {
         let mut cap = self.cap();
         let held = cap
             .learned
@@ -284,6 +287,7 @@ impl Pool {
             .map_or(usize::MAX, |(learned, _)| learned);
         cap.learned = Some((workers.min(held), now));
         self.apply_cap(&mut cap, now);
+        self.inner.settings.max_conns - cap.withheld - cap.owed
     }
 
     /// A connection for one exchange: an idle one if a live one is kept,
@@ -386,8 +390,8 @@ impl Pool {
         loop {
             let mut idle = self.idle().pop()?;
             if now.duration_since(idle.since) < self.inner.settings.idle_timeout
-                && !self.recycle(idle.born, now)
                 && idle.conn.is_reusable()
+                && !self.recycle(idle.born, now)
             {
                 return Some(idle);
             }
@@ -408,7 +412,8 @@ impl Pool {
     /// Keeps a connection whose exchange ended cleanly, idle since
     /// `since`, unless its worker is to be given back.
     fn put_back(&self, conn: Connection, since: Instant, born: Instant) {
-        if self.inner.starving.load(Ordering::Relaxed) > 0 && self.close_turn(since) {
+        let now = Instant::now();
+        if self.inner.starving.load(Ordering::Relaxed) > 0 && self.close_turn(now) {
             // Closing it frees its php-fpm worker for the connection that
             // waits in the listen queue (one per RECYCLE_GAP: each freed
             // worker goes to the oldest connection queued).
@@ -416,7 +421,7 @@ impl Pool {
             self.inner.given_back.fetch_add(1, Ordering::Relaxed);
             return;
         }
-        if self.recycle(born, since) {
+        if self.recycle(born, now) {
             drop(conn);
             return;
         }
@@ -622,44 +627,51 @@ impl PooledConn {
         // like this. The connection waits for its answer; nothing is learnt.
         let busy = self.pool.figures().in_use.saturating_sub(starving);
         let freed = self.pool.freed();
-        let closed = {
+        let now = Instant::now();
+        let (idle_held, closed) = {
             let mut idle = self.pool.idle();
             if busy + idle.len() == 0 {
                 return;
             }
-            let n = idle.len();
-            idle.clear();
-            n
+            // The least recently used idle connection's worker is given
+            // back now, if it is the pool's turn; the others as their turn
+            // comes (put_back, the idle sweep).
+            let closed = !idle.is_empty() && self.pool.close_turn(now);
+            if closed {
+                drop(idle.remove(0));
+            }
+            (idle.len() + usize::from(closed), closed)
         };
-        inner.given_back.fetch_add(closed as u64, Ordering::Relaxed);
+        inner
+            .given_back
+            .fetch_add(u64::from(closed), Ordering::Relaxed);
         self.judged = Some(Judged {
-            at: Instant::now(),
+            at: now,
             patience,
-            workers: busy + closed,
+            workers: busy + idle_held,
             freed,
         });
     }
 
     /// The first answer arrived. If it came within the patience after the
-    /// pool gave a worker back for it ([`PooledConn::waiting_for_worker`]),
-    /// it had waited for one: the pool lowers its cap to the workers seen
-    /// then, for [`LEARNED_CAP_HOLD`], so that the next requests wait in
-    /// fpmlb's queue rather than in php-fpm's listen queue. An answer with
-    /// no worker given back, or later than that, is a slow script's, which
-    /// had a worker all along: nothing is learnt from it (learning would
-    /// queue the site's other requests behind one slow page). True the
-    /// first time a pool learns a cap this way, for one warning.
-    pub fn first_answer(&mut self) -> bool {
+    /// judgement ([`PooledConn::waiting_for_worker`]), and the pool gave a
+    /// worker back meanwhile, it had waited for one: the pool lowers its cap
+    /// to the workers seen then, for [`LEARNED_CAP_HOLD`], so that the next
+    /// requests wait in fpmlb's queue rather than in php-fpm's listen
+    /// queue. An answer with no worker given back, or later than that, is a
+    /// slow script's, which had a worker all along: nothing is learnt from
+    /// it (learning would queue the site's other requests behind one slow
+    /// page). The cap now, the first time a pool learns one this way (for
+    /// one warning).
+    pub fn first_answer(&mut self) -> Option<usize> {
         self.answered();
-        let Some(judged) = self.judged.take() else {
-            return false;
-        };
+        let judged = self.judged.take()?;
         let now = Instant::now();
         if now.duration_since(judged.at) > judged.patience || self.pool.freed() == judged.freed {
-            return false;
+            return None;
         }
-        self.pool.learn_cap(judged.workers, now);
-        !self.pool.inner.oversubscribed.swap(true, Ordering::Relaxed)
+        let cap = self.pool.learn_cap(judged.workers, now);
+        (!self.pool.inner.oversubscribed.swap(true, Ordering::Relaxed)).then_some(cap)
     }
 
     /// No longer counted as waiting for a worker: the first answer arrived,
@@ -818,8 +830,8 @@ mod tests {
         // Two such scripts at once: still nothing answered, nothing learnt.
         let mut slow_too = pool.acquire().await.unwrap();
         slow_too.waiting_for_worker(WORKER_PATIENCE);
-        assert!(!slow.first_answer(), "no warning: nothing is known");
-        assert!(!slow_too.first_answer());
+        assert_eq!(slow.first_answer(), None, "no warning: nothing is known");
+        assert_eq!(slow_too.first_answer(), None);
         assert_eq!(pool.figures().cap, 2);
     }
 
@@ -842,7 +854,7 @@ mod tests {
         slow.waiting_for_worker(WORKER_PATIENCE);
         // No worker given back (nothing idle, the fast one still runs):
         // the answer was the script's own.
-        assert!(!slow.first_answer());
+        assert_eq!(slow.first_answer(), None);
         assert_eq!(pool.figures().cap, 3);
         slow.release();
         fast.answered();
@@ -856,7 +868,7 @@ mod tests {
         slow.waiting_for_worker(WORKER_PATIENCE);
         assert_eq!(pool.figures().given_back, 1, "the idle one was closed");
         tokio::time::advance(WORKER_PATIENCE * 3).await;
-        assert!(!slow.first_answer());
+        assert_eq!(slow.first_answer(), None);
         assert_eq!(pool.figures().cap, 3);
         fast.answered();
         drop(fast);
@@ -875,9 +887,11 @@ mod tests {
         a.answered();
         assert!(a.watch_for_worker(), "a is new too");
 
-        // b's request gets no answer: the pool hears of it, once.
-        b.waiting_for_worker(WORKER_PATIENCE);
-        b.waiting_for_worker(WORKER_PATIENCE);
+        // b's request gets no answer: the pool hears of it, once. (A long
+        // patience: what follows runs on the real clock.)
+        let patience = Duration::from_secs(60);
+        b.waiting_for_worker(patience);
+        b.waiting_for_worker(patience);
         assert_eq!(pool.inner.starving.load(Ordering::Relaxed), 1);
         // a finishes: closed rather than kept, which frees the worker.
         a.release();
@@ -892,9 +906,9 @@ mod tests {
         // for one. One connection was served meanwhile: the cap is 1 now,
         // so the next request waits in the pool's queue rather than in
         // php-fpm's listen queue.
-        assert!(b.first_answer(), "first time: warn");
+        assert_eq!(b.first_answer(), Some(1), "first time: warn");
         assert_eq!(pool.figures().cap, 1);
-        assert!(!b.first_answer(), "learnt once");
+        assert_eq!(b.first_answer(), None, "learnt once");
         b.release();
         assert_eq!(pool.figures().idle, 1);
         let c = pool.acquire().await.unwrap();
