@@ -8,6 +8,7 @@ mod support;
 
 use std::collections::HashMap;
 use std::process::Command;
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::Full;
@@ -90,6 +91,63 @@ async fn answering_early_then_working_on_is_a_whole_response() {
     .await;
     let log = lb.log_text();
     assert!(!log.contains("response cut short"), "{log}");
+}
+
+/// A script past `timeouts.read` (504), and one whose worker dies under it
+/// (502: a crash, or php-fpm's `request_terminate_timeout`), on nodes that
+/// answer other requests meanwhile: the scripts' failures, not their
+/// nodes'. With `max_fails: 1`, counting them would take a node out of
+/// rotation for each such request, and a client who found one slow or
+/// crashing page could take the whole cluster out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_or_crashing_script_takes_no_node_out_of_rotation() {
+    let cluster = Cluster::start(
+        nets::PROXY_SCRIPTS_FAULT,
+        &["--nodes", "2", "--children", "6"],
+    );
+    let lb = start_lb(&cluster, "timeouts:\n  read: 1s\nmax_fails: 1\n");
+    for path in ["/slow.php?ms=1500", "/crash.php?ms=700"] {
+        // Two at once (a crash is retried, on another node for a GET),
+        // while both nodes answer other requests.
+        let mut failing = Vec::new();
+        for _ in 0..2 {
+            let url = lb.url(path);
+            failing.push(tokio::spawn(async move {
+                get(&client(false), &url).await.map(|r| r.status)
+            }));
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let c = client(false);
+        while !failing.iter().all(|f| f.is_finished()) {
+            let r = get(&c, &lb.url("/hello.php")).await.unwrap();
+            assert_eq!(r.status, 200, "{path}: {}\n{}", r.text(), lb.log_text());
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        for f in failing {
+            let status = f.await.unwrap().unwrap();
+            assert_eq!(
+                status,
+                if path.starts_with("/slow") { 504 } else { 502 },
+                "{path}"
+            );
+        }
+        let mut nodes = std::collections::BTreeSet::new();
+        for _ in 0..6 {
+            let r = get(&c, &lb.url("/")).await.unwrap();
+            assert_eq!(r.status, 200, "{}", r.text());
+            nodes.insert(node_of(&r.text()));
+        }
+        let log = lb.log_text();
+        assert_eq!(
+            nodes.len(),
+            2,
+            "{path}: a node was taken out: {nodes:?}\n{log}"
+        );
+        assert!(!log.contains("out of rotation"), "{path}: {log}");
+        // The slow scripts run on past the read timeout: done before the
+        // next round.
+        tokio::time::sleep(Duration::from_millis(700)).await;
+    }
 }
 
 /// The URL table compared with what nginx sends through Debian's snippet,
@@ -330,6 +388,9 @@ async fn no_get_fails_when_a_node_stops_mid_run() {
     for i in 0..60 {
         if i == 20 {
             cluster.kill_node("web02", "TERM");
+            // Gone before the next request: one sent at once may still be
+            // served while php-fpm winds down.
+            cluster.wait_node_gone("web02");
         }
         let r = get(&c, &lb.url("/")).await.unwrap();
         assert_eq!(r.status, 200, "request {i}: {}", r.text());

@@ -196,6 +196,9 @@ pub struct FailedAttempt<'a> {
     /// client). A streamed body is still whole when the attempt failed
     /// before sending anything ([`BackendFailure::before_sending`]).
     pub body_replayable: bool,
+    /// A failure a script may cause, excused by the backend's answers to
+    /// other requests (`Backend::excuse_failure`).
+    pub excused: bool,
 }
 
 /// Where a request goes after a failed attempt.
@@ -224,8 +227,12 @@ pub struct Decision {
 /// on a new connection to the same backend, not held against it. Only where
 /// the request cannot have run twice: a safe method, or a failed write.
 /// Otherwise another backend when [`retry_is_safe`], and the failure counts
-/// toward max_fails unless the pool was only busy or the script answered
-/// something unusable.
+/// toward max_fails unless the pool was only busy, the script answered
+/// something unusable, or the failure is one a script may cause and the
+/// caller found it excused (a script past `timeouts.read`, or killed by
+/// php-fpm's `request_terminate_timeout` or a crash, on a backend that
+/// answers other requests: nginx counts those, so a client who finds one
+/// slow or crashing page could take every backend out, one request each).
 pub fn after_failure(attempt: &FailedAttempt<'_>) -> Decision {
     let failure = attempt.failure;
     let stale = attempt.reused
@@ -255,7 +262,7 @@ pub fn after_failure(attempt: &FailedAttempt<'_>) -> Decision {
         } else {
             Next::GiveUp
         },
-        counts_as_failure: failure.counts_as_failure(),
+        counts_as_failure: failure.counts_as_failure() && !attempt.excused,
     }
 }
 
@@ -294,6 +301,36 @@ mod tests {
         let f = BackendFailure::from(ExchangeError::ReadTimeout(Duration::from_secs(60)));
         assert_eq!(f.status(), StatusCode::GATEWAY_TIMEOUT);
         assert!(!retry_is_safe(&http::Method::GET, &f, false, true));
+    }
+
+    /// Which failures a script may cause once its request reached a worker
+    /// (excusable when the backend answers others), and which only the
+    /// backend or the way to it can.
+    #[test]
+    fn what_a_script_may_cause() {
+        use crate::fastcgi::conn::ConnError;
+        let io = || std::io::Error::from(std::io::ErrorKind::ConnectionReset);
+        let script: [BackendFailure; 6] = [
+            ExchangeError::ReadTimeout(Duration::from_secs(60)).into(),
+            ExchangeError::Closed.into(),
+            ExchangeError::Read(ConnError::Io(io())).into(),
+            ExchangeError::Read(ConnError::TruncatedRecord).into(),
+            ExchangeError::Send(io()).into(),
+            ExchangeError::SendTimeout(Duration::from_secs(60)).into(),
+        ];
+        for f in &script {
+            assert!(f.may_be_the_scripts(), "{f}");
+            assert!(f.counts_as_failure(), "{f}: counted unless excused");
+        }
+        let backend: [BackendFailure; 4] = [
+            PoolError::Connect(io()).into(),
+            ExchangeError::Refused("overloaded").into(),
+            ExchangeError::Read(ConnError::Protocol(ProtocolError::UnsupportedVersion(9))).into(),
+            PoolError::QueueTimeout(Duration::from_secs(1)).into(),
+        ];
+        for f in &backend {
+            assert!(!f.may_be_the_scripts(), "{f}");
+        }
     }
 
     #[test]
@@ -648,8 +685,28 @@ mod tests {
                         reused: case.reused,
                         on_fresh_connection: case.on_fresh_connection,
                         body_replayable: replayable,
+                        excused: false,
                     });
                     assert_eq!(got, expected, "{}: {method} with {body} body", case.what);
+                    // Excused: the same route, never counted.
+                    let excused = after_failure(&FailedAttempt {
+                        method: &method,
+                        failure: &failure,
+                        got_response: case.got_response,
+                        reused: case.reused,
+                        on_fresh_connection: case.on_fresh_connection,
+                        body_replayable: replayable,
+                        excused: true,
+                    });
+                    assert_eq!(
+                        excused,
+                        Decision {
+                            counts_as_failure: false,
+                            ..expected
+                        },
+                        "{}: {method} with {body} body, excused",
+                        case.what
+                    );
                 }
             }
         }

@@ -298,6 +298,7 @@ impl Proxy {
                 timeouts: route.timeouts(self.timeouts),
                 read_ahead: route.response_buffering(self.response_buffering),
             };
+            let answered_before = backend.answered();
             let outcome = self.attempt(&backend, slot, &params, &mut body, how).await;
             match outcome {
                 Ok(response) => {
@@ -329,6 +330,9 @@ impl Proxy {
                         reused,
                         on_fresh_connection: fresh.is_some(),
                         body_replayable: body.is_replayable(),
+                        excused: failure.may_be_the_scripts()
+                            && backend.answered() > answered_before
+                            && backend.excuse_failure(Instant::now(), answered_before),
                     });
                     if decision.next == Next::FreshConnection {
                         if failure.is_protocol_error() {

@@ -74,12 +74,16 @@ pub fn streamed(
 }
 
 /// A response that failed after its head went out: counted against the
-/// backend when it is the backend's fault (not a script's unusable
-/// answer), logged, and turned into the body error that makes hyper cut
-/// the response.
+/// backend when it is the backend's fault, logged, and turned into the body
+/// error that makes hyper cut the response. The backend answered this very
+/// request, so a failure a script may cause (a stream paused past
+/// `timeouts.read`, a worker killed or crashed mid-body) is excused while
+/// the backend answers twice as many requests as it has such failures.
 pub fn cut_short(failure: ExchangeError, backend: &Backend) -> BodyError {
     let failure = BackendFailure::from(failure);
-    if failure.counts_as_failure() {
+    let excused = failure.may_be_the_scripts()
+        && backend.excuse_failure(Instant::now(), backend.answered().saturating_sub(1));
+    if failure.counts_as_failure() && !excused {
         backend.record_failure(Instant::now());
     }
     if failure.is_unusable_answer() {

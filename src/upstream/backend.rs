@@ -265,12 +265,30 @@ impl Backend {
         }
     }
 
+    /// A failure a script may cause, of a request that began when the
+    /// backend had answered `answered_before` requests: true when it is
+    /// excused rather than counted (see `FailureWindow::excuse`: the backend
+    /// answers at least twice as many requests as it has such failures).
+    pub fn excuse_failure(&self, now: Instant, answered_before: u64) -> bool {
+        let answered = self.answered();
+        match self.failures.lock() {
+            Ok(mut window) => window.excuse(now, answered_before, answered),
+            Err(poisoned) => poisoned.into_inner().excuse(now, answered_before, answered),
+        }
+    }
+
     /// Records a successful exchange: nginx forgets earlier failures then.
     pub fn record_success(&self) {
         match self.failures.lock() {
             Ok(mut window) => window.record_success(),
             Err(poisoned) => poisoned.into_inner().record_success(),
         }
+    }
+
+    /// Responses it has answered so far (a head arrived): a count that
+    /// moves while a request runs shows the backend alive meanwhile.
+    pub fn answered(&self) -> u64 {
+        self.stats.requests.load(Ordering::Relaxed)
     }
 
     /// Counts a finished exchange for the stats.

@@ -45,6 +45,25 @@ impl BackendFailure {
         matches!(self, BackendFailure::Pool(_))
     }
 
+    /// True when a script may be the cause: the request reached a worker,
+    /// and what failed is what a script's own doing looks like from here (no
+    /// answer within the read timeout, the connection closed or reset by a
+    /// worker killed for `request_terminate_timeout` or a crash, a body the
+    /// script never read) rather than a connection refused or a broken
+    /// FastCGI stream.
+    pub fn may_be_the_scripts(&self) -> bool {
+        matches!(
+            self,
+            BackendFailure::Exchange(
+                ExchangeError::ReadTimeout(_)
+                    | ExchangeError::Closed
+                    | ExchangeError::Send(_)
+                    | ExchangeError::SendTimeout(_)
+                    | ExchangeError::Read(ConnError::Io(_) | ConnError::TruncatedRecord)
+            )
+        )
+    }
+
     /// True when the backend broke the FastCGI protocol (garbage, a record
     /// of another request): nothing a script can cause.
     pub fn is_protocol_error(&self) -> bool {

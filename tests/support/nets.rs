@@ -56,6 +56,7 @@ nets! {
     PROXY_NODE_STOPS = 14;
     PROXY_HEADERS = 15;
     PROXY_ANSWER_EARLY = 16;
+    PROXY_SCRIPTS_FAULT = 17;
 
     /// integration/bench.sh (`make bench`; its cluster, nginx and HAProxy).
     BENCH = 20;
