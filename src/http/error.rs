@@ -678,28 +678,26 @@ mod tests {
                         (true, false) => case.other,
                     };
                     let failure = (case.failure)();
-                    let got = after_failure(&FailedAttempt {
-                        method: &method,
-                        failure: &failure,
-                        got_response: case.got_response,
-                        reused: case.reused,
-                        on_fresh_connection: case.on_fresh_connection,
-                        body_replayable: replayable,
-                        excused: false,
-                    });
-                    assert_eq!(got, expected, "{}: {method} with {body} body", case.what);
-                    // Excused: the same route, never counted.
-                    let excused = after_failure(&FailedAttempt {
-                        method: &method,
-                        failure: &failure,
-                        got_response: case.got_response,
-                        reused: case.reused,
-                        on_fresh_connection: case.on_fresh_connection,
-                        body_replayable: replayable,
-                        excused: true,
-                    });
+                    let decide = |excused| {
+                        after_failure(&FailedAttempt {
+                            method: &method,
+                            failure: &failure,
+                            got_response: case.got_response,
+                            reused: case.reused,
+                            on_fresh_connection: case.on_fresh_connection,
+                            body_replayable: replayable,
+                            excused,
+                        })
+                    };
                     assert_eq!(
-                        excused,
+                        decide(false),
+                        expected,
+                        "{}: {method} with {body} body",
+                        case.what
+                    );
+                    // Excused: the same route, never counted.
+                    assert_eq!(
+                        decide(true),
                         Decision {
                             counts_as_failure: false,
                             ..expected
