@@ -24,7 +24,8 @@
 //! answer comes soon after a worker was given back (within the patience),
 //! the connection had waited for one, and the pool lowers its cap to the
 //! connections that were being served, for [`LEARNED_CAP_HOLD`] (a dynamic
-//! pool may have spawned workers since), so the next requests wait in
+//! pool may have spawned workers since; a further wait meanwhile lowers it
+//! by one at most, and only at that cap), so the next requests wait in
 //! fpmlb's queue, first come first served, rather than in php-fpm's listen
 //! queue. A script slower than the patience looks the same until its answer
 //! comes late, or with no worker given back: it had a worker all along, and
@@ -277,16 +278,27 @@ impl Pool {
     }
 
     /// Lowers the cap to `workers` for [`LEARNED_CAP_HOLD`]: that many
-    /// connections were served while another waited for a worker. The cap
+    /// connections were served while another waited for a worker. Below a
+    /// cap learnt earlier and still held, only by one, and only when the
+    /// waiting connection was opened at that cap (`at_cap`): a pool kept
+    /// under its learnt cap shows nothing new of its workers, and a slow
+    /// page taken for a wait must not lower it further each time. The cap
     /// in force afterwards.
-    fn learn_cap(&self, workers: usize, now: Instant) -> usize {
+    fn learn_cap(&self, workers: usize, at_cap: bool, now: Instant) -> usize {
         let mut cap = self.cap();
         let held = cap
             .learned
             .filter(|(_, at)| now.duration_since(*at) < LEARNED_CAP_HOLD)
-            .map_or(usize::MAX, |(learned, _)| learned);
-        cap.learned = Some((workers.min(held), now));
-        self.apply_cap(&mut cap, now);
+            .map(|(learned, _)| learned);
+        let learned = match held {
+            None => Some(workers),
+            Some(held) if at_cap => Some(workers.max(held.saturating_sub(1)).min(held)),
+            Some(_) => None,
+        };
+        if let Some(learned) = learned {
+            cap.learned = Some((learned, now));
+            self.apply_cap(&mut cap, now);
+        }
         self.inner.settings.max_conns - cap.withheld - cap.owed
     }
 
@@ -625,7 +637,9 @@ impl PooledConn {
         // use and answered, none idle): no evidence that the pool is full.
         // A script slower than the patience on a quiet pool looks exactly
         // like this. The connection waits for its answer; nothing is learnt.
-        let busy = self.pool.figures().in_use.saturating_sub(starving);
+        let figures = self.pool.figures();
+        let busy = figures.in_use.saturating_sub(starving);
+        let at_cap = figures.in_use >= figures.cap;
         let freed = self.pool.freed();
         let now = Instant::now();
         let (idle_held, closed) = {
@@ -649,6 +663,7 @@ impl PooledConn {
             at: now,
             patience,
             workers: busy + idle_held,
+            at_cap,
             freed,
         });
     }
@@ -670,7 +685,7 @@ impl PooledConn {
         if now.duration_since(judged.at) > judged.patience || self.pool.freed() == judged.freed {
             return None;
         }
-        let cap = self.pool.learn_cap(judged.workers, now);
+        let cap = self.pool.learn_cap(judged.workers, judged.at_cap, now);
         (!self.pool.inner.oversubscribed.swap(true, Ordering::Relaxed)).then_some(cap)
     }
 
@@ -695,6 +710,8 @@ struct Judged {
     patience: Duration,
     /// The workers seen: connections being served and idle ones closed.
     workers: usize,
+    /// The pool had as many connections open as its cap allowed.
+    at_cap: bool,
     /// The pool's [`Pool::freed`] before its idle connections were closed.
     freed: u64,
 }
@@ -927,6 +944,23 @@ mod tests {
         assert_eq!(pool.figures().cap, 1);
         pool.close_idle(now + LEARNED_CAP_HOLD);
         assert_eq!(pool.figures().cap, 2);
+    }
+
+    /// A learnt cap is lowered further by one step at most, and only by a
+    /// connection that waited with the pool at that cap: slow pages taken
+    /// for waits cannot ratchet it down to one.
+    #[tokio::test]
+    async fn a_learnt_cap_falls_one_step_at_a_time_and_only_at_the_cap() {
+        let (_l, ep) = listener().await;
+        let pool = Pool::new(ep, settings(8, 10));
+        let now = Instant::now();
+        assert_eq!(pool.learn_cap(3, false, now), 3, "first: the workers seen");
+        assert_eq!(pool.learn_cap(1, false, now), 3, "under the cap: nothing");
+        assert_eq!(pool.learn_cap(1, true, now), 2, "at the cap: one step");
+        assert_eq!(pool.learn_cap(2, true, now), 2);
+        assert_eq!(pool.figures().cap, 2);
+        pool.close_idle(now + LEARNED_CAP_HOLD);
+        assert_eq!(pool.figures().cap, 8, "the hold ended");
     }
 
     #[test]
