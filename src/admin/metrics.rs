@@ -291,6 +291,21 @@ impl Collector for UpstreamCollector {
             let m = enc.encode_descriptor(name, help, Some(&Unit::Bytes), MetricType::Gauge)?;
             ConstGauge::new(int(v)).encode(m)?;
         }
+        for (name, help, v) in [
+            (
+                "fpmlb_compression_cheaper_coding_for_memory",
+                "Responses that took a cheaper coding the client accepts, for want of compression.max_memory.",
+                compression.cheaper_coding_for_memory,
+            ),
+            (
+                "fpmlb_compression_uncompressed_for_memory",
+                "Responses that went uncompressed for want of compression.max_memory.",
+                compression.uncompressed_for_memory,
+            ),
+        ] {
+            let m = enc.encode_descriptor(name, help, None, MetricType::Counter)?;
+            ConstCounter::new(v).encode(m)?;
+        }
         if let Some(report) = self.latest_report.load().as_ref() {
             let m = enc.encode_descriptor(
                 "fpmlb_session_cluster_ok",

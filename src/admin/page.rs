@@ -121,9 +121,11 @@ fn write_page(out: &mut String, doc: &StatusDoc<'_>, host: &str) -> fmt::Result 
     write_read_ahead(out, &doc.read_ahead)?;
     writeln!(
         out,
-        "<div class=\"summary none\" id=\"compression\"><div title=\"compression.max_memory: past it, a response takes a cheaper coding, or none\">compressors: {} of {}</div></div>",
+        "<div class=\"summary none\" id=\"compression\"><div title=\"compression.max_memory: past it, a response takes a cheaper coding, or none\">compressors: {} of {}; for want of it, {} responses took a cheaper coding, {} none</div></div>",
         Size(doc.compression.memory_bytes),
         Size(doc.compression.memory_budget_bytes),
+        doc.compression.cheaper_coding_for_memory,
+        doc.compression.uncompressed_for_memory,
     )?;
     write_store(out, doc.session)?;
     write!(

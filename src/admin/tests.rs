@@ -228,6 +228,9 @@ async fn status_json_has_every_backend_with_integers() {
     }
     assert_eq!(j["compression"]["memory_bytes"].as_u64(), Some(1500));
     assert_eq!(j["compression"]["memory_budget_bytes"].as_u64(), Some(2000));
+    for key in ["cheaper_coding_for_memory", "uncompressed_for_memory"] {
+        assert_eq!(j["compression"][key].as_u64(), Some(0), "{key}");
+    }
 }
 
 #[tokio::test]
@@ -365,7 +368,9 @@ async fn page_marks_drained_rows_and_escapes() {
     assert!(html.contains("<div>in temp files: 700 B of 4.9 KiB</div>"));
     assert!(html.contains("temp file failures: 4"));
     assert!(
-        html.contains(">compressors: 1.5 KiB of 2.0 KiB</div>"),
+        html.contains(
+            ">compressors: 1.5 KiB of 2.0 KiB; for want of it, 0 responses took a cheaper coding, 0 none</div>"
+        ),
         "{html}"
     );
     assert!(!html.contains("src="), "no external assets");
@@ -426,6 +431,10 @@ async fn metrics_are_openmetrics_with_backend_labels() {
         "# TYPE fpmlb_compression_memory_held_bytes gauge",
         "fpmlb_compression_memory_held_bytes 1500",
         "fpmlb_compression_memory_budget_bytes 2000",
+        "# TYPE fpmlb_compression_cheaper_coding_for_memory counter",
+        "fpmlb_compression_cheaper_coding_for_memory_total 0",
+        "# TYPE fpmlb_compression_uncompressed_for_memory counter",
+        "fpmlb_compression_uncompressed_for_memory_total 0",
     ] {
         assert!(text.contains(line), "{line} missing in:\n{text}");
     }

@@ -78,14 +78,21 @@ impl ReadAheadView {
 pub struct CompressionView {
     pub memory_bytes: u64,
     pub memory_budget_bytes: u64,
+    /// Responses that took a cheaper coding for want of memory, since start.
+    pub cheaper_coding_for_memory: u64,
+    /// Responses that went uncompressed for want of memory, since start.
+    pub uncompressed_for_memory: u64,
 }
 
 impl CompressionView {
     pub fn of(budget: &ByteBudget) -> Self {
         let bytes = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
+        let shortfalls = crate::http::compress::memory_shortfalls();
         CompressionView {
             memory_bytes: bytes(budget.held()),
             memory_budget_bytes: bytes(budget.total()),
+            cheaper_coding_for_memory: shortfalls.cheaper_coding,
+            uncompressed_for_memory: shortfalls.uncompressed,
         }
     }
 }

@@ -321,6 +321,9 @@ pub fn apply(
         memory_spent(memory);
         return Response::from_parts(parts, body);
     };
+    if encoding != preferred {
+        CHEAPER_CODING.fetch_add(1, Ordering::Relaxed);
+    }
     parts.headers.remove(CONTENT_LENGTH);
     parts.headers.remove(ACCEPT_RANGES);
     parts.headers.insert(
@@ -339,9 +342,34 @@ pub fn apply(
     Response::from_parts(parts, body)
 }
 
-/// A response that goes uncompressed for want of memory: a line at most
-/// once a minute (a flood of them is one attack, or one busy minute).
+/// Responses that took a cheaper coding than the client's preferred one
+/// for want of memory, since fpmlb started.
+static CHEAPER_CODING: AtomicU64 = AtomicU64::new(0);
+/// Responses that went uncompressed for want of memory, since fpmlb started.
+static UNCOMPRESSED: AtomicU64 = AtomicU64::new(0);
+
+/// What `compression.max_memory` cost since fpmlb started (admin API).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MemoryShortfalls {
+    /// Responses that took a cheaper coding the client accepts.
+    pub cheaper_coding: u64,
+    /// Responses that went uncompressed.
+    pub uncompressed: u64,
+}
+
+/// The counts of responses compressed less for want of memory.
+pub fn memory_shortfalls() -> MemoryShortfalls {
+    MemoryShortfalls {
+        cheaper_coding: CHEAPER_CODING.load(Ordering::Relaxed),
+        uncompressed: UNCOMPRESSED.load(Ordering::Relaxed),
+    }
+}
+
+/// A response that goes uncompressed for want of memory: counted, and a
+/// line at most once a minute (a flood of them is one attack, or one busy
+/// minute).
 fn memory_spent(memory: &ByteBudget) {
+    UNCOMPRESSED.fetch_add(1, Ordering::Relaxed);
     static LAST_MINUTE: AtomicU64 = AtomicU64::new(u64::MAX);
     let minute = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

@@ -407,9 +407,11 @@ async fn compressors_share_a_memory_budget() {
             .get(CONTENT_ENCODING)
             .map(|v| v.to_str().unwrap().to_owned())
     };
+    let before = memory_shortfalls();
     let first = answer();
     assert_eq!(coding(&first).as_deref(), Some("br"));
     assert_eq!(memory.available(), gzip);
+    assert_eq!(memory_shortfalls(), before);
     // No room for brotli: gzip, which the client accepts too.
     let second = answer();
     assert_eq!(coding(&second).as_deref(), Some("gzip"));
@@ -417,6 +419,14 @@ async fn compressors_share_a_memory_budget() {
     // No room at all: as it is, whole and with its length, still Vary.
     let third = answer();
     assert_eq!(coding(&third), None);
+    // Each counted once, for the admin API.
+    assert_eq!(
+        memory_shortfalls(),
+        MemoryShortfalls {
+            cheaper_coding: before.cheaper_coding + 1,
+            uncompressed: before.uncompressed + 1,
+        }
+    );
     assert_eq!(third.headers()[CONTENT_LENGTH], "50000");
     assert_eq!(third.headers()[VARY], "Accept-Encoding");
     assert_eq!(collect(third.into_body()).await, original);
