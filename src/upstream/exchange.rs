@@ -134,7 +134,7 @@ impl LentConn for BackendConn {
     }
 
     fn worker_wait_over(&mut self) {
-        self.conn.answered();
+        self.conn.wait_over();
     }
 
     fn response_started(&mut self) {

@@ -17,20 +17,20 @@
 //! in php-fpm's listen queue, and its request waits there until a worker
 //! frees. With kept-alive connections no worker ever frees: each serves its
 //! one connection until that closes. So a new connection that gets no answer
-//! within [`WORKER_PATIENCE`] makes the pool give workers back: its idle
+//! within [`WORKER_PATIENCE`] makes the pool give workers back (its idle
 //! connections are closed at once, and connections that finish an exchange
-//! are closed rather than kept (one per [`RECYCLE_GAP`]), until the waiting
-//! one is answered or has waited that long again. If that
-//! answer comes soon after a worker was given back (within the patience),
-//! the connection had waited for one, and the pool lowers its cap to the
-//! connections that were being served, for [`LEARNED_CAP_HOLD`] (a dynamic
-//! pool may have spawned workers since; a further wait meanwhile lowers it
-//! by one at most, and only at that cap), so the next requests wait in
-//! fpmlb's queue, first come first served, rather than in php-fpm's listen
-//! queue. A script slower than the patience looks the same until its answer
-//! comes late, or with no worker given back: it had a worker all along, and
-//! nothing is learnt (a cap learnt from slow pages would fall by one with
-//! each, and queue the site behind them).
+//! are closed rather than kept) and lower its cap to the connections that
+//! were being served, so the next requests wait in fpmlb's queue, first come
+//! first served, rather than in php-fpm's listen queue; until the waiting
+//! one is answered or has waited that long again. If that answer comes
+//! soon after a worker was given back (within the patience), the connection
+//! had waited for one, and the lower cap holds for [`LEARNED_CAP_HOLD`] (a
+//! dynamic pool may have spawned workers since; a further wait meanwhile
+//! lowers it by one at most, and only at that cap). A script slower than
+//! the patience looks the same until its answer comes late, with no worker
+//! given back, or not by twice the patience: it had a worker all along, and
+//! the cap is given back at once (kept, a cap learnt from slow pages would
+//! fall by one with each, and queue the site behind them).
 //!
 //! Sharing a pool with others (a second fpmlb of an HA pair, nginx,
 //! HAProxy, a cron job over cgi-fcgi): php-fpm hands a freed worker to the
@@ -90,9 +90,8 @@ fn due_for_recycling(born: Instant, now: Instant) -> bool {
     now.duration_since(born) >= RECYCLE_AFTER
 }
 
-/// The least time between two kept connections of a pool closed to give
-/// their worker back (recycled, or given back to a connection waiting for
-/// one): at most 50 a second, whatever the pool's size. Each connection fpmlb closes leaves
+/// The least time between two kept connections of a pool recycled: at
+/// most 50 a second, whatever the pool's size. Each connection fpmlb closes leaves
 /// a TIME_WAIT socket on its side for 60 s, which holds a local port for
 /// that backend's address (Linux reuses them only on loopback), and the
 /// 28,000 ports of Linux's default range last 470 new connections a second
@@ -168,7 +167,7 @@ struct Inner {
     reused: AtomicU64,
     /// New connections whose request has waited past the patience with no
     /// answer (until twice that): while any does, connections that finish
-    /// an exchange are closed, one per RECYCLE_GAP.
+    /// an exchange are closed.
     starving: AtomicUsize,
     /// Kept-alive connections closed to give their worker back.
     given_back: AtomicU64,
@@ -176,8 +175,7 @@ struct Inner {
     recycled: AtomicU64,
     /// The pool was seen to have fewer workers than connections.
     oversubscribed: AtomicBool,
-    /// When a kept connection was last closed to give its worker back
-    /// (recycled, or given back: [`RECYCLE_GAP`]).
+    /// When a kept connection was last recycled ([`RECYCLE_GAP`]).
     last_close: Mutex<Option<Instant>>,
 }
 
@@ -284,10 +282,10 @@ impl Pool {
     /// under its learnt cap shows nothing new of its workers, and a slow
     /// page taken for a wait must not lower it further each time. The cap
     /// in force afterwards.
-    fn learn_cap(&self, workers: usize, at_cap: bool, now: Instant) -> usize {
+    fn learn_cap(&self, workers: usize, at_cap: bool, now: Instant) -> Learnt {
         let mut cap = self.cap();
-        let held = cap
-            .learned
+        let before = cap.learned;
+        let held = before
             .filter(|(_, at)| now.duration_since(*at) < LEARNED_CAP_HOLD)
             .map(|(learned, _)| learned);
         let learned = match held {
@@ -295,11 +293,27 @@ impl Pool {
             Some(held) if at_cap => Some(workers.max(held.saturating_sub(1)).min(held)),
             Some(_) => None,
         };
-        if let Some(learned) = learned {
-            cap.learned = Some((learned, now));
+        let set = learned.map(|learned| (learned, now));
+        if set.is_some() {
+            cap.learned = set;
             self.apply_cap(&mut cap, now);
         }
-        self.inner.settings.max_conns - cap.withheld - cap.owed
+        Learnt {
+            before,
+            set,
+            cap: self.inner.settings.max_conns - cap.withheld - cap.owed,
+        }
+    }
+
+    /// Takes back what `learnt` set, if nothing was learnt since: the wait
+    /// it was learnt from turned out to be a slow script's.
+    fn unlearn(&self, learnt: Learnt) {
+        let Some(set) = learnt.set else { return };
+        let mut cap = self.cap();
+        if cap.learned == Some(set) {
+            cap.learned = learnt.before;
+            self.apply_cap(&mut cap, Instant::now());
+        }
     }
 
     /// A connection for one exchange: an idle one if a live one is kept,
@@ -370,8 +384,8 @@ impl Pool {
         }
     }
 
-    /// Whether the pool may close a kept connection at `now` to give its
-    /// worker back: it closed none in the last [`RECYCLE_GAP`].
+    /// Whether the pool may recycle a kept connection at `now`: it recycled
+    /// none in the last [`RECYCLE_GAP`].
     fn close_turn(&self, now: Instant) -> bool {
         let mut last = match self.inner.last_close.lock() {
             Ok(guard) => guard,
@@ -425,10 +439,13 @@ impl Pool {
     /// `since`, unless its worker is to be given back.
     fn put_back(&self, conn: Connection, since: Instant, born: Instant) {
         let now = Instant::now();
-        if self.inner.starving.load(Ordering::Relaxed) > 0 && self.close_turn(now) {
+        if self.inner.starving.load(Ordering::Relaxed) > 0 {
             // Closing it frees its php-fpm worker for the connection that
-            // waits in the listen queue (one per RECYCLE_GAP: each freed
-            // worker goes to the oldest connection queued).
+            // waits in the listen queue. Not gated by RECYCLE_GAP: each
+            // freed worker goes to the oldest connection queued, which in a
+            // pool shared with another balancer is often theirs, so the
+            // waiting one may need several; the wait, and so these closes,
+            // end at twice the patience.
             drop(conn);
             self.inner.given_back.fetch_add(1, Ordering::Relaxed);
             return;
@@ -642,51 +659,58 @@ impl PooledConn {
         let at_cap = figures.in_use >= figures.cap;
         let freed = self.pool.freed();
         let now = Instant::now();
-        let (idle_held, closed) = {
+        let closed = {
             let mut idle = self.pool.idle();
             if busy + idle.len() == 0 {
                 return;
             }
-            // The least recently used idle connection's worker is given
-            // back now, if it is the pool's turn; the others as their turn
-            // comes (put_back, the idle sweep).
-            let closed = !idle.is_empty() && self.pool.close_turn(now);
-            if closed {
-                drop(idle.remove(0));
-            }
-            (idle.len() + usize::from(closed), closed)
+            // Their workers given back at once (not gated, as in put_back).
+            let n = idle.len();
+            idle.clear();
+            n
         };
-        inner
-            .given_back
-            .fetch_add(u64::from(closed), Ordering::Relaxed);
+        inner.given_back.fetch_add(closed as u64, Ordering::Relaxed);
+        // Lowered now, so that the next requests wait in fpmlb's queue while
+        // this one waits; taken back if its answer shows a slow script.
+        let learnt = self.pool.learn_cap(busy + closed, at_cap, now);
         self.judged = Some(Judged {
             at: now,
             patience,
-            workers: busy + idle_held,
-            at_cap,
+            learnt,
             freed,
         });
     }
 
     /// The first answer arrived. If it came within the patience after the
     /// judgement ([`PooledConn::waiting_for_worker`]), and the pool gave a
-    /// worker back meanwhile, it had waited for one: the pool lowers its cap
-    /// to the workers seen then, for [`LEARNED_CAP_HOLD`], so that the next
-    /// requests wait in fpmlb's queue rather than in php-fpm's listen
-    /// queue. An answer with no worker given back, or later than that, is a
-    /// slow script's, which had a worker all along: nothing is learnt from
-    /// it (learning would queue the site's other requests behind one slow
-    /// page). The cap now, the first time a pool learns one this way (for
-    /// one warning).
+    /// worker back meanwhile, it had waited for one: the cap lowered at the
+    /// judgement stays, for [`LEARNED_CAP_HOLD`], so that the next requests
+    /// wait in fpmlb's queue rather than in php-fpm's listen queue. An
+    /// answer with no worker given back, or later than that, is a slow
+    /// script's, which had a worker all along: the lowering is taken back
+    /// (kept, it would queue the site's other requests behind one slow
+    /// page, and each further slow page would lower it again). The cap
+    /// now, the first time a pool keeps one this way (for one warning).
     pub fn first_answer(&mut self) -> Option<usize> {
         self.answered();
         let judged = self.judged.take()?;
         let now = Instant::now();
         if now.duration_since(judged.at) > judged.patience || self.pool.freed() == judged.freed {
+            self.pool.unlearn(judged.learnt);
             return None;
         }
-        let cap = self.pool.learn_cap(judged.workers, judged.at_cap, now);
-        (!self.pool.inner.oversubscribed.swap(true, Ordering::Relaxed)).then_some(cap)
+        (!self.pool.inner.oversubscribed.swap(true, Ordering::Relaxed)).then_some(judged.learnt.cap)
+    }
+
+    /// No answer by twice the patience: not waiting for a worker, most
+    /// likely (one given back would have reached it, unless others queued
+    /// before it). It stops counting as waiting, and the cap lowered at its
+    /// judgement is taken back.
+    pub fn wait_over(&mut self) {
+        self.answered();
+        if let Some(judged) = self.judged.take() {
+            self.pool.unlearn(judged.learnt);
+        }
     }
 
     /// No longer counted as waiting for a worker: the first answer arrived,
@@ -701,6 +725,15 @@ impl PooledConn {
     }
 }
 
+/// What [`Pool::learn_cap`] did: the learnt cap before, the one it set (if
+/// any), and the cap in force after.
+#[derive(Debug, Clone, Copy)]
+struct Learnt {
+    before: Option<(usize, Instant)>,
+    set: Option<(usize, Instant)>,
+    cap: usize,
+}
+
 /// A new connection's request went unanswered past the patience, while
 /// other connections of the pool held workers (see
 /// [`PooledConn::waiting_for_worker`]).
@@ -708,10 +741,8 @@ impl PooledConn {
 struct Judged {
     at: Instant,
     patience: Duration,
-    /// The workers seen: connections being served and idle ones closed.
-    workers: usize,
-    /// The pool had as many connections open as its cap allowed.
-    at_cap: bool,
+    /// The cap lowered at the judgement, to take back if it was wrong.
+    learnt: Learnt,
     /// The pool's [`Pool::freed`] before its idle connections were closed.
     freed: u64,
 }
@@ -884,9 +915,18 @@ mod tests {
         let mut slow = pool.acquire_fresh().await.unwrap();
         slow.waiting_for_worker(WORKER_PATIENCE);
         assert_eq!(pool.figures().given_back, 1, "the idle one was closed");
+        assert_eq!(pool.figures().cap, 2, "lowered while it waits");
         tokio::time::advance(WORKER_PATIENCE * 3).await;
         assert_eq!(slow.first_answer(), None);
+        assert_eq!(pool.figures().cap, 3, "taken back");
+        slow.release();
+        // Past twice the patience with no answer: taken back too.
+        let mut slower = pool.acquire_fresh().await.unwrap();
+        slower.waiting_for_worker(WORKER_PATIENCE);
+        assert_eq!(pool.figures().cap, 2);
+        slower.wait_over();
         assert_eq!(pool.figures().cap, 3);
+        drop(slower);
         fast.answered();
         drop(fast);
     }
@@ -917,12 +957,13 @@ mod tests {
         let mut eof = [0u8; 1];
         assert_eq!(worker.read(&mut eof).await.unwrap(), 0, "a was closed");
         let _worker_now_serves_b = l.accept().await.unwrap();
-        assert_eq!(pool.figures().cap, 2, "nothing learnt before b's answer");
+        // One connection was served while b waited: the cap is 1 from the
+        // judgement on, so the next request waits in the pool's queue
+        // rather than in php-fpm's listen queue.
+        assert_eq!(pool.figures().cap, 1);
 
         // b is answered right after a worker was given back: it had waited
-        // for one. One connection was served meanwhile: the cap is 1 now,
-        // so the next request waits in the pool's queue rather than in
-        // php-fpm's listen queue.
+        // for one, and the cap stays.
         assert_eq!(b.first_answer(), Some(1), "first time: warn");
         assert_eq!(pool.figures().cap, 1);
         assert_eq!(b.first_answer(), None, "learnt once");
@@ -954,10 +995,18 @@ mod tests {
         let (_l, ep) = listener().await;
         let pool = Pool::new(ep, settings(8, 10));
         let now = Instant::now();
-        assert_eq!(pool.learn_cap(3, false, now), 3, "first: the workers seen");
-        assert_eq!(pool.learn_cap(1, false, now), 3, "under the cap: nothing");
-        assert_eq!(pool.learn_cap(1, true, now), 2, "at the cap: one step");
-        assert_eq!(pool.learn_cap(2, true, now), 2);
+        assert_eq!(
+            pool.learn_cap(3, false, now).cap,
+            3,
+            "first: the workers seen"
+        );
+        assert_eq!(
+            pool.learn_cap(1, false, now).cap,
+            3,
+            "under the cap: nothing"
+        );
+        assert_eq!(pool.learn_cap(1, true, now).cap, 2, "at the cap: one step");
+        assert_eq!(pool.learn_cap(2, true, now).cap, 2);
         assert_eq!(pool.figures().cap, 2);
         pool.close_idle(now + LEARNED_CAP_HOLD);
         assert_eq!(pool.figures().cap, 8, "the hold ended");
@@ -1093,29 +1142,29 @@ mod tests {
         assert!(closed_by_pool(&mut worker_b).await);
     }
 
-    /// While a connection waits for a worker, finishing connections are
-    /// closed one per RECYCLE_GAP, not all: each close leaves a local port
-    /// in TIME_WAIT, and one freed worker is what the waiting one needs.
+    /// While a connection waits for a worker, every finishing connection is
+    /// closed (each freed worker may go to another balancer's connection
+    /// queued first); once the wait is over (answered, or past twice the
+    /// patience), finishing connections are kept again.
     #[tokio::test]
-    async fn workers_are_given_back_one_per_gap() {
+    async fn workers_are_given_back_while_one_waits_and_not_after() {
         let (l, ep) = listener().await;
         let _keep = keep_accepting(l);
         let pool = Pool::new(ep, settings(4, 10));
         let a = pool.acquire().await.unwrap();
         let b = pool.acquire().await.unwrap();
+        let c = pool.acquire().await.unwrap();
         let mut waiting = pool.acquire().await.unwrap();
-        tokio::time::pause();
         waiting.waiting_for_worker(WORKER_PATIENCE);
         a.release();
         b.release();
-        assert_eq!(pool.figures().given_back, 1);
-        assert_eq!(pool.figures().idle, 1, "the second is kept");
-        tokio::time::advance(RECYCLE_GAP).await;
-        let c = pool.acquire().await.unwrap();
-        assert!(c.reused);
-        c.release();
-        assert_eq!(pool.figures().given_back, 2, "its turn came");
+        assert_eq!(pool.figures().given_back, 2);
+        assert_eq!(pool.figures().idle, 0);
+        // The wait is over (LentConn::worker_wait_over, or an answer).
         waiting.answered();
+        c.release();
+        assert_eq!(pool.figures().given_back, 2);
+        assert_eq!(pool.figures().idle, 1, "kept again");
     }
 
     #[tokio::test]
