@@ -478,37 +478,41 @@ impl<C: LentConn> Exchange<C> {
         let timeout = self.timeouts.read;
         let mut left = timeout;
         if let Some(patience) = self.patience.take().filter(|p| *p < timeout) {
-            let conn = self.conn_mut()?;
-            match tokio::time::timeout(patience, conn.read_record()).await {
-                Ok(read) => return finish_read(read),
-                Err(_) => {
-                    // Reading a record is cancel-safe (bytes stay in the
-                    // connection's buffer): tell the owner, then go on.
-                    if let Some(c) = self.conn.as_mut() {
-                        c.waiting_for_worker(patience);
-                    }
-                    left = timeout - patience;
-                }
+            // Reading a record is cancel-safe (bytes stay in the
+            // connection's buffer): tell the owner, then go on.
+            if let Some(read) = self.read_record_within(patience).await? {
+                return Ok(read);
             }
+            if let Some(c) = self.conn.as_mut() {
+                c.waiting_for_worker(patience);
+            }
+            left -= patience;
             // A worker given back reaches a connection that waits for one
             // within about an exchange: past one more patience, this one is
             // a slow script's, and its owner stops giving workers back.
             let window = patience.min(left);
-            let conn = self.conn_mut()?;
-            match tokio::time::timeout(window, conn.read_record()).await {
-                Ok(read) => return finish_read(read),
-                Err(_) => {
-                    if let Some(c) = self.conn.as_mut() {
-                        c.worker_wait_over();
-                    }
-                    left -= window;
-                }
+            if let Some(read) = self.read_record_within(window).await? {
+                return Ok(read);
             }
+            if let Some(c) = self.conn.as_mut() {
+                c.worker_wait_over();
+            }
+            left -= window;
         }
+        self.read_record_within(left)
+            .await?
+            .ok_or(ExchangeError::ReadTimeout(timeout))
+    }
+
+    /// One record, or None when none came within `wait`.
+    async fn read_record_within(
+        &mut self,
+        wait: Duration,
+    ) -> Result<Option<(u16, Record)>, ExchangeError> {
         let conn = self.conn_mut()?;
-        match tokio::time::timeout(left, conn.read_record()).await {
-            Ok(read) => finish_read(read),
-            Err(_) => Err(ExchangeError::ReadTimeout(timeout)),
+        match tokio::time::timeout(wait, conn.read_record()).await {
+            Ok(read) => finish_read(read).map(Some),
+            Err(_) => Ok(None),
         }
     }
 

@@ -58,22 +58,17 @@ impl FailureWindow {
     /// since this request did, if later windows were empty).
     pub fn excuse(&mut self, now: Instant, answered_before: u64, answered: u64) -> bool {
         let window = self.fail_timeout.max(Duration::from_secs(1));
-        let e = self.excuses.get_or_insert(Excuses {
+        let fresh = Excuses {
             start: now,
             answered_at_start: answered_before,
             excused: 0,
             prev_answered_at_start: answered_before,
             prev_excused: 0,
-        });
+        };
+        let e = self.excuses.get_or_insert(fresh);
         let age = now.duration_since(e.start);
         if age >= window.saturating_mul(2) {
-            *e = Excuses {
-                start: now,
-                answered_at_start: answered_before,
-                excused: 0,
-                prev_answered_at_start: answered_before,
-                prev_excused: 0,
-            };
+            *e = fresh;
         } else if age >= window {
             e.prev_answered_at_start = e.answered_at_start;
             e.prev_excused = e.excused;

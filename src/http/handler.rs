@@ -331,7 +331,6 @@ impl Proxy {
                         on_fresh_connection: fresh.is_some(),
                         body_replayable: body.is_replayable(),
                         excused: failure.may_be_the_scripts()
-                            && backend.answered() > answered_before
                             && backend.excuse_failure(Instant::now(), answered_before),
                     });
                     if decision.next == Next::FreshConnection {

@@ -267,10 +267,14 @@ impl Backend {
 
     /// A failure a script may cause, of a request that began when the
     /// backend had answered `answered_before` requests: true when it is
-    /// excused rather than counted (see `FailureWindow::excuse`: the backend
-    /// answers at least twice as many requests as it has such failures).
+    /// excused rather than counted, which takes an answer meanwhile (the
+    /// backend is alive) and at least twice as many answers as such
+    /// failures (see `FailureWindow::excuse`).
     pub fn excuse_failure(&self, now: Instant, answered_before: u64) -> bool {
         let answered = self.answered();
+        if answered <= answered_before {
+            return false;
+        }
         match self.failures.lock() {
             Ok(mut window) => window.excuse(now, answered_before, answered),
             Err(poisoned) => poisoned.into_inner().excuse(now, answered_before, answered),

@@ -176,7 +176,7 @@ struct Inner {
     /// The pool was seen to have fewer workers than connections.
     oversubscribed: AtomicBool,
     /// When a kept connection was last recycled ([`RECYCLE_GAP`]).
-    last_close: Mutex<Option<Instant>>,
+    last_recycle: Mutex<Option<Instant>>,
 }
 
 /// The connection pool of one backend. Cheap to clone (shared).
@@ -209,7 +209,7 @@ impl Pool {
                 given_back: AtomicU64::new(0),
                 recycled: AtomicU64::new(0),
                 oversubscribed: AtomicBool::new(false),
-                last_close: Mutex::new(None),
+                last_recycle: Mutex::new(None),
             }),
         }
     }
@@ -384,10 +384,14 @@ impl Pool {
         }
     }
 
-    /// Whether the pool may recycle a kept connection at `now`: it recycled
-    /// none in the last [`RECYCLE_GAP`].
-    fn close_turn(&self, now: Instant) -> bool {
-        let mut last = match self.inner.last_close.lock() {
+    /// Whether a connection opened at `born` is recycled at `now`: it is
+    /// [`RECYCLE_AFTER`] old, and the pool recycled none in the last
+    /// [`RECYCLE_GAP`] (else it is kept, and recycled later). Counted.
+    fn recycle(&self, born: Instant, now: Instant) -> bool {
+        if !due_for_recycling(born, now) {
+            return false;
+        }
+        let mut last = match self.inner.last_recycle.lock() {
             Ok(guard) => guard,
             Err(poisoned) => poisoned.into_inner(),
         };
@@ -395,18 +399,8 @@ impl Pool {
             return false;
         }
         *last = Some(now);
+        self.inner.recycled.fetch_add(1, Ordering::Relaxed);
         true
-    }
-
-    /// Whether a connection opened at `born` is recycled at `now`: it is
-    /// [`RECYCLE_AFTER`] old, and it is the pool's turn to close one (else
-    /// it is kept, and recycled later). Counted.
-    fn recycle(&self, born: Instant, now: Instant) -> bool {
-        let recycled = due_for_recycling(born, now) && self.close_turn(now);
-        if recycled {
-            self.inner.recycled.fetch_add(1, Ordering::Relaxed);
-        }
-        recycled
     }
 
     /// The most recently used idle connection that is still open, not idle
@@ -641,8 +635,9 @@ impl PooledConn {
     /// [`worker_patience`]): it may wait in php-fpm's listen queue while
     /// every worker holds a kept-alive connection, or run a slow script.
     /// The pool closes its idle connections and keeps none until this one
-    /// is answered, which frees a worker if it waits for one; whether it
-    /// did is told by when its answer comes ([`PooledConn::first_answer`]).
+    /// is answered, which frees a worker if it waits for one, and lowers
+    /// its cap meanwhile; whether it waited is told by when its answer
+    /// comes ([`PooledConn::first_answer`], [`PooledConn::wait_over`]).
     pub fn waiting_for_worker(&mut self, patience: Duration) {
         if self.starving || self.reused {
             return;
