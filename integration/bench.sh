@@ -36,7 +36,9 @@ BENCH_GZIP_LEVEL) and HAProxy (libslz); br and zstd run on fpmlb alone.
 Static file cases (static1k, static100k, static10m: a file of 1 KiB, 100 KiB,
 10 MiB in the document root, type application/octet-stream) compare fpmlb
 (static.root at the document root) with nginx (root, sendfile on) only: HAProxy
-serves no files, and nginx-ka is the same nginx for a file.
+serves no files. nginx-ka also has open_file_cache (max=1000, valid 1 s: what
+fpmlb's static.open_file_cache does by default; nginx's default is off), so
+the static cases compare with nginx as shipped and nginx so tuned.
 
 Balancers get 2 threads/workers each (fpmlb: tokio multi-thread runtime, one
 thread per CPU): nginx --workers 2, HAProxy --threads 2.
@@ -180,7 +182,7 @@ script_size() {
 is_static() { [[ $1 == static* ]]; }
 
 # serves_files BALANCER: whether it can serve a static file case.
-serves_files() { [[ $1 == fpmlb* || $1 == nginx ]]; }
+serves_files() { [[ $1 == fpmlb* || $1 == nginx || $1 == nginx-ka ]]; }
 
 bal_port() {
     case $1 in
@@ -435,7 +437,7 @@ start_balancer() {
         nginx-ka)
             "$HERE/nginx.sh" start --dir "$d" --listen "$listen" --cluster "$CL_DIR" --workers "$BAL_THREADS" \
                 --tls-listen "$tls_listen" --cert "$TLS_CERT" --key "$TLS_KEY" --gzip "$GZIP_LEVEL" \
-                --keepalive 32 "${BAL_EXTRA_ARGS[@]}" >"$d/start.log" 2>&1 8>&- || { cat "$d/start.log" >&2; return 1; }
+                --keepalive 32 --open-file-cache "${BAL_EXTRA_ARGS[@]}" >"$d/start.log" 2>&1 8>&- || { cat "$d/start.log" >&2; return 1; }
             ;;
         haproxy | haproxy-beside)
             local maxconn=$CHILDREN

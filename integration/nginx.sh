@@ -13,7 +13,7 @@ usage() {
 usage:
   nginx.sh start --dir DIR --listen IP:PORT --backends "ADDR ..." --docroot DOCROOT
                  [--keepalive N] [--workers N] [--connections N] [--h2c] [--cluster CLUSTER_DIR]
-                 [--tls-listen IP:PORT --cert PEM --key PEM] [--gzip LEVEL]
+                 [--tls-listen IP:PORT --cert PEM --key PEM] [--gzip LEVEL] [--open-file-cache]
   nginx.sh stop   --dir DIR
   nginx.sh status --dir DIR
 
@@ -30,6 +30,8 @@ usage:
                 (TLS 1.2 and 1.3, HTTP/2 by ALPN).
 --gzip LEVEL    gzip on, gzip_comp_level LEVEL, for fpmlb's default compression
                 types, gzip_min_length 1k, gzip_vary on.
+--open-file-cache  open_file_cache max=1000 inactive=20s, open_file_cache_valid 1s
+                (fpmlb's static.open_file_cache defaults; nginx's is off by default).
 Files: DIR/nginx.conf, DIR/nginx.pid, DIR/error.log, DIR/nginx-temp/.
 EOF
 }
@@ -64,13 +66,18 @@ cmd_status() {
 cmd_start() {
     local dir=$1
     shift
-    local listen="" backends="" docroot="" keepalive="" workers=1 cluster="" connections=4096 h2c="" tls_listen="" cert="" key="" gzip=""
+    local listen="" backends="" docroot="" keepalive="" workers=1 cluster="" connections=4096 h2c="" tls_listen="" cert="" key="" gzip="" ofc=""
     while (($#)); do
         case $1 in
             --listen) listen=${2:?--listen needs IP:PORT}; shift 2 ;;
             --backends) backends=${2:?--backends needs a list}; shift 2 ;;
             --docroot) docroot=${2:?--docroot needs a path}; shift 2 ;;
             --keepalive) keepalive=${2:?--keepalive needs a number}; shift 2 ;;
+            --open-file-cache)
+                ofc="    open_file_cache max=1000 inactive=20s;
+    open_file_cache_valid 1s;"
+                shift
+                ;;
             --workers) workers=${2:?--workers needs a number}; shift 2 ;;
             --connections) connections=${2:?--connections needs a number}; shift 2 ;;
             --h2c) h2c=" http2"; shift ;;
@@ -192,6 +199,7 @@ http {
     keepalive_requests 100000;
     client_max_body_size 0;
 $gzip_conf
+$ofc
 
     client_body_temp_path $dir/nginx-temp/client_body;
     proxy_temp_path $dir/nginx-temp/proxy;

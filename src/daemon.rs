@@ -266,6 +266,7 @@ pub async fn run(config: Config, config_path: PathBuf) -> Result<(), DaemonError
     }
     tokio::spawn(sweep_idle(
         Arc::clone(&daemon.upstream),
+        Arc::clone(&daemon.proxy),
         daemon.shutdown.clone(),
     ));
     daemon.start_loops();
@@ -641,8 +642,13 @@ fn site_origin(config: &Config) -> SiteOrigin {
     }
 }
 
-/// Closes pooled connections idle longer than the idle timeout.
-async fn sweep_idle(upstream: Arc<Upstream>, shutdown: CancellationToken) {
+/// Closes pooled connections idle longer than the idle timeout, and the
+/// static files the open file caches held past their `valid`.
+async fn sweep_idle(
+    upstream: Arc<Upstream>,
+    proxy: Arc<ArcSwap<Proxy>>,
+    shutdown: CancellationToken,
+) {
     let mut tick = tokio::time::interval(IDLE_SWEEP);
     loop {
         tokio::select! {
@@ -653,5 +659,6 @@ async fn sweep_idle(upstream: Arc<Upstream>, shutdown: CancellationToken) {
         for b in &upstream.snapshot().backends {
             b.pool.close_idle(now);
         }
+        proxy.load().router.sweep_files(now.into_std());
     }
 }

@@ -558,3 +558,122 @@ async fn large_files_go_out_byte_for_byte_zero_copy_or_not() {
     assert!(r.body == a[..], "h2c: the bytes differ from the file's");
     assert!(!lb.log_text().contains("placeholder"), "{}", lb.log_text());
 }
+
+/// The descriptors fpmlb (`pid`) holds on files deleted or replaced since
+/// it opened them (`/proc/PID/fd` links ending in " (deleted)") under `root`.
+fn deleted_files_held(pid: u32, root: &Path) -> Vec<String> {
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return Vec::new();
+    };
+    fds.filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok())
+        .map(|target| target.display().to_string())
+        .filter(|t| t.starts_with(&root.display().to_string()) && t.ends_with(" (deleted)"))
+        .collect()
+}
+
+/// Waits (at most 30 s) until fpmlb holds no deleted file under `root`.
+async fn until_no_deleted_file_held(lb: &Fpmlb, root: &Path, why: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !deleted_files_held(lb.child.id(), root).is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{why}: still held after 30 s: {:?}",
+            deleted_files_held(lb.child.id(), root)
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Rewrites fpmlb's config with `open_file_cache` and reloads it (the
+/// `n`th reload).
+async fn reload_with(lb: &Fpmlb, net: Net, root: &Path, cache: &str, n: usize) {
+    let yaml = format!(
+        "{}static:\n  root: {}\n  open_file_cache: {cache}\nbackends:\n  - name: nowhere\n    address: \"{}\"\n",
+        support::base_yaml(lb.addr, "/var/www"),
+        root.display(),
+        net.addr(2, 9)
+    );
+    std::fs::write(&lb.config, yaml).unwrap();
+    lb.signal("HUP");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while lb.log_text().matches("config reloaded").count() < n {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no reload:\n{}",
+            lb.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Replaces `name` under `root` by a new file (a deploy's rename).
+fn replace(root: &Path, name: &str, content: &[u8]) {
+    let fresh = root.join(format!("{name}.new"));
+    std::fs::write(&fresh, content).unwrap();
+    std::fs::rename(fresh, root.join(name)).unwrap();
+}
+
+/// `static.open_file_cache`: a file found is served from its held
+/// descriptor for `valid` (replaced or deleted meanwhile: the old one), as
+/// is a precompressed sibling's absence; a path that was not there is
+/// looked up again at once; a reload drops what was held, `valid: 0s`
+/// holds nothing, and expired files are closed by the sweep without a
+/// request, giving a deleted file's space back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_open_file_cache_holds_what_exists_for_its_valid() {
+    let net = nets::STATIC_OPEN_FILE_CACHE;
+    let dir = state_dir(net);
+    let root = dir.join("www");
+    write(&root, "app.css", b"old");
+    write(&root, "app.js", b"js");
+    // No expiry within the first part, however slow the machine.
+    let lb = start(net, &dir, &root, "  open_file_cache: {valid: 60s}\n");
+    let pid = lb.child.id();
+
+    let r = get(&lb, "/app.css", &[]).await;
+    assert_eq!((r.status, &r.body[..]), (200, &b"old"[..]));
+    replace(&root, "app.css", b"new content");
+    let r = get(&lb, "/app.css", &[]).await;
+    assert_eq!(
+        (r.status, &r.body[..]),
+        (200, &b"old"[..]),
+        "held for valid"
+    );
+    assert_eq!(header(&r, "content-length"), "3");
+    let held = deleted_files_held(pid, &root);
+    assert_eq!(held.len(), 1, "the replaced file's descriptor: {held:?}");
+
+    // A miss is not held: a file created since is served at once.
+    assert_eq!(get(&lb, "/late.css", &[]).await.status, 404);
+    write(&root, "late.css", b"late");
+    let r = get(&lb, "/late.css", &[]).await;
+    assert_eq!((r.status, &r.body[..]), (200, &b"late"[..]));
+
+    // A sibling's absence is held with its file.
+    let gzip = [("accept-encoding", "gzip")];
+    let r = get(&lb, "/app.js", &gzip).await;
+    assert_eq!((r.status, &r.body[..]), (200, &b"js"[..]));
+    write(&root, "app.js.gz", b"not really gzip");
+    let r = get(&lb, "/app.js", &gzip).await;
+    assert_eq!(r.body, &b"js"[..], "no .gz within valid");
+
+    // A reload drops what was held; with valid 0s nothing is held.
+    reload_with(&lb, net, &root, "{valid: 0s}", 1).await;
+    until_no_deleted_file_held(&lb, &root, "the reload").await;
+    let r = get(&lb, "/app.css", &[]).await;
+    assert_eq!(r.body, &b"new content"[..]);
+    replace(&root, "app.css", b"newest");
+    let r = get(&lb, "/app.css", &[]).await;
+    assert_eq!(r.body, &b"newest"[..], "nothing held with valid 0s");
+    let r = get(&lb, "/app.js", &gzip).await;
+    assert_eq!(header(&r, "content-encoding"), "gzip");
+
+    // valid 1s: a file deleted after it was served is closed by the sweep,
+    // with no request for it.
+    reload_with(&lb, net, &root, "{valid: 1s}", 2).await;
+    let r = get(&lb, "/app.css", &[]).await;
+    assert_eq!(r.body, &b"newest"[..]);
+    std::fs::remove_file(root.join("app.css")).unwrap();
+    until_no_deleted_file_held(&lb, &root, "the sweep").await;
+    assert_eq!(get(&lb, "/app.css", &[]).await.status, 404);
+}

@@ -33,7 +33,7 @@ LABEL = {
     "fpmlb-a": "fpmlb A",
     "fpmlb-b": "fpmlb B",
     "nginx": "nginx (conn/request)",
-    "nginx-ka": "nginx (keepalive 32)",
+    "nginx-ka": "nginx (keepalive 32, open_file_cache)",
     "haproxy": "HAProxy (keep-conn)",
     "haproxy-beside": "HAProxy (keep-conn, maxconn 2) beside fpmlb",
     "fpmlb-beside": "fpmlb beside HAProxy",

@@ -23,7 +23,7 @@ BALANCER_ORDER = ["fpmlb", "nginx", "nginx-ka", "haproxy"]
 BALANCER_LABEL = {
     "fpmlb": "fpmlb",
     "nginx": "nginx (conn/request)",
-    "nginx-ka": "nginx (keepalive 32)",
+    "nginx-ka": "nginx (keepalive 32, open_file_cache)",
     "haproxy": "HAProxy (keep-conn)",
 }
 SCRIPT_ORDER = ["hello", "session", "64k", "1m", "static1k", "static100k", "static10m",

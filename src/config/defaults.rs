@@ -12,6 +12,20 @@ use super::{AcmeChallenge, Balance, Encoding, Levels, LogFormat, MismatchAction,
 /// `index`: the script appended to a request path ending in `/`, like nginx's `fastcgi_index`.
 pub const INDEX: &str = "index.php";
 
+/// How long a static path's lookup is trusted (`static.open_file_cache.valid`):
+/// a file replaced, deleted or made unreadable is seen within this.
+pub const OPEN_FILE_CACHE_VALID: Duration = Duration::from_secs(1);
+
+/// The most `static.open_file_cache.valid` may be: nginx's default (60 s).
+pub const OPEN_FILE_CACHE_VALID_LIMIT: Duration = Duration::from_secs(60);
+
+/// Paths a root's open file cache holds (`static.open_file_cache.max`);
+/// also at most a quarter of the open file limit.
+pub const OPEN_FILE_CACHE_MAX: usize = 1000;
+
+/// The most `static.open_file_cache.max` may be.
+pub const OPEN_FILE_CACHE_MAX_LIMIT: usize = 100_000;
+
 /// `max_body_size`: 1 MiB, nginx's `client_max_body_size` default; `0` means unlimited.
 pub const MAX_BODY_SIZE: u64 = 1024 * 1024;
 
@@ -345,6 +359,10 @@ static:
   precompressed: true
   # Cache-Control of static files, e.g. "public, max-age=3600"; locations override it; ~ sends none.
   cache_control: ~
+  # What a lookup found (a file's descriptor and metadata, a directory, a missing .br/.gz sibling),
+  # trusted for `valid` (nginx open_file_cache + open_file_cache_valid): a file replaced or deleted
+  # is seen within it. Also for aliases. valid: 0s looks every request up; max is per root.
+  open_file_cache: {valid: 1s, max: 1000}
 
 # fpmlb's own error answers replaced by files under static.root, e.g. {404: /404.html, 502: /50x.html}.
 error_pages: {}

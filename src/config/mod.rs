@@ -46,7 +46,7 @@ pub use edge::{
 pub use parse::{parse_duration, parse_listen, parse_size};
 pub use site::{
     BACKTRACK_LIMIT, ErrorPage, Location, LocationMatch, LocationRegex, MAIN_GROUP,
-    RETURN_VARIABLES, RegexGaveUp, Return, StaticConfig, return_variables,
+    OpenFileCacheConfig, RETURN_VARIABLES, RegexGaveUp, Return, StaticConfig, return_variables,
 };
 
 /// The validated configuration of fpmlb.
@@ -123,6 +123,8 @@ pub struct Config {
     pub compression: CompressionConfig,
     /// Files served from a local copy of the code; `None`: no files.
     pub static_files: Option<StaticConfig>,
+    /// Lookups of static paths trusted for a while (`static.open_file_cache`).
+    pub open_file_cache: OpenFileCacheConfig,
     /// fpmlb's own error responses replaced by these files, by status.
     pub error_pages: Vec<ErrorPage>,
     /// Per-path rules, in file order (matched in nginx's precedence).

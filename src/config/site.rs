@@ -23,6 +23,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use super::defaults as d;
 use super::locate::join;
 use super::raw::Params;
 use super::validate::{Validator, Zero};
@@ -51,6 +52,26 @@ pub struct StaticConfig {
     pub precompressed: bool,
     /// Cache-Control of static files; a location's `cache_control` overrides it.
     pub cache_control: Option<String>,
+}
+
+/// `static.open_file_cache:` what a lookup of a path under a root (the
+/// static root, an alias) found, trusted for `valid` (nginx's
+/// `open_file_cache` with `open_file_cache_valid`): a file's open
+/// descriptor and metadata, a directory, a precompressed sibling's absence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OpenFileCacheConfig {
+    /// How long a lookup is trusted; zero turns the cache off.
+    pub valid: Duration,
+    /// Paths held at most, per root (each file holds a descriptor).
+    pub max: usize,
+}
+
+impl OpenFileCacheConfig {
+    /// No cache: every request looks its path up.
+    pub const OFF: OpenFileCacheConfig = OpenFileCacheConfig {
+        valid: Duration::ZERO,
+        max: 0,
+    };
 }
 
 /// One entry of `error_pages:`.
@@ -278,6 +299,15 @@ pub(super) struct RawStatic {
     pub allow_dotfiles: Option<Vec<String>>,
     pub precompressed: Option<bool>,
     pub cache_control: Option<String>,
+    pub open_file_cache: Option<RawOpenFileCache>,
+}
+
+/// `static.open_file_cache:`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawOpenFileCache {
+    pub valid: Option<String>,
+    pub max: Option<usize>,
 }
 
 /// An entry of `locations:`.
@@ -375,6 +405,44 @@ impl Validator<'_> {
             precompressed: raw.precompressed.unwrap_or(true),
             cache_control,
         })
+    }
+
+    /// `static.open_file_cache:` (for the static root and every alias).
+    pub(super) fn open_file_cache(&mut self, raw: Option<RawOpenFileCache>) -> OpenFileCacheConfig {
+        let raw = raw.unwrap_or_default();
+        let valid = self.duration(
+            "static.open_file_cache.valid",
+            raw.valid,
+            d::OPEN_FILE_CACHE_VALID,
+            Zero::Valid,
+        );
+        let max = raw.max.unwrap_or(d::OPEN_FILE_CACHE_MAX);
+        if max > d::OPEN_FILE_CACHE_MAX_LIMIT {
+            self.error(
+                "static.open_file_cache.max",
+                format!(
+                    "must be at most {}, got {max}",
+                    d::OPEN_FILE_CACHE_MAX_LIMIT
+                ),
+            );
+        }
+        if valid > d::OPEN_FILE_CACHE_VALID_LIMIT {
+            self.error(
+                "static.open_file_cache.valid",
+                format!(
+                    "must be at most {}s (a file deleted or replaced is served for that long), got {:?}",
+                    d::OPEN_FILE_CACHE_VALID_LIMIT.as_secs(),
+                    valid
+                ),
+            );
+        }
+        if valid.is_zero() || max == 0 {
+            return OpenFileCacheConfig::OFF;
+        }
+        OpenFileCacheConfig {
+            valid: valid.min(d::OPEN_FILE_CACHE_VALID_LIMIT),
+            max: max.min(d::OPEN_FILE_CACHE_MAX_LIMIT),
+        }
     }
 
     /// `error_pages:` (needs a static root to read them from).

@@ -92,6 +92,58 @@ fn static_section_errors() {
 }
 
 #[test]
+fn open_file_cache_defaults_values_and_bounds() {
+    let on = |valid: u64, max: usize| OpenFileCacheConfig {
+        valid: Duration::from_secs(valid),
+        max,
+    };
+    assert_eq!(ok(&with(&[])).open_file_cache, on(1, 1000));
+    let c = ok(&with(&[
+        "static:",
+        "  root: /srv",
+        "  open_file_cache: {valid: 30s, max: 50}",
+    ]));
+    assert_eq!(c.open_file_cache, on(30, 50));
+    // For aliases too: the section holds it without a root.
+    let c = ok(&with(&["static:", "  open_file_cache: {valid: 2s}"]));
+    assert_eq!((c.static_files, c.open_file_cache), (None, on(2, 1000)));
+    for off in ["{valid: 0s}", "{max: 0}"] {
+        let c = ok(&with(&[
+            "static:",
+            "  root: /srv",
+            &format!("  open_file_cache: {off}"),
+        ]));
+        assert_eq!(c.open_file_cache, OpenFileCacheConfig::OFF, "{off}");
+    }
+    one_error(
+        &with(&["static:", "  root: /srv", "  open_file_cache: {valid: 61s}"]),
+        "static.open_file_cache.valid",
+        8,
+        "at most 60s",
+    );
+    one_error(
+        &with(&[
+            "static:",
+            "  root: /srv",
+            "  open_file_cache: {max: 100001}",
+        ]),
+        "static.open_file_cache.max",
+        8,
+        "at most 100000",
+    );
+    one_error(
+        &with(&[
+            "static:",
+            "  root: /srv",
+            "  open_file_cache: {valid: soon}",
+        ]),
+        "static.open_file_cache.valid",
+        8,
+        "",
+    );
+}
+
+#[test]
 fn error_pages_need_a_root_and_valid_statuses() {
     let c = ok(&with(&[
         "static: {root: /srv}",

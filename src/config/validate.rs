@@ -35,7 +35,10 @@ pub(super) fn validate(raw: RawConfig, index: &KeyIndex) -> Result<Config, Confi
     let compression = v.compression(raw.compression.unwrap_or_default());
     let document_root = v.document_root(raw.document_root);
     let backends = v.backends(raw.backends);
-    let static_files = v.static_files(raw.static_files);
+    let mut raw_static = raw.static_files;
+    let open_file_cache =
+        v.open_file_cache(raw_static.as_mut().and_then(|s| s.open_file_cache.take()));
+    let static_files = v.static_files(raw_static);
     let locations = v.locations(raw.locations, &backends);
     v.groups(&backends, &locations);
     let error_pages = v.error_pages(raw.error_pages, static_files.is_some(), &locations);
@@ -128,6 +131,7 @@ pub(super) fn validate(raw: RawConfig, index: &KeyIndex) -> Result<Config, Confi
         real_ip,
         compression,
         static_files,
+        open_file_cache,
         error_pages,
         locations,
         warnings: Vec::new(),

@@ -214,7 +214,11 @@ impl Router {
             aliases: config
                 .locations
                 .iter()
-                .map(|l| l.alias.as_ref().map(|a| Root::new(a.into())))
+                .map(|l| {
+                    l.alias
+                        .as_ref()
+                        .map(|a| Root::new(a.into(), config.open_file_cache))
+                })
                 .collect(),
             cache_controls: config
                 .locations
@@ -226,10 +230,21 @@ impl Router {
                 })
                 .collect(),
             locations: config.locations.clone(),
-            files: config.static_files.as_ref().map(StaticFiles::new),
+            files: config
+                .static_files
+                .as_ref()
+                .map(|s| StaticFiles::new(s, config.open_file_cache)),
             error_pages: config.error_pages.clone(),
             index: config.index.clone(),
             front_controller: config.front_controller.clone(),
+        }
+    }
+
+    /// Closes the files the open file caches held past their `valid`.
+    pub fn sweep_files(&self, now: std::time::Instant) {
+        let aliases = self.aliases.iter().flatten();
+        for root in self.files.iter().map(|f| &f.root).chain(aliases) {
+            root.cache.sweep(now);
         }
     }
 

@@ -124,6 +124,9 @@ nets! {
     /// cleartext HTTP/1.1: their bytes, whole and by range, over HTTP/1.1
     /// and h2c.
     STATIC_ZERO_COPY = 252;
+    /// `static.open_file_cache`: what is held and for how long, a reload
+    /// and the sweep closing files deleted meanwhile.
+    STATIC_OPEN_FILE_CACHE = 254;
 
     // tests/locations.rs
     /// nginx on .5:8080 with the same locations as fpmlb on .1:8080.

@@ -56,6 +56,7 @@
 //! the path checks serve nothing (they fail closed), so only what the fast
 //! path finds is served.
 
+pub mod cache;
 pub mod conditional;
 pub mod range;
 pub mod serve;
@@ -68,12 +69,14 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
+use std::time::Instant;
 
 use arc_swap::ArcSwapOption;
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, ResolveFlags};
 use rustix::io::Errno;
 
-use crate::config::StaticConfig;
+use self::cache::OpenFileCache;
+use crate::config::{OpenFileCacheConfig, StaticConfig};
 
 /// Extensions that are PHP source, whatever the server's handler list: PHP
 /// never gets them as scripts from fpmlb (only `.php` is split), and they
@@ -97,7 +100,7 @@ pub enum Found {
 }
 
 /// An opened regular file and what `fstat` said of it.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Opened {
     pub file: Arc<File>,
     pub meta: Metadata,
@@ -134,15 +137,18 @@ pub struct Root {
     /// The root opened for the fast path, replaced when the root's path
     /// names another directory (a switched `current` link).
     dir: ArcSwapOption<RootDir>,
+    /// What lookups found, trusted for a while.
+    pub cache: OpenFileCache,
 }
 
 impl Root {
-    pub fn new(path: PathBuf) -> Root {
+    pub fn new(path: PathBuf, cache: OpenFileCacheConfig) -> Root {
         let canonical = std::fs::canonicalize(&path).ok();
         Root {
             path,
             canonical: RwLock::new(canonical),
             dir: ArcSwapOption::empty(),
+            cache: OpenFileCache::new(cache),
         }
     }
 
@@ -151,9 +157,16 @@ impl Root {
     /// `None` when the root is not a directory that can be opened (an alias
     /// naming a file, a root gone) or without `openat2`: the path checks
     /// answer then.
-    fn current_dir(&self) -> Option<Arc<RootDir>> {
+    /// Within the open file cache's `valid` of the last check, the held
+    /// directory answers with no `stat`.
+    fn current_dir(&self, now: Instant) -> Option<Arc<RootDir>> {
         if NO_OPENAT2.load(Ordering::Relaxed) {
             return None;
+        }
+        if self.cache.root_trusted(now)
+            && let Some(dir) = self.dir.load_full()
+        {
+            return Some(dir);
         }
         let st = rustix::fs::stat(&self.path).ok()?;
         if FileType::from_raw_mode(st.st_mode) != FileType::Directory {
@@ -163,6 +176,7 @@ impl Root {
             && dir.dev == st.st_dev
             && dir.ino == st.st_ino
         {
+            self.cache.root_checked(now);
             return Some(dir);
         }
         let fd = rustix::fs::open(
@@ -179,6 +193,7 @@ impl Root {
             ino: st.st_ino,
         });
         self.dir.store(Some(Arc::clone(&dir)));
+        self.cache.root_checked(now);
         Some(dir)
     }
 
@@ -250,13 +265,19 @@ impl Root {
 
     /// What `path`, a sibling of `opened` (its `.br`, `.gz`), is: under the
     /// root directory `opened` was found under when the fast path found it.
+    /// Its absence is held in the open file cache as well.
     pub fn find_beside(&self, opened: &Opened, path: &Path) -> Found {
-        if let Some(dir) = &opened.under
-            && let Some(found) = self.find_under(dir, path)
-        {
+        let now = Instant::now();
+        if let Some(found) = self.cache.get(path, now) {
             return found;
         }
-        self.find_by_path(path)
+        let found = match &opened.under {
+            Some(dir) => self.find_under(dir, path),
+            None => None,
+        }
+        .unwrap_or_else(|| self.find_by_path(path));
+        self.cache.put(path, &found, true, now);
+        found
     }
 
     fn canonical(&self) -> Option<PathBuf> {
@@ -288,13 +309,20 @@ impl Root {
     /// What `path` (under this root) is; a file is opened and checked. Runs
     /// system calls on paths and metadata (stat, open, fstat; no read):
     /// quick on a local file system, whose metadata the kernel caches.
+    /// A file or directory found is held in the open file cache, which
+    /// answers within its `valid`.
     pub fn find(&self, path: &Path) -> Found {
-        if let Some(dir) = self.current_dir()
-            && let Some(found) = self.find_under(&dir, path)
-        {
+        let now = Instant::now();
+        if let Some(found) = self.cache.get(path, now) {
             return found;
         }
-        self.find_by_path(path)
+        let found = match self.current_dir(now) {
+            Some(dir) => self.find_under(&dir, path),
+            None => None,
+        }
+        .unwrap_or_else(|| self.find_by_path(path));
+        self.cache.put(path, &found, false, now);
+        found
     }
 
     /// The path checks: `path` stat'ed, opened, and where the opened file
@@ -425,9 +453,9 @@ pub struct StaticFiles {
 }
 
 impl StaticFiles {
-    pub fn new(config: &StaticConfig) -> StaticFiles {
+    pub fn new(config: &StaticConfig, cache: OpenFileCacheConfig) -> StaticFiles {
         StaticFiles {
-            root: Root::new(config.root.clone()),
+            root: Root::new(config.root.clone(), cache),
             index: config.index.clone(),
             allow_dotfiles: config.allow_dotfiles.clone(),
             precompressed: config.precompressed,
@@ -517,7 +545,7 @@ mod tests {
     #[test]
     fn dotfiles_hidden_unless_their_prefix_is_allowed() {
         let files = StaticFiles {
-            root: Root::new(PathBuf::from("/nonexistent")),
+            root: Root::new(PathBuf::from("/nonexistent"), OpenFileCacheConfig::OFF),
             index: vec![],
             allow_dotfiles: vec!["/.well-known/".into()],
             precompressed: false,
@@ -561,7 +589,7 @@ mod tests {
         // ... and a package's: root's.
         link(&dir.path().join("secret"), "pkg", 0);
         link(dir.path(), "pkgdir", 0);
-        let root = Root::new(root_dir.clone());
+        let root = Root::new(root_dir.clone(), OpenFileCacheConfig::OFF);
         assert!(matches!(root.find(&root_dir.join("a.txt")), Found::File(_)));
         assert!(matches!(root.find(&root_dir.join("in")), Found::File(_)));
         assert!(matches!(root.find(&root_dir.join("sub")), Found::Dir));
@@ -625,8 +653,8 @@ mod tests {
         link(&dir.path().join("secret"), "abs_out", 65534);
         link(&root_dir.join("sub/a.txt"), "abs_in", 65534);
         link(Path::new("../secret"), "pkg", 0);
-        let root = Root::new(root_dir.clone());
-        let Some(rd) = root.current_dir() else {
+        let root = Root::new(root_dir.clone(), OpenFileCacheConfig::OFF);
+        let Some(rd) = root.current_dir(Instant::now()) else {
             panic!("the root directory could not be opened")
         };
         let fast = |name: &str| match root.find_under(&rd, &root_dir.join(name)) {
@@ -690,7 +718,7 @@ mod tests {
         std::fs::write(dir.path().join("r1/old.txt"), "old").unwrap();
         let current = dir.path().join("current");
         std::os::unix::fs::symlink("r1", &current).unwrap();
-        let root = Root::new(current.clone());
+        let root = Root::new(current.clone(), OpenFileCacheConfig::OFF);
         assert_eq!(content(&root, &current.join("v.txt")).as_deref(), Ok("1"));
         assert_eq!(
             content(&root, &current.join("old.txt")).as_deref(),
@@ -722,8 +750,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let f = dir.path().join("f.txt");
         std::fs::write(&f, "f").unwrap();
-        let root = Root::new(f.clone());
-        assert!(root.current_dir().is_none());
+        let root = Root::new(f.clone(), OpenFileCacheConfig::OFF);
+        assert!(root.current_dir(Instant::now()).is_none());
         assert_eq!(content(&root, &f).as_deref(), Ok("f"));
     }
 }

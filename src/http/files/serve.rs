@@ -644,6 +644,7 @@ pub async fn read_chunk(file: Arc<File>, offset: u64, len: u64) -> std::io::Resu
 mod tests {
     use super::super::conditional::tests::h;
     use super::*;
+    use crate::config::OpenFileCacheConfig;
 
     #[test]
     fn accept_encoding_with_q_values() {
@@ -681,7 +682,7 @@ mod tests {
     fn opened(dir: &Path, name: &str, content: &[u8]) -> Opened {
         let path = dir.join(name);
         std::fs::write(&path, content).unwrap();
-        let root = Root::new(dir.to_path_buf());
+        let root = Root::new(dir.to_path_buf(), OpenFileCacheConfig::OFF);
         match root.find(&path) {
             Found::File(o) => o,
             other => panic!("{other:?}"),
@@ -703,7 +704,10 @@ mod tests {
         method: Method,
         headers: &[(&str, &str)],
     ) -> (StatusCode, HeaderMap, Vec<u8>) {
-        let root = Root::new(path.parent().unwrap().to_path_buf());
+        let root = Root::new(
+            path.parent().unwrap().to_path_buf(),
+            OpenFileCacheConfig::OFF,
+        );
         let Found::File(o) = root.find(path) else {
             panic!("{}", path.display())
         };
@@ -803,7 +807,9 @@ mod tests {
                     None => HeaderMap::new(),
                 };
                 let answer = |start: Start| {
-                    let Found::File(o) = Root::new(dir.path().to_path_buf()).find(&o.path) else {
+                    let Found::File(o) =
+                        Root::new(dir.path().to_path_buf(), OpenFileCacheConfig::OFF).find(&o.path)
+                    else {
                         panic!()
                     };
                     let choice = Choice {
@@ -1012,7 +1018,7 @@ mod tests {
     #[test]
     fn a_sibling_is_chosen_by_accept_encoding() {
         let dir = tempfile::tempdir().unwrap();
-        let root = Root::new(dir.path().to_path_buf());
+        let root = Root::new(dir.path().to_path_buf(), OpenFileCacheConfig::OFF);
         let o = opened(dir.path(), "app.js", b"plain");
         std::fs::write(dir.path().join("app.js.gz"), b"gz").unwrap();
         std::fs::write(dir.path().join("app.js.br"), b"br").unwrap();

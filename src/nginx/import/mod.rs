@@ -399,10 +399,6 @@ fn directive_reason(name: &str) -> &'static str {
         | "directio"
         | "output_buffers"
         | "postpone_output"
-        | "open_file_cache"
-        | "open_file_cache_valid"
-        | "open_file_cache_min_uses"
-        | "open_file_cache_errors"
         | "client_header_buffer_size"
         | "large_client_header_buffers"
         | "lingering_close"
@@ -412,6 +408,12 @@ fn directive_reason(name: &str) -> &'static str {
         | "variables_hash_bucket_size"
         | "map_hash_max_size"
         | "map_hash_bucket_size" => "an nginx tuning setting; fpmlb has its own",
+        "open_file_cache"
+        | "open_file_cache_valid"
+        | "open_file_cache_min_uses"
+        | "open_file_cache_errors" => {
+            "fpmlb's static.open_file_cache (on by default: valid 1s, max 1000; misses are not held)"
+        }
         "server_tokens"
         | "server_name_in_redirect"
         | "port_in_redirect"
