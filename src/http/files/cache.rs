@@ -5,8 +5,9 @@
 //! `openat2`, `fstat`, and `close` after the answer): a quarter of fpmlb's
 //! CPU for a 1 KiB file (perf). A path looked up within `valid` of its
 //! lookup answers from here with none: a file's open descriptor (shared;
-//! every read is positional) and metadata, a directory, or a precompressed
-//! sibling's absence. The root directory's own check (a switched `current`
+//! every read is positional) and metadata (and a small file's bytes once a
+//! response read them whole, `Opened::content`), a directory, or a
+//! precompressed sibling's absence. The root directory's own check (a switched `current`
 //! link) is trusted for as long.
 //!
 //! Held only what exists, or a sibling of a file that does: a client asking

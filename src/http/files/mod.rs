@@ -68,10 +68,11 @@ use std::os::fd::OwnedFd;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Instant;
 
 use arc_swap::ArcSwapOption;
+use bytes::Bytes;
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, ResolveFlags};
 use rustix::io::Errno;
 
@@ -105,11 +106,27 @@ pub struct Opened {
     pub file: Arc<File>,
     pub meta: Metadata,
     /// Where it was opened (for the MIME type and the log).
-    pub path: PathBuf,
+    pub path: Arc<Path>,
     /// The root directory it was opened under by the fast path, for its
     /// precompressed siblings ([`Root::find_beside`]): the same request
     /// looks in the same directory without checking the root again.
     under: Option<Arc<RootDir>>,
+    /// A small file's bytes once a response read them whole
+    /// ([`serve::SMALL`] or less), shared by every copy the open file cache
+    /// hands out: later responses send them without a read.
+    pub content: Arc<OnceLock<Bytes>>,
+}
+
+impl Opened {
+    fn new(file: File, meta: Metadata, path: &Path, under: Option<Arc<RootDir>>) -> Opened {
+        Opened {
+            file: Arc::new(file),
+            meta,
+            path: Arc::from(path),
+            under,
+            content: Arc::default(),
+        }
+    }
 }
 
 /// The root directory, opened (`O_PATH`), and which inode it was: the
@@ -250,12 +267,7 @@ impl Root {
         }
         let file = File::from(fd);
         Some(match file.metadata() {
-            Ok(m) if m.is_file() => Found::File(Opened {
-                file: Arc::new(file),
-                meta: m,
-                path: path.to_path_buf(),
-                under: Some(Arc::clone(dir)),
-            }),
+            Ok(m) if m.is_file() => Found::File(Opened::new(file, m, path, Some(Arc::clone(dir)))),
             // Swapped for a directory between the stat and the open.
             Ok(m) if m.is_dir() => Found::Dir,
             Ok(_) => Found::Refused("not a regular file"),
@@ -371,12 +383,9 @@ impl Root {
             Err(_) => return Found::Refused("cannot stat it"),
         };
         match opened_path(&file) {
-            Ok(real) if self.holds(&real) || self.links_of_root(path) => Found::File(Opened {
-                file: Arc::new(file),
-                meta,
-                path: path.to_path_buf(),
-                under: None,
-            }),
+            Ok(real) if self.holds(&real) || self.links_of_root(path) => {
+                Found::File(Opened::new(file, meta, path, None))
+            }
             Ok(real) => {
                 tracing::warn!(
                     path = %path.display(),

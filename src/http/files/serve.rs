@@ -43,6 +43,11 @@ use crate::http::response::BodyError;
 /// application, in one read.
 pub const CHUNK: usize = 128 * 1024;
 
+/// The largest file whose bytes a response that read it whole leaves with
+/// its [`Opened`] for the next ([`Opened::content`]): with the open file
+/// cache's `max` of 1000, at most 16 MiB per root.
+pub const SMALL: u64 = 16 * 1024;
+
 /// Bytes read at a time after the first [`CHUNK`]: a response holds at
 /// most this much of its file in memory, so that slow clients of large
 /// files cost little each (nginx's `output_buffers` are 2 x 32 KiB). Each
@@ -117,7 +122,7 @@ pub fn choose(root: &Root, opened: Opened, headers: &HeaderMap, precompressed: b
     }
     let mut best: Option<(u16, &'static str, Opened)> = None;
     for (suffix, coding) in [("br", "br"), ("gz", "gzip")] {
-        let mut name = choice.opened.path.clone().into_os_string();
+        let mut name = choice.opened.path.to_path_buf().into_os_string();
         name.push(".");
         name.push(suffix);
         let Found::File(sibling) = root.find_beside(&choice.opened, Path::new(&name)) else {
@@ -274,6 +279,7 @@ pub fn prepare(
     } else {
         Ranges::Full
     };
+    let whole = matches!(ranges, Ranges::Full);
     let file = Arc::clone(&choice.opened.file);
     let (status, pieces) = match ranges {
         Ranges::Full => (
@@ -344,7 +350,19 @@ pub fn prepare(
     if method == Method::HEAD {
         return Ok(with(status, out, Plan::Empty));
     }
+    let held = &choice.opened.content;
+    if whole && let Some(content) = held.get() {
+        return Ok(with(status, out, Plan::Whole(content.clone())));
+    }
     let plan = read_start(&file, pieces, start)?;
+    if whole
+        && v.len <= SMALL
+        && let Plan::Whole(content) = &plan
+        && content.len() as u64 == v.len
+    {
+        // Another response may have set it meanwhile: the same bytes.
+        let _ = held.set(content.clone());
+    }
     Ok(with(status, out, plan))
 }
 
@@ -725,6 +743,45 @@ mod tests {
             .unwrap();
         let bytes = rt.block_on(async { body(plan).collect().await.unwrap().to_bytes() });
         (parts.status, parts.headers, bytes.to_vec())
+    }
+
+    /// A small file read whole leaves its bytes with its `Opened` (the one
+    /// the open file cache hands out copies of): the next whole response
+    /// sends them without a read; a range, a larger file, or one the page
+    /// cache did not hold whole leave nothing.
+    #[test]
+    fn a_small_file_read_whole_is_held_with_its_opened() {
+        let dir = tempfile::tempdir().unwrap();
+        let answer = |o: &Opened, headers: &[(&str, &str)]| {
+            let choice = Choice {
+                content_type: content_type(&o.path),
+                opened: o.clone(),
+                encoding: None,
+                vary: false,
+            };
+            let r = prepare(
+                &Method::GET,
+                &h(headers),
+                choice,
+                Extra::default(),
+                Start::IfCached,
+            )
+            .unwrap();
+            collect(r.into_body())
+        };
+        let small = opened(dir.path(), "small.css", b"body{}");
+        assert_eq!(answer(&small, &[("range", "bytes=0-1")]), b"bo");
+        assert!(small.content.get().is_none(), "a range leaves nothing");
+        assert_eq!(answer(&small, &[]), b"body{}");
+        assert_eq!(small.content.get().map(|b| &b[..]), Some(&b"body{}"[..]));
+        // Written over in place: the held bytes still answer (within the
+        // cache's `valid`, as the held descriptor and metadata do).
+        std::fs::write(dir.path().join("small.css"), b"ZZZZZZ").unwrap();
+        assert_eq!(answer(&small, &[]), b"body{}");
+        let big = vec![7u8; usize::try_from(SMALL).unwrap() + 1];
+        let large = opened(dir.path(), "large.bin", &big);
+        assert_eq!(answer(&large, &[]), big);
+        assert!(large.content.get().is_none(), "more than SMALL");
     }
 
     /// hyper stops polling an HTTP/1.1 body once its Content-Length went
