@@ -606,74 +606,94 @@ async fn reload_with(lb: &Fpmlb, net: Net, root: &Path, cache: &str, n: usize) {
     }
 }
 
-/// Replaces `name` under `root` by a new file (a deploy's rename).
-fn replace(root: &Path, name: &str, content: &[u8]) {
-    let fresh = root.join(format!("{name}.new"));
-    std::fs::write(&fresh, content).unwrap();
-    std::fs::rename(fresh, root.join(name)).unwrap();
+/// Points the link `current` at `target` at once (a deploy's switch: a
+/// new link renamed over the old one).
+fn switch(current: &Path, target: &str) {
+    let fresh = current.with_extension("new");
+    let _ = std::fs::remove_file(&fresh);
+    symlink(target, &fresh).unwrap();
+    std::fs::rename(fresh, current).unwrap();
 }
 
-/// `static.open_file_cache`: a file found is served from its held
-/// descriptor for `valid` (replaced or deleted meanwhile: the old one), as
-/// is a precompressed sibling's absence; a path that was not there is
-/// looked up again at once; a reload drops what was held, `valid: 0s`
-/// holds nothing, and expired files are closed by the sweep without a
-/// request, giving a deleted file's space back.
+/// `static.open_file_cache`, with the root a deploy's `current` link: a
+/// file found is answered from its held descriptor, `fstat`ed per request
+/// (written over, replaced or deleted: looked up again at once); what a
+/// switch of the root link or a new `.gz` beside a file changes waits for
+/// `valid`; a path that was not there is looked up again at once; a
+/// reload drops what was held, `valid: 0s` holds nothing, and expired files
+/// are closed by the sweep without a request, giving a deleted file's
+/// space back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_open_file_cache_holds_what_exists_for_its_valid() {
     let net = nets::STATIC_OPEN_FILE_CACHE;
     let dir = state_dir(net);
-    let root = dir.join("www");
-    write(&root, "app.css", b"old");
-    write(&root, "app.js", b"js");
+    let (one, two) = (dir.join("rel1"), dir.join("rel2"));
+    write(&one, "app.css", b"one");
+    write(&one, "app.js", b"js");
+    write(&two, "app.css", b"two");
+    let root = dir.join("current");
+    switch(&root, "rel1");
     // No expiry within the first part, however slow the machine.
     let lb = start(net, &dir, &root, "  open_file_cache: {valid: 60s}\n");
     let pid = lb.child.id();
+    let body = |r: &Resp| (r.status, String::from_utf8_lossy(&r.body).into_owned());
 
+    assert_eq!(body(&get(&lb, "/app.css", &[]).await), (200, "one".into()));
+    // Written over in place: seen at once, length and bytes together.
+    std::fs::write(one.join("app.css"), b"one, longer").unwrap();
     let r = get(&lb, "/app.css", &[]).await;
-    assert_eq!((r.status, &r.body[..]), (200, &b"old"[..]));
-    replace(&root, "app.css", b"new content");
-    let r = get(&lb, "/app.css", &[]).await;
+    assert_eq!(body(&r), (200, "one, longer".into()));
+    assert_eq!(header(&r, "content-length"), "11");
+    // Replaced by a rename: seen at once too.
+    std::fs::write(one.join("app.css.tmp"), b"one again").unwrap();
+    std::fs::rename(one.join("app.css.tmp"), one.join("app.css")).unwrap();
     assert_eq!(
-        (r.status, &r.body[..]),
-        (200, &b"old"[..]),
-        "held for valid"
+        body(&get(&lb, "/app.css", &[]).await),
+        (200, "one again".into())
     );
-    assert_eq!(header(&r, "content-length"), "3");
-    let held = deleted_files_held(pid, &root);
-    assert_eq!(held.len(), 1, "the replaced file's descriptor: {held:?}");
 
     // A miss is not held: a file created since is served at once.
     assert_eq!(get(&lb, "/late.css", &[]).await.status, 404);
-    write(&root, "late.css", b"late");
-    let r = get(&lb, "/late.css", &[]).await;
-    assert_eq!((r.status, &r.body[..]), (200, &b"late"[..]));
+    write(&one, "late.css", b"late");
+    assert_eq!(
+        body(&get(&lb, "/late.css", &[]).await),
+        (200, "late".into())
+    );
 
     // A sibling's absence is held with its file.
     let gzip = [("accept-encoding", "gzip")];
+    assert_eq!(body(&get(&lb, "/app.js", &gzip).await), (200, "js".into()));
+    write(&one, "app.js.gz", b"not really gzip");
     let r = get(&lb, "/app.js", &gzip).await;
-    assert_eq!((r.status, &r.body[..]), (200, &b"js"[..]));
-    write(&root, "app.js.gz", b"not really gzip");
-    let r = get(&lb, "/app.js", &gzip).await;
-    assert_eq!(r.body, &b"js"[..], "no .gz within valid");
+    assert_eq!(body(&r), (200, "js".into()), "no .gz within valid");
+    // Deleted: not served, at once.
+    std::fs::remove_file(one.join("app.js")).unwrap();
+    assert_eq!(get(&lb, "/app.js", &[]).await.status, 404);
 
-    // A reload drops what was held; with valid 0s nothing is held.
+    // The root link switched: within valid, the old release answers.
+    switch(&root, "rel2");
+    let r = get(&lb, "/app.css", &[]).await;
+    assert_eq!(body(&r), (200, "one again".into()), "held for valid");
+    // A file deleted after its answer stays open until it expires...
+    std::fs::remove_file(one.join("app.css")).unwrap();
+    let held = deleted_files_held(pid, &dir);
+    assert_eq!(held.len(), 1, "the deleted file's descriptor: {held:?}");
+
+    // ... or a reload, which drops what was held; with valid 0s nothing
+    // is held and the switch is followed at once.
     reload_with(&lb, net, &root, "{valid: 0s}", 1).await;
-    until_no_deleted_file_held(&lb, &root, "the reload").await;
-    let r = get(&lb, "/app.css", &[]).await;
-    assert_eq!(r.body, &b"new content"[..]);
-    replace(&root, "app.css", b"newest");
-    let r = get(&lb, "/app.css", &[]).await;
-    assert_eq!(r.body, &b"newest"[..], "nothing held with valid 0s");
-    let r = get(&lb, "/app.js", &gzip).await;
-    assert_eq!(header(&r, "content-encoding"), "gzip");
-
-    // valid 1s: a file deleted after it was served is closed by the sweep,
-    // with no request for it.
-    reload_with(&lb, net, &root, "{valid: 1s}", 2).await;
-    let r = get(&lb, "/app.css", &[]).await;
-    assert_eq!(r.body, &b"newest"[..]);
-    std::fs::remove_file(root.join("app.css")).unwrap();
-    until_no_deleted_file_held(&lb, &root, "the sweep").await;
+    until_no_deleted_file_held(&lb, &dir, "the reload").await;
+    assert_eq!(body(&get(&lb, "/app.css", &[]).await), (200, "two".into()));
+    switch(&root, "rel1");
     assert_eq!(get(&lb, "/app.css", &[]).await.status, 404);
+    switch(&root, "rel2");
+
+    // valid 5s: a file deleted after it was served is closed by the sweep,
+    // with no request for it (held at first: 5 s is far more than the
+    // next two lines take).
+    reload_with(&lb, net, &root, "{valid: 5s}", 2).await;
+    assert_eq!(body(&get(&lb, "/app.css", &[]).await), (200, "two".into()));
+    std::fs::remove_file(two.join("app.css")).unwrap();
+    assert_eq!(deleted_files_held(pid, &dir).len(), 1);
+    until_no_deleted_file_held(&lb, &dir, "the sweep").await;
 }

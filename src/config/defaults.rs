@@ -13,7 +13,8 @@ use super::{AcmeChallenge, Balance, Encoding, Levels, LogFormat, MismatchAction,
 pub const INDEX: &str = "index.php";
 
 /// How long a static path's lookup is trusted (`static.open_file_cache.valid`):
-/// a file replaced, deleted or made unreadable is seen within this.
+/// a switched root link is followed within this (a held file is `fstat`ed on
+/// each request: changed, replaced or deleted, it is looked up at once).
 pub const OPEN_FILE_CACHE_VALID: Duration = Duration::from_secs(1);
 
 /// The most `static.open_file_cache.valid` may be: nginx's default (60 s).
@@ -360,8 +361,9 @@ static:
   # Cache-Control of static files, e.g. "public, max-age=3600"; locations override it; ~ sends none.
   cache_control: ~
   # What a lookup found (a file's descriptor and metadata, a directory, a missing .br/.gz sibling),
-  # trusted for `valid` (nginx open_file_cache + open_file_cache_valid): a file replaced or deleted
-  # is seen within it. Also for aliases. valid: 0s looks every request up; max is per root.
+  # held for `valid` (nginx open_file_cache + open_file_cache_valid); a held file is fstat'ed per
+  # request (changed, replaced, deleted: looked up at once), a switched root link is followed within
+  # `valid`. Also for aliases. valid: 0s looks every request up; max is per root.
   open_file_cache: {valid: 1s, max: 1000}
 
 # fpmlb's own error answers replaced by files under static.root, e.g. {404: /404.html, 502: /50x.html}.

@@ -430,7 +430,7 @@ impl Validator<'_> {
             self.error(
                 "static.open_file_cache.valid",
                 format!(
-                    "must be at most {}s (a file deleted or replaced is served for that long), got {:?}",
+                    "must be at most {}s (a switched root link is followed that late), got {:?}",
                     d::OPEN_FILE_CACHE_VALID_LIMIT.as_secs(),
                     valid
                 ),

@@ -4,11 +4,15 @@
 //! A lookup costs four to six system calls (the root's `stat`, the path's,
 //! `openat2`, `fstat`, and `close` after the answer): a quarter of fpmlb's
 //! CPU for a 1 KiB file (perf). A path looked up within `valid` of its
-//! lookup answers from here with none: a file's open descriptor (shared;
-//! every read is positional) and metadata (and a small file's bytes once a
-//! response read them whole, `Opened::content`), a directory, or a
-//! precompressed sibling's absence. The root directory's own check (a switched `current`
-//! link) is trusted for as long.
+//! lookup answers from here: a directory or a precompressed sibling's
+//! absence with no system call, a file with one `fstat` of its held
+//! descriptor (shared; every read is positional), which must show the size
+//! and times its held metadata says (and a small file's bytes once a
+//! response read them whole, `Opened::content`). A file written over in
+//! place, replaced by a rename or deleted (its link count, hence its change
+//! time, moves) is looked up again at once: its length, ETag and bytes
+//! always agree. The root directory's own check (a switched `current` link)
+//! is trusted for `valid`.
 //!
 //! Held only what exists, or a sibling of a file that does: a client asking
 //! for paths that are not there fills nothing. At most `max` paths per root
@@ -17,10 +21,13 @@
 //! their lookup, whether used or not, and the daemon sweeps expired ones
 //! out (closing their descriptors) four times a second, so a deleted file's
 //! space is given back within `valid` and a sweep. What `valid` trades: a
-//! file replaced, deleted or made unreadable is still served for up to
-//! `valid` (1 s by default; nginx's 60 s when its cache is on).
+//! switched root link or a renamed directory on the way is followed, and a
+//! new `.gz` beside a file offered, up to `valid` late (1 s by default;
+//! nginx's 60 s when its cache is on, and nginx trusts a held file whole).
 
 use std::collections::HashMap;
+use std::fs::Metadata;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
@@ -82,21 +89,31 @@ impl OpenFileCache {
         self.entries.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// What `path` was found to be, if that is still trusted at `now`.
+    /// What `path` was found to be, if that is still trusted at `now`. A
+    /// file held is `fstat`ed first: written over in place since (its size
+    /// or times changed), it is not trusted, so its metadata (length, ETag)
+    /// never disagrees with its bytes; the caller looks it up again.
     pub(super) fn get(&self, path: &Path, now: Instant) -> Option<Found> {
         if self.is_off() {
             return None;
         }
-        let entries = self.entries();
-        let entry = entries.map.get(path)?;
-        if entry.until <= now {
-            return None;
-        }
-        Some(match &entry.known {
-            Known::File(opened) => Found::File(Opened::clone(opened)),
-            Known::Dir => Found::Dir,
-            Known::Missing => Found::Missing,
-        })
+        let held = {
+            let entries = self.entries();
+            let entry = entries.map.get(path)?;
+            if entry.until <= now {
+                return None;
+            }
+            match &entry.known {
+                Known::File(opened) => Opened::clone(opened),
+                Known::Dir => return Some(Found::Dir),
+                Known::Missing => return Some(Found::Missing),
+            }
+        };
+        let unchanged = held
+            .file
+            .metadata()
+            .is_ok_and(|now| same_version(&now, &held.meta));
+        unchanged.then_some(Found::File(held))
     }
 
     /// Holds what a lookup of `path` found at `now`: a file or a
@@ -194,6 +211,14 @@ impl OpenFileCache {
     }
 }
 
+/// Whether two `fstat`s of one file show the same content: size, and the
+/// modification and change times to the nanosecond.
+fn same_version(a: &Metadata, b: &Metadata) -> bool {
+    a.len() == b.len()
+        && (a.mtime(), a.mtime_nsec()) == (b.mtime(), b.mtime_nsec())
+        && (a.ctime(), a.ctime_nsec()) == (b.ctime(), b.ctime_nsec())
+}
+
 /// A quarter of the soft open file limit: descriptors held by the cache
 /// leave room for connections (a limit of 1024 holds 256 files).
 fn fd_room() -> usize {
@@ -240,6 +265,30 @@ mod tests {
         assert_eq!(cache.len(), 1);
         cache.sweep(expired);
         assert!(cache.is_empty());
+    }
+
+    /// A file written over in place (new size or times), replaced by a
+    /// rename or deleted (its link count, hence its change time, moved) is
+    /// not trusted: the caller looks it up again.
+    #[test]
+    fn a_file_changed_replaced_or_deleted_is_looked_up_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = OpenFileCache::new(cfg(60_000, 10));
+        let t0 = Instant::now();
+        let (path, found) = file_in(dir.path(), "a.css");
+        cache.put(&path, &found, false, t0);
+        assert!(matches!(cache.get(&path, t0), Some(Found::File(_))));
+        std::fs::write(&path, "longer than before").unwrap();
+        assert!(cache.get(&path, t0).is_none(), "written over");
+        let (path, found) = file_in(dir.path(), "b.css");
+        cache.put(&path, &found, false, t0);
+        std::fs::write(dir.path().join("new"), "other").unwrap();
+        std::fs::rename(dir.path().join("new"), &path).unwrap();
+        assert!(cache.get(&path, t0).is_none(), "replaced");
+        let (path, found) = file_in(dir.path(), "c.css");
+        cache.put(&path, &found, false, t0);
+        std::fs::remove_file(&path).unwrap();
+        assert!(cache.get(&path, t0).is_none(), "deleted");
     }
 
     #[test]
