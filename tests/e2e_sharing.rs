@@ -335,3 +335,61 @@ async fn a_slow_script_beside_fast_ones_teaches_no_cap() {
     let log = lb.log_text();
     assert!(!log.contains("waited"), "{log}");
 }
+
+/// A script that answers with `fastcgi_finish_request()` and works on
+/// (Symfony's `kernel.terminate`, Laravel's terminable middleware):
+/// php-fpm sends END_REQUEST at that call, on a connection it keeps, while
+/// its worker is still busy (php-src#10335). fpmlb sends a readiness check
+/// behind each request, which php-fpm answers only once the script has
+/// ended. A connection goes back to the pool at once, as long as no request
+/// was seen to wait for a script: the first that does (its check's answer
+/// comes late) makes the pool hold each connection back until its script
+/// has ended, so the next request goes to the pool's other worker instead.
+/// Kept connections are reused as before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_busy_after_its_response_is_not_lent_a_request() {
+    let net = nets::SHARING_FINISH_REQUEST;
+    let cluster = Cluster::start(net, &["--nodes", "1", "--children", "2"]);
+    let admin = net.addr(1, 9180);
+    let yaml = with_admin(&one_node_yaml(cluster.lb_addr(), &cluster, ""), admin);
+    let lb = Fpmlb::start_with_admin(&cluster.dir, cluster.lb_addr(), Some(admin), &yaml);
+    let c = client(false);
+    let pid = |r: &support::Resp| {
+        assert_eq!(r.status, 200, "{}\n{}", r.text(), lb.log_text());
+        r.text().trim().to_string()
+    };
+    // One after another, a script that does not work on: one kept
+    // connection (one worker) serves them all.
+    let mut quick = Vec::new();
+    for _ in 0..6 {
+        quick.push(pid(&get(&c, &lb.url("/finish.php")).await.unwrap()));
+    }
+    assert!(quick.windows(2).all(|w| w[0] == w[1]), "{quick:?}");
+    // Scripts that work on: their connection goes back to the pool, and
+    // the next request waits for them there, until one that carried a
+    // check (one in CHECK_EVERY = 16, health checks' requests counted)
+    // shows it.
+    let seen = "for a php-fpm worker still running the script before it";
+    let mut waits = 0;
+    while !lb.log_text().contains(seen) {
+        waits += 1;
+        assert!(waits <= 17, "never seen\n{}", lb.log_text());
+        let busy = pid(&get(&c, &lb.url("/finish.php?ms=300")).await.unwrap());
+        let next = pid(&get(&c, &lb.url("/finish.php")).await.unwrap());
+        assert_eq!(busy, next, "{}", lb.log_text());
+    }
+    // From now on a busy worker's connection is held back.
+    let busy = pid(&get(&c, &lb.url("/finish.php?ms=4000")).await.unwrap());
+    let next = pid(&get(&c, &lb.url("/finish.php")).await.unwrap());
+    assert_ne!(
+        busy,
+        next,
+        "the request after went to the busy worker\n{}",
+        lb.log_text()
+    );
+    let figures = pool_figures(admin, |f| figure(f, "worked_on") >= 2).await;
+    assert_eq!(figure(&figures, "worked_on"), 2, "{figures}");
+    // Connections were kept and reused throughout (each recycled at
+    // 250 ms of age).
+    assert!(figure(&figures, "reused") >= 6, "{figures}");
+}

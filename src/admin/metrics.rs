@@ -257,6 +257,15 @@ impl Collector for UpstreamCollector {
             backends,
             |b| b.pool.figures().recycled,
         )?;
+        counter_family(
+            &mut enc,
+            "fpmlb_pool_workers_busy_after_response",
+            "Requests that waited 100 ms or more for a php-fpm worker still running the script \
+             before them (sent whole with fastcgi_finish_request(), working on), and connections \
+             held back 50 ms or more until such a script ended.",
+            backends,
+            |b| b.pool.figures().worked_on,
+        )?;
         for (name, help, field) in FPM_GAUGES {
             gauge_family(&mut enc, name, help, backends, |b| fpm(b, field))?;
         }

@@ -109,6 +109,27 @@ pub struct Connection {
     reads_since_write: u32,
     /// The request id of the last exchange begun on this connection.
     request_id: u16,
+    /// Readiness checks (GET_VALUES) sent behind requests whose answers
+    /// have not been read: see [`Connection::check_ready_now`]. At most two:
+    /// the last request's, and the one before it when the connection was
+    /// lent again before that one's answer came.
+    checks_pending: u8,
+    /// A readiness check was answered on this connection once.
+    checked: bool,
+}
+
+/// Whether the php-fpm worker behind a connection is back waiting for a
+/// request, as its answer to the readiness check sent behind the last
+/// request tells (see [`Connection::check_ready_now`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Readiness {
+    /// Answered (or none was asked): the worker reads the next request at once.
+    Ready,
+    /// Not answered yet: the worker still runs the last script, which sent
+    /// its whole response and works on (`fastcgi_finish_request()`).
+    Busy,
+    /// Closed, or something other than the answer came: not reusable.
+    Broken,
 }
 
 impl Connection {
@@ -133,6 +154,8 @@ impl Connection {
             read_buf: BytesMut::with_capacity(READ_RESERVE),
             reads_since_write: 0,
             request_id: 0,
+            checks_pending: 0,
+            checked: false,
         })
     }
 
@@ -175,6 +198,110 @@ impl Connection {
         }
     }
 
+    /// A readiness check went out behind the request just sent: php-fpm
+    /// answers it when its worker comes back for the next request, that is
+    /// when the script has ended, which can be well after its END_REQUEST
+    /// (`fastcgi_finish_request()`).
+    pub fn ready_check_sent(&mut self) {
+        self.checks_pending = self.checks_pending.saturating_add(1);
+    }
+
+    /// Readiness checks whose answers have not been read.
+    pub fn checks_pending(&self) -> u8 {
+        self.checks_pending
+    }
+
+    /// An exchange read the answer to the oldest check pending.
+    pub fn check_answered(&mut self) {
+        self.checks_pending = self.checks_pending.saturating_sub(1);
+        self.checked = true;
+    }
+
+    /// Whether a readiness check was answered on this connection once.
+    pub fn was_checked(&self) -> bool {
+        self.checked
+    }
+
+    /// Whether the worker is back for the next request, without waiting:
+    /// the check's answer buffered already, or read now (one non-blocking
+    /// read).
+    pub fn check_ready_now(&mut self) -> Readiness {
+        if self.checks_pending == 0 {
+            return Readiness::Ready;
+        }
+        if self.read_buf.is_empty() {
+            let mut chunk = [0u8; 64];
+            let result = match &self.stream {
+                Stream::Tcp(s) => s.try_read(&mut chunk),
+                Stream::Unix(s) => s.try_read(&mut chunk),
+            };
+            match result {
+                Ok(0) => return Readiness::Broken,
+                Ok(n) => self.read_buf.extend_from_slice(&chunk[..n]),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Readiness::Busy,
+                Err(_) => return Readiness::Broken,
+            }
+        }
+        loop {
+            match record::parse(&mut self.read_buf) {
+                Ok(Some(answer)) => match self.take_answer(answer) {
+                    Readiness::Busy if !self.read_buf.is_empty() => {}
+                    readiness => return readiness,
+                },
+                // Part of the answer: the rest is on its way.
+                Ok(None) => return Readiness::Busy,
+                Err(_) => return Readiness::Broken,
+            }
+        }
+    }
+
+    /// Waits for the readiness check's answer (the worker ends the script
+    /// it runs).
+    pub async fn await_ready(&mut self) -> Readiness {
+        // The answer is a few dozen bytes: read into a small buffer, not
+        // the response's 64 KiB reserve.
+        let mut chunk = [0u8; 64];
+        while self.checks_pending > 0 {
+            match record::parse(&mut self.read_buf) {
+                Ok(Some(answer)) => {
+                    if self.take_answer(answer) == Readiness::Broken {
+                        return Readiness::Broken;
+                    }
+                    continue;
+                }
+                Ok(None) => {}
+                Err(_) => return Readiness::Broken,
+            }
+            match self.stream.read(&mut chunk).await {
+                Ok(0) | Err(_) => return Readiness::Broken,
+                Ok(n) => self.read_buf.extend_from_slice(&chunk[..n]),
+            }
+        }
+        Readiness::Ready
+    }
+
+    /// php-fpm leaves Nagle on, so its answer to a check, a small segment
+    /// behind the small END_REQUEST one, waits for fpmlb's ACK, which a
+    /// delayed ACK holds for up to 40 ms: send it now.
+    pub fn push_ack(&self) {
+        self.ack_now();
+    }
+
+    /// The record read where a check's answer belongs: that answer makes
+    /// the connection ready once no other is pending; anything else breaks
+    /// it.
+    fn take_answer(&mut self, (id, record): (u16, Record)) -> Readiness {
+        if id != 0 || !matches!(record, Record::GetValuesResult(_)) {
+            return Readiness::Broken;
+        }
+        self.check_answered();
+        match (self.checks_pending, self.read_buf.is_empty()) {
+            (0, true) => Readiness::Ready,
+            (0, false) => Readiness::Broken,
+            _ => Readiness::Busy,
+        }
+    }
+
     /// Whether a record is already buffered in full (no read needed).
     pub fn has_buffered_record(&self) -> bool {
         record::whole_at_front(&self.read_buf).is_some()
@@ -208,7 +335,7 @@ impl Connection {
     /// reload), and any byte waiting on it now is left over from an earlier
     /// exchange. Both make it unusable; checking costs one non-blocking read.
     pub fn is_reusable(&mut self) -> bool {
-        if !self.read_buf.is_empty() {
+        if !self.read_buf.is_empty() || self.checks_pending > 0 {
             return false;
         }
         let mut probe = [0u8; 1];

@@ -134,6 +134,20 @@ pub trait LentConn {
     fn worker_wait_over(&mut self) {}
     /// The first response record arrived.
     fn response_started(&mut self) {}
+    /// Whether to send a readiness check (GET_VALUES) behind the request,
+    /// which its owner reads before lending the connection again (see
+    /// [`Connection::check_ready_now`]); its answer may take as long as
+    /// the exchange's `read_timeout`.
+    fn check_ready(&mut self, _read_timeout: Duration) -> bool {
+        false
+    }
+    /// The answer to the check sent behind the last exchange on this
+    /// connection came `waited` after this exchange's request went out:
+    /// the request waited that long for the script before it to end.
+    fn waited_for_script(&mut self, _waited: Duration) {}
+    /// php-fpm closed the connection right after answering a check, before
+    /// answering the request behind it.
+    fn closed_after_check(&mut self) {}
 }
 
 /// The start of a response: the CGI head and the body bytes read with it.
@@ -162,6 +176,15 @@ pub struct Exchange<C: LentConn> {
     timeouts: ExchangeTimeouts,
     /// The request id of this exchange (see [`Connection::next_request_id`]).
     id: u16,
+    /// A readiness check goes out behind the request's end (see
+    /// [`LentConn::check_ready`]).
+    check_ready: bool,
+    /// When the request went out, if the check sent behind the exchange
+    /// before it was not answered yet: its answer tells how long this
+    /// request waited for that script.
+    behind_check: Option<std::time::Instant>,
+    /// A check's answer was read in this exchange.
+    check_answered: bool,
     buf: BytesMut,
     /// Some response byte (STDOUT or STDERR) arrived.
     got_response: bool,
@@ -192,10 +215,14 @@ impl<C: LentConn> Exchange<C> {
     pub fn new(mut conn: C, timeouts: ExchangeTimeouts) -> Exchange<C> {
         let id = conn.conn().map_or(1, Connection::next_request_id);
         let patience = conn.worker_patience();
+        let check_ready = conn.check_ready(timeouts.read);
         Exchange {
             conn: Some(conn),
             timeouts,
             id,
+            check_ready,
+            behind_check: None,
+            check_answered: false,
             buf: BytesMut::new(),
             got_response: false,
             got_stdout: false,
@@ -225,8 +252,25 @@ impl<C: LentConn> Exchange<C> {
         params: &ParamList,
         stdin: Option<&[u8]>,
     ) -> Result<(), ExchangeError> {
-        let head = encode_request_head(params, stdin, self.id);
-        self.send(&head).await
+        let check = self.check_ready && stdin.is_some();
+        let head = encode_request_head(params, stdin, self.id, check);
+        if let Some(conn) = self.conn.as_mut().and_then(C::conn)
+            && conn.checks_pending() > 0
+        {
+            self.behind_check = Some(std::time::Instant::now());
+        }
+        self.send(&head).await?;
+        if check {
+            self.ready_check_sent();
+        }
+        Ok(())
+    }
+
+    /// The request's end went out with a readiness check behind it.
+    fn ready_check_sent(&mut self) {
+        if let Some(conn) = self.conn.as_mut().and_then(C::conn) {
+            conn.ready_check_sent();
+        }
     }
 
     /// Sends bytes already encoded as records.
@@ -256,9 +300,16 @@ impl<C: LentConn> Exchange<C> {
 
     /// Sends the empty STDIN record that ends the body.
     pub async fn end_stdin(&mut self) -> Result<(), ExchangeError> {
-        let mut out = BytesMut::with_capacity(record::HEADER_LEN);
+        let mut out = BytesMut::with_capacity(record::HEADER_LEN + READY_CHECK_LEN);
         record::encode_end_of_stream(&mut out, RecordType::Stdin, self.id);
-        self.send(&out).await
+        if self.check_ready {
+            encode_ready_check(&mut out);
+        }
+        self.send(&out).await?;
+        if self.check_ready {
+            self.ready_check_sent();
+        }
+        Ok(())
     }
 
     /// Reads records until the CGI head is complete, then takes whatever
@@ -526,7 +577,19 @@ impl<C: LentConn> Exchange<C> {
     /// Reads records, logging STDERR, until STDOUT data or the end.
     async fn next_record(&mut self) -> Result<Option<Bytes>, ExchangeError> {
         loop {
-            let (id, record) = self.read_record().await?;
+            let (id, record) = match self.read_record().await {
+                Err(ExchangeError::Closed) if self.check_answered && !self.got_response => {
+                    if let Some(c) = self.conn.as_mut() {
+                        c.closed_after_check();
+                    }
+                    return Err(ExchangeError::Closed);
+                }
+                read => read?,
+            };
+            if id == 0 && matches!(record, Record::GetValuesResult(_)) {
+                self.check_answer();
+                continue;
+            }
             if !self.started {
                 self.started = true;
                 if let Some(c) = self.conn.as_mut() {
@@ -580,6 +643,20 @@ impl<C: LentConn> Exchange<C> {
                 // connection: ignore rather than fail the request.
                 Record::GetValuesResult(_) | Record::UnknownType(_) => {}
             }
+        }
+    }
+
+    /// The answer to the check sent behind the exchange before this one on
+    /// the connection: its worker came back to read this request then.
+    fn check_answer(&mut self) {
+        self.check_answered = true;
+        if let Some(conn) = self.conn.as_mut().and_then(C::conn) {
+            conn.check_answered();
+        }
+        if let Some(sent) = self.behind_check.take()
+            && let Some(owner) = self.conn.as_mut()
+        {
+            owner.waited_for_script(sent.elapsed());
         }
     }
 
@@ -679,16 +756,45 @@ fn declared_length(headers: &mut Vec<(HeaderName, HeaderValue)>) -> Result<Optio
 /// `stdin` is given (a body already in memory, maybe empty), all for request
 /// `id`: one buffer, so one write. With `stdin` None the caller streams the
 /// body after it.
-fn encode_request_head(params: &ParamList, stdin: Option<&[u8]>, id: u16) -> Bytes {
+///
+/// `check_ready`: a readiness check follows the whole STDIN (see
+/// [`encode_ready_check`]).
+fn encode_request_head(
+    params: &ParamList,
+    stdin: Option<&[u8]>,
+    id: u16,
+    check_ready: bool,
+) -> Bytes {
     let body_len = stdin.map_or(0, <[u8]>::len);
-    let mut head = BytesMut::with_capacity(512 + params.len() * 40 + body_len + body_len / 8);
+    let mut head = BytesMut::with_capacity(
+        512 + params.len() * 40 + body_len + body_len / 8 + READY_CHECK_LEN,
+    );
     record::encode_begin_request(&mut head, id, record::FCGI_RESPONDER, true);
     record::encode_params(&mut head, id, params.iter());
     if let Some(body) = stdin {
         record::encode_stream(&mut head, RecordType::Stdin, id, body);
         record::encode_end_of_stream(&mut head, RecordType::Stdin, id);
+        if check_ready {
+            encode_ready_check(&mut head);
+        }
     }
     head.freeze()
+}
+
+/// The bytes of [`encode_ready_check`]'s record: its header, and one name
+/// of 15 bytes with an empty value (two length bytes).
+const READY_CHECK_LEN: usize = record::HEADER_LEN + 17;
+
+/// The readiness check sent behind a request's last STDIN record: a
+/// GET_VALUES of one variable php-fpm knows. php-fpm reads it, and
+/// answers, only when its worker comes back for the next request: after
+/// the script has ended, not at its END_REQUEST, which
+/// `fastcgi_finish_request()` (Symfony's `kernel.terminate`, Laravel's
+/// terminable middleware) sends while the script works on (php-src#10335).
+/// A kept connection whose answer has not come is not lent again: a
+/// request sent on it would wait for that work.
+fn encode_ready_check(buf: &mut BytesMut) {
+    record::encode_get_values(buf, &[b"FCGI_MPXS_CONNS"]);
 }
 
 #[cfg(test)]
@@ -831,6 +937,26 @@ mod tests {
 
     fn answer(parts: &[Vec<u8>]) -> Vec<u8> {
         parts.concat()
+    }
+
+    /// The readiness check goes behind the request's last STDIN record,
+    /// and only when the whole body is in the head.
+    #[test]
+    fn the_readiness_check_follows_the_whole_request() {
+        let params = ParamList::with_capacity(16, 1);
+        let plain = encode_request_head(&params, Some(b"body"), 7, false);
+        let checked = encode_request_head(&params, Some(b"body"), 7, true);
+        assert_eq!(&checked[..plain.len()], &plain[..]);
+        let mut check = BytesMut::from(&checked[plain.len()..]);
+        assert_eq!(check.len(), READY_CHECK_LEN);
+        assert_eq!(check[1], RecordType::GetValues as u8);
+        assert_eq!(&check[2..4], &[0, 0], "a management record");
+        check.clear();
+        encode_ready_check(&mut check);
+        assert_eq!(&checked[plain.len()..], &check[..]);
+        // A streamed body: the check goes with its end, not its head.
+        let head = encode_request_head(&params, None, 7, true);
+        assert!(!head.windows(15).any(|w| w == b"FCGI_MPXS_CONNS"));
     }
 
     #[tokio::test]

@@ -392,9 +392,11 @@ pub fn encode_end_of_stream(buf: &mut BytesMut, kind: RecordType, request_id: u1
 ///
 /// Writes exactly one record, because GET_VALUES is not a stream. A name that no
 /// longer fits in the record's 65535 bytes is left out: the answer has to fit in one
-/// record as well. php-fpm answers GET_VALUES only as the first record on a
-/// connection and closes the connection right after answering, so use a connection
-/// of its own for it.
+/// record as well. php-fpm reads a GET_VALUES where it would read the next
+/// request's first record, so it answers once its worker is back for one: fpmlb
+/// sends one behind each request to learn when the script has ended (see
+/// `exchange::encode_ready_check`). php-fpm 8.2 keeps the connection open after
+/// answering; older versions' source closes it.
 pub fn encode_get_values(buf: &mut BytesMut, names: &[&[u8]]) {
     let header_at = open_record(buf, RecordType::GetValues, 0);
     for &name in names {

@@ -137,6 +137,18 @@ impl LentConn for BackendConn {
         self.conn.wait_over();
     }
 
+    fn check_ready(&mut self, read_timeout: Duration) -> bool {
+        self.conn.check_ready(read_timeout)
+    }
+
+    fn waited_for_script(&mut self, waited: Duration) {
+        self.conn.waited_for_script(waited);
+    }
+
+    fn closed_after_check(&mut self) {
+        self.conn.closed_after_check();
+    }
+
     fn response_started(&mut self) {
         if let Some(cap) = self.conn.first_answer() {
             tracing::warn!(

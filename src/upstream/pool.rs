@@ -12,6 +12,16 @@
 //! the permit; dropping it instead closes the connection (an exchange that
 //! failed or was abandoned leaves the connection in an unknown state).
 //!
+//! A script that sends its whole response with `fastcgi_finish_request()`
+//! and works on (php-src#10335) keeps its worker after END_REQUEST. One
+//! exchange in [`CHECK_EVERY`] sends a readiness check behind its request,
+//! which php-fpm answers once the script has ended; the next exchange on
+//! the connection reads the answer, and when its request waited
+//! [`WORKER_PATIENCE`] or more for it, the pool holds back for
+//! [`HOLD_BACK_FOR`]: every exchange is checked, and `release` keeps a
+//! connection whose answer has not come, with its permit, on a task of its
+//! own until it comes (see `fastcgi::conn::Readiness`).
+//!
 //! When the cap is above the pool's real size (no `max_conns` and no status
 //! page: the default of 8 over a pool of 4 workers), a new connection lands
 //! in php-fpm's listen queue, and its request waits there until a worker
@@ -56,7 +66,7 @@ use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
-use crate::fastcgi::conn::{Connection, Endpoint};
+use crate::fastcgi::conn::{Connection, Endpoint, Readiness};
 
 /// How long a request on a new connection waits for its first response
 /// byte, at least, before the pool suspects it waits for a php-fpm worker
@@ -107,6 +117,36 @@ pub const RECYCLE_GAP: Duration = Duration::from_millis(20);
 /// spawns workers under load) gets its connections back, and one that did
 /// not costs one more wait of [`WORKER_PATIENCE`] per period.
 pub const LEARNED_CAP_HOLD: Duration = Duration::from_secs(30);
+
+/// How long a worker that sent its whole response (END_REQUEST) may still
+/// be busy before its connection is closed, when the exchange named no
+/// read timeout of its own (see [`PooledConn::check_ready`]).
+const READY_WAIT: Duration = Duration::from_secs(60);
+
+/// A worker busy this long past its response is counted
+/// ([`PoolFigures::worked_on`]): a script that works on after
+/// `fastcgi_finish_request()`, not the microseconds between php-fpm's
+/// END_REQUEST and its answer to the readiness check.
+const WORKED_ON: Duration = Duration::from_millis(50);
+
+/// One request in this many carries a readiness check while the pool does
+/// not hold connections back: each check is an extra small segment from
+/// php-fpm, which its Nagle holds until fpmlb's ACK (a read, a wake-up and
+/// a quick ACK more per request: a quarter of hello.php's rate when every
+/// request carries one). A script that works on is seen within this many
+/// of its requests.
+pub const CHECK_EVERY: u64 = 16;
+
+/// How long a pool holds each connection back until its script has ended
+/// (see [`PooledConn::release`]) after a request was seen to wait for one
+/// that worked on after its response.
+pub const HOLD_BACK_FOR: Duration = Duration::from_secs(600);
+
+/// Connections whose readiness check was answered and which were then found
+/// closed, with none ever found open, before the pool stops checking: a
+/// php-fpm that closes a connection after answering GET_VALUES (as older
+/// versions' source reads) would otherwise never keep one.
+const CHECKS_CLOSED_LIMIT: u64 = 8;
 
 /// Timeouts and bounds of a pool, from the config.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -177,6 +217,21 @@ struct Inner {
     oversubscribed: AtomicBool,
     /// When a kept connection was last recycled ([`RECYCLE_GAP`]).
     last_recycle: Mutex<Option<Instant>>,
+    /// See [`PoolFigures::worked_on`].
+    worked_on: AtomicU64,
+    /// Checked connections found open, and found closed, when next taken
+    /// (see [`CHECKS_CLOSED_LIMIT`]).
+    checked_open: AtomicU64,
+    checked_closed: AtomicU64,
+    /// Readiness checks are off: this php-fpm closes a connection after
+    /// answering one.
+    checks_off: AtomicBool,
+    /// Until when (ms after `created`; 0: not) connections are held back
+    /// until their script has ended ([`HOLD_BACK_FOR`]).
+    hold_back_until: AtomicU64,
+    created: Instant,
+    /// Exchanges asked whether to check (see [`CHECK_EVERY`]).
+    check_turn: AtomicU64,
 }
 
 /// The connection pool of one backend. Cheap to clone (shared).
@@ -210,6 +265,13 @@ impl Pool {
                 recycled: AtomicU64::new(0),
                 oversubscribed: AtomicBool::new(false),
                 last_recycle: Mutex::new(None),
+                worked_on: AtomicU64::new(0),
+                checked_open: AtomicU64::new(0),
+                checked_closed: AtomicU64::new(0),
+                checks_off: AtomicBool::new(false),
+                hold_back_until: AtomicU64::new(0),
+                created: Instant::now(),
+                check_turn: AtomicU64::new(0),
             }),
         }
     }
@@ -410,11 +472,88 @@ impl Pool {
         loop {
             let mut idle = self.idle().pop()?;
             if now.duration_since(idle.since) < self.inner.settings.idle_timeout
-                && idle.conn.is_reusable()
+                && self.reusable(&mut idle.conn)
                 && !self.recycle(idle.born, now)
             {
                 return Some(idle);
             }
+        }
+    }
+
+    /// Whether an idle connection is still open and clean (see
+    /// [`Connection::is_reusable`]). A connection whose readiness check was
+    /// answered is counted either way: when none of them is ever found
+    /// open, php-fpm closes connections after answering the check, and the
+    /// pool stops sending it (see [`CHECKS_CLOSED_LIMIT`]).
+    ///
+    /// A connection whose check is not answered yet is lent again: its
+    /// worker is most likely ending the script it ran (microseconds), and
+    /// the answer, read by the next exchange, tells how long that request
+    /// waited for it (see [`PooledConn::waited_for_script`]).
+    fn reusable(&self, conn: &mut Connection) -> bool {
+        let reusable = match conn.check_ready_now() {
+            Readiness::Ready => conn.is_reusable(),
+            Readiness::Busy => true,
+            Readiness::Broken => false,
+        };
+        if conn.was_checked() {
+            if reusable {
+                self.inner.checked_open.fetch_add(1, Ordering::Relaxed);
+            } else {
+                self.closed_after_check();
+            }
+        }
+        reusable
+    }
+
+    /// A connection was found closed after php-fpm answered its readiness
+    /// check: after [`CHECKS_CLOSED_LIMIT`] of them, with none ever found
+    /// open, checks are off.
+    fn closed_after_check(&self) {
+        let inner = &self.inner;
+        if inner.checks_off.load(Ordering::Relaxed) {
+            return;
+        }
+        if inner.checked_closed.fetch_add(1, Ordering::Relaxed) + 1 >= CHECKS_CLOSED_LIMIT
+            && inner.checked_open.load(Ordering::Relaxed) == 0
+            && !inner.checks_off.swap(true, Ordering::Relaxed)
+        {
+            tracing::warn!(
+                backend = %inner.endpoint,
+                "php-fpm closed {CHECKS_CLOSED_LIMIT} kept connections after answering \
+                 their readiness check (FCGI_GET_VALUES) and kept none: checks are off for \
+                 this pool, and a connection whose script works on after \
+                 fastcgi_finish_request() may be lent again before it ends"
+            );
+        }
+    }
+
+    /// Whether connections are held back until their script has ended.
+    fn holds_back(&self, now: Instant) -> bool {
+        let until = self.inner.hold_back_until.load(Ordering::Relaxed);
+        until != 0 && now < self.inner.created + Duration::from_millis(until)
+    }
+
+    /// A request waited `waited` for a worker still running the script
+    /// before it, which had sent its whole response and worked on
+    /// (`fastcgi_finish_request()`): from now on, for [`HOLD_BACK_FOR`],
+    /// each connection goes back to the pool only once its script has
+    /// ended. Said once each time it starts.
+    fn hold_back(&self, waited: Duration, now: Instant) {
+        let inner = &self.inner;
+        inner.worked_on.fetch_add(1, Ordering::Relaxed);
+        let until = now.saturating_duration_since(inner.created) + HOLD_BACK_FOR;
+        let until = u64::try_from(until.as_millis()).unwrap_or(u64::MAX).max(1);
+        let was = inner.hold_back_until.swap(until, Ordering::Relaxed);
+        if was == 0 || now >= inner.created + Duration::from_millis(was) {
+            tracing::warn!(
+                backend = %inner.endpoint,
+                "a request waited {waited:?} for a php-fpm worker still running the script \
+                 before it, which had sent its whole response and worked on \
+                 (fastcgi_finish_request(): Symfony's kernel.terminate, Laravel's terminable \
+                 middleware): for {HOLD_BACK_FOR:?}, this pool's connections go back to it \
+                 only once their script has ended"
+            );
         }
     }
 
@@ -500,6 +639,7 @@ impl Pool {
             reused: self.inner.reused.load(Ordering::Relaxed),
             given_back: self.inner.given_back.load(Ordering::Relaxed),
             recycled: self.inner.recycled.load(Ordering::Relaxed),
+            worked_on: self.inner.worked_on.load(Ordering::Relaxed),
         }
     }
 }
@@ -526,6 +666,11 @@ pub struct PoolFigures {
     /// their exchange, or idle), which gives their worker to whoever queued
     /// for one meanwhile; closes at the idle timeout are not counted.
     pub recycled: u64,
+    /// Scripts seen working on after their whole response
+    /// (`fastcgi_finish_request()`): requests that waited
+    /// [`WORKER_PATIENCE`] or more for one, and connections held back
+    /// [`WORKED_ON`] or more until one ended.
+    pub worked_on: u64,
 }
 
 struct WaitGuard<'a>(&'a AtomicUsize);
@@ -561,6 +706,7 @@ impl Slot {
                 born: idle.born,
                 idle_since: Some(idle.since),
                 probe: false,
+                ready_wait: READY_WAIT,
             });
         }
         let conn = Connection::connect(&pool.inner.endpoint, pool.inner.settings.connect_timeout)
@@ -577,6 +723,7 @@ impl Slot {
             born: Instant::now(),
             idle_since: None,
             probe: false,
+            ready_wait: READY_WAIT,
         })
     }
 }
@@ -602,6 +749,9 @@ pub struct PooledConn {
     /// Lent to one of fpmlb's own requests: given back as it was found
     /// (see [`Pool::acquire_for_probe`]).
     probe: bool,
+    /// How long its worker may be busy after the response before the
+    /// connection is closed (the exchange's read timeout).
+    ready_wait: Duration,
 }
 
 impl PooledConn {
@@ -609,12 +759,99 @@ impl PooledConn {
         self.conn.as_mut()
     }
 
-    /// Gives a connection whose exchange ended cleanly back to the pool.
+    /// Whether its exchange sends a readiness check behind the request (see
+    /// [`Connection::check_ready_now`]): every exchange while the pool holds
+    /// connections back, one in [`CHECK_EVERY`] otherwise, none when this
+    /// pool's php-fpm was seen to close connections after one. The check's
+    /// answer may take `read_timeout`.
+    pub fn check_ready(&mut self, read_timeout: Duration) -> bool {
+        self.ready_wait = read_timeout;
+        let inner = &self.pool.inner;
+        if inner.checks_off.load(Ordering::Relaxed) {
+            return false;
+        }
+        self.pool.holds_back(Instant::now())
+            || inner
+                .check_turn
+                .fetch_add(1, Ordering::Relaxed)
+                .is_multiple_of(CHECK_EVERY)
+    }
+
+    /// Gives a connection whose exchange ended cleanly back to the pool,
+    /// once its worker is back for the next request: php-fpm sends
+    /// END_REQUEST at `fastcgi_finish_request()` and its worker runs the
+    /// script on, so a connection whose readiness check is not answered yet
+    /// keeps its slot, on a task of its own, until the answer comes (or is
+    /// closed after `ready_wait`).
     pub fn release(mut self) {
         self.answered();
-        let Some(conn) = self.conn.take() else {
+        let Some(mut conn) = self.conn.take() else {
             return;
         };
+        if self.probe && self.idle_since.is_none() {
+            // A probe's new connection: closed, it holds a worker nobody
+            // asked for.
+            return;
+        }
+        if conn.checks_pending() == 0 || !self.pool.holds_back(Instant::now()) {
+            // Lent again at once: the check's answer comes with the next
+            // exchange (see `Pool::reusable`).
+            self.keep(conn);
+            return;
+        }
+        conn.push_ack();
+        match conn.check_ready_now() {
+            Readiness::Ready => self.keep(conn),
+            Readiness::Broken => {}
+            Readiness::Busy => {
+                let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+                    return;
+                };
+                runtime.spawn(async move {
+                    let since = Instant::now();
+                    let wait = self.ready_wait;
+                    match tokio::time::timeout(wait, conn.await_ready()).await {
+                        Ok(Readiness::Ready) => {
+                            let waited = since.elapsed();
+                            if waited >= WORKED_ON {
+                                self.pool.hold_back(waited, Instant::now());
+                            }
+                            self.keep(conn);
+                        }
+                        Ok(_) => {}
+                        Err(_) => tracing::info!(
+                            backend = %self.pool.inner.endpoint,
+                            "a script worked on for {wait:?} after its whole response \
+                             (fastcgi_finish_request()); its connection was closed"
+                        ),
+                    }
+                });
+            }
+        }
+    }
+
+    /// The request on this connection waited `waited` for the script run on
+    /// it before (see [`LentConn::waited_for_script`]): past
+    /// [`WORKER_PATIENCE`] (100 ms: a worker ends a script in microseconds,
+    /// and one merely slow to be scheduled on a loaded machine is not taken
+    /// for one that works on; the pool's usual latency is no measure, since
+    /// these waits are part of it), the pool holds connections back from
+    /// now on.
+    ///
+    /// [`LentConn::waited_for_script`]: crate::fastcgi::exchange::LentConn::waited_for_script
+    pub fn waited_for_script(&self, waited: Duration) {
+        if waited >= WORKER_PATIENCE {
+            self.pool.hold_back(waited, Instant::now());
+        }
+    }
+
+    /// php-fpm closed this connection right after answering its check.
+    pub fn closed_after_check(&self) {
+        self.pool.closed_after_check();
+    }
+
+    /// Keeps a connection whose worker is back for the next request.
+    fn keep(&self, conn: Connection) {
         match (self.probe, self.idle_since) {
             // A probe's new connection: closed, it holds a worker nobody
             // asked for.
@@ -816,6 +1053,92 @@ mod tests {
         drop(c);
         assert_eq!(pool.figures().idle, 0);
         accept.abort();
+    }
+
+    /// php-fpm's answer to the readiness check (GET_VALUES_RESULT).
+    const CHECK_ANSWER: &[u8] =
+        b"\x01\x0a\x00\x00\x00\x12\x06\x00\x0f\x01FCGI_MPXS_CONNS0\0\0\0\0\0\0";
+
+    /// Once a request was seen to wait for a script working on after its
+    /// response, a connection whose readiness check is not answered yet
+    /// keeps its slot, on a task of its own, and is kept for reuse once the
+    /// answer comes.
+    #[tokio::test]
+    async fn a_connection_is_held_back_until_its_worker_answers_the_check() {
+        use tokio::io::AsyncWriteExt;
+        let (l, ep) = listener().await;
+        let pool = Pool::new(ep, settings(1, 10));
+        assert!(!pool.holds_back(Instant::now()));
+        pool.hold_back(WORKED_ON, Instant::now());
+        assert!(pool.holds_back(Instant::now()));
+        let mut conn = pool.acquire().await.unwrap();
+        let (mut worker, _) = l.accept().await.unwrap();
+        assert!(conn.check_ready(Duration::from_secs(5)));
+        conn.conn().unwrap().ready_check_sent();
+        conn.release();
+        assert_eq!(pool.figures().idle, 0);
+        assert!(
+            pool.try_slot().is_none(),
+            "the busy worker's slot was freed"
+        );
+        worker.write_all(CHECK_ANSWER).await.unwrap();
+        let again = pool.acquire().await.unwrap();
+        assert!(again.reused);
+        assert_eq!(pool.figures().opened, 1);
+    }
+
+    /// Before any request waited for a script, a connection whose check is
+    /// not answered goes back to the pool at once and is lent again: the
+    /// next exchange reads the answer.
+    #[tokio::test]
+    async fn a_connection_is_lent_again_before_its_check_is_answered() {
+        // One exchange in CHECK_EVERY is checked, the first among them.
+        use tokio::io::AsyncWriteExt;
+        let (l, ep) = listener().await;
+        let pool = Pool::new(ep, settings(1, 10));
+        let mut conn = pool.acquire().await.unwrap();
+        let (mut worker, _) = l.accept().await.unwrap();
+        assert!(conn.check_ready(Duration::from_secs(5)));
+        conn.conn().unwrap().ready_check_sent();
+        conn.release();
+        let mut again = pool.acquire().await.unwrap();
+        assert!(again.reused);
+        assert_eq!(again.conn().unwrap().checks_pending(), 1);
+        // Its answer now: a connection found with it is ready.
+        worker.write_all(CHECK_ANSWER).await.unwrap();
+        again.release();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let mut third = pool.acquire().await.unwrap();
+        assert!(third.reused);
+        assert_eq!(third.conn().unwrap().checks_pending(), 0);
+    }
+
+    /// A php-fpm that closes each connection after answering the check
+    /// (as older versions' source reads) would never keep one: after
+    /// [`CHECKS_CLOSED_LIMIT`] such closes, with none found open, the pool
+    /// stops checking.
+    #[tokio::test]
+    async fn checks_stop_when_php_fpm_closes_after_answering_them() {
+        use tokio::io::AsyncWriteExt;
+        let (l, ep) = listener().await;
+        let pool = Pool::new(ep, settings(1, 10));
+        // Every request checked.
+        pool.hold_back(WORKED_ON, Instant::now());
+        for round in 0..=CHECKS_CLOSED_LIMIT {
+            let mut conn = pool.acquire().await.unwrap();
+            assert!(!conn.reused, "round {round}");
+            let (mut worker, _) = l.accept().await.unwrap();
+            assert_eq!(
+                conn.check_ready(Duration::from_secs(5)),
+                round < CHECKS_CLOSED_LIMIT,
+                "round {round}"
+            );
+            conn.conn().unwrap().ready_check_sent();
+            worker.write_all(CHECK_ANSWER).await.unwrap();
+            drop(worker);
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            conn.release();
+        }
     }
 
     #[tokio::test]

@@ -25,6 +25,8 @@ const PARAMS: u8 = 4;
 const STDIN: u8 = 5;
 const STDOUT: u8 = 6;
 const STDERR: u8 = 7;
+const GET_VALUES: u8 = 9;
+const GET_VALUES_RESULT: u8 = 10;
 const KEEP_CONN: u8 = 1;
 /// END_REQUEST protocol statuses.
 const REQUEST_COMPLETE: u8 = 0;
@@ -312,6 +314,10 @@ async fn answer(stream: &mut TcpStream, id: u16, behavior: Behavior) -> std::io:
             put_stream(&mut out, STDOUT, id, &stdout);
             stream.write_all(&out).await?;
             stream.shutdown().await?;
+            // As php-fpm closes: what fpmlb sent behind the request (its
+            // readiness check) is read, so the close is a FIN behind the
+            // data, not a reset that would drop what is still in flight.
+            drain_until_eof(stream).await;
             Ok(false)
         }
         Behavior::StderrFlood {
@@ -440,6 +446,8 @@ async fn read_record(stream: &mut TcpStream) -> std::io::Result<Option<(u8, u16,
 }
 
 /// BEGIN_REQUEST, PARAMS until the empty one, STDIN until the empty one.
+/// A GET_VALUES where a request begins (fpmlb's readiness check) is
+/// answered there, as php-fpm does: once the last request was answered.
 async fn read_request(stream: &mut TcpStream) -> std::io::Result<Option<Request>> {
     let bad = |what: String| Err(std::io::Error::other(what));
     let mut req = Request::default();
@@ -471,6 +479,19 @@ async fn read_request(stream: &mut TcpStream) -> std::io::Result<Option<Request>
                 true => stdin_done = true,
                 false => req.stdin.extend_from_slice(&content),
             },
+            GET_VALUES if !begun && id == 0 => {
+                let mut answer = Vec::new();
+                let mut pairs = Vec::new();
+                for (name, _) in decode_pairs(&content).unwrap_or_default() {
+                    if name == b"FCGI_MPXS_CONNS" {
+                        pairs.extend_from_slice(&[15, 1]);
+                        pairs.extend_from_slice(&name);
+                        pairs.push(b'0');
+                    }
+                }
+                put_record(&mut answer, GET_VALUES_RESULT, 0, &pairs);
+                stream.write_all(&answer).await?;
+            }
             _ => {
                 return bad(format!(
                     "unexpected record type {kind} ({} bytes)",

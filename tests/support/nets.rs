@@ -250,6 +250,9 @@ nets! {
     /// tests/e2e_sharing.rs: a slow script beside fast ones; fpmlb on
     /// .1:8080, its admin API on .1:9180.
     SHARING_SLOW_BESIDE_FAST = 24;
+    /// tests/e2e_sharing.rs: a script working on after
+    /// fastcgi_finish_request(); fpmlb on .1:8080, its admin API on .1:9180.
+    SHARING_FINISH_REQUEST = 25;
     /// tests/e2e_idle.rs: idle keep-alive clients and fpmlb's memory.
     IDLE_CLIENTS_MEMORY = 245;
 
