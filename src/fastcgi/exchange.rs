@@ -179,9 +179,9 @@ pub struct Exchange<C: LentConn> {
     /// A readiness check goes out behind the request's end (see
     /// [`LentConn::check_ready`]).
     check_ready: bool,
-    /// When the request went out, if the check sent behind the exchange
-    /// before it was not answered yet: its answer tells how long this
-    /// request waited for that script.
+    /// When the request went out whole, if the check sent behind the
+    /// exchange before it was not answered yet: its answer tells how long
+    /// this request waited for that script.
     behind_check: Option<std::time::Instant>,
     /// A check's answer was read in this exchange.
     check_answered: bool,
@@ -254,7 +254,10 @@ impl<C: LentConn> Exchange<C> {
     ) -> Result<(), ExchangeError> {
         let check = self.check_ready && stdin.is_some();
         let head = encode_request_head(params, stdin, self.id, check);
-        if let Some(conn) = self.conn.as_mut().and_then(C::conn)
+        // Timed only when the whole request goes out here: a body streamed
+        // after it (a slow upload) would count as a wait for the worker.
+        if stdin.is_some()
+            && let Some(conn) = self.conn.as_mut().and_then(C::conn)
             && conn.checks_pending() > 0
         {
             self.behind_check = Some(std::time::Instant::now());
@@ -828,6 +831,8 @@ mod tests {
     struct Lent {
         conn: Option<Connection>,
         back: Back,
+        /// Waits reported through [`LentConn::waited_for_script`].
+        waits: Arc<Mutex<u32>>,
     }
 
     impl LentConn for Lent {
@@ -839,6 +844,9 @@ mod tests {
         }
         fn name(&self) -> &str {
             "test"
+        }
+        fn waited_for_script(&mut self, _waited: Duration) {
+            *self.waits.lock().unwrap() += 1;
         }
     }
 
@@ -908,12 +916,55 @@ mod tests {
         let lent = Lent {
             conn: Some(conn),
             back: back.clone(),
+            waits: Arc::default(),
         };
         let mut ex = Exchange::new(lent, TIMEOUTS);
         ex.send_request(&ParamList::with_capacity(16, 1), Some(b""))
             .await
             .unwrap();
         (ex, back)
+    }
+
+    /// php-fpm's answer to a readiness check.
+    const CHECK_ANSWER: &[u8] =
+        b"\x01\x0a\x00\x00\x00\x12\x06\x00\x0f\x01FCGI_MPXS_CONNS0\0\0\0\0\0\0";
+
+    /// The answer to the check sent behind the exchange before comes first
+    /// on a connection lent again: it is not part of the response, and the
+    /// owner hears how long the request waited for it, unless the request's
+    /// body was streamed (an upload's time is no wait for a worker).
+    #[tokio::test]
+    async fn a_check_answered_in_the_next_exchange_times_a_whole_request_only() {
+        let response = || answer(&[CHECK_ANSWER.to_vec(), stdout(1, b"\r\nok"), end_request(1)]);
+        for streamed in [false, true] {
+            let endpoint = backend(vec![response()]).await;
+            let mut conn = connect(&endpoint).await;
+            conn.ready_check_sent();
+            let waits = Arc::new(Mutex::new(0));
+            let back = Back::default();
+            let lent = Lent {
+                conn: Some(conn),
+                back: back.clone(),
+                waits: Arc::clone(&waits),
+            };
+            let mut ex = Exchange::new(lent, TIMEOUTS);
+            let params = ParamList::with_capacity(16, 1);
+            if streamed {
+                ex.send_request(&params, None).await.unwrap();
+                ex.send_stdin(b"body").await.unwrap();
+                ex.end_stdin().await.unwrap();
+            } else {
+                ex.send_request(&params, Some(b"body")).await.unwrap();
+            }
+            let (_, body) = read_all(&mut ex, false).await.unwrap();
+            assert_eq!(body, b"ok");
+            assert_eq!(
+                *waits.lock().unwrap(),
+                u32::from(!streamed),
+                "streamed {streamed}"
+            );
+            assert_eq!(back.take().checks_pending(), 0);
+        }
     }
 
     /// One exchange over a new connection to a backend answering `answer`.
