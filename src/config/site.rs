@@ -439,10 +439,8 @@ impl Validator<'_> {
         if valid.is_zero() || max == 0 {
             return OpenFileCacheConfig::OFF;
         }
-        OpenFileCacheConfig {
-            valid: valid.min(d::OPEN_FILE_CACHE_VALID_LIMIT),
-            max: max.min(d::OPEN_FILE_CACHE_MAX_LIMIT),
-        }
+        // Past a limit is an error above: the config is refused.
+        OpenFileCacheConfig { valid, max }
     }
 
     /// `error_pages:` (needs a static root to read them from).

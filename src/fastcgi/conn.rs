@@ -231,11 +231,7 @@ impl Connection {
         }
         if self.read_buf.is_empty() {
             let mut chunk = [0u8; 64];
-            let result = match &self.stream {
-                Stream::Tcp(s) => s.try_read(&mut chunk),
-                Stream::Unix(s) => s.try_read(&mut chunk),
-            };
-            match result {
+            match self.try_read(&mut chunk) {
                 Ok(0) => return Readiness::Broken,
                 Ok(n) => self.read_buf.extend_from_slice(&chunk[..n]),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Readiness::Busy,
@@ -280,13 +276,6 @@ impl Connection {
         Readiness::Ready
     }
 
-    /// php-fpm leaves Nagle on, so its answer to a check, a small segment
-    /// behind the small END_REQUEST one, waits for fpmlb's ACK, which a
-    /// delayed ACK holds for up to 40 ms: send it now.
-    pub fn push_ack(&self) {
-        self.ack_now();
-    }
-
     /// The record read where a check's answer belongs: that answer makes
     /// the connection ready once no other is pending; anything else breaks
     /// it.
@@ -322,8 +311,9 @@ impl Connection {
     /// TCP_QUICKACK sends the pending ACK at once; it is done before every read
     /// but the first of a response. Measured with `make bench` (64 KiB, 32
     /// connections): 275 req/s and p50 124 ms without it, 5100 req/s and
-    /// p50 5.7 ms with it.
-    fn ack_now(&self) {
+    /// p50 5.7 ms with it. The answer to a readiness check, a small segment
+    /// behind the small END_REQUEST one, waits for the same ACK.
+    pub fn ack_now(&self) {
         if let Stream::Tcp(stream) = &self.stream {
             // Best effort: an error here only costs the optimisation.
             let _ = socket2::SockRef::from(stream).set_tcp_quickack(true);
@@ -339,10 +329,14 @@ impl Connection {
             return false;
         }
         let mut probe = [0u8; 1];
-        let result = match &self.stream {
-            Stream::Tcp(s) => s.try_read(&mut probe),
-            Stream::Unix(s) => s.try_read(&mut probe),
-        };
-        matches!(result, Err(e) if e.kind() == io::ErrorKind::WouldBlock)
+        matches!(self.try_read(&mut probe), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
+    }
+
+    /// One non-blocking read into `buf`.
+    fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        match &self.stream {
+            Stream::Tcp(s) => s.try_read(buf),
+            Stream::Unix(s) => s.try_read(buf),
+        }
     }
 }

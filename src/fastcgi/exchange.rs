@@ -642,8 +642,9 @@ impl<C: LentConn> Exchange<C> {
                         }
                     };
                 }
-                // Answers to management records we never send on this
-                // connection: ignore rather than fail the request.
+                // UNKNOWN_TYPE answers a management record we never send
+                // (a readiness check's answer is taken above): ignored
+                // rather than failing the request.
                 Record::GetValuesResult(_) | Record::UnknownType(_) => {}
             }
         }

@@ -219,9 +219,9 @@ struct Inner {
     last_recycle: Mutex<Option<Instant>>,
     /// See [`PoolFigures::worked_on`].
     worked_on: AtomicU64,
-    /// Checked connections found open, and found closed, when next taken
-    /// (see [`CHECKS_CLOSED_LIMIT`]).
-    checked_open: AtomicU64,
+    /// A checked connection was found open when next taken, and how many
+    /// were found closed (see [`CHECKS_CLOSED_LIMIT`]).
+    checked_open: AtomicBool,
     checked_closed: AtomicU64,
     /// Readiness checks are off: this php-fpm closes a connection after
     /// answering one.
@@ -266,7 +266,7 @@ impl Pool {
                 oversubscribed: AtomicBool::new(false),
                 last_recycle: Mutex::new(None),
                 worked_on: AtomicU64::new(0),
-                checked_open: AtomicU64::new(0),
+                checked_open: AtomicBool::new(false),
                 checked_closed: AtomicU64::new(0),
                 checks_off: AtomicBool::new(false),
                 hold_back_until: AtomicU64::new(0),
@@ -498,7 +498,10 @@ impl Pool {
         };
         if conn.was_checked() {
             if reusable {
-                self.inner.checked_open.fetch_add(1, Ordering::Relaxed);
+                // Stored once: every reuse would write the shared line.
+                if !self.inner.checked_open.load(Ordering::Relaxed) {
+                    self.inner.checked_open.store(true, Ordering::Relaxed);
+                }
             } else {
                 self.closed_after_check();
             }
@@ -515,7 +518,7 @@ impl Pool {
             return;
         }
         if inner.checked_closed.fetch_add(1, Ordering::Relaxed) + 1 >= CHECKS_CLOSED_LIMIT
-            && inner.checked_open.load(Ordering::Relaxed) == 0
+            && !inner.checked_open.load(Ordering::Relaxed)
             && !inner.checks_off.swap(true, Ordering::Relaxed)
         {
             tracing::warn!(
@@ -529,9 +532,10 @@ impl Pool {
     }
 
     /// Whether connections are held back until their script has ended.
-    fn holds_back(&self, now: Instant) -> bool {
+    /// Reads the clock only when it has held back once.
+    fn holds_back(&self) -> bool {
         let until = self.inner.hold_back_until.load(Ordering::Relaxed);
-        until != 0 && now < self.inner.created + Duration::from_millis(until)
+        until != 0 && Instant::now() < self.inner.created + Duration::from_millis(until)
     }
 
     /// A request waited `waited` for a worker still running the script
@@ -770,7 +774,7 @@ impl PooledConn {
         if inner.checks_off.load(Ordering::Relaxed) {
             return false;
         }
-        self.pool.holds_back(Instant::now())
+        self.pool.holds_back()
             || inner
                 .check_turn
                 .fetch_add(1, Ordering::Relaxed)
@@ -793,13 +797,13 @@ impl PooledConn {
             // asked for.
             return;
         }
-        if conn.checks_pending() == 0 || !self.pool.holds_back(Instant::now()) {
+        if conn.checks_pending() == 0 || !self.pool.holds_back() {
             // Lent again at once: the check's answer comes with the next
             // exchange (see `Pool::reusable`).
             self.keep(conn);
             return;
         }
-        conn.push_ack();
+        conn.ack_now();
         match conn.check_ready_now() {
             Readiness::Ready => self.keep(conn),
             Readiness::Broken => {}
@@ -1068,9 +1072,9 @@ mod tests {
         use tokio::io::AsyncWriteExt;
         let (l, ep) = listener().await;
         let pool = Pool::new(ep, settings(1, 10));
-        assert!(!pool.holds_back(Instant::now()));
+        assert!(!pool.holds_back());
         pool.hold_back(WORKED_ON, Instant::now());
-        assert!(pool.holds_back(Instant::now()));
+        assert!(pool.holds_back());
         let mut conn = pool.acquire().await.unwrap();
         let (mut worker, _) = l.accept().await.unwrap();
         assert!(conn.check_ready(Duration::from_secs(5)));

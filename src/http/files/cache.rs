@@ -197,18 +197,18 @@ impl OpenFileCache {
     /// The root directory was checked at `now`.
     pub(super) fn root_checked(&self, now: Instant) {
         if !self.is_off() {
-            let until = self.nanos(now).saturating_add(self.nanos_of(self.valid));
+            let until = self.nanos(now).saturating_add(nanos_of(self.valid));
             self.root_until.store(until, Ordering::Relaxed);
         }
     }
 
     fn nanos(&self, now: Instant) -> u64 {
-        self.nanos_of(now.saturating_duration_since(self.born))
+        nanos_of(now.saturating_duration_since(self.born))
     }
+}
 
-    fn nanos_of(&self, d: Duration) -> u64 {
-        u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
-    }
+fn nanos_of(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
 /// Whether two `fstat`s of one file show the same content: size, and the

@@ -282,17 +282,7 @@ impl Root {
     /// root directory `opened` was found under when the fast path found it.
     /// Its absence is held in the open file cache as well.
     pub fn find_beside(&self, opened: &Opened, path: &Path) -> Found {
-        let now = Instant::now();
-        if let Some(found) = self.cache.get(path, now) {
-            return found;
-        }
-        let found = match &opened.under {
-            Some(dir) => self.find_under(dir, path),
-            None => None,
-        }
-        .unwrap_or_else(|| self.find_by_path(path));
-        self.cache.put(path, &found, true, now);
-        found
+        self.find_held(path, true, |_| opened.under.clone())
     }
 
     fn canonical(&self) -> Option<PathBuf> {
@@ -327,16 +317,27 @@ impl Root {
     /// A file or directory found is held in the open file cache, which
     /// answers within its `valid`.
     pub fn find(&self, path: &Path) -> Found {
+        self.find_held(path, false, |now| self.current_dir(now))
+    }
+
+    /// What the open file cache holds for `path`, else what the fast path
+    /// under the directory `dir` gives (asked only then), else the path
+    /// checks; held as [`OpenFileCache::put`] says (`missing_too`: a
+    /// sibling's absence too).
+    fn find_held(
+        &self,
+        path: &Path,
+        missing_too: bool,
+        dir: impl FnOnce(Instant) -> Option<Arc<RootDir>>,
+    ) -> Found {
         let now = Instant::now();
         if let Some(found) = self.cache.get(path, now) {
             return found;
         }
-        let found = match self.current_dir(now) {
-            Some(dir) => self.find_under(&dir, path),
-            None => None,
-        }
-        .unwrap_or_else(|| self.find_by_path(path));
-        self.cache.put(path, &found, false, now);
+        let found = dir(now)
+            .and_then(|dir| self.find_under(&dir, path))
+            .unwrap_or_else(|| self.find_by_path(path));
+        self.cache.put(path, &found, missing_too, now);
         found
     }
 

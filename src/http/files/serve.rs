@@ -774,8 +774,9 @@ mod tests {
         assert!(small.content.get().is_none(), "a range leaves nothing");
         assert_eq!(answer(&small, &[]), b"body{}");
         assert_eq!(small.content.get().map(|b| &b[..]), Some(&b"body{}"[..]));
-        // Written over in place: the held bytes still answer (within the
-        // cache's `valid`, as the held descriptor and metadata do).
+        // Written over in place: this `Opened` keeps its bytes (the open
+        // file cache hands it out no more once an `fstat` shows the change,
+        // cache.rs).
         std::fs::write(dir.path().join("small.css"), b"ZZZZZZ").unwrap();
         assert_eq!(answer(&small, &[]), b"body{}");
         let big = vec![7u8; usize::try_from(SMALL).unwrap() + 1];
