@@ -6,11 +6,13 @@
 #
 # The order (docs/architecture.md, "Dependencies run one way"), left to right:
 #
-#   save_path -> cli, config, fastcgi -> upstream, nginx -> health, session, tls
+#   save_path, runtime -> cli, config, fastcgi -> upstream, nginx -> health, session, tls
 #     -> http -> server, admin -> daemon -> check
 #
 # save_path (PHP's session.save_path syntax, pure) is below config, because
 # `fpmlb config test` validates the save path with the checker's own parser.
+# runtime (the serving threads, and which one code runs on) is a leaf: the
+# pools ask it which thread asks, the server hands it connections.
 #
 # A module may use what is on its own level or to its left, never what is to
 # its right, and two modules on one level may not use each other. A module is
@@ -24,7 +26,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 levels=(
-    "save_path"
+    "save_path runtime"
     "cli config fastcgi health::passive health::fpm_status"
     "upstream nginx"
     "health session tls"

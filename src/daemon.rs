@@ -30,6 +30,7 @@ use crate::http::params::Site;
 use crate::http::read_ahead::ReadAhead;
 use crate::http::router::Router;
 use crate::http::walk_back::WalkBackGuard;
+use crate::runtime::Workers;
 use crate::server::{self, ClientLimits, HttpServer};
 use crate::session::cookie::SiteOrigin;
 use crate::session::probe::Probe;
@@ -64,6 +65,8 @@ pub enum DaemonError {
     Signals(std::io::Error),
     #[error("TLS: {}", .0.join("; "))]
     Tls(Vec<String>),
+    #[error("cannot start the serving threads: {0}")]
+    Workers(std::io::Error),
 }
 
 /// The request handler's settings from the config.
@@ -225,11 +228,14 @@ pub async fn run(config: Config, config_path: PathBuf) -> Result<(), DaemonError
         None => None,
     };
     let shutdown = CancellationToken::new();
-    let http = Arc::new(HttpServer::new(
-        Arc::clone(&proxy),
-        client_limits(&config),
-        shutdown.clone(),
-    ));
+    let threads = config.workers.unwrap_or_else(|| {
+        std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+    });
+    let workers = Arc::new(Workers::start(threads).map_err(DaemonError::Workers)?);
+    let http = Arc::new(
+        HttpServer::new(Arc::clone(&proxy), client_limits(&config), shutdown.clone())
+            .with_workers(workers),
+    );
     http.tls.store(tls_config);
     http.real_ip.store(Arc::new(config.real_ip.clone()));
     let acme_task = match config.tls.as_ref().and_then(|t| t.acme.clone()) {
@@ -540,6 +546,12 @@ impl Daemon {
             .is_err()
         {
             tracing::warn!("grace period over with connections still open; exiting");
+        }
+        if let Some(workers) = self.http.workers() {
+            // What is still open past the grace period is dropped with
+            // the threads.
+            let workers = Arc::clone(workers);
+            let _ = tokio::task::spawn_blocking(move || workers.stop()).await;
         }
         for b in &self.upstream.snapshot().backends {
             b.pool.close_all_idle();

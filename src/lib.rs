@@ -14,6 +14,7 @@ pub mod fastcgi;
 pub mod health;
 pub mod http;
 pub mod nginx;
+pub mod runtime;
 pub mod save_path;
 pub mod server;
 pub mod session;

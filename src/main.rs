@@ -224,25 +224,22 @@ fn import_nginx(
     }
 }
 
+/// The multi-thread runtime of the one-shot commands.
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    runtime_with(None)
-}
-
-/// The multi-thread runtime, with `workers` threads (one per core when
-/// None, tokio's default).
-fn runtime_with(workers: Option<usize>) -> anyhow::Result<tokio::runtime::Runtime> {
-    let mut builder = tokio::runtime::Builder::new_multi_thread();
-    if let Some(n) = workers {
-        builder.worker_threads(n);
-    }
-    builder
+    tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")
 }
 
+/// The daemon's own runtime, on the main thread: accept loops, checks, the
+/// admin API. Connections are served on `workers` threads of their own
+/// (`fpmlb::runtime`).
 fn serve(config: Config, path: std::path::PathBuf) -> anyhow::Result<()> {
-    runtime_with(config.workers)?
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?
         .block_on(fpmlb::daemon::run(config, path))
         .context("serve")
 }

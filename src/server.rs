@@ -17,6 +17,10 @@
 //! `CancellationToken`. On shutdown the accept loops stop, every connection
 //! is asked to finish gracefully (HTTP/1.1: after the response in flight;
 //! HTTP/2: GOAWAY), and the server waits up to `shutdown_grace` for them.
+//!
+//! The accept loops run on the daemon's runtime; each accepted connection
+//! is served on one of the serving threads (`crate::runtime`), the one
+//! serving the fewest, for its whole life.
 
 mod proxy_protocol;
 
@@ -36,6 +40,7 @@ use crate::config::{Listener, RealIpConfig};
 use crate::http::handler::Proxy;
 use crate::http::limits::HeadLimits;
 use crate::http::params::{ConnInfo, TlsInfo};
+use crate::runtime::Workers;
 use crate::tls::ACME_TLS_ALPN;
 use proxy_protocol::{ClientStream, Proxied};
 
@@ -106,6 +111,9 @@ pub struct HttpServer {
     permits: Arc<Semaphore>,
     per_client: Arc<PerClient>,
     protocols: Protocols,
+    /// The threads connections are served on; `None`: the accept loop's
+    /// own runtime (tests).
+    workers: Option<Arc<Workers>>,
 }
 
 /// An accepted connection's stream after its PROXY header and TLS
@@ -126,7 +134,9 @@ enum Accepted {
 /// its arguments for as long as it runs, and a parked connection's task
 /// should not carry what only its first moments need.
 struct Arrival {
-    stream: TcpStream,
+    /// Taken off the accept loop's runtime, registered with the serving
+    /// thread's when its task starts.
+    stream: std::net::TcpStream,
     remote: SocketAddr,
     listener: Arc<Listener>,
     slot: Option<ClientSlot>,
@@ -148,7 +158,19 @@ impl HttpServer {
             permits: Arc::new(Semaphore::new(limits.max_connections)),
             per_client: PerClient::new(limits.per_client),
             protocols: Protocols::new(&limits),
+            workers: None,
         }
+    }
+
+    /// Serves connections on `workers` rather than the accept loop's runtime.
+    pub fn with_workers(mut self, workers: Arc<Workers>) -> HttpServer {
+        self.workers = Some(workers);
+        self
+    }
+
+    /// The serving threads, if any.
+    pub fn workers(&self) -> Option<&Arc<Workers>> {
+        self.workers.as_ref()
     }
 
     fn serving(&self) -> Serving<'_> {
@@ -200,14 +222,26 @@ impl HttpServer {
                             }
                         }
                     };
+                    let stream = match stream.into_std() {
+                        Ok(s) => s,
+                        Err(e) => {
+                            tracing::debug!(client = %remote, "connection gone before serving: {e}");
+                            continue;
+                        }
+                    };
                     let arrival = Box::new(Arrival {
                         stream,
                         remote,
                         listener: options,
                         slot,
                     });
-                    self.tracker
-                        .spawn(Arc::clone(&self).serve_connection(arrival, permit));
+                    let serve = self
+                        .tracker
+                        .track_future(Arc::clone(&self).serve_connection(arrival, permit));
+                    match &self.workers {
+                        Some(workers) => workers.spawn_connection(serve),
+                        None => drop(tokio::spawn(serve)),
+                    }
                 }
                 Err(e) => {
                     // EMFILE and friends: back off instead of spinning.
@@ -255,6 +289,13 @@ impl HttpServer {
             listener,
             mut slot,
         } = *arrival;
+        let stream = match TcpStream::from_std(stream) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(client = %remote, "cannot serve a connection: {e}");
+                return;
+            }
+        };
         // Boxed: the TLS handshake's future (rustls' connection state) is
         // big, and a task is as big as its biggest state.
         let ready = Box::pin(self.before_http(stream, remote, &listener, &mut slot)).await;

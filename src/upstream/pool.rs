@@ -175,6 +175,9 @@ struct Idle {
     since: Instant,
     /// When it was opened (it is recycled at [`RECYCLE_AFTER`]).
     born: Instant,
+    /// The serving thread it was opened on, whose I/O driver it is
+    /// registered with (`crate::runtime`).
+    home: Option<usize>,
 }
 
 /// How many of the configured connection slots may be used now, and why.
@@ -466,11 +469,21 @@ impl Pool {
     }
 
     /// The most recently used idle connection that is still open, not idle
-    /// for too long and not to be recycled; the others popped on the way
-    /// are closed.
+    /// for too long and not to be recycled; the others taken on the way
+    /// are closed. One opened on the asking thread comes first: its
+    /// readiness then comes from that thread's own I/O driver, not from
+    /// another thread woken for it (`crate::runtime`).
     fn take_idle(&self, now: Instant) -> Option<Idle> {
+        let here = crate::runtime::current();
         loop {
-            let mut idle = self.idle().pop()?;
+            let mut idle = {
+                let mut stack = self.idle();
+                let at = match stack.iter().rposition(|i| i.home == here) {
+                    Some(at) => at,
+                    None => stack.len().checked_sub(1)?,
+                };
+                stack.remove(at)
+            };
             if now.duration_since(idle.since) < self.inner.settings.idle_timeout
                 && self.reusable(&mut idle.conn)
                 && !self.recycle(idle.born, now)
@@ -574,7 +587,7 @@ impl Pool {
 
     /// Keeps a connection whose exchange ended cleanly, idle since
     /// `since`, unless its worker is to be given back.
-    fn put_back(&self, conn: Connection, since: Instant, born: Instant) {
+    fn put_back(&self, conn: Connection, since: Instant, born: Instant, home: Option<usize>) {
         let now = Instant::now();
         if self.inner.starving.load(Ordering::Relaxed) > 0 {
             // Closing it frees its php-fpm worker for the connection that
@@ -595,7 +608,15 @@ impl Pool {
         // Most recently used on top; a borrowed one that was idle for a
         // while goes back where its age puts it.
         let at = idle.partition_point(|i| i.since <= since);
-        idle.insert(at, Idle { conn, since, born });
+        idle.insert(
+            at,
+            Idle {
+                conn,
+                since,
+                born,
+                home,
+            },
+        );
     }
 
     /// Closes idle connections unused for longer than the idle timeout or
@@ -708,6 +729,7 @@ impl Slot {
                 starving: false,
                 judged: None,
                 born: idle.born,
+                home: idle.home,
                 idle_since: Some(idle.since),
                 probe: false,
                 ready_wait: READY_WAIT,
@@ -725,6 +747,7 @@ impl Slot {
             starving: false,
             judged: None,
             born: Instant::now(),
+            home: crate::runtime::current(),
             idle_since: None,
             probe: false,
             ready_wait: READY_WAIT,
@@ -748,6 +771,8 @@ pub struct PooledConn {
     judged: Option<Judged>,
     /// When the connection was opened.
     born: Instant,
+    /// The serving thread it was opened on.
+    home: Option<usize>,
     /// When it went idle before this exchange (a reused connection).
     idle_since: Option<Instant>,
     /// Lent to one of fpmlb's own requests: given back as it was found
@@ -861,8 +886,10 @@ impl PooledConn {
             // asked for.
             (true, None) => drop(conn),
             // A probe's borrowed connection: as idle as before.
-            (true, Some(since)) => self.pool.put_back(conn, since, self.born),
-            (false, _) => self.pool.put_back(conn, Instant::now(), self.born),
+            (true, Some(since)) => self.pool.put_back(conn, since, self.born, self.home),
+            (false, _) => self
+                .pool
+                .put_back(conn, Instant::now(), self.born, self.home),
         }
     }
 
@@ -1143,6 +1170,36 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(20)).await;
             conn.release();
         }
+    }
+
+    /// A connection opened on the asking thread is reused before one
+    /// opened on another (whose readiness comes through that thread's I/O
+    /// driver), even one used more recently.
+    #[tokio::test]
+    async fn an_idle_connection_of_the_asking_thread_comes_first() {
+        let (l, ep) = listener().await;
+        let accept = keep_accepting(l);
+        let pool = Pool::new(ep, settings(2, 10));
+        let mut here = pool.acquire().await.unwrap();
+        let mut there = pool.acquire().await.unwrap();
+        // Told apart by their request ids.
+        let here_id = here.conn().unwrap().next_request_id();
+        for _ in 0..5 {
+            there.conn().unwrap().next_request_id();
+        }
+        assert_eq!(here.home, crate::runtime::current());
+        there.home = Some(usize::MAX);
+        here.release();
+        there.release(); // on top
+        let mut first = pool.acquire().await.unwrap();
+        assert!(first.reused);
+        assert_eq!(first.conn().unwrap().next_request_id(), here_id + 1);
+        // With none of its own idle, a thread takes another's.
+        let mut second = pool.acquire().await.unwrap();
+        assert!(second.reused);
+        assert_eq!(second.conn().unwrap().next_request_id(), here_id + 5);
+        drop((first, second));
+        accept.abort();
     }
 
     #[tokio::test]
