@@ -286,6 +286,7 @@ pub async fn run(config: Config, config_path: PathBuf) -> Result<(), DaemonError
             token: daemon.config.admin.token.clone(),
             hosts: daemon.config.admin.hosts.clone(),
             started,
+            workers: daemon.http.workers().cloned(),
         });
         tokio::spawn(admin::serve(listener, state, daemon.shutdown.clone()));
     }

@@ -28,7 +28,7 @@ fn start_lb(cluster: &Cluster, token: Option<&str>) -> (Fpmlb, String) {
     let admin = cluster.net.addr(1, 9180);
     let token = token.map_or(String::new(), |t| format!("  token: \"{t}\"\n"));
     let yaml = format!(
-        "listen: \"{addr}\"\ndocument_root: {}\nadmin:\n  listen: \"{admin}\"\n{token}log:\n  level: info\n{HEALTH}{}",
+        "listen: \"{addr}\"\nworkers: 2\ndocument_root: {}\nadmin:\n  listen: \"{admin}\"\n{token}log:\n  level: info\n{HEALTH}{}",
         cluster.docroot(),
         cluster.backends_yaml()
     );
@@ -333,6 +333,40 @@ async fn status_json_and_metrics_show_every_backend() {
         states,
         BTreeSet::from(["idle", "in_use", "waiting"].map(String::from))
     );
+    // Client connections open at once go to the serving thread with the
+    // fewest (`workers: 2`): two kept-alive clients, one on each.
+    let mut kept = Vec::new();
+    for _ in 0..2 {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut s = tokio::net::TcpStream::connect(lb.addr).await.unwrap();
+        s.write_all(b"GET /hello.php HTTP/1.1\r\nHost: t\r\n\r\n")
+            .await
+            .unwrap();
+        let mut buf = [0u8; 512];
+        let n = s.read(&mut buf).await.unwrap();
+        assert!(buf[..n].starts_with(b"HTTP/1.1 200"), "{:?}", &buf[..n]);
+        kept.push(s);
+    }
+    let r = get(&client(false), &format!("{admin}/metrics"))
+        .await
+        .unwrap();
+    let families = parse_openmetrics(&r.text());
+    let threads = &families["fpmlb_thread_connections"];
+    assert_eq!(threads["type"], "gauge", "{threads:#}");
+    let open: BTreeMap<String, f64> = threads["samples"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s[1]["thread"].as_str().unwrap().to_string(),
+                s[2].as_f64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(open.len(), 2, "{open:?}");
+    assert!(open.values().all(|&n| n >= 1.0), "{open:?}");
+    drop(kept);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

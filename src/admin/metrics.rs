@@ -22,6 +22,7 @@ use crate::admin::view::{CompressionView, ReadAheadView};
 use crate::health::fpm_status::FpmStatus;
 use crate::http::budget::ByteBudget;
 use crate::http::read_ahead::ReadAhead;
+use crate::runtime::Workers;
 use crate::session::verdict::ClusterReport;
 use crate::upstream::Upstream;
 use crate::upstream::backend::{Backend, State};
@@ -37,6 +38,7 @@ pub struct UpstreamCollector {
     pub read_ahead: Arc<ArcSwap<ReadAhead>>,
     pub compression_memory: Arc<ArcSwap<ByteBudget>>,
     pub started: Instant,
+    pub workers: Option<Arc<Workers>>,
 }
 
 /// The registry with our collector; encode it per scrape.
@@ -284,6 +286,19 @@ impl Collector for UpstreamCollector {
             |b| load(&b.stats.session_resets),
         )?;
         encode_read_ahead(&mut enc, &ReadAheadView::of(&self.read_ahead.load()))?;
+        if let Some(workers) = &self.workers {
+            let mut m = enc.encode_descriptor(
+                "fpmlb_thread_connections",
+                "Client connections each serving thread (`workers`) serves now.",
+                None,
+                MetricType::Gauge,
+            )?;
+            for (thread, open) in workers.open().into_iter().enumerate() {
+                let thread = thread.to_string();
+                let labels = [("thread", thread.as_str())];
+                ConstGauge::new(int(open)).encode(m.encode_family(&labels)?)?;
+            }
+        }
         let compression = CompressionView::of(&self.compression_memory.load());
         for (name, help, v) in [
             (

@@ -61,6 +61,8 @@ pub struct AdminState {
     /// and localhost.
     pub hosts: Vec<String>,
     pub started: tokio::time::Instant,
+    /// The threads serving connections, for their counts.
+    pub workers: Option<Arc<crate::runtime::Workers>>,
 }
 
 /// Most admin connections open at once; more are closed at accept.
@@ -175,6 +177,7 @@ impl Admin {
             read_ahead: Arc::clone(&state.read_ahead),
             compression_memory: Arc::clone(&state.compression_memory),
             started: state.started,
+            workers: state.workers.clone(),
         });
         Admin { state, registry }
     }

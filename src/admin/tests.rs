@@ -12,6 +12,7 @@ use crate::health::fpm_status::FpmStatus;
 use crate::health::passive::FailureWindow;
 use crate::http::budget::ByteBudget;
 use crate::http::read_ahead::ReadAhead;
+use crate::runtime::Workers;
 use crate::session::compare::Difference;
 use crate::session::consequence::Consequence;
 use crate::session::rules::{Judgement, Proof};
@@ -155,6 +156,7 @@ fn fixture(token: Option<&str>) -> Fixture {
         token: token.map(str::to_string),
         hosts: Vec::new(),
         started: Instant::now(),
+        workers: Some(Arc::new(Workers::start(2).unwrap())),
     });
     Fixture {
         admin: Admin::new(state),
@@ -390,6 +392,15 @@ async fn metrics_are_openmetrics_with_backend_labels() {
     f.backends[1].set_enabled(false);
     let _held = busy_read_ahead(&f.read_ahead);
     let _compressing = busy_compression(&f);
+    let (_hold, held) = tokio::sync::oneshot::channel::<()>();
+    f.admin
+        .state
+        .workers
+        .as_ref()
+        .unwrap()
+        .spawn_connection(async move {
+            let _ = held.await;
+        });
     let resp = call(&f, "GET", "/metrics", None);
     assert_eq!(resp.status(), StatusCode::OK);
     assert_eq!(resp.headers()[CONTENT_TYPE], metrics::CONTENT_TYPE);
@@ -417,6 +428,9 @@ async fn metrics_are_openmetrics_with_backend_labels() {
         "fpmlb_requests_total{backend=\"<b>x#1\",class=\"2xx\"} 0",
         "# TYPE fpmlb_read_ahead_streamed counter",
         "fpmlb_read_ahead_streamed_total 3",
+        "# TYPE fpmlb_thread_connections gauge",
+        "fpmlb_thread_connections{thread=\"0\"} 1",
+        "fpmlb_thread_connections{thread=\"1\"} 0",
         "fpmlb_read_ahead_taken_over_total 2",
         "fpmlb_read_ahead_spilled_total 1",
         "fpmlb_read_ahead_waited_total 1",
