@@ -16,9 +16,10 @@
 //! connection is handed to the thread serving the fewest
 //! ([`Workers::spawn_connection`]). A socket is registered with the
 //! runtime of the thread that opened it and may be used from another (its
-//! readiness then comes through its own thread's driver): the connection
-//! pools therefore prefer a connection opened on the asking thread
-//! ([`current`]).
+//! readiness then comes through its own thread's driver, which wakes that
+//! thread to pass it on): the connection pools therefore lend a connection
+//! opened on the asking thread ([`current`]) first, and move one opened on
+//! another to the asking thread's driver before lending it.
 
 use std::cell::Cell;
 use std::future::Future;
@@ -34,6 +35,13 @@ use tokio::sync::oneshot;
 /// How long a stopping thread waits for its blocking tasks (file reads,
 /// temp files) once its connections are done.
 const BLOCKING_GRACE: Duration = Duration::from_secs(1);
+
+/// Threads for blocking tasks (file reads, temp files), all serving threads
+/// together: tokio's default for one runtime, shared out between them.
+const BLOCKING_THREADS: usize = 512;
+
+/// The least each serving thread may have, however many there are.
+const BLOCKING_THREADS_MIN: usize = 8;
 
 thread_local! {
     static WORKER: Cell<Option<usize>> = const { Cell::new(None) };
@@ -73,10 +81,13 @@ impl Drop for Open {
 impl Workers {
     /// Starts `n` serving threads (at least one).
     pub fn start(n: usize) -> std::io::Result<Workers> {
-        let mut workers = Vec::with_capacity(n.max(1));
-        for index in 0..n.max(1) {
+        let n = n.max(1);
+        let blocking = (BLOCKING_THREADS / n).max(BLOCKING_THREADS_MIN);
+        let mut workers = Vec::with_capacity(n);
+        for index in 0..n {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
+                .max_blocking_threads(blocking)
                 .build()?;
             let handle = runtime.handle().clone();
             let (stop, stopped) = oneshot::channel::<()>();

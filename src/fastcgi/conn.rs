@@ -159,6 +159,18 @@ impl Connection {
         })
     }
 
+    /// The same connection, registered with the I/O driver of the runtime
+    /// this runs on rather than the one it was opened on (two `epoll_ctl`s):
+    /// its readiness then wakes this thread directly, not the other thread
+    /// to pass it on (`crate::runtime`).
+    pub fn rehome(self) -> io::Result<Connection> {
+        let stream = match self.stream {
+            Stream::Tcp(s) => Stream::Tcp(TcpStream::from_std(s.into_std()?)?),
+            Stream::Unix(s) => Stream::Unix(UnixStream::from_std(s.into_std()?)?),
+        };
+        Ok(Connection { stream, ..self })
+    }
+
     /// A request id for the next exchange on this connection: 1 for the
     /// first, then each exchange a new one (1..=65535, 0 being the
     /// management id). A record that arrives late from an earlier exchange

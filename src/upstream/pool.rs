@@ -493,6 +493,28 @@ impl Pool {
         }
     }
 
+    /// An idle connection opened on another serving thread, moved to the
+    /// one asking (`crate::runtime`): each of its reads would otherwise
+    /// wake its own thread to pass the readiness on. `None` (closed) if it
+    /// cannot be moved.
+    fn on_this_thread(&self, idle: Idle) -> Option<Idle> {
+        let here = crate::runtime::current();
+        if here.is_none() || idle.home == here {
+            return Some(idle);
+        }
+        match idle.conn.rehome() {
+            Ok(conn) => Some(Idle {
+                conn,
+                home: here,
+                ..idle
+            }),
+            Err(e) => {
+                tracing::debug!(backend = %self.inner.endpoint, "a kept connection could not move to this thread: {e}");
+                None
+            }
+        }
+    }
+
     /// Whether an idle connection is still open and clean (see
     /// [`Connection::is_reusable`]). A connection whose readiness check was
     /// answered is counted either way: when none of them is ever found
@@ -719,7 +741,13 @@ impl Slot {
     /// live one is idle, else a new one.
     pub async fn connect(self, reuse: bool) -> Result<PooledConn, PoolError> {
         let Slot { permit, pool } = self;
-        if reuse && let Some(idle) = pool.take_idle(Instant::now()) {
+        let kept = if reuse {
+            pool.take_idle(Instant::now())
+                .and_then(|idle| pool.on_this_thread(idle))
+        } else {
+            None
+        };
+        if let Some(idle) = kept {
             pool.inner.reused.fetch_add(1, Ordering::Relaxed);
             return Ok(PooledConn {
                 conn: Some(idle.conn),
@@ -1200,6 +1228,78 @@ mod tests {
         assert_eq!(second.conn().unwrap().next_request_id(), here_id + 5);
         drop((first, second));
         accept.abort();
+    }
+
+    /// A connection opened on one serving thread and lent on another is
+    /// moved to the second's I/O driver: it still works once the first
+    /// thread's runtime is gone.
+    #[test]
+    fn a_connection_lent_on_another_thread_moves_to_it() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let (l, ep) = rt.block_on(listener());
+        let l = l.into_std().unwrap();
+        l.set_nonblocking(false).unwrap();
+        let echo = std::thread::spawn(move || {
+            use std::io::{Read, Write};
+            let (mut s, _) = l.accept().unwrap();
+            let mut b = [0u8; 8];
+            while s.read_exact(&mut b).is_ok() {
+                s.write_all(&b).unwrap();
+            }
+        });
+        let pool = Pool::new(ep, settings(1, 10));
+        let first = crate::runtime::Workers::start(1).unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let p = pool.clone();
+        first.spawn_connection(async move {
+            let conn = p.acquire().await.unwrap();
+            let home = conn.home;
+            conn.release();
+            tx.send(home).unwrap();
+        });
+        assert_eq!(rx.recv().unwrap(), Some(0));
+        // The thread it was opened on is gone with its runtime.
+        first.stop();
+        drop(first);
+        let second = crate::runtime::Workers::start(2).unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let hold = std::sync::Arc::new(tokio::sync::Notify::new());
+        // Thread 0 busy with a connection of its own: the next goes to 1.
+        let held = std::sync::Arc::clone(&hold);
+        second.spawn_connection(async move { held.notified().await });
+        second.spawn_connection(async move {
+            let mut conn = pool.acquire().await.unwrap();
+            let reused = conn.reused;
+            let home = conn.home;
+            let c = conn.conn().unwrap();
+            // An empty STDOUT record of request 1, echoed back.
+            let echoed = async {
+                c.write_all(&[1, 6, 0, 1, 0, 0, 0, 0])
+                    .await
+                    .map_err(|e| e.to_string())?;
+                c.read_record().await.map_err(|e| e.to_string())
+            };
+            let echoed = tokio::time::timeout(Duration::from_secs(5), echoed).await;
+            tx.send((
+                reused,
+                home,
+                crate::runtime::current(),
+                format!("{echoed:?}"),
+            ))
+            .unwrap();
+        });
+        let (reused, home, here, echoed) = rx.recv().unwrap();
+        assert!(reused);
+        assert_eq!(here, Some(1));
+        assert_eq!(home, here);
+        assert!(echoed.starts_with("Ok(Ok(Some((1, "), "{echoed}");
+        hold.notify_one();
+        second.stop();
+        drop(rt);
+        drop(echo);
     }
 
     #[tokio::test]
