@@ -29,6 +29,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use futures_util::FutureExt;
 use tokio::runtime::Handle;
 use tokio::sync::oneshot;
 
@@ -146,10 +147,10 @@ impl Workers {
         };
         worker.open.fetch_add(1, Ordering::Relaxed);
         let open = Open(Arc::clone(&worker.open));
-        worker.handle.spawn(async move {
-            let _open = open;
-            serve.await;
-        });
+        // Not an async block around `serve`: it would hold the future twice
+        // (as the block's capture and as what it awaits), and an idle
+        // client's task would double in size.
+        worker.handle.spawn(serve.map(move |()| drop(open)));
     }
 
     /// Stops every thread: what they still run is dropped. Blocks until
