@@ -113,16 +113,6 @@ impl Workers {
         })
     }
 
-    /// How many threads serve.
-    pub fn len(&self) -> usize {
-        self.workers.len()
-    }
-
-    /// Never: [`Workers::start`] starts at least one.
-    pub fn is_empty(&self) -> bool {
-        self.workers.is_empty()
-    }
-
     /// Connections each thread serves now.
     pub fn open(&self) -> Vec<usize> {
         self.workers
