@@ -30,7 +30,9 @@
 //! within [`WORKER_PATIENCE`] makes the pool give workers back (its idle
 //! connections are closed at once, and connections that finish an exchange
 //! are closed rather than kept) and lower its cap to the connections that
-//! were being served, so the next requests wait in fpmlb's queue, first come
+//! were being served (answered or kept: a new connection not answered yet
+//! shows no worker, and at start-up every first page may be slow), so the
+//! next requests wait in fpmlb's queue, first come
 //! first served, rather than in php-fpm's listen queue; until the waiting
 //! one is answered or has waited that long again. If that answer comes
 //! soon after a worker was given back (within the patience), the connection
@@ -212,6 +214,10 @@ struct Inner {
     /// answer (until twice that): while any does, connections that finish
     /// an exchange are closed.
     starving: AtomicUsize,
+    /// New connections (being opened, or lent) whose request has had no
+    /// answer yet: nothing shows that they hold a worker, so they are no
+    /// evidence that the pool is full (see [`PooledConn::waiting_for_worker`]).
+    unheard: AtomicUsize,
     /// Kept-alive connections closed to give their worker back.
     given_back: AtomicU64,
     /// Kept-alive connections closed at RECYCLE_AFTER.
@@ -264,6 +270,7 @@ impl Pool {
                 opened: AtomicU64::new(0),
                 reused: AtomicU64::new(0),
                 starving: AtomicUsize::new(0),
+                unheard: AtomicUsize::new(0),
                 given_back: AtomicU64::new(0),
                 recycled: AtomicU64::new(0),
                 oversubscribed: AtomicBool::new(false),
@@ -304,11 +311,7 @@ impl Pool {
         {
             cap.learned = None;
         }
-        let target = cap
-            .learned
-            .map_or(cap.reported, |(learned, _)| learned.min(cap.reported))
-            .clamp(1, configured);
-        let want = configured - target;
+        let want = configured - self.in_force(cap);
         if want > cap.withheld {
             let taken = self.inner.slots.forget_permits(want - cap.withheld);
             cap.withheld += taken;
@@ -320,6 +323,14 @@ impl Pool {
         self.inner
             .owes_permits
             .store(cap.owed > 0, Ordering::Relaxed);
+    }
+
+    /// The cap in force: the reported one, or a learned one below it, within
+    /// the configured maximum.
+    fn in_force(&self, cap: &Cap) -> usize {
+        cap.learned
+            .map_or(cap.reported, |(learned, _)| learned.min(cap.reported))
+            .clamp(1, self.inner.settings.max_conns)
     }
 
     /// Whether the permit of a finishing connection is kept back (the cap
@@ -341,7 +352,8 @@ impl Pool {
     }
 
     /// Lowers the cap to `workers` for [`LEARNED_CAP_HOLD`]: that many
-    /// connections were served while another waited for a worker. Below a
+    /// connections were served while another waited for a worker (fewer
+    /// than the cap in force, under which it waited). Below a
     /// cap learnt earlier and still held, only by one, and only when the
     /// waiting connection was opened at that cap (`at_cap`): a pool kept
     /// under its learnt cap shows nothing new of its workers, and a slow
@@ -349,13 +361,17 @@ impl Pool {
     /// in force afterwards.
     fn learn_cap(&self, workers: usize, at_cap: bool, now: Instant) -> Learnt {
         let mut cap = self.cap();
+        self.apply_cap(&mut cap, now);
+        // A connection waited under the cap in force: fewer workers than
+        // that. (The count can come out higher: a finishing connection is
+        // idle a moment before its permit is back, and other threads lend
+        // and release meanwhile. Kept, such a cap would change nothing and
+        // block learning for its hold, each new connection waiting.)
+        let workers = workers.min(self.in_force(&cap).saturating_sub(1)).max(1);
         let before = cap.learned;
-        let held = before
-            .filter(|(_, at)| now.duration_since(*at) < LEARNED_CAP_HOLD)
-            .map(|(learned, _)| learned);
-        let learned = match held {
+        let learned = match cap.learned {
             None => Some(workers),
-            Some(held) if at_cap => Some(workers.max(held.saturating_sub(1)).min(held)),
+            Some((held, _)) if at_cap => Some(workers.max(held.saturating_sub(1)).min(held)),
             Some(_) => None,
         };
         let set = learned.map(|learned| (learned, now));
@@ -754,6 +770,7 @@ impl Slot {
                 permit: Some(permit),
                 pool,
                 reused: true,
+                unheard: None,
                 starving: false,
                 judged: None,
                 born: idle.born,
@@ -763,6 +780,8 @@ impl Slot {
                 ready_wait: READY_WAIT,
             });
         }
+        // Counted from now: a connection being opened holds no worker yet.
+        let unheard = Unheard::new(&pool);
         let conn = Connection::connect(&pool.inner.endpoint, pool.inner.settings.connect_timeout)
             .await
             .map_err(PoolError::Connect)?;
@@ -772,6 +791,7 @@ impl Slot {
             permit: Some(permit),
             pool,
             reused: false,
+            unheard: Some(unheard),
             starving: false,
             judged: None,
             born: Instant::now(),
@@ -793,6 +813,8 @@ pub struct PooledConn {
     pool: Pool,
     /// Whether it was kept alive from an earlier exchange.
     pub reused: bool,
+    /// A new connection not answered yet, counted in the pool's `unheard`.
+    unheard: Option<Unheard>,
     /// Counted in the pool's `starving`.
     starving: bool,
     /// Its request waited past the patience while others held workers.
@@ -842,6 +864,7 @@ impl PooledConn {
     /// closed after `ready_wait`).
     pub fn release(mut self) {
         self.answered();
+        self.unheard = None;
         let Some(mut conn) = self.conn.take() else {
             return;
         };
@@ -940,13 +963,18 @@ impl PooledConn {
         }
         self.starving = true;
         let inner = &self.pool.inner;
-        let starving = inner.starving.fetch_add(1, Ordering::Relaxed) + 1;
+        inner.starving.fetch_add(1, Ordering::Relaxed);
         // None of this pool's other connections holds a worker (none in
         // use and answered, none idle): no evidence that the pool is full.
         // A script slower than the patience on a quiet pool looks exactly
-        // like this. The connection waits for its answer; nothing is learnt.
+        // like this, and so do slow first pages on connections all opened
+        // at once (start-up: PHP connecting to the session store, opcache
+        // compiling). The connection waits for its answer; nothing is
+        // learnt. (This one is unheard too, as is any that starves.)
         let figures = self.pool.figures();
-        let busy = figures.in_use.saturating_sub(starving);
+        let busy = figures
+            .in_use
+            .saturating_sub(inner.unheard.load(Ordering::Relaxed));
         let at_cap = figures.in_use >= figures.cap;
         let freed = self.pool.freed();
         let now = Instant::now();
@@ -984,6 +1012,7 @@ impl PooledConn {
     /// now, the first time a pool keeps one this way (for one warning).
     pub fn first_answer(&mut self) -> Option<usize> {
         self.answered();
+        self.unheard = None;
         let judged = self.judged.take()?;
         let now = Instant::now();
         if now.duration_since(judged.at) > judged.patience || self.pool.freed() == judged.freed {
@@ -1036,6 +1065,23 @@ struct Judged {
     learnt: Learnt,
     /// The pool's [`Pool::freed`] before its idle connections were closed.
     freed: u64,
+}
+
+/// One of the pool's `unheard` connections, counted until dropped.
+#[derive(Debug)]
+struct Unheard(Arc<Inner>);
+
+impl Unheard {
+    fn new(pool: &Pool) -> Self {
+        pool.inner.unheard.fetch_add(1, Ordering::Relaxed);
+        Unheard(Arc::clone(&pool.inner))
+    }
+}
+
+impl Drop for Unheard {
+    fn drop(&mut self) {
+        self.0.unheard.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl Drop for PooledConn {
@@ -1362,6 +1408,33 @@ mod tests {
         assert_eq!(pool.figures().cap, 2);
     }
 
+    /// Start-up: every connection new, each page slow (PHP connecting to
+    /// its session store, opcache compiling). One goes past the patience
+    /// while the others are in use but not answered either: they show no
+    /// worker held, nothing is learnt, and the cap stays. Once one of them
+    /// is answered, it counts.
+    #[tokio::test]
+    async fn slow_first_pages_on_new_connections_teach_no_cap() {
+        let (l, ep) = listener().await;
+        let _keep = keep_accepting(l);
+        let pool = Pool::new(ep, settings(4, 10));
+        let mut conns = Vec::new();
+        for _ in 0..4 {
+            conns.push(pool.acquire().await.unwrap());
+        }
+        let learned = |pool: &Pool| pool.cap().learned.map(|(cap, _)| cap);
+        conns[0].waiting_for_worker(WORKER_PATIENCE);
+        assert_eq!(learned(&pool), None, "no worker seen held");
+        assert_eq!(conns[0].first_answer(), None);
+        // Answered, it holds a worker: the next one that waits learns.
+        conns[1].waiting_for_worker(WORKER_PATIENCE);
+        assert_eq!(learned(&pool), Some(1), "conns[0] answered, conns[1] waits");
+        drop(conns);
+        assert_eq!(pool.figures().cap, 1, "owed permits kept back");
+        // Dropped unanswered (a failed exchange): no longer counted.
+        assert_eq!(pool.inner.unheard.load(Ordering::Relaxed), 0);
+    }
+
     /// A slow script on a new connection while a kept one is served: from
     /// the pool's side, a connection queued behind that worker, until its
     /// answer comes later than the patience after the idle worker was given
@@ -1420,7 +1493,7 @@ mod tests {
         let (mut worker, _) = l.accept().await.unwrap();
         let mut b = pool.acquire().await.unwrap();
         assert!(b.watch_for_worker());
-        a.answered();
+        assert_eq!(a.first_answer(), None, "a is answered");
         assert!(a.watch_for_worker(), "a is new too");
 
         // b's request gets no answer: the pool hears of it, once. (A long
@@ -1485,10 +1558,15 @@ mod tests {
             "under the cap: nothing"
         );
         assert_eq!(pool.learn_cap(1, true, now).cap, 2, "at the cap: one step");
-        assert_eq!(pool.learn_cap(2, true, now).cap, 2);
         assert_eq!(pool.figures().cap, 2);
         pool.close_idle(now + LEARNED_CAP_HOLD);
         assert_eq!(pool.figures().cap, 8, "the hold ended");
+        // More workers counted than the cap in force (connections counted
+        // twice while other threads release them): one fewer than the cap,
+        // since one connection waited under it.
+        let now = now + LEARNED_CAP_HOLD;
+        assert_eq!(pool.learn_cap(10, true, now).cap, 7);
+        assert_eq!(pool.learn_cap(10, true, now).cap, 6, "at the cap: one step");
     }
 
     #[test]
