@@ -79,6 +79,17 @@ impl Drop for Open {
     }
 }
 
+/// `serve`, counted in `open` until it ends or is dropped. Not an async
+/// block around `serve`: it would hold the future twice (as the block's
+/// capture and as what it awaits), and an idle client's task would double
+/// in size.
+fn counted<F>(serve: F, open: Open) -> impl Future<Output = ()> + Send + 'static
+where
+    F: Future<Output = ()> + Send + 'static,
+{
+    serve.map(move |()| drop(open))
+}
+
 impl Workers {
     /// Starts `n` serving threads (at least one).
     pub fn start(n: usize) -> std::io::Result<Workers> {
@@ -137,10 +148,7 @@ impl Workers {
         };
         worker.open.fetch_add(1, Ordering::Relaxed);
         let open = Open(Arc::clone(&worker.open));
-        // Not an async block around `serve`: it would hold the future twice
-        // (as the block's capture and as what it awaits), and an idle
-        // client's task would double in size.
-        worker.handle.spawn(serve.map(move |()| drop(open)));
+        worker.handle.spawn(counted(serve, open));
     }
 
     /// Stops every thread: what they still run is dropped. Blocks until
@@ -174,6 +182,25 @@ impl Drop for Workers {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A connection's task is its future and the thread's count, no more:
+    /// an idle client's memory is mostly that future.
+    #[test]
+    fn counting_a_connection_adds_nothing_to_its_task() {
+        let big = [7u8; 4096];
+        let serve = async move {
+            tokio::task::yield_now().await;
+            std::hint::black_box(&big);
+        };
+        let alone = std::mem::size_of_val(&serve);
+        let open = Open(Arc::new(AtomicUsize::new(1)));
+        let task = counted(serve, open);
+        assert!(
+            std::mem::size_of_val(&task) <= alone + 16,
+            "{} bytes for a {alone}-byte future",
+            std::mem::size_of_val(&task)
+        );
+    }
 
     #[test]
     fn connections_go_to_the_thread_serving_the_fewest() {
