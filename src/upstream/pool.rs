@@ -56,7 +56,11 @@
 //!   [`RECYCLE_GAP`], so workers fpmlb holds are given back that often
 //!   even under full load: a connection another client queued in the
 //!   meantime gets one, and fpmlb's replacement queues behind it (and, if
-//!   it waits, makes this pool learn its share as above);
+//!   it waits, makes this pool learn its share as above); and in a pool
+//!   that learnt a share, a new connection with no answer after
+//!   [`SHARED_NUDGE`] has the least recently used idle connection closed
+//!   for it (within the same [`RECYCLE_GAP`]), rather than waiting the
+//!   whole patience while fpmlb holds a worker it could have;
 //! - fpmlb's own requests (health checks, status polls, session probes)
 //!   never keep a worker: they borrow an idle connection without making it
 //!   younger, or open one and close it after use.
@@ -113,6 +117,18 @@ fn due_for_recycling(born: Instant, now: Instant) -> bool {
 /// recycling every connection does. (A unix socket leaves no TIME_WAIT, but
 /// the same bound keeps reconnects cheap there too.)
 pub const RECYCLE_GAP: Duration = Duration::from_millis(20);
+
+/// How long a new connection of a pool that holds a learnt cap (one that
+/// shares its workers with others: an HA partner, nginx, HAProxy) waits
+/// for its first answer before the pool closes one of its idle
+/// connections for it. A kept connection recycled (see [`RECYCLE_AFTER`])
+/// gives its worker to whoever queued first, often the other balancer;
+/// its replacement then waits in php-fpm's queue while fpmlb may hold an
+/// idle connection whose worker would serve it, until the patience
+/// ([`WORKER_PATIENCE`]) closes it. Ten times an idle pool's answer to a
+/// hello page on this side of the patience; at most one such close per
+/// [`RECYCLE_GAP`], shared with recycling (each leaves a TIME_WAIT).
+pub const SHARED_NUDGE: Duration = Duration::from_millis(10);
 
 /// How long a cap learned from a connection that waited for a worker holds
 /// before the pool tries its full cap again: a pool that grew (pm = dynamic
@@ -469,9 +485,17 @@ impl Pool {
     /// [`RECYCLE_AFTER`] old, and the pool recycled none in the last
     /// [`RECYCLE_GAP`] (else it is kept, and recycled later). Counted.
     fn recycle(&self, born: Instant, now: Instant) -> bool {
-        if !due_for_recycling(born, now) {
+        if !due_for_recycling(born, now) || !self.turn_to_close(now) {
             return false;
         }
+        self.inner.recycled.fetch_add(1, Ordering::Relaxed);
+        true
+    }
+
+    /// Whether a kept connection may be closed at `now` to free its worker
+    /// (recycled, or given back by [`Pool::nudge`]): the pool closed none
+    /// that way in the last [`RECYCLE_GAP`]. Taken if so.
+    fn turn_to_close(&self, now: Instant) -> bool {
         let mut last = match self.inner.last_recycle.lock() {
             Ok(guard) => guard,
             Err(poisoned) => poisoned.into_inner(),
@@ -480,8 +504,43 @@ impl Pool {
             return false;
         }
         *last = Some(now);
-        self.inner.recycled.fetch_add(1, Ordering::Relaxed);
         true
+    }
+
+    /// Whether the pool holds a learnt cap: others use its workers.
+    fn shared(&self) -> bool {
+        self.cap().learned.is_some()
+    }
+
+    /// After [`SHARED_NUDGE`], if the new connection `waiting` stands for
+    /// has had no answer yet, closes the pool's least recently used idle
+    /// connection: its worker goes to the oldest connection in php-fpm's
+    /// queue, most likely that one.
+    fn nudge_later(&self, waiting: std::sync::Weak<Unheard>) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let pool = self.clone();
+        runtime.spawn(async move {
+            tokio::time::sleep(SHARED_NUDGE).await;
+            if waiting.strong_count() > 0 {
+                pool.nudge(Instant::now());
+            }
+        });
+    }
+
+    /// Closes the least recently used idle connection, if the pool may
+    /// close one now (see [`Pool::turn_to_close`]).
+    fn nudge(&self, now: Instant) {
+        let closed = {
+            let mut idle = self.idle();
+            if idle.is_empty() || !self.turn_to_close(now) {
+                return;
+            }
+            idle.remove(0)
+        };
+        drop(closed);
+        self.inner.given_back.fetch_add(1, Ordering::Relaxed);
     }
 
     /// The most recently used idle connection that is still open, not idle
@@ -781,11 +840,14 @@ impl Slot {
             });
         }
         // Counted from now: a connection being opened holds no worker yet.
-        let unheard = Unheard::new(&pool);
+        let unheard = Arc::new(Unheard::new(&pool));
         let conn = Connection::connect(&pool.inner.endpoint, pool.inner.settings.connect_timeout)
             .await
             .map_err(PoolError::Connect)?;
         pool.inner.opened.fetch_add(1, Ordering::Relaxed);
+        if pool.shared() {
+            pool.nudge_later(Arc::downgrade(&unheard));
+        }
         Ok(PooledConn {
             conn: Some(conn),
             permit: Some(permit),
@@ -813,8 +875,9 @@ pub struct PooledConn {
     pool: Pool,
     /// Whether it was kept alive from an earlier exchange.
     pub reused: bool,
-    /// A new connection not answered yet, counted in the pool's `unheard`.
-    unheard: Option<Unheard>,
+    /// A new connection not answered yet, counted in the pool's `unheard`
+    /// (and watched by [`Pool::nudge_later`]).
+    unheard: Option<Arc<Unheard>>,
     /// Counted in the pool's `starving`.
     starving: bool,
     /// Its request waited past the patience while others held workers.
@@ -1537,6 +1600,51 @@ mod tests {
         assert_eq!(pool.figures().cap, 1);
         pool.close_idle(now + LEARNED_CAP_HOLD);
         assert_eq!(pool.figures().cap, 2);
+    }
+
+    /// A pool holding a learnt cap shares its workers: a new connection
+    /// with no answer after SHARED_NUDGE has the pool close its least
+    /// recently used idle connection, whose worker goes to php-fpm's queue.
+    /// One answered by then, or in a pool that learnt nothing, does not.
+    #[tokio::test]
+    async fn a_shared_pool_gives_an_idle_worker_to_its_waiting_new_connection() {
+        let (l, ep) = listener().await;
+        let _keep = keep_accepting(l);
+        let settle = || async {
+            for _ in 0..4 {
+                tokio::task::yield_now().await;
+            }
+        };
+        let pool = Pool::new(ep.clone(), settings(4, 10));
+        let mut a = pool.acquire().await.unwrap();
+        a.first_answer();
+        a.release();
+        // Not shared: the new connection waits; nothing is closed for it.
+        let waiting = pool.acquire_fresh().await.unwrap();
+        tokio::time::pause();
+        settle().await;
+        tokio::time::advance(SHARED_NUDGE * 2).await;
+        settle().await;
+        assert_eq!((pool.figures().idle, pool.figures().given_back), (1, 0));
+        drop(waiting);
+
+        pool.learn_cap(2, false, Instant::now());
+        let mut waiting = pool.acquire_fresh().await.unwrap();
+        settle().await; // the nudge's timer starts
+        tokio::time::advance(SHARED_NUDGE + Duration::from_millis(1)).await;
+        settle().await;
+        assert_eq!((pool.figures().idle, pool.figures().given_back), (0, 1));
+        waiting.first_answer();
+        waiting.release();
+        // Answered before the nudge: nothing more is closed.
+        tokio::time::advance(RECYCLE_GAP).await;
+        let mut answered = pool.acquire_fresh().await.unwrap();
+        settle().await;
+        answered.first_answer();
+        tokio::time::advance(SHARED_NUDGE * 2).await;
+        settle().await;
+        assert_eq!((pool.figures().idle, pool.figures().given_back), (1, 1));
+        drop(answered);
     }
 
     /// A learnt cap is lowered further by one step at most, and only by a
