@@ -1615,7 +1615,7 @@ mod tests {
                 tokio::task::yield_now().await;
             }
         };
-        let pool = Pool::new(ep.clone(), settings(4, 10));
+        let pool = Pool::new(ep, settings(4, 10));
         let mut a = pool.acquire().await.unwrap();
         a.first_answer();
         a.release();
