@@ -1038,7 +1038,9 @@ impl PooledConn {
         let busy = figures
             .in_use
             .saturating_sub(inner.unheard.load(Ordering::Relaxed));
-        let at_cap = figures.in_use >= figures.cap;
+        // At the cap: the connections fpmlb holds (lent or idle; an idle
+        // one holds no permit but does hold a worker) fill it.
+        let at_cap = figures.in_use + figures.idle >= figures.cap;
         let freed = self.pool.freed();
         let now = Instant::now();
         let closed = {
@@ -1645,6 +1647,27 @@ mod tests {
         settle().await;
         assert_eq!((pool.figures().idle, pool.figures().given_back), (1, 1));
         drop(answered);
+    }
+
+    /// A pool that learnt a cap of two, then lost a worker more to another
+    /// balancer: its new connection waits while its other one is idle. The
+    /// pool is at its cap (the idle connection holds a worker, though not a
+    /// permit), so the cap falls by one; without that, every replacement
+    /// of a recycled connection would wait the patience for 30 s.
+    #[tokio::test]
+    async fn a_wait_beside_an_idle_connection_is_a_wait_at_the_cap() {
+        let (l, ep) = listener().await;
+        let _keep = keep_accepting(l);
+        let pool = Pool::new(ep, settings(4, 10));
+        let mut kept = pool.acquire().await.unwrap();
+        kept.first_answer();
+        pool.learn_cap(2, false, Instant::now());
+        kept.release();
+        let mut waiting = pool.acquire_fresh().await.unwrap();
+        assert_eq!((pool.figures().in_use, pool.figures().idle), (1, 1));
+        waiting.waiting_for_worker(WORKER_PATIENCE);
+        assert_eq!(pool.cap().learned.map(|(cap, _)| cap), Some(1));
+        drop(waiting);
     }
 
     /// A learnt cap is lowered further by one step at most, and only by a
