@@ -679,7 +679,7 @@ impl Router {
             return None;
         };
         let len = opened.meta.len();
-        let content_type = serve::content_type(&opened.path);
+        let content_type = HeaderValue::from_static(opened.shared.mime);
         let method = if head { Method::HEAD } else { Method::GET };
         let headers = HeaderMap::new();
         let choice = serve::choose(root, opened, &headers, false);

@@ -8,7 +8,7 @@
 //! absence with no system call, a file with one `fstat` of its held
 //! descriptor (shared; every read is positional), which must show the size
 //! and times its held metadata says (and a small file's bytes once a
-//! response read them whole, `Opened::content`). A file written over in
+//! response read them whole, `Shared::content`). A file written over in
 //! place, replaced by a rename or deleted (its link count, hence its change
 //! time, moves) is looked up again at once: its length, ETag and bytes
 //! always agree. The root directory's own check (a switched `current` link)

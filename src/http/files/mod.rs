@@ -115,10 +115,20 @@ pub struct Opened {
     /// precompressed siblings ([`Root::find_beside`]): the same request
     /// looks in the same directory without checking the root again.
     under: Option<Arc<RootDir>>,
+    /// What every copy the open file cache hands out shares.
+    pub shared: Arc<Shared>,
+}
+
+/// What the copies of one [`Opened`] share.
+#[derive(Debug)]
+pub struct Shared {
     /// A small file's bytes once a response read them whole
-    /// ([`serve::SMALL`] or less), shared by every copy the open file cache
-    /// hands out: later responses send them without a read.
-    pub content: Arc<OnceLock<Bytes>>,
+    /// ([`serve::SMALL`] or less): later responses send them without a
+    /// read.
+    pub content: OnceLock<Bytes>,
+    /// Its Content-Type, by the path's extension ([`serve::mime_type`]):
+    /// looked up once per open, not per response.
+    pub mime: &'static str,
 }
 
 impl Opened {
@@ -128,7 +138,10 @@ impl Opened {
             meta,
             path: Arc::from(path),
             under,
-            content: Arc::default(),
+            shared: Arc::new(Shared {
+                content: OnceLock::new(),
+                mime: serve::mime_type(path),
+            }),
         }
     }
 }

@@ -44,8 +44,8 @@ use crate::http::response::BodyError;
 pub const CHUNK: usize = 128 * 1024;
 
 /// The largest file whose bytes a response that read it whole leaves with
-/// its [`Opened`] for the next ([`Opened::content`]): with the open file
-/// cache's `max` of 1000, at most 16 MiB per root.
+/// its [`Opened`] for the next ([`super::Shared::content`]): with the open
+/// file cache's `max` of 1000, at most 16 MiB per root.
 pub const SMALL: u64 = 16 * 1024;
 
 /// Bytes read at a time after the first [`CHUNK`]: a response holds at
@@ -92,19 +92,22 @@ pub struct Choice {
 
 /// The Content-Type of a path, by its extension.
 pub fn content_type(path: &Path) -> HeaderValue {
-    let mime = mime_guess::from_path(path)
+    HeaderValue::from_static(mime_type(path))
+}
+
+/// The MIME type of a path, by its extension.
+pub fn mime_type(path: &Path) -> &'static str {
+    mime_guess::from_path(path)
         .first_raw()
-        .unwrap_or("application/octet-stream");
-    HeaderValue::from_static(mime)
+        .unwrap_or("application/octet-stream")
 }
 
 /// Chooses between `opened` and its precompressed siblings (`x.br`,
 /// `x.gz`) by the request's Accept-Encoding. Blocking.
 pub fn choose(root: &Root, opened: Opened, headers: &HeaderMap, precompressed: bool) -> Choice {
-    let content_type = content_type(&opened.path);
     let mut choice = Choice {
+        content_type: HeaderValue::from_static(opened.shared.mime),
         opened,
-        content_type,
         encoding: None,
         vary: false,
     };
@@ -350,7 +353,7 @@ pub fn prepare(
     if method == Method::HEAD {
         return Ok(with(status, out, Plan::Empty));
     }
-    let held = &choice.opened.content;
+    let held = &choice.opened.shared.content;
     if whole && let Some(content) = held.get() {
         return Ok(with(status, out, Plan::Whole(content.clone())));
     }
@@ -771,9 +774,15 @@ mod tests {
         };
         let small = opened(dir.path(), "small.css", b"body{}");
         assert_eq!(answer(&small, &[("range", "bytes=0-1")]), b"bo");
-        assert!(small.content.get().is_none(), "a range leaves nothing");
+        assert!(
+            small.shared.content.get().is_none(),
+            "a range leaves nothing"
+        );
         assert_eq!(answer(&small, &[]), b"body{}");
-        assert_eq!(small.content.get().map(|b| &b[..]), Some(&b"body{}"[..]));
+        assert_eq!(
+            small.shared.content.get().map(|b| &b[..]),
+            Some(&b"body{}"[..])
+        );
         // Written over in place: this `Opened` keeps its bytes (the open
         // file cache hands it out no more once an `fstat` shows the change,
         // cache.rs).
@@ -782,7 +791,7 @@ mod tests {
         let big = vec![7u8; usize::try_from(SMALL).unwrap() + 1];
         let large = opened(dir.path(), "large.bin", &big);
         assert_eq!(answer(&large, &[]), big);
-        assert!(large.content.get().is_none(), "more than SMALL");
+        assert!(large.shared.content.get().is_none(), "more than SMALL");
     }
 
     /// hyper stops polling an HTTP/1.1 body once its Content-Length went
