@@ -12,6 +12,7 @@ pub mod discovery;
 pub mod exchange;
 pub mod pool;
 pub mod select;
+mod slots;
 
 use std::sync::Arc;
 use std::time::Duration;

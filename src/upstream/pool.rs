@@ -4,7 +4,8 @@
 //! nobody else until it is closed, so more connections than the pool's
 //! `pm.max_children` leave requests stuck in php-fpm's listen backlog. Every
 //! open connection (in use or idle) is covered by one permit of `slots`; a
-//! request that finds none free waits, first come first served, for at most
+//! request that finds none free waits, first come first served (but for a
+//! waiter on the thread that frees a permit, see `slots`), for at most
 //! `queue_timeout`, and at most `queue_size` requests wait at once.
 //!
 //! Who holds what: a [`PooledConn`] holds a permit and the connection for one
@@ -69,7 +70,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use super::slots::{Permit, Slots};
 use tokio::time::Instant;
 
 use crate::fastcgi::conn::{Connection, Endpoint, Readiness};
@@ -218,7 +219,7 @@ struct Cap {
 struct Inner {
     endpoint: Endpoint,
     settings: PoolSettings,
-    slots: Arc<Semaphore>,
+    slots: Arc<Slots>,
     cap: Mutex<Cap>,
     /// `cap.owed > 0`, readable without the lock by every finishing exchange.
     owes_permits: AtomicBool,
@@ -268,7 +269,7 @@ pub struct Pool {
 impl Pool {
     pub fn new(endpoint: Endpoint, settings: PoolSettings) -> Pool {
         let max_conns = settings.max_conns;
-        let slots = Arc::new(Semaphore::new(max_conns));
+        let slots = Slots::new(max_conns);
         Pool {
             inner: Arc::new(Inner {
                 endpoint,
@@ -455,15 +456,16 @@ impl Pool {
 
     /// A connection slot, if one is free now.
     pub fn try_slot(&self) -> Option<Slot> {
-        let permit = Arc::clone(&self.inner.slots).try_acquire_owned().ok()?;
+        let permit = self.inner.slots.try_acquire()?;
         Some(Slot {
             permit,
             pool: self.clone(),
         })
     }
 
-    /// Waits for a connection slot, first come first served, as one of at
-    /// most `queue_size` waiters. Cancel-safe: dropping the future leaves
+    /// Waits for a connection slot, first come first served (but for a
+    /// waiter on the thread that frees one, see `slots`), as one of at most
+    /// `queue_size` waiters. Cancel-safe: dropping the future leaves
     /// the queue (the caller bounds the wait).
     pub async fn slot(&self) -> Result<Slot, PoolError> {
         let waiting = self.inner.waiting.fetch_add(1, Ordering::Relaxed);
@@ -471,12 +473,13 @@ impl Pool {
         if waiting >= self.inner.settings.queue_size {
             return Err(PoolError::QueueFull { waiting });
         }
-        match Arc::clone(&self.inner.slots).acquire_owned().await {
+        match self.inner.slots.acquire().await {
             Ok(permit) => Ok(Slot {
                 permit,
                 pool: self.clone(),
             }),
-            // The semaphore is never closed; treat it as a timeout anyway.
+            // The pool holds its slots while anyone waits; treat it as a
+            // timeout anyway.
             Err(_) => Err(PoolError::QueueTimeout(Duration::ZERO)),
         }
     }
@@ -807,7 +810,7 @@ impl Drop for WaitGuard<'_> {
 /// (or reuse) one connection.
 #[derive(Debug)]
 pub struct Slot {
-    permit: OwnedSemaphorePermit,
+    permit: Permit,
     pool: Pool,
 }
 
@@ -871,7 +874,7 @@ pub struct PooledConn {
     conn: Option<Connection>,
     /// Given back to the pool's slots on drop, or kept back when the cap
     /// was lowered meanwhile.
-    permit: Option<OwnedSemaphorePermit>,
+    permit: Option<Permit>,
     pool: Pool,
     /// Whether it was kept alive from an earlier exchange.
     pub reused: bool,
