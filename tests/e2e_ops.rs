@@ -270,9 +270,24 @@ async fn least_busy_sends_fewer_requests_to_a_busy_pool() {
     }
     let web01 = counts.get("web01").copied().unwrap_or(0);
     let web02 = counts.get("web02").copied().unwrap_or(0);
+    // What fpmlb knew of the pools by then, should the check fail (it did
+    // once in CI, 10 and 10, and never again in 13 runs).
+    let pools = match get(&c, &format!("http://{admin}/status.json")).await {
+        Ok(r) => r.json()["backends"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|b| format!("{}: {}", b["name"], b["pool"]))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            })
+            .unwrap_or_default(),
+        Err(e) => format!("status.json: {e}"),
+    };
     assert!(
         web01 < web02,
-        "least_busy should favour the idle pool: {counts:?}"
+        "least_busy should favour the idle pool: {counts:?}\npools: {pools}\n{}",
+        lb.log_text()
     );
 }
 

@@ -33,8 +33,15 @@ impl Candidate for Backend {
         let figures = self.pool.figures();
         figures.in_use + figures.waiting
     }
+    /// php-fpm's idle workers at the last status poll, and the workers
+    /// that hold fpmlb's own idle kept connections: php-fpm counts those as
+    /// active (a worker waiting for the next request on a kept connection
+    /// is "Reading headers"), yet they are free for fpmlb. Without them,
+    /// the pool fpmlb had just used looked the busiest.
     fn idle_workers(&self) -> Option<u64> {
+        let kept = u64::try_from(self.pool.figures().idle).unwrap_or(0);
         self.fpm_idle_workers()
+            .map(|idle| idle.saturating_add(kept))
     }
 }
 
@@ -273,6 +280,25 @@ mod tests {
             tokio::task::yield_now().await;
         }
         panic!("never happened: {what}");
+    }
+
+    #[tokio::test]
+    async fn a_worker_on_an_idle_kept_connection_counts_as_idle() {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = l.local_addr().unwrap().port();
+        let _accept = tokio::spawn(async move {
+            let mut kept = Vec::new();
+            while let Ok((s, _)) = l.accept().await {
+                kept.push(s);
+            }
+        });
+        let b = backend("a", port);
+        assert_eq!(b.idle_workers(), None, "no status poll yet");
+        b.set_fpm_idle_workers(Some(1));
+        assert_eq!(b.idle_workers(), Some(1));
+        b.pool.acquire().await.unwrap().release();
+        assert_eq!(b.pool.figures().idle, 1);
+        assert_eq!(b.idle_workers(), Some(2), "its worker is free for fpmlb");
     }
 
     fn waiting(b: &Backend) -> usize {
