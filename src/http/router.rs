@@ -679,10 +679,10 @@ impl Router {
             return None;
         };
         let len = opened.meta.len();
-        let content_type = HeaderValue::from_static(opened.shared.mime);
         let method = if head { Method::HEAD } else { Method::GET };
         let headers = HeaderMap::new();
         let choice = serve::choose(root, opened, &headers, false);
+        let content_type = choice.content_type.clone();
         let resp = serve::prepare(&method, &headers, choice, Extra::default(), Start::Read).ok()?;
         Some((content_type, resp.into_body(), len))
     }

@@ -39,7 +39,7 @@ impl Candidate for Backend {
     /// is "Reading headers"), yet they are free for fpmlb. Without them,
     /// the pool fpmlb had just used looked the busiest.
     fn idle_workers(&self) -> Option<u64> {
-        let kept = u64::try_from(self.pool.figures().idle).unwrap_or(0);
+        let kept = u64::try_from(self.pool.idle_count()).unwrap_or(0);
         self.fpm_idle_workers()
             .map(|idle| idle.saturating_add(kept))
     }

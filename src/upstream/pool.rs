@@ -749,11 +749,16 @@ impl Pool {
         self.apply_cap(&mut state, Instant::now());
     }
 
+    /// Kept-alive connections idle now (each holds a php-fpm worker).
+    pub fn idle_count(&self) -> usize {
+        self.idle().len()
+    }
+
     /// Current figures for the status page and metrics.
     pub fn figures(&self) -> PoolFigures {
         let withheld = self.cap().withheld;
         let cap = self.inner.settings.max_conns - withheld;
-        let idle = self.idle().len();
+        let idle = self.idle_count();
         let free = self.inner.slots.available_permits();
         PoolFigures {
             cap,
@@ -1199,6 +1204,14 @@ mod tests {
         })
     }
 
+    /// A pool of `settings` over a listener that accepts every connection
+    /// and keeps it open ([`keep_accepting`]), with the accepting task.
+    async fn pool_accepting(settings: PoolSettings) -> (Pool, tokio::task::JoinHandle<()>) {
+        let (l, ep) = listener().await;
+        let accept = keep_accepting(l);
+        (Pool::new(ep, settings), accept)
+    }
+
     async fn listener() -> (TcpListener, Endpoint) {
         let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = l.local_addr().unwrap();
@@ -1207,9 +1220,7 @@ mod tests {
 
     #[tokio::test]
     async fn reuses_released_connections_and_caps_open_ones() {
-        let (l, ep) = listener().await;
-        let accept = keep_accepting(l);
-        let pool = Pool::new(ep, settings(2, 10));
+        let (pool, accept) = pool_accepting(settings(2, 10)).await;
         let a = pool.acquire().await.unwrap();
         let b = pool.acquire().await.unwrap();
         assert!(!a.reused && !b.reused);
@@ -1319,9 +1330,7 @@ mod tests {
     /// driver), even one used more recently.
     #[tokio::test]
     async fn an_idle_connection_of_the_asking_thread_comes_first() {
-        let (l, ep) = listener().await;
-        let accept = keep_accepting(l);
-        let pool = Pool::new(ep, settings(2, 10));
+        let (pool, accept) = pool_accepting(settings(2, 10)).await;
         let mut here = pool.acquire().await.unwrap();
         let mut there = pool.acquire().await.unwrap();
         // Told apart by their request ids.
@@ -1433,9 +1442,7 @@ mod tests {
 
     #[tokio::test]
     async fn queue_is_bounded() {
-        let (l, ep) = listener().await;
-        let _keep = keep_accepting(l);
-        let pool = Pool::new(ep, settings(1, 0));
+        let (pool, _keep) = pool_accepting(settings(1, 0)).await;
         let _held = pool.acquire().await.unwrap();
         assert!(matches!(
             pool.acquire().await,
@@ -1445,9 +1452,7 @@ mod tests {
 
     #[tokio::test]
     async fn cap_can_be_lowered_and_raised() {
-        let (l, ep) = listener().await;
-        let _keep = keep_accepting(l);
-        let pool = Pool::new(ep, settings(4, 10));
+        let (pool, _keep) = pool_accepting(settings(4, 10)).await;
         pool.set_cap(1);
         assert_eq!(pool.figures().cap, 1);
         let _one = pool.acquire().await.unwrap();
@@ -1483,9 +1488,7 @@ mod tests {
     /// is answered, it counts.
     #[tokio::test]
     async fn slow_first_pages_on_new_connections_teach_no_cap() {
-        let (l, ep) = listener().await;
-        let _keep = keep_accepting(l);
-        let pool = Pool::new(ep, settings(4, 10));
+        let (pool, _keep) = pool_accepting(settings(4, 10)).await;
         let mut conns = Vec::new();
         for _ in 0..4 {
             conns.push(pool.acquire().await.unwrap());
@@ -1510,9 +1513,7 @@ mod tests {
     /// of its own: nothing is learnt, the cap stays.
     #[tokio::test]
     async fn a_slow_script_beside_kept_connections_teaches_no_cap() {
-        let (l, ep) = listener().await;
-        let _keep = keep_accepting(l);
-        let pool = Pool::new(ep, settings(3, 10));
+        let (pool, _keep) = pool_accepting(settings(3, 10)).await;
         tokio::time::pause();
         let fast = pool.acquire().await.unwrap();
         fast.release();
@@ -1659,9 +1660,7 @@ mod tests {
     /// of a recycled connection would wait the patience for 30 s.
     #[tokio::test]
     async fn a_wait_beside_an_idle_connection_is_a_wait_at_the_cap() {
-        let (l, ep) = listener().await;
-        let _keep = keep_accepting(l);
-        let pool = Pool::new(ep, settings(4, 10));
+        let (pool, _keep) = pool_accepting(settings(4, 10)).await;
         let mut kept = pool.acquire().await.unwrap();
         kept.first_answer();
         pool.learn_cap(2, false, Instant::now());
@@ -1722,9 +1721,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_waiting_connection_closes_the_idle_ones_and_its_drop_ends_the_wait() {
-        let (l, ep) = listener().await;
-        let keep = keep_accepting(l);
-        let pool = Pool::new(ep, settings(3, 10));
+        let (pool, keep) = pool_accepting(settings(3, 10)).await;
         let a = pool.acquire().await.unwrap();
         let mut b = pool.acquire().await.unwrap();
         let mut c = pool.acquire().await.unwrap();
@@ -1839,9 +1836,7 @@ mod tests {
     /// patience), finishing connections are kept again.
     #[tokio::test]
     async fn workers_are_given_back_while_one_waits_and_not_after() {
-        let (l, ep) = listener().await;
-        let _keep = keep_accepting(l);
-        let pool = Pool::new(ep, settings(4, 10));
+        let (pool, _keep) = pool_accepting(settings(4, 10)).await;
         let a = pool.acquire().await.unwrap();
         let b = pool.acquire().await.unwrap();
         let c = pool.acquire().await.unwrap();
