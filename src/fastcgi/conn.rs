@@ -25,6 +25,13 @@ use crate::fastcgi::record::{self, ProtocolError, Record};
 /// 706 req/s at 110 CPU s per 100k requests, 64 KiB 948 req/s at 68 s.
 const READ_RESERVE: usize = 64 * 1024;
 
+/// How much to make room for before a response's first read, which takes
+/// most responses whole: a small allocation (jemalloc's largest slab
+/// class), where 64 KiB is a large one, made for every response whose
+/// bytes are still on their way to the client when the connection is
+/// read again. Reads after the first make room for [`READ_RESERVE`].
+const FIRST_READ_RESERVE: usize = 14 * 1024;
+
 /// Where a backend's FastCGI listener is, resolved.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Endpoint {
@@ -151,7 +158,9 @@ impl Connection {
             .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))??;
         Ok(Connection {
             stream,
-            read_buf: BytesMut::with_capacity(READ_RESERVE),
+            // Sized by what it starts with: a buffer that must grow while
+            // its bytes are still referenced grows to at least this.
+            read_buf: BytesMut::with_capacity(FIRST_READ_RESERVE),
             reads_since_write: 0,
             request_id: 0,
             checks_pending: 0,
@@ -197,8 +206,13 @@ impl Connection {
                 // Data came and the response goes on: ACK it now.
                 self.ack_now();
             }
+            let reserve = if self.reads_since_write == 0 {
+                FIRST_READ_RESERVE
+            } else {
+                READ_RESERVE
+            };
             self.reads_since_write = self.reads_since_write.saturating_add(1);
-            self.read_buf.reserve(READ_RESERVE);
+            self.read_buf.reserve(reserve);
             let n = self.stream.read_buf(&mut self.read_buf).await?;
             if n == 0 {
                 return if self.read_buf.is_empty() {
@@ -349,6 +363,59 @@ impl Connection {
         match &self.stream {
             Stream::Tcp(s) => s.try_read(buf),
             Stream::Unix(s) => s.try_read(buf),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
+    use super::*;
+    use crate::fastcgi::record::RecordType;
+
+    fn stdout(data: &[u8]) -> BytesMut {
+        let mut out = BytesMut::new();
+        record::encode_stream(&mut out, RecordType::Stdout, 1, data);
+        out
+    }
+
+    /// A small response read while the one before is still held (on its
+    /// way to a client) takes a small buffer, not 64 KiB; a large one is
+    /// still read whole.
+    #[tokio::test]
+    async fn a_small_response_takes_a_small_buffer() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let endpoint = Endpoint::Tcp(listener.local_addr().unwrap());
+        let big = vec![b'x'; 60_000];
+        let answers = [stdout(b"small"), stdout(b"small"), stdout(&big)];
+        tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            for answer in answers {
+                let mut request = [0u8; 1];
+                s.read_exact(&mut request).await.unwrap();
+                s.write_all(&answer).await.unwrap();
+            }
+        });
+        let mut conn = Connection::connect(&endpoint, Duration::from_secs(5))
+            .await
+            .unwrap();
+        let mut held = Vec::new();
+        for expected in [b"small".to_vec(), b"small".to_vec(), big] {
+            conn.write_all(b"?").await.unwrap();
+            let Some((1, Record::Stdout(data))) = conn.read_record().await.unwrap() else {
+                panic!("a STDOUT record");
+            };
+            assert_eq!(data, expected);
+            if expected.len() < 100 {
+                assert!(
+                    conn.read_buf.capacity() <= FIRST_READ_RESERVE,
+                    "capacity {} for a small response",
+                    conn.read_buf.capacity()
+                );
+            }
+            held.push(data);
         }
     }
 }
