@@ -476,6 +476,15 @@ cpu_ticks() {
 }
 
 # peak_rss PID...: max VmHWM in KiB.
+# The whole host's busy and total CPU ticks (all CPUs, from /proc/stat):
+# with the balancer's own, they tell whether a run was bound by the
+# machine's CPU, which then caps what any balancer can reach.
+host_ticks() {
+    local _cpu user nice system idle iowait irq softirq steal _rest
+    read -r _cpu user nice system idle iowait irq softirq steal _rest </proc/stat
+    echo "$((user + nice + system + irq + softirq + steal)) $((user + nice + system + idle + iowait + irq + softirq + steal))"
+}
+
 peak_rss() {
     local p v max=0
     for p in "$@"; do
@@ -645,8 +654,10 @@ for case_ in "${CASES[@]}"; do
         mapfile -t pids < <(balancer_pids "$b")
         load=$(cut -d' ' -f1-3 /proc/loadavg)
         t_before=$(cpu_ticks "${pids[@]}")
+        h_before=$(host_ticks)
         rc=0
         load_run "$RUN_SECONDS" "$url" "$c" "$transport" "$coding" measured "$s" >"$W/wrk/$tag.out" 2>&1 || rc=$?
+        h_after=$(host_ticks)
         t_after=$(cpu_ticks "${pids[@]}")
         mapfile -t pids_end < <(balancer_pids "$b")
         if [[ "${pids[*]}" != "${pids_end[*]}" ]]; then
@@ -660,7 +671,7 @@ for case_ in "${CASES[@]}"; do
         for n in "${notes[@]}"; do note_args+=(--note "$n"); done
         python3 "$REPORT" add --db "$DB" --balancer "$b" --script "$s" --path "$path" --conc "$c" \
             --transport "$transport" --coding "$coding" --wrk "$W/wrk/$tag.out" --ticks-before "$t_before" --ticks-after "$t_after" --clk "$CLK" \
-            --rss-kb "$rss" --load "$load" "${note_args[@]}"
+            --host-before "$h_before" --host-after "$h_after" --rss-kb "$rss" --load "$load" "${note_args[@]}"
         # Keep the balancer's log of this run.
         for f in fpmlb.log error.log haproxy.out; do
             [[ -f "$W/$b/$f" ]] && cp -f -- "$W/$b/$f" "$LOGS/$tag.$f"

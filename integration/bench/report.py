@@ -159,6 +159,13 @@ def cmd_add(a):
         if busy < 0.9 * a.conc and a.script != "h2-1conn":
             stalled = int(round(a.conc - busy))
     cpu_s = (a.ticks_after - a.ticks_before) / float(a.clk) if a.ticks_after >= 0 and a.ticks_before >= 0 else None
+    host_cpu_s = host_busy = None
+    try:
+        (b0, t0), (b1, t1) = [map(int, v.split()) for v in (a.host_before, a.host_after)]
+        if t1 > t0:
+            host_cpu_s, host_busy = (b1 - b0) / float(a.clk), (b1 - b0) / float(t1 - t0)
+    except (AttributeError, TypeError, ValueError):
+        pass
     run = {
         "balancer": a.balancer,
         "script": a.script,
@@ -182,6 +189,9 @@ def cmd_add(a):
         "bytes_per_response": round(int(w.get("bytes") or 0) / reqs, 1) if reqs else None,
         "cpu_s": None if cpu_s is None else round(cpu_s, 2),
         "cpu_s_per_100k": round(cpu_s / reqs * 100000, 3) if cpu_s is not None and reqs else None,
+        "host_cpu_s_per_100k": round(host_cpu_s / reqs * 100000, 3) if host_cpu_s is not None and reqs else None,
+        "host_busy": None if host_busy is None else round(host_busy, 3),
+        "host_cpus": os.cpu_count(),
         "peak_rss_kib": a.rss_kb if a.rss_kb >= 0 else None,
         "loadavg_before": a.load,
         "notes": a.note or [],
@@ -200,12 +210,26 @@ def cmd_add(a):
              run["cpu_s_per_100k"], run["peak_rss_kib"]))
 
 
+# A p99 over this left one request in a hundred waiting for seconds: in
+# this bench, nginx keepalive's requests queued in php-fpm's backlog behind
+# the workers its kept connections pin (issue 11's "no request waits behind
+# a pinned worker", whose own bound for the slowest request is 1 s).
+STARVED_P99_MS = 1000.0
+
+
+def is_clean(r):
+    """No errors, no stalled connections, no p99 over STARVED_P99_MS."""
+    p99 = r.get("p99_ms")
+    return (r["errors"] == 0 and not r.get("stalled_connections_est")
+            and (p99 is None or p99 <= STARVED_P99_MS))
+
+
 def best_peer(rows):
     # fpmlb-1 is fpmlb itself (workers: 1), never a peer.
     peers = [r for r in rows if not r["balancer"].startswith("fpmlb") and r["requests"] > 0]
     if not peers:
         return None
-    clean = [r for r in peers if r["errors"] == 0 and not r.get("stalled_connections_est")]
+    clean = [r for r in peers if is_clean(r)]
     pool = clean or peers  # "best peer": highest req/s among the clean ones, else overall
     return max(pool, key=lambda r: r["rps"])
 
@@ -231,6 +255,8 @@ def fmt_ratio(v):
 def fmt_errors(r):
     stalled = r.get("stalled_connections_est") or 0
     tail = " +~%d stalled conns" % stalled if stalled else ""
+    if (r.get("p99_ms") or 0) > STARVED_P99_MS:
+        tail += " (p99 over 1 s)"
     if r["errors"] == 0:
         return "0" + tail
     d = r["errors_detail"]
@@ -248,6 +274,25 @@ def case_rows(runs, script, conc):
     return rows
 
 
+# A run whose host was at least this busy was bound by the machine's CPU.
+HOST_BOUND = 0.95
+TARGET_RATIO = 1.2
+
+
+def cpu_for_target(fp, bp):
+    """The balancer CPU (s per 100k requests) that TARGET_RATIO x the peer's
+    req/s would leave room for on a CPU-bound host: its capacity (all CPUs)
+    at that rate, less what the rest of the host (php-fpm, the load tool,
+    the kernel's work for them) spent per request in fpmlb's own run. None
+    when fpmlb's run did not keep the host busy (something else bound it)."""
+    host, own, busy, cpus = (fp.get("host_cpu_s_per_100k"), fp.get("cpu_s_per_100k"),
+                             fp.get("host_busy"), fp.get("host_cpus"))
+    if None in (host, own, busy, cpus) or busy < HOST_BOUND or not bp["rps"]:
+        return None
+    capacity = cpus / (TARGET_RATIO * bp["rps"]) * 100000
+    return round(capacity - (host - own), 2)
+
+
 def comparison(rows, who="fpmlb"):
     fp = next((r for r in rows if r["balancer"] == who), None)
     bp = best_peer(rows)
@@ -258,6 +303,7 @@ def comparison(rows, who="fpmlb"):
         "rps_ratio": ratio(fp["rps"], bp["rps"]),
         "p99_ratio": ratio(fp["p99_ms"], bp["p99_ms"]),
         "cpu_ratio": ratio(fp["cpu_s_per_100k"], bp["cpu_s_per_100k"]),
+        "cpu_for_target_s_per_100k": cpu_for_target(fp, bp),
     }
 
 
@@ -325,7 +371,44 @@ def summary_markdown(runs):
             fmt_ratio(c["rps_ratio"]), fmt_ratio(c["p99_ratio"]), fmt_ratio(c["cpu_ratio"]),
             fmt_ratio(c1.get("rps_ratio")), fmt_ratio(c1.get("p99_ratio")), fmt_ratio(c1.get("cpu_ratio"))))
     out.append("")
+    out += headroom_markdown(runs)
     return "\n".join(out) if any_row else ""
+
+
+def headroom_markdown(runs):
+    """The cases under TARGET_RATIO x the best peer's req/s, with what the
+    host had left: how busy fpmlb's run kept it, and the balancer CPU per
+    request at which TARGET_RATIO would fit in the host's CPUs given what
+    the rest of the host spent per request."""
+    out = []
+    for script, conc in cases_in(runs):
+        rows = case_rows(runs, script, conc)
+        c = comparison(rows)
+        if not c or c["rps_ratio"] is None or c["rps_ratio"] >= TARGET_RATIO:
+            continue
+        fp = next(r for r in rows if r["balancer"] == "fpmlb")
+        need = c["cpu_for_target_s_per_100k"]
+        busy = fp.get("host_busy")
+        if busy is None:
+            verdict = "-"
+        elif busy < HOST_BOUND:
+            verdict = "host not CPU-bound"
+        elif need <= 0:
+            verdict = "out of reach: the rest of the host alone needs more"
+        else:
+            verdict = "%s s/100k (%s of fpmlb's)" % (fmt(need, 2), fmt_ratio(need / fp["cpu_s_per_100k"]))
+        out.append("| %s @%d | %s | %s | %s | %s | %s |" % (
+            script, conc, fmt_ratio(c["rps_ratio"]), fmt(busy * 100 if busy is not None else None, 0),
+            fmt(fp.get("host_cpu_s_per_100k"), 2), fmt(fp["cpu_s_per_100k"], 2), verdict))
+    if not out:
+        return []
+    return ["#### Cases under %.1fx: what the host had left" % TARGET_RATIO, "",
+            "Host busy: all CPUs, fpmlb's run (/proc/stat). %.1fx the peer's req/s fits in the host's CPUs "
+            "when fpmlb's CPU per request is at most: CPUs / (%.1f x peer req/s) - (host - fpmlb CPU per "
+            "request in fpmlb's run), the rest of the host's work per request taken as it was."
+            % (TARGET_RATIO, TARGET_RATIO), "",
+            "| case | req/s ratio | host busy %% | host CPU s/100k | fpmlb CPU s/100k | fpmlb CPU for %.1fx |"
+            % TARGET_RATIO, "|---|---:|---:|---:|---:|---|"] + out + [""]
 
 
 def cmd_case(a):
@@ -352,7 +435,8 @@ def cmd_final(a):
                      % (meta.get("h2load", "h2load"), meta.get("gzip_level", "?")))
         parts.append("errors = non-2xx + socket errors (incl. timeouts); \"stalled conns\": connections that got no "
                      "answer for most of the run (estimated: connections - requests x mean latency / duration), which "
-                     "wrk does not count; a peer with stalls is not \"clean\" when picking the best peer.")
+                     "wrk does not count; a peer with stalls, or with a p99 over 1 s (requests left waiting seconds), "
+                     "is not \"clean\" when picking the best peer.")
         parts.append("CPU = utime+stime of the balancer's processes during the measured run; "
                      "ratios are fpmlb / best peer (req/s: higher is better; p99, CPU: lower is better).")
         parts.append("")
@@ -392,6 +476,8 @@ def main():
     s.add_argument("--ticks-before", type=int, default=-1)
     s.add_argument("--ticks-after", type=int, default=-1)
     s.add_argument("--clk", type=int, default=100)
+    s.add_argument("--host-before", help="host busy and total CPU ticks (/proc/stat) before the run")
+    s.add_argument("--host-after")
     s.add_argument("--rss-kb", type=int, default=-1)
     s.add_argument("--load", default="")
     s.add_argument("--note", action="append")
