@@ -460,14 +460,19 @@ impl Daemon {
         let old = self.proxy.load();
         proxy.body_memory = old.body_memory.clone();
         proxy.read_ahead.memory_budget = old.read_ahead.memory_budget.clone();
-        if proxy.read_ahead.temp_budget.total() == old.read_ahead.temp_budget.total() {
-            proxy.read_ahead.temp_budget = old.read_ahead.temp_budget.clone();
-        }
         proxy.read_ahead.stats = Arc::clone(&old.read_ahead.stats);
-        // The same for the compressors: responses being compressed keep
-        // their share of it, unless compression.max_memory changed.
-        if proxy.compression_memory.total() == old.compression_memory.total() {
-            proxy.compression_memory = old.compression_memory.clone();
+        // The same for temp files and the compressors, resized to a
+        // changed setting: what responses hold now still counts, so the
+        // old and the new responses together stay within the new size.
+        for (new, old) in [
+            (
+                &mut proxy.read_ahead.temp_budget,
+                &old.read_ahead.temp_budget,
+            ),
+            (&mut proxy.compression_memory, &old.compression_memory),
+        ] {
+            old.resize(new.total());
+            *new = old.clone();
         }
         self.read_ahead.store(Arc::new(proxy.read_ahead.clone()));
         self.compression_memory

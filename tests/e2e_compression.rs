@@ -309,7 +309,9 @@ async fn a_1mib_compressed_response_streams_while_the_script_runs() {
 /// `compression.max_memory` with room for one gzip compressor: while one
 /// response holds it (its script waiting half way), another response that
 /// asks for gzip gets the page uncompressed, whole, before and after a
-/// reload; once the first ended, gzip again.
+/// reload, and after a reload that changes `max_memory` (the budget is
+/// resized, what the first holds still counts); once the first ended,
+/// gzip again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn responses_past_the_compressors_memory_go_uncompressed() {
     let cluster = Cluster::start(nets::COMPRESSION_MEMORY, &["--nodes", "1"]);
@@ -344,12 +346,20 @@ async fn responses_past_the_compressors_memory_go_uncompressed() {
 
     // Meanwhile: no room for a second gzip state, so the page as it is;
     // and the same after a reload of the same config, which keeps the
-    // budget and what the first response holds of it.
+    // budget and what the first response holds of it, and after one that
+    // changes max_memory (still room for one compressor, not two).
     let other = support::client(false);
-    for reloaded in [false, true] {
+    for reloads in 0..3 {
+        let reloaded = reloads > 0;
+        if reloads == 2 {
+            let config = std::fs::read_to_string(&lb.config).unwrap();
+            let changed = config.replace("max_memory: 500k", "max_memory: 700k");
+            assert_ne!(config, changed, "max_memory in the config");
+            std::fs::write(&lb.config, changed).unwrap();
+        }
         if reloaded {
             lb.signal("HUP");
-            lb.wait_log_line(&["config reloaded"]).await;
+            lb.wait_reloads(reloads).await;
         }
         let resp = tokio::time::timeout(
             Duration::from_secs(30),

@@ -595,15 +595,7 @@ async fn reload_with(lb: &Fpmlb, net: Net, root: &Path, cache: &str, n: usize) {
     );
     std::fs::write(&lb.config, yaml).unwrap();
     lb.signal("HUP");
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while lb.log_text().matches("config reloaded").count() < n {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no reload:\n{}",
-            lb.log_text()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    lb.wait_reloads(n).await;
 }
 
 /// Points the link `current` at `target` at once (a deploy's switch: a

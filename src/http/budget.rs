@@ -6,6 +6,7 @@
 //! the client), so many clients together cannot grow fpmlb without bound.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use bytes::Bytes;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -13,9 +14,17 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 /// Bytes that many requests share; cloning shares the same budget.
 #[derive(Debug, Clone)]
 pub struct ByteBudget {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
     permits: Arc<Semaphore>,
     /// The budget's size, for [`ByteBudget::held`].
-    total: usize,
+    total: AtomicUsize,
+    /// Bytes a shrinking ([`ByteBudget::resize`]) took off the total that
+    /// were held then: forgotten as they come back, before the next take.
+    owed: AtomicUsize,
 }
 
 impl ByteBudget {
@@ -23,24 +32,67 @@ impl ByteBudget {
     pub fn new(bytes: usize) -> ByteBudget {
         let total = bytes.min(Semaphore::MAX_PERMITS);
         ByteBudget {
-            permits: Arc::new(Semaphore::new(total)),
-            total,
+            inner: Arc::new(Inner {
+                permits: Arc::new(Semaphore::new(total)),
+                total: AtomicUsize::new(total),
+                owed: AtomicUsize::new(0),
+            }),
         }
     }
 
     /// Bytes of the budget not taken.
     pub fn available(&self) -> usize {
-        self.permits.available_permits()
+        let owed = self.inner.owed.load(Ordering::Relaxed);
+        self.inner.permits.available_permits().saturating_sub(owed)
     }
 
     /// The budget's size.
     pub fn total(&self) -> usize {
-        self.total
+        self.inner.total.load(Ordering::Relaxed)
     }
 
-    /// Bytes of the budget taken now (what the admin API shows).
+    /// Bytes of the budget taken now (what the admin API shows): more than
+    /// the total after a reload lowered it below what was held.
     pub fn held(&self) -> usize {
-        self.total.saturating_sub(self.available())
+        let owed = self.inner.owed.load(Ordering::Relaxed);
+        (self.total() + owed).saturating_sub(self.inner.permits.available_permits())
+    }
+
+    /// Makes the budget `bytes` (a reload changed a setting), keeping what
+    /// is held: a larger one is free to take at once; a smaller one takes
+    /// no more until what is held fits under it, so the shares held and
+    /// taken from then on never add up to more than the new size.
+    pub fn resize(&self, bytes: usize) {
+        let inner = &self.inner;
+        let bytes = bytes.min(Semaphore::MAX_PERMITS);
+        let old = inner.total.swap(bytes, Ordering::Relaxed);
+        if bytes > old {
+            let mut more = bytes - old;
+            // Growing pays what a shrinking still owes first.
+            let owed = inner.owed.swap(0, Ordering::Relaxed);
+            let paid = owed.min(more);
+            more -= paid;
+            inner.owed.fetch_add(owed - paid, Ordering::Relaxed);
+            inner.permits.add_permits(more);
+        } else {
+            let less = old - bytes;
+            let forgotten = inner.permits.forget_permits(less);
+            inner.owed.fetch_add(less - forgotten, Ordering::Relaxed);
+        }
+    }
+
+    /// Forgets the bytes that came back since a shrinking owed them.
+    fn settle(&self) {
+        let inner = &self.inner;
+        if inner.owed.load(Ordering::Relaxed) == 0 {
+            return;
+        }
+        // Claimed whole, so that two takers cannot forget the same bytes.
+        let owed = inner.owed.swap(0, Ordering::Relaxed);
+        let forgotten = inner.permits.forget_permits(owed);
+        if forgotten < owed {
+            inner.owed.fetch_add(owed - forgotten, Ordering::Relaxed);
+        }
     }
 
     /// Takes `n` more bytes of the budget into `held`, if there are that
@@ -49,7 +101,11 @@ impl ByteBudget {
         let Ok(n) = u32::try_from(n) else {
             return false;
         };
-        match Arc::clone(&self.permits).try_acquire_many_owned(n) {
+        self.settle();
+        if self.inner.owed.load(Ordering::Relaxed) > 0 {
+            return false;
+        }
+        match Arc::clone(&self.inner.permits).try_acquire_many_owned(n) {
             Ok(permit) => {
                 match held {
                     Some(h) => h.merge(permit),
@@ -114,6 +170,40 @@ mod tests {
         assert_eq!(budget.held(), 0);
         assert_eq!(budget.available(), 10);
         assert!(!budget.take(usize::MAX, &mut None));
+    }
+
+    /// A reload that shrinks the budget below what is held takes nothing
+    /// more until the held shares fit under the new size; one that grows
+    /// it gives the difference at once, paying what a shrinking owes first.
+    #[test]
+    fn a_resized_budget_keeps_what_is_held_within_its_new_size() {
+        let budget = ByteBudget::new(10);
+        let mut first = None;
+        assert!(budget.take(8, &mut first));
+        budget.resize(5);
+        assert_eq!(
+            (budget.total(), budget.held(), budget.available()),
+            (5, 8, 0)
+        );
+        assert!(!budget.take(1, &mut None), "8 held of 5");
+        drop(first);
+        assert_eq!(budget.available(), 5);
+        let mut second = None;
+        assert!(budget.take(5, &mut second));
+        assert!(!budget.take(1, &mut None));
+        drop(second);
+
+        let mut third = None;
+        assert!(budget.take(4, &mut third));
+        budget.resize(2);
+        budget.resize(7);
+        assert_eq!((budget.total(), budget.available()), (7, 3));
+        assert!(budget.take(3, &mut None));
+        let mut fourth = None;
+        assert!(budget.take(3, &mut fourth));
+        assert!(!budget.take(1, &mut None));
+        drop((third, fourth));
+        assert_eq!((budget.held(), budget.available()), (0, 7));
     }
 
     #[test]

@@ -371,6 +371,20 @@ impl Fpmlb {
         }
     }
 
+    /// Waits (at most [`READY_LIMIT`]) until the log says "config reloaded"
+    /// `n` times in all; panics with the whole log when it does not.
+    pub async fn wait_reloads(&self, n: usize) {
+        let deadline = Instant::now() + READY_LIMIT;
+        while self.log_text().matches("config reloaded").count() < n {
+            assert!(
+                Instant::now() < deadline,
+                "not {n} reloads within {READY_LIMIT:?}:\n{}",
+                self.log_text()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     pub fn signal(&self, signal: &str) {
         let status = Command::new("kill")
             .arg(format!("-{signal}"))
