@@ -5,8 +5,8 @@
 //! something slower that costs no more of it (a temp file, or waiting for
 //! the client), so many clients together cannot grow fpmlb without bound.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use bytes::Bytes;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -24,7 +24,10 @@ struct Inner {
     total: AtomicUsize,
     /// Bytes a shrinking ([`ByteBudget::resize`]) took off the total that
     /// were held then: forgotten as they come back, before the next take.
-    owed: AtomicUsize,
+    /// Changed under its lock only, so that no take slips in between.
+    debt: Mutex<usize>,
+    /// `debt` is not zero: takes go through its lock.
+    in_debt: AtomicBool,
 }
 
 impl ByteBudget {
@@ -35,15 +38,23 @@ impl ByteBudget {
             inner: Arc::new(Inner {
                 permits: Arc::new(Semaphore::new(total)),
                 total: AtomicUsize::new(total),
-                owed: AtomicUsize::new(0),
+                debt: Mutex::new(0),
+                in_debt: AtomicBool::new(false),
             }),
         }
     }
 
+    fn debt(&self) -> MutexGuard<'_, usize> {
+        self.inner
+            .debt
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
     /// Bytes of the budget not taken.
     pub fn available(&self) -> usize {
-        let owed = self.inner.owed.load(Ordering::Relaxed);
-        self.inner.permits.available_permits().saturating_sub(owed)
+        let debt = self.debt();
+        self.inner.permits.available_permits().saturating_sub(*debt)
     }
 
     /// The budget's size.
@@ -54,45 +65,31 @@ impl ByteBudget {
     /// Bytes of the budget taken now (what the admin API shows): more than
     /// the total after a reload lowered it below what was held.
     pub fn held(&self) -> usize {
-        let owed = self.inner.owed.load(Ordering::Relaxed);
-        (self.total() + owed).saturating_sub(self.inner.permits.available_permits())
+        let debt = self.debt();
+        (self.total() + *debt).saturating_sub(self.inner.permits.available_permits())
     }
 
     /// Makes the budget `bytes` (a reload changed a setting), keeping what
     /// is held: a larger one is free to take at once; a smaller one takes
     /// no more until what is held fits under it, so the shares held and
-    /// taken from then on never add up to more than the new size.
+    /// those taken by takes begun after it never add up to more than the
+    /// new size.
     pub fn resize(&self, bytes: usize) {
         let inner = &self.inner;
         let bytes = bytes.min(Semaphore::MAX_PERMITS);
+        let mut debt = self.debt();
         let old = inner.total.swap(bytes, Ordering::Relaxed);
         if bytes > old {
-            let mut more = bytes - old;
             // Growing pays what a shrinking still owes first.
-            let owed = inner.owed.swap(0, Ordering::Relaxed);
-            let paid = owed.min(more);
-            more -= paid;
-            inner.owed.fetch_add(owed - paid, Ordering::Relaxed);
-            inner.permits.add_permits(more);
+            let more = bytes - old;
+            let paid = more.min(*debt);
+            *debt -= paid;
+            inner.permits.add_permits(more - paid);
         } else {
             let less = old - bytes;
-            let forgotten = inner.permits.forget_permits(less);
-            inner.owed.fetch_add(less - forgotten, Ordering::Relaxed);
+            *debt += less - inner.permits.forget_permits(less);
         }
-    }
-
-    /// Forgets the bytes that came back since a shrinking owed them.
-    fn settle(&self) {
-        let inner = &self.inner;
-        if inner.owed.load(Ordering::Relaxed) == 0 {
-            return;
-        }
-        // Claimed whole, so that two takers cannot forget the same bytes.
-        let owed = inner.owed.swap(0, Ordering::Relaxed);
-        let forgotten = inner.permits.forget_permits(owed);
-        if forgotten < owed {
-            inner.owed.fetch_add(owed - forgotten, Ordering::Relaxed);
-        }
+        inner.in_debt.store(*debt > 0, Ordering::Release);
     }
 
     /// Takes `n` more bytes of the budget into `held`, if there are that
@@ -101,9 +98,15 @@ impl ByteBudget {
         let Ok(n) = u32::try_from(n) else {
             return false;
         };
-        self.settle();
-        if self.inner.owed.load(Ordering::Relaxed) > 0 {
-            return false;
+        // After a shrinking: what came back pays the debt first; while any
+        // is owed, nothing is taken.
+        if self.inner.in_debt.load(Ordering::Acquire) {
+            let mut debt = self.debt();
+            *debt -= self.inner.permits.forget_permits(*debt);
+            if *debt > 0 {
+                return false;
+            }
+            self.inner.in_debt.store(false, Ordering::Release);
         }
         match Arc::clone(&self.inner.permits).try_acquire_many_owned(n) {
             Ok(permit) => {
