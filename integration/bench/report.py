@@ -389,14 +389,17 @@ def headroom_markdown(runs):
         fp = next(r for r in rows if r["balancer"] == "fpmlb")
         need = c["cpu_for_target_s_per_100k"]
         busy = fp.get("host_busy")
+        own = fp.get("cpu_s_per_100k")
         if busy is None:
             verdict = "-"
         elif busy < HOST_BOUND:
             verdict = "host not CPU-bound"
+        elif need is None:
+            verdict = "-"
         elif need <= 0:
             verdict = "out of reach: the rest of the host alone needs more"
         else:
-            verdict = "%s s/100k (%s of fpmlb's)" % (fmt(need, 2), fmt_ratio(need / fp["cpu_s_per_100k"]))
+            verdict = "%s s/100k (%s of fpmlb's)" % (fmt(need, 2), fmt_ratio(need / own) if own else "-")
         out.append("| %s @%d | %s | %s | %s | %s | %s |" % (
             script, conc, fmt_ratio(c["rps_ratio"]), fmt(busy * 100 if busy is not None else None, 0),
             fmt(fp.get("host_cpu_s_per_100k"), 2), fmt(fp["cpu_s_per_100k"], 2), verdict))
