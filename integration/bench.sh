@@ -475,16 +475,16 @@ cpu_ticks() {
     echo "$total"
 }
 
-# peak_rss PID...: max VmHWM in KiB.
-# The whole host's busy and total CPU ticks (all CPUs, from /proc/stat):
-# with the balancer's own, they tell whether a run was bound by the
-# machine's CPU, which then caps what any balancer can reach.
+# host_ticks: the whole host's busy and total CPU ticks (all CPUs, from
+# /proc/stat). With the balancer's own, they tell whether a run was bound
+# by the machine's CPU, which then caps what any balancer can reach.
 host_ticks() {
     local _cpu user nice system idle iowait irq softirq steal _rest
     read -r _cpu user nice system idle iowait irq softirq steal _rest </proc/stat
     echo "$((user + nice + system + irq + softirq + steal)) $((user + nice + system + idle + iowait + irq + softirq + steal))"
 }
 
+# peak_rss PID...: max VmHWM in KiB.
 peak_rss() {
     local p v max=0
     for p in "$@"; do

@@ -217,11 +217,14 @@ def cmd_add(a):
 STARVED_P99_MS = 1000.0
 
 
+def starved(r):
+    """A p99 over STARVED_P99_MS (h2load gives none)."""
+    return (r.get("p99_ms") or 0) > STARVED_P99_MS
+
+
 def is_clean(r):
-    """No errors, no stalled connections, no p99 over STARVED_P99_MS."""
-    p99 = r.get("p99_ms")
-    return (r["errors"] == 0 and not r.get("stalled_connections_est")
-            and (p99 is None or p99 <= STARVED_P99_MS))
+    """No errors, no stalled connections, not starved."""
+    return r["errors"] == 0 and not r.get("stalled_connections_est") and not starved(r)
 
 
 def best_peer(rows):
@@ -255,7 +258,7 @@ def fmt_ratio(v):
 def fmt_errors(r):
     stalled = r.get("stalled_connections_est") or 0
     tail = " +~%d stalled conns" % stalled if stalled else ""
-    if (r.get("p99_ms") or 0) > STARVED_P99_MS:
+    if starved(r):
         tail += " (p99 over 1 s)"
     if r["errors"] == 0:
         return "0" + tail
