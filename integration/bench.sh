@@ -957,7 +957,8 @@ git_rev=$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo "?")
 git -C "$REPO" diff --quiet HEAD -- src 2>/dev/null || git_rev="$git_rev+dirty"
 META_FILE=$W/meta.json
 BM_DATE=$(date -u +%Y-%m-%dT%H:%M:%SZ) BM_SECONDS=$RUN_SECONDS BM_WARMUP=$WARMUP BM_NODES=$NODES \
-    BM_CHILDREN=$CHILDREN BM_CPUS=$(nproc) BM_FPMLB="$fpmlb_version ($git_rev)" BM_NGINX="$nginx_version" \
+    BM_CHILDREN=$CHILDREN BM_CPUS=$(nproc) BM_KERNEL="$(uname -r)" \
+    BM_TCP_CC="$(cat /proc/sys/net/ipv4/tcp_congestion_control 2>/dev/null || echo '?')" BM_FPMLB="$fpmlb_version ($git_rev)" BM_NGINX="$nginx_version" \
     BM_HAPROXY="$haproxy_version" BM_WRK="$wrk_version" BM_H2LOAD="$h2load_version" \
     BM_OPENSSL="$openssl_version" BM_GZIP_LEVEL=$GZIP_LEVEL BM_TOTAL=$TOTAL BM_CASES="${CASES[*]}" \
     BM_BALANCERS="${BALANCERS[*]}" BM_FPMLB_CONFIG="$(cat "$W/fpmlb/fpmlb.yaml" 2>/dev/null || true)" \
@@ -967,6 +968,7 @@ e = os.environ
 meta = {
     "date": e["BM_DATE"], "seconds": int(e["BM_SECONDS"]), "warmup_seconds": int(e["BM_WARMUP"]),
     "nodes": int(e["BM_NODES"]), "children": int(e["BM_CHILDREN"]), "cpus": int(e["BM_CPUS"]),
+    "kernel": e["BM_KERNEL"], "tcp_congestion_control": e["BM_TCP_CC"],
     "fpmlb_version": e["BM_FPMLB"], "nginx_version": e["BM_NGINX"], "haproxy_version": e["BM_HAPROXY"],
     "wrk_version": e["BM_WRK"], "h2load_version": e["BM_H2LOAD"], "openssl_version": e["BM_OPENSSL"],
     "gzip_level": int(e["BM_GZIP_LEVEL"]), "total_seconds": int(e["BM_TOTAL"]),

@@ -430,9 +430,11 @@ def cmd_final(a):
     parts = ["## fpmlb benchmark", ""]
     if meta:
         parts.append("%s; wrk -t2 -d%ss --timeout 5s; php-fpm: %s nodes x %s children (pm static), "
-                     "sessions in memcached; balancers: 2 threads/workers each; host: %s CPUs."
+                     "sessions in memcached; balancers: 2 threads/workers each; host: %s CPUs, Linux %s, "
+                     "TCP congestion control %s (BBR paces loopback flows: see README, Performance)."
                      % (meta.get("date", "?"), meta.get("seconds", "?"), meta.get("nodes", "?"),
-                        meta.get("children", "?"), meta.get("cpus", "?")))
+                        meta.get("children", "?"), meta.get("cpus", "?"), meta.get("kernel", "?"),
+                        meta.get("tcp_congestion_control", "?")))
         parts.append("%s, %s, %s, %s, %s, %s." % (
             meta.get("fpmlb_version", "?"), meta.get("nginx_version", "?"), meta.get("haproxy_version", "?"),
             meta.get("wrk_version", "?"), meta.get("h2load_version", "?"), meta.get("openssl_version", "?")))
