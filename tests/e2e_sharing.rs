@@ -336,6 +336,63 @@ async fn a_slow_script_beside_fast_ones_teaches_no_cap() {
     assert!(!log.contains("waited"), "{log}");
 }
 
+/// A page slower than the patience (100 ms with no history) but answered
+/// within twice it, on a new connection, while another request of the
+/// pool ends: from the timing alone, a connection that waited in php-fpm's
+/// listen queue until a worker was given back. But php-fpm had workers
+/// free all along (four, and fpmlb used three), which a connection of
+/// fpmlb's own asks at the judgement (FCGI_GET_VALUES, answered by a free
+/// worker before the page): nothing is learnt. Learnt, the cap would be
+/// one (the one other connection answered) for 30 s, and a request while
+/// the long one runs would wait behind it in fpmlb's queue (503 after
+/// `queue: 1s`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_page_while_others_end_teaches_no_cap() {
+    let net = nets::SHARING_SLOW_PAGE_WHILE_OTHERS_END;
+    let cluster = Cluster::start(net, &["--nodes", "1", "--children", "4"]);
+    let admin = net.addr(1, 9180);
+    let yaml = with_admin(
+        &one_node_yaml(cluster.lb_addr(), &cluster, "timeouts:\n  queue: 1s\n")
+            .replace("max_conns: 2", "max_conns: 4"),
+        admin,
+    );
+    let lb = Fpmlb::start_with_admin(&cluster.dir, cluster.lb_addr(), Some(admin), &yaml);
+    let fetch = |path: &str| {
+        let url = lb.url(path);
+        tokio::spawn(async move { get(&client(false), &url).await.map_or(0, |r| r.status) })
+    };
+    // Fast answers, one at a time (one kept connection): the patience is
+    // its floor, 100 ms.
+    let warm = load(&lb, "/hello.php", 30, 1).await;
+    assert!(warm.iter().all(|&s| s == 200), "{warm:?}");
+    // Answered at once, then works on for 2.5 s: one connection (the kept
+    // one), lent until its script ends, that holds a worker.
+    let long = fetch("/early.php?ms=2500");
+    assert_eq!(long.await.unwrap(), 200);
+    // Judged at its patience (100 ms), answered 60 ms later.
+    let slow = fetch("/slow.php?ms=160");
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    // Ends about halfway between the two: a connection given back.
+    let other = fetch("/slow.php?ms=110");
+    assert_eq!(slow.await.unwrap(), 200);
+    assert_eq!(other.await.unwrap(), 200);
+    // The long script still runs: a free permit serves this at once.
+    let r = get(&client(false), &lb.url("/hello.php")).await.unwrap();
+    assert_eq!(r.status, 200, "{}\n{}", r.text(), lb.log_text());
+    let figures = pool_figures(admin, |f| figure(f, "in_use") == 1).await;
+    assert_eq!(
+        figure(&figures, "in_use"),
+        1,
+        "the long script ended first: nothing was shown"
+    );
+    assert_eq!(figure(&figures, "cap"), 4, "{figures}\n{}", lb.log_text());
+    // The slow page was judged: the other request's connection, ending
+    // while it waited, was closed to give its worker back.
+    assert!(figure(&figures, "given_back") >= 1, "{figures}");
+    let log = lb.log_text();
+    assert!(!log.contains("waited for a php-fpm worker"), "{log}");
+}
+
 /// A script that answers with `fastcgi_finish_request()` and works on
 /// (Symfony's `kernel.terminate`, Laravel's terminable middleware):
 /// php-fpm sends END_REQUEST at that call, on a connection it keeps, while

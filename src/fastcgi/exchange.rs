@@ -797,7 +797,7 @@ const READY_CHECK_LEN: usize = record::HEADER_LEN + 17;
 /// terminable middleware) sends while the script works on (php-src#10335).
 /// A kept connection whose answer has not come is not lent again: a
 /// request sent on it would wait for that work.
-fn encode_ready_check(buf: &mut BytesMut) {
+pub(super) fn encode_ready_check(buf: &mut BytesMut) {
     record::encode_get_values(buf, &[b"FCGI_MPXS_CONNS"]);
 }
 

@@ -43,7 +43,13 @@
 //! the patience looks the same until its answer comes late, with no worker
 //! given back, or not by twice the patience: it had a worker all along, and
 //! the cap is given back at once (kept, a cap learnt from slow pages would
-//! fall by one with each, and queue the site behind them).
+//! fall by one with each, and queue the site behind them). Under load some
+//! worker is given back within any patience, so the timing alone would
+//! take every page between one and two patiences for a wait: at the
+//! judgement fpmlb also asks php-fpm on a connection of its own whether a
+//! worker is free (see [`Pool::ask_for_free_worker`]); answered before the
+//! judged connection, with at most one worker given back, it shows one was,
+//! and the cap is given back at once.
 //!
 //! Sharing a pool with others (a second fpmlb of an HA pair, nginx,
 //! HAProxy, a cron job over cgi-fcgi): php-fpm hands a freed worker to the
@@ -66,7 +72,7 @@
 //!   never keep a worker: they borrow an idle connection without making it
 //!   younger, or open one and close it after use.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -241,6 +247,8 @@ struct Inner {
     recycled: AtomicU64,
     /// The pool was seen to have fewer workers than connections.
     oversubscribed: AtomicBool,
+    /// A question for a free worker is out ([`Pool::ask_for_free_worker`]).
+    asking: AtomicBool,
     /// When a kept connection was last recycled ([`RECYCLE_GAP`]).
     last_recycle: Mutex<Option<Instant>>,
     /// See [`PoolFigures::worked_on`].
@@ -291,6 +299,7 @@ impl Pool {
                 given_back: AtomicU64::new(0),
                 recycled: AtomicU64::new(0),
                 oversubscribed: AtomicBool::new(false),
+                asking: AtomicBool::new(false),
                 last_recycle: Mutex::new(None),
                 worked_on: AtomicU64::new(0),
                 checked_open: AtomicBool::new(false),
@@ -412,6 +421,66 @@ impl Pool {
             cap.learned = learnt.before;
             self.apply_cap(&mut cap, Instant::now());
         }
+    }
+
+    /// Asks php-fpm, on a connection of fpmlb's own, whether a worker is
+    /// free, right after a new connection was judged to wait for one and
+    /// the cap was lowered to `learnt` ([`PooledConn::waiting_for_worker`]);
+    /// `freed` is [`Pool::freed`] before the judgement gave any worker back.
+    ///
+    /// The timing alone cannot tell a connection queued in php-fpm's listen
+    /// queue from a page slower than the patience: both are answered within
+    /// the patience after the judgement if a worker was given back
+    /// meanwhile, and under load one always is. The question queues behind
+    /// the judged connection, and php-fpm's workers accept in order: if it
+    /// is answered first while fpmlb gave back at most one worker (the one
+    /// a queued judged connection would have taken first), a worker was free
+    /// that the judged connection did not need. It had one: a slow page, and
+    /// the cap is given back at once. (With others' connections in the
+    /// queue, workers they free count too, unseen: in a pool that learnt a
+    /// share before, only an answer with no worker given back by fpmlb
+    /// counts; in one not known to be shared, a wait may be taken for a
+    /// slow page at worst, and the next new connection that waits is judged
+    /// again.) The question is dropped by twice the patience, when
+    /// the judged connection stops counting as waiting; one is out at a
+    /// time per pool (pages that are all slow make one judgement after
+    /// another), and a judgement meanwhile is told by its timing alone.
+    fn ask_for_free_worker(
+        &self,
+        learnt: Learnt,
+        freed: u64,
+        patience: Duration,
+    ) -> Option<Arc<Race>> {
+        let runtime = tokio::runtime::Handle::try_current().ok()?;
+        if self.inner.asking.swap(true, Ordering::AcqRel) {
+            return None;
+        }
+        let race = Arc::new(Race::default());
+        let asking = Asking(self.clone());
+        let asked = Arc::clone(&race);
+        runtime.spawn(async move {
+            let pool = &asking.0;
+            let inner = &pool.inner;
+            let question = crate::fastcgi::probe::worker_answers(
+                &inner.endpoint,
+                inner.settings.connect_timeout.min(patience),
+            );
+            let answered = tokio::time::timeout(patience.saturating_mul(2), question).await;
+            // In a pool known to be shared (a cap learnt before), workers
+            // others free reach php-fpm's queue too, unseen: only an answer
+            // with none given back by fpmlb counts there.
+            let given_back = pool.freed().saturating_sub(freed);
+            let free_seen = given_back == 0 || (given_back == 1 && learnt.before.is_none());
+            if matches!(answered, Ok(true)) && free_seen && asked.asked_answered() {
+                pool.unlearn(learnt);
+                tracing::debug!(
+                    backend = %inner.endpoint,
+                    "a new connection unanswered past the patience runs a slow page: \
+                     a worker was free for fpmlb's question behind it"
+                );
+            }
+        });
+        Some(race)
     }
 
     /// A connection for one exchange: an idle one if a live one is kept,
@@ -1065,11 +1134,15 @@ impl PooledConn {
         // Lowered now, so that the next requests wait in fpmlb's queue while
         // this one waits; taken back if its answer shows a slow script.
         let learnt = self.pool.learn_cap(busy + closed, at_cap, now);
+        let race = learnt
+            .set
+            .and_then(|_| self.pool.ask_for_free_worker(learnt, freed, patience));
         self.judged = Some(Judged {
             at: now,
             patience,
             learnt,
             freed,
+            race,
         });
     }
 
@@ -1088,7 +1161,11 @@ impl PooledConn {
         self.unheard = None;
         let judged = self.judged.take()?;
         let now = Instant::now();
-        if now.duration_since(judged.at) > judged.patience || self.pool.freed() == judged.freed {
+        let asked_first = judged.race.as_ref().is_some_and(|r| !r.judged_answered());
+        if asked_first
+            || now.duration_since(judged.at) > judged.patience
+            || self.pool.freed() == judged.freed
+        {
             self.pool.unlearn(judged.learnt);
             return None;
         }
@@ -1130,7 +1207,7 @@ struct Learnt {
 /// A new connection's request went unanswered past the patience, while
 /// other connections of the pool held workers (see
 /// [`PooledConn::waiting_for_worker`]).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug)]
 struct Judged {
     at: Instant,
     patience: Duration,
@@ -1138,6 +1215,54 @@ struct Judged {
     learnt: Learnt,
     /// The pool's [`Pool::freed`] before its idle connections were closed.
     freed: u64,
+    /// Whether it or a connection that asks for a free worker after it was
+    /// answered first (see [`Pool::ask_for_free_worker`]).
+    race: Option<Arc<Race>>,
+}
+
+/// The pool's one question for a free worker, out until dropped.
+struct Asking(Pool);
+
+impl Drop for Asking {
+    fn drop(&mut self) {
+        self.0.inner.asking.store(false, Ordering::Release);
+    }
+}
+
+/// Who of a judged connection and the connection that asks php-fpm for a
+/// free worker behind it was answered first.
+#[derive(Debug, Default)]
+struct Race(AtomicU8);
+
+impl Race {
+    const OPEN: u8 = 0;
+    const JUDGED_FIRST: u8 = 1;
+    const ASKED_FIRST: u8 = 2;
+
+    /// The judged connection was answered: whether before the question.
+    fn judged_answered(&self) -> bool {
+        self.0
+            .compare_exchange(
+                Self::OPEN,
+                Self::JUDGED_FIRST,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            )
+            .map_or_else(|was| was == Self::JUDGED_FIRST, |_| true)
+    }
+
+    /// The question was answered, showing a worker free: whether before
+    /// the judged connection.
+    fn asked_answered(&self) -> bool {
+        self.0
+            .compare_exchange(
+                Self::OPEN,
+                Self::ASKED_FIRST,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            )
+            .is_ok()
+    }
 }
 
 /// One of the pool's `unheard` connections, counted until dropped.
@@ -1504,6 +1629,79 @@ mod tests {
         assert_eq!(pool.figures().cap, 1, "owed permits kept back");
         // Dropped unanswered (a failed exchange): no longer counted.
         assert_eq!(pool.inner.unheard.load(Ordering::Relaxed), 0);
+    }
+
+    /// A page slower than the patience while another connection holds a
+    /// worker and a worker is free: the judgement lowers the cap, then the
+    /// pool's question (FCGI_GET_VALUES on a connection of its own, the
+    /// third to reach php-fpm) is answered before the page, so the cap comes
+    /// back before the page's answer, which teaches nothing even though a
+    /// worker was given back meanwhile (within the patience, by the timing
+    /// alone a wait). Answered, the pool's one question is over.
+    #[tokio::test]
+    async fn a_worker_free_for_the_question_shows_a_slow_page() {
+        use tokio::io::AsyncWriteExt;
+        let (l, ep) = listener().await;
+        let pool = Pool::new(ep, settings(3, 10));
+        let (asked_tx, asked_rx) = tokio::sync::oneshot::channel();
+        let php_fpm = tokio::spawn(async move {
+            let mut kept = Vec::new();
+            for _ in 0..2 {
+                kept.push(l.accept().await.unwrap().0);
+            }
+            let (mut question, _) = l.accept().await.unwrap();
+            let mut got = [0u8; 4];
+            question.read_exact(&mut got).await.unwrap();
+            let _ = asked_tx.send(got);
+            // GET_VALUES_RESULT, no pairs.
+            question
+                .write_all(&[1, 10, 0, 0, 0, 0, 0, 0])
+                .await
+                .unwrap();
+            kept
+        });
+        let mut served = pool.acquire().await.unwrap();
+        assert_eq!(served.first_answer(), None);
+        let mut slow = pool.acquire().await.unwrap();
+        let freed = pool.freed();
+        slow.waiting_for_worker(WORKER_PATIENCE);
+        let learned = |pool: &Pool| pool.cap().learned.map(|(cap, _)| cap);
+        assert_eq!(learned(&pool), Some(1), "lowered at the judgement");
+        let asked = tokio::time::timeout(Duration::from_secs(10), asked_rx).await;
+        let asked = asked.expect("no question reached php-fpm").unwrap();
+        assert_eq!(asked, [1, 9, 0, 0], "GET_VALUES, id 0");
+        for _ in 0..100 {
+            if learned(&pool).is_none() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(learned(&pool), None, "given back on the question's answer");
+        assert_eq!(pool.figures().cap, 3);
+        // The served one ends while the page runs: given back (the pool
+        // starves for the page), which alone would have kept the cap.
+        served.release();
+        assert_eq!(pool.freed(), freed + 1);
+        assert_eq!(slow.first_answer(), None, "no warning: nothing learnt");
+        assert_eq!(pool.figures().cap, 3);
+        drop(slow);
+        let _kept = php_fpm.await.unwrap();
+        assert!(
+            !pool.inner.asking.load(Ordering::Acquire),
+            "the question is over"
+        );
+    }
+
+    #[test]
+    fn the_first_answer_wins_the_race() {
+        let race = Race::default();
+        assert!(race.asked_answered());
+        assert!(!race.judged_answered(), "the question came first");
+        assert!(!race.asked_answered());
+        let race = Race::default();
+        assert!(race.judged_answered());
+        assert!(race.judged_answered(), "asked again: still first");
+        assert!(!race.asked_answered(), "too late");
     }
 
     /// A slow script on a new connection while a kept one is served: from

@@ -253,6 +253,9 @@ nets! {
     /// tests/e2e_sharing.rs: a script working on after
     /// fastcgi_finish_request(); fpmlb on .1:8080, its admin API on .1:9180.
     SHARING_FINISH_REQUEST = 25;
+    /// tests/e2e_sharing.rs: a page between one and two patiences while
+    /// another finishes; fpmlb on .1:8080, its admin API on .1:9180.
+    SHARING_SLOW_PAGE_WHILE_OTHERS_END = 26;
     /// tests/e2e_idle.rs: idle keep-alive clients and fpmlb's memory.
     IDLE_CLIENTS_MEMORY = 245;
 
