@@ -243,6 +243,10 @@ struct Inner {
     unheard: AtomicUsize,
     /// Kept-alive connections closed to give their worker back.
     given_back: AtomicU64,
+    /// Connections closed otherwise after holding a worker, or maybe
+    /// holding one (a failed or abandoned exchange, a probe's own, one whose
+    /// worker was not back in time): counted in [`Pool::freed`].
+    closed: AtomicU64,
     /// Kept-alive connections closed at RECYCLE_AFTER.
     recycled: AtomicU64,
     /// The pool was seen to have fewer workers than connections.
@@ -297,6 +301,7 @@ impl Pool {
                 starving: AtomicUsize::new(0),
                 unheard: AtomicUsize::new(0),
                 given_back: AtomicU64::new(0),
+                closed: AtomicU64::new(0),
                 recycled: AtomicU64::new(0),
                 oversubscribed: AtomicBool::new(false),
                 asking: AtomicBool::new(false),
@@ -441,9 +446,9 @@ impl Pool {
     /// share before, only an answer with no worker given back by fpmlb
     /// counts; in one not known to be shared, a wait may be taken for a
     /// slow page at worst, and the next new connection that waits is judged
-    /// again.) The question is dropped by twice the patience, when
-    /// the judged connection stops counting as waiting; one is out at a
-    /// time per pool (pages that are all slow make one judgement after
+    /// again.) The question is dropped once the judged connection is
+    /// answered, dropped, or has waited one more patience (when it stops
+    /// counting as waiting); one is out at a time per pool (pages that are all slow make one judgement after
     /// another), and a judgement meanwhile is told by its timing alone.
     fn ask_for_free_worker(
         &self,
@@ -465,13 +470,18 @@ impl Pool {
                 &inner.endpoint,
                 inner.settings.connect_timeout.min(patience),
             );
-            let answered = tokio::time::timeout(patience.saturating_mul(2), question).await;
+            // Of use until the judged connection is answered, or for the
+            // patience it is still counted as waiting.
+            let answered = tokio::select! {
+                answered = tokio::time::timeout(patience, question) => matches!(answered, Ok(true)),
+                () = asked.settled.notified() => false,
+            };
             // In a pool known to be shared (a cap learnt before), workers
             // others free reach php-fpm's queue too, unseen: only an answer
             // with none given back by fpmlb counts there.
             let given_back = pool.freed().saturating_sub(freed);
             let free_seen = given_back == 0 || (given_back == 1 && learnt.before.is_none());
-            if matches!(answered, Ok(true)) && free_seen && asked.asked_answered() {
+            if answered && free_seen && asked.asked_answered() {
                 pool.unlearn(learnt);
                 tracing::debug!(
                     backend = %inner.endpoint,
@@ -611,8 +621,8 @@ impl Pool {
             }
             idle.remove(0)
         };
-        drop(closed);
         self.inner.given_back.fetch_add(1, Ordering::Relaxed);
+        drop(closed);
     }
 
     /// The most recently used idle connection that is still open, not idle
@@ -743,10 +753,20 @@ impl Pool {
         }
     }
 
-    /// Kept connections closed so far (given back or recycled): each gave
-    /// its php-fpm worker to whoever queued for one.
+    /// Connections closed so far (given back, recycled, or closed
+    /// otherwise): each gave its php-fpm worker, if it had one, to whoever
+    /// queued for one. Counted before the close, so that whoever reads
+    /// this after the worker was freed sees it.
     fn freed(&self) -> u64 {
-        self.inner.given_back.load(Ordering::Relaxed) + self.inner.recycled.load(Ordering::Relaxed)
+        self.inner.given_back.load(Ordering::Relaxed)
+            + self.inner.recycled.load(Ordering::Relaxed)
+            + self.inner.closed.load(Ordering::Relaxed)
+    }
+
+    /// Closes `conn` otherwise than by giving it back or recycling it.
+    fn close(&self, conn: Connection) {
+        self.inner.closed.fetch_add(1, Ordering::Relaxed);
+        drop(conn);
     }
 
     /// Where the pool connects to.
@@ -765,8 +785,8 @@ impl Pool {
             // pool shared with another balancer is often theirs, so the
             // waiting one may need several; the wait, and so these closes,
             // end at twice the patience.
-            drop(conn);
             self.inner.given_back.fetch_add(1, Ordering::Relaxed);
+            drop(conn);
             return;
         }
         if self.recycle(born, now) {
@@ -1011,6 +1031,7 @@ impl PooledConn {
         if self.probe && self.idle_since.is_none() {
             // A probe's new connection: closed, it holds a worker nobody
             // asked for.
+            self.pool.close(conn);
             return;
         }
         if conn.checks_pending() == 0 || !self.pool.holds_back() {
@@ -1022,9 +1043,10 @@ impl PooledConn {
         conn.ack_now();
         match conn.check_ready_now() {
             Readiness::Ready => self.keep(conn),
-            Readiness::Broken => {}
+            Readiness::Broken => self.pool.close(conn),
             Readiness::Busy => {
                 let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+                    self.pool.close(conn);
                     return;
                 };
                 runtime.spawn(async move {
@@ -1038,12 +1060,15 @@ impl PooledConn {
                             }
                             self.keep(conn);
                         }
-                        Ok(_) => {}
-                        Err(_) => tracing::info!(
-                            backend = %self.pool.inner.endpoint,
-                            "a script worked on for {wait:?} after its whole response \
-                             (fastcgi_finish_request()); its connection was closed"
-                        ),
+                        Ok(_) => self.pool.close(conn),
+                        Err(_) => {
+                            tracing::info!(
+                                backend = %self.pool.inner.endpoint,
+                                "a script worked on for {wait:?} after its whole response \
+                                 (fastcgi_finish_request()); its connection was closed"
+                            );
+                            self.pool.close(conn);
+                        }
                     }
                 });
             }
@@ -1075,7 +1100,7 @@ impl PooledConn {
         match (self.probe, self.idle_since) {
             // A probe's new connection: closed, it holds a worker nobody
             // asked for.
-            (true, None) => drop(conn),
+            (true, None) => self.pool.close(conn),
             // A probe's borrowed connection: as idle as before.
             (true, Some(since)) => self.pool.put_back(conn, since, self.born, self.home),
             (false, _) => self
@@ -1179,6 +1204,9 @@ impl PooledConn {
     pub fn wait_over(&mut self) {
         self.answered();
         if let Some(judged) = self.judged.take() {
+            if let Some(race) = &judged.race {
+                race.judged_answered();
+            }
             self.pool.unlearn(judged.learnt);
         }
     }
@@ -1232,16 +1260,23 @@ impl Drop for Asking {
 /// Who of a judged connection and the connection that asks php-fpm for a
 /// free worker behind it was answered first.
 #[derive(Debug, Default)]
-struct Race(AtomicU8);
+struct Race {
+    state: AtomicU8,
+    /// Woken when the judged connection's side is settled (answered, its
+    /// wait over, or dropped): the question is then of no use.
+    settled: tokio::sync::Notify,
+}
 
 impl Race {
     const OPEN: u8 = 0;
     const JUDGED_FIRST: u8 = 1;
     const ASKED_FIRST: u8 = 2;
 
-    /// The judged connection was answered: whether before the question.
+    /// The judged connection was answered, or its wait is over: whether
+    /// before the question.
     fn judged_answered(&self) -> bool {
-        self.0
+        self.settled.notify_one();
+        self.state
             .compare_exchange(
                 Self::OPEN,
                 Self::JUDGED_FIRST,
@@ -1254,7 +1289,7 @@ impl Race {
     /// The question was answered, showing a worker free: whether before
     /// the judged connection.
     fn asked_answered(&self) -> bool {
-        self.0
+        self.state
             .compare_exchange(
                 Self::OPEN,
                 Self::ASKED_FIRST,
@@ -1285,6 +1320,12 @@ impl Drop for Unheard {
 impl Drop for PooledConn {
     fn drop(&mut self) {
         self.answered();
+        if let Some(race) = self.judged.take().and_then(|j| j.race) {
+            race.judged_answered();
+        }
+        if let Some(conn) = self.conn.take() {
+            self.pool.close(conn);
+        }
         if let Some(permit) = self.permit.take()
             && self.pool.keep_back_permit()
         {
@@ -1690,6 +1731,39 @@ mod tests {
             !pool.inner.asking.load(Ordering::Acquire),
             "the question is over"
         );
+    }
+
+    /// A connection closed after a failed or abandoned exchange freed its
+    /// worker too: counted, as given back and recycled ones are, so that a
+    /// question answered after it is not taken for one that found a worker
+    /// free. The question, never answered here, still ends.
+    #[tokio::test]
+    async fn every_close_counts_as_a_freed_worker() {
+        let (pool, _keep) = pool_accepting(settings(3, 10)).await;
+        let failed = pool.acquire().await.unwrap();
+        drop(failed);
+        assert_eq!(pool.freed(), 1);
+        let mut served = pool.acquire().await.unwrap();
+        assert_eq!(served.first_answer(), None);
+        let mut slow = pool.acquire().await.unwrap();
+        slow.waiting_for_worker(WORKER_PATIENCE);
+        assert!(
+            pool.inner.asking.load(Ordering::Acquire),
+            "a question is out"
+        );
+        assert_eq!(slow.first_answer(), None, "nothing given back");
+        for _ in 0..100 {
+            if !pool.inner.asking.load(Ordering::Acquire) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(
+            !pool.inner.asking.load(Ordering::Acquire),
+            "the question ended"
+        );
+        drop(served);
+        assert_eq!(pool.freed(), 2);
     }
 
     #[test]
