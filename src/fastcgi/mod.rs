@@ -3,12 +3,12 @@
 //! name-value pairs of one request, in one buffer), `cgi` (the CGI response
 //! head PHP writes into STDOUT), `conn` (where a pool listens, and one
 //! socket to it), `exchange` (one request and its response over a
-//! connection it is lent; pooling is upstream's) and `probe` (whether a
+//! connection it is lent; pooling is upstream's) and `question` (whether a
 //! worker is free, asked on a connection of its own).
 
 pub mod cgi;
 pub mod conn;
 pub mod exchange;
 pub mod params;
-pub mod probe;
+pub mod question;
 pub mod record;

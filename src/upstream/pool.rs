@@ -448,8 +448,9 @@ impl Pool {
     /// slow page at worst, and the next new connection that waits is judged
     /// again.) The question is dropped once the judged connection is
     /// answered, dropped, or has waited one more patience (when it stops
-    /// counting as waiting); one is out at a time per pool (pages that are all slow make one judgement after
-    /// another), and a judgement meanwhile is told by its timing alone.
+    /// counting as waiting); one is out at a time per pool (pages that are
+    /// all slow make one judgement after another), and a judgement
+    /// meanwhile is told by its timing alone.
     fn ask_for_free_worker(
         &self,
         learnt: Learnt,
@@ -466,7 +467,7 @@ impl Pool {
         runtime.spawn(async move {
             let pool = &asking.0;
             let inner = &pool.inner;
-            let question = crate::fastcgi::probe::worker_answers(
+            let question = crate::fastcgi::question::worker_answers(
                 &inner.endpoint,
                 inner.settings.connect_timeout.min(patience),
             );
@@ -1378,6 +1379,11 @@ mod tests {
         (Pool::new(ep, settings), accept)
     }
 
+    /// Whether the pool's question for a free worker is out.
+    fn asking(pool: &Pool) -> bool {
+        pool.inner.asking.load(Ordering::Acquire)
+    }
+
     async fn listener() -> (TcpListener, Endpoint) {
         let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = l.local_addr().unwrap();
@@ -1727,10 +1733,7 @@ mod tests {
         assert_eq!(pool.figures().cap, 3);
         drop(slow);
         let _kept = php_fpm.await.unwrap();
-        assert!(
-            !pool.inner.asking.load(Ordering::Acquire),
-            "the question is over"
-        );
+        assert!(!asking(&pool), "the question is over");
     }
 
     /// A connection closed after a failed or abandoned exchange freed its
@@ -1747,21 +1750,15 @@ mod tests {
         assert_eq!(served.first_answer(), None);
         let mut slow = pool.acquire().await.unwrap();
         slow.waiting_for_worker(WORKER_PATIENCE);
-        assert!(
-            pool.inner.asking.load(Ordering::Acquire),
-            "a question is out"
-        );
+        assert!(asking(&pool), "a question is out");
         assert_eq!(slow.first_answer(), None, "nothing given back");
         for _ in 0..100 {
-            if !pool.inner.asking.load(Ordering::Acquire) {
+            if !asking(&pool) {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        assert!(
-            !pool.inner.asking.load(Ordering::Acquire),
-            "the question ended"
-        );
+        assert!(!asking(&pool), "the question ended");
         drop(served);
         assert_eq!(pool.freed(), 2);
     }
