@@ -336,6 +336,23 @@ async fn a_slow_script_beside_fast_ones_teaches_no_cap() {
     assert!(!log.contains("waited"), "{log}");
 }
 
+/// One php-fpm node of four workers behind fpmlb (`max_conns: 4`,
+/// `queue: 1s`, its admin API on .1:9180), warmed with fast answers one at
+/// a time (one kept connection): the pool's patience is its floor, 100 ms.
+async fn four_workers_warm(net: nets::Net) -> (Cluster, Fpmlb, SocketAddr) {
+    let cluster = Cluster::start(net, &["--nodes", "1", "--children", "4"]);
+    let admin = net.addr(1, 9180);
+    let yaml = with_admin(
+        &one_node_yaml(cluster.lb_addr(), &cluster, "timeouts:\n  queue: 1s\n")
+            .replace("max_conns: 2", "max_conns: 4"),
+        admin,
+    );
+    let lb = Fpmlb::start_with_admin(&cluster.dir, cluster.lb_addr(), Some(admin), &yaml);
+    let warm = load(&lb, "/hello.php", 30, 1).await;
+    assert!(warm.iter().all(|&s| s == 200), "{warm:?}");
+    (cluster, lb, admin)
+}
+
 /// A page slower than the patience (100 ms with no history) but answered
 /// within twice it, on a new connection, while another request of the
 /// pool ends: from the timing alone, a connection that waited in php-fpm's
@@ -348,23 +365,11 @@ async fn a_slow_script_beside_fast_ones_teaches_no_cap() {
 /// `queue: 1s`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_page_while_others_end_teaches_no_cap() {
-    let net = nets::SHARING_SLOW_PAGE_WHILE_OTHERS_END;
-    let cluster = Cluster::start(net, &["--nodes", "1", "--children", "4"]);
-    let admin = net.addr(1, 9180);
-    let yaml = with_admin(
-        &one_node_yaml(cluster.lb_addr(), &cluster, "timeouts:\n  queue: 1s\n")
-            .replace("max_conns: 2", "max_conns: 4"),
-        admin,
-    );
-    let lb = Fpmlb::start_with_admin(&cluster.dir, cluster.lb_addr(), Some(admin), &yaml);
+    let (_cluster, lb, admin) = four_workers_warm(nets::SHARING_SLOW_PAGE_WHILE_OTHERS_END).await;
     let fetch = |path: &str| {
         let url = lb.url(path);
         tokio::spawn(async move { get(&client(false), &url).await.map_or(0, |r| r.status) })
     };
-    // Fast answers, one at a time (one kept connection): the patience is
-    // its floor, 100 ms.
-    let warm = load(&lb, "/hello.php", 30, 1).await;
-    assert!(warm.iter().all(|&s| s == 200), "{warm:?}");
     // Answered at once, then works on for 2.5 s: one connection (the kept
     // one), lent until its script ends, that holds a worker.
     let long = fetch("/early.php?ms=2500");
@@ -389,6 +394,47 @@ async fn a_slow_page_while_others_end_teaches_no_cap() {
     // The slow page was judged: the other request's connection, ending
     // while it waited, was closed to give its worker back.
     assert!(figure(&figures, "given_back") >= 1, "{figures}");
+    let log = lb.log_text();
+    assert!(!log.contains("waited for a php-fpm worker"), "{log}");
+}
+
+/// A page its client cancels after fpmlb judged its new connection (no
+/// answer within the patience while the pool's other connections held
+/// workers) and before any answer came: nothing showed that it waited for
+/// a worker, so the cap lowered at the judgement is given back, as when a
+/// wait ends unanswered at twice the patience. (With a worker free, the
+/// pool's question would show it and give the cap back anyway: here none
+/// is, the page has the last one.) Kept, the pool would hold a cap of three
+/// for 30 s with no warning said, and a request while the long scripts run
+/// would wait in fpmlb's queue (503 after `queue: 1s`) for a permit that
+/// php-fpm's fourth worker could serve once the abandoned page ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_its_client_cancels_teaches_no_cap() {
+    let (_cluster, lb, admin) = four_workers_warm(nets::SHARING_CANCELLED_PAGE).await;
+    // Each answered at once, then works on for 2.5 s: three connections,
+    // each lent until its script ends, hold three of the four workers.
+    for _ in 0..3 {
+        let r = get(&client(false), &lb.url("/early.php?ms=2500"))
+            .await
+            .unwrap();
+        assert_eq!(r.status, 200, "{}", lb.log_text());
+    }
+    // On a new connection, the fourth worker's: judged at the patience
+    // (100 ms); its client resets the HTTP/2 stream at 150 ms, before the
+    // page's answer (200 ms) and before its wait would have ended.
+    let (h2, url) = (client(true), lb.url("/slow.php?ms=200"));
+    let page = get(&h2, &url);
+    let cancelled = tokio::time::timeout(Duration::from_millis(150), page).await;
+    assert!(
+        cancelled.is_err(),
+        "answered before its client left: {cancelled:?}"
+    );
+    // The long scripts still run: the fourth permit serves this, once the
+    // abandoned page has ended.
+    let r = get(&client(false), &lb.url("/hello.php")).await.unwrap();
+    assert_eq!(r.status, 200, "{}\n{}", r.text(), lb.log_text());
+    let figures = pool_figures(admin, |f| figure(f, "in_use") <= 3).await;
+    assert_eq!(figure(&figures, "cap"), 4, "{figures}\n{}", lb.log_text());
     let log = lb.log_text();
     assert!(!log.contains("waited for a php-fpm worker"), "{log}");
 }

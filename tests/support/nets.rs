@@ -256,6 +256,9 @@ nets! {
     /// tests/e2e_sharing.rs: a page between one and two patiences while
     /// another finishes; fpmlb on .1:8080, its admin API on .1:9180.
     SHARING_SLOW_PAGE_WHILE_OTHERS_END = 26;
+    /// tests/e2e_sharing.rs: a page its client cancels between one and two
+    /// patiences; fpmlb on .1:8080, its admin API on .1:9180.
+    SHARING_CANCELLED_PAGE = 27;
     /// tests/e2e_idle.rs: idle keep-alive clients and fpmlb's memory.
     IDLE_CLIENTS_MEMORY = 245;
 

@@ -18,7 +18,9 @@
 //! the patience looks the same until its answer comes late, with no worker
 //! given back, or not by twice the patience: it had a worker all along, and
 //! the cap is given back at once (kept, a cap learnt from slow pages would
-//! fall by one with each, and queue the site behind them). Under load some
+//! fall by one with each, and queue the site behind them); so it is when
+//! the connection is dropped unanswered (its client gone, its exchange
+//! failed), which showed no wait either. Under load some
 //! worker is given back within any patience, so the timing alone would
 //! take every page between one and two patiences for a wait: at the
 //! judgement fpmlb also asks php-fpm on a connection of its own whether a
@@ -353,7 +355,7 @@ impl PooledConn {
     /// No answer by twice the patience: not waiting for a worker, most
     /// likely (one given back would have reached it, unless others queued
     /// before it). It stops counting as waiting, and the cap lowered at its
-    /// judgement is taken back.
+    /// judgement is taken back. So too when it is dropped unanswered.
     pub fn wait_over(&mut self) {
         self.answered();
         if let Some(judged) = self.judged.take() {

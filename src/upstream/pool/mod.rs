@@ -625,10 +625,11 @@ impl Drop for Unheard {
 
 impl Drop for PooledConn {
     fn drop(&mut self) {
-        self.answered();
-        if let Some(race) = self.judged.take().and_then(|j| j.race) {
-            race.judged_answered();
-        }
+        // Dropped before its answer (its client gone, the exchange failed):
+        // nothing showed that it waited for a worker, as when its wait is
+        // over, and the cap lowered at a judgement is given back before
+        // its permit is (kept back only if a cap still owes it).
+        self.wait_over();
         if let Some(conn) = self.conn.take() {
             self.pool.close(conn);
         }
