@@ -155,12 +155,16 @@ async fn a_worker_held_by_an_outside_client_costs_no_request() {
     // so that closing an idle connection at the idle timeout (5 s by
     // default) cannot give the worker back in time: only giving it back
     // (or recycling the connection) does.
-    let yaml = one_node_yaml(
-        cluster.lb_addr(),
-        &cluster,
-        "timeouts:\n  idle: 60s\n  read: 15s\n",
+    let admin = nets::SHARING_HELD_WORKER.addr(1, 9180);
+    let yaml = with_admin(
+        &one_node_yaml(
+            cluster.lb_addr(),
+            &cluster,
+            "timeouts:\n  idle: 60s\n  read: 15s\n",
+        ),
+        admin,
     );
-    let lb = Fpmlb::start(&cluster.dir, cluster.lb_addr(), &yaml);
+    let lb = Fpmlb::start_with_admin(&cluster.dir, cluster.lb_addr(), Some(admin), &yaml);
     let statuses = load(&lb, "/hello.php", 40, 4).await;
     assert!(statuses.iter().all(|&s| s == 200), "{statuses:?}");
     // The connection queued behind the held worker was answered once a
@@ -169,6 +173,17 @@ async fn a_worker_held_by_an_outside_client_costs_no_request() {
     assert!(
         log.contains("waited for a php-fpm worker") && log.contains("the cap is now 1"),
         "{log}"
+    );
+    // Shown while it holds (30 s).
+    let figures = pool_figures(admin, |f| f["learned"] == 1).await;
+    assert_eq!(figures["learned"], 1, "{figures}");
+    let metrics = get(&client(false), &format!("http://{admin}/metrics"))
+        .await
+        .unwrap()
+        .text();
+    assert!(
+        metrics.contains("fpmlb_pool_connection_cap_learned{backend=\"web01\"} 1"),
+        "{metrics}"
     );
 }
 
@@ -411,6 +426,10 @@ async fn a_slow_page_while_others_end_teaches_no_cap() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_page_its_client_cancels_teaches_no_cap() {
     let (_cluster, lb, admin) = four_workers_warm(nets::SHARING_CANCELLED_PAGE).await;
+    // The client's HTTP/2 connection, open before the page's time starts.
+    let h2 = client(true);
+    let r = get(&h2, &lb.url("/hello.php")).await.unwrap();
+    assert_eq!(r.status, 200, "{}", lb.log_text());
     // Each answered at once, then works on for 2.5 s: three connections,
     // each lent until its script ends, hold three of the four workers.
     for _ in 0..3 {
@@ -420,21 +439,32 @@ async fn a_page_its_client_cancels_teaches_no_cap() {
         assert_eq!(r.status, 200, "{}", lb.log_text());
     }
     // On a new connection, the fourth worker's: judged at the patience
-    // (100 ms); its client resets the HTTP/2 stream at 150 ms, before the
-    // page's answer (200 ms) and before its wait would have ended.
-    let (h2, url) = (client(true), lb.url("/slow.php?ms=200"));
-    let page = get(&h2, &url);
-    let cancelled = tokio::time::timeout(Duration::from_millis(150), page).await;
-    assert!(
-        cancelled.is_err(),
-        "answered before its client left: {cancelled:?}"
-    );
+    // (100 ms), which lowers the cap to the three connections served
+    // (status.json's `learned`). Its client then resets the HTTP/2 stream,
+    // before the page's answer (200 ms) and before its wait would have
+    // ended (twice the patience).
+    let page = {
+        let (h2, url) = (h2.clone(), lb.url("/slow.php?ms=200"));
+        tokio::spawn(async move { get(&h2, &url).await })
+    };
+    let status = format!("http://{admin}/status.json");
+    let c = client(false);
+    let since = std::time::Instant::now();
+    let mut learned = Value::Null;
+    while learned.is_null() && since.elapsed() < Duration::from_millis(180) {
+        let r = get(&c, &status).await.unwrap();
+        learned = r.json()["backends"][0]["connections"]["learned"].clone();
+    }
+    page.abort();
+    assert_eq!(learned, 3, "not judged in time\n{}", lb.log_text());
+    assert!(page.await.is_err_and(|e| e.is_cancelled()), "answered");
     // The long scripts still run: the fourth permit serves this, once the
     // abandoned page has ended.
     let r = get(&client(false), &lb.url("/hello.php")).await.unwrap();
     assert_eq!(r.status, 200, "{}\n{}", r.text(), lb.log_text());
     let figures = pool_figures(admin, |f| figure(f, "in_use") <= 3).await;
     assert_eq!(figure(&figures, "cap"), 4, "{figures}\n{}", lb.log_text());
+    assert!(figures["learned"].is_null(), "{figures}");
     let log = lb.log_text();
     assert!(!log.contains("waited for a php-fpm worker"), "{log}");
 }

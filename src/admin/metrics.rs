@@ -229,6 +229,15 @@ impl Collector for UpstreamCollector {
             backends,
             |b| Some(int(b.pool.figures().cap)),
         )?;
+        gauge_family(
+            &mut enc,
+            "fpmlb_pool_connection_cap_learned",
+            "A cap on FastCGI connections the backend's pool learnt for 30 s from a new connection \
+             that waited for a php-fpm worker (others hold the rest of its workers, or max_conns \
+             is above pm.max_children); absent when none holds.",
+            backends,
+            |b| b.pool.figures().learned.map(int),
+        )?;
         counter_family(
             &mut enc,
             "fpmlb_pool_connections_opened",

@@ -379,7 +379,14 @@ impl Pool {
 
     /// Current figures for the status page and metrics.
     pub fn figures(&self) -> PoolFigures {
-        let withheld = self.cap().withheld;
+        let (withheld, learned) = {
+            let cap = self.cap();
+            let now = Instant::now();
+            let held = cap
+                .learned
+                .filter(|&(_, at)| now.saturating_duration_since(at) < LEARNED_CAP_HOLD);
+            (cap.withheld, held.map(|(learned, _)| learned))
+        };
         let cap = self.inner.settings.max_conns - withheld;
         let idle = self.idle_count();
         let free = self.inner.slots.available_permits();
@@ -393,6 +400,7 @@ impl Pool {
             given_back: self.inner.given_back.load(Ordering::Relaxed),
             recycled: self.inner.recycled.load(Ordering::Relaxed),
             worked_on: self.inner.worked_on.load(Ordering::Relaxed),
+            learned,
         }
     }
 }
@@ -424,6 +432,12 @@ pub struct PoolFigures {
     /// [`WORKER_PATIENCE`] or more for one, and connections held back
     /// [`WORKED_ON`] or more until one ended.
     pub worked_on: u64,
+    /// The cap learnt from a new connection that waited for a php-fpm
+    /// worker, while it holds ([`LEARNED_CAP_HOLD`]): the workers fpmlb
+    /// was seen to have, others holding the rest (or `max_conns` above
+    /// `pm.max_children`). `cap` comes down to it as connections in use
+    /// finish.
+    pub learned: Option<usize>,
 }
 
 struct WaitGuard<'a>(&'a AtomicUsize);

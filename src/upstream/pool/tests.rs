@@ -334,6 +334,7 @@ async fn slow_first_pages_on_new_connections_teach_no_cap() {
     // Answered, it holds a worker: the next one that waits learns.
     conns[1].waiting_for_worker(WORKER_PATIENCE);
     assert_eq!(learned(&pool), Some(1), "conns[0] answered, conns[1] waits");
+    assert_eq!(pool.figures().learned, Some(1), "shown");
     let judged = conns.remove(1);
     drop(conns);
     assert_eq!(pool.figures().cap, 1, "owed permits kept back");
@@ -343,6 +344,7 @@ async fn slow_first_pages_on_new_connections_teach_no_cap() {
     // Dropped unanswered (a failed exchange): no longer counted.
     assert_eq!(pool.inner.unheard.load(Ordering::Relaxed), 0);
     assert_eq!(learned(&pool), None, "the lowering taken back");
+    assert_eq!(pool.figures().learned, None);
     assert_eq!(pool.figures().cap, 4);
     assert_eq!(pool.figures().in_use, 0);
 }
