@@ -76,7 +76,21 @@ pub(super) struct Cap {
     /// Permits still to take out as connections finish (they were in use
     /// when the cap was lowered).
     pub(super) owed: usize,
+    /// Lowerings taken back while a later one was in force (the cap each
+    /// set, and the one before it), so that taking back the later one
+    /// does not bring them back (see [`Pool::unlearn`]). At most
+    /// [`WITHDRAWN_MAX`], none older than [`LEARNED_CAP_HOLD`].
+    pub(super) withdrawn: Vec<(Learned, Option<Learned>)>,
 }
+
+/// A learnt cap and when it was learnt.
+pub(super) type Learned = (usize, Instant);
+
+/// The most lowerings [`Cap::withdrawn`] remembers: judgements overlap
+/// rarely (each needs a new connection unanswered past the patience while
+/// the one before is), and one forgotten costs what it did before, its
+/// cap held to its end.
+const WITHDRAWN_MAX: usize = 8;
 
 impl Pool {
     pub(super) fn cap(&self) -> MutexGuard<'_, Cap> {
@@ -172,14 +186,29 @@ impl Pool {
         }
     }
 
-    /// Takes back what `learnt` set, if nothing was learnt since: the wait
-    /// it was learnt from turned out to be a slow script's.
+    /// Takes back what `learnt` set: the wait it was learnt from turned
+    /// out to be a slow script's, or showed nothing. If a later judgement
+    /// lowered the cap further meanwhile, this one is remembered as
+    /// withdrawn, and goes when that one is taken back: two judgements
+    /// that overlap and both show nothing (two pages their clients left)
+    /// leave the cap as it was before the first, not at the first's.
     fn unlearn(&self, learnt: Learnt) {
         let Some(set) = learnt.set else { return };
+        let now = Instant::now();
         let mut cap = self.cap();
+        cap.withdrawn
+            .retain(|((_, at), _)| now.saturating_duration_since(*at) < LEARNED_CAP_HOLD);
         if cap.learned == Some(set) {
-            cap.learned = learnt.before;
-            self.apply_cap(&mut cap, Instant::now());
+            let mut back = learnt.before;
+            while let Some(at) =
+                back.and_then(|b| cap.withdrawn.iter().position(|(gone, _)| *gone == b))
+            {
+                back = cap.withdrawn.swap_remove(at).1;
+            }
+            cap.learned = back;
+            self.apply_cap(&mut cap, now);
+        } else if cap.withdrawn.len() < WITHDRAWN_MAX {
+            cap.withdrawn.push((set, learnt.before));
         }
     }
 

@@ -145,6 +145,7 @@ impl Pool {
                     learned: None,
                     withheld: 0,
                     owed: 0,
+                    withdrawn: Vec::new(),
                 }),
                 owes_permits: AtomicBool::new(false),
                 slots,

@@ -349,6 +349,38 @@ async fn slow_first_pages_on_new_connections_teach_no_cap() {
     assert_eq!(pool.figures().in_use, 0);
 }
 
+/// Two judgements that overlap, both dropped unanswered (two pages whose
+/// clients left): the second, made at the cap the first lowered, lowers it
+/// again; the first taken back while the second is in force is remembered,
+/// so that taking back the second leaves no learnt cap, not the first's.
+#[tokio::test]
+async fn overlapping_judgements_taken_back_leave_no_cap() {
+    let (pool, _keep) = pool_accepting(settings(4, 10)).await;
+    let mut conns = Vec::new();
+    for _ in 0..4 {
+        conns.push(pool.acquire().await.unwrap());
+    }
+    assert_eq!(conns[0].first_answer(), None);
+    conns[1].waiting_for_worker(WORKER_PATIENCE);
+    let first = pool.cap().learned;
+    assert!(first.is_some(), "the first judgement lowers the cap");
+    conns[2].waiting_for_worker(WORKER_PATIENCE);
+    let second = pool.cap().learned;
+    assert!(
+        second.is_some() && second != first,
+        "the second, at it, too"
+    );
+    let second_judged = conns.remove(2);
+    let first_judged = conns.remove(1);
+    drop(first_judged);
+    assert_eq!(pool.cap().learned, second, "the later one still in force");
+    drop(second_judged);
+    assert_eq!(pool.cap().learned, None, "neither showed a wait");
+    drop(conns);
+    assert_eq!(pool.figures().cap, 4);
+    assert!(pool.cap().withdrawn.is_empty());
+}
+
 /// A page slower than the patience while another connection holds a
 /// worker and a worker is free: the judgement lowers the cap, then the
 /// pool's question (FCGI_GET_VALUES on a connection of its own, the
