@@ -93,19 +93,37 @@ fn with_admin(yaml: &str, admin: SocketAddr) -> String {
 /// The connection figures of fpmlb's one backend (status.json), read
 /// until `pred` holds, at most 20 s.
 async fn pool_figures(admin: SocketAddr, pred: impl Fn(&Value) -> bool) -> Value {
+    figures_until(
+        admin,
+        pred,
+        Duration::from_millis(100),
+        Duration::from_secs(20),
+    )
+    .await
+}
+
+/// As [`pool_figures`], read `every` (none: back to back) for at most
+/// `within`; the last read when `pred` never held.
+async fn figures_until(
+    admin: SocketAddr,
+    pred: impl Fn(&Value) -> bool,
+    every: Duration,
+    within: Duration,
+) -> Value {
     let url = format!("http://{admin}/status.json");
     let c = client(false);
-    let mut last = Value::Null;
-    for _ in 0..200 {
+    let since = std::time::Instant::now();
+    loop {
         let r = get(&c, &url).await.unwrap();
         assert_eq!(r.status, 200, "{}", r.text());
-        last = r.json()["backends"][0]["connections"].clone();
-        if pred(&last) {
-            break;
+        let last = r.json()["backends"][0]["connections"].clone();
+        if pred(&last) || since.elapsed() >= within {
+            return last;
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        if !every.is_zero() {
+            tokio::time::sleep(every).await;
+        }
     }
-    last
 }
 
 fn figure(figures: &Value, name: &str) -> u64 {
@@ -447,16 +465,15 @@ async fn a_page_its_client_cancels_teaches_no_cap() {
         let (h2, url) = (h2.clone(), lb.url("/slow.php?ms=200"));
         tokio::spawn(async move { get(&h2, &url).await })
     };
-    let status = format!("http://{admin}/status.json");
-    let c = client(false);
-    let since = std::time::Instant::now();
-    let mut learned = Value::Null;
-    while learned.is_null() && since.elapsed() < Duration::from_millis(180) {
-        let r = get(&c, &status).await.unwrap();
-        learned = r.json()["backends"][0]["connections"]["learned"].clone();
-    }
+    let judged = |f: &Value| !f["learned"].is_null();
+    let figures = figures_until(admin, judged, Duration::ZERO, Duration::from_millis(180)).await;
     page.abort();
-    assert_eq!(learned, 3, "not judged in time\n{}", lb.log_text());
+    assert_eq!(
+        figures["learned"],
+        3,
+        "not judged in time\n{}",
+        lb.log_text()
+    );
     assert!(page.await.is_err_and(|e| e.is_cancelled()), "answered");
     // The long scripts still run: the fourth permit serves this, once the
     // abandoned page has ended.

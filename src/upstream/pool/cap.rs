@@ -86,6 +86,18 @@ pub(super) struct Cap {
 /// A learnt cap and when it was learnt.
 pub(super) type Learned = (usize, Instant);
 
+/// Whether a cap learnt `at` is past its [`LEARNED_CAP_HOLD`] at `now`.
+fn expired(at: Instant, now: Instant) -> bool {
+    now.saturating_duration_since(at) >= LEARNED_CAP_HOLD
+}
+
+impl Cap {
+    /// The learnt cap, if it still holds at `now`.
+    pub(super) fn held(&self, now: Instant) -> Option<Learned> {
+        self.learned.filter(|&(_, at)| !expired(at, now))
+    }
+}
+
 /// The most lowerings [`Cap::withdrawn`] remembers: judgements overlap
 /// rarely (each needs a new connection unanswered past the patience while
 /// the one before is), and one forgotten costs what it did before, its
@@ -105,12 +117,7 @@ impl Pool {
     /// taken back; they are owed and kept as their connections finish.
     pub(super) fn apply_cap(&self, cap: &mut Cap, now: Instant) {
         let configured = self.inner.settings.max_conns;
-        if cap
-            .learned
-            .is_some_and(|(_, at)| now.duration_since(at) >= LEARNED_CAP_HOLD)
-        {
-            cap.learned = None;
-        }
+        cap.learned = cap.held(now);
         let want = configured - self.in_force(cap);
         if want > cap.withheld {
             let taken = self.inner.slots.forget_permits(want - cap.withheld);
@@ -196,8 +203,7 @@ impl Pool {
         let Some(set) = learnt.set else { return };
         let now = Instant::now();
         let mut cap = self.cap();
-        cap.withdrawn
-            .retain(|((_, at), _)| now.saturating_duration_since(*at) < LEARNED_CAP_HOLD);
+        cap.withdrawn.retain(|&((_, at), _)| !expired(at, now));
         if cap.learned == Some(set) {
             let mut back = learnt.before;
             while let Some(at) =

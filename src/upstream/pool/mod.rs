@@ -382,10 +382,7 @@ impl Pool {
     pub fn figures(&self) -> PoolFigures {
         let (withheld, learned) = {
             let cap = self.cap();
-            let now = Instant::now();
-            let held = cap
-                .learned
-                .filter(|&(_, at)| now.saturating_duration_since(at) < LEARNED_CAP_HOLD);
+            let held = cap.held(Instant::now());
             (cap.withheld, held.map(|(learned, _)| learned))
         };
         let cap = self.inner.settings.max_conns - withheld;

@@ -42,6 +42,15 @@ async fn pool_accepting(settings: PoolSettings) -> (Pool, tokio::task::JoinHandl
     (Pool::new(ep, settings), accept)
 }
 
+/// `n` new connections of `pool`, lent at once.
+async fn lend_all(pool: &Pool, n: usize) -> Vec<PooledConn> {
+    let mut conns = Vec::with_capacity(n);
+    for _ in 0..n {
+        conns.push(pool.acquire().await.unwrap());
+    }
+    conns
+}
+
 /// Whether the pool's question for a free worker is out.
 fn asking(pool: &Pool) -> bool {
     pool.inner.asking.load(Ordering::Acquire)
@@ -323,10 +332,7 @@ async fn a_slow_script_on_a_quiet_pool_teaches_no_cap() {
 #[tokio::test]
 async fn slow_first_pages_on_new_connections_teach_no_cap() {
     let (pool, _keep) = pool_accepting(settings(4, 10)).await;
-    let mut conns = Vec::new();
-    for _ in 0..4 {
-        conns.push(pool.acquire().await.unwrap());
-    }
+    let mut conns = lend_all(&pool, 4).await;
     let learned = |pool: &Pool| pool.cap().learned.map(|(cap, _)| cap);
     conns[0].waiting_for_worker(WORKER_PATIENCE);
     assert_eq!(learned(&pool), None, "no worker seen held");
@@ -356,10 +362,7 @@ async fn slow_first_pages_on_new_connections_teach_no_cap() {
 #[tokio::test]
 async fn overlapping_judgements_taken_back_leave_no_cap() {
     let (pool, _keep) = pool_accepting(settings(4, 10)).await;
-    let mut conns = Vec::new();
-    for _ in 0..4 {
-        conns.push(pool.acquire().await.unwrap());
-    }
+    let mut conns = lend_all(&pool, 4).await;
     assert_eq!(conns[0].first_answer(), None);
     conns[1].waiting_for_worker(WORKER_PATIENCE);
     let first = pool.cap().learned;
