@@ -66,7 +66,8 @@ Environment:
   BENCH_EXTRA      the cases beyond wrk (default all): comma separated subset of
                    rate (fixed rate, hey), pinned (a worker held by an outside
                    client), pair (two fpmlb over the same pools), beside (fpmlb
-                   beside HAProxy keep-conn), idle (idle keep-alive clients, RSS),
+                   beside HAProxy keep-conn), idle (idle keep-alive clients, RSS,
+                   cleartext and TLS),
                    h2 (h2c, h2load); or none
   BENCH_RATE       req/s of the fixed-rate runs (pair and beside give each
                    balancer half); by default half the slowest of fpmlb, nginx
@@ -843,35 +844,40 @@ rss_sum() {
 
 # IDLE_COUNT clients from 40 source addresses (the per-client cap of fpmlb
 # stays at its default), one request each, then silent; RSS before and 3 s
-# after the last answer (fpmlb parks a connection quiet for 100 ms).
+# after the last answer (fpmlb parks a connection quiet for 100 ms). Each
+# balancer twice: cleartext, then TLS (its TLS listener; fpmlb-tls has one
+# listener, TLS), recorded as NAME and NAME-tls.
 case_idle() {
-    local b ready before after tls_args=() sources=40
+    local name b port scheme ready before after tls_args=() sources=40
     echo
     echo "== $IDLE_COUNT idle HTTP/1.1 keep-alive clients (one request each, then silent) =="
-    for b in fpmlb nginx haproxy fpmlb-tls; do
+    for name in fpmlb nginx haproxy fpmlb-tls nginx-tls haproxy-tls; do
         EXTRA_CASE=idle
         BAL_EXTRA_ARGS=(--connections $((IDLE_COUNT + 1000)))
-        tls_args=()
-        [[ "$b" == fpmlb-tls ]] && tls_args=(--tls)
+        b=$name port=$(bal_port "$name") scheme=http tls_args=()
+        case $name in
+            fpmlb-tls) scheme=https tls_args=(--tls) ;;
+            *-tls) b=${name%-tls} port=$(bal_tls_port "$b") scheme=https tls_args=(--tls) ;;
+        esac
         if extra_start "$b"; then
             # One request first, so what every connection shares is there before.
-            curl -sk -o /dev/null --max-time 10 "$( [[ "$b" == fpmlb-tls ]] && echo https || echo http)://$LB_IP:$(bal_port "$b")/hello.php" || true
+            curl -sk -o /dev/null --max-time 10 "$scheme://$LB_IP:$port/hello.php" || true
             sleep 1
             before=$(rss_sum "$b")
-            ready=$W/extra/idle-$b.json
+            ready=$W/extra/idle-$name.json
             rm -f -- "$ready"
-            timeout -k 5 150 python3 "$HERE/bench/idle_clients.py" --target "$LB_IP:$(bal_port "$b")" \
+            timeout -k 5 150 python3 "$HERE/bench/idle_clients.py" --target "$LB_IP:$port" \
                 --count "$IDLE_COUNT" --sources "127.0.$NET.100" --source-count "$sources" --hold 15 \
-                --timeout 90 --ready "$ready" "${tls_args[@]}" >/dev/null 2>"$W/extra/idle-$b.err" 8>&- &
+                --timeout 90 --ready "$ready" "${tls_args[@]}" >/dev/null 2>"$W/extra/idle-$name.err" 8>&- &
             HELPER_PIDS="$HELPER_PIDS $!"
-            if wait_for "$IDLE_COUNT idle clients on $b" 100 test -s "$ready"; then
+            if wait_for "$IDLE_COUNT idle clients on $name" 100 test -s "$ready"; then
                 sleep 3
                 after=$(rss_sum "$b")
-                wait_for "the idle clients of $b to finish" 30 grep -q closed_by_server "$ready" || true
-                python3 "$EXTRA_PY" idle --db "$EXTRA_DB" --case idle --balancer "$b" --clients "$ready" \
+                wait_for "the idle clients of $name to finish" 30 grep -q closed_by_server "$ready" || true
+                python3 "$EXTRA_PY" idle --db "$EXTRA_DB" --case idle --balancer "$name" --clients "$ready" \
                     --rss-before "$before" --rss-after "$after"
             else
-                info "$b: the idle clients did not report ($(head -c 300 "$W/extra/idle-$b.err"))"
+                info "$name: the idle clients did not report ($(head -c 300 "$W/extra/idle-$name.err"))"
             fi
         fi
         BAL_EXTRA_ARGS=()

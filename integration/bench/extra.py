@@ -35,6 +35,8 @@ LABEL = {
     "nginx": "nginx (conn/request)",
     "nginx-ka": "nginx (keepalive 32, open_file_cache)",
     "haproxy": "HAProxy (keep-conn)",
+    "nginx-tls": "nginx (TLS)",
+    "haproxy-tls": "HAProxy (TLS)",
     "haproxy-beside": "HAProxy (keep-conn, maxconn 2) beside fpmlb",
     "fpmlb-beside": "fpmlb beside HAProxy",
 }
@@ -256,14 +258,17 @@ def final_markdown(runs):
             out.append("| %s | %s | %s | %s | %s | %s |" % (
                 LABEL.get(r["balancer"], r["balancer"]), c.get("held", "-"), c.get("closed_by_server", "-"),
                 fmt(r["rss_before_kib"] / 1024.0), fmt(r["rss_after_kib"] / 1024.0), fmt(r["kib_per_conn"], 2)))
-        peers = [r for r in idle if r["balancer"] in PEERS and r["kib_per_conn"] is not None]
-        best = min(peers, key=lambda r: r["kib_per_conn"]) if peers else None
-        for r in idle:
-            if r["balancer"].startswith("fpmlb") and r["kib_per_conn"] is not None:
-                summary.append(("idle clients, %s" % LABEL[r["balancer"]],
-                                LABEL[best["balancer"]] if best else "-",
-                                "%s vs %s KiB" % (fmt(r["kib_per_conn"], 2), fmt(best["kib_per_conn"], 2) if best else "-"),
-                                ratio(r["kib_per_conn"], best["kib_per_conn"]) if best else None, "< 2 KiB"))
+        # Cleartext against the cleartext peers, TLS against the TLS ones.
+        for fp, peer_names, target in (("fpmlb", PEERS, "< 2 KiB"),
+                                       ("fpmlb-tls", ("nginx-tls", "haproxy-tls"), "<= 1.0x")):
+            peers = [r for r in idle if r["balancer"] in peer_names and r["kib_per_conn"] is not None]
+            best = min(peers, key=lambda r: r["kib_per_conn"]) if peers else None
+            for r in idle:
+                if r["balancer"] == fp and r["kib_per_conn"] is not None:
+                    summary.append(("idle clients, %s" % LABEL[fp], LABEL[best["balancer"]] if best else "-",
+                                    "%s vs %s KiB" % (fmt(r["kib_per_conn"], 2),
+                                                      fmt(best["kib_per_conn"], 2) if best else "-"),
+                                    ratio(r["kib_per_conn"], best["kib_per_conn"]) if best else None, target))
         notes = [(r["balancer"], n) for r in idle for n in r.get("notes") or []]
         out += [""] + ["* %s: %s" % (LABEL.get(b, b), n) for b, n in notes] + [""]
     if summary:
