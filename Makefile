@@ -8,7 +8,7 @@
 #   make bench       fpmlb side by side with nginx and HAProxy on the same pools
 #   make fuzz        the libFuzzer targets (fuzz/), FUZZ_SECONDS each (nightly)
 #   make soak        minutes of mixed load on a real cluster, fpmlb's RSS watched
-#   make lint        rustfmt, clippy (warnings are errors), cargo deny, make deps
+#   make lint        rustfmt, clippy and rustdoc (warnings are errors), cargo deny, make deps
 #   make deps        the module graph; fails if a use runs against docs/architecture.md's order
 #
 # The toolchain is pinned in rust-toolchain.toml; `make tools` installs the
@@ -56,6 +56,7 @@ tools:
 lint: tools deps
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --all-targets -- -D warnings
+	RUSTDOCFLAGS='-D warnings' $(CARGO) doc --no-deps --document-private-items
 	$(MAKE) --no-print-directory deny
 
 # deny.toml: licences, duplicate versions, crate sources, advisories.

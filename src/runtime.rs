@@ -152,7 +152,7 @@ impl Workers {
     }
 
     /// Stops every thread: what they still run is dropped. Blocks until
-    /// they are gone (at most [`BLOCKING_GRACE`] for blocking tasks).
+    /// they are gone (at most `BLOCKING_GRACE` for blocking tasks).
     pub fn stop(&self) {
         let mut threads = Vec::new();
         for worker in &self.workers {

@@ -463,7 +463,7 @@ fn protocol(version: http::Version) -> &'static str {
 }
 
 /// The host part of a Host header value ("example.com:8080" -> "example.com",
-/// "[::1]:8080" -> "[::1]").
+/// `"[::1]:8080"` -> `"[::1]"`).
 fn strip_port(host: &[u8]) -> &[u8] {
     if host.first() == Some(&b'[') {
         return match host.iter().position(|&b| b == b']') {

@@ -18,7 +18,7 @@
 //! the client on the client's own task, as unbuffered: a hand-over between
 //! two tasks for every read from php-fpm cost 10-25% more CPU on 64 KiB and
 //! 1 MiB responses. A watch (that task, asleep until then) looks every
-//! [`WATCH`]:
+//! `WATCH`:
 //! when the client's side has not asked for more during a whole period,
 //! hyper is waiting for the client to take what it has, and the watch
 //! takes the response over and reads it ahead from then on. So a slow

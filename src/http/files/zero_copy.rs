@@ -3,7 +3,7 @@
 //! hyper takes a response body as buffers and writes them to the socket
 //! itself: the body never sees the socket. So a body that may go out
 //! zero-copy yields, for each window of its file, a frame of placeholder
-//! bytes (a slice of [`MARKS`], never read and never sent) and queues the
+//! bytes (a slice of `MARKS`, never read and never sent) and queues the
 //! window in its connection's [`Windows`]. hyper passes body frames to the
 //! socket untouched (its vectored write queue: fpmlb's sockets are all
 //! vectored); the connection's socket (`server/watched.rs`) tells a

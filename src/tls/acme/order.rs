@@ -4,7 +4,7 @@
 //! for a fresh key, download the chain.
 //!
 //! What the challenges answer is published while the order runs and taken
-//! down when it ends, whatever way it ends ([`Published`] on drop).
+//! down when it ends, whatever way it ends (`Published` on drop).
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -428,7 +428,7 @@ pub struct PoolFigures {
     /// Scripts seen working on after their whole response
     /// (`fastcgi_finish_request()`): requests that waited
     /// [`WORKER_PATIENCE`] or more for one, and connections held back
-    /// [`WORKED_ON`] or more until one ended.
+    /// `WORKED_ON` or more until one ended.
     pub worked_on: u64,
     /// The cap learnt from a new connection that waited for a php-fpm
     /// worker, while it holds ([`LEARNED_CAP_HOLD`]): the workers fpmlb
