@@ -199,7 +199,7 @@ impl Connection {
     /// Reads the next whole record. `Ok(None)` is a clean close between records.
     pub async fn read_record(&mut self) -> Result<Option<(u16, Record)>, ConnError> {
         loop {
-            if let Some(found) = record::parse(&mut self.read_buf)? {
+            if let Some(found) = self.buffered_record()? {
                 return Ok(Some(found));
             }
             if self.reads_since_write > 0 {
@@ -317,9 +317,13 @@ impl Connection {
         }
     }
 
-    /// Whether a record is already buffered in full (no read needed).
-    pub fn has_buffered_record(&self) -> bool {
-        record::whole_at_front(&self.read_buf).is_some()
+    /// The next record if it is buffered in full, without reading.
+    ///
+    /// # Errors
+    ///
+    /// The buffered bytes are no valid record.
+    pub fn buffered_record(&mut self) -> Result<Option<(u16, Record)>, ConnError> {
+        Ok(record::parse(&mut self.read_buf)?)
     }
 
     /// Whether the next record, buffered in full, is STDOUT with data: the

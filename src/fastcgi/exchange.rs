@@ -378,8 +378,15 @@ impl<C: LentConn> Exchange<C> {
         let mut body = first;
         let mut complete = false;
         let mut more: Option<BytesMut> = None;
-        while !self.ended && self.has_buffered_record() {
-            match self.next_body().await? {
+        // Only what the connection's buffer holds in full (at most a read's
+        // worth): a STDERR record there must not lead to a read of the
+        // socket, which would hold the head back and gather the body here
+        // for as long as the script writes.
+        while !self.ended {
+            let Some(next) = self.next_buffered()? else {
+                break;
+            };
+            match self.body_step(next).await? {
                 Some(chunk) => {
                     let acc = more.get_or_insert_with(|| BytesMut::from(&body[..]));
                     acc.extend_from_slice(&chunk);
@@ -406,15 +413,6 @@ impl<C: LentConn> Exchange<C> {
             body,
             complete,
         })
-    }
-
-    /// Whether the next record is already read (the next [`Self::next_chunk`]
-    /// needs no read from the socket).
-    pub fn has_buffered_record(&mut self) -> bool {
-        self.conn
-            .as_mut()
-            .and_then(C::conn)
-            .is_some_and(|c| c.has_buffered_record())
     }
 
     /// Whether the next record is body data already read (STDOUT, not
@@ -446,7 +444,14 @@ impl<C: LentConn> Exchange<C> {
     /// caller then hands the exchange to [`Exchange::finish`] when
     /// [`Exchange::awaits_end`]. Any byte past the length fails here.
     async fn next_body(&mut self) -> Result<Option<Bytes>, ExchangeError> {
-        match self.next_record().await? {
+        let next = self.next_record().await?;
+        self.body_step(next).await
+    }
+
+    /// [`Self::next_body`] for a record already taken: `Some` data, or
+    /// `None` at END_REQUEST.
+    async fn body_step(&mut self, next: Option<Bytes>) -> Result<Option<Bytes>, ExchangeError> {
+        match next {
             Some(data) => {
                 self.count_body(data.len())?;
                 if self.length_complete() {
@@ -580,7 +585,7 @@ impl<C: LentConn> Exchange<C> {
     /// Reads records, logging STDERR, until STDOUT data or the end.
     async fn next_record(&mut self) -> Result<Option<Bytes>, ExchangeError> {
         loop {
-            let (id, record) = match self.read_record().await {
+            let read = match self.read_record().await {
                 Err(ExchangeError::Closed) if self.check_answered && !self.got_response => {
                     if let Some(c) = self.conn.as_mut() {
                         c.closed_after_check();
@@ -589,64 +594,98 @@ impl<C: LentConn> Exchange<C> {
                 }
                 read => read?,
             };
-            if id == 0 && matches!(record, Record::GetValuesResult(_)) {
-                self.check_answer();
-                continue;
+            if let Some(next) = self.take(read)? {
+                return Ok(next);
             }
-            if !self.started {
-                self.started = true;
-                if let Some(c) = self.conn.as_mut() {
-                    c.response_started();
+        }
+    }
+
+    /// As [`Self::next_record`], from the records the connection holds in
+    /// full, never reading the socket: `None` when they ran out before
+    /// STDOUT data or the end.
+    fn next_buffered(&mut self) -> Result<Option<Option<Bytes>>, ExchangeError> {
+        loop {
+            let Some(conn) = self.conn.as_mut().and_then(C::conn) else {
+                return Ok(None);
+            };
+            let Some(read) = conn.buffered_record()? else {
+                return Ok(None);
+            };
+            if let Some(next) = self.take(read)? {
+                return Ok(Some(next));
+            }
+        }
+    }
+
+    /// Applies one record of the response: `Some(Some(data))` for STDOUT
+    /// data, `Some(None)` at END_REQUEST, `None` for a record that carries
+    /// neither (STDERR, logged; the empty STDOUT; management answers).
+    fn take(
+        &mut self,
+        (id, record): (u16, Record),
+    ) -> Result<Option<Option<Bytes>>, ExchangeError> {
+        if id == 0 && matches!(record, Record::GetValuesResult(_)) {
+            self.check_answer();
+            return Ok(None);
+        }
+        if !self.started {
+            self.started = true;
+            if let Some(c) = self.conn.as_mut() {
+                c.response_started();
+            }
+        }
+        let management = matches!(record, Record::GetValuesResult(_) | Record::UnknownType(_));
+        let expected = if management { 0 } else { self.id };
+        if id != expected {
+            return Err(ConnError::Protocol(ProtocolError::UnexpectedRequestId {
+                got: id,
+                expected,
+            })
+            .into());
+        }
+        match record {
+            Record::Stdout(data) => {
+                self.got_response = true;
+                self.got_stdout = true;
+                if data.is_empty() {
+                    return Ok(None); // end of the STDOUT stream; END_REQUEST follows
                 }
+                Ok(Some(Some(data)))
             }
-            let management = matches!(record, Record::GetValuesResult(_) | Record::UnknownType(_));
-            let expected = if management { 0 } else { self.id };
-            if id != expected {
-                return Err(ConnError::Protocol(ProtocolError::UnexpectedRequestId {
-                    got: id,
-                    expected,
-                })
-                .into());
+            Record::Stderr(data) => {
+                self.got_response = true;
+                self.log_stderr(&data);
+                Ok(None)
             }
-            match record {
-                Record::Stdout(data) => {
-                    self.got_response = true;
-                    self.got_stdout = true;
-                    if data.is_empty() {
-                        continue; // end of the STDOUT stream; END_REQUEST follows
+            Record::EndRequest {
+                protocol_status, ..
+            } => {
+                let refused = match protocol_status {
+                    ProtocolStatus::RequestComplete => {
+                        self.ended = true;
+                        if let Some(conn) = self.conn.take() {
+                            conn.release();
+                        }
+                        return Ok(Some(None));
                     }
-                    return Ok(Some(data));
+                    ProtocolStatus::Overloaded => "overloaded",
+                    ProtocolStatus::CantMpxConn => "cannot multiplex",
+                    ProtocolStatus::UnknownRole => "unknown role",
+                    ProtocolStatus::Other(_) => "unknown protocol status",
+                };
+                if self.got_response {
+                    // Output came first: the script ran. Not a refusal, which
+                    // would send the request to another backend.
+                    return Err(
+                        ConnError::Protocol(ProtocolError::RefusedAfterOutput(refused)).into(),
+                    );
                 }
-                Record::Stderr(data) => {
-                    self.got_response = true;
-                    self.log_stderr(&data);
-                }
-                Record::EndRequest {
-                    protocol_status, ..
-                } => {
-                    return match protocol_status {
-                        ProtocolStatus::RequestComplete => {
-                            self.ended = true;
-                            if let Some(conn) = self.conn.take() {
-                                conn.release();
-                            }
-                            Ok(None)
-                        }
-                        ProtocolStatus::Overloaded => Err(ExchangeError::Refused("overloaded")),
-                        ProtocolStatus::CantMpxConn => {
-                            Err(ExchangeError::Refused("cannot multiplex"))
-                        }
-                        ProtocolStatus::UnknownRole => Err(ExchangeError::Refused("unknown role")),
-                        ProtocolStatus::Other(_) => {
-                            Err(ExchangeError::Refused("unknown protocol status"))
-                        }
-                    };
-                }
-                // UNKNOWN_TYPE answers a management record we never send
-                // (a readiness check's answer is taken above): ignored
-                // rather than failing the request.
-                Record::GetValuesResult(_) | Record::UnknownType(_) => {}
+                Err(ExchangeError::Refused(refused))
             }
+            // UNKNOWN_TYPE answers a management record we never send
+            // (a readiness check's answer is taken above): ignored
+            // rather than failing the request.
+            Record::GetValuesResult(_) | Record::UnknownType(_) => Ok(None),
         }
     }
 
@@ -670,10 +709,10 @@ impl<C: LentConn> Exchange<C> {
             // says so once, at info (a 404 any client can cause must not
             // flood the log at warn).
             self.script_unknown = true;
-            self.stderr_records += 1;
+            self.stderr_records = 1;
             return;
         }
-        self.stderr_records += 1;
+        self.stderr_records = self.stderr_records.saturating_add(1);
         let backend = self.conn.as_ref().map_or("", C::name);
         if self.stderr_records <= STDERR_LOG_LIMIT {
             let shown = &data[..data.len().min(STDERR_LOG_BYTES)];
@@ -1368,6 +1407,76 @@ mod tests {
         let text = escape_log_text(b"one\nINFO fpmlb: forged\r\n\x1b[31mred\x00\n");
         assert!(!text.contains(['\n', '\r', '\x1b', '\0']), "{text}");
         assert_eq!(text, "one\\nINFO fpmlb: forged\\r\\n\\u{1b}[31mred\\0");
+    }
+
+    /// STDERR right behind the head's first piece: the head comes back
+    /// with what was buffered, without reading on (before, it waited for
+    /// the script's next write, and gathered the whole body when every
+    /// write ended with STDERR).
+    #[tokio::test]
+    async fn stderr_behind_the_head_does_not_hold_it_back() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let endpoint = Endpoint::Tcp(listener.local_addr().unwrap());
+        let (go_on, gate) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            assert!(read_request(&mut s).await);
+            let first = answer(&[stdout(1, b"\r\none"), stderr(1, b"warning")]);
+            s.write_all(&first).await.unwrap();
+            // The rest only once the head was answered.
+            if gate.await.is_ok() {
+                let rest = answer(&[stdout(1, b"two"), stderr(1, b"again"), end_request(1)]);
+                s.write_all(&rest).await.unwrap();
+            }
+            let mut sink = [0u8; 64];
+            while matches!(s.read(&mut sink).await, Ok(n) if n > 0) {}
+        });
+        let (mut ex, back) = exchange(connect(&endpoint).await).await;
+        // A hang guard, not a timing: without the fix the head never comes.
+        let start = tokio::time::timeout(Duration::from_secs(10), ex.read_head(false))
+            .await
+            .expect("the head came without the script writing more")
+            .unwrap();
+        assert_eq!(&start.body[..], b"one");
+        assert!(!start.complete);
+        go_on.send(()).unwrap();
+        let mut rest = Vec::new();
+        while let Some(chunk) = ex.next_chunk().await.unwrap() {
+            rest.extend_from_slice(&chunk);
+        }
+        assert_eq!(rest, b"two");
+        assert!(back.released());
+    }
+
+    /// END_REQUEST refusing the request once output came is a protocol
+    /// error (the script ran: no other backend may take the request), and
+    /// a refusal only before any output.
+    #[tokio::test]
+    async fn a_refusal_after_output_is_no_refusal() {
+        let overloaded = |id: u16| {
+            let [hi, lo] = id.to_be_bytes();
+            vec![1, 3, hi, lo, 0, 8, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0]
+        };
+        let (mut ex, _) = one(overloaded(1)).await;
+        let refused = read_all(&mut ex, false).await.unwrap_err();
+        assert!(
+            matches!(refused, ExchangeError::Refused("overloaded")),
+            "{refused:?}"
+        );
+        for first in [stdout(1, b"Status: 200\r\n"), stderr(1, b"warning")] {
+            let (mut ex, back) = one(answer(&[first, overloaded(1)])).await;
+            let failed = read_all(&mut ex, false).await.unwrap_err();
+            assert!(
+                matches!(
+                    failed,
+                    ExchangeError::Read(ConnError::Protocol(ProtocolError::RefusedAfterOutput(
+                        "overloaded"
+                    )))
+                ),
+                "{failed:?}"
+            );
+            assert!(!back.released());
+        }
     }
 
     #[tokio::test]

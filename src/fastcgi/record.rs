@@ -160,6 +160,11 @@ pub enum ProtocolError {
     /// Checked by the exchange, which knows the request id it sent.
     #[error("FastCGI record for request {got} while request {expected} is in flight")]
     UnexpectedRequestId { got: u16, expected: u16 },
+    /// An END_REQUEST that refuses the request (overloaded, cannot
+    /// multiplex, ...) after the response's output began: the script ran,
+    /// so this is no refusal. Checked by the exchange.
+    #[error("FastCGI END_REQUEST refused the request ({0}) after its output began")]
+    RefusedAfterOutput(&'static str),
 }
 
 /// The record types an application may send to a web server; any other type is a
