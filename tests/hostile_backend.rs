@@ -267,6 +267,10 @@ async fn php_fpms_walk_back_is_closed_whatever_the_nodes_say() {
     );
     assert!(phar.contains("PHAR RAN"), "{phar}");
     std::fs::remove_file(marker("web01")).unwrap();
+    // An upload named `.php` alone: php-fpm's suffix check runs it too.
+    let dot_php = fcgi_direct(&nodes[0].1, &format!("{docroot}/uploads/.php/x.php"), &[]);
+    assert!(dot_php.contains("DOTPHP RAN"), "{dot_php}");
+    std::fs::remove_file(marker("web01")).unwrap();
 
     let lb = strict_lb(
         &cluster,
@@ -280,6 +284,8 @@ async fn php_fpms_walk_back_is_closed_whatever_the_nodes_say() {
         "/uploads/avatar.phar/x.php",
         "/uploads/avatar.PHAR/x.php",
         "/uploads/avatar.phar/",
+        "/uploads/.php/x.php",
+        "/uploads/.PHP/x.php",
         "/hello.php/fpm-status",
         "/nope.php/fpm-ping",
         "/index.php/status",

@@ -374,7 +374,7 @@ impl Router {
                 return Decision::Refuse(StatusCode::NOT_FOUND, "not in its location's scripts");
             }
             if let Some(f) = &self.files
-                && !f.root.is_file(&files::join_path(&f.root.path, script, 0))
+                && !files::join_path(&f.root.path, script, 0).is_some_and(|p| f.root.is_file(&p))
             {
                 return Decision::Refuse(StatusCode::NOT_FOUND, "no such script under static.root");
             }
@@ -395,13 +395,15 @@ impl Router {
             return Decision::Refuse(StatusCode::NOT_FOUND, "PHP source");
         }
         let aliased = root_is_alias(self, index);
-        let path = files::join_path(&root.path, &uri, strip);
+        let Some(path) = files::join_path(&root.path, &uri, strip) else {
+            return Decision::Refuse(StatusCode::NOT_FOUND, "a path that climbs out of its alias");
+        };
         match root.find(&path) {
             Found::Dir if uri.ends_with(b"/") => {
                 if !aliased {
                     let mut script = uri.clone();
                     script.extend_from_slice(self.index.as_bytes());
-                    if root.is_file(&files::join_path(&root.path, &script, 0)) {
+                    if files::join_path(&root.path, &script, 0).is_some_and(|p| root.is_file(&p)) {
                         let d = self.decide(req, script, true, hops + 1);
                         if !matches!(d, Decision::Refuse(..)) {
                             return d;
@@ -611,7 +613,8 @@ impl Router {
         if self.hides(uri) || files::is_php_source(uri) {
             return Err("a dotfile or PHP source");
         }
-        let path = files::join_path(&root.path, uri, strip);
+        let path = files::join_path(&root.path, uri, strip)
+            .ok_or("a path that climbs out of its alias")?;
         let Found::File(opened) = root.find(&path) else {
             return Err("no file there");
         };
@@ -674,7 +677,7 @@ impl Router {
     fn error_file(&self, uri: &[u8], head: bool) -> Option<(HeaderValue, Plan, u64)> {
         let index = self.select(uri).ok()?.map(|(i, _)| i);
         let (root, strip) = self.base(index)?;
-        let path = files::join_path(&root.path, uri, strip);
+        let path = files::join_path(&root.path, uri, strip)?;
         let Found::File(opened) = root.find(&path) else {
             return None;
         };

@@ -248,6 +248,35 @@ async fn locations_deny_return_scripts_groups() {
     );
 }
 
+/// An alias under a location whose prefix does not end in `/` (nginx's
+/// "alias traversal"): `/pub../x` must not reach the alias's parent, even
+/// through a root-owned link there (a deploy's `current`), which the
+/// root's own checks let through.
+#[tokio::test]
+async fn an_alias_without_a_slash_is_not_climbed_out_of() {
+    let dir = tree();
+    std::os::unix::fs::symlink(dir.path().join("outside"), dir.path().join("current")).unwrap();
+    let r = router(
+        dir.path(),
+        &format!(
+            "locations:\n  - {{match: /pub, alias: {}/private/}}\n",
+            dir.path().display()
+        ),
+    );
+    assert_eq!(
+        route(&r, "GET", "/pub/report.pdf", &[]).await,
+        "file 200 application/pdf %PDF"
+    );
+    for uri in [
+        "/pub../current/secret",
+        "/pub../outside/secret",
+        "/pub..",
+        "/pub../",
+    ] {
+        assert_eq!(route(&r, "GET", uri, &[]).await, "refused 404", "{uri}");
+    }
+}
+
 #[tokio::test]
 async fn alias_and_x_accel_redirect() {
     let dir = tree();

@@ -30,7 +30,8 @@
 //! back only for a script that does not exist, under a regular *file* named
 //! as a directory. Two shapes are refused (404, never sent):
 //! 1. a directory segment before the script whose name ends in an extension
-//!    php-fpm can be told to run ([`RUNNABLE`]): `/uploads/avatar.phar/x.php`;
+//!    php-fpm can be told to run ([`RUNNABLE`]), with or without a name
+//!    before it: `/uploads/avatar.phar/x.php`, `/uploads/.php/x.php`;
 //! 2. a PATH_INFO that is one of php-fpm's pages (what `cgi.fix_pathinfo=0`
 //!    answers), or starts with one when the script is under a directory (the
 //!    walk-back makes a prefix of PATH_INFO the request URI):
@@ -42,11 +43,13 @@
 //! empty, or with `.html`) is still open to rule 1's shape with those files:
 //! `fpmlb check` reports it (`session::node_safety`).
 
-/// Extensions php-fpm runs by default besides `.php` (`.phar`), and those
-/// pools are commonly given (`security.limit_extensions`). `.php` itself
-/// cannot appear: fpmlb's script is the first segment ending in `.php`.
+/// Extensions php-fpm runs by default (`.php`, `.phar`), and those pools
+/// are commonly given (`security.limit_extensions`). A directory segment
+/// ending in `.php` after a name cannot appear (fpmlb's script is the first
+/// such segment), but one that is only the extension can: `.php`, an
+/// uploaded file named so, which php-fpm's suffix check runs.
 pub const RUNNABLE: &[&str] = &[
-    "phar", "phtml", "pht", "phps", "phpt", "php3", "php4", "php5", "php7", "php8",
+    "php", "phar", "phtml", "pht", "phps", "phpt", "php3", "php4", "php5", "php7", "php8",
 ];
 
 /// php-fpm's page paths refused as PATH_INFO besides the configured ones:
@@ -106,16 +109,17 @@ impl WalkBackGuard {
 }
 
 /// Whether a path segment ends in one of the [`RUNNABLE`] extensions (ASCII
-/// case-insensitive, as a case-insensitive file system would take it).
+/// case-insensitive, as a case-insensitive file system would take it),
+/// with or without a name before it: php-fpm checks the end of the name
+/// alone (php-src `fpm_php_limit_extensions`), so `.phar` runs as `a.phar`.
 fn runnable(segment: &[u8]) -> bool {
     let Some(dot) = segment.iter().rposition(|&b| b == b'.') else {
         return false;
     };
     let ext = &segment[dot + 1..];
-    dot > 0
-        && RUNNABLE
-            .iter()
-            .any(|r| ext.eq_ignore_ascii_case(r.as_bytes()))
+    RUNNABLE
+        .iter()
+        .any(|r| ext.eq_ignore_ascii_case(r.as_bytes()))
 }
 
 #[cfg(test)]
@@ -142,6 +146,11 @@ mod tests {
         assert!(refused("/uploads/AVATAR.PHAR/x.php", ""));
         assert!(refused("/uploads/a.php5/x.php", ""));
         assert!(refused("/uploads/avatar.phar/index.php", ""));
+        // An upload named `.php` or `.phar`, walked back to (the script
+        // starts at the first segment ending in `.php` after a name).
+        assert!(refused("/uploads/.php/x.php", ""));
+        assert!(refused("/uploads/.phar/x.php", ""));
+        assert!(refused("/.php/x.php", "/y"));
         // cgi.fix_pathinfo=0 answers its pages to PATH_INFO itself.
         assert!(refused("/index.php", "/status"));
         assert!(refused("/nope.php", "/fpm-status"));
@@ -176,7 +185,10 @@ mod tests {
     fn runnable_extensions_are_whole_extensions() {
         assert!(runnable(b"avatar.phar"));
         assert!(runnable(b"x.PhTmL"));
-        assert!(!runnable(b".phar"), "a dot file has no extension");
+        // All extension and no name: php-fpm runs `.php` and `.phar` too.
+        assert!(runnable(b".phar"));
+        assert!(runnable(b".php"));
+        assert!(runnable(b".PHP"));
         assert!(!runnable(b"graph.photos"));
         assert!(!runnable(b"phar"));
         assert!(!runnable(b"a.phar.jpg"));

@@ -526,15 +526,23 @@ pub fn is_php_source(uri: &[u8]) -> bool {
 
 /// `base` + the part of `uri` after `strip` (a location's prefix for an
 /// alias, else nothing), as a path. `uri` is normalised: no `..`, no NUL.
-pub fn join_path(base: &Path, uri: &[u8], strip: usize) -> PathBuf {
+///
+/// `None` when that part climbs out of `base`: a location whose prefix
+/// does not end in `/` (`location /static` with `alias /srv/static/`)
+/// leaves `../x` of `/static../x`, which nginx serves from `/srv/x` (the
+/// "alias traversal" misconfiguration); fpmlb refuses it.
+pub fn join_path(base: &Path, uri: &[u8], strip: usize) -> Option<PathBuf> {
     use std::os::unix::ffi::OsStrExt;
     let rest = uri.get(strip..).unwrap_or_default();
     let rest = rest.strip_prefix(b"/").unwrap_or(rest);
+    if rest.split(|&b| b == b'/').any(|segment| segment == b"..") {
+        return None;
+    }
     let mut path = base.to_path_buf();
     if !rest.is_empty() {
         path.push(std::ffi::OsStr::from_bytes(rest));
     }
-    path
+    Some(path)
 }
 
 #[cfg(test)]
@@ -588,13 +596,37 @@ mod tests {
     #[test]
     fn alias_replaces_the_prefix() {
         let p = join_path(Path::new("/srv/private"), b"/protected/a/b.pdf", 10);
-        assert_eq!(p, Path::new("/srv/private/a/b.pdf"));
+        assert_eq!(p.as_deref(), Some(Path::new("/srv/private/a/b.pdf")));
         let p = join_path(Path::new("/srv/www"), b"/a b/c", 0);
-        assert_eq!(p, Path::new("/srv/www/a b/c"));
+        assert_eq!(p.as_deref(), Some(Path::new("/srv/www/a b/c")));
         assert_eq!(
-            join_path(Path::new("/srv/f.txt"), b"/file", 5),
-            Path::new("/srv/f.txt")
+            join_path(Path::new("/srv/f.txt"), b"/file", 5).as_deref(),
+            Some(Path::new("/srv/f.txt"))
         );
+    }
+
+    /// `location /static` (no `/` at its end) with `alias /srv/static/`:
+    /// `/static../x` is normalised as it is (`static..` is a name), and
+    /// what is left after the prefix would climb out of the alias.
+    #[test]
+    fn an_alias_is_not_climbed_out_of() {
+        let base = Path::new("/srv/static/");
+        for uri in [&b"/static../x"[..], b"/static..", b"/static../"] {
+            assert_eq!(
+                join_path(base, uri, 7),
+                None,
+                "{:?}",
+                String::from_utf8_lossy(uri)
+            );
+        }
+        // Names with dots that are no step up pass.
+        for (uri, want) in [
+            (&b"/static/..x/y"[..], "/srv/static/..x/y"),
+            (b"/static/a../b", "/srv/static/a../b"),
+            (b"/staticx", "/srv/static/x"),
+        ] {
+            assert_eq!(join_path(base, uri, 7).as_deref(), Some(Path::new(want)));
+        }
     }
 
     #[test]
