@@ -21,7 +21,7 @@ use crate::config::{Config, Listener, TlsConfig};
 use crate::fastcgi::exchange::ExchangeTimeouts;
 use crate::health::liveness::LivenessProbe;
 use crate::health::runner::{LivenessSettings, SessionLoop, run_liveness};
-use crate::http::body::{BODY_MEMORY, BodyLimits};
+use crate::http::body::{BODY_MEMORY, BodyBudgets, BodyLimits};
 use crate::http::budget::ByteBudget;
 use crate::http::edge::Edge;
 use crate::http::handler::Proxy;
@@ -92,7 +92,10 @@ pub fn build_proxy(
             buffering: config.request_buffering,
             timeout: config.timeouts.client_body,
         },
-        body_memory: ByteBudget::new(BODY_MEMORY),
+        body_budgets: BodyBudgets {
+            memory: ByteBudget::new(BODY_MEMORY),
+            temp: ByteBudget::new(usize::try_from(config.request_temp_total).unwrap_or(usize::MAX)),
+        },
         response_buffering: config.response_buffering,
         read_ahead: ReadAhead {
             memory: config.response_buffer_size,
@@ -188,6 +191,7 @@ struct Daemon {
 /// period. SIGHUP reloads `config_path`.
 pub async fn run(config: Config, config_path: PathBuf) -> Result<(), DaemonError> {
     let started = Instant::now();
+    raise_open_files(config.max_connections);
     let (set, _) = discovery::build_set(&config, None).await?;
     for b in &set.backends {
         tracing::info!(backend = %b.name, address = %b.endpoint, weight = b.weight(), "backend");
@@ -458,7 +462,7 @@ impl Daemon {
         // One budget across reloads: bodies read under the old settings
         // still hold their share of it.
         let old = self.proxy.load();
-        proxy.body_memory = old.body_memory.clone();
+        proxy.body_budgets.memory = old.body_budgets.memory.clone();
         proxy.read_ahead.memory_budget = old.read_ahead.memory_budget.clone();
         proxy.read_ahead.stats = Arc::clone(&old.read_ahead.stats);
         // The same for temp files and the compressors, resized to a
@@ -469,6 +473,7 @@ impl Daemon {
                 &mut proxy.read_ahead.temp_budget,
                 &old.read_ahead.temp_budget,
             ),
+            (&mut proxy.body_budgets.temp, &old.body_budgets.temp),
             (&mut proxy.compression_memory, &old.compression_memory),
         ] {
             old.resize(new.total());
@@ -678,5 +683,43 @@ async fn sweep_idle(
             b.pool.close_idle(now);
         }
         proxy.load().router.sweep_files(now.into_std());
+    }
+}
+
+/// Raises the soft limit of open files to the hard one, as Go's runtime
+/// and nginx's `worker_rlimit_nofile` do: 1024, the usual soft limit
+/// outside systemd, is below `max_connections` alone, and each client
+/// connection may hold a FastCGI connection and a temp file besides.
+/// Warns when even the hard limit is short of twice `max_connections`.
+fn raise_open_files(max_connections: usize) {
+    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+    let limit = getrlimit(Resource::Nofile);
+    let mut soft = limit.current;
+    if let (Some(current), Some(hard)) = (limit.current, limit.maximum)
+        && current < hard
+    {
+        match setrlimit(
+            Resource::Nofile,
+            Rlimit {
+                current: Some(hard),
+                maximum: Some(hard),
+            },
+        ) {
+            Ok(()) => {
+                tracing::info!("open files: soft limit raised from {current} to {hard}");
+                soft = Some(hard);
+            }
+            Err(e) => tracing::warn!(
+                "open files: cannot raise the soft limit from {current} to {hard}: {e}"
+            ),
+        }
+    }
+    let wanted = u64::try_from(max_connections.saturating_mul(2)).unwrap_or(u64::MAX);
+    if let Some(soft) = soft
+        && soft < wanted
+    {
+        tracing::warn!(
+            "open files: the limit ({soft}) is below twice max_connections ({max_connections}): under load fpmlb may run out and answer 503 (raise LimitNOFILE or ulimit -n)"
+        );
     }
 }

@@ -62,6 +62,10 @@ pub const RESPONSE_MAX_TEMP_FILE: u64 = 1024 * 1024 * 1024;
 /// a tmpfs (Debian 13's default), so this is memory too; past it, PHP waits for clients.
 pub const RESPONSE_TEMP_TOTAL: u64 = 4 * 1024 * 1024 * 1024;
 
+/// `request_temp_total`: 4 GiB in the temp files of all request bodies together (a tmpfs
+/// is memory); past it, a body that needs a temp file gets 503. nginx has no such bound.
+pub const REQUEST_TEMP_TOTAL: u64 = 4 * 1024 * 1024 * 1024;
+
 /// `max_request_line`: nginx's `large_client_header_buffers 4 8k`: a request line must fit
 /// one 8 KiB buffer (414 beyond).
 pub const MAX_REQUEST_LINE: usize = 8 * 1024;
@@ -262,6 +266,8 @@ max_body_size: 1m
 body_buffer_size: 64k
 # Read the whole body before taking a php-fpm worker (nginx fastcgi_request_buffering); off streams it.
 request_buffering: true
+# Of all request bodies together, held in temporary files; past it, such a body gets 503.
+request_temp_total: 4g
 # Read PHP's response ahead of a slow client, so its php-fpm worker is free when the script
 # ends (nginx fastcgi_buffering); a script's "X-Accel-Buffering: no" streams it instead.
 response_buffering: true

@@ -523,6 +523,27 @@ impl Validator<'_> {
         })
     }
 
+    /// A `proxy_protocol` listener on an address others can reach, with no
+    /// `trusted_proxies`: any peer may then name its own client address
+    /// (REMOTE_ADDR, logs, the per-client cap). Loads, with a warning.
+    pub(super) fn proxy_protocol_trust(
+        &mut self,
+        listeners: &[(String, Listener)],
+        real_ip: &RealIpConfig,
+    ) {
+        if !real_ip.trusted_proxies.is_empty() {
+            return;
+        }
+        for (key, listener) in listeners {
+            if listener.proxy_protocol && !listener.addr.ip().is_loopback() {
+                self.warn(
+                    key,
+                    "proxy_protocol with real_ip.trusted_proxies empty: any peer that reaches this address may send a PROXY header and choose the client address fpmlb sees (REMOTE_ADDR, the access log, max_connections_per_client); list the balancers in real_ip.trusted_proxies",
+                );
+            }
+        }
+    }
+
     pub(super) fn real_ip(&mut self, raw: RawRealIp) -> RealIpConfig {
         let mut trusted_proxies = Vec::new();
         for (i, text) in raw
@@ -645,6 +666,33 @@ mod tests {
     }
 
     const TLS: &str = "tls:\n  certificates:\n    - {cert: /c.pem, key: /k.pem}\n";
+
+    /// PROXY headers believed from any peer of a reachable listener: a
+    /// warning naming the listener, not when only loopback can reach it or
+    /// when the proxies are listed.
+    #[test]
+    fn proxy_protocol_from_anyone_is_warned_of() {
+        let warned = |head: &str| -> Vec<String> {
+            ok(head)
+                .warnings
+                .iter()
+                .filter(|w| w.message.contains("trusted_proxies"))
+                .map(|w| w.key.clone())
+                .collect()
+        };
+        let open = "listen:\n  - \":80\"\n  - {address: \":81\", proxy_protocol: true}\n";
+        assert_eq!(warned(open), ["listen[1]"]);
+        assert_eq!(
+            warned(&format!(
+                "{open}real_ip:\n  trusted_proxies: [10.0.0.0/8]\n"
+            )),
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            warned("listen:\n  - {address: \"127.0.0.1:81\", proxy_protocol: true}\n"),
+            Vec::<String>::new()
+        );
+    }
 
     #[test]
     fn listen_entries_mix_strings_and_maps() {

@@ -75,6 +75,8 @@ pub struct Config {
     pub response_max_temp_file: u64,
     /// Bytes of all responses together in temp files.
     pub response_temp_total: u64,
+    /// Bytes of all request bodies together in temp files.
+    pub request_temp_total: u64,
     /// Longest request line in bytes (414 beyond); `1..=60k`.
     pub max_request_line: usize,
     /// Longest header line in bytes, name and value (431 beyond); `1..=60k`.

@@ -26,6 +26,7 @@ pub(super) struct RawConfig {
     pub max_body_size: Option<String>,
     pub body_buffer_size: Option<String>,
     pub request_buffering: Option<bool>,
+    pub request_temp_total: Option<String>,
     pub response_buffering: Option<bool>,
     pub response_buffer_size: Option<String>,
     pub response_max_temp_file: Option<String>,

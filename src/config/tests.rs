@@ -211,6 +211,7 @@ fn default_config_lists_every_key() {
         "max_body_size",
         "body_buffer_size",
         "request_buffering",
+        "request_temp_total",
         "response_buffering",
         "response_buffer_size",
         "response_max_temp_file",
@@ -304,6 +305,7 @@ fn every_default() {
     assert_eq!(c.response_buffer_size, 1024 * 1024);
     assert_eq!(c.response_max_temp_file, 1024 * 1024 * 1024);
     assert_eq!(c.response_temp_total, 4 * 1024 * 1024 * 1024);
+    assert_eq!(c.request_temp_total, 4 * 1024 * 1024 * 1024);
     assert_eq!(
         (c.max_request_line, c.max_header_line, c.max_header_size),
         (8 * 1024, 8 * 1024, 32 * 1024)
@@ -454,6 +456,7 @@ fn all_keys_set() {
         "  token: s3cret",
         "  hosts: [Fpmlb.Internal, lb-1]",
         "request_buffering: off",
+        "request_temp_total: 2g",
         "response_buffering: off",
         "response_buffer_size: 64k",
         "response_max_temp_file: 0",
@@ -552,6 +555,7 @@ fn all_keys_set() {
     assert_eq!(c.response_buffer_size, 64 * 1024);
     assert_eq!(c.response_max_temp_file, 0);
     assert_eq!(c.response_temp_total, 10 << 30);
+    assert_eq!(c.request_temp_total, 2 << 30);
     assert_eq!(
         (c.max_request_line, c.max_header_line, c.max_header_size),
         (4096, 16 * 1024, 64 * 1024)

@@ -30,8 +30,9 @@ pub(super) fn validate(raw: RawConfig, index: &KeyIndex) -> Result<Config, Confi
     let acme_given = raw.tls.as_ref().is_some_and(|t| t.acme.is_some());
     let tls = raw.tls.map(|t| v.tls(t));
     v.edge_consistency(&keyed_listen, tls.as_ref(), acme_given);
-    let listen: Vec<Listener> = keyed_listen.into_iter().map(|(_, l)| l).collect();
     let real_ip = v.real_ip(raw.real_ip.unwrap_or_default());
+    v.proxy_protocol_trust(&keyed_listen, &real_ip);
+    let listen: Vec<Listener> = keyed_listen.into_iter().map(|(_, l)| l).collect();
     let compression = v.compression(raw.compression.unwrap_or_default());
     let document_root = v.document_root(raw.document_root);
     let backends = v.backends(raw.backends);
@@ -64,6 +65,11 @@ pub(super) fn validate(raw: RawConfig, index: &KeyIndex) -> Result<Config, Confi
             "response_max_temp_file",
             raw.response_max_temp_file,
             d::RESPONSE_MAX_TEMP_FILE,
+        ),
+        request_temp_total: v.size(
+            "request_temp_total",
+            raw.request_temp_total,
+            d::REQUEST_TEMP_TOTAL,
         ),
         response_temp_total: v.size(
             "response_temp_total",

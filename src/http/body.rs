@@ -38,6 +38,15 @@ const FILE_CHUNK: usize = 64 * 1024;
 /// read into temp files: slower, but the RSS stays flat.
 pub const BODY_MEMORY: usize = 64 * 1024 * 1024;
 
+/// What all request bodies together may hold.
+#[derive(Debug, Clone)]
+pub struct BodyBudgets {
+    /// In memory: [`BODY_MEMORY`].
+    pub memory: ByteBudget,
+    /// In temp files: `request_temp_total` (a tmpfs is memory too).
+    pub temp: ByteBudget,
+}
+
 /// Limits from the config.
 #[derive(Debug, Clone, Copy)]
 pub struct BodyLimits {
@@ -56,10 +65,12 @@ pub enum RequestBody<B> {
     Empty,
     /// All of it, in memory.
     Memory(Bytes),
-    /// All of it, in a temp file (deleted when dropped).
+    /// All of it, in a temp file (deleted when dropped), with its share of
+    /// `request_temp_total`.
     File {
         file: tokio::fs::File,
         len: u64,
+        share: Option<OwnedSemaphorePermit>,
     },
     /// Still with the client: sent as it arrives, once (request_buffering off).
     Stream {
@@ -103,7 +114,7 @@ pub async fn prepare<B>(
     body: B,
     declared: Option<u64>,
     limits: BodyLimits,
-    memory: &ByteBudget,
+    budgets: &BodyBudgets,
 ) -> Result<RequestBody<B>, ClientError>
 where
     B: Body<Data = Bytes> + Unpin,
@@ -116,11 +127,11 @@ where
         }),
         Some(0) => Ok(RequestBody::Empty),
         Some(n) if limits.buffering || n <= limits.buffer_size as u64 => {
-            spool(body, limits, Some(n), memory).await
+            spool(body, limits, Some(n), budgets).await
         }
         Some(n) => Ok(RequestBody::Stream { body, len: n }),
         None if body.is_end_stream() => Ok(RequestBody::Empty),
-        None => spool(body, limits, None, memory).await,
+        None => spool(body, limits, None, budgets).await,
     }
 }
 
@@ -149,14 +160,15 @@ where
     }
 }
 
-/// Reads a whole body: in memory up to `buffer_size` (and while the
-/// `budget` lasts), then in a temp file. With `expected` (a Content-Length),
-/// the body must have exactly that length.
+/// Reads a whole body: in memory up to `buffer_size` (and while the memory
+/// budget lasts), then in a temp file (while the temp budget lasts: 503
+/// past it). With `expected` (a Content-Length), the body must have
+/// exactly that length.
 async fn spool<B>(
     mut body: B,
     limits: BodyLimits,
     expected: Option<u64>,
-    budget: &ByteBudget,
+    budgets: &BodyBudgets,
 ) -> Result<RequestBody<B>, ClientError>
 where
     B: Body<Data = Bytes> + Unpin,
@@ -166,6 +178,10 @@ where
     let mut memory = BytesMut::new();
     let mut share: Option<OwnedSemaphorePermit> = None;
     let mut file: Option<tokio::fs::File> = None;
+    let mut file_share: Option<OwnedSemaphorePermit> = None;
+    let no_room = || ClientError::NoTempRoom {
+        total: budgets.temp.total(),
+    };
     let mut len: u64 = 0;
     while let Some(data) = next_data(&mut body, limits.timeout).await? {
         len += data.len() as u64;
@@ -178,12 +194,21 @@ where
             return Err(ClientError::Body("body longer than Content-Length".into()));
         }
         if let Some(f) = file.as_mut() {
+            if !budgets.temp.take(data.len(), &mut file_share) {
+                return Err(no_room());
+            }
             f.write_all(&data).await.map_err(spool_error)?;
         } else if memory.len() + data.len() <= limits.buffer_size
-            && budget.take(data.len(), &mut share)
+            && budgets.memory.take(data.len(), &mut share)
         {
             memory.extend_from_slice(&data);
         } else {
+            if !budgets
+                .temp
+                .take(memory.len() + data.len(), &mut file_share)
+            {
+                return Err(no_room());
+            }
             let std_file = temp_file().await.map_err(spool_error)?;
             let mut f = tokio::fs::File::from_std(std_file);
             f.write_all(&memory).await.map_err(spool_error)?;
@@ -199,7 +224,11 @@ where
     match file {
         Some(mut f) => {
             f.flush().await.map_err(spool_error)?;
-            Ok(RequestBody::File { file: f, len })
+            Ok(RequestBody::File {
+                file: f,
+                len,
+                share: file_share,
+            })
         }
         None if len == 0 => Ok(RequestBody::Empty),
         None => Ok(RequestBody::Memory(budget::holding(memory.freeze(), share))),
@@ -266,8 +295,15 @@ mod tests {
         }
     }
 
-    fn budget() -> ByteBudget {
-        ByteBudget::new(BODY_MEMORY)
+    fn budget() -> BodyBudgets {
+        budgets(BODY_MEMORY, 1 << 30)
+    }
+
+    fn budgets(memory: usize, temp: usize) -> BodyBudgets {
+        BodyBudgets {
+            memory: ByteBudget::new(memory),
+            temp: ByteBudget::new(temp),
+        }
     }
 
     fn streaming(max: u64, buffer: usize) -> BodyLimits {
@@ -419,7 +455,7 @@ mod tests {
         )
         .await
         .unwrap();
-        let RequestBody::File { mut file, len } = r else {
+        let RequestBody::File { mut file, len, .. } = r else {
             panic!("expected a file")
         };
         assert_eq!(len, 10);
@@ -450,19 +486,20 @@ mod tests {
 
     #[tokio::test]
     async fn bodies_in_memory_share_one_budget_then_spill_to_files() {
-        let budget = ByteBudget::new(10);
+        let budgets = budgets(10, 12);
+        let budget = &budgets.memory;
         let first = prepare(
             chunked(&[b"0123", b"4567"]),
             Some(8),
             limits(0, 16),
-            &budget,
+            &budgets,
         )
         .await
         .unwrap();
         assert!(matches!(first, RequestBody::Memory(_)));
         assert_eq!(budget.available(), 2);
         // Fits this request's buffer, not what is left of the budget.
-        let second = prepare(chunked(&[b"abcd"]), None, limits(0, 16), &budget)
+        let second = prepare(chunked(&[b"abcd"]), None, limits(0, 16), &budgets)
             .await
             .unwrap();
         assert!(
@@ -470,11 +507,44 @@ mod tests {
             "{second:?}"
         );
         assert_eq!(budget.available(), 2);
+        assert_eq!(
+            budgets.temp.available(),
+            8,
+            "the file holds its bytes of the temp budget"
+        );
         // A body gives its share back when done with.
         drop(first);
         assert_eq!(budget.available(), 10);
         drop(second);
         assert_eq!(budget.available(), 10);
+        assert_eq!(budgets.temp.available(), 12);
+    }
+
+    /// Temp files of all bodies together stay within `request_temp_total`:
+    /// a body that would pass it is refused (503), whether it spills or
+    /// grows its file, and what it had taken is given back.
+    #[tokio::test]
+    async fn bodies_in_temp_files_share_one_budget() {
+        let budgets = budgets(0, 10);
+        let held = prepare(chunked(&[b"0123", b"45"]), None, limits(0, 2), &budgets)
+            .await
+            .unwrap();
+        assert!(matches!(held, RequestBody::File { len: 6, .. }), "{held:?}");
+        assert_eq!(budgets.temp.available(), 4);
+        for parts in [&[&b"01234"[..]][..], &[b"012", b"34"]] {
+            let refused = prepare(chunked(parts), None, limits(0, 2), &budgets).await;
+            assert!(
+                matches!(refused, Err(ClientError::NoTempRoom { total: 10 })),
+                "{refused:?}"
+            );
+            assert_eq!(
+                refused.unwrap_err().status(),
+                http::StatusCode::SERVICE_UNAVAILABLE
+            );
+            assert_eq!(budgets.temp.available(), 4, "given back");
+        }
+        drop(held);
+        assert_eq!(budgets.temp.available(), 10);
     }
 
     #[tokio::test]

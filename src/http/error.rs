@@ -40,6 +40,10 @@ pub enum ClientError {
     BodyTruncated,
     #[error("no request body data for {0:?} (timeouts.client_body)")]
     BodyTimeout(std::time::Duration),
+    /// The temp files of all request bodies together are at
+    /// `request_temp_total`: fpmlb's limit, not the client's fault.
+    #[error("request bodies in temp files are at request_temp_total ({total} bytes)")]
+    NoTempRoom { total: usize },
     #[error("request line of {len} bytes over max_request_line ({limit})")]
     UriTooLong { len: usize, limit: usize },
     #[error("request head too large: {0}")]
@@ -69,6 +73,7 @@ impl ClientError {
             ClientError::UriTooLong { .. } => StatusCode::URI_TOO_LONG,
             ClientError::HeadTooLarge(_) => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             ClientError::TransferEncoding(_) => StatusCode::NOT_IMPLEMENTED,
+            ClientError::NoTempRoom { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ClientError::Refused { status, .. } => *status,
         }
     }
@@ -82,6 +87,7 @@ impl ClientError {
                 | ClientError::BodyTruncated
                 | ClientError::BodyTooLarge { .. }
                 | ClientError::BodyTimeout(_)
+                | ClientError::NoTempRoom { .. }
                 | ClientError::TransferEncoding(_)
         )
     }
@@ -92,9 +98,9 @@ impl ClientError {
 impl BackendFailure {
     pub fn status(&self) -> StatusCode {
         match self {
-            BackendFailure::Pool(PoolError::QueueFull { .. } | PoolError::QueueTimeout(_)) => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            BackendFailure::Pool(
+                PoolError::QueueFull { .. } | PoolError::QueueTimeout(_) | PoolError::Local(_),
+            ) => StatusCode::SERVICE_UNAVAILABLE,
             BackendFailure::Exchange(ExchangeError::Refused(_)) => StatusCode::SERVICE_UNAVAILABLE,
             BackendFailure::Exchange(
                 ExchangeError::SendTimeout(_) | ExchangeError::ReadTimeout(_),
@@ -150,7 +156,10 @@ pub fn retry_is_safe(
     got_response: bool,
     body_replayable: bool,
 ) -> bool {
-    if failure.is_unusable_answer() {
+    if failure.is_unusable_answer() || matches!(failure, BackendFailure::Pool(PoolError::Local(_)))
+    {
+        // The script's own answer; or fpmlb's own shortage, which another
+        // backend would meet as well.
         return false;
     }
     if failure.before_sending() {
@@ -345,6 +354,35 @@ mod tests {
             assert!(!f.never_reached_backend(), "{f}");
             assert!(!retry_is_safe(&http::Method::GET, &f, false, true), "{f}");
         }
+    }
+
+    /// fpmlb out of file descriptors (a client holding many open can
+    /// bring it there): 503, not held against the backend, not tried on
+    /// another, which would fail alike.
+    #[test]
+    fn fpmlbs_own_shortage_is_503_and_not_the_backends() {
+        let f = BackendFailure::Pool(PoolError::Local(std::io::Error::from_raw_os_error(
+            libc::EMFILE,
+        )));
+        assert_eq!(f.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert!(!f.counts_as_failure());
+        assert!(!retry_is_safe(&http::Method::GET, &f, false, true));
+        let d = after_failure(&FailedAttempt {
+            method: &http::Method::GET,
+            failure: &f,
+            got_response: false,
+            reused: false,
+            on_fresh_connection: false,
+            body_replayable: true,
+            excused: false,
+        });
+        assert_eq!(
+            d,
+            Decision {
+                next: Next::GiveUp,
+                counts_as_failure: false
+            }
+        );
     }
 
     #[test]
@@ -634,13 +672,16 @@ mod tests {
             buffering: false,
             timeout: std::time::Duration::from_secs(60),
         };
-        let memory = crate::http::budget::ByteBudget::new(body::BODY_MEMORY);
+        let budgets = body::BodyBudgets {
+            memory: crate::http::budget::ByteBudget::new(body::BODY_MEMORY),
+            temp: crate::http::budget::ByteBudget::new(1 << 20),
+        };
         let prepare = |data: &'static [u8], declared: Option<u64>| {
             body::prepare(
                 Full::new(Bytes::from_static(data)),
                 declared,
                 limits,
-                &memory,
+                &budgets,
             )
         };
         let none = prepare(b"", Some(0)).await.unwrap();

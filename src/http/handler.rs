@@ -17,7 +17,7 @@ use crate::fastcgi::cgi::CgiError;
 use crate::fastcgi::exchange::{ExchangeError, ExchangeTimeouts, Unusable};
 use crate::fastcgi::params::ParamList;
 use crate::http::activity::InFlight;
-use crate::http::body::{self, AsyncChunk, BodyLimits, FileSendError, RequestBody};
+use crate::http::body::{self, AsyncChunk, BodyBudgets, BodyLimits, FileSendError, RequestBody};
 use crate::http::budget::ByteBudget;
 use crate::http::compress;
 use crate::http::edge::{self, Edge};
@@ -44,7 +44,7 @@ pub struct Proxy {
     pub upstream: Arc<Upstream>,
     pub limits: BodyLimits,
     /// What request bodies may hold in memory, all requests together.
-    pub body_memory: ByteBudget,
+    pub body_budgets: BodyBudgets,
     /// Read PHP's responses ahead of their clients (`response_buffering`).
     pub response_buffering: bool,
     /// How far ahead, in memory and temp files.
@@ -153,6 +153,10 @@ impl Proxy {
                 let close = matches!(&err, ProxyError::Client(e) if e.body_left_unread())
                     && is_http1(log.version);
                 match &err {
+                    // fpmlb's own limit, not the client's doing alone.
+                    ProxyError::Client(e @ ClientError::NoTempRoom { .. }) => {
+                        tracing::warn!(client = %conn.client(), uri = %log.uri, "{e}: 503")
+                    }
                     ProxyError::Client(e) => {
                         tracing::info!(client = %conn.client(), uri = %log.uri, "{e}")
                     }
@@ -232,7 +236,7 @@ impl Proxy {
         }
         let declared = body::declared_length(&parts.headers)?;
         let limits = route.limits(self.limits);
-        let mut body = body::prepare(body, declared, limits, &self.body_memory).await?;
+        let mut body = body::prepare(body, declared, limits, &self.body_budgets).await?;
         let mut params = params::build_params(
             parts,
             script_name,

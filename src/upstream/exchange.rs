@@ -86,8 +86,9 @@ impl BackendFailure {
     pub fn counts_as_failure(&self) -> bool {
         !matches!(
             self,
-            BackendFailure::Pool(PoolError::QueueFull { .. } | PoolError::QueueTimeout(_))
-                | BackendFailure::Exchange(ExchangeError::Unusable(_))
+            BackendFailure::Pool(
+                PoolError::QueueFull { .. } | PoolError::QueueTimeout(_) | PoolError::Local(_)
+            ) | BackendFailure::Exchange(ExchangeError::Unusable(_))
         )
     }
 }

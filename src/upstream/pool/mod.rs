@@ -60,6 +60,38 @@ pub enum PoolError {
     QueueTimeout(Duration),
     #[error("connect: {0}")]
     Connect(std::io::Error),
+    /// fpmlb itself could not open a connection: out of file descriptors,
+    /// socket buffers or local ports. No fault of the backend's, and no
+    /// other backend would fare better.
+    #[error(
+        "fpmlb cannot open a connection ({0}): its own limits (open files: LimitNOFILE, ulimit -n; local ports)"
+    )]
+    Local(std::io::Error),
+}
+
+/// The errors of a connect that say fpmlb itself is short (of file
+/// descriptors, socket buffers, memory, local ports), not the backend.
+const LOCAL_SHORTAGE: [i32; 5] = [
+    libc::EMFILE,
+    libc::ENFILE,
+    libc::ENOBUFS,
+    libc::ENOMEM,
+    libc::EADDRNOTAVAIL,
+];
+
+impl PoolError {
+    /// A failed connect: [`PoolError::Local`] when the shortage is fpmlb's
+    /// own (a client holding many files open can cause it), else
+    /// [`PoolError::Connect`].
+    fn connecting(e: std::io::Error) -> PoolError {
+        if e.raw_os_error()
+            .is_some_and(|code| LOCAL_SHORTAGE.contains(&code))
+        {
+            PoolError::Local(e)
+        } else {
+            PoolError::Connect(e)
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -486,7 +518,7 @@ impl Slot {
         let unheard = Arc::new(Unheard::new(&pool));
         let conn = Connection::connect(&pool.inner.endpoint, pool.inner.settings.connect_timeout)
             .await
-            .map_err(PoolError::Connect)?;
+            .map_err(PoolError::connecting)?;
         pool.inner.opened.fetch_add(1, Ordering::Relaxed);
         if pool.shared() {
             pool.nudge_later(Arc::downgrade(&unheard));

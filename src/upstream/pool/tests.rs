@@ -870,3 +870,23 @@ async fn connect_error_is_reported() {
     // The permit came back.
     assert_eq!(pool.figures().in_use, 0);
 }
+
+/// A connect that fails for want of fpmlb's own resources is told apart
+/// from a backend that refuses or is gone.
+#[test]
+fn a_local_shortage_is_told_from_a_backend_failure() {
+    assert!(LOCAL_SHORTAGE.contains(&libc::EMFILE));
+    let backends = [
+        libc::ECONNREFUSED,
+        libc::ECONNRESET,
+        libc::ENOENT,
+        libc::EAGAIN,
+        libc::ETIMEDOUT,
+    ];
+    let cases = LOCAL_SHORTAGE.map(|c| (c, true));
+    for (code, is_local) in cases.into_iter().chain(backends.map(|c| (c, false))) {
+        let e = PoolError::connecting(std::io::Error::from_raw_os_error(code));
+        assert_eq!(matches!(e, PoolError::Local(_)), is_local, "{code}: {e}");
+        assert_eq!(matches!(e, PoolError::Connect(_)), !is_local, "{code}: {e}");
+    }
+}
