@@ -497,3 +497,97 @@ fn config_test_names_the_key_and_line() {
     let (code, err) = config_test(dir, "default.yaml", &String::from_utf8_lossy(&out.stdout));
     assert_eq!(code, Some(0), "{err}");
 }
+
+/// fpmlb short of file descriptors (here a limit of [`NOFILE`], filled by
+/// idle client connections; in the field, many uploads in temp files):
+/// the requests it cannot open a FastCGI connection for get 503, and no
+/// node is taken out of rotation for it (`max_fails: 1`): once files are
+/// free again, every node serves. Before, each such connect counted
+/// against its backend and was retried on the next, which failed alike.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn running_out_of_files_takes_no_node_out_of_rotation() {
+    const NOFILE: u32 = 64;
+    let cluster = Cluster::start(nets::PROXY_OUT_OF_FILES, &["--nodes", "2"]);
+    let addr = cluster.lb_addr();
+    let yaml = format!(
+        "{}max_fails: 1\nfail_timeout: 60s\nhealth:\n  interval: 1h\nworkers: 1\n{}",
+        support::base_yaml(addr, &cluster.docroot()),
+        cluster.backends_yaml()
+    );
+    let lb = support::Fpmlb::start_with_nofile(&cluster.dir, addr, &yaml, NOFILE);
+    // Idle clients until fpmlb can accept no more (the rest wait in the
+    // kernel's backlog): every descriptor it may open is taken.
+    let mut idle = Vec::new();
+    for _ in 0..NOFILE + 16 {
+        idle.push(tokio::net::TcpStream::connect(addr).await.unwrap());
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !lb.log_text().contains("accept failed") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "fpmlb never ran out of files:\n{}",
+            lb.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Requests on connections it accepted (the first ones), at once: they
+    // need new FastCGI connections, which it cannot open.
+    let mut statuses = Vec::new();
+    let asks: Vec<_> = idle
+        .drain(..8)
+        .map(|mut s| {
+            tokio::spawn(async move {
+                s.write_all(
+                    b"GET /slow.php?ms=300 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+                )
+                .await
+                .unwrap();
+                let mut answer = Vec::new();
+                let _ =
+                    tokio::time::timeout(Duration::from_secs(20), s.read_to_end(&mut answer)).await;
+                String::from_utf8_lossy(&answer).into_owned()
+            })
+        })
+        .collect();
+    for ask in asks {
+        let answer = ask.await.unwrap();
+        statuses.push(answer.split(' ').nth(1).unwrap_or("none").to_owned());
+    }
+    assert!(
+        statuses.iter().any(|s| s == "503"),
+        "{statuses:?}\n{}",
+        lb.log_text()
+    );
+    assert!(
+        statuses.iter().all(|s| s == "503" || s == "200"),
+        "{statuses:?}\n{}",
+        lb.log_text()
+    );
+    let log = lb.log_text();
+    assert!(!log.contains("out of rotation"), "{log}");
+    assert!(log.contains("fpmlb cannot open a connection"), "{log}");
+    // Files free again: both nodes serve (round robin), none was counted.
+    drop(idle);
+    let c = client(false);
+    let mut nodes = HashMap::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while nodes.len() < 2 || nodes.values().sum::<usize>() < 6 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{nodes:?}\n{}",
+            lb.log_text()
+        );
+        match get(&c, &lb.url("/")).await {
+            Ok(r) if r.status == 200 => *nodes.entry(node_of(&r.text())).or_insert(0) += 1,
+            // The backlog's connections are still being accepted and closed.
+            Ok(r) => assert_eq!(r.status, 503, "{}", r.text()),
+            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
+    assert_eq!(nodes.len(), 2, "{nodes:?}");
+    assert!(
+        !lb.log_text().contains("out of rotation"),
+        "{}",
+        lb.log_text()
+    );
+}

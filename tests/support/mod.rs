@@ -296,11 +296,40 @@ impl Fpmlb {
         yaml: &str,
         env: &[(&str, &str)],
     ) -> Fpmlb {
+        Self::start_wrapped(dir, addr, admin, yaml, env, &[])
+    }
+
+    /// Like [`Fpmlb::start`], with at most `nofile` open files (soft and
+    /// hard limit, through util-linux's `prlimit`).
+    pub fn start_with_nofile(dir: &Path, addr: SocketAddr, yaml: &str, nofile: u32) -> Fpmlb {
+        let limit = format!("--nofile={nofile}:{nofile}");
+        Self::start_wrapped(dir, addr, None, yaml, &[], &["prlimit", &limit, "--"])
+    }
+
+    /// fpmlb started through `wrapper` (a command and its arguments before
+    /// fpmlb's path), if any.
+    fn start_wrapped(
+        dir: &Path,
+        addr: SocketAddr,
+        admin: Option<SocketAddr>,
+        yaml: &str,
+        env: &[(&str, &str)],
+        wrapper: &[&str],
+    ) -> Fpmlb {
         let config = dir.join("fpmlb.yaml");
         std::fs::write(&config, yaml).unwrap();
         let log = dir.join("fpmlb.log");
         let logfile = std::fs::File::create(&log).unwrap();
-        let child = child_command(env!("CARGO_BIN_EXE_fpmlb"))
+        let exe = env!("CARGO_BIN_EXE_fpmlb");
+        let mut cmd = match wrapper.split_first() {
+            Some((program, args)) => {
+                let mut cmd = child_command(program);
+                cmd.args(args).arg(exe);
+                cmd
+            }
+            None => child_command(exe),
+        };
+        let child = cmd
             .arg("serve")
             .arg("--config")
             .arg(&config)

@@ -57,6 +57,8 @@ nets! {
     PROXY_HEADERS = 15;
     PROXY_ANSWER_EARLY = 16;
     PROXY_SCRIPTS_FAULT = 17;
+    /// fpmlb with few open files: its own shortage is not the backends'.
+    PROXY_OUT_OF_FILES = 18;
 
     /// integration/bench.sh (`make bench`; its cluster, nginx and HAProxy).
     BENCH = 20;
