@@ -28,7 +28,7 @@ pub async fn run(config: &Config, explain: bool) -> Result<ClusterReport, Daemon
             let outcome = liveness.run(&b, false).await;
             NodeInput {
                 backend: b,
-                down: if let Outcome::Dead(why) = outcome {
+                down: if let Outcome::Dead(why) | Outcome::Unknown(why) = outcome {
                     Some(why)
                 } else {
                     None

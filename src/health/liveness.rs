@@ -18,7 +18,7 @@ use crate::fastcgi::params::{self, ParamList};
 use crate::health::fpm_status::FpmStatus;
 use crate::upstream::backend::Backend;
 use crate::upstream::exchange::{BackendFailure, small_request};
-use crate::upstream::pool::PoolError;
+use crate::upstream::pool::{PoolError, is_local_shortage};
 
 /// How a backend's liveness is probed (its ping page, else a connect) and
 /// its status page polled, from the config.
@@ -38,6 +38,9 @@ pub enum Outcome {
     /// Every slot busy, but requests complete or the listener accepts.
     Busy,
     Dead(String),
+    /// fpmlb itself could not check (out of file descriptors, ...): no
+    /// verdict on the backend, whose state stays as it was.
+    Unknown(String),
 }
 
 impl Outcome {
@@ -89,6 +92,9 @@ impl LivenessProbe {
                     dead => dead,
                 }
             }
+            Err(e @ BackendFailure::Pool(PoolError::Local(_))) => {
+                Outcome::Unknown(format!("ping {path}: {e}"))
+            }
             Err(e) => Outcome::Dead(format!("ping {path}: {e}")),
         }
     }
@@ -133,6 +139,9 @@ impl LivenessProbe {
     async fn connect_check(&self, backend: &Backend) -> Outcome {
         match Connection::connect(backend.pool.endpoint(), self.timeout).await {
             Ok(_) => Outcome::Alive,
+            Err(e) if is_local_shortage(&e) => Outcome::Unknown(format!(
+                "connect: fpmlb cannot open a connection ({e}): its own limits"
+            )),
             Err(e) => Outcome::Dead(format!("connect: {e}")),
         }
     }

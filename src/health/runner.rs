@@ -122,6 +122,11 @@ pub async fn run_liveness<P: ProbeBackend>(
             let Some(track) = tracks.get_mut(&backend.name) else {
                 continue;
             };
+            if let Outcome::Unknown(why) = &outcome {
+                // fpmlb's own shortage says nothing of the backend.
+                tracing::warn!(backend = %backend.name, "liveness check not made, state kept: {why}");
+                continue;
+            }
             if let Some(up) = track.hysteresis.record(outcome.is_alive()) {
                 backend.set_alive(up);
                 match (&outcome, up) {
@@ -402,6 +407,35 @@ mod tests {
         );
         assert_eq!(probe.polls("b"), 5);
 
+        shutdown.cancel();
+        task.await.unwrap();
+    }
+
+    /// Checks fpmlb could not make (its own descriptors ran out) leave a
+    /// backend as it was, up or down, and break no run of failures.
+    #[tokio::test(start_paused = true)]
+    async fn checks_fpmlb_could_not_make_change_nothing() {
+        let a = backend("a", 1);
+        let probe = ScriptedProbe::default();
+        probe.set("a", Outcome::Unknown("connect: Too many open files".into()));
+        let (shutdown, task) = start_liveness(upstream(&[&a]), &probe);
+        sleep(INTERVAL / 2).await;
+        for _ in 0..5 {
+            sleep(INTERVAL).await;
+        }
+        assert!(probe.probes("a").len() >= 5);
+        assert!(a.is_alive(), "no verdict: still up");
+        // Down, it stays down: an unknown check is no success either.
+        probe.set("a", Outcome::Dead("connect: refused".into()));
+        for _ in 0..3 {
+            sleep(INTERVAL).await;
+        }
+        assert!(!a.is_alive());
+        probe.set("a", Outcome::Unknown("connect: Too many open files".into()));
+        for _ in 0..5 {
+            sleep(INTERVAL).await;
+        }
+        assert!(!a.is_alive(), "no verdict: still down");
         shutdown.cancel();
         task.await.unwrap();
     }

@@ -79,14 +79,19 @@ const LOCAL_SHORTAGE: [i32; 5] = [
     libc::EADDRNOTAVAIL,
 ];
 
+/// Whether a failed connect says fpmlb itself is short ([`LOCAL_SHORTAGE`]):
+/// no verdict on the backend, for requests and health checks alike.
+pub fn is_local_shortage(e: &std::io::Error) -> bool {
+    e.raw_os_error()
+        .is_some_and(|code| LOCAL_SHORTAGE.contains(&code))
+}
+
 impl PoolError {
     /// A failed connect: [`PoolError::Local`] when the shortage is fpmlb's
     /// own (a client holding many files open can cause it), else
     /// [`PoolError::Connect`].
     fn connecting(e: std::io::Error) -> PoolError {
-        if e.raw_os_error()
-            .is_some_and(|code| LOCAL_SHORTAGE.contains(&code))
-        {
+        if is_local_shortage(&e) {
             PoolError::Local(e)
         } else {
             PoolError::Connect(e)
