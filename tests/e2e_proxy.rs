@@ -501,16 +501,18 @@ fn config_test_names_the_key_and_line() {
 /// fpmlb short of file descriptors (here a limit of [`NOFILE`], filled by
 /// idle client connections; in the field, many uploads in temp files):
 /// the requests it cannot open a FastCGI connection for get 503, and no
-/// node is taken out of rotation for it (`max_fails: 1`): once files are
-/// free again, every node serves. Before, each such connect counted
-/// against its backend and was retried on the next, which failed alike.
+/// node is taken out of rotation for it, by requests (`max_fails: 1`) or
+/// health checks (`fall: 1`): once files are free again, every node
+/// serves. Before, each such connect counted against its backend and was
+/// retried on the next, which failed alike, and a health check that met
+/// it took the node down.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn running_out_of_files_takes_no_node_out_of_rotation() {
     const NOFILE: u32 = 64;
     let cluster = Cluster::start(nets::PROXY_OUT_OF_FILES, &["--nodes", "2"]);
     let addr = cluster.lb_addr();
     let yaml = format!(
-        "{}max_fails: 1\nfail_timeout: 60s\nhealth:\n  interval: 1h\nworkers: 1\n{}",
+        "{}max_fails: 1\nfail_timeout: 60s\nhealth:\n  interval: 200ms\n  timeout: 300ms\n  rise: 1\n  fall: 1\n  ping_path: /fpm-ping\nworkers: 1\n{}",
         support::base_yaml(addr, &cluster.docroot()),
         cluster.backends_yaml()
     );
@@ -521,8 +523,12 @@ async fn running_out_of_files_takes_no_node_out_of_rotation() {
     for _ in 0..NOFILE + 16 {
         idle.push(tokio::net::TcpStream::connect(addr).await.unwrap());
     }
+    // Until fpmlb has run out and a health check (every 200 ms, `fall: 1`)
+    // met the shortage: no verdict on the node.
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while !lb.log_text().contains("accept failed") {
+    while !(lb.log_text().contains("accept failed")
+        && lb.log_text().contains("liveness check not made"))
+    {
         assert!(
             std::time::Instant::now() < deadline,
             "fpmlb never ran out of files:\n{}",
@@ -590,4 +596,5 @@ async fn running_out_of_files_takes_no_node_out_of_rotation() {
         "{}",
         lb.log_text()
     );
+    assert!(!lb.log_text().contains("backend DOWN"), "{}", lb.log_text());
 }

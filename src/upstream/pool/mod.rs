@@ -61,23 +61,20 @@ pub enum PoolError {
     #[error("connect: {0}")]
     Connect(std::io::Error),
     /// fpmlb itself could not open a connection: out of file descriptors,
-    /// socket buffers or local ports. No fault of the backend's, and no
+    /// socket buffers or memory. No fault of the backend's, and no
     /// other backend would fare better.
     #[error(
-        "fpmlb cannot open a connection ({0}): its own limits (open files: LimitNOFILE, ulimit -n; local ports)"
+        "fpmlb cannot open a connection ({0}): its own limits (open files: LimitNOFILE, ulimit -n)"
     )]
     Local(std::io::Error),
 }
 
 /// The errors of a connect that say fpmlb itself is short (of file
-/// descriptors, socket buffers, memory, local ports), not the backend.
-const LOCAL_SHORTAGE: [i32; 5] = [
-    libc::EMFILE,
-    libc::ENFILE,
-    libc::ENOBUFS,
-    libc::ENOMEM,
-    libc::EADDRNOTAVAIL,
-];
+/// descriptors, socket buffers, memory), not the backend. Not
+/// EADDRNOTAVAIL: an address this host cannot reach from (`::1` with IPv6
+/// off, nginx's "Cannot assign requested address") is the backend's
+/// config, and local ports run out per destination, not for every backend.
+const LOCAL_SHORTAGE: [i32; 4] = [libc::EMFILE, libc::ENFILE, libc::ENOBUFS, libc::ENOMEM];
 
 /// Whether a failed connect says fpmlb itself is short ([`LOCAL_SHORTAGE`]):
 /// no verdict on the backend, for requests and health checks alike.

@@ -882,6 +882,7 @@ fn a_local_shortage_is_told_from_a_backend_failure() {
         libc::ENOENT,
         libc::EAGAIN,
         libc::ETIMEDOUT,
+        libc::EADDRNOTAVAIL,
     ];
     let cases = LOCAL_SHORTAGE.map(|c| (c, true));
     for (code, is_local) in cases.into_iter().chain(backends.map(|c| (c, false))) {
