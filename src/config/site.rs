@@ -554,6 +554,19 @@ impl Validator<'_> {
                 );
                 return None;
             }
+            if let Some(LocationMatch::Prefix(p) | LocationMatch::PrefixNoRegex(p)) = &matcher
+                && !p.ends_with('/')
+                && a.ends_with('/')
+            {
+                // gixy's "alias traversal": fpmlb refuses `/static../x`
+                // (`files::join_path`), but `/staticx` still maps to `<alias>x`.
+                self.warn(
+                    &key("alias"),
+                    format!(
+                        "the location {p:?} does not end in \"/\" but its alias does: {p}x is served from {a}x (and {p}../x is refused); write the location as \"{p}/\""
+                    ),
+                );
+            }
             Some(a)
         });
         let scripts = raw.scripts.map(|list| {

@@ -23,6 +23,14 @@ fn errors(yaml: &str) -> Vec<(String, Option<usize>, String)> {
     }
 }
 
+/// (key, line) of every warning.
+fn warned(c: &Config) -> Vec<(&str, Option<usize>)> {
+    c.warnings
+        .iter()
+        .map(|w| (w.key.as_str(), w.line))
+        .collect()
+}
+
 fn one_error(yaml: &str, key: &str, line: usize, fragment: &str) {
     let errors = errors(yaml);
     assert_eq!(errors.len(), 1, "{errors:#?}");
@@ -404,11 +412,7 @@ fn overlaps_are_errors_and_dead_rules_warnings() {
         "  - match: \"^~ /static/\"",
         "  - match: /static/img/",
     ]));
-    let warned: Vec<(&str, Option<usize>)> = c
-        .warnings
-        .iter()
-        .map(|w| (w.key.as_str(), w.line))
-        .collect();
+    let warned = warned(&c);
     // The caseless regex also matches /WP-CONTENT/..., which the prefix does
     // not take; /static/ has a longer plain prefix under it.
     assert_eq!(
@@ -428,6 +432,27 @@ fn overlaps_are_errors_and_dead_rules_warnings() {
     );
     assert!(c.warnings[1].message.contains("same regex on line 9"));
     assert!(c.warnings[2].message.contains("normalised"));
+}
+
+/// An alias whose location does not end in `/` while the alias does
+/// (gixy's "alias traversal"): loads, with a warning naming the fix.
+#[test]
+fn an_alias_under_a_prefix_without_its_slash_is_warned_of() {
+    let c = ok(&with(&[
+        "locations:",
+        "  - {match: /static, alias: /srv/static/}",
+        "  - {match: /img/, alias: /srv/img/}",
+        "  - {match: \"= /robots.txt\", alias: /srv/robots.txt}",
+        "  - {match: /file, alias: /srv/file.txt}",
+    ]));
+    let warned = warned(&c);
+    assert_eq!(
+        warned,
+        [("locations[0].alias", Some(7))],
+        "{:#?}",
+        c.warnings
+    );
+    assert!(c.warnings[0].message.contains("\"/static/\""));
 }
 
 #[test]
