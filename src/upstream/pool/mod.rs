@@ -76,7 +76,7 @@ pub enum PoolError {
 /// config, and local ports run out per destination, not for every backend.
 const LOCAL_SHORTAGE: [i32; 4] = [libc::EMFILE, libc::ENFILE, libc::ENOBUFS, libc::ENOMEM];
 
-/// Whether a failed connect says fpmlb itself is short ([`LOCAL_SHORTAGE`]):
+/// Whether a failed connect says fpmlb itself is short (`LOCAL_SHORTAGE`):
 /// no verdict on the backend, for requests and health checks alike.
 pub fn is_local_shortage(e: &std::io::Error) -> bool {
     e.raw_os_error()
