@@ -453,6 +453,7 @@ impl Daemon {
             _ => None,
         };
         self.upstream.replace(set);
+        changes.apply();
         let mut proxy = build_proxy(
             &config,
             Arc::clone(&self.upstream),
@@ -601,10 +602,17 @@ async fn rediscover(upstream: Arc<Upstream>, config: Config, stop: CancellationT
             _ = tick.tick() => {}
         }
         let current = upstream.snapshot();
-        match discovery::build_set(&config, Some(&current)).await {
+        let built = discovery::build_set(&config, Some(&current)).await;
+        if stop.is_cancelled() {
+            // A reload stopped this loop while it resolved: its table,
+            // built from the old config, must not replace the new one.
+            return;
+        }
+        match built {
             Ok((set, changes)) if !changes.is_empty() => {
                 tracing::info!(added = ?changes.added, removed = ?changes.removed, "DNS answers changed: backends updated");
                 upstream.replace(set);
+                changes.apply();
             }
             Ok(_) => {}
             Err(e) => tracing::warn!("{e}"),

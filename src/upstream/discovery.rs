@@ -133,18 +133,47 @@ pub struct Changes {
     pub added: Vec<String>,
     pub removed: Vec<String>,
     pub kept: usize,
+    /// New weights of kept backends, and the backends left out (their idle
+    /// connections to close): applied by [`Changes::apply`] once the table
+    /// is installed, so that a reload refused after `build_set` (a bad
+    /// certificate, a port in use) changes nothing that runs.
+    weights: Vec<(Arc<Backend>, u32)>,
+    gone: Vec<Arc<Backend>>,
 }
 
 impl Changes {
     pub fn is_empty(&self) -> bool {
         self.added.is_empty() && self.removed.is_empty()
     }
+
+    /// Applies to the running backends what the new table changes of them.
+    pub fn apply(&self) {
+        for (backend, weight) in &self.weights {
+            backend.set_weight(*weight);
+        }
+        for backend in &self.gone {
+            backend.pool.close_all_idle();
+        }
+    }
+}
+
+/// A backend built anew in place of `old` (same name; its address or its
+/// pool's settings changed) keeps the operator's drain, and, at the same
+/// address, what the checks found (down, drained by the session check):
+/// a reload must not put back into rotation what was taken out of it.
+fn inherit(new: &Backend, old: &Backend) {
+    new.set_enabled(old.is_enabled());
+    if new.endpoint == old.endpoint {
+        new.set_alive(old.is_alive());
+        new.set_session_ok(old.is_session_ok());
+    }
 }
 
 /// Builds the table for `config`, keeping backends of `previous` that did
 /// not change. A hostname that fails to resolve while there is a previous
 /// table keeps its previous backends (a DNS hiccup must not empty the
-/// cluster); at start it is an error.
+/// cluster); at start it is an error. Changes nothing of `previous`'s
+/// backends: the caller applies [`Changes`] once it installs the table.
 pub async fn build_set(
     config: &Config,
     previous: Option<&BackendSet>,
@@ -178,13 +207,19 @@ pub async fn build_set(
             });
             match reusable {
                 Some(b) => {
-                    b.set_weight(cfg.weight);
+                    changes.weights.push((Arc::clone(b), cfg.weight));
                     backends.push(Arc::clone(b));
                     changes.kept += 1;
                 }
                 None => {
                     changes.added.push(name.clone());
-                    backends.push(build_backend(config, cfg, name, endpoint));
+                    let built = build_backend(config, cfg, name, endpoint);
+                    if let Some(old) =
+                        previous.and_then(|p| p.backends.iter().find(|b| b.name == built.name))
+                    {
+                        inherit(&built, old);
+                    }
+                    backends.push(built);
                 }
             }
         }
@@ -193,9 +228,68 @@ pub async fn build_set(
         for old in &prev.backends {
             if !backends.iter().any(|b| Arc::ptr_eq(b, old)) {
                 changes.removed.push(old.name.clone());
-                old.pool.close_all_idle();
+                changes.gone.push(Arc::clone(old));
             }
         }
     }
     Ok((BackendSet::new(backends, config.balance), changes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(extra: &str) -> Config {
+        let yaml = format!(
+            "listen: \":8080\"\ndocument_root: /srv\n{extra}backends:\n  - {{name: a, address: \"127.0.0.1:9000\", weight: 1}}\n  - {{name: b, address: \"127.0.0.1:9001\"}}\n"
+        );
+        Config::from_yaml(&yaml).unwrap_or_else(|e| panic!("{e}\n{yaml}"))
+    }
+
+    fn named<'a>(set: &'a BackendSet, name: &str) -> &'a Arc<Backend> {
+        set.backends.iter().find(|b| b.name == name).unwrap()
+    }
+
+    /// Building the next table changes nothing of the running one: a
+    /// reload refused after it (a bad certificate) leaves weights and
+    /// idle connections as they were; `apply` does it once installed.
+    #[tokio::test]
+    async fn building_a_table_changes_nothing_until_applied() {
+        let (first, _) = build_set(&config(""), None).await.unwrap();
+        let yaml = config("").backends;
+        assert_eq!(yaml.len(), 2);
+        let mut next = config("");
+        next.backends[0].weight = 5;
+        next.backends.truncate(1);
+        let (set, changes) = build_set(&next, Some(&first)).await.unwrap();
+        assert!(
+            Arc::ptr_eq(named(&set, "a"), named(&first, "a")),
+            "a is kept"
+        );
+        assert_eq!(changes.removed, ["b"]);
+        assert_eq!(named(&first, "a").weight(), 1, "not before it is applied");
+        changes.apply();
+        assert_eq!(named(&first, "a").weight(), 5);
+    }
+
+    /// A backend rebuilt by a reload (its pool's settings changed) keeps
+    /// the operator's drain and what the checks found.
+    #[tokio::test]
+    async fn a_rebuilt_backend_keeps_its_drain_and_its_checks() {
+        let (first, _) = build_set(&config(""), None).await.unwrap();
+        named(&first, "a").set_enabled(false);
+        named(&first, "b").set_alive(false);
+        named(&first, "b").set_session_ok(false);
+        let (set, changes) = build_set(&config("queue_size: 7\n"), Some(&first))
+            .await
+            .unwrap();
+        assert_eq!(changes.added, ["a", "b"], "both rebuilt");
+        let (a, b) = (named(&set, "a"), named(&set, "b"));
+        assert!(!Arc::ptr_eq(a, named(&first, "a")));
+        assert!(!a.is_enabled(), "still drained by the operator");
+        assert!(a.is_alive() && a.is_session_ok());
+        assert!(b.is_enabled());
+        assert!(!b.is_alive(), "still down");
+        assert!(!b.is_session_ok(), "still drained by the session check");
+    }
 }
