@@ -143,8 +143,18 @@ impl AcmeTask {
             };
             match result {
                 Ok(cert) => {
-                    failures = 0;
-                    next = self.renewal_time();
+                    let due = self.renewal_time();
+                    let now = SystemTime::now();
+                    next = schedule::after_issue(due, now, &mut failures, rand::random::<f64>());
+                    if failures > 0 {
+                        tracing::warn!(
+                            %domains,
+                            valid_until = %when(cert.not_after),
+                            "ACME: the CA issued a certificate already due for renewal (a clock ahead of the CA's?): serving it; next order in {}s",
+                            next.duration_since(now).unwrap_or_default().as_secs()
+                        );
+                        continue;
+                    }
                     tracing::info!(
                         %domains,
                         valid_until = %when(cert.not_after),
@@ -227,6 +237,17 @@ impl AcmeTask {
             "acme".to_owned(),
         )
         .map_err(|e| format!("the CA sent an unusable certificate: {e}"))?;
+        if let Some(missing) = self.config.domains.iter().find(|d| !cert.covers(d)) {
+            return Err(format!(
+                "the CA sent a certificate that does not cover {missing}"
+            ));
+        }
+        if cert.not_after <= SystemTime::now() {
+            return Err(format!(
+                "the CA sent a certificate that expired at {}",
+                when(cert.not_after)
+            ));
+        }
         if let Err(e) = self.store.save_cert(
             &self.config.domains,
             issued.cert_pem.as_bytes(),

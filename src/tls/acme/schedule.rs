@@ -43,6 +43,31 @@ pub fn backoff(failures: u32, jitter: f64) -> Duration {
     base.mul_f64(0.9 + 0.2 * jitter.clamp(0.0, 1.0))
 }
 
+/// Closer than this, a new certificate's renewal time counts as due at
+/// issue (tests use 30 s certificates, renewed 20 s after issue).
+pub const DUE_AT_ISSUE: Duration = Duration::from_secs(10);
+
+/// When to order next after an order gave a certificate due for renewal
+/// at `due`: then; or, when that is already (nearly) past, a certificate
+/// issued expired or with a clock ahead of the CA's, as after a failure
+/// (`failures` counts it, [`backoff`] waits): never an order loop against
+/// the CA's rate limits. `failures` is reset otherwise.
+#[must_use]
+pub fn after_issue(
+    due: SystemTime,
+    now: SystemTime,
+    failures: &mut u32,
+    jitter: f64,
+) -> SystemTime {
+    if due < now + DUE_AT_ISSUE {
+        *failures = failures.saturating_add(1);
+        now + backoff(*failures, jitter)
+    } else {
+        *failures = 0;
+        due
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -71,6 +96,30 @@ mod tests {
     #[test]
     fn renew_before_wins_when_shorter() {
         assert_eq!(renew_at(at(100), at(190), 10 * DAY, 0.0), at(180));
+    }
+
+    /// A certificate due at issue (expired, or a clock ahead) waits as a
+    /// failure would, doubling; a sound one resets the count.
+    #[test]
+    fn a_certificate_due_at_issue_backs_off() {
+        let now = at(100);
+        let mut failures = 0;
+        assert_eq!(
+            after_issue(at(90), now, &mut failures, 0.5),
+            now + Duration::from_secs(60)
+        );
+        assert_eq!(
+            after_issue(now, now, &mut failures, 0.5),
+            now + Duration::from_secs(120)
+        );
+        assert_eq!(failures, 2);
+        let soon = now + Duration::from_secs(20);
+        assert_eq!(
+            after_issue(soon, now, &mut failures, 0.5),
+            soon,
+            "a 30 s certificate"
+        );
+        assert_eq!(failures, 0);
     }
 
     #[test]
