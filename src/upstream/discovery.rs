@@ -170,9 +170,9 @@ fn inherit(new: &Backend, old: &Backend) {
 }
 
 /// Builds the table for `config`, keeping backends of `previous` that did
-/// not change. A hostname that fails to resolve while there is a previous
-/// table keeps its previous backends (a DNS hiccup must not empty the
-/// cluster); at start it is an error. Changes nothing of `previous`'s
+/// not change. A hostname that fails to resolve keeps its previous
+/// backends (a DNS hiccup must not empty the cluster); with none (at
+/// start, or a backend new in a reload) it is an error. Changes nothing of `previous`'s
 /// backends: the caller applies [`Changes`] once it installs the table.
 pub async fn build_set(
     config: &Config,
@@ -183,20 +183,24 @@ pub async fn build_set(
     for cfg in &config.backends {
         let resolved = match resolve(cfg).await {
             Ok(r) => r,
-            Err(e) => match previous {
-                Some(prev) => {
-                    tracing::warn!("{e}; keeping its previous addresses");
-                    let kept = prev.backends.iter().filter(|b| {
-                        b.name == cfg.name || b.name.starts_with(&format!("{}#", cfg.name))
-                    });
-                    for b in kept {
-                        backends.push(Arc::clone(b));
-                        changes.kept += 1;
-                    }
-                    continue;
+            Err(e) => {
+                let kept: Vec<&Arc<Backend>> = previous
+                    .into_iter()
+                    .flat_map(|prev| &prev.backends)
+                    .filter(|b| b.name == cfg.name || b.name.starts_with(&format!("{}#", cfg.name)))
+                    .collect();
+                // At start, or a backend new in this config: nothing to
+                // keep, so the table (the reload) is refused, as at start.
+                if kept.is_empty() {
+                    return Err(e);
                 }
-                None => return Err(e),
-            },
+                tracing::warn!("{e}; keeping its previous addresses");
+                for b in kept {
+                    backends.push(Arc::clone(b));
+                    changes.kept += 1;
+                }
+                continue;
+            }
         };
         let wanted = shape(config, cfg);
         for (name, endpoint) in resolved {
@@ -270,6 +274,29 @@ mod tests {
         assert_eq!(named(&first, "a").weight(), 1, "not before it is applied");
         changes.apply();
         assert_eq!(named(&first, "a").weight(), 5);
+    }
+
+    /// A hostname that does not resolve: its previous addresses are kept;
+    /// a backend new in the config with no previous ones refuses the table
+    /// (the reload), as at start, rather than being left out in silence.
+    #[tokio::test]
+    async fn a_new_hostname_that_does_not_resolve_refuses_the_table() {
+        let (first, _) = build_set(&config(""), None).await.unwrap();
+        let mut next = config("");
+        let mut broken = next.backends[1].clone();
+        broken.name = "c".into();
+        broken.address = BackendAddress::Tcp {
+            host: "nowhere.invalid".into(),
+            port: 9000,
+        };
+        next.backends.push(broken);
+        assert!(build_set(&next, Some(&first)).await.is_err());
+        // Under a name the previous table had, the addresses it had stay.
+        next.backends[2].name = "b".into();
+        next.backends.remove(1);
+        let (set, changes) = build_set(&next, Some(&first)).await.unwrap();
+        assert!(Arc::ptr_eq(named(&set, "b"), named(&first, "b")));
+        assert!(changes.is_empty(), "{changes:?}");
     }
 
     /// A backend rebuilt by a reload (its pool's settings changed) keeps
