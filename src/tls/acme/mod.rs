@@ -67,9 +67,12 @@ pub struct AcmeTask {
     resolver: Arc<CertResolver>,
     http01: Arc<Http01Tokens>,
     store: Store,
-    /// The certificate the CA issued (stored or new); `None` while a
-    /// temporary self-signed one is served.
+    /// The certificate the CA issued (stored or new) for every name;
+    /// `None` until there is one (an order is due now).
     current: Option<LoadedCert>,
+    /// Served meanwhile: a stored certificate for some of the names (one
+    /// was added to `domains`), else the temporary self-signed one.
+    stand_in: String,
     account: Option<Account>,
 }
 
@@ -87,36 +90,45 @@ impl AcmeTask {
     ) -> Result<AcmeTask, String> {
         let store = Store::open(&config.state_dir)?;
         let domains = config.domains.join(",");
-        let stored = store.load_cert(&config.domains).and_then(|(cert, key)| {
-            match certs::parse_pair(&cert, &key, "acme".to_owned()) {
-                Ok(c) if config.domains.iter().all(|d| c.covers(d)) => Some(c),
-                Ok(_) => {
-                    tracing::info!(%domains, "ACME: the stored certificate does not cover every name; ordering a new one");
-                    None
-                }
-                Err(e) => {
+        let loaded = store.load_cert(&config.domains).and_then(|(cert, key)| {
+            certs::parse_pair(&cert, &key, "acme".to_owned())
+                .map_err(|e| {
                     tracing::warn!(%domains, "ACME: the stored certificate is unusable ({e}); ordering a new one");
-                    None
-                }
-            }
+                })
+                .ok()
         });
-        match &stored {
-            Some(c) => {
+        let valid = |c: &LoadedCert| c.not_after > SystemTime::now();
+        let (stored, stand_in) = match loaded {
+            Some(c) if config.domains.iter().all(|d| c.covers(d)) => {
                 tracing::info!(%domains, valid_until = %when(c.not_after), "ACME: serving the stored certificate");
                 resolver.set_acme(Some(c.clone()));
+                (Some(c), String::new())
             }
-            None => {
+            // A name was added: the stored certificate keeps serving the
+            // names it has until the CA issues one for all (a self-signed
+            // one would make browsers warn on every name meanwhile).
+            Some(c) if valid(&c) && config.domains.iter().any(|d| c.covers(d)) => {
+                tracing::info!(%domains, valid_until = %when(c.not_after), "ACME: the stored certificate does not cover every name: serving it for those it has while a new one is ordered");
+                resolver.set_acme(Some(c));
+                (
+                    None,
+                    "the stored certificate, for the names it covers".to_owned(),
+                )
+            }
+            _ => {
                 let temporary = self_signed(&config.domains)?;
                 resolver.set_acme(Some(temporary));
                 tracing::warn!(%domains, "ACME: no certificate yet: serving a temporary self-signed one (browsers will warn) until the CA issues one");
+                (None, "the temporary self-signed certificate".to_owned())
             }
-        }
+        };
         Ok(AcmeTask {
             config,
             resolver,
             http01,
             store,
             current: stored,
+            stand_in,
             account: None,
         })
     }
@@ -172,7 +184,7 @@ impl AcmeTask {
                             "still serving the certificate valid until {}",
                             when(c.not_after)
                         ),
-                        None => "still serving the temporary self-signed certificate".to_owned(),
+                        None => format!("still serving {}", self.stand_in),
                     };
                     tracing::warn!(
                         %domains,
@@ -360,9 +372,20 @@ mod tests {
                 key.serialize_pem().as_bytes(),
             )
             .unwrap();
-        let task = AcmeTask::start(config, Arc::clone(&resolver), http01).unwrap();
+        let task =
+            AcmeTask::start(config.clone(), Arc::clone(&resolver), Arc::clone(&http01)).unwrap();
         assert!(task.current.is_some());
         assert_eq!(resolver.acme().unwrap().origin, "acme");
+        // A name added: the stored certificate keeps serving the two it
+        // has (not a self-signed one for all three) while one is ordered.
+        let mut more = config;
+        more.domains.push("c.example".into());
+        let task = AcmeTask::start(more, Arc::clone(&resolver), http01).unwrap();
+        assert!(task.current.is_none(), "an order is due");
+        let served = resolver.acme().unwrap();
+        assert_eq!(served.origin, "acme");
+        assert!(served.covers("a.example") && !served.covers("c.example"));
+        assert!(task.stand_in.contains("stored"), "{}", task.stand_in);
     }
 
     #[test]
