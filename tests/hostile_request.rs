@@ -751,7 +751,8 @@ async fn the_admin_api_refuses_what_a_browser_can_be_made_to_send() {
         net.addr(2, 9)
     );
     let _lb = Fpmlb::start_with_admin(&dir, addr, Some(admin), &yaml);
-    let drain = "/backends/web01/drain";
+    // The only backend, up: drained only with ?force=1.
+    let drain = "/backends/web01/drain?force=1";
     let post = |headers: &str| {
         format!(
             "POST {drain} HTTP/1.1\r\nHost: {admin}\r\n{headers}Content-Length: 0\r\nConnection: close\r\n\r\n"

@@ -6,7 +6,7 @@
 //! | `/status` | GET | no | HTML page, a row per backend, reloads itself |
 //! | `/status.json` | GET | no | the same figures as JSON |
 //! | `/metrics` | GET | no | Prometheus, OpenMetrics text format |
-//! | `/backends/{name}/drain` | POST | yes | no new requests; requests in flight finish |
+//! | `/backends/{name}/drain` | POST | yes | no new requests; requests in flight finish; the last backend up in its group only with `?force=1` (409 otherwise) |
 //! | `/backends/{name}/enable` | POST | yes | back in rotation (if alive and session-ok) |
 //!
 //! The read endpoints are open to whoever reaches the listener: keep it on
@@ -209,7 +209,11 @@ impl Admin {
                         tracing::warn!(client = %remote, path, "admin: refused: missing or wrong bearer token");
                         return unauthorized();
                     }
-                    self.operate(&name, action, remote)
+                    let force = req
+                        .uri()
+                        .query()
+                        .is_some_and(|q| q.split('&').any(|p| p == "force=1"));
+                    self.operate(&name, action, remote, force)
                 }
                 None => error(StatusCode::NOT_FOUND, "no such page"),
             },
@@ -264,7 +268,13 @@ impl Admin {
         }
     }
 
-    fn operate(&self, name: &str, action: Action, remote: SocketAddr) -> Response<Body> {
+    fn operate(
+        &self,
+        name: &str,
+        action: Action,
+        remote: SocketAddr,
+        force: bool,
+    ) -> Response<Body> {
         let set = self.state.upstream.snapshot();
         let Some(backend) = set.find(name) else {
             return error(StatusCode::NOT_FOUND, &format!("no backend named {name:?}"));
@@ -272,6 +282,22 @@ impl Admin {
         let was_enabled = backend.is_enabled();
         match action {
             Action::Drain => {
+                let now = Instant::now();
+                let others_up = set.backends.iter().any(|b| {
+                    b.group == backend.group && b.name != backend.name && b.is_available(now)
+                });
+                if backend.is_available(now) && !others_up && !force {
+                    // A script or an app's SSRF on the same host can reach
+                    // a loopback admin API without a token: it must not
+                    // take the site down with one request per backend.
+                    tracing::warn!(backend = %backend.name, client = %remote, "admin: drain refused: the last backend up in its group (?force=1 drains it anyway)");
+                    return error(
+                        StatusCode::CONFLICT,
+                        &format!(
+                            "{name} is the last backend up in its group: draining it would answer every request 503; POST with ?force=1 to drain it anyway"
+                        ),
+                    );
+                }
                 backend.set_enabled(false);
                 let in_flight = backend.pool.figures().in_use;
                 tracing::info!(

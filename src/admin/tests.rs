@@ -266,6 +266,28 @@ async fn drain_and_enable_need_the_token() {
     assert_eq!(resp.status(), StatusCode::NOT_FOUND);
 }
 
+/// The last backend up in its group is drained only with `?force=1`: a
+/// script on the same host reaching a loopback admin API without a token
+/// cannot take the site down one backend after the other.
+#[tokio::test]
+async fn the_last_backend_up_is_drained_only_by_force() {
+    let f = fixture(None);
+    for name in ["web01", "web02"] {
+        let resp = call(&f, "POST", &format!("/backends/{name}/drain"), None);
+        assert_eq!(resp.status(), StatusCode::OK, "{name}");
+    }
+    let resp = call(&f, "POST", "/backends/%3Cb%3Ex%231/drain", None);
+    assert_eq!(resp.status(), StatusCode::CONFLICT);
+    assert!(body_text(resp).await.contains("force=1"));
+    assert!(f.backends[2].is_enabled());
+    let resp = call(&f, "POST", "/backends/%3Cb%3Ex%231/drain?force=1", None);
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert!(!f.backends[2].is_enabled());
+    // Draining one already out of rotation needs no force.
+    let resp = call(&f, "POST", "/backends/web01/drain", None);
+    assert_eq!(resp.status(), StatusCode::OK);
+}
+
 #[tokio::test]
 async fn methods_and_paths() {
     let f = fixture(None);
