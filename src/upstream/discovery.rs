@@ -63,15 +63,40 @@ pub async fn resolve(cfg: &BackendConfig) -> Result<Vec<(String, Endpoint)>, Res
                     address: cfg.address.to_string(),
                     source,
                 })?;
-            let mut addrs: Vec<SocketAddr> = found.collect();
-            addrs.sort();
-            addrs.dedup();
+            let addrs = usable(&cfg.name, found.collect()).ok_or_else(|| ResolveError {
+                name: cfg.name.clone(),
+                address: cfg.address.to_string(),
+                source: std::io::Error::other("no usable address in the DNS answer"),
+            })?;
             Ok(addrs
                 .into_iter()
                 .map(|a| (format!("{}#{}", cfg.name, a.ip()), Endpoint::Tcp(a)))
                 .collect())
         }
     }
+}
+
+/// The most addresses one hostname becomes: a DNS answer is outside
+/// input, and each address is a pool, health-checked every interval.
+pub const MAX_ADDRESSES: usize = 64;
+
+/// The addresses of a DNS answer that can be backends, sorted, without
+/// repeats, at most [`MAX_ADDRESSES`] (logged beyond): not `0.0.0.0`/`::`
+/// (which connect to this host) nor multicast. `None` when none is left
+/// (an error, as a failed lookup: the previous addresses are kept).
+fn usable(name: &str, mut addrs: Vec<SocketAddr>) -> Option<Vec<SocketAddr>> {
+    let before = addrs.len();
+    addrs.retain(|a| !a.ip().is_unspecified() && !a.ip().is_multicast());
+    if addrs.len() < before {
+        tracing::warn!(backend = %name, "DNS answer: {} unspecified or multicast address(es) left out", before - addrs.len());
+    }
+    addrs.sort();
+    addrs.dedup();
+    if addrs.len() > MAX_ADDRESSES {
+        tracing::warn!(backend = %name, "DNS answer of {} addresses: the first {MAX_ADDRESSES} are used", addrs.len());
+        addrs.truncate(MAX_ADDRESSES);
+    }
+    (!addrs.is_empty()).then_some(addrs)
 }
 
 /// Whether any backend is named by a hostname (worth resolving again).
@@ -274,6 +299,32 @@ mod tests {
         assert_eq!(named(&first, "a").weight(), 1, "not before it is applied");
         changes.apply();
         assert_eq!(named(&first, "a").weight(), 5);
+    }
+
+    /// A DNS answer is outside input: no address that connects back to
+    /// this host unasked (`0.0.0.0`, `::`) or to a group, a bounded count,
+    /// and none left is no answer.
+    #[test]
+    fn dns_answers_are_filtered_and_bounded() {
+        let a = |s: &str| s.parse::<SocketAddr>().unwrap();
+        let got = usable(
+            "x",
+            vec![
+                a("10.0.0.2:9000"),
+                a("0.0.0.0:9000"),
+                a("[::]:9000"),
+                a("224.0.0.1:9000"),
+                a("10.0.0.1:9000"),
+                a("10.0.0.2:9000"),
+            ],
+        );
+        assert_eq!(got, Some(vec![a("10.0.0.1:9000"), a("10.0.0.2:9000")]));
+        assert_eq!(usable("x", vec![a("0.0.0.0:9000")]), None);
+        assert_eq!(usable("x", Vec::new()), None);
+        let many: Vec<SocketAddr> = (0..300u16)
+            .map(|i| SocketAddr::from(([10, 1, (i >> 8) as u8, (i & 0xff) as u8], 9000)))
+            .collect();
+        assert_eq!(usable("x", many).map(|v| v.len()), Some(MAX_ADDRESSES));
     }
 
     /// A hostname that does not resolve: its previous addresses are kept;
