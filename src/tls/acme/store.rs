@@ -145,17 +145,26 @@ impl Store {
         write_private(&self.account_path(directory), json)
     }
 
-    /// The saved certificate chain and key for `domains`, as PEM.
+    /// The saved certificate chain and key for `domains`, as PEM (chain,
+    /// key): both from `bundle.pem` when it is there (each parser takes its
+    /// own blocks), else from `fullchain.pem` and `key.pem` (state
+    /// directories written before the bundle).
     #[must_use]
     pub fn load_cert(&self, domains: &[String]) -> Option<(Vec<u8>, Vec<u8>)> {
         let dir = self.cert_dir(domains);
+        if let Ok(bundle) = read_small(&dir.join(BUNDLE)) {
+            return Some((bundle.clone(), bundle));
+        }
         let cert = read_small(&dir.join("fullchain.pem")).ok()?;
         let key = read_small(&dir.join("key.pem")).ok()?;
         Some((cert, key))
     }
 
-    /// Saves a certificate chain and its key for `domains`: the key first,
-    /// so a certificate on disk always has its key.
+    /// Saves a certificate chain and its key for `domains`: first both in
+    /// one file, `bundle.pem`, which one rename replaces whole (what
+    /// [`Store::load_cert`] reads: a crash never leaves a key beside
+    /// another certificate), then `key.pem` and `fullchain.pem` for other
+    /// tools.
     ///
     /// # Errors
     ///
@@ -167,10 +176,23 @@ impl Store {
             .mode(0o700)
             .create(&dir)
             .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        let mut bundle = key.to_vec();
+        if !bundle.ends_with(b"\n") {
+            bundle.push(b'\n');
+        }
+        bundle.extend_from_slice(cert);
+        write_private(&dir.join(BUNDLE), &bundle)?;
+        // The renames reach the disk (the directory's entries).
+        if let Err(e) = fs::File::open(&dir).and_then(|d| d.sync_all()) {
+            tracing::warn!("ACME: cannot sync {}: {e}", dir.display());
+        }
         write_private(&dir.join("key.pem"), key)?;
         write_private(&dir.join("fullchain.pem"), cert)
     }
 }
+
+/// The key and its chain in one file (see [`Store::save_cert`]).
+const BUNDLE: &str = "bundle.pem";
 
 /// Writes `data` to `path` with mode 0600 through a temporary file and a rename.
 fn write_private(path: &Path, data: &[u8]) -> Result<(), String> {
@@ -208,9 +230,20 @@ mod tests {
         let domains = vec!["a.example".to_owned()];
         assert!(store.load_cert(&domains).is_none());
         store.save_cert(&domains, b"CERT", b"KEY").unwrap();
+        let bundle = b"KEY\nCERT".to_vec();
         assert_eq!(
             store.load_cert(&domains),
-            Some((b"CERT".to_vec(), b"KEY".to_vec()))
+            Some((bundle.clone(), bundle.clone()))
+        );
+        // A key.pem replaced alone (a crash between two renames of the
+        // earlier layout) changes nothing of what is loaded.
+        fs::write(dir.join("certs/a.example/key.pem"), b"OTHER").unwrap();
+        assert_eq!(store.load_cert(&domains), Some((bundle.clone(), bundle)));
+        // A state directory from before the bundle: the two files.
+        fs::remove_file(dir.join("certs/a.example/bundle.pem")).unwrap();
+        assert_eq!(
+            store.load_cert(&domains),
+            Some((b"CERT".to_vec(), b"OTHER".to_vec()))
         );
         let key = dir.join("certs/a.example/key.pem");
         assert_eq!(
