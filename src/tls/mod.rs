@@ -56,9 +56,22 @@ pub fn server_config(
     {
         config.alpn_protocols.push(ACME_TLS_ALPN.to_vec());
     }
-    // Resumption without server state: tickets whose key rotates every 6 h.
-    config.ticketer = rustls::crypto::ring::Ticketer::new()?;
+    config.ticketer = ticketer()?;
     Ok(Arc::new(config))
+}
+
+/// Resumption without server state: tickets whose key rotates every 6 h,
+/// one ticketer for the process, so that a reload (a new `ServerConfig`)
+/// leaves the tickets clients hold valid rather than forcing every one of
+/// them into a full handshake.
+fn ticketer() -> Result<Arc<dyn rustls::server::ProducesTickets>, rustls::Error> {
+    static TICKETER: std::sync::OnceLock<Arc<dyn rustls::server::ProducesTickets>> =
+        std::sync::OnceLock::new();
+    if let Some(t) = TICKETER.get() {
+        return Ok(Arc::clone(t));
+    }
+    let made = rustls::crypto::ring::Ticketer::new()?;
+    Ok(Arc::clone(TICKETER.get_or_init(|| made)))
 }
 
 /// What `fpmlb config test` checks beyond the YAML: every certificate and
@@ -81,4 +94,27 @@ pub fn check_files(tls: &TlsConfig) -> Vec<String> {
         }
     }
     problems
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::DefaultCertificate;
+
+    /// Two configs (a start and a reload) share one ticketer: the tickets
+    /// clients got before a reload still resume after it.
+    #[test]
+    fn a_reload_keeps_the_session_ticket_keys() {
+        let tls = TlsConfig {
+            certificates: Vec::new(),
+            default_certificate: DefaultCertificate::First,
+            hsts: None,
+            acme: None,
+        };
+        let resolver = Arc::new(CertResolver::default());
+        let first = server_config(Arc::clone(&resolver), &tls).unwrap();
+        let reloaded = server_config(resolver, &tls).unwrap();
+        assert!(Arc::ptr_eq(&first.ticketer, &reloaded.ticketer));
+        assert!(first.ticketer.enabled());
+    }
 }
