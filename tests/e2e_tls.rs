@@ -1,5 +1,6 @@
 //! TLS termination against real clients and real php-fpm: curl over TLS 1.2
-//! and 1.3 with HTTP/1.1 and HTTP/2 and SNI for two names, openssl
+//! and 1.3 with HTTP/1.1 and HTTP/2 and SNI for two names, a session
+//! resumed by openssl across a reload, openssl
 //! s_client refused on TLS 1.0/1.1, the HTTPS redirect and HSTS, a
 //! certificate swapped on disk under load (SIGHUP, then the file watcher,
 //! then a bad key refused), headless chromium over HTTPS with HTTP/2, a
@@ -200,6 +201,30 @@ async fn curl_over_tls12_and_tls13_with_h1_h2_and_sni_for_two_names() {
     ]);
     assert!(ok, "{err}");
     assert!(out.starts_with("hello from web"), "{out}");
+
+    // Session tickets survive a reload: a TLS 1.3 session openssl saved
+    // before a SIGHUP resumes after it (each reload made new ticket keys).
+    let addr = cluster.net.addr(1, HTTPS);
+    let session = cluster.dir.join("tls-session.pem");
+    let session = session.to_str().unwrap();
+    // s_client stays a second, long enough for the tickets that follow
+    // the handshake.
+    let connect = |how: &str| {
+        let out = Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "(sleep 1; echo) | openssl s_client -connect {addr} -servername a.test -tls1_3 -ign_eof {how}"
+            ))
+            .output()
+            .expect("run openssl");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let first = connect(&format!("-sess_out {session}"));
+    assert!(first.contains("New, TLSv1.3"), "{first}");
+    lb.signal("HUP");
+    lb.wait_log_line(&["config reloaded"]).await;
+    let again = connect(&format!("-sess_in {session}"));
+    assert!(again.contains("Reused, TLSv1.3"), "{again}");
     drop(lb);
 }
 
