@@ -150,6 +150,30 @@ fn status_of(block: &[u8]) -> u32 {
 }
 
 /// Connects, sends the preface and an empty SETTINGS; a reader task.
+/// Sends `pads` (frames, may be none) and a GET of `path` on stream `id`,
+/// then resets that stream 3 ms later, time for fpmlb to take it and send
+/// it to php-fpm; false once the connection refuses a write.
+async fn get_then_reset(
+    w: &Mutex<OwnedWriteHalf>,
+    mut pads: Vec<u8>,
+    id: u32,
+    path: &str,
+    authority: &str,
+) -> bool {
+    pads.extend(frame(
+        HEADERS,
+        END_STREAM | END_HEADERS,
+        id,
+        &get_block(path, authority),
+    ));
+    if w.lock().await.write_all(&pads).await.is_err() {
+        return false;
+    }
+    tokio::time::sleep(Duration::from_millis(3)).await;
+    let rst = frame(RST_STREAM, 0, id, &CANCEL.to_be_bytes());
+    w.lock().await.write_all(&rst).await.is_ok()
+}
+
 async fn h2_connect(
     addr: SocketAddr,
     bound: Duration,
@@ -206,18 +230,8 @@ async fn rapid_reset_and_continuation_floods_are_cut_short() {
     let mut sent = 0;
     for i in 0..STREAMS {
         let id = 2 * i + 1;
-        let headers = frame(
-            HEADERS,
-            END_STREAM | END_HEADERS,
-            id,
-            &get_block("/ran.php?tag=paced", &authority),
-        );
-        if w.lock().await.write_all(&headers).await.is_err() || reader.is_finished() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(3)).await;
-        let rst = frame(RST_STREAM, 0, id, &CANCEL.to_be_bytes());
-        if w.lock().await.write_all(&rst).await.is_err() {
+        let path = "/ran.php?tag=paced";
+        if reader.is_finished() || !get_then_reset(&w, Vec::new(), id, path, &authority).await {
             break;
         }
         sent += 1;
@@ -229,6 +243,39 @@ async fn rapid_reset_and_continuation_floods_are_cut_short() {
     );
     assert!(sent < STREAMS, "the connection took all {STREAMS} resets");
     lb.wait_log_line(&["the client cancelled", "GOAWAY"]).await;
+
+    // 2b. Padded: two requests answered at once (a path with no script,
+    // fpmlb's own 404) for each one reset after it went to php-fpm. The
+    // share of cancels stays at a third, under the half that trips the
+    // rule above; their rate (over 100 in 10 s) trips it all the same.
+    let (w, reader) = h2_connect(lb.addr, Duration::from_secs(60), None).await;
+    let mut padded = 0;
+    for i in 0..STREAMS / 4 {
+        let id = 6 * i + 1;
+        let mut pads = Vec::new();
+        for pad in [id, id + 2] {
+            pads.extend(frame(
+                HEADERS,
+                END_STREAM | END_HEADERS,
+                pad,
+                &get_block("/no-script-here", &authority),
+            ));
+        }
+        let path = "/slow.php?ms=200";
+        if reader.is_finished() || !get_then_reset(&w, pads, id + 4, path, &authority).await {
+            break;
+        }
+        padded += 1;
+    }
+    let seen = reader.await.unwrap();
+    assert!(
+        seen.goaway.is_some(),
+        "no GOAWAY after {padded} padded resets: {seen:?}"
+    );
+    assert!(
+        padded < STREAMS / 4,
+        "the connection took all padded resets"
+    );
 
     // 3. A CONTINUATION flood: one header block that never ends.
     let (w, reader) = h2_connect(lb.addr, Duration::from_secs(30), None).await;

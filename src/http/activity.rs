@@ -19,6 +19,23 @@ use std::time::Duration;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
+/// Set once a request was sent to a backend (its script may run on after
+/// the client cancels it): in the request's extensions, read by the
+/// connection's count of cancelled requests (`server/cancels.rs`).
+#[derive(Debug, Clone, Default)]
+pub struct Dispatched(Arc<AtomicBool>);
+
+impl Dispatched {
+    /// The request goes to a backend.
+    pub fn set(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+
+    pub fn is_set(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
 /// `head_started_ms` when no head is coming.
 const NO_HEAD: u64 = u64::MAX;
 

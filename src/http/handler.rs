@@ -16,7 +16,7 @@ use crate::config::CompressionConfig;
 use crate::fastcgi::cgi::CgiError;
 use crate::fastcgi::exchange::{ExchangeError, ExchangeTimeouts, Unusable};
 use crate::fastcgi::params::ParamList;
-use crate::http::activity::InFlight;
+use crate::http::activity::{Dispatched, InFlight};
 use crate::http::body::{self, AsyncChunk, BodyBudgets, BodyLimits, FileSendError, RequestBody};
 use crate::http::budget::ByteBudget;
 use crate::http::compress;
@@ -293,6 +293,9 @@ impl Proxy {
                 });
             };
             log.backend = Some(Arc::from(backend.name.as_str()));
+            if let Some(dispatched) = parts.extensions.get::<Dispatched>() {
+                dispatched.set();
+            }
             let started = Instant::now();
             let how = Attempt {
                 head_only,

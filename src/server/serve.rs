@@ -40,7 +40,9 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::RealIpConfig;
-use crate::http::activity::{ConnActivity, InFlight, head_expired, idle_expired, quiet_for};
+use crate::http::activity::{
+    ConnActivity, Dispatched, InFlight, head_expired, idle_expired, quiet_for,
+};
 use crate::http::files::zero_copy::{self, Windows};
 use crate::http::handler::Proxy;
 use crate::http::params::ConnInfo;
@@ -194,7 +196,11 @@ impl hyper::service::Service<Request<Incoming>> for RequestService {
             self.activity.set_closing();
         }
         let in_flight = InFlight::begin(&self.activity);
-        let watch = self.cancels.as_ref().map(Cancels::watch);
+        let watch = self.cancels.as_ref().map(|cancels| {
+            let dispatched = Dispatched::default();
+            req.extensions_mut().insert(dispatched.clone());
+            cancels.watch(dispatched)
+        });
         // What a trusted proxy's headers say of this request's client.
         let real_ip = self.real_ip.load();
         let info = if real_ip.trusts(self.info.transport_client().ip()) {
@@ -340,7 +346,9 @@ impl Serving<'_> {
             Opening::Http2(ahead) => {
                 // Heads are frames of streams from now on, bounded by h2.
                 activity.set_multiplexed();
-                let cancels = Cancels::new();
+                // A trusted proxy's connection carries many users' aborts:
+                // the share of cancels only, not their rate.
+                let cancels = Cancels::new(!self.real_ip.load().trusts(remote.ip()));
                 let conn = Http2 {
                     svc: svc(Some(Arc::clone(&cancels)), None),
                     io: Rewind::new(io, ahead),
