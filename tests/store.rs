@@ -374,8 +374,10 @@ async fn silent_servers_time_out() {
             checks[0].detail.starts_with("no answer within 300 ms"),
             "{checks:?}"
         );
+        // It waited for the timeout; the upper bound only catches a hang
+        // (a loaded CI machine may take far longer than the timeout).
         assert!(
-            elapsed >= timeout && elapsed < timeout * 3,
+            elapsed >= timeout && elapsed < timeout * 30,
             "{kind}: took {elapsed:?}"
         );
 
@@ -383,7 +385,7 @@ async fn silent_servers_time_out() {
         let err = read_key(&store, b"somekey", timeout).await.unwrap_err();
         assert!(matches!(err, StoreError::Timeout { .. }), "{err:?}");
         assert!(
-            started.elapsed() < timeout * 3,
+            started.elapsed() < timeout * 30,
             "{kind}: took {:?}",
             started.elapsed()
         );

@@ -134,7 +134,9 @@ async fn memcached(
     phase.set(Phase::COMMAND);
     match blocking.await {
         Ok(Ok(done)) => Ok(done),
-        Ok(Err((connecting, err))) => Err(memcache_error(&server, connecting, err, budget)),
+        // The error names the timeout asked for, not what was left of it
+        // for this step ("within 299 ms" for a 300 ms timeout).
+        Ok(Err((connecting, err))) => Err(memcache_error(&server, connecting, err, timeout)),
         Err(join) => Err(StoreError::Server {
             server,
             reason: format!("internal error: the memcached task failed: {join}"),
