@@ -189,8 +189,9 @@ impl AcmeTask {
                     tracing::warn!(
                         %domains,
                         failures,
-                        "ACME: could not {} the certificate: {e}; {serving}; next try in {}s",
+                        "ACME: could not {} the certificate: {}; {serving}; next try in {}s",
                         if renewing { "renew" } else { "obtain" },
+                        shown(&e),
                         delay.as_secs()
                     );
                 }
@@ -330,6 +331,20 @@ fn self_signed(domains: &[String]) -> Result<LoadedCert, String> {
     )
 }
 
+/// The longest CA text a log line carries.
+const SHOWN_MAX: usize = 512;
+
+/// An error that may quote the CA (its problem documents): control
+/// characters escaped so that it cannot start a log line of its own, and
+/// at most [`SHOWN_MAX`] characters.
+fn shown(error: &str) -> String {
+    let text = crate::fastcgi::exchange::escape_log_text(error.as_bytes());
+    match text.char_indices().nth(SHOWN_MAX) {
+        Some((cut, _)) => format!("{}... ({} bytes)", &text[..cut], error.len()),
+        None => text,
+    }
+}
+
 /// A time for log lines, RFC 3339 to the second.
 fn when(t: SystemTime) -> String {
     humantime::format_rfc3339_seconds(t).to_string()
@@ -386,6 +401,16 @@ mod tests {
         assert_eq!(served.origin, "acme");
         assert!(served.covers("a.example") && !served.covers("c.example"));
         assert!(task.stand_in.contains("stored"), "{}", task.stand_in);
+    }
+
+    #[test]
+    fn ca_texts_are_one_bounded_line() {
+        assert_eq!(shown("badNonce: try again"), "badNonce: try again");
+        let forged = shown("x\nERROR fpmlb: forged\r\n\u{1b}[31m");
+        assert!(!forged.contains(['\n', '\r', '\u{1b}']), "{forged}");
+        let long = shown(&"é".repeat(5000));
+        assert!(long.starts_with(&"é".repeat(SHOWN_MAX)));
+        assert!(long.ends_with("... (10000 bytes)"), "{long}");
     }
 
     #[test]
