@@ -94,16 +94,14 @@ pub fn build_proxy(
         },
         body_budgets: BodyBudgets {
             memory: ByteBudget::new(BODY_MEMORY),
-            temp: ByteBudget::new(usize::try_from(config.request_temp_total).unwrap_or(usize::MAX)),
+            temp: ByteBudget::of_size(config.request_temp_total),
         },
         response_buffering: config.response_buffering,
         read_ahead: ReadAhead {
             memory: config.response_buffer_size,
             max_temp_file: config.response_max_temp_file,
             memory_budget: ByteBudget::new(RESPONSE_MEMORY),
-            temp_budget: ByteBudget::new(
-                usize::try_from(config.response_temp_total).unwrap_or(usize::MAX),
-            ),
+            temp_budget: ByteBudget::of_size(config.response_temp_total),
             stats: Arc::default(),
         },
         head: head_limits(config),
@@ -124,9 +122,7 @@ pub fn build_proxy(
             http01,
         },
         compression: config.compression.clone(),
-        compression_memory: ByteBudget::new(
-            usize::try_from(config.compression.max_memory).unwrap_or(usize::MAX),
-        ),
+        compression_memory: ByteBudget::of_size(config.compression.max_memory),
         router: Arc::new(Router::new(config)),
         walk_back: WalkBackGuard::new(
             [&config.health.ping_path, &config.health.status_path]

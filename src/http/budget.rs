@@ -31,6 +31,12 @@ struct Inner {
 }
 
 impl ByteBudget {
+    /// A budget of a configured size (`u64`), past the address space
+    /// taken as all of it (it is capped to the semaphore's maximum anyway).
+    pub fn of_size(bytes: u64) -> ByteBudget {
+        ByteBudget::new(usize::try_from(bytes).unwrap_or(usize::MAX))
+    }
+
     /// A budget of `bytes` (at most tokio's semaphore maximum, about 2^61).
     pub fn new(bytes: usize) -> ByteBudget {
         let total = bytes.min(Semaphore::MAX_PERMITS);
