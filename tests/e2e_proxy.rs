@@ -598,3 +598,50 @@ async fn running_out_of_files_takes_no_node_out_of_rotation() {
     );
     assert!(!lb.log_text().contains("backend DOWN"), "{}", lb.log_text());
 }
+
+/// A script that answers before it reads its request body (PHP reads a
+/// PUT body only when the script asks for `php://input`, and the rest of
+/// any body once the script has ended): php-fpm writes its response while
+/// fpmlb still writes the body. With the body sent first and the response
+/// read after it, each side waits for the other to read once the sockets'
+/// buffers are full (a few hundred KiB on a unix socket, a few MiB over
+/// TCP on loopback) until `timeouts.send`: a 504, for a request that works
+/// through nginx, on a node that is fine. fpmlb takes up to 1 MiB of the
+/// response in while it sends the body. A POST (read whole by PHP before
+/// the script runs) is the control.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_script_that_answers_before_reading_its_body_is_served() {
+    let cluster = Cluster::start(
+        nets::PROXY_ANSWER_BEFORE_BODY,
+        &["--nodes", "1", "--unix-node", "web01"],
+    );
+    let lb = start_lb(
+        &cluster,
+        "max_body_size: 64m\ntimeouts:\n  send: 3s\nmax_fails: 1\n",
+    );
+    let c = client(false);
+    let body = vec![b'u'; 16 * 1024 * 1024];
+    let out = 900 * 1024;
+    for method in ["POST", "PUT"] {
+        let req = http::Request::builder()
+            .method(method)
+            .uri(lb.url(&format!("/big.php?bytes={out}")))
+            .body(Full::new(Bytes::from(body.clone())))
+            .unwrap();
+        let r = send(&c, req).await.unwrap();
+        assert_eq!(r.status, 200, "{method}: {}", lb.log_text());
+        assert_eq!(r.body.len(), out, "{method}");
+    }
+    // Past that, the script's wait ends at `timeouts.send`, said so; the
+    // node stays in rotation (with `max_fails: 1`, one failure counted
+    // would take it out: the worker answered, the script is at fault).
+    let req = http::Request::put(lb.url("/big.php?bytes=8000000"))
+        .body(Full::new(Bytes::from(body)))
+        .unwrap();
+    let r = send(&c, req).await.unwrap();
+    assert_eq!(r.status, 504, "{}", r.text());
+    let log = lb.log_text();
+    assert!(log.contains("took no more of the request body"), "{log}");
+    let r = get(&c, &lb.url("/")).await.unwrap();
+    assert_eq!(r.status, 200, "{}", r.text());
+}

@@ -14,7 +14,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::BytesMut;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 use tokio::net::{TcpStream, UnixStream};
 
 use crate::fastcgi::record::{self, ProtocolError, Record};
@@ -31,6 +31,18 @@ const READ_RESERVE: usize = 64 * 1024;
 /// bytes are still on their way to the client when the connection is
 /// read again. Reads after the first make room for [`READ_RESERVE`].
 const FIRST_READ_RESERVE: usize = 14 * 1024;
+
+/// How much of a response [`Connection::write_all`] takes in while a write
+/// is blocked. A script may answer before it reads its request body (PHP
+/// reads a PUT body only when the script asks for `php://input`, and the
+/// rest of any body after the script): php-fpm then blocks writing its
+/// response while fpmlb blocks writing the body, each waiting for the other
+/// to read. Taking the response in while the body goes out breaks that
+/// wait for any answer up to this size (beyond the sockets' own buffers);
+/// a script that writes more before it reads still waits until
+/// `timeouts.send`, as it would behind nginx. Per connection, so at most
+/// this much per php-fpm worker.
+pub const READ_WHILE_WRITING: usize = 1024 * 1024;
 
 /// Where a backend's FastCGI listener is, resolved.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -191,9 +203,54 @@ impl Connection {
     }
 
     /// Writes all of `buf` (a whole request head, or a piece of body).
-    pub async fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+    /// While the socket takes no more, whatever php-fpm sends meanwhile is
+    /// read into the read buffer, up to [`READ_WHILE_WRITING`] bytes, for
+    /// [`Connection::read_record`] to find (see there why).
+    pub async fn write_all(&mut self, mut buf: &[u8]) -> io::Result<()> {
         self.reads_since_write = 0;
-        self.stream.write_all(buf).await
+        let mut read_closed = false;
+        std::future::poll_fn(|cx| {
+            loop {
+                if buf.is_empty() {
+                    return Poll::Ready(Ok(()));
+                }
+                match Pin::new(&mut self.stream).poll_write(cx, buf) {
+                    Poll::Ready(Ok(0)) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+                    Poll::Ready(Ok(n)) => {
+                        buf = buf.get(n..).unwrap_or_default();
+                        continue;
+                    }
+                    Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                    Poll::Pending => {}
+                }
+                if read_closed || self.read_buf.len() >= READ_WHILE_WRITING {
+                    return Poll::Pending;
+                }
+                self.read_buf.reserve(READ_RESERVE);
+                match tokio_util::io::poll_read_buf(
+                    Pin::new(&mut self.stream),
+                    cx,
+                    &mut self.read_buf,
+                ) {
+                    // php-fpm closed its side: the write fails next, or the
+                    // reads after it find the end.
+                    Poll::Ready(Ok(0)) => read_closed = true,
+                    Poll::Ready(Ok(_)) => self.reads_since_write = 1,
+                    // The write tells of a broken connection too; the
+                    // reads after it see this error again.
+                    Poll::Ready(Err(_)) => read_closed = true,
+                    Poll::Pending => return Poll::Pending,
+                }
+            }
+        })
+        .await
+    }
+
+    /// Whether [`Connection::write_all`] holds as much of a response as it
+    /// takes in while writing: a write that waits now waits for a script
+    /// that answered without reading its body.
+    pub fn read_while_writing_full(&self) -> bool {
+        self.read_buf.len() >= READ_WHILE_WRITING
     }
 
     /// Reads the next whole record. `Ok(None)` is a clean close between records.
@@ -421,5 +478,47 @@ mod tests {
             }
             held.push(data);
         }
+    }
+
+    /// A backend that answers before it reads the request (a script that
+    /// sends its response, then reads its body): the write goes through,
+    /// as the response is taken in meanwhile, and the records are read
+    /// after it. Written first and read after, each side would wait for
+    /// the other for ever (the hang guard fails the test).
+    #[tokio::test]
+    async fn a_response_sent_before_the_body_is_read_does_not_block_the_write() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let endpoint = Endpoint::Tcp(listener.local_addr().unwrap());
+        let answer = vec![b'a'; 60_000];
+        let records = 12;
+        let body = vec![b'b'; 8 * 1024 * 1024];
+        let body_len = body.len();
+        let server = tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            // Small, so that the answer cannot wait in the kernel instead.
+            socket2::SockRef::from(&s)
+                .set_send_buffer_size(16 * 1024)
+                .unwrap();
+            for _ in 0..records {
+                s.write_all(&stdout(&answer)).await.unwrap();
+            }
+            let mut got = vec![0u8; body_len];
+            s.read_exact(&mut got).await.unwrap();
+        });
+        let mut conn = Connection::connect(&endpoint, Duration::from_secs(5))
+            .await
+            .unwrap();
+        let hang_guard = Duration::from_secs(60);
+        tokio::time::timeout(hang_guard, conn.write_all(&body))
+            .await
+            .expect("the write went through")
+            .unwrap();
+        for _ in 0..records {
+            let Some((1, Record::Stdout(data))) = conn.read_record().await.unwrap() else {
+                panic!("a STDOUT record");
+            };
+            assert_eq!(data.len(), 60_000);
+        }
+        server.await.unwrap();
     }
 }

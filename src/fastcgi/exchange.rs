@@ -61,6 +61,16 @@ pub enum ExchangeError {
     Send(std::io::Error),
     #[error("no progress sending the request for {0:?}")]
     SendTimeout(Duration),
+    /// No progress sending the request body for the send timeout, while
+    /// php-fpm had sent more response than fpmlb takes in meanwhile
+    /// ([`READ_WHILE_WRITING`](crate::fastcgi::conn::READ_WHILE_WRITING)):
+    /// a script that answers before it reads its body. The worker is alive
+    /// and the script's doing is the request's failure alone.
+    #[error(
+        "the script sent over {kib} KiB of response and took no more of the request body for {0:?}",
+        kib = crate::fastcgi::conn::READ_WHILE_WRITING / 1024
+    )]
+    BodyNotTaken(Duration),
     #[error("reading the response: {0}")]
     Read(#[from] ConnError),
     #[error("no response for {0:?}")]
@@ -287,6 +297,7 @@ impl<C: LentConn> Exchange<C> {
         match tokio::time::timeout(timeout, conn.write_all(bytes)).await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => Err(ExchangeError::Send(e)),
+            Err(_) if conn.read_while_writing_full() => Err(ExchangeError::BodyNotTaken(timeout)),
             Err(_) => Err(ExchangeError::SendTimeout(timeout)),
         }
     }

@@ -103,7 +103,9 @@ impl BackendFailure {
             ) => StatusCode::SERVICE_UNAVAILABLE,
             BackendFailure::Exchange(ExchangeError::Refused(_)) => StatusCode::SERVICE_UNAVAILABLE,
             BackendFailure::Exchange(
-                ExchangeError::SendTimeout(_) | ExchangeError::ReadTimeout(_),
+                ExchangeError::SendTimeout(_)
+                | ExchangeError::BodyNotTaken(_)
+                | ExchangeError::ReadTimeout(_),
             ) => StatusCode::GATEWAY_TIMEOUT,
             BackendFailure::Pool(PoolError::Connect(e))
                 if e.kind() == std::io::ErrorKind::TimedOut =>
@@ -590,6 +592,12 @@ mod tests {
                 "send timeout",
                 || ExchangeError::SendTimeout(Duration::from_secs(60)).into(),
                 [GIVE_UP, GIVE_UP, GIVE_UP],
+            ),
+            // The worker answered without taking its body: the script's.
+            case(
+                "send timeout behind an answer",
+                || ExchangeError::BodyNotTaken(Duration::from_secs(60)).into(),
+                [GIVE_UP_UNCOUNTED, GIVE_UP_UNCOUNTED, GIVE_UP_UNCOUNTED],
             ),
             after_response(case(
                 "closed after the response began",

@@ -76,7 +76,10 @@ impl BackendFailure {
     /// True when the script ran and answered something HTTP cannot carry:
     /// the request's failure alone, not the backend's.
     pub fn is_unusable_answer(&self) -> bool {
-        matches!(self, BackendFailure::Exchange(ExchangeError::Unusable(_)))
+        matches!(
+            self,
+            BackendFailure::Exchange(ExchangeError::Unusable(_) | ExchangeError::BodyNotTaken(_))
+        )
     }
 
     /// True when the backend, not its load or a script, is at fault: counts
@@ -88,7 +91,9 @@ impl BackendFailure {
             self,
             BackendFailure::Pool(
                 PoolError::QueueFull { .. } | PoolError::QueueTimeout(_) | PoolError::Local(_)
-            ) | BackendFailure::Exchange(ExchangeError::Unusable(_))
+            ) | BackendFailure::Exchange(
+                ExchangeError::Unusable(_) | ExchangeError::BodyNotTaken(_)
+            )
         )
     }
 }

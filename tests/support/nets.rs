@@ -59,6 +59,8 @@ nets! {
     PROXY_SCRIPTS_FAULT = 17;
     /// fpmlb with few open files: its own shortage is not the backends'.
     PROXY_OUT_OF_FILES = 18;
+    /// A script that answers before it reads its request body.
+    PROXY_ANSWER_BEFORE_BODY = 19;
 
     /// integration/bench.sh (`make bench`; its cluster, nginx and HAProxy).
     BENCH = 20;
