@@ -11,6 +11,7 @@
 //! self-signed one with a warning, and orders in the background; a failed
 //! order keeps the certificate in service and tries again after a backoff.
 
+pub mod client;
 pub mod order;
 pub mod schedule;
 pub mod store;
@@ -22,6 +23,7 @@ use std::time::{Duration, SystemTime};
 use instant_acme::{Account, AccountCredentials, NewAccount};
 use tokio_util::sync::CancellationToken;
 
+use self::client::BoundedClient;
 use self::order::{Answers, chain};
 use self::store::Store;
 use crate::config::AcmeConfig;
@@ -277,11 +279,9 @@ impl AcmeTask {
     /// The stored account for this directory, or a new one (then stored).
     async fn account(&self) -> Result<Account, String> {
         let directory = &self.config.directory;
-        let builder = match &self.config.ca_root {
-            Some(root) => Account::builder_with_root(root),
-            None => Account::builder(),
-        }
-        .map_err(|e| format!("HTTP client for {directory}: {}", chain(&e)))?;
+        let client = BoundedClient::new(self.config.ca_root.as_deref())
+            .map_err(|e| format!("HTTP client for {directory}: {e}"))?;
+        let builder = Account::builder_with_http(Box::new(client));
         if let Some(json) = self.store.load_account(directory) {
             match serde_json::from_slice::<AccountCredentials>(&json) {
                 Ok(credentials) => {
