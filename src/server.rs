@@ -45,14 +45,13 @@ use crate::tls::ACME_TLS_ALPN;
 use proxy_protocol::{ClientStream, Proxied};
 
 mod cancels;
-mod per_client;
 mod rewind;
 mod serve;
 mod streams;
 mod watched;
 
-use per_client::ClientSlot;
-pub use per_client::{PerClient, client_key};
+use crate::http::per_client::ClientSlot;
+pub use crate::http::per_client::{PerClient, client_key};
 use serve::{Protocols, Ready, Serving};
 
 /// A connection refused by `max_connections_per_client` (already logged).
@@ -343,7 +342,10 @@ impl HttpServer {
                 tracing::info!(client = %remote, sni = ?info.tls.as_ref().and_then(|t| t.sni.clone()), "ACME: answered a TLS-ALPN-01 challenge");
                 None
             }
-            Ok(Ok(Accepted::Http(io))) => Some(Box::new(Ready { io, info })),
+            Ok(Ok(Accepted::Http(io))) => {
+                info.requests = slot.as_ref().and_then(ClientSlot::requests);
+                Some(Box::new(Ready { io, info }))
+            }
         }
     }
 

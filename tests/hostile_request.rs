@@ -734,6 +734,69 @@ async fn one_address_cannot_fill_the_connection_cap() {
     }
 }
 
+/// HTTP/2 carries up to 128 requests per connection: one address cannot
+/// have more requests at the backends than it may have connections. With
+/// `max_connections_per_client: 3`, eight slow PHP requests on one HTTP/2
+/// connection: three run, five get 429 with Retry-After at once (they
+/// would have filled the pools' queues); a request fpmlb answers itself
+/// is not counted; another address is served; the backends stay in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_address_cannot_fill_the_backends_over_http2() {
+    let net = nets::HOSTILE_H2_PER_CLIENT;
+    let cluster = Cluster::start(net, &["--nodes", "2", "--children", "4"]);
+    let lb = start(&cluster, "max_connections_per_client: 3\n", 4);
+    let h2_from = |ip: IpAddr| {
+        let mut connector = hyper_util::client::legacy::connect::HttpConnector::new();
+        connector.set_local_address(Some(ip));
+        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+            .http2_only(true)
+            .build::<_, Full<Bytes>>(connector)
+    };
+    let hog = h2_from(net.ip(10).parse().unwrap());
+    let get_on = |c: &hyper_util::client::legacy::Client<_, Full<Bytes>>, path: &str| {
+        let req = http::Request::get(lb.url(path))
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        let fut = c.request(req);
+        async move {
+            let r = tokio::time::timeout(BOUND, fut).await.unwrap().unwrap();
+            let status = r.status().as_u16();
+            let retry = r.headers().contains_key("retry-after");
+            let version = r.version();
+            let _ = r.into_body().collect().await;
+            (status, retry, version)
+        }
+    };
+    // One connection first, so that all eight share it.
+    assert_eq!(get_on(&hog, "/index.php").await.0, 200);
+    let slow: Vec<_> = (0..8)
+        .map(|_| tokio::spawn(get_on(&hog, "/slow.php?ms=3000")))
+        .collect();
+    // While the three run: a path fpmlb answers itself, and another address.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (status, _, version) = get_on(&hog, "/no-such-file.txt").await;
+    assert_eq!((status, version), (404, http::Version::HTTP_2));
+    let other = h2_from(net.ip(11).parse().unwrap());
+    assert_eq!(get_on(&other, "/index.php").await.0, 200);
+    let mut statuses = Vec::new();
+    for t in slow {
+        let (status, retry, _) = t.await.unwrap();
+        assert_eq!(retry, status == 429, "Retry-After on 429 only");
+        statuses.push(status);
+    }
+    statuses.sort_unstable();
+    assert_eq!(statuses, [200, 200, 200, 429, 429, 429, 429, 429], "{}", lb.log_text());
+    lb.wait_log_line(&["HTTP/2 requests of this address", "429"]).await;
+    // Done: the address has its three places back; both nodes still serve.
+    let again: Vec<_> = (0..3)
+        .map(|_| tokio::spawn(get_on(&hog, "/index.php")))
+        .collect();
+    for t in again {
+        assert_eq!(t.await.unwrap().0, 200);
+    }
+    assert_every_backend_serves(&cluster, &lb).await;
+}
+
 // ---------------------------------------------------------------- item 7
 
 /// A browser turned against the admin API: a cross-site form POST, a

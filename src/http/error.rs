@@ -52,6 +52,10 @@ pub enum ClientError {
     BadHeader(String),
     #[error("Transfer-Encoding {0:?} not implemented")]
     TransferEncoding(String),
+    /// The client address has as many HTTP/2 requests at the backends as
+    /// it may have connections (`max_connections_per_client`).
+    #[error("{cap} requests of this address at the backends (max_connections_per_client)")]
+    TooManyRequests { cap: usize },
     /// A location's rule or the static files refused the path.
     #[error("{status}: {why}")]
     Refused {
@@ -74,6 +78,7 @@ impl ClientError {
             ClientError::HeadTooLarge(_) => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             ClientError::TransferEncoding(_) => StatusCode::NOT_IMPLEMENTED,
             ClientError::NoTempRoom { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            ClientError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ClientError::Refused { status, .. } => *status,
         }
     }

@@ -27,6 +27,7 @@ use crate::http::error::{
 use crate::http::headers;
 use crate::http::limits::{self, HeadLimits};
 use crate::http::params::{self, ConnInfo, Site};
+use crate::http::per_client::RequestSlot;
 use crate::http::read_ahead::{self, ReadAhead};
 use crate::http::response::{self, AccessLog, BodyError, LoggedBody};
 use crate::http::router::{Routed, Router};
@@ -237,6 +238,8 @@ impl Proxy {
         let declared = body::declared_length(&parts.headers)?;
         let limits = route.limits(self.limits);
         let mut body = body::prepare(body, declared, limits, &self.body_budgets).await?;
+        // Held until the response head is ready: the worker's part.
+        let _at_backends = count_request(parts, conn)?;
         let mut params = params::build_params(
             parts,
             script_name,
@@ -509,6 +512,31 @@ impl Proxy {
             let bad = CgiError::BadHeaderLine(e.to_string());
             fail_static(ExchangeError::from(Unusable::Head(bad)).into())
         })
+    }
+}
+
+/// An HTTP/2 request's place among its client's requests at the backends
+/// (`http::per_client`); HTTP/1.1 needs none (a connection each).
+fn count_request(
+    parts: &http::request::Parts,
+    conn: &ConnInfo,
+) -> Result<Option<RequestSlot>, ClientError> {
+    let Some(requests) = conn
+        .requests
+        .as_ref()
+        .filter(|_| parts.version == http::Version::HTTP_2)
+    else {
+        return Ok(None);
+    };
+    match requests.take() {
+        Ok(slot) => Ok(Some(slot)),
+        Err(at_cap) => {
+            let cap = requests.cap();
+            if at_cap.warn {
+                tracing::warn!(address = %requests.address(), "{cap} HTTP/2 requests of this address at the backends (max_connections_per_client): 429 to more");
+            }
+            Err(ClientError::TooManyRequests { cap })
+        }
     }
 }
 

@@ -25,6 +25,7 @@ pub mod headers;
 pub mod limits;
 pub mod locations;
 pub mod params;
+pub mod per_client;
 pub mod read_ahead;
 pub mod real_ip;
 pub mod response;

@@ -17,6 +17,7 @@ use crate::config::RealIpConfig;
 use crate::fastcgi::params::{ParamList, SERVER_SOFTWARE};
 use crate::http::error::ClientError;
 use crate::http::headers::passes_as_cgi;
+use crate::http::per_client::ClientRequests;
 use crate::http::real_ip::{self, Forwarded};
 
 /// What the front end knows of the site, from the config.
@@ -161,6 +162,9 @@ pub struct ConnInfo {
     pub tls: Option<TlsInfo>,
     /// The listener answers with a redirect to HTTPS (`redirect_https`).
     pub redirect_https: bool,
+    /// Where this connection's HTTP/2 requests at the backends are counted
+    /// (`max_connections_per_client`); None for a trusted proxy, or no cap.
+    pub requests: Option<ClientRequests>,
 }
 
 /// The TLS side of a connection.
@@ -181,6 +185,7 @@ impl ConnInfo {
             local,
             tls: None,
             redirect_https: false,
+            requests: None,
         }
     }
 

@@ -119,9 +119,14 @@ pub fn error_page(status: StatusCode) -> Response<UnsyncBoxBody<Bytes, BodyError
 }
 
 /// The `Retry-After` fpmlb's own answer with `status` carries: on a 503
-/// (no backend, or its queue full), when to come back.
+/// (no backend, or its queue full) or a 429 (a client's requests at its
+/// cap), when to come back.
 pub fn retry_after(status: StatusCode) -> Option<HeaderValue> {
-    (status == StatusCode::SERVICE_UNAVAILABLE).then(|| HeaderValue::from_static(RETRY_AFTER_SECS))
+    matches!(
+        status,
+        StatusCode::SERVICE_UNAVAILABLE | StatusCode::TOO_MANY_REQUESTS
+    )
+    .then(|| HeaderValue::from_static(RETRY_AFTER_SECS))
 }
 
 /// What the access log line says of a request, filled in as it goes.
