@@ -785,8 +785,14 @@ async fn one_address_cannot_fill_the_backends_over_http2() {
         statuses.push(status);
     }
     statuses.sort_unstable();
-    assert_eq!(statuses, [200, 200, 200, 429, 429, 429, 429, 429], "{}", lb.log_text());
-    lb.wait_log_line(&["HTTP/2 requests of this address", "429"]).await;
+    assert_eq!(
+        statuses,
+        [200, 200, 200, 429, 429, 429, 429, 429],
+        "{}",
+        lb.log_text()
+    );
+    lb.wait_log_line(&["HTTP/2 requests of this address", "429"])
+        .await;
     // Done: the address has its three places back; both nodes still serve.
     let again: Vec<_> = (0..3)
         .map(|_| tokio::spawn(get_on(&hog, "/index.php")))

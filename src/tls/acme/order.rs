@@ -80,8 +80,27 @@ pub async fn issue(
         AcmeChallenge::Http01 => ChallengeType::Http01,
     };
     let mut authorizations = order.authorizations();
+    let mut seen = 0usize;
     while let Some(result) = authorizations.next().await {
+        // The CA, or whatever answers for it, names what to validate: no
+        // more authorizations than names ordered, and only those names (a
+        // challenge certificate for another name would be served on the
+        // TLS listeners).
+        seen += 1;
+        if seen > domains.len() {
+            return Err(format!(
+                "the CA sent more authorizations than the {} names ordered",
+                domains.len()
+            ));
+        }
         let mut authz = result.map_err(|e| format!("authorization: {}", chain(&e)))?;
+        let name = authz.identifier().to_string();
+        if !was_ordered(&name, domains) {
+            return Err(format!(
+                "the CA asked to validate {}, which was not ordered",
+                crate::fastcgi::exchange::escape_log_text(name.as_bytes())
+            ));
+        }
         match authz.status {
             AuthorizationStatus::Pending => {}
             AuthorizationStatus::Valid => continue,
@@ -92,7 +111,6 @@ pub async fn issue(
                 ));
             }
         }
-        let name = authz.identifier().to_string();
         let mut ch = authz
             .challenge(wanted.clone())
             .ok_or_else(|| format!("the CA offers no {challenge} challenge for {name}"))?;
@@ -158,6 +176,11 @@ pub async fn issue(
     })
 }
 
+/// Whether `name`, from the CA's authorization, is one of the names ordered.
+fn was_ordered(name: &str, domains: &[String]) -> bool {
+    domains.iter().any(|d| d.eq_ignore_ascii_case(name))
+}
+
 /// The TLS-ALPN-01 certificate for `name` (RFC 8737 §3): self-signed, the
 /// name as its only SAN, the SHA-256 of the key authorization in a critical
 /// acmeIdentifier extension.
@@ -199,6 +222,16 @@ pub(super) fn chain(e: &dyn std::error::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_the_names_ordered_are_validated() {
+        let domains = ["example.com".to_owned(), "www.example.com".to_owned()];
+        assert!(was_ordered("example.com", &domains));
+        assert!(was_ordered("WWW.Example.com", &domains));
+        for other in ["evil.example", "*.example.com", "example.com.", ""] {
+            assert!(!was_ordered(other, &domains), "{other}");
+        }
+    }
 
     #[test]
     fn challenge_certificate_carries_the_digest_in_a_critical_extension() {
