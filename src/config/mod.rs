@@ -21,6 +21,7 @@ pub mod defaults;
 mod edge;
 mod locate;
 mod parse;
+pub mod paths;
 mod raw;
 mod site;
 mod validate;

@@ -474,6 +474,21 @@ impl Validator<'_> {
                 );
                 continue;
             }
+            if super::paths::is_php_source(path.as_bytes()) {
+                self.error(
+                    &key,
+                    format!(
+                        "{path} is PHP source: an error page is a static file, sent as it is, \
+                         so its code would reach every client (nginx runs such a page through \
+                         PHP; here the script's own error answer, or the front controller's, does)"
+                    ),
+                );
+                continue;
+            }
+            if super::paths::has_dot_segment(path.as_bytes()) {
+                self.error(&key, format!("{path} is a dotfile: those are never sent"));
+                continue;
+            }
             let aliased = locations.iter().any(|l| {
                 l.alias.is_some() && l.matcher.path().is_some_and(|p| path.starts_with(p))
             });

@@ -192,6 +192,26 @@ fn error_pages_need_a_root_and_valid_statuses() {
         8,
         "file's path",
     );
+    // A page is sent as it is: PHP source would send its code, and a
+    // dotfile is never sent (nginx's `error_page 404 /404.php` runs it).
+    for (page, why) in [
+        ("/404.php", "PHP source"),
+        ("/errors/500.PHTML", "PHP source"),
+        ("/404.php.bak", "PHP source"),
+        ("/.env", "dotfile"),
+        ("/.git/config.html", "dotfile"),
+    ] {
+        one_error(
+            &with(&[
+                "static: {root: /srv}",
+                "error_pages:",
+                &format!("  404: {page}"),
+            ]),
+            "error_pages.404",
+            8,
+            why,
+        );
+    }
     // An alias location may hold the pages instead of the root.
     ok(&with(&[
         "error_pages: {503: /errors/503.html}",

@@ -675,6 +675,10 @@ impl Router {
     }
 
     fn error_file(&self, uri: &[u8], head: bool) -> Option<(HeaderValue, Plan, u64)> {
+        // The config refuses such pages; kept here too, as for every file sent.
+        if self.hides(uri) || files::is_php_source(uri) {
+            return None;
+        }
         let index = self.select(uri).ok()?.map(|(i, _)| i);
         let (root, strip) = self.base(index)?;
         let path = files::join_path(&root.path, uri, strip)?;

@@ -206,7 +206,8 @@ impl<'a> Translation<'a, '_> {
                 cx.untranslated(d, "the page is a named location, a URL or has variables");
                 continue;
             }
-            if uri.ends_with(".php") || uri.contains(".php?") {
+            let path = uri.split('?').next().unwrap_or(uri);
+            if crate::config::paths::is_php_source(path.as_bytes()) {
                 cx.untranslated(
                     d,
                     "the error page is a PHP script: fpmlb's error_pages are static files (the \

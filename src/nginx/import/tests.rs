@@ -416,6 +416,7 @@ fn real_ip_gzip_and_error_pages() {
            real_ip_header X-Forwarded-For;
            server { listen 8080; root /srv; error_page 404 /404.html;
              error_page 500 502 503 504 /50x.html; error_page 403 =200 /x.html;
+             error_page 410 /errors/410.phtml; error_page 451 /451.PHP?x=1;
              location ~ \\.php$ { fastcgi_pass 127.0.0.1:9000; } } }",
     );
     for want in [
@@ -436,6 +437,11 @@ fn real_ip_gzip_and_error_pages() {
         NoteKind::Untranslated,
         "error_page 403 =200 /x.html"
     ));
+    // PHP pages, whatever their case or extension, are never static pages.
+    for page in ["error_page 410 /errors/410.phtml", "error_page 451 /451.PHP?x=1"] {
+        assert!(has_note(&i, NoteKind::Untranslated, page), "{page}");
+    }
+    assert!(!i.yaml.contains("  410:") && !i.yaml.contains("  451:"), "{}", i.yaml);
 }
 
 #[test]
