@@ -29,6 +29,8 @@ EOF
 PACKAGES=(
     php-fpm php-cli php-memcached php-memcache php-redis
     memcached redis-server redis-tools nginx-light
+    # tests/store.rs: a memcached user for SASL (saslpasswd2).
+    sasl2-bin
     iproute2 procps util-linux
     # tests/e2e_admin.rs: the status page in a headless browser, and /metrics
     # read by the Python client's OpenMetrics parser (Debian's python3).

@@ -445,6 +445,89 @@ async fn redis_with_a_password() {
     );
 }
 
+/// memcached with SASL (`memcached -S`: the binary protocol only, a login
+/// first), a session written by PHP's memcached extension with
+/// `setSaslAuthData`: read back with the right credentials; the wrong
+/// password is an authentication error; without credentials the server is
+/// not counted as answering.
+#[tokio::test(flavor = "multi_thread")]
+async fn memcached_with_sasl() {
+    let net = nets::STORE_MEMCACHED_SASL;
+    let ip = net.ip(1);
+    let dir = support::state_dir(net);
+    std::fs::create_dir_all(&dir).unwrap();
+    let db = dir.join("sasldb2");
+    std::fs::write(
+        dir.join("memcached.conf"),
+        format!("mech_list: plain\nsasldb_path: {}\n", db.display()),
+    )
+    .unwrap();
+    let mut passwd = Command::new("saslpasswd2")
+        .args(["-p", "-a", "memcached", "-c", "-f"])
+        .arg(&db)
+        .arg("fpmuser")
+        .stdin(Stdio::piped())
+        .spawn()
+        .expect("saslpasswd2 (package sasl2-bin)");
+    {
+        use std::io::Write;
+        passwd.stdin.take().unwrap().write_all(b"s3cret").unwrap();
+    }
+    assert!(passwd.wait().unwrap().success());
+    let mut memcached = support::child_command("memcached")
+        .args(["-S", "-U", "0", "-u", "root", "-l", &ip, "-p", "11299"])
+        .env("SASL_CONF_PATH", &dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start memcached");
+    let deadline = Instant::now() + support::READY_LIMIT;
+    while std::net::TcpStream::connect((ip.as_str(), 11299)).is_err() {
+        assert!(Instant::now() < deadline, "memcached -S not listening");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let key = "memc.sess.key.sasl0123456789";
+    let php = format!(
+        "$m = new Memcached(); $m->setOption(Memcached::OPT_BINARY_PROTOCOL, true); \
+         $m->addServer('{ip}', 11299); $m->setSaslAuthData('fpmuser', 's3cret'); \
+         echo $m->set('{key}', 'TEST|i:7;') ? 'stored' : $m->getResultMessage();"
+    );
+    let out = Command::new("php")
+        .args(["-d", "memcached.use_sasl=1", "-r", &php])
+        .output()
+        .expect("run php");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "stored");
+
+    let mut store = target(StoreKind::Memcached, vec![tcp(&ip, 11299)]);
+    let checks = check_servers(&store, TIMEOUT).await;
+    assert!(!checks[0].ok, "no login, no answer: {checks:?}");
+    store.username = Some("fpmuser".to_string());
+    store.password = Some("wrong".to_string());
+    let err = read_key(&store, key.as_bytes(), TIMEOUT).await.unwrap_err();
+    assert!(matches!(err, StoreError::Auth { .. }), "{err:?}");
+    store.password = Some("s3cret".to_string());
+    let checks = check_servers(&store, TIMEOUT).await;
+    assert!(checks[0].ok, "{checks:?}");
+    assert!(checks[0].detail.starts_with("memcached 1."), "{checks:?}");
+    let (server, value) = read_key(&store, key.as_bytes(), TIMEOUT)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (server, value.as_slice()),
+        (format!("{ip}:11299"), &b"TEST|i:7;"[..])
+    );
+    assert!(
+        read_key(&store, b"memc.sess.key.absent", TIMEOUT)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let _ = memcached.kill();
+    let _ = memcached.wait();
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn redis_cluster_sessions_written_by_phpredis() {
     let ports = [7000, 7001, 7002];

@@ -86,6 +86,8 @@ nets! {
     STORE_ABSENT_SERVERS = 40;
     STORE_SILENT_SERVERS = 41;
     STORE_REDIS_PASSWORD = 42;
+    /// memcached with SASL (binary protocol) on .1:11299.
+    STORE_MEMCACHED_SASL = 43;
 
     // tests/e2e_admin.rs (admin API on .1:9180)
     ADMIN_STATUS_AND_METRICS = 50;

@@ -438,10 +438,17 @@ fn real_ip_gzip_and_error_pages() {
         "error_page 403 =200 /x.html"
     ));
     // PHP pages, whatever their case or extension, are never static pages.
-    for page in ["error_page 410 /errors/410.phtml", "error_page 451 /451.PHP?x=1"] {
+    for page in [
+        "error_page 410 /errors/410.phtml",
+        "error_page 451 /451.PHP?x=1",
+    ] {
         assert!(has_note(&i, NoteKind::Untranslated, page), "{page}");
     }
-    assert!(!i.yaml.contains("  410:") && !i.yaml.contains("  451:"), "{}", i.yaml);
+    assert!(
+        !i.yaml.contains("  410:") && !i.yaml.contains("  451:"),
+        "{}",
+        i.yaml
+    );
 }
 
 #[test]

@@ -1,6 +1,6 @@
-//! memcached's meta commands (`mg`, `md`), for what the `memcache` crate cannot
-//! ask: how long an item has left to live. One command per connection, text
-//! protocol, every read bounded.
+//! memcached's meta commands (`mg`, `md`), for what `get` cannot ask: how
+//! long an item has left to live. One command per connection, text
+//! protocol, every read bounded (`wire`).
 //!
 //! `mg <key> t v` answers `VA <size> t<ttl>` then the value, `EN` on a miss
 //! (memcached's doc/protocol.txt, "Meta Get"; memcached 1.6+). `t` is the
@@ -9,14 +9,8 @@
 
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
-
+use super::wire::{MAX_VALUE, Wire, shown};
 use super::{StoreAddr, StoreError};
-
-/// Longest reply line read (a meta reply line is a few dozen bytes).
-const MAX_LINE: usize = 1024;
-/// Largest value read back (sessions and lock keys are far smaller).
-const MAX_VALUE: usize = 4 * 1024 * 1024;
 
 /// An item as `mg` returns it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,7 +23,7 @@ pub(super) struct MetaItem {
 /// `mg <key> t v` on one server.
 pub(super) async fn meta_get(addr: &StoreAddr, key: &str) -> Result<Option<MetaItem>, StoreError> {
     let server = addr.to_string();
-    let (line, mut reader) = exchange(addr, &format!("mg {key} t v\r\n")).await?;
+    let (line, mut wire) = exchange(addr, &format!("mg {key} t v\r\n")).await?;
     if line == "EN" {
         return Ok(None);
     }
@@ -37,14 +31,7 @@ pub(super) async fn meta_get(addr: &StoreAddr, key: &str) -> Result<Option<MetaI
         server: server.clone(),
         reason,
     })?;
-    let mut value = vec![0u8; size + 2];
-    reader
-        .read_exact(&mut value)
-        .await
-        .map_err(|e| StoreError::Server {
-            server: server.clone(),
-            reason: format!("reading the value: {e}"),
-        })?;
+    let mut value = wire.exact(size + 2).await?;
     value.truncate(size);
     Ok(Some(MetaItem { value, ttl }))
 }
@@ -57,81 +44,38 @@ pub(super) async fn meta_delete(addr: &StoreAddr, key: &str) -> Result<bool, Sto
         "NF" => Ok(false),
         other => Err(StoreError::Server {
             server: addr.to_string(),
-            reason: format!("unexpected reply to md: {other}"),
+            reason: format!("unexpected reply to md: {}", shown(other.as_bytes())),
         }),
     }
 }
 
-type Reader = BufReader<Box<dyn AsyncRead + Send + Unpin>>;
-
 /// Connects, sends `command`, reads the first reply line.
-async fn exchange(addr: &StoreAddr, command: &str) -> Result<(String, Reader), StoreError> {
-    let server = addr.to_string();
-    let connect_error = |e: std::io::Error| StoreError::Connect {
-        server: server.clone(),
-        reason: e.to_string(),
-    };
-    let (read, mut write): (
-        Box<dyn AsyncRead + Send + Unpin>,
-        Box<dyn AsyncWrite + Send + Unpin>,
-    ) = match addr {
-        StoreAddr::Tcp { host, port } => {
-            let stream = tokio::net::TcpStream::connect((host.as_str(), *port))
-                .await
-                .map_err(connect_error)?;
-            let (r, w) = stream.into_split();
-            (Box::new(r), Box::new(w))
-        }
-        StoreAddr::Unix(path) => {
-            let stream = tokio::net::UnixStream::connect(path)
-                .await
-                .map_err(connect_error)?;
-            let (r, w) = stream.into_split();
-            (Box::new(r), Box::new(w))
-        }
-    };
-    let io_error = |e: std::io::Error| StoreError::Server {
-        server: server.clone(),
-        reason: e.to_string(),
-    };
-    write
-        .write_all(command.as_bytes())
-        .await
-        .map_err(io_error)?;
-    let mut reader = BufReader::new(read);
-    let mut line = Vec::new();
-    (&mut reader)
-        .take(MAX_LINE as u64)
-        .read_until(b'\n', &mut line)
-        .await
-        .map_err(io_error)?;
-    if !line.ends_with(b"\r\n") {
+async fn exchange(addr: &StoreAddr, command: &str) -> Result<(String, Wire), StoreError> {
+    let mut wire = Wire::connect(addr).await?;
+    wire.send(command.as_bytes()).await?;
+    let line = wire.line().await?;
+    if line == b"ERROR" {
         return Err(StoreError::Server {
-            server,
-            reason: "no complete reply line".to_string(),
-        });
-    }
-    line.truncate(line.len() - 2);
-    let line = String::from_utf8_lossy(&line).into_owned();
-    if line == "ERROR" {
-        return Err(StoreError::Server {
-            server,
+            server: addr.to_string(),
             reason: "meta commands not supported (memcached before 1.6)".to_string(),
         });
     }
-    Ok((line, reader))
+    Ok((String::from_utf8_lossy(&line).into_owned(), wire))
 }
 
 /// `VA <size> [flags]`: the value's size and the `t` flag.
 fn parse_value_line(line: &str) -> Result<(usize, Option<Duration>), String> {
     let mut words = line.split_ascii_whitespace();
     if words.next() != Some("VA") {
-        return Err(format!("unexpected reply to mg: {line}"));
+        return Err(format!(
+            "unexpected reply to mg: {}",
+            shown(line.as_bytes())
+        ));
     }
     let size: usize = words
         .next()
         .and_then(|w| w.parse().ok())
-        .ok_or_else(|| format!("no size in reply to mg: {line}"))?;
+        .ok_or_else(|| format!("no size in reply to mg: {}", shown(line.as_bytes())))?;
     if size > MAX_VALUE {
         return Err(format!("value of {size} bytes is too large to read"));
     }
@@ -140,7 +84,7 @@ fn parse_value_line(line: &str) -> Result<(usize, Option<Duration>), String> {
         if let Some(t) = word.strip_prefix('t') {
             let secs: i64 = t
                 .parse()
-                .map_err(|_| format!("bad ttl in reply to mg: {line}"))?;
+                .map_err(|_| format!("bad ttl in reply to mg: {}", shown(line.as_bytes())))?;
             ttl = u64::try_from(secs).ok().map(Duration::from_secs);
         }
     }

@@ -43,6 +43,7 @@ use crate::save_path::{Handler, RedisAuth, StoreSpec};
 mod memcached;
 mod meta;
 mod redis;
+mod wire;
 
 pub use self::redis::cluster_slot;
 
@@ -662,7 +663,7 @@ async fn check_one(target: &StoreTarget, index: usize, timeout: Duration) -> Ser
     let phase = Phase::default();
     let fut = async {
         match target.kind {
-            StoreKind::Memcached => memcached::check_memcached(target, addr, timeout, &phase).await,
+            StoreKind::Memcached => memcached::check_memcached(target, addr, &phase).await,
             StoreKind::Redis | StoreKind::RedisCluster => {
                 redis::check_redis(target, addr, timeout, &phase).await
             }
@@ -704,9 +705,7 @@ async fn read_one(
     let phase = Phase::default();
     let fut = async {
         match key {
-            ReadKey::Text(key) => {
-                memcached::get_memcached(target, addr, key, timeout, &phase).await
-            }
+            ReadKey::Text(key) => memcached::get_memcached(target, addr, key, &phase).await,
             ReadKey::Bytes(key) => redis::get_redis(target, addr, key, timeout, &phase).await,
         }
     };
