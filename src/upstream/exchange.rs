@@ -213,6 +213,11 @@ pub struct SmallResponse {
 /// pooled connection of `backend` that it never keeps (see
 /// `Pool::acquire_for_probe`), waiting at most `acquire` for a slot, and
 /// reads the whole response, refusing one over `max_body` bytes.
+///
+/// The timeouts count between two records, and a record may carry nothing
+/// (STDERR, an empty STDOUT) or one byte: the whole exchange has
+/// `timeouts.send + timeouts.read` besides, so that a backend (or a script)
+/// that trickles cannot hold the health checks or `fpmlb check` for ever.
 pub async fn small_request(
     backend: &Arc<Backend>,
     params: &ParamList,
@@ -226,14 +231,33 @@ pub async fn small_request(
         backend: Arc::clone(backend),
         proxied: false,
     };
+    let total = timeouts.send.saturating_add(timeouts.read);
+    let exchange = small_exchange(conn, params, body, timeouts, max_body);
+    match tokio::time::timeout(total, exchange).await {
+        Ok(result) => result,
+        Err(_) => Err(ExchangeError::ReadTimeout(total).into()),
+    }
+}
+
+async fn small_exchange(
+    conn: BackendConn,
+    params: &ParamList,
+    body: &[u8],
+    timeouts: ExchangeTimeouts,
+    max_body: usize,
+) -> Result<SmallResponse, BackendFailure> {
+    let too_large = || BackendFailure::from(ExchangeError::Unusable(Unusable::TooLarge(max_body)));
     let mut ex = Exchange::new(conn, timeouts);
     ex.send_request(params, Some(body)).await?;
     let start = ex.read_head(false).await?;
+    if start.body.len() > max_body {
+        return Err(too_large());
+    }
     let mut out = BytesMut::from(&start.body[..]);
     if !start.complete {
         while let Some(chunk) = ex.next_chunk().await? {
             if out.len() + chunk.len() > max_body {
-                return Err(ExchangeError::Unusable(Unusable::TooLarge(max_body)).into());
+                return Err(too_large());
             }
             out.extend_from_slice(&chunk);
         }
@@ -243,4 +267,113 @@ pub async fn small_request(
         body: out.freeze(),
         script_unknown: ex.script_unknown,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
+    use super::*;
+    use crate::fastcgi::conn::Endpoint;
+    use crate::fastcgi::record::{self, RecordType};
+    use crate::health::passive::FailureWindow;
+    use crate::upstream::pool::{Pool, PoolSettings};
+
+    /// A backend that answers every request with `answer`, then a STDERR
+    /// record every 50 ms, never ending.
+    async fn trickling(answer: Vec<u8>) -> Arc<Backend> {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let endpoint = Endpoint::Tcp(listener.local_addr().unwrap());
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = listener.accept().await {
+                let answer = answer.clone();
+                tokio::spawn(async move {
+                    let mut request = [0u8; 4096];
+                    let _ = s.read(&mut request).await;
+                    let _ = s.write_all(&answer).await;
+                    let mut stderr = bytes::BytesMut::new();
+                    record::encode_stream(&mut stderr, RecordType::Stderr, 1, b"x");
+                    loop {
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        if s.write_all(&stderr).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        let second = Duration::from_secs(1);
+        let settings = PoolSettings {
+            max_conns: 1,
+            queue_size: 1,
+            connect_timeout: second,
+            queue_timeout: second,
+            idle_timeout: second,
+        };
+        let pool = Pool::new(endpoint.clone(), settings);
+        let window = FailureWindow::new(0, second);
+        Arc::new(Backend::new("t".into(), endpoint, 1, pool, window))
+    }
+
+    fn stdout(data: &[u8]) -> Vec<u8> {
+        let mut out = bytes::BytesMut::new();
+        record::encode_stream(&mut out, RecordType::Stdout, 1, data);
+        out.to_vec()
+    }
+
+    async fn ask(backend: &Arc<Backend>, max_body: usize) -> Result<SmallResponse, BackendFailure> {
+        let timeouts = ExchangeTimeouts {
+            send: Duration::from_millis(200),
+            read: Duration::from_millis(200),
+        };
+        let params = ParamList::with_capacity(0, 0);
+        let hang_guard = Duration::from_secs(60);
+        let asked = small_request(
+            backend,
+            &params,
+            b"",
+            Duration::from_secs(1),
+            timeouts,
+            max_body,
+        );
+        tokio::time::timeout(hang_guard, asked)
+            .await
+            .expect("an answer or an error within the hang guard")
+    }
+
+    /// STDERR records, each within the read timeout, never end the wait
+    /// for the rest: the whole exchange's deadline does.
+    #[tokio::test]
+    async fn a_backend_that_trickles_stderr_meets_the_whole_deadline() {
+        let backend = trickling(stdout(b"Status: 200\r\n\r\npar")).await;
+        let Err(e) = ask(&backend, 4096).await else {
+            panic!("a response that never ended was taken as whole");
+        };
+        assert!(
+            matches!(e, BackendFailure::Exchange(ExchangeError::ReadTimeout(t)) if t == Duration::from_millis(400)),
+            "{e:?}"
+        );
+    }
+
+    /// The body that came with the head counts against `max_body` too.
+    #[tokio::test]
+    async fn the_first_piece_counts_against_max_body() {
+        let mut answer = stdout(b"Status: 200\r\n\r\n0123456789");
+        // END_REQUEST, request 1, status 0.
+        answer.extend_from_slice(&[1, 3, 0, 1, 0, 8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+        let backend = trickling(answer).await;
+        let Err(e) = ask(&backend, 4).await else {
+            panic!("10 bytes taken for a limit of 4");
+        };
+        assert!(
+            matches!(
+                e,
+                BackendFailure::Exchange(ExchangeError::Unusable(Unusable::TooLarge(4)))
+            ),
+            "{e:?}"
+        );
+    }
 }
