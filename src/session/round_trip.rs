@@ -23,7 +23,7 @@ use crate::session::compare::{self, Expected};
 use crate::session::cookie::SiteOrigin;
 use crate::session::evidence::{self, LegEvidence, LockSeen};
 use crate::session::node::NodeConfig;
-use crate::session::probe::{Probe, ProbeError};
+use crate::session::probe::{Probe, ProbeError, ReadAnswer};
 use crate::session::rules;
 use crate::session::store::{self, ServerCheck, StoreTarget};
 use crate::session::verdict::{
@@ -164,7 +164,7 @@ impl SessionChecker {
                 .await;
             let passed = match &leg {
                 Leg::Ok(_) => Some(true),
-                Leg::Skipped(_) => None,
+                Leg::Skipped(_) | Leg::ReadSkipped(_) => None,
                 _ => Some(false),
             };
             if let Some(slot) = seen.get_mut(w) {
@@ -422,39 +422,8 @@ impl SessionChecker {
             let _ = self.probe.destroy(writer, &name, &id).await;
         }
 
-        let read_ok =
-            matches!(&read, Ok(a) if a.found && a.value.as_deref() == Some(token.as_str()));
-        let detail = match &read {
-            Ok(a) if !a.found => match &a.error {
-                Some(e) if e.contains("decode") => format!("found but not decoded: {e}"),
-                _ => "not found".to_string(),
-            },
-            Ok(a) if a.value.as_deref() != Some(token.as_str()) => {
-                "found with another value".to_string()
-            }
-            Ok(_) => "found".to_string(),
-            Err(e) => e.to_string(),
-        };
-        let leg = match (read_ok, in_store) {
-            (true, Some(Ok(server))) => Leg::Ok(format!(
-                "{} → {}: read back; in the store on {server}",
-                writer.name, reader.name
-            )),
-            (true, _) => Leg::Ok(format!("{} → {}: read back", writer.name, reader.name)),
-            (false, Some(Ok(server))) => Leg::ReaderFailed(format!(
-                "{} did not read the session written through {} ({detail}), though it is in the store on {server}",
-                reader.name, writer.name
-            )),
-            (false, Some(Err(why))) => Leg::WriterFailed(format!(
-                "the session written through {} is {why}; {} read: {detail}",
-                writer.name, reader.name
-            )),
-            (false, None) => Leg::BothFailed(format!(
-                "session written through {} not read through {} ({detail})",
-                writer.name, reader.name
-            )),
-        };
-        (leg, seen)
+        let names = (writer.name.as_str(), reader.name.as_str());
+        (judge_leg(names, &read, in_store, &token), seen)
     }
 
     /// Whether the lock key `lock` is held in the store right after `call` ended.
@@ -504,10 +473,57 @@ impl SessionChecker {
     }
 }
 
+/// What one leg showed: the session written through `writer` (with
+/// `token` as its value) read back through `reader` or not (`read`), and
+/// whether fpmlb found it in the store (`in_store`: the server, or why
+/// not; None when it could not look). A read the reader never answered
+/// (its pool busy with traffic, a timeout under load, a connection
+/// refused) is no verdict on sessions: skipped, so that load never drains
+/// a node (liveness judges a node that does not answer).
+fn judge_leg(
+    (writer, reader): (&str, &str),
+    read: &Result<ReadAnswer, ProbeError>,
+    in_store: Option<Result<String, &str>>,
+    token: &str,
+) -> Leg {
+    if let Err(e @ (ProbeError::Busy(_) | ProbeError::Backend(_))) = read {
+        return Leg::ReadSkipped(format!("session read through {reader}: {e}"));
+    }
+    let read_ok = matches!(read, Ok(a) if a.found && a.value.as_deref() == Some(token));
+    let detail = match read {
+        Ok(a) if !a.found => match &a.error {
+            Some(e) if e.contains("decode") => format!("found but not decoded: {e}"),
+            _ => "not found".to_string(),
+        },
+        Ok(a) if a.value.as_deref() != Some(token) => "found with another value".to_string(),
+        Ok(_) => "found".to_string(),
+        Err(e) => e.to_string(),
+    };
+    match (read_ok, in_store) {
+        (true, Some(Ok(server))) => Leg::Ok(format!(
+            "{writer} → {reader}: read back; in the store on {server}"
+        )),
+        (true, _) => Leg::Ok(format!("{writer} → {reader}: read back")),
+        (false, Some(Ok(server))) => Leg::ReaderFailed(format!(
+            "{reader} did not read the session written through {writer} ({detail}), though it is in the store on {server}"
+        )),
+        (false, Some(Err(why))) => Leg::WriterFailed(format!(
+            "the session written through {writer} is {why}; {reader} read: {detail}"
+        )),
+        (false, None) => Leg::BothFailed(format!(
+            "session written through {writer} not read through {reader} ({detail})"
+        )),
+    }
+}
+
 /// One leg of the ring, and whom it blames.
+#[derive(Debug)]
 pub(crate) enum Leg {
     Ok(String),
+    /// The write was not made: the writer's warning.
     Skipped(String),
+    /// The read was not made (not answered): the reader's warning.
+    ReadSkipped(String),
     WriteFailed(String),
     WriterFailed(String),
     ReaderFailed(String),
@@ -543,6 +559,9 @@ fn apply_leg(reports: &mut [NodeReport], w: usize, r: usize, leg: Leg) {
         Leg::Skipped(text) => reports[w]
             .warnings
             .push(format!("round trip not run: {text}")),
+        Leg::ReadSkipped(text) => reports[r]
+            .warnings
+            .push(format!("round trip not finished: {text}")),
         Leg::WriteFailed(text) => {
             reports[w].worsen(Verdict::StoreUnreachable);
             reports[w].problems.push(text);
@@ -674,6 +693,56 @@ mod tests {
         let figures = [("a".to_string(), resets(4, 4))].into_iter().collect();
         annotate_resets(&mut report, &figures);
         assert_eq!(report.nodes[0].verdict, Verdict::Ok);
+    }
+
+    fn answer(found: bool, value: Option<&str>) -> Result<ReadAnswer, ProbeError> {
+        Ok(ReadAnswer {
+            ok: true,
+            found,
+            value: value.map(str::to_string),
+            save_handler: None,
+            error: None,
+        })
+    }
+
+    /// A read the reader never answered is no verdict: neither node is
+    /// blamed, whatever the store shows (client load must not drain a
+    /// node). A read answered wrongly still blames as before.
+    #[test]
+    fn a_read_not_answered_skips_the_leg() {
+        let names = ("web01", "web02");
+        let in_store = || Some(Ok::<_, &str>("10.0.0.5:11211".to_string()));
+        let busy = Err(ProbeError::Busy("every slot taken".into()));
+        let timed_out = Err(ProbeError::Backend(
+            crate::fastcgi::exchange::ExchangeError::ReadTimeout(std::time::Duration::from_secs(2))
+                .into(),
+        ));
+        for read in [busy, timed_out] {
+            for store in [in_store(), Some(Err("not in the store")), None] {
+                let leg = judge_leg(names, &read, store, "t0k");
+                assert!(matches!(leg, Leg::ReadSkipped(_)), "{read:?}: {leg:?}");
+            }
+        }
+        let missing = Err(ProbeError::BadAnswer {
+            status: 500,
+            detail: "fatal error".into(),
+        });
+        assert!(matches!(
+            judge_leg(names, &missing, in_store(), "t0k"),
+            Leg::ReaderFailed(_)
+        ));
+        assert!(matches!(
+            judge_leg(names, &answer(false, None), in_store(), "t0k"),
+            Leg::ReaderFailed(_)
+        ));
+        assert!(matches!(
+            judge_leg(names, &answer(true, Some("other")), None, "t0k"),
+            Leg::BothFailed(_)
+        ));
+        assert!(matches!(
+            judge_leg(names, &answer(true, Some("t0k")), in_store(), "t0k"),
+            Leg::Ok(_)
+        ));
     }
 
     #[test]
