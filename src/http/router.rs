@@ -368,6 +368,10 @@ impl Router {
             .or(self.front_controller.as_deref());
         if let Some(end) = params::split_path_info(&uri) {
             let script = &uri[..end];
+            if self.hides(script) {
+                // A tool's config (`.php-cs-fixer.php`), a repository's hooks.
+                return Decision::Refuse(StatusCode::NOT_FOUND, "a dotfile");
+            }
             if let Some(list) = location.and_then(|l| l.scripts.as_ref())
                 && !list.iter().any(|s| s.as_bytes() == script)
             {

@@ -30,6 +30,8 @@ fn tree() -> tempfile::TempDir {
     w("www/docs/index.html", "<h1>docs</h1>");
     w("www/.env", "SECRET=1");
     w("www/.well-known/security.txt", "contact");
+    w("www/.php-cs-fixer.php", "<?php");
+    w("www/.git/hooks/x.php", "<?php");
     w("www/old.phtml", "<?php");
     w("www/admin/x.php", "<?php");
     w("www/uploads/evil.php", "<?php");
@@ -146,6 +148,10 @@ async fn try_files_order_with_a_static_root() {
         ("/sub/index.php/a/b", "script /sub/index.php/a/b [main]"),
         ("/.env", "refused 404"),
         ("/%2eenv", "refused 404"),
+        // A script in a dotfile or a dot directory never runs either.
+        ("/.php-cs-fixer.php", "refused 404"),
+        ("/.git/hooks/x.php", "refused 404"),
+        ("/.php-cs-fixer.php/x", "refused 404"),
         ("/.well-known/security.txt", "file 200 text/plain contact"),
         ("/old.phtml", "refused 404"),
         ("/leak.txt", "refused 404"),

@@ -1089,7 +1089,12 @@ fn key_too_long(ctx: &Context<'_>, sid_length: i64) -> bool {
         Handler::Memcache => ctx.have("memcache.session_prefix_static_key").len(),
         _ => return false,
     };
-    i64::try_from(prefix).unwrap_or(i64::MAX) + sid_length + LOCK_SUFFIX > MEMCACHED_MAX_KEY
+    // sid_length is the node's word: saturating, never overflowing.
+    i64::try_from(prefix)
+        .unwrap_or(i64::MAX)
+        .saturating_add(sid_length)
+        .saturating_add(LOCK_SUFFIX)
+        > MEMCACHED_MAX_KEY
 }
 
 fn judge_domain(want: &str, have: &str, listener: &SiteOrigin) -> Judgement {

@@ -291,6 +291,18 @@ fn servers_and_hashing() {
         consequence(Handler::Redis, 1, "session.sid_length", "26", "240"),
         Harmless
     );
+    // A node's absurd length is judged, not an overflow (a panic in a
+    // debug build, a wrong answer in release).
+    assert_eq!(
+        consequence(
+            Handler::Memcached,
+            1,
+            "session.sid_length",
+            "26",
+            "9223372036854775807"
+        ),
+        Lost
+    );
 }
 
 #[test]
