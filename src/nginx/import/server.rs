@@ -53,6 +53,31 @@ fn php_locations<'a>(
     }
 }
 
+/// Whether nginx sends files from the server's root: a request that no
+/// location takes is served from it (the server's own static handler), and
+/// so is one a location takes without passing it on or refusing it
+/// (`try_files`, `expires`...). A `location /` that passes to PHP or
+/// refuses takes every request no other location takes.
+fn serves_files(server: &Directive) -> bool {
+    let locations: Vec<&Directive> = server
+        .children()
+        .iter()
+        .filter(|d| d.name == "location" && d.block.is_some())
+        .collect();
+    let answers = |loc: &Directive| {
+        loc.children().iter().any(|c| {
+            matches!(
+                c.name.as_str(),
+                "fastcgi_pass" | "proxy_pass" | "uwsgi_pass" | "scgi_pass" | "grpc_pass" | "return"
+            ) || (c.name == "deny" && c.arg(0) == Some("all"))
+        })
+    };
+    let catch_all = locations
+        .iter()
+        .any(|l| l.args.len() == 1 && l.args[0] == "/");
+    !catch_all || locations.iter().any(|l| !answers(l))
+}
+
 /// A `return 301|302|303|307|308 https://...` at the server level, in a
 /// server-level `if` (certbot's), or in `location /`.
 fn https_redirect(d: &Directive) -> Option<&Directive> {
@@ -271,7 +296,7 @@ impl<'a> Translation<'a, '_> {
         php = php.with(main.1.children());
 
         self.backends(cx, &php, main.1)?;
-        self.root_and_params(cx, &srv, &php)?;
+        self.root_and_params(cx, &srv, &php, serves_files(chosen.d))?;
         self.index(cx, &srv);
         self.limits_and_timeouts(cx, &srv, &php);
         self.tls_real_ip_compression(cx, &srv, &php);
@@ -454,6 +479,7 @@ impl<'a> Translation<'a, '_> {
         cx: &mut Cx<'_>,
         srv: &Scope<'a>,
         php: &Scope<'a>,
+        serves_files: bool,
     ) -> Result<(), ImportError> {
         let root = php.one(cx, "root");
         if let Some(alias) = php.one(cx, "alias") {
@@ -595,6 +621,20 @@ impl<'a> Translation<'a, '_> {
                     .map(|p| Sourced::new(p.0, cx.why(d)))
             })
             .unwrap_or(static_root);
+        if !serves_files {
+            // nginx sends no file from the root: every location passes to
+            // PHP or refuses. A static root here would serve the whole
+            // application directory (composer.json, config, logs).
+            cx.general(
+                NoteKind::Info,
+                format!(
+                    "nginx serves no file from {}: every location passes to PHP or refuses, \
+                     so no static root is written",
+                    root.value
+                ),
+            );
+            return Ok(());
+        }
         if cx.compat {
             cx.general(
                 NoteKind::Compat,

@@ -797,6 +797,37 @@ fn fastcgi_pass_must_name_backends() {
     assert!(e.0.contains("has no server fpmlb can use"), "{e}");
 }
 
+/// A server whose every location passes to PHP or refuses sends no file
+/// from its root: no static root is written (it would serve the whole
+/// application directory). Without a `location /`, or with one that only
+/// tries files, nginx serves them: the root is written.
+#[test]
+fn a_static_root_only_where_nginx_serves_files() {
+    let all_php = full(
+        "server { listen 80; root /var/www/app;
+           location / { fastcgi_pass 127.0.0.1:9000; include fastcgi_params;
+             fastcgi_param SCRIPT_FILENAME $document_root/index.php; }
+           location ~ /\\. { deny all; } }",
+    );
+    assert!(!all_php.yaml.contains("static:"), "{}", all_php.yaml);
+    assert!(
+        has_note(&all_php, NoteKind::Info, "nginx serves no file from /var/www/app"),
+        "{:?}",
+        all_php.notes
+    );
+    Config::from_yaml(&all_php.yaml).unwrap();
+    for served in [
+        "server { listen 80; root /var/www/app;
+           location / { try_files $uri /index.php$is_args$args; }
+           location ~ \\.php$ { fastcgi_pass 127.0.0.1:9000; } }",
+        "server { listen 80; root /var/www/app;
+           location ~ \\.php$ { fastcgi_pass 127.0.0.1:9000; } }",
+    ] {
+        let i = full(served);
+        assert!(i.yaml.contains("static:\n  root: /var/www/app"), "{}", i.yaml);
+    }
+}
+
 #[test]
 fn roots_from_script_filename_and_defaults() {
     let i = full(
