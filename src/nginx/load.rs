@@ -21,6 +21,10 @@ use std::path::{Path, PathBuf};
 
 use super::tree::{At, Directive, FileId, MAX_DEPTH, parse};
 
+/// Entries an include pattern may match, directories and files, per file
+/// the loader may read ([`Limits`]'s `files`).
+const GLOB_VISITS: usize = 16;
+
 /// Bounds on what a config may make the loader read.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
@@ -389,8 +393,16 @@ impl Loader {
 
     /// The files a glob matches, sorted by name as glob(3) gives them,
     /// hidden files only when the pattern names the dot.
+    ///
+    /// `**` is glob(3)'s: two `*`, within one directory level, where the
+    /// glob crate would descend every directory below (and around for ever
+    /// through a link to `.`). And at most [`GLOB_VISITS`] times the file
+    /// limit of entries are looked at.
     fn glob(&self, full: &Path, d: &Directive) -> Result<Vec<PathBuf>, LoadError> {
-        let text = full.to_string_lossy();
+        let mut text = full.to_string_lossy().into_owned();
+        while text.contains("**") {
+            text = text.replace("**", "*");
+        }
         let options = glob::MatchOptions {
             case_sensitive: true,
             require_literal_separator: true,
@@ -404,7 +416,18 @@ impl Loader {
             )
         })?;
         let mut out = Vec::new();
-        for entry in paths {
+        let most = self.limits.files.saturating_mul(GLOB_VISITS);
+        for (visited, entry) in paths.enumerate() {
+            if visited >= most {
+                return Err(self.error(
+                    &self.path_of(d.at.file),
+                    Some(d.at.line),
+                    format!(
+                        "include pattern {:?} matches more than {most} entries",
+                        d.args[0]
+                    ),
+                ));
+            }
             // An unreadable directory entry is skipped, as glob(3) does.
             let Ok(path) = entry else { continue };
             if path.is_file() {
@@ -480,6 +503,61 @@ mod tests {
         let other = tempfile::tempdir().unwrap();
         let l = load(&site, Some(other.path()), Limits::default()).unwrap();
         assert_eq!(names(&l.directives), ["local"]);
+    }
+
+    /// `**` is two `*` in one level, as glob(3) reads it: a loop of links
+    /// to `.` below is never walked (the glob crate's `**` walked it for
+    /// ever), and a pattern matching more entries than it may is refused.
+    #[test]
+    fn a_double_star_stays_in_its_level() {
+        let dir = tempfile::tempdir().unwrap();
+        let main = write(
+            dir.path(),
+            "nginx.conf",
+            "include d/**/x.conf;
+include d/**.conf;
+",
+        );
+        write(
+            dir.path(),
+            "d/one.conf",
+            "one;
+",
+        );
+        write(
+            dir.path(),
+            "d/sub/x.conf",
+            "x;
+",
+        );
+        write(
+            dir.path(),
+            "d/sub/deeper/x.conf",
+            "deeper;
+",
+        );
+        for l in ["l1", "l2", "l3"] {
+            std::os::unix::fs::symlink(".", dir.path().join("d/sub").join(l)).unwrap();
+        }
+        let l = load(&main, None, Limits::default()).unwrap();
+        assert_eq!(names(&l.directives), ["x", "one"]);
+
+        // Directories the pattern matches: looked at, never included.
+        for i in 0..40 {
+            std::fs::create_dir_all(dir.path().join(format!("many/d{i}.conf"))).unwrap();
+        }
+        let main = write(
+            dir.path(),
+            "many.conf",
+            "include many/*.conf;
+",
+        );
+        let limits = Limits {
+            files: 2,
+            ..Limits::default()
+        };
+        let e = load(&main, None, limits).unwrap_err();
+        assert!(e.message.contains("matches more than 32 entries"), "{e}");
     }
 
     #[test]

@@ -811,7 +811,11 @@ fn a_static_root_only_where_nginx_serves_files() {
     );
     assert!(!all_php.yaml.contains("static:"), "{}", all_php.yaml);
     assert!(
-        has_note(&all_php, NoteKind::Info, "nginx serves no file from /var/www/app"),
+        has_note(
+            &all_php,
+            NoteKind::Info,
+            "nginx serves no file from /var/www/app"
+        ),
         "{:?}",
         all_php.notes
     );
@@ -824,7 +828,11 @@ fn a_static_root_only_where_nginx_serves_files() {
            location ~ \\.php$ { fastcgi_pass 127.0.0.1:9000; } }",
     ] {
         let i = full(served);
-        assert!(i.yaml.contains("static:\n  root: /var/www/app"), "{}", i.yaml);
+        assert!(
+            i.yaml.contains("static:\n  root: /var/www/app"),
+            "{}",
+            i.yaml
+        );
     }
 }
 
