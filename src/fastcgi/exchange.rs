@@ -761,7 +761,9 @@ pub fn escape_log_text(bytes: &[u8]) -> String {
     let text = text.trim_end_matches(['\r', '\n']);
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
-        if c.is_control() {
+        // Control characters (C0, DEL, C1), and the line and paragraph
+        // separators some log readers break lines at.
+        if c.is_control() || matches!(c, '\u{2028}' | '\u{2029}') {
             out.extend(c.escape_debug());
         } else {
             out.push(c);
@@ -1418,6 +1420,9 @@ mod tests {
         let text = escape_log_text(b"one\nINFO fpmlb: forged\r\n\x1b[31mred\x00\n");
         assert!(!text.contains(['\n', '\r', '\x1b', '\0']), "{text}");
         assert_eq!(text, "one\\nINFO fpmlb: forged\\r\\n\\u{1b}[31mred\\0");
+        // C1 controls (a CSI) and the Unicode line separators too.
+        let text = escape_log_text("a\u{9b}31m b\u{2028}c\u{2029}d\u{85}e".as_bytes());
+        assert_eq!(text, "a\\u{9b}31m b\\u{2028}c\\u{2029}d\\u{85}e");
     }
 
     /// STDERR right behind the head's first piece: the head comes back

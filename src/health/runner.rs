@@ -257,10 +257,12 @@ impl<C: CheckCluster> SessionLoop<C> {
     }
 }
 
+/// What failed on a node, for a log line: its differences and problems
+/// quote what the node and the store said, escaped here.
 fn node_summary(n: &NodeReport) -> String {
     let mut parts: Vec<String> = n.differences.iter().map(ToString::to_string).collect();
     parts.extend(n.problems.iter().cloned());
-    parts.join("; ")
+    crate::fastcgi::exchange::escape_log_text(parts.join("; ").as_bytes())
 }
 
 fn summary(report: &ClusterReport) -> String {
@@ -613,5 +615,17 @@ mod tests {
 
         shutdown.cancel();
         task.await.unwrap();
+    }
+
+    /// A node's own words (an error its probe reported, an ini value) reach
+    /// the log escaped: a node cannot forge log lines by failing its check.
+    #[test]
+    fn a_node_summary_is_one_escaped_line() {
+        let mut n = crate::session::verdict::NodeReport::new("web01", "x");
+        n.problems
+            .push("probe: bad\n2026-12-05T00:00:00Z  WARN forged\u{1b}[31m".to_string());
+        let line = node_summary(&n);
+        assert!(!line.contains(['\n', '\u{1b}']), "{line}");
+        assert!(line.contains("bad\\n2026"), "{line}");
     }
 }

@@ -31,6 +31,7 @@
 //! fan-out over servers and the timeouts; `memcached` and `redis` hold the
 //! two clients.
 
+use crate::fastcgi::exchange::escape_log_text;
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -670,17 +671,18 @@ async fn check_one(target: &StoreTarget, index: usize, timeout: Duration) -> Ser
         }
     };
     match within(&server, timeout, &phase, fut).await {
+        // What a server says reaches reports, the status page and logs.
         Ok(checked) => ServerCheck {
             server,
             ok: checked.ok,
             latency_ms: Some(millis(checked.rtt)),
-            detail: checked.detail,
+            detail: escape_log_text(checked.detail.as_bytes()),
         },
         Err(err) => ServerCheck {
             server,
             ok: false,
             latency_ms: None,
-            detail: err.detail(),
+            detail: escape_log_text(err.detail().as_bytes()),
         },
     }
 }
