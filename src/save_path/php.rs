@@ -138,11 +138,17 @@ pub(super) fn is_c_space(c: char) -> bool {
     matches!(c, ' ' | '\t' | '\n' | '\r' | '\x0b' | '\x0c')
 }
 
-/// `a=1&b[]=2` as PHP's `treat_data(PARSE_STRING)` sees it: decoded keys and values, in order.
+/// Parameters PHP's `treat_data` takes from one string (`max_input_vars`'
+/// default); the rest it drops with a warning, and so does this.
+const MAX_INPUT_VARS: usize = 1000;
+
+/// `a=1&b[]=2` as PHP's `treat_data(PARSE_STRING)` sees it: decoded keys and values, in order,
+/// the first [`MAX_INPUT_VARS`].
 pub(super) fn parse_query(query: &str) -> Vec<(String, Vec<u8>)> {
     query
         .split('&')
         .filter(|part| !part.is_empty())
+        .take(MAX_INPUT_VARS)
         .map(|part| {
             let (key, value) = part.split_once('=').unwrap_or((part, ""));
             (lossy(&urldecode(key)), urldecode(value))

@@ -236,6 +236,9 @@ fn rules(handler: &Handler, ini: &Ini) -> Rules {
     }
 }
 
+/// Servers one save path may list.
+pub const MAX_SERVERS: usize = 64;
+
 /// Parses `save_path` of `handler` (a `session.save_handler` value) into a [`StoreSpec`],
 /// assuming the extensions' default hashing settings (memcached ketama, memcache consistent);
 /// [`parse_with`] applies a node's own settings. Clear credentials are digested.
@@ -272,6 +275,14 @@ pub fn parse_with(handler: &Handler, save_path: &str, ini: &Ini) -> Result<Store
     }
     if handler.extension().is_some() && spec.servers.is_empty() {
         return Err(format!("{handler}: no server in save_path"));
+    }
+    if spec.servers.len() > MAX_SERVERS {
+        // A save path may come from a node: every server is a connection
+        // (and a name to resolve) per check, and lists are compared pairwise.
+        return Err(format!(
+            "{handler}: {} servers in save_path, fpmlb checks at most {MAX_SERVERS}",
+            spec.servers.len()
+        ));
     }
     if !rules.weights_matter {
         for server in &mut spec.servers {
@@ -416,6 +427,36 @@ mod tests {
             let err = parse_save_path(handler, p).unwrap_err();
             assert!(!err.contains("hunter2"), "{err}");
         }
+    }
+
+    /// A save path from a node lists at most MAX_SERVERS servers, and a
+    /// query at most PHP's max_input_vars parameters (a 20 000-entry path
+    /// cost seconds of pairwise work and a connection per entry per check).
+    #[test]
+    fn a_save_path_is_bounded() {
+        let list = |n: usize| {
+            (0..n)
+                .map(|i| format!("10.0.{}.{}:11211", i / 250, i % 250 + 1))
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        assert_eq!(
+            spec("memcached", &list(MAX_SERVERS)).servers.len(),
+            MAX_SERVERS
+        );
+        let err = parse_save_path("memcached", &list(MAX_SERVERS + 1)).unwrap_err();
+        assert!(err.contains("at most 64"), "{err}");
+        let seeds = (0..100)
+            .map(|i| format!("seed[]=10.0.0.{}:7000", i + 1))
+            .collect::<Vec<_>>()
+            .join("&");
+        assert!(parse_save_path("rediscluster", &seeds).is_err());
+        let many = (0..20_000)
+            .map(|i| format!("auth[{i}]=x"))
+            .collect::<Vec<_>>()
+            .join("&");
+        // Parsed (the first 1000 parameters), not refused.
+        assert!(parse_save_path("redis", &format!("tcp://h:6379?{many}")).is_ok());
     }
 
     #[test]
