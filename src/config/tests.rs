@@ -680,6 +680,14 @@ fn index_server_name_rules() {
         "file name",
     );
     single_error(&with(&["index: \"\""]), "index", Some(6), "file name");
+    for not_a_script in ["..", "index.txt", ".php", "index.phtml"] {
+        single_error(
+            &with(&[&format!("index: \"{not_a_script}\"")]),
+            "index",
+            Some(6),
+            "PHP script",
+        );
+    }
     single_error(
         &with(&["server_name: \" \""]),
         "server_name",
@@ -1316,7 +1324,7 @@ fn errors_display_one_per_line() {
         Config::from_yaml(&with(&["index: \"\"", "https: true", "server_name: \"\""])).unwrap_err();
     assert_eq!(
         errors.to_string(),
-        "line 6: index: must be a file name such as index.php, got \"\"\n\
+        "line 6: index: must be a PHP script's file name such as index.php, got \"\"\n\
          line 8: server_name: must be a non-empty name without control characters, got \"\""
     );
     let bare = ConfigError {

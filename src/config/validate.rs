@@ -350,10 +350,12 @@ impl Validator<'_> {
         let Some(index) = value else {
             return d::INDEX.to_owned();
         };
-        if index.is_empty() || index.contains(['/', '\0']) {
+        // The script a directory runs: fpmlb runs `.php` scripts only, and
+        // never a dotfile.
+        if index.contains(['/', '\0']) || index.starts_with('.') || !index.ends_with(".php") {
             self.error(
                 "index",
-                format!("must be a file name such as index.php, got {index:?}"),
+                format!("must be a PHP script's file name such as index.php, got {index:?}"),
             );
         }
         index

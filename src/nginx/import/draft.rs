@@ -89,6 +89,8 @@ pub(super) struct RealIp {
 /// `compression:` (from gzip).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct Compression {
+    /// `gzip off`: nothing compressed (fpmlb compresses by default).
+    pub off: bool,
     pub types: Option<Sourced<Vec<String>>>,
     pub min_size: Option<Sourced<String>>,
     pub level: Option<Sourced<u32>>,
@@ -338,7 +340,14 @@ impl Draft {
         }
         if let Some(c) = &self.compression {
             w.line(0, &format!("compression:  # {}", comment_text(&c.why)));
-            w.line(1, "encodings: [gzip]");
+            w.line(
+                1,
+                if c.off {
+                    "encodings: []"
+                } else {
+                    "encodings: [gzip]"
+                },
+            );
             if let Some(t) = &c.types {
                 w.key(1, "types", &list(&t.value), &t.why);
             }

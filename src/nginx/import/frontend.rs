@@ -171,6 +171,7 @@ impl<'a> Translation<'a, '_> {
                     );
                 }
                 self.draft.compression = Some(Compression {
+                    off: false,
                     types,
                     min_size,
                     level,
@@ -178,6 +179,14 @@ impl<'a> Translation<'a, '_> {
                 });
             } else {
                 cx.done(d);
+                // nginx compresses nothing here; fpmlb would by default.
+                self.draft.compression = Some(Compression {
+                    off: true,
+                    types: None,
+                    min_size: None,
+                    level: None,
+                    why: cx.why(d),
+                });
                 for name in [
                     "gzip_types",
                     "gzip_min_length",

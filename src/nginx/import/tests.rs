@@ -797,6 +797,23 @@ fn fastcgi_pass_must_name_backends() {
     assert!(e.0.contains("has no server fpmlb can use"), "{e}");
 }
 
+/// `gzip off` keeps responses uncompressed: fpmlb compresses by default.
+#[test]
+fn gzip_off_stays_off() {
+    let i = full(
+        "http { gzip off; server { listen 8080; root /srv;
+           location ~ \\.php$ { fastcgi_pass 127.0.0.1:9000; } } }",
+    );
+    assert!(
+        i.yaml
+            .contains("compression:  # gzip off (site.conf:1)\n  encodings: []"),
+        "{}",
+        i.yaml
+    );
+    let c = Config::from_yaml(&i.yaml).unwrap();
+    assert!(c.compression.encodings.is_empty(), "{:?}", c.compression);
+}
+
 /// A server whose every location passes to PHP or refuses sends no file
 /// from its root: no static root is written (it would serve the whole
 /// application directory). Without a `location /`, or with one that only

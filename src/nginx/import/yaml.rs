@@ -26,8 +26,32 @@ pub(super) fn scalar(s: &str) -> String {
     if plain {
         s.to_owned()
     } else {
-        serde_json::to_string(s).unwrap_or_else(|_| "\"\"".to_owned())
+        // JSON's string is YAML's double-quoted one, but for characters
+        // JSON leaves as they are and YAML does not: DEL and C1 controls
+        // (not printable in YAML), and the line breaks YAML 1.1 readers
+        // see in U+0085, U+2028 and U+2029. Each as a \u escape, which
+        // both read alike.
+        let json = serde_json::to_string(s).unwrap_or_else(|_| "\"\"".to_owned());
+        let mut out = String::with_capacity(json.len());
+        for c in json.chars() {
+            if needs_escape(c) {
+                out.push_str(&format!("\\u{:04x}", c as u32));
+            } else {
+                out.push(c);
+            }
+        }
+        out
     }
+}
+
+/// A character no YAML reader may take as it is in a quoted scalar or a
+/// comment: a control character, a YAML 1.1 line break, a non-character.
+fn needs_escape(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{2028}' | '\u{2029}' | '\u{feff}' | '\u{fffe}' | '\u{ffff}'
+        )
 }
 
 /// Makes text safe inside a `#` comment: one line, control characters shown.
@@ -39,7 +63,7 @@ pub(super) fn comment_text(s: &str) -> String {
             '\n' => out.push_str("\\n"),
             '\r' => out.push_str("\\r"),
             '\t' => out.push_str("\\t"),
-            c if c.is_control() => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
+            c if needs_escape(c) => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
             c => out.push(c),
         }
     }
@@ -133,6 +157,27 @@ mod tests {
         ] {
             assert_eq!(scalar(s), want, "{s:?}");
         }
+    }
+
+    /// What YAML 1.1 readers (PyYAML, Ruby, Ansible) take as a line break,
+    /// and what no YAML reader takes in a quoted scalar, is escaped: in a
+    /// value and in a comment, no nginx word can add a key; a value reads
+    /// back as it was.
+    #[test]
+    fn line_breaks_of_yaml_1_1_are_escaped() {
+        let word = "a\u{2028}max_body_size: 1k\u{2029}b\u{85}c\u{7f}d\u{9b}e";
+        let quoted = scalar(word);
+        assert_eq!(
+            quoted,
+            "\"a\\u2028max_body_size: 1k\\u2029b\\u0085c\\u007fd\\u009be\""
+        );
+        let back: String = serde_saphyr::from_str(&quoted).unwrap();
+        assert_eq!(back, word);
+        let comment = comment_text(word);
+        assert!(
+            !comment.contains(['\u{2028}', '\u{2029}', '\u{85}', '\u{7f}', '\u{9b}']),
+            "{comment}"
+        );
     }
 
     #[test]
