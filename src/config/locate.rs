@@ -55,6 +55,9 @@ struct Entry {
     value: Option<Pos>,
 }
 
+/// The longest key path indexed (`locations[3].params.PHP_VALUE` is 30).
+const MAX_PATH: usize = 256;
+
 /// Key paths of the file with their locations, in file order.
 #[derive(Debug, Default)]
 pub(super) struct KeyIndex {
@@ -95,6 +98,12 @@ impl KeyIndex {
     }
 
     fn add(&mut self, path: &str, key: Option<Pos>, value: &Spanned<Node>) {
+        // No real key path is this long: a long key is indexed no further
+        // (its children would each copy it: a few hundred KiB of YAML made
+        // gigabytes), and the typed parse refuses it, without a line.
+        if path.len() > MAX_PATH {
+            return;
+        }
         self.by_path.insert(path.to_owned(), self.entries.len());
         self.entries.push(Entry {
             path: path.to_owned(),
@@ -538,5 +547,26 @@ impl<'de> Deserialize<'de> for Node {
         }
 
         d.deserialize_any(NodeVisitor)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A key no config has is indexed no further: its children would each
+    /// copy its path (a long key over a long list made gigabytes).
+    #[test]
+    fn a_long_key_is_not_indexed_below() {
+        let key = "k".repeat(MAX_PATH + 1);
+        let items = vec!["0"; 1000].join(", ");
+        let text = format!("listen: \":80\"\n{key}: [{items}]\n");
+        let index = KeyIndex::build(&text).unwrap();
+        assert_eq!(index.entries.len(), 1, "only listen");
+        assert_eq!(index.line_of("listen"), Some(1));
+        let err = crate::config::Config::from_yaml(&text)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("unknown key"), "{err}");
     }
 }

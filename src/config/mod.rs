@@ -397,6 +397,9 @@ impl fmt::Display for MismatchAction {
     }
 }
 
+/// The largest config file read (a large site's is a few KiB).
+const MAX_CONFIG_BYTES: u64 = 4 * 1024 * 1024;
+
 impl Config {
     /// Every listening address, in file order.
     #[must_use]
@@ -423,13 +426,22 @@ impl Config {
     ///
     /// The file cannot be read (the message names the path), or see [`Config::from_yaml`].
     pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
-        let text = std::fs::read_to_string(path).map_err(|e| {
+        use std::io::Read as _;
+        let cannot = |why: String| {
             ConfigErrors::one(
                 "",
                 None,
-                format!("cannot read config file {}: {e}", path.display()),
+                format!("cannot read config file {}: {why}", path.display()),
             )
-        })?;
+        };
+        let file = std::fs::File::open(path).map_err(|e| cannot(e.to_string()))?;
+        let mut text = String::new();
+        file.take(MAX_CONFIG_BYTES + 1)
+            .read_to_string(&mut text)
+            .map_err(|e| cannot(e.to_string()))?;
+        if text.len() as u64 > MAX_CONFIG_BYTES {
+            return Err(cannot(format!("larger than {MAX_CONFIG_BYTES} bytes")));
+        }
         Config::from_yaml(&text)
     }
 }
