@@ -246,6 +246,12 @@ impl Connection {
         .await
     }
 
+    /// Whether the read buffer holds response records of request `id`
+    /// (taken in while writing): the script ran, whatever befalls the write.
+    pub fn holds_output_for(&self, id: u16) -> bool {
+        record::holds_output_for(&self.read_buf, id)
+    }
+
     /// Whether [`Connection::write_all`] holds as much of a response as it
     /// takes in while writing: a write that waits now waits for a script
     /// that answered without reading its body.

@@ -294,12 +294,19 @@ impl<C: LentConn> Exchange<C> {
             .as_mut()
             .and_then(C::conn)
             .ok_or(ExchangeError::Closed)?;
-        match tokio::time::timeout(timeout, conn.write_all(bytes)).await {
+        let result = match tokio::time::timeout(timeout, conn.write_all(bytes)).await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => Err(ExchangeError::Send(e)),
             Err(_) if conn.read_while_writing_full() => Err(ExchangeError::BodyNotTaken(timeout)),
             Err(_) => Err(ExchangeError::SendTimeout(timeout)),
+        };
+        // Output of this request taken in while writing: the script ran,
+        // so the request must not be sent again (a failed write on a kept
+        // connection is otherwise retried as a stale one).
+        if result.is_err() && conn.holds_output_for(self.id) {
+            self.got_response = true;
         }
+        result
     }
 
     /// Sends a piece of request body as STDIN records.

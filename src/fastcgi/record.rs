@@ -206,6 +206,26 @@ pub fn whole_at_front(buf: &[u8]) -> Option<(u8, usize)> {
     (buf.len() >= HEADER_LEN + content + padding).then_some((header[1], content))
 }
 
+/// Whether `buf` holds the start of a response record (STDOUT, STDERR or
+/// END_REQUEST) of request `id`: a header is enough. Walks headers only,
+/// stops at the first incomplete one.
+pub fn holds_output_for(buf: &[u8], id: u16) -> bool {
+    let mut at = 0usize;
+    while let Some(header) = buf.get(at..).and_then(<[u8]>::first_chunk::<HEADER_LEN>) {
+        let kind = header[1];
+        let rid = u16::from_be_bytes([header[2], header[3]]);
+        let output = kind == RecordType::Stdout as u8
+            || kind == RecordType::Stderr as u8
+            || kind == RecordType::EndRequest as u8;
+        if rid == id && output {
+            return true;
+        }
+        let content = usize::from(u16::from_be_bytes([header[4], header[5]]));
+        at += HEADER_LEN + content + usize::from(header[6]);
+    }
+    false
+}
+
 /// Parse one complete record from the front of `buf`, consuming it (content and padding).
 /// Ok(None) = not enough bytes yet (nothing consumed). Returns (request_id, record).
 ///
@@ -548,6 +568,24 @@ fn content_len_u16(len: usize) -> u16 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Output of a request is found by its header alone, past records of
+    /// other requests (a readiness answer, id 0) and whatever their size.
+    #[test]
+    fn output_of_a_request_is_found_by_its_header() {
+        let mut buf = BytesMut::new();
+        encode_stream(&mut buf, RecordType::Stdout, 0, b"not ours, id 0");
+        assert!(!holds_output_for(&buf, 2));
+        encode_stream(&mut buf, RecordType::Stdin, 2, b"not output");
+        assert!(!holds_output_for(&buf, 2));
+        let mut with_ours = buf.clone();
+        encode_stream(&mut with_ours, RecordType::Stderr, 2, b"warning");
+        // Cut inside the record's content: its header is enough.
+        assert!(holds_output_for(&with_ours[..with_ours.len() - 3], 2));
+        assert!(!holds_output_for(&with_ours, 3));
+        assert!(!holds_output_for(&with_ours[..with_ours.len() - 15], 2));
+        assert!(!holds_output_for(&[], 2));
+    }
 
     /// A raw record as a test sees it, padding dropped.
     #[derive(Debug, PartialEq, Eq)]

@@ -12,6 +12,7 @@
 //! apart (it runs from the end of the previous response), so the server
 //! reports the bytes it reads ([`ConnActivity::saw_head_bytes`]).
 
+use crate::http::per_client::RequestSlot;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
@@ -145,6 +146,9 @@ fn ms_since(epoch: Instant) -> u64 {
 #[derive(Debug)]
 pub struct InFlight {
     activity: Arc<ConnActivity>,
+    /// The request's place among its client's requests at the backends
+    /// (`http::per_client`), held as long as the request.
+    place: Option<RequestSlot>,
 }
 
 impl InFlight {
@@ -154,7 +158,14 @@ impl InFlight {
         activity.head_started_ms.store(NO_HEAD, Ordering::Relaxed);
         InFlight {
             activity: Arc::clone(activity),
+            place: None,
         }
+    }
+
+    /// Holds `place` until the response body is done (a streamed response
+    /// keeps its worker until then).
+    pub fn hold(&mut self, place: RequestSlot) {
+        self.place = Some(place);
     }
 }
 

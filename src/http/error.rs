@@ -93,6 +93,7 @@ impl ClientError {
                 | ClientError::BodyTooLarge { .. }
                 | ClientError::BodyTimeout(_)
                 | ClientError::NoTempRoom { .. }
+                | ClientError::TooManyRequests { .. }
                 | ClientError::TransferEncoding(_)
         )
     }

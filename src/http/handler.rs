@@ -142,9 +142,10 @@ impl Proxy {
             error: None,
         };
         let answered = edge::answer(&parts, conn, &self.edge, &self.site);
+        let mut place = None;
         let result = match answered {
             Some(response) => Ok(response),
-            None => self.proxy(&parts, body, conn, &mut log).await,
+            None => self.proxy(&parts, body, conn, &mut log, &mut place).await,
         };
         let mut response = match result {
             Ok(response) => response,
@@ -164,7 +165,8 @@ impl Proxy {
                     // The script's own unusable answer is its request's
                     // failure, not the backend's: a warning naming both.
                     ProxyError::Backend(e) if e.failure.is_unusable_answer() => {
-                        tracing::warn!(backend = %e.backend, uri = %log.uri, "{e}: 502")
+                        let status = e.failure.status().as_u16();
+                        tracing::warn!(backend = %e.backend, uri = %log.uri, "{e}: {status}")
                     }
                     ProxyError::Backend(e) => {
                         tracing::error!(backend = %e.backend, uri = %log.uri, "{e}")
@@ -207,6 +209,12 @@ impl Proxy {
         log.status = response.status().as_u16();
         let log = self.access_log.then_some(log);
         let (head, body) = response.into_parts();
+        let in_flight = in_flight.map(|mut f| {
+            if let Some(place) = place {
+                f.hold(place);
+            }
+            f
+        });
         let body = LoggedBody::new(body, &head.headers, log, in_flight);
         Response::from_parts(head, body)
     }
@@ -217,6 +225,7 @@ impl Proxy {
         body: B,
         conn: &ConnInfo,
         log: &mut AccessLog,
+        place: &mut Option<RequestSlot>,
     ) -> Result<Response<Boxed>, ProxyError>
     where
         B: Body<Data = Bytes> + Unpin,
@@ -235,11 +244,12 @@ impl Proxy {
         if let Some(why) = self.walk_back.refuses(script_name, path_info) {
             return Err(ClientError::WalkBack(why).into());
         }
+        // Taken before the body is read (an address at its cap does not
+        // fill the body budgets first), held until the response body ends.
+        *place = count_request(parts, conn)?;
         let declared = body::declared_length(&parts.headers)?;
         let limits = route.limits(self.limits);
         let mut body = body::prepare(body, declared, limits, &self.body_budgets).await?;
-        // Held until the response head is ready: the worker's part.
-        let _at_backends = count_request(parts, conn)?;
         let mut params = params::build_params(
             parts,
             script_name,

@@ -2,8 +2,8 @@
 //! (`max_connections_per_client`, taken by the accept loop), so that one
 //! address cannot take every connection of the global cap (nginx's
 //! `limit_conn` on `$binary_remote_addr`, HAProxy's `sc_conn_cur` with a
-//! stick table); and its HTTP/2 requests at the backends, at most as many,
-//! taken by the handler before a script request waits for a worker.
+//! stick table); and its HTTP/2 script requests, at most as many, taken by
+//! the handler before it reads the body.
 //!
 //! An HTTP/1.1 connection carries one request at a time, so a client has
 //! at most as many requests at the backends as it has connections. An
@@ -18,9 +18,9 @@
 //! pick addresses from. An IPv4-mapped IPv6 address counts as its IPv4.
 //!
 //! Who holds what: each admitted connection holds a [`ClientSlot`] until it
-//! closes, each counted request a [`RequestSlot`] until its response head
-//! is ready (the worker's part of the work; read-ahead takes the body off
-//! the worker); dropping a slot gives it back, and an address with nothing
+//! closes, each counted request a [`RequestSlot`] from before its body is
+//! read until its response body ends (a streamed response keeps its worker
+//! that long); dropping a slot gives it back, and an address with nothing
 //! held leaves the table, so the table holds only addresses with
 //! connections open.
 

@@ -25,6 +25,9 @@ use super::tree::{At, Directive, FileId, MAX_DEPTH, parse};
 /// the loader may read ([`Limits`]'s `files`).
 const GLOB_VISITS: usize = 16;
 
+/// Path components of an include pattern that may hold wildcards.
+const MAX_WILD_COMPONENTS: usize = 2;
+
 /// Bounds on what a config may make the loader read.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
@@ -396,12 +399,31 @@ impl Loader {
     ///
     /// `**` is glob(3)'s: two `*`, within one directory level, where the
     /// glob crate would descend every directory below (and around for ever
-    /// through a link to `.`). And at most [`GLOB_VISITS`] times the file
-    /// limit of entries are looked at.
+    /// through a link to `.`). Wildcards in at most [`MAX_WILD_COMPONENTS`]
+    /// components, and at most [`GLOB_VISITS`] times the file limit of
+    /// matches, directories and files.
     fn glob(&self, full: &Path, d: &Directive) -> Result<Vec<PathBuf>, LoadError> {
         let mut text = full.to_string_lossy().into_owned();
         while text.contains("**") {
             text = text.replace("**", "*");
+        }
+        // Each wildcard directory multiplies the walk (the glob crate
+        // reads every match of one level to try the next): nginx's own
+        // configs use one or two (`sites-enabled/*`, `conf.d/*.conf`).
+        let wild = text
+            .split('/')
+            .filter(|c| c.contains(['*', '?', '[']))
+            .count();
+        if wild > MAX_WILD_COMPONENTS {
+            return Err(self.error(
+                &self.path_of(d.at.file),
+                Some(d.at.line),
+                format!(
+                    "include pattern {:?} has wildcards in {wild} path components; at most \
+                     {MAX_WILD_COMPONENTS} are read",
+                    d.args[0]
+                ),
+            ));
         }
         let options = glob::MatchOptions {
             case_sensitive: true,
@@ -558,6 +580,10 @@ include d/**.conf;
         };
         let e = load(&main, None, limits).unwrap_err();
         assert!(e.message.contains("matches more than 32 entries"), "{e}");
+        // Wildcard directories multiply the walk: three are refused.
+        let main = write(dir.path(), "deep.conf", "include d/*/*/*/none.conf;\n");
+        let e = load(&main, None, Limits::default()).unwrap_err();
+        assert!(e.message.contains("wildcards in 3 path components"), "{e}");
     }
 
     #[test]

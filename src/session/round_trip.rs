@@ -473,6 +473,26 @@ impl SessionChecker {
     }
 }
 
+/// Whether the reader gave no answer at all, which load explains: its pool
+/// busy, no connection, no response within the timeouts. An answer that
+/// came (unusable, cut, a broken stream) is the node's.
+fn not_answered(e: &ProbeError) -> bool {
+    use crate::fastcgi::exchange::ExchangeError;
+    use crate::upstream::exchange::BackendFailure;
+    matches!(
+        e,
+        ProbeError::Busy(_)
+            | ProbeError::Backend(
+                BackendFailure::Pool(_)
+                    | BackendFailure::Exchange(
+                        ExchangeError::ReadTimeout(_)
+                            | ExchangeError::SendTimeout(_)
+                            | ExchangeError::Refused(_)
+                    )
+            )
+    )
+}
+
 /// What one leg showed: the session written through `writer` (with
 /// `token` as its value) read back through `reader` or not (`read`), and
 /// whether fpmlb found it in the store (`in_store`: the server, or why
@@ -486,7 +506,12 @@ fn judge_leg(
     in_store: Option<Result<String, &str>>,
     token: &str,
 ) -> Leg {
-    if let Err(e @ (ProbeError::Busy(_) | ProbeError::Backend(_))) = read {
+    // Not answered: the pool busy, no connection, no answer in time. What
+    // the store says of the writer still holds (the session is not there).
+    if let Err(e) = read
+        && not_answered(e)
+        && !matches!(in_store, Some(Err(_)))
+    {
         return Leg::ReadSkipped(format!("session read through {reader}: {e}"));
     }
     let read_ok = matches!(read, Ok(a) if a.found && a.value.as_deref() == Some(token));
@@ -718,11 +743,25 @@ mod tests {
                 .into(),
         ));
         for read in [busy, timed_out] {
-            for store in [in_store(), Some(Err("not in the store")), None] {
+            for store in [in_store(), None] {
                 let leg = judge_leg(names, &read, store, "t0k");
                 assert!(matches!(leg, Leg::ReadSkipped(_)), "{read:?}: {leg:?}");
             }
+            // The store's word on the writer still holds.
+            let leg = judge_leg(names, &read, Some(Err("not in the store")), "t0k");
+            assert!(matches!(leg, Leg::WriterFailed(_)), "{read:?}: {leg:?}");
         }
+        // An answer that came, unusable, is the reader's.
+        let unusable = Err(ProbeError::Backend(
+            crate::fastcgi::exchange::ExchangeError::Unusable(
+                crate::fastcgi::exchange::Unusable::TooLarge(4096),
+            )
+            .into(),
+        ));
+        assert!(matches!(
+            judge_leg(names, &unusable, in_store(), "t0k"),
+            Leg::ReaderFailed(_)
+        ));
         let missing = Err(ProbeError::BadAnswer {
             status: 500,
             detail: "fatal error".into(),

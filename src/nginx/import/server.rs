@@ -72,10 +72,24 @@ fn serves_files(server: &Directive) -> bool {
             ) || (c.name == "deny" && c.arg(0) == Some("all"))
         })
     };
-    let catch_all = locations
-        .iter()
-        .any(|l| l.args.len() == 1 && l.args[0] == "/");
-    !catch_all || locations.iter().any(|l| !answers(l))
+    // `location /`, `^~ /`, or a regex any path matches.
+    let catch_all = locations.iter().any(|l| {
+        match l
+            .args
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>()
+            .as_slice()
+        {
+            ["/"] | ["^~", "/"] => true,
+            ["~" | "~*", re] => matches!(*re, "^/" | "/" | ".*" | "^/.*" | "^"),
+            _ => false,
+        }
+    });
+    // An exact location (`= /favicon.ico`) serves its one path, never the
+    // rest of the root: not a reason to serve the root.
+    let exact = |l: &Directive| l.args.first().is_some_and(|m| m == "=");
+    !catch_all || locations.iter().any(|l| !exact(l) && !answers(l))
 }
 
 /// A `return 301|302|303|307|308 https://...` at the server level, in a
@@ -629,7 +643,8 @@ impl<'a> Translation<'a, '_> {
                 NoteKind::Info,
                 format!(
                     "nginx serves no file from {}: every location passes to PHP or refuses, \
-                     so no static root is written",
+                     so no static root is written (an exact location's file, such as \
+                     `= /favicon.ico`, is not served either)",
                     root.value
                 ),
             );
@@ -660,11 +675,13 @@ impl<'a> Translation<'a, '_> {
             return;
         };
         match d.args.iter().find(|a| a.ends_with(".php")) {
-            Some(php) if !php.contains(['/', '$']) => {
+            Some(php) if !php.contains(['/', '$']) && !php.starts_with('.') => {
                 self.draft.index = Some(Sourced::new(php.clone(), cx.why(d)));
                 cx.done(d);
             }
-            Some(_) => cx.untranslated(d, "an index script with a path or variables"),
+            Some(_) => {
+                cx.untranslated(d, "an index script with a path, variables or a leading dot")
+            }
             None => cx.differs(
                 d,
                 "no PHP script in index: nginx answers a directory with a static index \

@@ -824,9 +824,16 @@ fn a_static_root_only_where_nginx_serves_files() {
         "server { listen 80; root /var/www/app;
            location / { fastcgi_pass 127.0.0.1:9000; include fastcgi_params;
              fastcgi_param SCRIPT_FILENAME $document_root/index.php; }
+           location = /favicon.ico { access_log off; log_not_found off; }
            location ~ /\\. { deny all; } }",
     );
     assert!(!all_php.yaml.contains("static:"), "{}", all_php.yaml);
+    let caught = full(
+        "server { listen 80; root /var/www/app;
+           location ^~ / { fastcgi_pass 127.0.0.1:9000; }
+           location = /robots.txt { } }",
+    );
+    assert!(!caught.yaml.contains("static:"), "{}", caught.yaml);
     assert!(
         has_note(
             &all_php,
