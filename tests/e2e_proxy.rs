@@ -607,8 +607,8 @@ async fn running_out_of_files_takes_no_node_out_of_rotation() {
 /// buffers are full (a few hundred KiB on a unix socket, a few MiB over
 /// TCP on loopback) until `timeouts.send`: a 504, for a request that works
 /// through nginx, on a node that is fine. fpmlb takes up to 1 MiB of the
-/// response in while it sends the body. A POST (read whole by PHP before
-/// the script runs) is the control.
+/// response in while it sends the body. A POST goes the same way (PHP
+/// reads a POST body before the script only when it has a Content-Type).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_script_that_answers_before_reading_its_body_is_served() {
     let cluster = Cluster::start(
