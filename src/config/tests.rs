@@ -161,6 +161,23 @@ fn example_config_loads_from_disk() {
     assert_eq!(Config::load(&path).unwrap(), ok(EXAMPLE));
 }
 
+/// A config file is read up to 4 MiB: a larger one is refused unread.
+#[test]
+fn a_huge_config_file_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("huge.yaml");
+    let mut text = String::from("listen: \":80\"\n");
+    while text.len() <= 4 * 1024 * 1024 {
+        text.push_str("# padding padding padding padding padding padding padding\n");
+    }
+    std::fs::write(&path, &text).unwrap();
+    let errors = Config::load(&path).unwrap_err();
+    assert!(
+        errors.to_string().contains("larger than 4194304 bytes"),
+        "{errors}"
+    );
+}
+
 #[test]
 fn load_error_names_the_path() {
     let path = PathBuf::from("/nonexistent/fpmlb-test.yaml");

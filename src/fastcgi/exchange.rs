@@ -985,6 +985,41 @@ mod tests {
         (ex, back)
     }
 
+    /// Output of this request taken in while a body was written, then the
+    /// write failed (the worker killed mid-upload): the script ran, so the
+    /// response counts as begun and the request is never sent again.
+    #[tokio::test]
+    async fn output_taken_in_before_a_failed_write_marks_the_response_begun() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let endpoint = Endpoint::Tcp(listener.local_addr().unwrap());
+        tokio::spawn(async move {
+            let (s, _) = listener.accept().await.unwrap();
+            let mut s = s;
+            s.write_all(&stdout(1, b"Status: 200\r\n\r\npartial"))
+                .await
+                .unwrap();
+            // Reads nothing; then goes as a killed worker does (a reset).
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            let _ = socket2::SockRef::from(&s).set_linger(Some(Duration::ZERO));
+            drop(s);
+        });
+        let conn = connect(&endpoint).await;
+        let lent = Lent {
+            conn: Some(conn),
+            back: Back::default(),
+            waits: Arc::default(),
+        };
+        let mut ex = Exchange::new(lent, TIMEOUTS);
+        ex.send_request(&ParamList::with_capacity(16, 1), None)
+            .await
+            .unwrap();
+        assert!(!ex.got_response());
+        let body = vec![b'b'; 32 * 1024 * 1024];
+        let sent = ex.send_stdin(&body).await;
+        assert!(matches!(sent, Err(ExchangeError::Send(_))), "{sent:?}");
+        assert!(ex.got_response());
+    }
+
     /// php-fpm's answer to a readiness check.
     const CHECK_ANSWER: &[u8] =
         b"\x01\x0a\x00\x00\x00\x12\x06\x00\x0f\x01FCGI_MPXS_CONNS0\0\0\0\0\0\0";
