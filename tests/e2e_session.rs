@@ -193,6 +193,17 @@ fn memcached_stopped_is_store_unreachable() {
             .unwrap()
             .success()
     );
+    // SIGTERM is asked, not done: wait until the process is gone (a
+    // memcached still answering made the check pass, once).
+    let gone = std::path::Path::new("/proc").join(pid.trim());
+    let deadline = std::time::Instant::now() + support::READY_LIMIT;
+    while gone.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "memcached did not exit"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
     let (code, report, all) = check(&config(&cluster, ""));
     assert_eq!(code, 1, "{all}");
     assert_eq!(report["store"][0]["ok"], false, "{all}");
