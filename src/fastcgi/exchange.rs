@@ -779,6 +779,16 @@ pub fn escape_log_text(bytes: &[u8]) -> String {
     out
 }
 
+/// A peer's text for a log line or an error: escaped as
+/// [`escape_log_text`], at most `max` characters, then the original size.
+pub fn escape_log_text_within(bytes: &[u8], max: usize) -> String {
+    let text = escape_log_text(bytes);
+    match text.char_indices().nth(max) {
+        Some((cut, _)) => format!("{}... ({} bytes)", &text[..cut], bytes.len()),
+        None => text,
+    }
+}
+
 /// The body length a head announces, its `Content-Length` headers made one:
 /// repeated equal values are kept once; differing or malformed ones make the
 /// response unusable (two lengths would let the client and a proxy between

@@ -288,26 +288,14 @@ mod tests {
     use super::*;
     use crate::config::Balance;
     use crate::fastcgi::conn::Endpoint;
-    use crate::health::passive::FailureWindow;
     use crate::upstream::BackendSet;
     use crate::upstream::backend::State;
-    use crate::upstream::pool::{Pool, PoolSettings};
 
     const INTERVAL: Duration = Duration::from_secs(1);
     const SESSION_INTERVAL: Duration = Duration::from_secs(10);
 
     fn backend(name: &str, port: u16) -> Arc<Backend> {
-        let endpoint = Endpoint::Tcp(([127, 0, 0, 1], port).into());
-        let settings = PoolSettings {
-            max_conns: 1,
-            queue_size: 1,
-            connect_timeout: INTERVAL,
-            queue_timeout: INTERVAL,
-            idle_timeout: INTERVAL,
-        };
-        let pool = Pool::new(endpoint.clone(), settings);
-        let window = FailureWindow::new(0, INTERVAL);
-        Arc::new(Backend::new(name.into(), endpoint, 1, pool, window))
+        crate::upstream::backend::for_tests(name, Endpoint::Tcp(([127, 0, 0, 1], port).into()))
     }
 
     fn upstream(backends: &[&Arc<Backend>]) -> Arc<Upstream> {

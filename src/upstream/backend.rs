@@ -303,6 +303,23 @@ impl Backend {
     }
 }
 
+/// A backend for unit tests: one connection, a queue of one, 1 s
+/// timeouts, passive health off.
+#[cfg(test)]
+pub(crate) fn for_tests(name: &str, endpoint: Endpoint) -> Arc<Backend> {
+    let second = Duration::from_secs(1);
+    let settings = crate::upstream::pool::PoolSettings {
+        max_conns: 1,
+        queue_size: 1,
+        connect_timeout: second,
+        queue_timeout: second,
+        idle_timeout: second,
+    };
+    let pool = Pool::new(endpoint.clone(), settings);
+    let window = FailureWindow::new(0, second);
+    Arc::new(Backend::new(name.into(), endpoint, 1, pool, window))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -279,8 +279,6 @@ mod tests {
     use super::*;
     use crate::fastcgi::conn::Endpoint;
     use crate::fastcgi::record::{self, RecordType};
-    use crate::health::passive::FailureWindow;
-    use crate::upstream::pool::{Pool, PoolSettings};
 
     /// A backend that answers every request with `answer`, then a STDERR
     /// record every 50 ms, never ending.
@@ -305,17 +303,7 @@ mod tests {
                 });
             }
         });
-        let second = Duration::from_secs(1);
-        let settings = PoolSettings {
-            max_conns: 1,
-            queue_size: 1,
-            connect_timeout: second,
-            queue_timeout: second,
-            idle_timeout: second,
-        };
-        let pool = Pool::new(endpoint.clone(), settings);
-        let window = FailureWindow::new(0, second);
-        Arc::new(Backend::new("t".into(), endpoint, 1, pool, window))
+        crate::upstream::backend::for_tests("t", endpoint)
     }
 
     fn stdout(data: &[u8]) -> Vec<u8> {

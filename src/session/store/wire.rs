@@ -12,7 +12,7 @@
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 
 use super::{StoreAddr, StoreError};
-use crate::fastcgi::exchange::escape_log_text;
+use crate::fastcgi::exchange::escape_log_text_within;
 
 /// Longest reply line read (a reply line is a few dozen bytes).
 pub(super) const MAX_LINE: usize = 1024;
@@ -51,12 +51,7 @@ const STATUS_AUTH_ERROR: u16 = 0x0020;
 
 /// A server's text, escaped and cut, for an error message.
 pub(super) fn shown(text: &[u8]) -> String {
-    let cut = text.get(..MAX_SHOWN).unwrap_or(text);
-    let mut s = escape_log_text(cut);
-    if cut.len() < text.len() {
-        s.push_str("...");
-    }
-    s
+    escape_log_text_within(text, MAX_SHOWN)
 }
 
 impl Wire {

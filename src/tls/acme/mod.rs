@@ -338,11 +338,7 @@ const SHOWN_MAX: usize = 512;
 /// characters escaped so that it cannot start a log line of its own, and
 /// at most [`SHOWN_MAX`] characters.
 fn shown(error: &str) -> String {
-    let text = crate::fastcgi::exchange::escape_log_text(error.as_bytes());
-    match text.char_indices().nth(SHOWN_MAX) {
-        Some((cut, _)) => format!("{}... ({} bytes)", &text[..cut], error.len()),
-        None => text,
-    }
+    crate::fastcgi::exchange::escape_log_text_within(error.as_bytes(), SHOWN_MAX)
 }
 
 /// A time for log lines, RFC 3339 to the second.
